@@ -1,0 +1,1 @@
+pub use aedb_pager as storage;

@@ -1,0 +1,288 @@
+//! Page allocation: the free set, pages waiting to become free, file growth, and the free-list
+//! pages persisted with each checkpoint.
+//!
+//! A page freed by copy-on-write in commit `s` is still reachable from every version before `s`
+//! and, until a checkpoint covering `s` is durable, from the durable checkpoint. It therefore
+//! waits in `pending` until (a) no pinned snapshot is older than `s` and (b) a checkpoint of
+//! generation `safe_generation` or later is durable (invariant 2 of the design).
+//!
+//! Free-list page layout after the common header (little-endian):
+//!
+//! | offset | size  | field                                 |
+//! |-------:|------:|---------------------------------------|
+//! | 24     | 8     | next free-list page (0: last)         |
+//! | 32     | 4     | number `n` of page ids in this page   |
+//! | 36     | 4     | reserved, zero                        |
+//! | 40     | 8 × n | free page ids                         |
+
+use std::collections::{BTreeSet, HashSet, VecDeque};
+
+use crate::error::{PagerError, Result};
+use crate::io::{all_ok, submit_wait, IoFile, IoOp};
+use crate::page::{self, read_u32, read_u64, write_u32, write_u64, PageId, PageType};
+
+pub const FREELIST_HEADER_BYTES: usize = 40;
+
+pub fn freelist_ids_per_page(page_size: usize) -> usize {
+    (page_size - FREELIST_HEADER_BYTES) / 8
+}
+
+/// Pages freed by one commit (or one checkpoint), waiting to become reusable.
+#[derive(Debug)]
+struct PendingFree {
+    freed_at_seq: u64,
+    safe_generation: u64,
+    pages: Vec<PageId>,
+}
+
+#[derive(Debug)]
+pub struct Allocator {
+    page_size: u64,
+    /// Pages that may be handed out now.
+    free: BTreeSet<PageId>,
+    pending: VecDeque<PendingFree>,
+    /// Pages in use or free; the next new page gets this id.
+    page_count: u64,
+    /// Pages the file has room for (its durable length / page size).
+    file_pages: u64,
+    /// Pages allocated by the running write transaction.
+    private: HashSet<PageId>,
+    /// Published pages the running write transaction replaced or dropped.
+    freed_in_txn: Vec<PageId>,
+    /// Free-list pages of the durable checkpoint (in use until the next one is durable).
+    durable_freelist_pages: Vec<PageId>,
+    /// Generation the next checkpoint capture will get.
+    pub next_generation: u64,
+    /// Generation of the newest durable checkpoint.
+    pub durable_generation: u64,
+}
+
+impl Allocator {
+    pub fn new(page_size: usize, page_count: u64, file_pages: u64, generation: u64) -> Self {
+        Allocator {
+            page_size: page_size as u64,
+            free: BTreeSet::new(),
+            pending: VecDeque::new(),
+            page_count,
+            file_pages,
+            private: HashSet::new(),
+            freed_in_txn: Vec::new(),
+            durable_freelist_pages: Vec::new(),
+            next_generation: generation + 1,
+            durable_generation: generation,
+        }
+    }
+
+    pub fn page_count(&self) -> u64 {
+        self.page_count
+    }
+
+    pub fn free_len(&self) -> usize {
+        self.free.len()
+    }
+
+    pub fn pending_len(&self) -> usize {
+        self.pending.iter().map(|p| p.pages.len()).sum()
+    }
+
+    pub fn is_private(&self, id: PageId) -> bool {
+        self.private.contains(&id)
+    }
+
+    /// A page for the running transaction, growing the file (durably) when it is full.
+    pub fn allocate(&mut self, file: &dyn IoFile) -> Result<PageId> {
+        let id = match self.free.pop_first() {
+            Some(id) => id,
+            None => {
+                if self.page_count >= self.file_pages {
+                    self.grow(file)?;
+                }
+                self.page_count += 1;
+                self.page_count - 1
+            }
+        };
+        debug_assert!(id >= 2 && id < self.page_count);
+        self.private.insert(id);
+        Ok(id)
+    }
+
+    /// Grow by an extent (1/8 of the file, at least 64 pages) and sync, so that the new space is
+    /// durable before any page that points into it can be.
+    fn grow(&mut self, file: &dyn IoFile) -> Result<()> {
+        let extent = (self.file_pages / 8).max(64);
+        let pages = self.file_pages + extent;
+        all_ok(submit_wait(
+            file,
+            vec![
+                IoOp::Grow {
+                    len: pages * self.page_size,
+                },
+                IoOp::Sync,
+            ],
+        ))?;
+        self.file_pages = pages;
+        Ok(())
+    }
+
+    /// Free a page. Returns true when it was private to the transaction and is free at once
+    /// (the caller drops it from the buffer pool).
+    pub fn free(&mut self, id: PageId) -> bool {
+        if self.private.remove(&id) {
+            self.free.insert(id);
+            true
+        } else {
+            self.freed_in_txn.push(id);
+            false
+        }
+    }
+
+    /// The transaction committed as `seq`: its replaced pages start waiting.
+    pub fn commit(&mut self, seq: u64) {
+        self.private.clear();
+        if !self.freed_in_txn.is_empty() {
+            self.pending.push_back(PendingFree {
+                freed_at_seq: seq,
+                safe_generation: self.next_generation,
+                pages: std::mem::take(&mut self.freed_in_txn),
+            });
+        }
+    }
+
+    /// The transaction was abandoned: its pages are free again, nothing it freed is.
+    pub fn abort(&mut self) -> Vec<PageId> {
+        self.freed_in_txn.clear();
+        let private: Vec<PageId> = self.private.drain().collect();
+        self.free.extend(private.iter().copied());
+        private
+    }
+
+    /// Move pending pages that no pinned snapshot (all are at `oldest_pinned_seq` or newer) and
+    /// no durable checkpoint can reach into the free set.
+    pub fn reclaim(&mut self, oldest_pinned_seq: u64) {
+        while let Some(front) = self.pending.front() {
+            if front.freed_at_seq > oldest_pinned_seq || front.safe_generation > self.durable_generation {
+                break;
+            }
+            if let Some(done) = self.pending.pop_front() {
+                self.free.extend(done.pages);
+            }
+        }
+    }
+
+    /// For a checkpoint of the latest version (no transaction running): allocate and fill the
+    /// free-list pages describing every page that version does not use. Returns the new
+    /// generation, the free-list root, the listed count, and the page count at capture.
+    pub fn capture_freelist(
+        &mut self,
+        file: &dyn IoFile,
+        new_page: &mut dyn FnMut(PageId) -> Result<crate::pool::PageRef>,
+        seq: u64,
+    ) -> Result<FreelistCapture> {
+        debug_assert!(self.private.is_empty() && self.freed_in_txn.is_empty());
+        let generation = self.next_generation;
+        self.next_generation += 1;
+        // The old free-list pages are not part of the new checkpoint: free once it is durable.
+        let old = std::mem::take(&mut self.durable_freelist_pages);
+        if !old.is_empty() {
+            self.pending.push_back(PendingFree {
+                freed_at_seq: 0,
+                safe_generation: generation,
+                pages: old,
+            });
+        }
+        let per_page = freelist_ids_per_page(self.page_size as usize);
+        let listed_now = self.free.len() + self.pending_len();
+        let pages_needed = listed_now.div_ceil(per_page);
+        let mut fl_pages = Vec::with_capacity(pages_needed);
+        for _ in 0..pages_needed {
+            let id = self.allocate(file)?;
+            fl_pages.push(id);
+        }
+        self.private.clear();
+        let mut ids: Vec<PageId> = self.free.iter().copied().collect();
+        for pending in &self.pending {
+            ids.extend_from_slice(&pending.pages);
+        }
+        ids.sort_unstable();
+        debug_assert!(ids.len().div_ceil(per_page) <= fl_pages.len());
+        let mut chunks = ids.chunks(per_page);
+        for (i, id) in fl_pages.iter().enumerate() {
+            let page = new_page(*id)?;
+            let mut buf = page.write();
+            page::init_header(&mut buf, PageType::FreeList, *id, seq);
+            let next = fl_pages.get(i + 1).copied().unwrap_or(0);
+            write_u64(&mut buf, 24, next);
+            let chunk = chunks.next().unwrap_or(&[]);
+            write_u32(&mut buf, 32, chunk.len() as u32);
+            for (j, free_id) in chunk.iter().enumerate() {
+                write_u64(&mut buf, FREELIST_HEADER_BYTES + 8 * j, *free_id);
+            }
+        }
+        self.durable_freelist_pages = fl_pages.clone();
+        Ok(FreelistCapture {
+            generation,
+            root: fl_pages.first().copied().unwrap_or(0),
+            listed: ids.len() as u64,
+            page_count: self.page_count,
+        })
+    }
+
+    /// The checkpoint of `generation` is durable.
+    pub fn checkpoint_durable(&mut self, generation: u64) {
+        self.durable_generation = self.durable_generation.max(generation);
+    }
+
+    /// Load the free list of a durable checkpoint at open.
+    pub fn load_freelist(&mut self, pages: Vec<PageId>, ids: Vec<PageId>) {
+        self.durable_freelist_pages = pages;
+        self.free = ids.into_iter().collect();
+    }
+}
+
+pub struct FreelistCapture {
+    pub generation: u64,
+    pub root: PageId,
+    pub listed: u64,
+    pub page_count: u64,
+}
+
+/// Decode one free-list page: its ids and the next page.
+pub fn decode_freelist_page(buf: &[u8], id: PageId, page_count: u64) -> Result<(Vec<PageId>, PageId)> {
+    if page::PageType::from_byte(page::page_type_byte(buf)) != Some(PageType::FreeList) {
+        return Err(PagerError::WrongPageType {
+            page: id,
+            expected: PageType::FreeList,
+            found: page::page_type_byte(buf),
+        });
+    }
+    let next = read_u64(buf, 24);
+    let count = read_u32(buf, 32) as usize;
+    if count > freelist_ids_per_page(buf.len()) {
+        return Err(PagerError::corrupt(id, format!("free-list page claims {count} ids")));
+    }
+    let mut ids = Vec::with_capacity(count);
+    for j in 0..count {
+        let free_id = read_u64(buf, FREELIST_HEADER_BYTES + 8 * j);
+        if free_id < 2 || free_id >= page_count {
+            return Err(PagerError::corrupt(id, format!("free page id {free_id} outside 2..{page_count}")));
+        }
+        ids.push(free_id);
+    }
+    if next != 0 && (next < 2 || next >= page_count) {
+        return Err(PagerError::corrupt(id, format!("next free-list page {next} outside 2..{page_count}")));
+    }
+    Ok((ids, next))
+}
+
+impl Allocator {
+    /// Every page the head version does not reach, with why: free now, waiting to be freed, or
+    /// holding the durable checkpoint's free list (for the checker).
+    pub fn unreachable_pages(&self) -> Vec<(PageId, &'static str)> {
+        let mut out: Vec<(PageId, &'static str)> = self.free.iter().map(|id| (*id, "free")).collect();
+        for pending in &self.pending {
+            out.extend(pending.pages.iter().map(|id| (*id, "pending")));
+        }
+        out.extend(self.durable_freelist_pages.iter().map(|id| (*id, "free-list")));
+        out
+    }
+}

@@ -1,0 +1,741 @@
+//! The copy-on-write B+tree.
+//!
+//! A tree is a root page id and an entry count ([`TreeRecord`]). Readers descend from a root of
+//! a published version and never see a page change: the writer copies every page it modifies
+//! to a page of its own ([`WriteCtx::writable`]) and frees the original, which becomes
+//! reusable only when no snapshot or durable checkpoint can reach it (see `alloc.rs`).
+//!
+//! Invariants (checked by `check.rs`):
+//! 1. Keys are strictly increasing within a node and across a level.
+//! 2. Every key in the subtree of branch cell `i` is `>= key(i)` and `< key(i+1)`.
+//! 3. A branch cell's count equals the number of entries in its subtree.
+//! 4. All leaves are at the same depth; a branch has at least one child; only the root may be
+//!    a branch with one child transiently (it is collapsed before the operation returns).
+//! 5. A non-root node that an operation leaves below a quarter full is merged with or refilled
+//!    from a sibling by that operation.
+
+pub mod cursor;
+pub mod node;
+
+use std::ops::Bound;
+
+use crate::alloc::Allocator;
+use crate::error::{PagerError, Result};
+use crate::io::IoFile;
+use crate::overflow;
+use crate::page::{self, read_u64, PageId, PageType};
+use crate::pool::{BufferPool, PageRef};
+
+use node::{encode_branch_cell, encode_leaf_cell, LeafValue, NodeMut, NodeRef, SLOT_BYTES};
+
+/// The largest value accepted (values beyond a leaf cell's share go to overflow pages).
+pub const MAX_VALUE_BYTES: usize = 64 << 20;
+/// Deeper than this, a tree can only be a damaged file with a cycle.
+pub const MAX_DEPTH: usize = 48;
+/// Bulk load fills pages to this share of their usable bytes, leaving room for later inserts.
+const BULK_FILL_PERCENT: usize = 90;
+
+/// Where a tree lives: root page (0 for an empty tree) and number of entries.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TreeRecord {
+    pub root: PageId,
+    pub len: u64,
+}
+
+impl TreeRecord {
+    pub const ENCODED_BYTES: usize = 16;
+
+    pub fn encode(&self) -> [u8; 16] {
+        let mut out = [0u8; 16];
+        out[..8].copy_from_slice(&self.root.to_le_bytes());
+        out[8..].copy_from_slice(&self.len.to_le_bytes());
+        out
+    }
+
+    pub fn decode(bytes: &[u8], page: PageId) -> Result<Self> {
+        if bytes.len() != Self::ENCODED_BYTES {
+            return Err(PagerError::corrupt(page, format!("tree record of {} bytes", bytes.len())));
+        }
+        Ok(TreeRecord {
+            root: read_u64(bytes, 0),
+            len: read_u64(bytes, 8),
+        })
+    }
+}
+
+/// A node replacing a child in its parent: its lowest key (unused for the first entry, which
+/// keeps the parent's key), its page, and its entry count.
+#[derive(Debug, Clone)]
+struct Entry {
+    key: Vec<u8>,
+    page: PageId,
+    count: u64,
+}
+
+/// What a modified child tells its parent.
+struct ChildResult {
+    /// One entry (modified in place or copied) or several (split).
+    entries: Vec<Entry>,
+    /// The single entry's node fell below the minimum fill.
+    underfull: bool,
+}
+
+/// The writer's access to pages: allocation, copy-on-write, freeing.
+pub struct WriteCtx<'a> {
+    pub pool: &'a BufferPool,
+    pub alloc: &'a mut Allocator,
+    pub file: &'a dyn IoFile,
+    pub seq: u64,
+}
+
+impl WriteCtx<'_> {
+    fn page_size(&self) -> usize {
+        self.pool.page_size()
+    }
+
+    fn min_fill(&self) -> usize {
+        node::usable_bytes(self.page_size()) / 4
+    }
+
+    pub fn new_page(&mut self) -> Result<PageRef> {
+        let id = self.alloc.allocate(self.file)?;
+        Ok(self.pool.create(id))
+    }
+
+    /// A page the transaction may modify holding the content of `id`: `id` itself when the
+    /// transaction allocated it, else a fresh copy (and `id` is freed).
+    pub fn writable(&mut self, id: PageId) -> Result<PageRef> {
+        if self.alloc.is_private(id) {
+            return self.pool.get(id);
+        }
+        let old = self.pool.get(id)?;
+        let new = self.new_page()?;
+        {
+            let src = old.read();
+            let mut dst = new.write();
+            dst.copy_from_slice(&src);
+            page::set_page_id(&mut dst, new.id());
+            page::set_page_seq(&mut dst, self.seq);
+        }
+        self.free(id);
+        Ok(new)
+    }
+
+    pub fn free(&mut self, id: PageId) {
+        if self.alloc.free(id) {
+            self.pool.discard(id);
+        }
+    }
+
+    /// The leaf cell for `key` → `value`, writing an overflow chain when the value is large.
+    fn leaf_cell(&mut self, key: &[u8], value: &[u8]) -> Result<Vec<u8>> {
+        let max_key = node::max_key_bytes(self.page_size());
+        if key.len() > max_key {
+            return Err(PagerError::KeyTooLarge {
+                len: key.len(),
+                max: max_key,
+            });
+        }
+        if value.len() > MAX_VALUE_BYTES {
+            return Err(PagerError::ValueTooLarge {
+                len: value.len(),
+                max: MAX_VALUE_BYTES,
+            });
+        }
+        let inline_len = node::LEAF_CELL_OVERHEAD + key.len() + value.len() + SLOT_BYTES;
+        if inline_len <= node::max_cell_bytes(self.page_size()) {
+            return Ok(encode_leaf_cell(key, LeafValue::Inline(value)));
+        }
+        let count = overflow::pages_for(value.len(), self.page_size());
+        let mut pages = Vec::with_capacity(count);
+        for _ in 0..count {
+            pages.push(self.new_page()?);
+        }
+        overflow::write_chain(&pages, value, self.seq);
+        Ok(encode_leaf_cell(
+            key,
+            LeafValue::Overflow {
+                len: value.len() as u64,
+                first: pages[0].id(),
+            },
+        ))
+    }
+
+    /// Free the overflow pages of a value that is being replaced or deleted.
+    fn free_value(&mut self, value: &ValueRef) -> Result<()> {
+        if let ValueRef::Overflow { len, first } = *value {
+            let mut ids = Vec::new();
+            overflow::visit_chain(self.pool, first, len, |id, _| ids.push(id))?;
+            for id in ids {
+                self.free(id);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// An owned copy of a leaf value reference (so no page lock is held while freeing).
+enum ValueRef {
+    Inline,
+    Overflow { len: u64, first: PageId },
+}
+
+impl From<LeafValue<'_>> for ValueRef {
+    fn from(value: LeafValue<'_>) -> Self {
+        match value {
+            LeafValue::Inline(_) => ValueRef::Inline,
+            LeafValue::Overflow { len, first } => ValueRef::Overflow { len, first },
+        }
+    }
+}
+
+fn leaf_value_bytes(pool: &BufferPool, value: LeafValue<'_>) -> Result<Vec<u8>> {
+    match value {
+        LeafValue::Inline(bytes) => Ok(bytes.to_vec()),
+        LeafValue::Overflow { len, first } => overflow::read_chain(pool, first, len),
+    }
+}
+
+fn depth_error(page: PageId) -> PagerError {
+    PagerError::corrupt(page, format!("tree deeper than {MAX_DEPTH} levels (a cycle?)"))
+}
+
+/// Look `key` up in the tree rooted at `root`.
+pub fn get(pool: &BufferPool, root: PageId, key: &[u8]) -> Result<Option<Vec<u8>>> {
+    let mut id = root;
+    if id == 0 {
+        return Ok(None);
+    }
+    for _ in 0..MAX_DEPTH {
+        let page = pool.get(id)?;
+        let buf = page.read();
+        let node = NodeRef::new(&buf, id)?;
+        if node.is_leaf() {
+            return match node.search(key)? {
+                Ok(i) => leaf_value_bytes(pool, node.leaf_value(i)?).map(Some),
+                Err(_) => Ok(None),
+            };
+        }
+        id = node.child(node.child_index(key)?)?;
+    }
+    Err(depth_error(root))
+}
+
+/// Number of entries with keys below `bound` (`Included(k)`: ≤ k; `Excluded(k)`: < k).
+pub fn rank(pool: &BufferPool, root: PageId, bound: Bound<&[u8]>) -> Result<u64> {
+    let (key, inclusive) = match bound {
+        Bound::Unbounded => return count_all(pool, root),
+        Bound::Included(k) => (k, true),
+        Bound::Excluded(k) => (k, false),
+    };
+    let mut id = root;
+    let mut below = 0u64;
+    if id == 0 {
+        return Ok(0);
+    }
+    for _ in 0..MAX_DEPTH {
+        let page = pool.get(id)?;
+        let buf = page.read();
+        let node = NodeRef::new(&buf, id)?;
+        if node.is_leaf() {
+            let pos = match node.search(key)? {
+                Ok(i) if inclusive => i + 1,
+                Ok(i) => i,
+                Err(i) => i,
+            };
+            return Ok(below + pos as u64);
+        }
+        let i = node.child_index(key)?;
+        for j in 0..i {
+            below += node.child_count(j)?;
+        }
+        id = node.child(i)?;
+    }
+    Err(depth_error(root))
+}
+
+fn count_all(pool: &BufferPool, root: PageId) -> Result<u64> {
+    if root == 0 {
+        return Ok(0);
+    }
+    let page = pool.get(root)?;
+    let buf = page.read();
+    NodeRef::new(&buf, root)?.entry_count()
+}
+
+/// Insert or replace; returns true when a value was replaced.
+pub fn insert(ctx: &mut WriteCtx<'_>, tree: &mut TreeRecord, key: &[u8], value: &[u8]) -> Result<bool> {
+    let cell = ctx.leaf_cell(key, value)?;
+    if tree.root == 0 {
+        let page = ctx.new_page()?;
+        {
+            let mut buf = page.write();
+            let mut node = NodeMut::init(&mut buf, PageType::Leaf, page.id(), ctx.seq);
+            let fits = node.insert_cell(0, &cell);
+            debug_assert!(fits);
+        }
+        *tree = TreeRecord {
+            root: page.id(),
+            len: 1,
+        };
+        return Ok(false);
+    }
+    let mut replaced = false;
+    let result = insert_rec(ctx, tree.root, key, &cell, &mut replaced, 0)?;
+    if !replaced {
+        tree.len += 1;
+    }
+    tree.root = grow_root(ctx, result.entries)?;
+    // Replacing a value by a smaller one can merge the root's children.
+    tree.root = shrink_root(ctx, tree.root)?;
+    Ok(replaced)
+}
+
+fn insert_rec(
+    ctx: &mut WriteCtx<'_>,
+    id: PageId,
+    key: &[u8],
+    cell: &[u8],
+    replaced: &mut bool,
+    depth: usize,
+) -> Result<ChildResult> {
+    if depth > MAX_DEPTH {
+        return Err(depth_error(id));
+    }
+    let (is_leaf, child_pos) = {
+        let page = ctx.pool.get(id)?;
+        let buf = page.read();
+        let node = NodeRef::new(&buf, id)?;
+        if node.is_leaf() {
+            (true, 0)
+        } else {
+            (false, node.child_index(key)?)
+        }
+    };
+    if is_leaf {
+        return insert_into_leaf(ctx, id, key, cell, replaced);
+    }
+    let child = {
+        let page = ctx.pool.get(id)?;
+        let buf = page.read();
+        NodeRef::new(&buf, id)?.child(child_pos)?
+    };
+    let result = insert_rec(ctx, child, key, cell, replaced, depth + 1)?;
+    let delta = if *replaced { 0 } else { 1 };
+    let page = ctx.writable(id)?;
+    apply_child_result(ctx, page, child_pos, result, delta)
+}
+
+fn insert_into_leaf(
+    ctx: &mut WriteCtx<'_>,
+    id: PageId,
+    key: &[u8],
+    cell: &[u8],
+    replaced: &mut bool,
+) -> Result<ChildResult> {
+    let page = ctx.writable(id)?;
+    let (pos, old) = {
+        let buf = page.read();
+        let node = NodeRef::new(&buf, page.id())?;
+        match node.search(key)? {
+            Ok(i) => (i, Some((ValueRef::from(node.leaf_value(i)?), node.cell(i)?.len()))),
+            Err(i) => (i, None),
+        }
+    };
+    if let Some((value, len)) = old {
+        *replaced = true;
+        ctx.free_value(&value)?;
+        NodeMut::wrap(&mut page.write()).remove_cell(pos, len);
+    }
+    let fitted = NodeMut::wrap(&mut page.write()).insert_cell(pos, cell);
+    if fitted {
+        // A smaller value replacing a larger one can leave the leaf underfull.
+        let (count, used) = node_fill(&page)?;
+        return Ok(ChildResult {
+            entries: vec![Entry {
+                key: Vec::new(),
+                page: page.id(),
+                count,
+            }],
+            underfull: used < ctx.min_fill(),
+        });
+    }
+    let mut cells = node_cells(&page)?;
+    cells.insert(pos, cell.to_vec());
+    let entries = write_nodes(ctx, PageType::Leaf, vec![page], cells)?;
+    Ok(ChildResult {
+        entries,
+        underfull: false,
+    })
+}
+
+/// Delete `key`; returns true when it was there.
+pub fn remove(ctx: &mut WriteCtx<'_>, tree: &mut TreeRecord, key: &[u8]) -> Result<bool> {
+    if tree.root == 0 {
+        return Ok(false);
+    }
+    let Some(result) = remove_rec(ctx, tree.root, key, 0)? else {
+        return Ok(false);
+    };
+    tree.len = tree.len.saturating_sub(1);
+    tree.root = grow_root(ctx, result.entries)?;
+    tree.root = shrink_root(ctx, tree.root)?;
+    Ok(true)
+}
+
+fn remove_rec(ctx: &mut WriteCtx<'_>, id: PageId, key: &[u8], depth: usize) -> Result<Option<ChildResult>> {
+    if depth > MAX_DEPTH {
+        return Err(depth_error(id));
+    }
+    let (is_leaf, pos, child) = {
+        let page = ctx.pool.get(id)?;
+        let buf = page.read();
+        let node = NodeRef::new(&buf, id)?;
+        if node.is_leaf() {
+            match node.search(key)? {
+                Ok(i) => (true, i, 0),
+                Err(_) => return Ok(None),
+            }
+        } else {
+            let i = node.child_index(key)?;
+            (false, i, node.child(i)?)
+        }
+    };
+    if is_leaf {
+        let page = ctx.writable(id)?;
+        let (value, len) = {
+            let buf = page.read();
+            let node = NodeRef::new(&buf, page.id())?;
+            (ValueRef::from(node.leaf_value(pos)?), node.cell(pos)?.len())
+        };
+        ctx.free_value(&value)?;
+        NodeMut::wrap(&mut page.write()).remove_cell(pos, len);
+        let (count, used) = node_fill(&page)?;
+        return Ok(Some(ChildResult {
+            entries: vec![Entry {
+                key: Vec::new(),
+                page: page.id(),
+                count,
+            }],
+            underfull: used < ctx.min_fill(),
+        }));
+    }
+    let Some(result) = remove_rec(ctx, child, key, depth + 1)? else {
+        return Ok(None);
+    };
+    let page = ctx.writable(id)?;
+    apply_child_result(ctx, page, pos, result, -1).map(Some)
+}
+
+/// Put a modified child (cell `i` of the branch in `page`, which the transaction owns) back
+/// into the branch: in place when it is one healthy node; otherwise splice the new nodes in,
+/// rebalance an underfull child with a sibling, and rewrite the branch (which may split).
+fn apply_child_result(
+    ctx: &mut WriteCtx<'_>,
+    page: PageRef,
+    i: usize,
+    result: ChildResult,
+    delta: i64,
+) -> Result<ChildResult> {
+    let old_count = {
+        let buf = page.read();
+        NodeRef::new(&buf, page.id())?.child_count(i)?
+    };
+    let single_count = old_count.saturating_add_signed(delta);
+    if result.entries.len() == 1 && !result.underfull {
+        NodeMut::wrap(&mut page.write()).set_child(i, result.entries[0].page, single_count);
+        let (_, used) = node_fill(&page)?;
+        return Ok(ChildResult {
+            entries: vec![Entry {
+                key: Vec::new(),
+                page: page.id(),
+                count: 0,
+            }],
+            underfull: used < ctx.min_fill(),
+        });
+    }
+    let mut cells = branch_entries(&page)?;
+    let mut replacement = result.entries;
+    replacement[0].key = std::mem::take(&mut cells[i].key);
+    if replacement.len() == 1 {
+        replacement[0].count = single_count;
+    }
+    let added = replacement.len();
+    cells.splice(i..=i, replacement);
+    if result.underfull && cells.len() > 1 {
+        let left = if i + 1 < cells.len() { i } else { i - 1 };
+        let merged = rebalance_pair(ctx, &cells[left], &cells[left + 1])?;
+        cells.splice(left..=left + 1, merged);
+    }
+    debug_assert!(added >= 1);
+    let encoded = cells
+        .iter()
+        .map(|e| encode_branch_cell(&e.key, e.page, e.count))
+        .collect();
+    let entries = write_nodes(ctx, PageType::Branch, vec![page.clone()], encoded)?;
+    let underfull = entries.len() == 1 && node_fill(&page)?.1 < ctx.min_fill();
+    Ok(ChildResult { entries, underfull })
+}
+
+/// Merge two adjacent children, or share their cells evenly when they do not fit in one page.
+fn rebalance_pair(ctx: &mut WriteCtx<'_>, left: &Entry, right: &Entry) -> Result<Vec<Entry>> {
+    let left_page = ctx.writable(left.page)?;
+    let right_page = ctx.writable(right.page)?;
+    let (kind, right_kind) = {
+        let l = left_page.read();
+        let r = right_page.read();
+        (
+            NodeRef::new(&l, left_page.id())?.kind(),
+            NodeRef::new(&r, right_page.id())?.kind(),
+        )
+    };
+    if kind != right_kind {
+        return Err(PagerError::corrupt(right.page, "sibling nodes at different levels"));
+    }
+    let mut cells = node_cells(&left_page)?;
+    let mut right_cells = node_cells(&right_page)?;
+    if kind == PageType::Branch && !right_cells.is_empty() {
+        // The right node's first cell stands for −∞ inside it; between siblings it needs the
+        // separator its parent kept.
+        let (child, count) = (read_u64(&right_cells[0], 2), read_u64(&right_cells[0], 10));
+        right_cells[0] = encode_branch_cell(&right.key, child, count);
+    }
+    cells.append(&mut right_cells);
+    let mut entries = write_nodes(ctx, kind, vec![left_page, right_page], cells)?;
+    entries[0].key = left.key.clone();
+    Ok(entries)
+}
+
+/// Cells in a node and bytes its slots and live cells use, in O(1).
+fn node_fill(page: &PageRef) -> Result<(u64, usize)> {
+    let buf = page.read();
+    let node = NodeRef::new(&buf, page.id())?;
+    Ok((node.len() as u64, node.used_bytes_fast()))
+}
+
+/// Encoded cells of a node.
+fn node_cells(page: &PageRef) -> Result<Vec<Vec<u8>>> {
+    let buf = page.read();
+    let node = NodeRef::new(&buf, page.id())?;
+    (0..node.len()).map(|i| node.cell(i).map(<[u8]>::to_vec)).collect()
+}
+
+fn branch_entries(page: &PageRef) -> Result<Vec<Entry>> {
+    let buf = page.read();
+    let node = NodeRef::new(&buf, page.id())?;
+    (0..node.len())
+        .map(|i| {
+            Ok(Entry {
+                key: node.key(i)?.to_vec(),
+                page: node.child(i)?,
+                count: node.child_count(i)?,
+            })
+        })
+        .collect()
+}
+
+/// Split `total` bytes of cells into the fewest pages that hold them, evenly by bytes.
+fn partition(sizes: &[usize], usable: usize) -> Vec<std::ops::Range<usize>> {
+    let total: usize = sizes.iter().sum();
+    let mut pages = total.div_ceil(usable).max(1);
+    loop {
+        let target = total.div_ceil(pages);
+        let mut groups = Vec::with_capacity(pages);
+        let (mut start, mut acc) = (0, 0);
+        for (i, size) in sizes.iter().enumerate() {
+            if acc > 0 && acc + size > target && groups.len() + 1 < pages {
+                groups.push(start..i);
+                start = i;
+                acc = 0;
+            }
+            acc += size;
+        }
+        groups.push(start..sizes.len());
+        let fits = groups
+            .iter()
+            .all(|g| sizes[g.clone()].iter().sum::<usize>() <= usable);
+        if fits {
+            return groups;
+        }
+        pages += 1;
+    }
+}
+
+/// Lay `cells` out over as many nodes of `kind` as needed, reusing `reuse` (pages the
+/// transaction owns) first and freeing the ones left over. Returns one entry per node.
+fn write_nodes(ctx: &mut WriteCtx<'_>, kind: PageType, reuse: Vec<PageRef>, cells: Vec<Vec<u8>>) -> Result<Vec<Entry>> {
+    let usable = node::usable_bytes(ctx.page_size());
+    let sizes: Vec<usize> = cells.iter().map(|c| c.len() + SLOT_BYTES).collect();
+    let groups = partition(&sizes, usable);
+    let mut reuse = reuse.into_iter();
+    let mut entries = Vec::with_capacity(groups.len());
+    for group in groups {
+        let page = match reuse.next() {
+            Some(page) => page,
+            None => ctx.new_page()?,
+        };
+        entries.push(write_group(&page, kind, &cells[group], ctx.seq)?);
+    }
+    for leftover in reuse {
+        ctx.free(leftover.id());
+    }
+    Ok(entries)
+}
+
+/// Write one node from its cells; a branch's first key moves out to become the separator.
+fn write_group(page: &PageRef, kind: PageType, cells: &[Vec<u8>], seq: u64) -> Result<Entry> {
+    let mut buf = page.write();
+    let mut node = NodeMut::init(&mut buf, kind, page.id(), seq);
+    let mut key = Vec::new();
+    let mut count = 0u64;
+    for (j, cell) in cells.iter().enumerate() {
+        let fitted = if kind == PageType::Branch {
+            let key_len = page::read_u16(cell, 0) as usize;
+            let (child, child_count) = (read_u64(cell, 2), read_u64(cell, 10));
+            count += child_count;
+            if j == 0 {
+                key = cell[node::BRANCH_CELL_OVERHEAD..node::BRANCH_CELL_OVERHEAD + key_len].to_vec();
+                node.insert_cell(0, &encode_branch_cell(b"", child, child_count))
+            } else {
+                node.insert_cell(j, cell)
+            }
+        } else {
+            count += 1;
+            if j == 0 {
+                let key_len = page::read_u16(cell, 0) as usize;
+                key = cell[node::LEAF_CELL_OVERHEAD..node::LEAF_CELL_OVERHEAD + key_len].to_vec();
+            }
+            node.insert_cell(j, cell)
+        };
+        assert!(fitted, "partition produced a group larger than a page");
+    }
+    Ok(Entry {
+        key,
+        page: page.id(),
+        count,
+    })
+}
+
+/// When the root split, stack new branch levels until one node remains.
+fn grow_root(ctx: &mut WriteCtx<'_>, mut entries: Vec<Entry>) -> Result<PageId> {
+    while entries.len() > 1 {
+        let cells = entries
+            .iter()
+            .map(|e| encode_branch_cell(&e.key, e.page, e.count))
+            .collect();
+        entries = write_nodes(ctx, PageType::Branch, Vec::new(), cells)?;
+    }
+    Ok(entries[0].page)
+}
+
+/// Remove root levels with a single child, and an empty root leaf.
+fn shrink_root(ctx: &mut WriteCtx<'_>, mut root: PageId) -> Result<PageId> {
+    for _ in 0..MAX_DEPTH {
+        let (is_leaf, len, first_child) = {
+            let page = ctx.pool.get(root)?;
+            let buf = page.read();
+            let node = NodeRef::new(&buf, root)?;
+            let first = if !node.is_leaf() && node.len() == 1 { node.child(0)? } else { 0 };
+            (node.is_leaf(), node.len(), first)
+        };
+        if is_leaf && len == 0 {
+            ctx.free(root);
+            return Ok(0);
+        }
+        if is_leaf || len > 1 {
+            return Ok(root);
+        }
+        ctx.free(root);
+        root = first_child;
+    }
+    Err(depth_error(root))
+}
+
+/// Build a tree from strictly increasing keys in one pass, packing nodes to
+/// `BULK_FILL_PERCENT`. The tree must be empty.
+pub fn bulk_load<I, K, V>(ctx: &mut WriteCtx<'_>, tree: &mut TreeRecord, items: I) -> Result<u64>
+where
+    I: IntoIterator<Item = (K, V)>,
+    K: AsRef<[u8]>,
+    V: AsRef<[u8]>,
+{
+    if tree.root != 0 {
+        return Err(PagerError::InvalidConfig("bulk load needs an empty tree".into()));
+    }
+    let mut level = LevelPacker::new(PageType::Leaf, ctx.page_size());
+    let mut last_key: Option<Vec<u8>> = None;
+    let mut count = 0u64;
+    for (key, value) in items {
+        let key = key.as_ref();
+        if last_key.as_deref().is_some_and(|last| last >= key) {
+            return Err(PagerError::InvalidConfig("bulk load keys must be strictly increasing".into()));
+        }
+        let cell = ctx.leaf_cell(key, value.as_ref())?;
+        level.push(ctx, cell)?;
+        last_key = Some(key.to_vec());
+        count += 1;
+    }
+    if count == 0 {
+        return Ok(0);
+    }
+    let mut entries = level.finish(ctx)?;
+    while entries.len() > 1 {
+        let mut branch = LevelPacker::new(PageType::Branch, ctx.page_size());
+        for e in &entries {
+            branch.push(ctx, encode_branch_cell(&e.key, e.page, e.count))?;
+        }
+        entries = branch.finish(ctx)?;
+    }
+    *tree = TreeRecord {
+        root: entries[0].page,
+        len: count,
+    };
+    Ok(count)
+}
+
+/// Packs a stream of cells into nodes of one level. The last node written is held back so
+/// that a small tail can be evened out with it.
+struct LevelPacker {
+    kind: PageType,
+    target: usize,
+    current: Vec<Vec<u8>>,
+    current_bytes: usize,
+    held: Option<Vec<Vec<u8>>>,
+    entries: Vec<Entry>,
+}
+
+impl LevelPacker {
+    fn new(kind: PageType, page_size: usize) -> Self {
+        LevelPacker {
+            kind,
+            target: node::usable_bytes(page_size) * BULK_FILL_PERCENT / 100,
+            current: Vec::new(),
+            current_bytes: 0,
+            held: None,
+            entries: Vec::new(),
+        }
+    }
+
+    fn push(&mut self, ctx: &mut WriteCtx<'_>, cell: Vec<u8>) -> Result<()> {
+        let size = cell.len() + SLOT_BYTES;
+        if self.current_bytes + size > self.target && !self.current.is_empty() {
+            let full = std::mem::take(&mut self.current);
+            self.current_bytes = 0;
+            if let Some(held) = self.held.replace(full) {
+                let page = ctx.new_page()?;
+                self.entries.push(write_group(&page, self.kind, &held, ctx.seq)?);
+            }
+        }
+        self.current_bytes += size;
+        self.current.push(cell);
+        Ok(())
+    }
+
+    fn finish(mut self, ctx: &mut WriteCtx<'_>) -> Result<Vec<Entry>> {
+        let mut tail = self.held.take().unwrap_or_default();
+        tail.append(&mut self.current);
+        let pages = vec![ctx.new_page()?];
+        self.entries.extend(write_nodes(ctx, self.kind, pages, tail)?);
+        Ok(self.entries)
+    }
+}

@@ -1,0 +1,451 @@
+//! B+tree node pages (branch and leaf): a slotted layout.
+//!
+//! After the common 24-byte page header (little-endian):
+//!
+//! | offset | size  | field                                                        |
+//! |-------:|------:|--------------------------------------------------------------|
+//! | 24     | 2     | cell count `n`                                               |
+//! | 26     | 2     | reserved, zero                                               |
+//! | 28     | 4     | start of the cell area (cells fill the page from its end)    |
+//! | 32     | 4     | fragmented bytes: dead cells inside the cell area            |
+//! | 36     | 4     | reserved, zero                                               |
+//! | 40     | 2 × n | slot array: offset of cell `i`, cells in key order           |
+//!
+//! Leaf cell: `key_len u16 ‖ flags u8 ‖ value_len u32 ‖ key ‖ value` when the value is inline,
+//! or `… ‖ key ‖ first overflow page u64` when flag bit 0 is set (the value lives in an overflow
+//! chain of `value_len` bytes).
+//!
+//! Branch cell: `key_len u16 ‖ child u64 ‖ count u64 ‖ key`. Cell `i` leads to the subtree of
+//! keys `>= key(i)` and `< key(i+1)`; the key of cell 0 is empty and stands for "−∞". `count` is
+//! the number of entries in the child's subtree, so counting a range costs O(height).
+//!
+//! Every accessor bounds-checks against the page and returns `Corrupt` rather than panicking, so
+//! a damaged page (or arbitrary bytes) can never crash a read.
+
+use crate::error::{PagerError, Result};
+use crate::page::{self, read_u16, read_u32, read_u64, write_u16, write_u32, write_u64, PageId, PageType};
+
+pub const NODE_HEADER_BYTES: usize = 40;
+pub const SLOT_BYTES: usize = 2;
+pub const LEAF_CELL_OVERHEAD: usize = 7;
+pub const BRANCH_CELL_OVERHEAD: usize = 18;
+pub const OVERFLOW_FLAG: u8 = 1;
+
+/// Bytes of a node available to slots and cells.
+pub fn usable_bytes(page_size: usize) -> usize {
+    page_size - NODE_HEADER_BYTES
+}
+
+/// The largest cell (with its slot) a node accepts: a quarter of the usable space, so that any
+/// node holds at least four cells and a split or merge always has room.
+pub fn max_cell_bytes(page_size: usize) -> usize {
+    usable_bytes(page_size) / 4
+}
+
+/// The longest key for a page size (it must fit in a branch cell and in a leaf cell that
+/// points at an overflow chain).
+pub fn max_key_bytes(page_size: usize) -> usize {
+    max_cell_bytes(page_size) - SLOT_BYTES - BRANCH_CELL_OVERHEAD.max(LEAF_CELL_OVERHEAD + 8)
+}
+
+/// A leaf's value: inline bytes or a reference to an overflow chain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LeafValue<'a> {
+    Inline(&'a [u8]),
+    Overflow { len: u64, first: PageId },
+}
+
+pub fn encode_leaf_cell(key: &[u8], value: LeafValue<'_>) -> Vec<u8> {
+    let (flags, len, tail_len) = match value {
+        LeafValue::Inline(v) => (0u8, v.len() as u32, v.len()),
+        LeafValue::Overflow { len, .. } => (OVERFLOW_FLAG, len as u32, 8),
+    };
+    let mut cell = Vec::with_capacity(LEAF_CELL_OVERHEAD + key.len() + tail_len);
+    cell.extend_from_slice(&(key.len() as u16).to_le_bytes());
+    cell.push(flags);
+    cell.extend_from_slice(&len.to_le_bytes());
+    cell.extend_from_slice(key);
+    match value {
+        LeafValue::Inline(v) => cell.extend_from_slice(v),
+        LeafValue::Overflow { first, .. } => cell.extend_from_slice(&first.to_le_bytes()),
+    }
+    cell
+}
+
+pub fn encode_branch_cell(key: &[u8], child: PageId, count: u64) -> Vec<u8> {
+    let mut cell = Vec::with_capacity(BRANCH_CELL_OVERHEAD + key.len());
+    cell.extend_from_slice(&(key.len() as u16).to_le_bytes());
+    cell.extend_from_slice(&child.to_le_bytes());
+    cell.extend_from_slice(&count.to_le_bytes());
+    cell.extend_from_slice(key);
+    cell
+}
+
+/// A read-only view of a node page.
+#[derive(Clone, Copy)]
+pub struct NodeRef<'a> {
+    page: &'a [u8],
+    id: PageId,
+    kind: PageType,
+    count: usize,
+}
+
+impl<'a> NodeRef<'a> {
+    /// Check the header of page `id` and view it as a node.
+    pub fn new(page: &'a [u8], id: PageId) -> Result<Self> {
+        if page.len() < NODE_HEADER_BYTES {
+            return Err(PagerError::corrupt(id, "node shorter than its header"));
+        }
+        let kind = match PageType::from_byte(page::page_type_byte(page)) {
+            Some(kind @ (PageType::Branch | PageType::Leaf)) => kind,
+            _ => {
+                return Err(PagerError::WrongPageType {
+                    page: id,
+                    expected: PageType::Leaf,
+                    found: page::page_type_byte(page),
+                })
+            }
+        };
+        let count = read_u16(page, 24) as usize;
+        let cell_start = read_u32(page, 28) as usize;
+        let slots_end = NODE_HEADER_BYTES + count * SLOT_BYTES;
+        if slots_end > cell_start || cell_start > page.len() {
+            return Err(PagerError::corrupt(
+                id,
+                format!("{count} slots end at {slots_end}, cell area starts at {cell_start}"),
+            ));
+        }
+        Ok(NodeRef { page, id, kind, count })
+    }
+
+    pub fn id(&self) -> PageId {
+        self.id
+    }
+    pub fn kind(&self) -> PageType {
+        self.kind
+    }
+    pub fn is_leaf(&self) -> bool {
+        self.kind == PageType::Leaf
+    }
+    pub fn len(&self) -> usize {
+        self.count
+    }
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    fn corrupt(&self, reason: String) -> PagerError {
+        PagerError::corrupt(self.id, reason)
+    }
+
+    /// The bytes of cell `i`, bounds-checked.
+    pub fn cell(&self, i: usize) -> Result<&'a [u8]> {
+        if i >= self.count {
+            return Err(self.corrupt(format!("cell {i} of {}", self.count)));
+        }
+        let off = read_u16(self.page, NODE_HEADER_BYTES + i * SLOT_BYTES) as usize;
+        let (overhead, min_start) = match self.kind {
+            PageType::Leaf => (LEAF_CELL_OVERHEAD, NODE_HEADER_BYTES + self.count * SLOT_BYTES),
+            _ => (BRANCH_CELL_OVERHEAD, NODE_HEADER_BYTES + self.count * SLOT_BYTES),
+        };
+        if off < min_start || off + overhead > self.page.len() {
+            return Err(self.corrupt(format!("cell {i} at offset {off} outside the cell area")));
+        }
+        let key_len = read_u16(self.page, off) as usize;
+        let len = match self.kind {
+            PageType::Leaf => {
+                let flags = self.page[off + 2];
+                let tail = if flags & OVERFLOW_FLAG != 0 {
+                    8
+                } else {
+                    read_u32(self.page, off + 3) as usize
+                };
+                LEAF_CELL_OVERHEAD + key_len + tail
+            }
+            _ => BRANCH_CELL_OVERHEAD + key_len,
+        };
+        self.page
+            .get(off..off + len)
+            .ok_or_else(|| self.corrupt(format!("cell {i} of {len} bytes at {off} overruns the page")))
+    }
+
+    pub fn key(&self, i: usize) -> Result<&'a [u8]> {
+        let cell = self.cell(i)?;
+        let key_len = read_u16(cell, 0) as usize;
+        let start = if self.is_leaf() { LEAF_CELL_OVERHEAD } else { BRANCH_CELL_OVERHEAD };
+        Ok(&cell[start..start + key_len])
+    }
+
+    pub fn leaf_value(&self, i: usize) -> Result<LeafValue<'a>> {
+        let cell = self.cell(i)?;
+        if !self.is_leaf() {
+            return Err(self.corrupt("value asked of a branch".into()));
+        }
+        let key_len = read_u16(cell, 0) as usize;
+        let tail = &cell[LEAF_CELL_OVERHEAD + key_len..];
+        if cell[2] & OVERFLOW_FLAG != 0 {
+            Ok(LeafValue::Overflow {
+                len: read_u32(cell, 3) as u64,
+                first: read_u64(tail, 0),
+            })
+        } else {
+            Ok(LeafValue::Inline(tail))
+        }
+    }
+
+    pub fn child(&self, i: usize) -> Result<PageId> {
+        let cell = self.cell(i)?;
+        if self.is_leaf() {
+            return Err(self.corrupt("child asked of a leaf".into()));
+        }
+        Ok(read_u64(cell, 2))
+    }
+
+    pub fn child_count(&self, i: usize) -> Result<u64> {
+        let cell = self.cell(i)?;
+        if self.is_leaf() {
+            return Err(self.corrupt("count asked of a leaf".into()));
+        }
+        Ok(read_u64(cell, 10))
+    }
+
+    /// Leaf: `Ok(i)` where `key` is, or `Err(i)` where it would go.
+    pub fn search(&self, key: &[u8]) -> Result<std::result::Result<usize, usize>> {
+        let (mut lo, mut hi) = (0usize, self.count);
+        while lo < hi {
+            let mid = (lo + hi) / 2;
+            match self.key(mid)?.cmp(key) {
+                std::cmp::Ordering::Less => lo = mid + 1,
+                std::cmp::Ordering::Greater => hi = mid,
+                std::cmp::Ordering::Equal => return Ok(Ok(mid)),
+            }
+        }
+        Ok(Err(lo))
+    }
+
+    /// Branch: the index of the child whose subtree covers `key`.
+    pub fn child_index(&self, key: &[u8]) -> Result<usize> {
+        if self.count == 0 {
+            return Err(self.corrupt("empty branch".into()));
+        }
+        // Last cell with key <= `key`; cell 0 is −∞.
+        let (mut lo, mut hi) = (1usize, self.count);
+        while lo < hi {
+            let mid = (lo + hi) / 2;
+            if self.key(mid)? <= key {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        Ok(lo - 1)
+    }
+
+    /// Bytes used by slots and live cells, from the header alone (O(1)).
+    pub fn used_bytes_fast(&self) -> usize {
+        let cell_start = read_u32(self.page, 28) as usize;
+        let fragmented = read_u32(self.page, 32) as usize;
+        let gap = cell_start - (NODE_HEADER_BYTES + self.count * SLOT_BYTES);
+        usable_bytes(self.page.len()).saturating_sub(gap + fragmented)
+    }
+
+    /// Bytes used by slots and live cells, summed cell by cell.
+    pub fn used_bytes(&self) -> Result<usize> {
+        let mut used = 0;
+        for i in 0..self.count {
+            used += self.cell(i)?.len() + SLOT_BYTES;
+        }
+        Ok(used)
+    }
+
+    /// Sum of the children's counts (branch) or the cell count (leaf).
+    pub fn entry_count(&self) -> Result<u64> {
+        if self.is_leaf() {
+            return Ok(self.count as u64);
+        }
+        let mut total = 0u64;
+        for i in 0..self.count {
+            total = total.saturating_add(self.child_count(i)?);
+        }
+        Ok(total)
+    }
+}
+
+/// Writing into a node page the current transaction owns.
+pub struct NodeMut<'a> {
+    page: &'a mut [u8],
+}
+
+impl<'a> NodeMut<'a> {
+    /// Start an empty node in `page`.
+    pub fn init(page: &'a mut [u8], kind: PageType, id: PageId, seq: u64) -> Self {
+        page.fill(0);
+        page::init_header(page, kind, id, seq);
+        let len = page.len() as u32;
+        write_u32(page, 28, len);
+        NodeMut { page }
+    }
+
+    /// A node already laid out (e.g. a copy of a published page).
+    pub fn wrap(page: &'a mut [u8]) -> Self {
+        NodeMut { page }
+    }
+
+    fn count(&self) -> usize {
+        read_u16(self.page, 24) as usize
+    }
+    fn cell_start(&self) -> usize {
+        read_u32(self.page, 28) as usize
+    }
+    fn fragmented(&self) -> usize {
+        read_u32(self.page, 32) as usize
+    }
+
+    /// Contiguous space between the slots and the cell area.
+    fn gap(&self) -> usize {
+        self.cell_start() - (NODE_HEADER_BYTES + self.count() * SLOT_BYTES)
+    }
+
+    /// Space a new cell (plus its slot) may use, after compaction if needed.
+    pub fn free_bytes(&self) -> usize {
+        self.gap() + self.fragmented()
+    }
+
+    fn slot(&self, i: usize) -> usize {
+        read_u16(self.page, NODE_HEADER_BYTES + i * SLOT_BYTES) as usize
+    }
+
+    /// Insert `cell` as cell `i`; false (and no change) when it does not fit.
+    pub fn insert_cell(&mut self, i: usize, cell: &[u8]) -> bool {
+        let need = cell.len() + SLOT_BYTES;
+        if need > self.free_bytes() {
+            return false;
+        }
+        if need > self.gap() {
+            self.compact();
+        }
+        let n = self.count();
+        debug_assert!(i <= n);
+        let start = self.cell_start() - cell.len();
+        self.page[start..start + cell.len()].copy_from_slice(cell);
+        let slots = NODE_HEADER_BYTES + i * SLOT_BYTES;
+        let slots_end = NODE_HEADER_BYTES + n * SLOT_BYTES;
+        self.page.copy_within(slots..slots_end, slots + SLOT_BYTES);
+        write_u16(self.page, slots, start as u16);
+        write_u16(self.page, 24, (n + 1) as u16);
+        write_u32(self.page, 28, start as u32);
+        true
+    }
+
+    /// Remove cell `i` of `len` bytes (its bytes become fragmented space).
+    pub fn remove_cell(&mut self, i: usize, len: usize) {
+        let n = self.count();
+        debug_assert!(i < n);
+        let slots = NODE_HEADER_BYTES + i * SLOT_BYTES;
+        let slots_end = NODE_HEADER_BYTES + n * SLOT_BYTES;
+        let off = self.slot(i);
+        self.page.copy_within(slots + SLOT_BYTES..slots_end, slots);
+        write_u16(self.page, 24, (n - 1) as u16);
+        if off == self.cell_start() {
+            write_u32(self.page, 28, (off + len) as u32);
+        } else {
+            let frag = self.fragmented() + len;
+            write_u32(self.page, 32, frag as u32);
+        }
+    }
+
+    /// Update the child pointer and count of branch cell `i` in place.
+    pub fn set_child(&mut self, i: usize, child: PageId, count: u64) {
+        let off = self.slot(i);
+        write_u64(self.page, off + 2, child);
+        write_u64(self.page, off + 10, count);
+    }
+
+    /// Rewrite the cell area without holes.
+    fn compact(&mut self) {
+        let n = self.count();
+        let page_len = self.page.len();
+        let view = match NodeRef::new(self.page, 0) {
+            Ok(view) => view,
+            Err(_) => return,
+        };
+        let mut cells: Vec<Vec<u8>> = Vec::with_capacity(n);
+        for i in 0..n {
+            match view.cell(i) {
+                Ok(cell) => cells.push(cell.to_vec()),
+                Err(_) => return,
+            }
+        }
+        let mut end = page_len;
+        for (i, cell) in cells.iter().enumerate() {
+            let start = end - cell.len();
+            self.page[start..end].copy_from_slice(cell);
+            write_u16(self.page, NODE_HEADER_BYTES + i * SLOT_BYTES, start as u16);
+            end = start;
+        }
+        write_u32(self.page, 28, end as u32);
+        write_u32(self.page, 32, 0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn leaf_insert_search_remove() {
+        let mut page = vec![0u8; 4096];
+        let mut node = NodeMut::init(&mut page, PageType::Leaf, 9, 1);
+        let keys: Vec<Vec<u8>> = (0..50u32).map(|i| format!("key{:04}", i * 2).into_bytes()).collect();
+        for (n, key) in keys.iter().enumerate() {
+            assert!(node.insert_cell(n, &encode_leaf_cell(key, LeafValue::Inline(b"v"))));
+        }
+        let view = NodeRef::new(&page, 9).unwrap();
+        assert_eq!(view.len(), 50);
+        assert_eq!(view.search(b"key0010").unwrap(), Ok(5));
+        assert_eq!(view.search(b"key0011").unwrap(), Err(6));
+        assert_eq!(view.leaf_value(5).unwrap(), LeafValue::Inline(b"v"));
+        let len = view.cell(5).unwrap().len();
+        let mut node = NodeMut::wrap(&mut page);
+        node.remove_cell(5, len);
+        let view = NodeRef::new(&page, 9).unwrap();
+        assert_eq!(view.len(), 49);
+        assert_eq!(view.search(b"key0010").unwrap(), Err(5));
+    }
+
+    #[test]
+    fn fragmented_space_is_reused_by_compaction() {
+        let mut page = vec![0u8; 4096];
+        let mut node = NodeMut::init(&mut page, PageType::Leaf, 3, 1);
+        let value = vec![7u8; 200];
+        let mut n = 0;
+        while node.insert_cell(n, &encode_leaf_cell(format!("k{n:03}").as_bytes(), LeafValue::Inline(&value))) {
+            n += 1;
+        }
+        assert!(n >= 15);
+        let cell_len = LEAF_CELL_OVERHEAD + 4 + 200;
+        // Remove every other cell from the front half; then a cell as large fits again.
+        node.remove_cell(0, cell_len);
+        node.remove_cell(3, cell_len);
+        assert!(node.insert_cell(0, &encode_leaf_cell(b"a000", LeafValue::Inline(&value))));
+        let view = NodeRef::new(&page, 3).unwrap();
+        assert_eq!(view.key(0).unwrap(), b"a000");
+        assert_eq!(view.len(), n - 1);
+    }
+
+    #[test]
+    fn branch_child_index() {
+        let mut page = vec![0u8; 4096];
+        let mut node = NodeMut::init(&mut page, PageType::Branch, 4, 1);
+        node.insert_cell(0, &encode_branch_cell(b"", 10, 3));
+        node.insert_cell(1, &encode_branch_cell(b"m", 11, 4));
+        node.insert_cell(2, &encode_branch_cell(b"t", 12, 5));
+        let view = NodeRef::new(&page, 4).unwrap();
+        assert_eq!(view.child_index(b"a").unwrap(), 0);
+        assert_eq!(view.child_index(b"m").unwrap(), 1);
+        assert_eq!(view.child_index(b"s").unwrap(), 1);
+        assert_eq!(view.child_index(b"z").unwrap(), 2);
+        assert_eq!(view.child(2).unwrap(), 12);
+        assert_eq!(view.entry_count().unwrap(), 12);
+    }
+}

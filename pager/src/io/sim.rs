@@ -1,0 +1,489 @@
+//! A deterministic simulated file system for crash and fault testing.
+//!
+//! It keeps, per file, the bytes and length made durable by the last `Sync` apart from the
+//! writes (and growth) since, and, per directory, the entries made durable by `sync_dir` apart
+//! from those created or removed since. From that it builds the disk a machine would see after a
+//! crash ([`CrashMode`]): what a killed process leaves, what a power loss leaves, and the
+//! torn and garbage variants a real device may produce.
+//!
+//! Every op that changes the disk (write, sync, grow, create, remove, directory sync) is a
+//! numbered *write point*. [`SimVfs::crash_at`] makes the machine crash at a given point: that op
+//! and every later one fail with [`IoErrorKind::Crashed`]. A crash-point sweep runs a workload
+//! once to count its points, then once per point.
+//!
+//! Faults ([`Fault`]) make a read, write, sync or grow fail once or forever with an errno, and
+//! [`SimVfs::flip_bit_on_read`] makes reads return a flipped bit, as rot at rest would.
+//! All randomness comes from explicit seeds, so a failing case replays exactly.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+
+use super::{run_in_order, BackendKind, Completion, IoDone, IoError, IoErrorKind, IoFile, IoOp, IoResult, OpKind, OpenOptions, Vfs};
+
+/// The unit a device writes atomically.
+pub const SECTOR_BYTES: usize = 512;
+
+/// Which disk a crash leaves behind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CrashMode {
+    /// The process died; the OS survived: every completed write and entry is there.
+    ProcessCrash,
+    /// Power loss: only what a completed sync made durable survives.
+    PowerLoss,
+    /// Power loss where the device had written any subset of the unsynced writes.
+    KeepSubset,
+    /// As `KeepSubset`, and one unsynced write torn: only some of its 512-byte sectors landed.
+    TornWrite,
+    /// As `KeepSubset`, and one sector of an unsynced write holds garbage.
+    GarbageSector,
+}
+
+impl CrashMode {
+    pub const ALL: [CrashMode; 5] = [
+        CrashMode::ProcessCrash,
+        CrashMode::PowerLoss,
+        CrashMode::KeepSubset,
+        CrashMode::TornWrite,
+        CrashMode::GarbageSector,
+    ];
+}
+
+/// An injected I/O error.
+#[derive(Debug, Clone)]
+pub struct Fault {
+    pub op: OpKind,
+    /// Only ops on files whose path contains this text (all files when empty).
+    pub path_contains: String,
+    /// Let this many matching ops succeed first.
+    pub skip: u64,
+    /// Fail every matching op after the first failure too (a dead disk), not just one.
+    pub forever: bool,
+    pub errno: i32,
+}
+
+impl Fault {
+    pub fn once(op: OpKind, skip: u64, errno: i32) -> Self {
+        Fault {
+            op,
+            path_contains: String::new(),
+            skip,
+            forever: false,
+            errno,
+        }
+    }
+
+    pub fn forever(op: OpKind, skip: u64, errno: i32) -> Self {
+        Fault {
+            forever: true,
+            ..Fault::once(op, skip, errno)
+        }
+    }
+
+    pub fn on_path(mut self, text: &str) -> Self {
+        self.path_contains = text.to_string();
+        self
+    }
+}
+
+#[derive(Debug, Clone)]
+enum Pending {
+    Write { offset: u64, data: Vec<u8> },
+    /// The file grew; the growth is lost unless a sync follows.
+    Grow,
+}
+
+#[derive(Debug, Clone, Default)]
+struct SimFile {
+    durable: Vec<u8>,
+    current: Vec<u8>,
+    pending: Vec<Pending>,
+}
+
+impl SimFile {
+    fn sync(&mut self) {
+        self.durable.clone_from(&self.current);
+        self.pending.clear();
+    }
+}
+
+#[derive(Default)]
+struct SimState {
+    files: BTreeMap<PathBuf, SimFile>,
+    dirs: BTreeSet<PathBuf>,
+    entries_current: BTreeSet<PathBuf>,
+    entries_durable: BTreeSet<PathBuf>,
+    write_points: u64,
+    crash_at: Option<u64>,
+    crashed: bool,
+    faults: Vec<(Fault, u64 /* matches seen */, bool /* fired */)>,
+    flips: Vec<(PathBuf, u64, u8)>,
+}
+
+/// The simulated file system. Clones share one disk.
+#[derive(Clone, Default)]
+pub struct SimVfs {
+    state: Arc<Mutex<SimState>>,
+}
+
+struct SimFileHandle {
+    state: Arc<Mutex<SimState>>,
+    path: PathBuf,
+    read_only: bool,
+}
+
+impl SimVfs {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Crash when the `point`-th write point (counting from 0) is reached.
+    pub fn crash_at(&self, point: u64) {
+        self.state.lock().crash_at = Some(point);
+    }
+
+    /// Crash now: every later op fails.
+    pub fn crash_now(&self) {
+        self.state.lock().crashed = true;
+    }
+
+    pub fn has_crashed(&self) -> bool {
+        self.state.lock().crashed
+    }
+
+    /// Write points passed so far.
+    pub fn write_points(&self) -> u64 {
+        self.state.lock().write_points
+    }
+
+    pub fn inject(&self, fault: Fault) {
+        self.state.lock().faults.push((fault, 0, false));
+    }
+
+    pub fn clear_faults(&self) {
+        let mut state = self.state.lock();
+        state.faults.clear();
+        state.flips.clear();
+    }
+
+    /// Reads covering `offset` of the file at `path` see the byte XORed with `mask`.
+    pub fn flip_bit_on_read(&self, path: &Path, offset: u64, mask: u8) {
+        self.state.lock().flips.push((path.to_path_buf(), offset, mask));
+    }
+
+    /// Change stored bytes in place, durable and current alike (rot at rest, or a test's edit).
+    pub fn corrupt(&self, path: &Path, offset: u64, bytes: &[u8]) {
+        let mut state = self.state.lock();
+        if let Some(file) = state.files.get_mut(path) {
+            for data in [&mut file.durable, &mut file.current] {
+                let start = (offset as usize).min(data.len());
+                let end = (start + bytes.len()).min(data.len());
+                data[start..end].copy_from_slice(&bytes[..end - start]);
+            }
+        }
+    }
+
+    /// The current bytes of a file, as a process would read them.
+    pub fn file_bytes(&self, path: &Path) -> Option<Vec<u8>> {
+        self.state.lock().files.get(path).map(|f| f.current.clone())
+    }
+
+    /// A fresh machine booted from the disk this one would leave after a crash now. Every byte of
+    /// the image is durable; faults and the crash point are not carried over.
+    pub fn crash_image(&self, mode: CrashMode, seed: u64) -> SimVfs {
+        let state = self.state.lock();
+        let mut rng = SplitMix64(seed);
+        let entries = match mode {
+            CrashMode::ProcessCrash => state.entries_current.clone(),
+            _ => state.entries_durable.clone(),
+        };
+        let mut image = SimState {
+            dirs: state.dirs.clone(),
+            entries_current: entries.clone(),
+            entries_durable: entries.clone(),
+            ..SimState::default()
+        };
+        for path in &entries {
+            let Some(file) = state.files.get(path) else { continue };
+            let bytes = match mode {
+                CrashMode::ProcessCrash => file.current.clone(),
+                CrashMode::PowerLoss => file.durable.clone(),
+                _ => image_after_power_loss(file, mode, &mut rng),
+            };
+            image.files.insert(
+                path.clone(),
+                SimFile {
+                    durable: bytes.clone(),
+                    current: bytes,
+                    pending: Vec::new(),
+                },
+            );
+        }
+        SimVfs {
+            state: Arc::new(Mutex::new(image)),
+        }
+    }
+}
+
+/// Durable bytes plus a random subset of the pending writes, clipped to the durable length
+/// (growth that was never synced is lost), with one write torn or garbled per `mode`.
+fn image_after_power_loss(file: &SimFile, mode: CrashMode, rng: &mut SplitMix64) -> Vec<u8> {
+    let mut bytes = file.durable.clone();
+    let writes: Vec<(u64, &Vec<u8>)> = file
+        .pending
+        .iter()
+        .filter_map(|p| match p {
+            Pending::Write { offset, data } => Some((*offset, data)),
+            Pending::Grow => None,
+        })
+        .collect();
+    let damaged = if writes.is_empty() { usize::MAX } else { rng.below(writes.len() as u64) as usize };
+    for (i, (offset, data)) in writes.iter().enumerate() {
+        let keep = rng.below(2) == 1;
+        let mut data = data.to_vec();
+        if i == damaged {
+            match mode {
+                CrashMode::TornWrite => {
+                    let sectors = data.len().div_ceil(SECTOR_BYTES);
+                    let survivors = rng.below(sectors as u64 + 1) as usize;
+                    // The first `survivors` sectors landed, the rest kept their old bytes.
+                    let cut = (survivors * SECTOR_BYTES).min(data.len());
+                    let start = *offset as usize;
+                    for (j, byte) in data.iter_mut().enumerate().skip(cut) {
+                        *byte = bytes.get(start + j).copied().unwrap_or(0);
+                    }
+                }
+                CrashMode::GarbageSector => {
+                    let sectors = data.len().div_ceil(SECTOR_BYTES);
+                    let s = rng.below(sectors as u64) as usize * SECTOR_BYTES;
+                    let end = (s + SECTOR_BYTES).min(data.len());
+                    for byte in &mut data[s..end] {
+                        *byte = rng.next() as u8;
+                    }
+                }
+                _ => {}
+            }
+        } else if !keep {
+            continue;
+        }
+        apply_write(&mut bytes, *offset, &data, Some(file.durable.len()));
+    }
+    bytes
+}
+
+fn apply_write(bytes: &mut Vec<u8>, offset: u64, data: &[u8], clip_len: Option<usize>) {
+    let start = offset as usize;
+    let end = start + data.len();
+    let limit = clip_len.unwrap_or(end);
+    if bytes.len() < end.min(limit) {
+        bytes.resize(end.min(limit), 0);
+    }
+    let stop = end.min(limit);
+    if start < stop {
+        bytes[start..stop].copy_from_slice(&data[..stop - start]);
+    }
+}
+
+impl SimState {
+    /// Count a write point; fail if the machine is (now) crashed.
+    fn write_point(&mut self, op: OpKind, offset: u64) -> Result<(), IoError> {
+        if self.crashed {
+            return Err(crashed(op, offset));
+        }
+        if self.crash_at == Some(self.write_points) {
+            self.crashed = true;
+            return Err(crashed(op, offset));
+        }
+        self.write_points += 1;
+        Ok(())
+    }
+
+    fn check_fault(&mut self, op: OpKind, path: &Path, offset: u64) -> Result<(), IoError> {
+        if self.crashed {
+            return Err(crashed(op, offset));
+        }
+        let text = path.to_string_lossy();
+        for (fault, seen, fired) in &mut self.faults {
+            if fault.op != op || !text.contains(fault.path_contains.as_str()) {
+                continue;
+            }
+            if *fired && !fault.forever {
+                continue;
+            }
+            *seen += 1;
+            if *seen > fault.skip {
+                *fired = true;
+                return Err(IoError::os(op, offset, fault.errno));
+            }
+        }
+        Ok(())
+    }
+
+    fn exec(&mut self, path: &Path, op: IoOp) -> IoResult {
+        let kind = op.kind();
+        let offset = op.offset();
+        if kind != OpKind::Read {
+            self.write_point(kind, offset)?;
+        }
+        self.check_fault(kind, path, offset)?;
+        let Some(file) = self.files.get_mut(path) else {
+            return Err(IoError::os(kind, offset, libc::EBADF));
+        };
+        match op {
+            IoOp::Read { offset, mut buf } => {
+                let start = offset as usize;
+                let end = start + buf.len();
+                if end > file.current.len() {
+                    return Err(IoError::new(kind, offset, IoErrorKind::Short, "read past end of file"));
+                }
+                buf.copy_from_slice(&file.current[start..end]);
+                for (flip_path, at, mask) in &self.flips {
+                    if flip_path == path && *at >= offset && *at < end as u64 {
+                        buf[(*at - offset) as usize] ^= mask;
+                    }
+                }
+                Ok(IoDone::Read(buf))
+            }
+            IoOp::Write { offset, buf } => {
+                apply_write(&mut file.current, offset, &buf, None);
+                file.pending.push(Pending::Write {
+                    offset,
+                    data: buf.to_vec(),
+                });
+                Ok(IoDone::Write(buf))
+            }
+            IoOp::Sync => {
+                file.sync();
+                Ok(IoDone::Sync)
+            }
+            IoOp::Grow { len } => {
+                if (file.current.len() as u64) < len {
+                    file.current.resize(len as usize, 0);
+                    file.pending.push(Pending::Grow);
+                }
+                Ok(IoDone::Grow)
+            }
+        }
+    }
+}
+
+fn crashed(op: OpKind, offset: u64) -> IoError {
+    IoError::new(op, offset, IoErrorKind::Crashed, "simulated machine has crashed")
+}
+
+impl Vfs for SimVfs {
+    fn kind(&self) -> BackendKind {
+        BackendKind::Simulated
+    }
+
+    fn open(&self, path: &Path, opts: OpenOptions) -> Result<Arc<dyn IoFile>, IoError> {
+        let mut state = self.state.lock();
+        if !state.entries_current.contains(path) {
+            if !opts.create || opts.read_only {
+                return Err(IoError::os(OpKind::Read, 0, libc::ENOENT).with_path(path));
+            }
+            state.write_point(OpKind::Write, 0)?;
+            state.entries_current.insert(path.to_path_buf());
+            state.files.insert(path.to_path_buf(), SimFile::default());
+        }
+        Ok(Arc::new(SimFileHandle {
+            state: Arc::clone(&self.state),
+            path: path.to_path_buf(),
+            read_only: opts.read_only,
+        }))
+    }
+
+    fn exists(&self, path: &Path) -> bool {
+        let state = self.state.lock();
+        state.entries_current.contains(path) || state.dirs.contains(path)
+    }
+
+    fn remove(&self, path: &Path) -> Result<(), IoError> {
+        let mut state = self.state.lock();
+        state.write_point(OpKind::Write, 0)?;
+        if state.entries_current.remove(path) {
+            Ok(())
+        } else {
+            Err(IoError::os(OpKind::Write, 0, libc::ENOENT).with_path(path))
+        }
+    }
+
+    fn create_dir_all(&self, dir: &Path) -> Result<(), IoError> {
+        // Directories themselves are modelled as always durable; their entries are not.
+        let mut state = self.state.lock();
+        for ancestor in dir.ancestors() {
+            state.dirs.insert(ancestor.to_path_buf());
+        }
+        Ok(())
+    }
+
+    fn sync_dir(&self, dir: &Path) -> Result<(), IoError> {
+        let mut state = self.state.lock();
+        state.write_point(OpKind::Sync, 0)?;
+        state.check_fault(OpKind::Sync, dir, 0)?;
+        let in_dir = |p: &PathBuf| p.parent() == Some(dir);
+        let current: Vec<PathBuf> = state.entries_current.iter().filter(|p| in_dir(p)).cloned().collect();
+        state.entries_durable.retain(|p| !in_dir(p));
+        state.entries_durable.extend(current);
+        Ok(())
+    }
+
+    fn list_dir(&self, dir: &Path) -> Result<Vec<PathBuf>, IoError> {
+        let state = self.state.lock();
+        Ok(state
+            .entries_current
+            .iter()
+            .filter(|p| p.parent() == Some(dir))
+            .cloned()
+            .collect())
+    }
+}
+
+impl IoFile for SimFileHandle {
+    fn submit(&self, ops: Vec<IoOp>, done: Completion) {
+        let results = {
+            let mut state = self.state.lock();
+            run_in_order(ops, |op| {
+                if self.read_only && op.kind() != OpKind::Read {
+                    return Err(IoError::os(op.kind(), op.offset(), libc::EBADF));
+                }
+                state.exec(&self.path, op)
+            })
+        };
+        done(results)
+    }
+
+    fn len(&self) -> Result<u64, IoError> {
+        let state = self.state.lock();
+        state
+            .files
+            .get(&self.path)
+            .map(|f| f.current.len() as u64)
+            .ok_or_else(|| IoError::os(OpKind::Read, 0, libc::EBADF))
+    }
+}
+
+/// A small, fast, seedable generator (SplitMix64), so simulations replay exactly by seed.
+#[derive(Debug, Clone)]
+pub struct SplitMix64(pub u64);
+
+impl SplitMix64 {
+    pub fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in `0..n` (0 when n is 0).
+    pub fn below(&mut self, n: u64) -> u64 {
+        if n == 0 {
+            0
+        } else {
+            self.next() % n
+        }
+    }
+}

@@ -1,0 +1,154 @@
+//! The pread/pwrite backend: every batch runs on the submitting thread, op by op.
+//! Also home of the OS directory operations both OS backends share.
+
+use std::fs::File;
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use super::{run_in_order, BackendKind, Completion, IoDone, IoError, IoFile, IoOp, IoResult, OpKind, OpenOptions, Vfs};
+
+pub struct SyncVfs;
+
+pub struct SyncFile {
+    file: File,
+}
+
+impl Vfs for SyncVfs {
+    fn kind(&self) -> BackendKind {
+        BackendKind::Sync
+    }
+    fn open(&self, path: &Path, opts: OpenOptions) -> Result<Arc<dyn IoFile>, IoError> {
+        Ok(Arc::new(SyncFile {
+            file: open_os_file(path, opts)?,
+        }))
+    }
+    fn exists(&self, path: &Path) -> bool {
+        path.exists()
+    }
+    fn remove(&self, path: &Path) -> Result<(), IoError> {
+        remove_os_file(path)
+    }
+    fn create_dir_all(&self, dir: &Path) -> Result<(), IoError> {
+        create_os_dir_all(dir)
+    }
+    fn sync_dir(&self, dir: &Path) -> Result<(), IoError> {
+        sync_os_dir(dir)
+    }
+    fn list_dir(&self, dir: &Path) -> Result<Vec<PathBuf>, IoError> {
+        list_os_dir(dir)
+    }
+}
+
+impl IoFile for SyncFile {
+    fn submit(&self, ops: Vec<IoOp>, done: Completion) {
+        done(run_in_order(ops, |op| exec_blocking(&self.file, op)))
+    }
+    fn len(&self) -> Result<u64, IoError> {
+        os_file_len(&self.file)
+    }
+}
+
+/// One op with blocking syscalls.
+pub(crate) fn exec_blocking(file: &File, op: IoOp) -> IoResult {
+    match op {
+        IoOp::Read { offset, mut buf } => file
+            .read_exact_at(&mut buf, offset)
+            .map(|()| IoDone::Read(buf))
+            .map_err(|e| IoError::from_os(OpKind::Read, offset, &e)),
+        IoOp::Write { offset, buf } => file
+            .write_all_at(&buf, offset)
+            .map(|()| IoDone::Write(buf))
+            .map_err(|e| IoError::from_os(OpKind::Write, offset, &e)),
+        IoOp::Sync => file
+            .sync_data()
+            .map(|()| IoDone::Sync)
+            .map_err(|e| IoError::from_os(OpKind::Sync, 0, &e)),
+        IoOp::Grow { len } => grow_os_file(file, len).map(|()| IoDone::Grow),
+    }
+}
+
+pub(crate) fn open_os_file(path: &Path, opts: OpenOptions) -> Result<File, IoError> {
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    if !opts.read_only {
+        options.write(true).create(opts.create);
+    }
+    #[cfg(target_os = "linux")]
+    if opts.direct {
+        options.custom_flags(libc::O_DIRECT);
+    }
+    options
+        .open(path)
+        .map_err(|e| IoError::from_os(OpKind::Read, 0, &e).with_path(path))
+}
+
+pub(crate) fn os_file_len(file: &File) -> Result<u64, IoError> {
+    file.metadata()
+        .map(|m| m.len())
+        .map_err(|e| IoError::from_os(OpKind::Read, 0, &e))
+}
+
+/// Extend to `len` with the blocks allocated (so a later write cannot hit ENOSPC), falling back
+/// to ftruncate where the file system has no fallocate.
+pub(crate) fn grow_os_file(file: &File, len: u64) -> Result<(), IoError> {
+    let current = os_file_len(file)?;
+    if current >= len {
+        return Ok(());
+    }
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd;
+        let Ok(off) = libc::off_t::try_from(current) else {
+            return Err(IoError::os(OpKind::Grow, len, libc::EFBIG));
+        };
+        let Ok(add) = libc::off_t::try_from(len - current) else {
+            return Err(IoError::os(OpKind::Grow, len, libc::EFBIG));
+        };
+        // SAFETY: plain syscall on a valid descriptor.
+        let rc = unsafe { libc::fallocate(file.as_raw_fd(), 0, off, add) };
+        if rc == 0 {
+            return Ok(());
+        }
+        let err = std::io::Error::last_os_error();
+        if err.raw_os_error() != Some(libc::EOPNOTSUPP) {
+            return Err(IoError::from_os(OpKind::Grow, len, &err));
+        }
+    }
+    file.set_len(len)
+        .map_err(|e| IoError::from_os(OpKind::Grow, len, &e))
+}
+
+pub(crate) fn remove_os_file(path: &Path) -> Result<(), IoError> {
+    std::fs::remove_file(path).map_err(|e| IoError::from_os(OpKind::Write, 0, &e).with_path(path))
+}
+
+pub(crate) fn create_os_dir_all(dir: &Path) -> Result<(), IoError> {
+    std::fs::create_dir_all(dir).map_err(|e| IoError::from_os(OpKind::Write, 0, &e).with_path(dir))
+}
+
+pub(crate) fn sync_os_dir(dir: &Path) -> Result<(), IoError> {
+    let handle = File::open(dir).map_err(|e| IoError::from_os(OpKind::Sync, 0, &e).with_path(dir))?;
+    handle
+        .sync_all()
+        .map_err(|e| IoError::from_os(OpKind::Sync, 0, &e).with_path(dir))
+}
+
+pub(crate) fn list_os_dir(dir: &Path) -> Result<Vec<PathBuf>, IoError> {
+    let entries = std::fs::read_dir(dir).map_err(|e| IoError::from_os(OpKind::Read, 0, &e).with_path(dir))?;
+    let mut paths = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|e| IoError::from_os(OpKind::Read, 0, &e).with_path(dir))?;
+        paths.push(entry.path());
+    }
+    paths.sort();
+    Ok(paths)
+}
+
+impl IoError {
+    /// Name the file in the message, for errors that happen before an op has an offset.
+    pub fn with_path(mut self, path: &Path) -> Self {
+        self.message = format!("{}: {}", path.display(), self.message);
+        self
+    }
+}
