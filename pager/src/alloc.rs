@@ -160,7 +160,9 @@ impl Allocator {
     /// no durable checkpoint can reach into the free set.
     pub fn reclaim(&mut self, oldest_pinned_seq: u64) {
         while let Some(front) = self.pending.front() {
-            if front.freed_at_seq > oldest_pinned_seq || front.safe_generation > self.durable_generation {
+            if front.freed_at_seq > oldest_pinned_seq
+                || front.safe_generation > self.durable_generation
+            {
                 break;
             }
             if let Some(done) = self.pending.pop_front() {
@@ -247,7 +249,11 @@ pub struct FreelistCapture {
 }
 
 /// Decode one free-list page: its ids and the next page.
-pub fn decode_freelist_page(buf: &[u8], id: PageId, page_count: u64) -> Result<(Vec<PageId>, PageId)> {
+pub fn decode_freelist_page(
+    buf: &[u8],
+    id: PageId,
+    page_count: u64,
+) -> Result<(Vec<PageId>, PageId)> {
     if page::PageType::from_byte(page::page_type_byte(buf)) != Some(PageType::FreeList) {
         return Err(PagerError::WrongPageType {
             page: id,
@@ -258,18 +264,27 @@ pub fn decode_freelist_page(buf: &[u8], id: PageId, page_count: u64) -> Result<(
     let next = read_u64(buf, 24);
     let count = read_u32(buf, 32) as usize;
     if count > freelist_ids_per_page(buf.len()) {
-        return Err(PagerError::corrupt(id, format!("free-list page claims {count} ids")));
+        return Err(PagerError::corrupt(
+            id,
+            format!("free-list page claims {count} ids"),
+        ));
     }
     let mut ids = Vec::with_capacity(count);
     for j in 0..count {
         let free_id = read_u64(buf, FREELIST_HEADER_BYTES + 8 * j);
         if free_id < 2 || free_id >= page_count {
-            return Err(PagerError::corrupt(id, format!("free page id {free_id} outside 2..{page_count}")));
+            return Err(PagerError::corrupt(
+                id,
+                format!("free page id {free_id} outside 2..{page_count}"),
+            ));
         }
         ids.push(free_id);
     }
     if next != 0 && (next < 2 || next >= page_count) {
-        return Err(PagerError::corrupt(id, format!("next free-list page {next} outside 2..{page_count}")));
+        return Err(PagerError::corrupt(
+            id,
+            format!("next free-list page {next} outside 2..{page_count}"),
+        ));
     }
     Ok((ids, next))
 }
@@ -278,11 +293,16 @@ impl Allocator {
     /// Every page the head version does not reach, with why: free now, waiting to be freed, or
     /// holding the durable checkpoint's free list (for the checker).
     pub fn unreachable_pages(&self) -> Vec<(PageId, &'static str)> {
-        let mut out: Vec<(PageId, &'static str)> = self.free.iter().map(|id| (*id, "free")).collect();
+        let mut out: Vec<(PageId, &'static str)> =
+            self.free.iter().map(|id| (*id, "free")).collect();
         for pending in &self.pending {
             out.extend(pending.pages.iter().map(|id| (*id, "pending")));
         }
-        out.extend(self.durable_freelist_pages.iter().map(|id| (*id, "free-list")));
+        out.extend(
+            self.durable_freelist_pages
+                .iter()
+                .map(|id| (*id, "free-list")),
+        );
         out
     }
 }

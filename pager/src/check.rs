@@ -87,7 +87,10 @@ impl Walker<'_> {
     /// Record that `id` is used as `what`; false when it must not be followed.
     fn mark(&mut self, id: PageId, what: &'static str) -> bool {
         if id < 2 || id >= self.page_count {
-            self.violation(Some(id), format!("{what} page outside 2..{}", self.page_count));
+            self.violation(
+                Some(id),
+                format!("{what} page outside 2..{}", self.page_count),
+            );
             return false;
         }
         if let Some(previous) = self.owner.insert(id, what) {
@@ -104,18 +107,35 @@ impl Walker<'_> {
         };
         if record.root == 0 {
             if record.len != 0 {
-                self.violation(None, format!("tree {name:?}: empty root but {} entries recorded", record.len));
+                self.violation(
+                    None,
+                    format!(
+                        "tree {name:?}: empty root but {} entries recorded",
+                        record.len
+                    ),
+                );
             }
             return report;
         }
         let mut leaf_depth = None;
-        let found = self.walk_node(record.root, 0, None, None, true, &mut leaf_depth, &mut report);
+        let found = self.walk_node(
+            record.root,
+            0,
+            None,
+            None,
+            true,
+            &mut leaf_depth,
+            &mut report,
+        );
         report.entries = found.unwrap_or(0);
         report.height = leaf_depth.map_or(0, |d| d + 1);
         if found.is_some_and(|n| n != record.len) {
             self.violation(
                 Some(record.root),
-                format!("tree {name:?}: record says {} entries, the tree holds {}", record.len, report.entries),
+                format!(
+                    "tree {name:?}: record says {} entries, the tree holds {}",
+                    record.len, report.entries
+                ),
             );
         }
         report
@@ -159,7 +179,10 @@ impl Walker<'_> {
                 report.used_bytes += used as u64;
                 let min = node::usable_bytes(self.page_size) / 4;
                 if !is_root && used < min {
-                    self.violation(Some(id), format!("non-root node uses {used} bytes, below the bound of {min}"));
+                    self.violation(
+                        Some(id),
+                        format!("non-root node uses {used} bytes, below the bound of {min}"),
+                    );
                 }
             }
             Err(err) => {
@@ -196,7 +219,10 @@ impl Walker<'_> {
             }
             if let Some(k) = effective {
                 if lower.is_some_and(|l| k < l) || upper.is_some_and(|u| k >= u) {
-                    self.violation(Some(id), format!("key at cell {i} outside its parent's bounds"));
+                    self.violation(
+                        Some(id),
+                        format!("key at cell {i} outside its parent's bounds"),
+                    );
                 }
             }
             previous = effective;
@@ -214,11 +240,26 @@ impl Walker<'_> {
                     return None;
                 }
             };
-            let child_upper = if i + 1 < node.len() { node.key(i + 1).ok() } else { upper };
-            let below = self.walk_node(child, depth + 1, effective, child_upper, false, leaf_depth, report);
+            let child_upper = if i + 1 < node.len() {
+                node.key(i + 1).ok()
+            } else {
+                upper
+            };
+            let below = self.walk_node(
+                child,
+                depth + 1,
+                effective,
+                child_upper,
+                false,
+                leaf_depth,
+                report,
+            );
             if let Some(below) = below {
                 if below != count {
-                    self.violation(Some(id), format!("cell {i} counts {count} entries, child {child} holds {below}"));
+                    self.violation(
+                        Some(id),
+                        format!("cell {i} counts {count} entries, child {child} holds {below}"),
+                    );
                 }
                 total += below;
             }
@@ -227,7 +268,9 @@ impl Walker<'_> {
             report.leaf_pages += 1;
             match *leaf_depth {
                 None => *leaf_depth = Some(depth),
-                Some(d) if d != depth => self.violation(Some(id), format!("leaf at depth {depth}, others at {d}")),
+                Some(d) if d != depth => {
+                    self.violation(Some(id), format!("leaf at depth {depth}, others at {d}"))
+                }
                 Some(_) => {}
             }
         } else {
@@ -272,13 +315,22 @@ impl Walker<'_> {
             next = page::read_u64(&buf, 24);
         }
         if remaining != 0 {
-            self.violation(Some(leaf), format!("overflow chain from {first} ends {remaining} bytes short"));
+            self.violation(
+                Some(leaf),
+                format!("overflow chain from {first} ends {remaining} bytes short"),
+            );
         }
     }
 
     /// Walk the tree of trees and every tree it names.
     fn walk_all(&mut self, root: PageId, tree_count: u64, report: &mut CheckReport) {
-        report.catalog = self.walk_tree("(tree of trees)", TreeRecord { root, len: tree_count });
+        report.catalog = self.walk_tree(
+            "(tree of trees)",
+            TreeRecord {
+                root,
+                len: tree_count,
+            },
+        );
         let records = match collect_entries(self.load, root) {
             Ok(records) => records,
             Err(err) => {
@@ -363,7 +415,9 @@ pub fn collect_tree_pages(pool: &BufferPool, root: PageId, pages: &mut Vec<PageI
         for i in 0..node.len() {
             if node.is_leaf() {
                 if let LeafValue::Overflow { len, first } = node.leaf_value(i)? {
-                    overflow::visit_chain(pool, first, len, |overflow_id, _| pages.push(overflow_id))?;
+                    overflow::visit_chain(pool, first, len, |overflow_id, _| {
+                        pages.push(overflow_id)
+                    })?;
                 }
             } else {
                 stack.push((node.child(i)?, depth + 1));
@@ -396,7 +450,10 @@ pub fn check_file(pool: &BufferPool, meta: &Meta) -> CheckReport {
         if !walker.mark(next, "free-list") {
             break;
         }
-        match pool.read_from_disk(next).and_then(|buf| decode_freelist_page(&buf, next, meta.page_count)) {
+        match pool
+            .read_from_disk(next)
+            .and_then(|buf| decode_freelist_page(&buf, next, meta.page_count))
+        {
             Ok((ids, following)) => {
                 for id in ids {
                     listed += 1;
@@ -411,7 +468,13 @@ pub fn check_file(pool: &BufferPool, meta: &Meta) -> CheckReport {
         }
     }
     if listed != meta.freelist_len {
-        walker.violation(None, format!("free list holds {listed} ids, the meta page says {}", meta.freelist_len));
+        walker.violation(
+            None,
+            format!(
+                "free list holds {listed} ids, the meta page says {}",
+                meta.freelist_len
+            ),
+        );
     }
     walker.finish(&mut report);
     report
@@ -424,7 +487,10 @@ impl PageStore {
         self.with_allocator(|alloc| {
             let head = self.head();
             let pool = self.pool();
-            let load = |id: PageId| pool.get(id).map(|page| AlignedBuf::from_slice(&page.read()));
+            let load = |id: PageId| {
+                pool.get(id)
+                    .map(|page| AlignedBuf::from_slice(&page.read()))
+            };
             let mut walker = Walker {
                 load: &load,
                 page_size: self.page_size(),

@@ -12,13 +12,21 @@ pub enum PagerError {
     Io(#[from] IoError),
 
     #[error("page {page}: checksum mismatch (stored {stored:#010x}, computed {computed:#010x})")]
-    Checksum { page: PageId, stored: u32, computed: u32 },
+    Checksum {
+        page: PageId,
+        stored: u32,
+        computed: u32,
+    },
 
     #[error("page {page} is corrupt: {reason}")]
     Corrupt { page: PageId, reason: String },
 
     #[error("page {page}: expected a {expected:?} page, found type byte {found}")]
-    WrongPageType { page: PageId, expected: PageType, found: u8 },
+    WrongPageType {
+        page: PageId,
+        expected: PageType,
+        found: u8,
+    },
 
     #[error("{path}: neither meta page is valid ({reason}); the file is not an aedb data file or both meta pages are damaged")]
     NoValidMeta { path: PathBuf, reason: String },

@@ -6,6 +6,7 @@
 //! pages) → `store` (versions, snapshots, the writer, checkpoints) → `check`.
 
 pub mod alloc;
+pub mod arena;
 pub mod btree;
 pub mod check;
 pub mod error;
@@ -23,4 +24,6 @@ pub use error::{PagerError, Result};
 pub use io::{BackendKind, IoBackendChoice};
 pub use meta::Meta;
 pub use page::{PageId, PAGE_SIZE_DEFAULT};
-pub use store::{CheckpointInfo, PageStore, Range, Snapshot, StoreConfig, TreeView, Version, WriteTxn};
+pub use store::{
+    CheckpointInfo, PageStore, Range, Snapshot, StoreConfig, TreeView, Version, WriteTxn,
+};

@@ -79,7 +79,10 @@ impl Meta {
         }
         let version = read_u32(page, 32);
         if version != FORMAT_VERSION {
-            return Err(PagerError::corrupt(slot, format!("unsupported format version {version}")));
+            return Err(PagerError::corrupt(
+                slot,
+                format!("unsupported format version {version}"),
+            ));
         }
         let meta = Meta {
             page_size: read_u32(page, 36),
@@ -102,10 +105,16 @@ impl Meta {
             return bad(format!("invalid page size {}", self.page_size));
         }
         if self.generation % 2 != slot {
-            return bad(format!("generation {} stored in slot {slot}", self.generation));
+            return bad(format!(
+                "generation {} stored in slot {slot}",
+                self.generation
+            ));
         }
         if self.page_count < 2 {
-            return bad(format!("page count {} leaves no room for the meta pages", self.page_count));
+            return bad(format!(
+                "page count {} leaves no room for the meta pages",
+                self.page_count
+            ));
         }
         for (name, id) in [("root", self.root), ("free-list root", self.freelist_root)] {
             if id != 0 && (id < 2 || id >= self.page_count) {
@@ -113,7 +122,10 @@ impl Meta {
             }
         }
         if self.freelist_len > self.page_count {
-            return bad(format!("free list of {} pages in a file of {}", self.freelist_len, self.page_count));
+            return bad(format!(
+                "free list of {} pages in a file of {}",
+                self.freelist_len, self.page_count
+            ));
         }
         Ok(())
     }
@@ -165,9 +177,17 @@ mod tests {
         let newer = sample(4);
         let chosen = choose(Path::new("x"), &[(0, Ok(newer)), (1, Ok(meta))]).unwrap();
         assert_eq!(chosen.generation, 4);
-        let broken = choose(Path::new("/d/data.aedb"), &[(0, Err(PagerError::corrupt(0, "x"))), (1, Err(PagerError::corrupt(1, "y")))]);
+        let broken = choose(
+            Path::new("/d/data.aedb"),
+            &[
+                (0, Err(PagerError::corrupt(0, "x"))),
+                (1, Err(PagerError::corrupt(1, "y"))),
+            ],
+        );
         match broken {
-            Err(PagerError::NoValidMeta { path, .. }) => assert_eq!(path, Path::new("/d/data.aedb")),
+            Err(PagerError::NoValidMeta { path, .. }) => {
+                assert_eq!(path, Path::new("/d/data.aedb"))
+            }
             other => panic!("unexpected {other:?}"),
         }
     }

@@ -46,7 +46,12 @@ pub fn read_chain(pool: &BufferPool, first: PageId, len: u64) -> Result<Vec<u8>>
 
 /// Walk a chain, giving each page id and its data; stops with an error on any inconsistency
 /// (wrong type, a chain longer or shorter than `len`), so a loop in a damaged file cannot spin.
-pub fn visit_chain(pool: &BufferPool, first: PageId, len: u64, mut visit: impl FnMut(PageId, &[u8])) -> Result<()> {
+pub fn visit_chain(
+    pool: &BufferPool,
+    first: PageId,
+    len: u64,
+    mut visit: impl FnMut(PageId, &[u8]),
+) -> Result<()> {
     let max_pages = pages_for(len as usize, pool.page_size()) as u64;
     let mut seen = 0u64;
     let mut remaining = len;
@@ -54,7 +59,10 @@ pub fn visit_chain(pool: &BufferPool, first: PageId, len: u64, mut visit: impl F
     while next != 0 {
         seen += 1;
         if seen > max_pages {
-            return Err(PagerError::corrupt(first, format!("overflow chain longer than {max_pages} pages")));
+            return Err(PagerError::corrupt(
+                first,
+                format!("overflow chain longer than {max_pages} pages"),
+            ));
         }
         let page = pool.get(next)?;
         let buf = page.read();
@@ -67,14 +75,23 @@ pub fn visit_chain(pool: &BufferPool, first: PageId, len: u64, mut visit: impl F
         }
         let used = read_u32(&buf, 32) as usize;
         if used > data_per_page(buf.len()) || used as u64 > remaining {
-            return Err(PagerError::corrupt(next, format!("overflow page claims {used} bytes")));
+            return Err(PagerError::corrupt(
+                next,
+                format!("overflow page claims {used} bytes"),
+            ));
         }
-        visit(next, &buf[OVERFLOW_HEADER_BYTES..OVERFLOW_HEADER_BYTES + used]);
+        visit(
+            next,
+            &buf[OVERFLOW_HEADER_BYTES..OVERFLOW_HEADER_BYTES + used],
+        );
         remaining -= used as u64;
         next = read_u64(&buf, 24);
     }
     if remaining != 0 {
-        return Err(PagerError::corrupt(first, format!("overflow chain ends {remaining} bytes short")));
+        return Err(PagerError::corrupt(
+            first,
+            format!("overflow chain ends {remaining} bytes short"),
+        ));
     }
     Ok(())
 }

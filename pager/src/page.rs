@@ -28,7 +28,7 @@ pub const PAGE_SIZE_MAX: u32 = 65536;
 /// Chosen by measurement: see docs/BENCHMARKS.md ("page size").
 pub const PAGE_SIZE_DEFAULT: u32 = 4096;
 
-const _: () = assert!(PAGE_SIZE_MIN % 512 == 0);
+const _: () = assert!(PAGE_SIZE_MIN.is_multiple_of(512));
 const _: () = assert!(PAGE_SIZE_DEFAULT.is_power_of_two());
 const _: () = assert!(PAGE_SIZE_DEFAULT >= PAGE_SIZE_MIN && PAGE_SIZE_DEFAULT <= PAGE_SIZE_MAX);
 
@@ -100,7 +100,10 @@ pub fn seal(page: &mut [u8]) {
 /// Check a page read from disk as page `expected`: length, checksum, id and a known type.
 pub fn verify(page: &[u8], expected: PageId) -> Result<PageType> {
     if page.len() < PAGE_SIZE_MIN as usize {
-        return Err(PagerError::corrupt(expected, format!("page buffer of {} bytes", page.len())));
+        return Err(PagerError::corrupt(
+            expected,
+            format!("page buffer of {} bytes", page.len()),
+        ));
     }
     let stored = read_u32(page, 0);
     let computed = compute_checksum(page);
@@ -113,10 +116,17 @@ pub fn verify(page: &[u8], expected: PageId) -> Result<PageType> {
     }
     let id = page_id(page);
     if id != expected {
-        return Err(PagerError::corrupt(expected, format!("header names page {id} (a misdirected write?)")));
+        return Err(PagerError::corrupt(
+            expected,
+            format!("header names page {id} (a misdirected write?)"),
+        ));
     }
-    PageType::from_byte(page_type_byte(page))
-        .ok_or_else(|| PagerError::corrupt(expected, format!("unknown page type {}", page_type_byte(page))))
+    PageType::from_byte(page_type_byte(page)).ok_or_else(|| {
+        PagerError::corrupt(
+            expected,
+            format!("unknown page type {}", page_type_byte(page)),
+        )
+    })
 }
 
 pub fn read_u16(bytes: &[u8], at: usize) -> u16 {
@@ -158,12 +168,18 @@ mod tests {
         page[100] = 42;
         seal(&mut page);
         assert_eq!(verify(&page, 7), Ok(PageType::Leaf));
-        assert!(matches!(verify(&page, 8), Err(PagerError::Corrupt { page: 8, .. })));
+        assert!(matches!(
+            verify(&page, 8),
+            Err(PagerError::Corrupt { page: 8, .. })
+        ));
         for byte in [0usize, 4, 9, 100, 4095] {
             let mut bad = page.clone();
             bad[byte] ^= 0x10;
             assert!(verify(&bad, 7).is_err(), "flip at {byte} undetected");
         }
-        assert!(verify(&[0u8; 4096], 5).is_err(), "a never-written page must not verify");
+        assert!(
+            verify(&[0u8; 4096], 5).is_err(),
+            "a never-written page must not verify"
+        );
     }
 }

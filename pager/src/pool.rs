@@ -26,6 +26,7 @@ use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
+use crate::arena::{Arena, FrameBuf};
 use crate::error::{PagerError, Result};
 use crate::io::{all_ok, submit_wait, AlignedBuf, IoFile, IoOp};
 use crate::page::{self, PageId};
@@ -36,7 +37,7 @@ const WRITE_BACK_BATCH: usize = 64;
 
 pub struct Frame {
     id: PageId,
-    data: RwLock<AlignedBuf>,
+    data: RwLock<FrameBuf>,
     dirty: AtomicBool,
     referenced: AtomicBool,
 }
@@ -50,13 +51,13 @@ impl PageRef {
         self.0.id
     }
 
-    pub fn read(&self) -> RwLockReadGuard<'_, AlignedBuf> {
+    pub fn read(&self) -> RwLockReadGuard<'_, FrameBuf> {
         self.0.data.read()
     }
 
     /// Mutable access for the writer; the frame is marked dirty. Only pages the current write
     /// transaction allocated may be modified (copy-on-write), which the caller guarantees.
-    pub fn write(&self) -> RwLockWriteGuard<'_, AlignedBuf> {
+    pub fn write(&self) -> RwLockWriteGuard<'_, FrameBuf> {
         let guard = self.0.data.write();
         self.0.dirty.store(true, Ordering::Release);
         guard
@@ -73,6 +74,12 @@ pub struct PoolStats {
     pub capacity_frames: usize,
 }
 
+enum Sweep {
+    Slot(usize),
+    WroteBack(usize),
+    AllPinned,
+}
+
 struct Clock {
     ring: Vec<Option<Arc<Frame>>>,
     free_slots: Vec<usize>,
@@ -82,6 +89,7 @@ struct Clock {
 
 pub struct BufferPool {
     file: Arc<dyn IoFile>,
+    arena: Arc<Arena>,
     page_size: usize,
     capacity: usize,
     shards: Vec<Mutex<HashMap<PageId, Arc<Frame>>>>,
@@ -103,6 +111,7 @@ impl BufferPool {
         }
         Ok(BufferPool {
             file,
+            arena: Arena::new(capacity, page_size),
             page_size,
             capacity,
             shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
@@ -138,8 +147,8 @@ impl BufferPool {
             return Ok(PageRef(Arc::clone(frame)));
         }
         self.misses.fetch_add(1, Ordering::Relaxed);
-        let buf = self.read_from_disk(id)?;
-        Ok(self.install(id, buf, false))
+        let from_disk = self.read_from_disk(id)?;
+        Ok(self.install(id, Some(&from_disk), false))
     }
 
     /// Read and verify a page without caching it (used by the checker and offline tools).
@@ -164,17 +173,21 @@ impl BufferPool {
     /// previous use of the id is replaced.
     pub fn create(&self, id: PageId) -> PageRef {
         self.discard(id);
-        self.install(id, AlignedBuf::zeroed(self.page_size), true)
+        self.install(id, None, true)
     }
 
-    fn install(&self, id: PageId, buf: AlignedBuf, dirty: bool) -> PageRef {
+    fn install(&self, id: PageId, content: Option<&[u8]>, dirty: bool) -> PageRef {
+        let slot = self.reserve_slot();
+        let mut buf = self.arena.take();
+        if let Some(content) = content {
+            buf.copy_from_slice(content);
+        }
         let frame = Arc::new(Frame {
             id,
             data: RwLock::new(buf),
             dirty: AtomicBool::new(dirty),
             referenced: AtomicBool::new(true),
         });
-        let slot = self.reserve_slot();
         {
             let mut shard = self.shard(id).lock();
             if let Some(existing) = shard.get(&id) {
@@ -210,9 +223,30 @@ impl BufferPool {
     /// pool grows past capacity rather than deadlock; the ring grows with it and shrinks back as
     /// frames are evicted.
     fn reserve_slot(&self) -> usize {
+        // Two sweeps at most: the second one after writing back the dirty frames of the first.
+        for _ in 0..2 {
+            match self.sweep() {
+                Sweep::Slot(slot) => return slot,
+                Sweep::WroteBack(written) if written > 0 => continue,
+                Sweep::WroteBack(_) | Sweep::AllPinned => break,
+            }
+        }
         let mut clock = self.clock.lock();
         if let Some(slot) = clock.free_slots.pop() {
             return slot;
+        }
+        tracing::warn!(
+            capacity = self.capacity,
+            "no evictable frame; the pool grows past its capacity"
+        );
+        clock.ring.push(None);
+        clock.ring.len() - 1
+    }
+
+    fn sweep(&self) -> Sweep {
+        let mut clock = self.clock.lock();
+        if let Some(slot) = clock.free_slots.pop() {
+            return Sweep::Slot(slot);
         }
         let len = clock.ring.len();
         let mut dirty_batch: Vec<Arc<Frame>> = Vec::new();
@@ -220,7 +254,7 @@ impl BufferPool {
             let hand = clock.hand;
             clock.hand = (hand + 1) % len;
             let Some(frame) = clock.ring[hand].as_ref() else {
-                return hand;
+                return Sweep::Slot(hand);
             };
             if frame.referenced.swap(false, Ordering::Relaxed) || Arc::strong_count(frame) > 2 {
                 continue;
@@ -229,8 +263,10 @@ impl BufferPool {
                 if dirty_batch.len() < WRITE_BACK_BATCH {
                     dirty_batch.push(Arc::clone(frame));
                 }
-                if dirty_batch.len() == WRITE_BACK_BATCH {
-                    self.write_back(std::mem::take(&mut dirty_batch));
+                if dirty_batch.len() == WRITE_BACK_BATCH
+                    && self.write_back(std::mem::take(&mut dirty_batch)) == 0
+                {
+                    break;
                 }
                 continue;
             }
@@ -246,21 +282,19 @@ impl BufferPool {
             clock.slot_of.remove(&id);
             self.resident.fetch_sub(1, Ordering::Relaxed);
             self.evictions.fetch_add(1, Ordering::Relaxed);
-            return hand;
+            return Sweep::Slot(hand);
         }
-        if !dirty_batch.is_empty() {
-            self.write_back(dirty_batch);
-            drop(clock);
-            return self.reserve_slot();
+        if dirty_batch.is_empty() {
+            Sweep::AllPinned
+        } else {
+            Sweep::WroteBack(self.write_back(dirty_batch))
         }
-        tracing::warn!(capacity = self.capacity, "every frame is pinned; the pool grows past its capacity");
-        clock.ring.push(None);
-        clock.ring.len() - 1
     }
 
     /// Write frames to their pages (sealed copies), then mark them clean. Errors leave them
-    /// dirty; the next checkpoint reports the failure.
-    fn write_back(&self, frames: Vec<Arc<Frame>>) {
+    /// dirty; the next checkpoint reports the failure. Returns how many were written.
+    fn write_back(&self, frames: Vec<Arc<Frame>>) -> usize {
+        let mut written = 0;
         let mut ops = Vec::with_capacity(frames.len());
         for frame in &frames {
             let data = frame.data.read();
@@ -278,36 +312,42 @@ impl BufferPool {
                 tracing::warn!(page = frame.id, error = %err, "write-back failed");
                 frame.dirty.store(true, Ordering::Release);
             } else {
+                written += 1;
                 self.write_backs.fetch_add(1, Ordering::Relaxed);
             }
         }
+        written
     }
 
-    /// Every dirty frame, pinned, with a sealed copy of its bytes (marking it clean), for a
-    /// checkpoint to write. The pins keep the frames resident until the writes have landed, so
-    /// no reader can miss and read the page's old bytes from disk meanwhile.
-    pub fn take_dirty(&self) -> Vec<(PageRef, AlignedBuf)> {
-        let mut out = Vec::new();
+    /// Every dirty frame, pinned, in page order, for a checkpoint to write. The pins keep the
+    /// frames resident until the writes have landed, so no reader can miss and read a page's
+    /// old bytes from disk meanwhile.
+    pub fn dirty_pages(&self) -> Vec<PageRef> {
+        let mut out: Vec<PageRef> = Vec::new();
         for shard in &self.shards {
-            let frames: Vec<Arc<Frame>> = shard
-                .lock()
-                .values()
-                .filter(|f| f.dirty.load(Ordering::Acquire))
-                .cloned()
-                .collect();
-            for frame in frames {
-                let data = frame.data.read();
-                if !frame.dirty.swap(false, Ordering::AcqRel) {
-                    continue;
-                }
-                let mut copy = AlignedBuf::from_slice(&data);
-                page::seal(&mut copy);
-                drop(data);
-                out.push((PageRef(frame), copy));
-            }
+            let shard = shard.lock();
+            out.extend(
+                shard
+                    .values()
+                    .filter(|f| f.dirty.load(Ordering::Acquire))
+                    .map(|f| PageRef(Arc::clone(f))),
+            );
         }
-        out.sort_by_key(|(page, _)| page.id());
+        out.sort_by_key(PageRef::id);
         out
+    }
+
+    /// A sealed copy of a dirty page for writing, clearing its dirty mark (None when another
+    /// write-back got to it first). Copying chunk by chunk keeps a checkpoint's extra memory
+    /// to one batch.
+    pub fn sealed_copy(&self, page: &PageRef) -> Option<AlignedBuf> {
+        let data = page.0.data.read();
+        if !page.0.dirty.swap(false, Ordering::AcqRel) {
+            return None;
+        }
+        let mut copy = AlignedBuf::from_slice(&data);
+        page::seal(&mut copy);
+        Some(copy)
     }
 
     /// Put back the dirty mark of a page whose checkpoint write failed.

@@ -17,7 +17,7 @@
 //! 4. Snapshots are pinned under the `pins` lock while the head is read, so a writer computing
 //!    the oldest pinned version never misses a reader that is about to pin.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -119,15 +119,27 @@ impl PageStore {
             None => create_file(&*vfs, &*file, path, config.page_size, existed)?,
         };
         let page_size = meta.page_size as usize;
-        let pool = Arc::new(BufferPool::new(Arc::clone(&file), page_size, config.buffer_pool_bytes)?);
+        let pool = Arc::new(BufferPool::new(
+            Arc::clone(&file),
+            page_size,
+            config.buffer_pool_bytes,
+        )?);
         let file_len = file.len()?;
         if file_len < meta.page_count * page_size as u64 {
             return Err(PagerError::corrupt(
                 meta.slot(),
-                format!("file is {file_len} bytes, the checkpoint needs {} pages", meta.page_count),
+                format!(
+                    "file is {file_len} bytes, the checkpoint needs {} pages",
+                    meta.page_count
+                ),
             ));
         }
-        let mut alloc = Allocator::new(page_size, meta.page_count, file_len / page_size as u64, meta.generation);
+        let mut alloc = Allocator::new(
+            page_size,
+            meta.page_count,
+            file_len / page_size as u64,
+            meta.generation,
+        );
         let (fl_pages, fl_ids) = load_freelist(&pool, &meta)?;
         alloc.load_freelist(fl_pages, fl_ids);
         tracing::info!(path = %path.display(), backend = %vfs.kind(), page_size, generation = meta.generation, seq = meta.seq, "store opened");
@@ -216,7 +228,12 @@ impl PageStore {
         let base = {
             let pins = self.inner.pins.lock();
             let head = *self.inner.head.read();
-            let oldest = pins.keys().next().copied().unwrap_or(head.seq).min(head.seq);
+            let oldest = pins
+                .keys()
+                .next()
+                .copied()
+                .unwrap_or(head.seq)
+                .min(head.seq);
             writer.alloc.reclaim(oldest);
             head
         };
@@ -229,7 +246,7 @@ impl PageStore {
                 root: base.root,
                 len: base.tree_count,
             },
-            trees: HashMap::new(),
+            trees: BTreeMap::new(),
             committed: false,
         })
     }
@@ -253,9 +270,11 @@ impl PageStore {
             let mut writer = inner.writer.lock();
             let head = *inner.head.read();
             let pool = Arc::clone(&inner.pool);
-            let capture = writer
-                .alloc
-                .capture_freelist(&*inner.file, &mut |id| Ok(pool.create(id)), head.seq)?;
+            let capture = writer.alloc.capture_freelist(
+                &*inner.file,
+                &mut |id| Ok(pool.create(id)),
+                head.seq,
+            )?;
             Meta {
                 page_size: inner.pool.page_size() as u32,
                 generation: capture.generation,
@@ -268,25 +287,29 @@ impl PageStore {
                 tree_count: head.tree_count,
             }
         };
-        let dirty = inner.pool.take_dirty();
-        let pages_written = dirty.len();
+        let dirty = inner.pool.dirty_pages();
         let page_size = inner.pool.page_size() as u64;
-        let mut dirty = dirty.into_iter().peekable();
-        while dirty.peek().is_some() {
-            let chunk: Vec<_> = dirty.by_ref().take(CHECKPOINT_BATCH_PAGES).collect();
-            let (pages, ops): (Vec<_>, Vec<_>) = chunk
-                .into_iter()
-                .map(|(page, buf)| {
-                    let offset = page.id() * page_size;
-                    (page, IoOp::Write { offset, buf })
-                })
-                .unzip();
-            if let Err(err) = all_ok(submit_wait(&*inner.file, ops)) {
-                for page in &pages {
-                    inner.pool.mark_dirty(page);
+        let mut pages_written = 0;
+        for (n, chunk) in dirty.chunks(CHECKPOINT_BATCH_PAGES).enumerate() {
+            let mut written = Vec::with_capacity(chunk.len());
+            let mut ops = Vec::with_capacity(chunk.len());
+            for page in chunk {
+                if let Some(buf) = inner.pool.sealed_copy(page) {
+                    ops.push(IoOp::Write {
+                        offset: page.id() * page_size,
+                        buf,
+                    });
+                    written.push(page);
                 }
-                for (page, _) in dirty {
-                    inner.pool.mark_dirty(&page);
+            }
+            pages_written += ops.len();
+            if let Err(err) = all_ok(submit_wait(&*inner.file, ops)) {
+                // Pages not known to be on disk stay dirty for the next attempt (after reopen).
+                for page in written
+                    .into_iter()
+                    .chain(dirty.get((n + 1) * CHECKPOINT_BATCH_PAGES..).unwrap_or(&[]))
+                {
+                    inner.pool.mark_dirty(page);
                 }
                 return Err(err.into());
             }
@@ -305,15 +328,31 @@ impl PageStore {
             ],
         ))?;
         *durable = meta;
-        inner.writer.lock().alloc.checkpoint_durable(meta.generation);
-        tracing::debug!(generation = meta.generation, seq = meta.seq, pages_written, "checkpoint durable");
-        Ok(CheckpointInfo { meta, pages_written })
+        inner
+            .writer
+            .lock()
+            .alloc
+            .checkpoint_durable(meta.generation);
+        tracing::debug!(
+            generation = meta.generation,
+            seq = meta.seq,
+            pages_written,
+            "checkpoint durable"
+        );
+        Ok(CheckpointInfo {
+            meta,
+            pages_written,
+        })
     }
 
     /// Allocation figures for the checker and the debug tools: page count, free, pending.
     pub fn allocation(&self) -> (u64, usize, usize) {
         let writer = self.inner.writer.lock();
-        (writer.alloc.page_count(), writer.alloc.free_len(), writer.alloc.pending_len())
+        (
+            writer.alloc.page_count(),
+            writer.alloc.free_len(),
+            writer.alloc.pending_len(),
+        )
     }
 
     pub(crate) fn with_allocator<T>(&self, f: impl FnOnce(&Allocator) -> T) -> T {
@@ -343,13 +382,18 @@ fn read_meta(file: &dyn IoFile, path: &Path) -> Result<Option<Meta>> {
                     buf: AlignedBuf::zeroed(size as usize),
                 }],
             ))?;
-            let Some(buf) = read.into_iter().next().and_then(|d| d.into_buf()) else { continue };
+            let Some(buf) = read.into_iter().next().and_then(|d| d.into_buf()) else {
+                continue;
+            };
             all_zero &= buf.iter().all(|b| *b == 0);
             let decoded = Meta::decode(&buf, slot).and_then(|m| {
                 if m.page_size as u64 == size {
                     Ok(m)
                 } else {
-                    Err(PagerError::corrupt(slot, format!("page size {} read at size {size}", m.page_size)))
+                    Err(PagerError::corrupt(
+                        slot,
+                        format!("page size {} read at size {size}", m.page_size),
+                    ))
                 }
             });
             if decoded.is_ok() || size == PAGE_SIZE_MIN as u64 {
@@ -365,7 +409,13 @@ fn read_meta(file: &dyn IoFile, path: &Path) -> Result<Option<Meta>> {
 }
 
 /// Write the two meta pages of an empty store and make the file and its directory entry durable.
-fn create_file(vfs: &dyn Vfs, file: &dyn IoFile, path: &Path, page_size: u32, existed: bool) -> Result<Meta> {
+fn create_file(
+    vfs: &dyn Vfs,
+    file: &dyn IoFile,
+    path: &Path,
+    page_size: u32,
+    existed: bool,
+) -> Result<Meta> {
     let mut ops = Vec::new();
     let mut meta = Meta {
         page_size,
@@ -404,7 +454,10 @@ fn load_freelist(pool: &BufferPool, meta: &Meta) -> Result<(Vec<PageId>, Vec<Pag
     let mut next = meta.freelist_root;
     while next != 0 {
         if pages.len() as u64 >= meta.page_count {
-            return Err(PagerError::corrupt(meta.freelist_root, "free list has a cycle"));
+            return Err(PagerError::corrupt(
+                meta.freelist_root,
+                "free list has a cycle",
+            ));
         }
         let buf = pool.read_from_disk(next)?;
         let (mut chunk, following) = decode_freelist_page(&buf, next, meta.page_count)?;
@@ -415,13 +468,20 @@ fn load_freelist(pool: &BufferPool, meta: &Meta) -> Result<(Vec<PageId>, Vec<Pag
     if ids.len() as u64 != meta.freelist_len {
         return Err(PagerError::corrupt(
             meta.freelist_root,
-            format!("free list holds {} ids, the meta page says {}", ids.len(), meta.freelist_len),
+            format!(
+                "free list holds {} ids, the meta page says {}",
+                ids.len(),
+                meta.freelist_len
+            ),
         ));
     }
     let mut sorted = ids.clone();
     sorted.sort_unstable();
     if let Some(w) = sorted.windows(2).find(|w| w[0] == w[1]) {
-        return Err(PagerError::corrupt(w[0], "page listed twice in the free list"));
+        return Err(PagerError::corrupt(
+            w[0],
+            "page listed twice in the free list",
+        ));
     }
     Ok((pages, ids))
 }
@@ -481,7 +541,13 @@ impl Snapshot {
 
     /// Every tree, by name.
     pub fn trees(&self) -> Result<Vec<(String, TreeRecord)>> {
-        let cursor = Cursor::new(Arc::clone(self.pool()), self.root(), Bound::Unbounded, Bound::Unbounded, false);
+        let cursor = Cursor::new(
+            Arc::clone(self.pool()),
+            self.root(),
+            Bound::Unbounded,
+            Bound::Unbounded,
+            false,
+        );
         let mut out = Vec::new();
         for item in cursor {
             let (name, record) = item?;
@@ -553,7 +619,12 @@ impl TreeView {
     }
 }
 
-fn count_range(pool: &BufferPool, root: PageId, lower: Bound<&[u8]>, upper: Bound<&[u8]>) -> Result<u64> {
+fn count_range(
+    pool: &BufferPool,
+    root: PageId,
+    lower: Bound<&[u8]>,
+    upper: Bound<&[u8]>,
+) -> Result<u64> {
     let high = btree::rank(pool, root, upper)?;
     let low = match lower {
         Bound::Unbounded => 0,
@@ -602,7 +673,7 @@ pub struct WriteTxn {
     seq: u64,
     catalog: TreeRecord,
     /// Trees this transaction has opened: their current record and whether it changed.
-    trees: HashMap<String, (TreeRecord, bool)>,
+    trees: BTreeMap<String, (TreeRecord, bool)>,
     committed: bool,
 }
 
@@ -616,7 +687,13 @@ impl WriteTxn {
         self.base
     }
 
-    fn ctx(&mut self) -> (WriteCtx<'_>, &mut HashMap<String, (TreeRecord, bool)>, &mut TreeRecord) {
+    fn ctx(
+        &mut self,
+    ) -> (
+        WriteCtx<'_>,
+        &mut BTreeMap<String, (TreeRecord, bool)>,
+        &mut TreeRecord,
+    ) {
         let inner = &self.store.inner;
         (
             WriteCtx {
@@ -645,13 +722,20 @@ impl WriteTxn {
     fn check_tree_name(&self, name: &str) -> Result<()> {
         let max = crate::btree::node::max_key_bytes(self.store.page_size());
         if name.len() > max {
-            return Err(PagerError::KeyTooLarge { len: name.len(), max });
+            return Err(PagerError::KeyTooLarge {
+                len: name.len(),
+                max,
+            });
         }
         Ok(())
     }
 
     /// Run `op` on the named tree's record, marking it changed.
-    fn modify<T>(&mut self, name: &str, op: impl FnOnce(&mut WriteCtx<'_>, &mut TreeRecord) -> Result<T>) -> Result<T> {
+    fn modify<T>(
+        &mut self,
+        name: &str,
+        op: impl FnOnce(&mut WriteCtx<'_>, &mut TreeRecord) -> Result<T>,
+    ) -> Result<T> {
         self.check_tree_name(name)?;
         let mut record = self.record(name)?;
         let (mut ctx, trees, _) = self.ctx();
@@ -706,7 +790,13 @@ impl WriteTxn {
 
     /// Entries of the tree as this transaction sees them. The borrow keeps the tree unchanged
     /// while the range is alive.
-    pub fn range<'t>(&'t mut self, tree: &str, lower: Bound<&[u8]>, upper: Bound<&[u8]>, reverse: bool) -> Result<TxnRange<'t>> {
+    pub fn range<'t>(
+        &'t mut self,
+        tree: &str,
+        lower: Bound<&[u8]>,
+        upper: Bound<&[u8]>,
+        reverse: bool,
+    ) -> Result<TxnRange<'t>> {
         let record = self.record(tree)?;
         Ok(TxnRange {
             cursor: Cursor::new(
@@ -723,7 +813,8 @@ impl WriteTxn {
     /// Delete a tree and free all its pages. True when it existed.
     pub fn drop_tree(&mut self, name: &str) -> Result<bool> {
         let record = self.record(name)?;
-        let existed = btree::get(&self.store.inner.pool, self.catalog.root, name.as_bytes())?.is_some()
+        let existed = btree::get(&self.store.inner.pool, self.catalog.root, name.as_bytes())?
+            .is_some()
             || self.trees.get(name).is_some_and(|(_, changed)| *changed);
         let mut pages = Vec::new();
         crate::check::collect_tree_pages(&self.store.inner.pool, record.root, &mut pages)?;

@@ -74,16 +74,25 @@ fn open(vfs: &SimVfs) -> PageStore {
 fn snapshot_matches(snapshot: &Snapshot, model: &Model) {
     let tree = snapshot.tree(TREE).expect("tree lookup");
     let Some(tree) = tree else {
-        assert!(model.is_empty(), "tree missing but model has {} entries", model.len());
+        assert!(
+            model.is_empty(),
+            "tree missing but model has {} entries",
+            model.len()
+        );
         return;
     };
     let all: Vec<(Vec<u8>, Vec<u8>)> = tree
         .range(Bound::Unbounded, Bound::Unbounded, false)
         .collect::<Result<_, _>>()
         .expect("scan");
-    let expected: Vec<(Vec<u8>, Vec<u8>)> = model.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    let expected: Vec<(Vec<u8>, Vec<u8>)> =
+        model.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
     assert_eq!(all.len(), expected.len());
-    assert!(all == expected, "snapshot {} differs from its model", snapshot.seq());
+    assert!(
+        all == expected,
+        "snapshot {} differs from its model",
+        snapshot.seq()
+    );
     assert_eq!(tree.len(), model.len() as u64);
 }
 
@@ -105,12 +114,21 @@ fn run(ops: Vec<Op>) {
             }
             Op::Remove(k) => {
                 let t = txn.get_or_insert_with(|| store.begin_write().expect("begin"));
-                assert_eq!(t.remove(TREE, &key(k)).expect("remove"), working.remove(&key(k)).is_some());
+                assert_eq!(
+                    t.remove(TREE, &key(k)).expect("remove"),
+                    working.remove(&key(k)).is_some()
+                );
             }
             Op::Get(k) => {
                 let t = txn.get_or_insert_with(|| store.begin_write().expect("begin"));
-                assert_eq!(t.get(TREE, &key(k)).expect("get"), working.get(&key(k)).cloned());
-                assert_eq!(store.snapshot().get(TREE, &key(k)).expect("get"), committed.get(&key(k)).cloned());
+                assert_eq!(
+                    t.get(TREE, &key(k)).expect("get"),
+                    working.get(&key(k)).cloned()
+                );
+                assert_eq!(
+                    store.snapshot().get(TREE, &key(k)).expect("get"),
+                    committed.get(&key(k)).cloned()
+                );
             }
             Op::Range(a, b, reverse) => {
                 let (lo, hi) = (key(a.min(b)), key(a.max(b)));
@@ -120,7 +138,10 @@ fn run(ops: Vec<Op>) {
                     .expect("range")
                     .collect::<Result<_, _>>()
                     .expect("scan");
-                let mut want: Vec<_> = working.range(lo.clone()..hi.clone()).map(|(k, v)| (k.clone(), v.clone())).collect();
+                let mut want: Vec<_> = working
+                    .range(lo.clone()..hi.clone())
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect();
                 if reverse {
                     want.reverse();
                 }
@@ -129,8 +150,12 @@ fn run(ops: Vec<Op>) {
             Op::Count(a, b) => {
                 let (lo, hi) = (key(a.min(b)), key(a.max(b)));
                 let t = txn.get_or_insert_with(|| store.begin_write().expect("begin"));
-                let got = t.count(TREE, Bound::Excluded(&lo), Bound::Included(&hi)).expect("count");
-                let want = working.range::<Vec<u8>, _>((Bound::Excluded(lo), Bound::Included(hi))).count() as u64;
+                let got = t
+                    .count(TREE, Bound::Excluded(&lo), Bound::Included(&hi))
+                    .expect("count");
+                let want = working
+                    .range::<Vec<u8>, _>((Bound::Excluded(lo), Bound::Included(hi)))
+                    .count() as u64;
                 assert_eq!(got, want);
             }
             Op::Commit => {
@@ -165,7 +190,11 @@ fn run(ops: Vec<Op>) {
                 store = open(&vfs);
                 let meta = store.durable_meta();
                 let file_report = aedb_pager::check::check_file(store.pool(), &meta);
-                assert!(file_report.is_ok(), "file after reopen: {:?}", file_report.violations);
+                assert!(
+                    file_report.is_ok(),
+                    "file after reopen: {:?}",
+                    file_report.violations
+                );
                 committed = durable.clone();
                 working = durable.clone();
                 snapshot_matches(&store.snapshot(), &committed);
@@ -182,7 +211,7 @@ fn run(ops: Vec<Op>) {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 48, .. ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 256, .. ProptestConfig::default() })]
     #[test]
     fn store_matches_btreemap(ops in proptest::collection::vec(op_strategy(), 1..400)) {
         run(ops);

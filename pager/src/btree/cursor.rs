@@ -35,7 +35,13 @@ pub fn owned_bound(bound: Bound<&[u8]>) -> Bound<Vec<u8>> {
 }
 
 impl Cursor {
-    pub fn new(pool: Arc<BufferPool>, root: PageId, lower: Bound<Vec<u8>>, upper: Bound<Vec<u8>>, reverse: bool) -> Self {
+    pub fn new(
+        pool: Arc<BufferPool>,
+        root: PageId,
+        lower: Bound<Vec<u8>>,
+        upper: Bound<Vec<u8>>,
+        reverse: bool,
+    ) -> Self {
         Cursor {
             pool,
             root,
@@ -64,7 +70,11 @@ impl Cursor {
     /// Descend to the leaf position of the starting bound.
     fn start(&mut self) -> Result<()> {
         self.started = true;
-        let bound = if self.reverse { self.upper.clone() } else { self.lower.clone() };
+        let bound = if self.reverse {
+            self.upper.clone()
+        } else {
+            self.lower.clone()
+        };
         let mut id = self.root;
         for _ in 0..MAX_DEPTH {
             let page = self.pool.get(id)?;

@@ -54,7 +54,10 @@ impl TreeRecord {
 
     pub fn decode(bytes: &[u8], page: PageId) -> Result<Self> {
         if bytes.len() != Self::ENCODED_BYTES {
-            return Err(PagerError::corrupt(page, format!("tree record of {} bytes", bytes.len())));
+            return Err(PagerError::corrupt(
+                page,
+                format!("tree record of {} bytes", bytes.len()),
+            ));
         }
         Ok(TreeRecord {
             root: read_u64(bytes, 0),
@@ -197,7 +200,10 @@ fn leaf_value_bytes(pool: &BufferPool, value: LeafValue<'_>) -> Result<Vec<u8>> 
 }
 
 fn depth_error(page: PageId) -> PagerError {
-    PagerError::corrupt(page, format!("tree deeper than {MAX_DEPTH} levels (a cycle?)"))
+    PagerError::corrupt(
+        page,
+        format!("tree deeper than {MAX_DEPTH} levels (a cycle?)"),
+    )
 }
 
 /// Look `key` up in the tree rooted at `root`.
@@ -264,7 +270,12 @@ fn count_all(pool: &BufferPool, root: PageId) -> Result<u64> {
 }
 
 /// Insert or replace; returns true when a value was replaced.
-pub fn insert(ctx: &mut WriteCtx<'_>, tree: &mut TreeRecord, key: &[u8], value: &[u8]) -> Result<bool> {
+pub fn insert(
+    ctx: &mut WriteCtx<'_>,
+    tree: &mut TreeRecord,
+    key: &[u8],
+    value: &[u8],
+) -> Result<bool> {
     let cell = ctx.leaf_cell(key, value)?;
     if tree.root == 0 {
         let page = ctx.new_page()?;
@@ -338,7 +349,10 @@ fn insert_into_leaf(
         let buf = page.read();
         let node = NodeRef::new(&buf, page.id())?;
         match node.search(key)? {
-            Ok(i) => (i, Some((ValueRef::from(node.leaf_value(i)?), node.cell(i)?.len()))),
+            Ok(i) => (
+                i,
+                Some((ValueRef::from(node.leaf_value(i)?), node.cell(i)?.len())),
+            ),
             Err(i) => (i, None),
         }
     };
@@ -383,7 +397,12 @@ pub fn remove(ctx: &mut WriteCtx<'_>, tree: &mut TreeRecord, key: &[u8]) -> Resu
     Ok(true)
 }
 
-fn remove_rec(ctx: &mut WriteCtx<'_>, id: PageId, key: &[u8], depth: usize) -> Result<Option<ChildResult>> {
+fn remove_rec(
+    ctx: &mut WriteCtx<'_>,
+    id: PageId,
+    key: &[u8],
+    depth: usize,
+) -> Result<Option<ChildResult>> {
     if depth > MAX_DEPTH {
         return Err(depth_error(id));
     }
@@ -490,7 +509,10 @@ fn rebalance_pair(ctx: &mut WriteCtx<'_>, left: &Entry, right: &Entry) -> Result
         )
     };
     if kind != right_kind {
-        return Err(PagerError::corrupt(right.page, "sibling nodes at different levels"));
+        return Err(PagerError::corrupt(
+            right.page,
+            "sibling nodes at different levels",
+        ));
     }
     let mut cells = node_cells(&left_page)?;
     let mut right_cells = node_cells(&right_page)?;
@@ -517,7 +539,9 @@ fn node_fill(page: &PageRef) -> Result<(u64, usize)> {
 fn node_cells(page: &PageRef) -> Result<Vec<Vec<u8>>> {
     let buf = page.read();
     let node = NodeRef::new(&buf, page.id())?;
-    (0..node.len()).map(|i| node.cell(i).map(<[u8]>::to_vec)).collect()
+    (0..node.len())
+        .map(|i| node.cell(i).map(<[u8]>::to_vec))
+        .collect()
 }
 
 fn branch_entries(page: &PageRef) -> Result<Vec<Entry>> {
@@ -563,7 +587,12 @@ fn partition(sizes: &[usize], usable: usize) -> Vec<std::ops::Range<usize>> {
 
 /// Lay `cells` out over as many nodes of `kind` as needed, reusing `reuse` (pages the
 /// transaction owns) first and freeing the ones left over. Returns one entry per node.
-fn write_nodes(ctx: &mut WriteCtx<'_>, kind: PageType, reuse: Vec<PageRef>, cells: Vec<Vec<u8>>) -> Result<Vec<Entry>> {
+fn write_nodes(
+    ctx: &mut WriteCtx<'_>,
+    kind: PageType,
+    reuse: Vec<PageRef>,
+    cells: Vec<Vec<u8>>,
+) -> Result<Vec<Entry>> {
     let usable = node::usable_bytes(ctx.page_size());
     let sizes: Vec<usize> = cells.iter().map(|c| c.len() + SLOT_BYTES).collect();
     let groups = partition(&sizes, usable);
@@ -594,7 +623,8 @@ fn write_group(page: &PageRef, kind: PageType, cells: &[Vec<u8>], seq: u64) -> R
             let (child, child_count) = (read_u64(cell, 2), read_u64(cell, 10));
             count += child_count;
             if j == 0 {
-                key = cell[node::BRANCH_CELL_OVERHEAD..node::BRANCH_CELL_OVERHEAD + key_len].to_vec();
+                key =
+                    cell[node::BRANCH_CELL_OVERHEAD..node::BRANCH_CELL_OVERHEAD + key_len].to_vec();
                 node.insert_cell(0, &encode_branch_cell(b"", child, child_count))
             } else {
                 node.insert_cell(j, cell)
@@ -635,7 +665,11 @@ fn shrink_root(ctx: &mut WriteCtx<'_>, mut root: PageId) -> Result<PageId> {
             let page = ctx.pool.get(root)?;
             let buf = page.read();
             let node = NodeRef::new(&buf, root)?;
-            let first = if !node.is_leaf() && node.len() == 1 { node.child(0)? } else { 0 };
+            let first = if !node.is_leaf() && node.len() == 1 {
+                node.child(0)?
+            } else {
+                0
+            };
             (node.is_leaf(), node.len(), first)
         };
         if is_leaf && len == 0 {
@@ -660,7 +694,9 @@ where
     V: AsRef<[u8]>,
 {
     if tree.root != 0 {
-        return Err(PagerError::InvalidConfig("bulk load needs an empty tree".into()));
+        return Err(PagerError::InvalidConfig(
+            "bulk load needs an empty tree".into(),
+        ));
     }
     let mut level = LevelPacker::new(PageType::Leaf, ctx.page_size());
     let mut last_key: Option<Vec<u8>> = None;
@@ -668,7 +704,9 @@ where
     for (key, value) in items {
         let key = key.as_ref();
         if last_key.as_deref().is_some_and(|last| last >= key) {
-            return Err(PagerError::InvalidConfig("bulk load keys must be strictly increasing".into()));
+            return Err(PagerError::InvalidConfig(
+                "bulk load keys must be strictly increasing".into(),
+            ));
         }
         let cell = ctx.leaf_cell(key, value.as_ref())?;
         level.push(ctx, cell)?;
@@ -723,7 +761,8 @@ impl LevelPacker {
             self.current_bytes = 0;
             if let Some(held) = self.held.replace(full) {
                 let page = ctx.new_page()?;
-                self.entries.push(write_group(&page, self.kind, &held, ctx.seq)?);
+                self.entries
+                    .push(write_group(&page, self.kind, &held, ctx.seq)?);
             }
         }
         self.current_bytes += size;
@@ -735,7 +774,8 @@ impl LevelPacker {
         let mut tail = self.held.take().unwrap_or_default();
         tail.append(&mut self.current);
         let pages = vec![ctx.new_page()?];
-        self.entries.extend(write_nodes(ctx, self.kind, pages, tail)?);
+        self.entries
+            .extend(write_nodes(ctx, self.kind, pages, tail)?);
         Ok(self.entries)
     }
 }

@@ -23,7 +23,9 @@
 //! a damaged page (or arbitrary bytes) can never crash a read.
 
 use crate::error::{PagerError, Result};
-use crate::page::{self, read_u16, read_u32, read_u64, write_u16, write_u32, write_u64, PageId, PageType};
+use crate::page::{
+    self, read_u16, read_u32, read_u64, write_u16, write_u32, write_u64, PageId, PageType,
+};
 
 pub const NODE_HEADER_BYTES: usize = 40;
 pub const SLOT_BYTES: usize = 2;
@@ -115,7 +117,12 @@ impl<'a> NodeRef<'a> {
                 format!("{count} slots end at {slots_end}, cell area starts at {cell_start}"),
             ));
         }
-        Ok(NodeRef { page, id, kind, count })
+        Ok(NodeRef {
+            page,
+            id,
+            kind,
+            count,
+        })
     }
 
     pub fn id(&self) -> PageId {
@@ -145,8 +152,14 @@ impl<'a> NodeRef<'a> {
         }
         let off = read_u16(self.page, NODE_HEADER_BYTES + i * SLOT_BYTES) as usize;
         let (overhead, min_start) = match self.kind {
-            PageType::Leaf => (LEAF_CELL_OVERHEAD, NODE_HEADER_BYTES + self.count * SLOT_BYTES),
-            _ => (BRANCH_CELL_OVERHEAD, NODE_HEADER_BYTES + self.count * SLOT_BYTES),
+            PageType::Leaf => (
+                LEAF_CELL_OVERHEAD,
+                NODE_HEADER_BYTES + self.count * SLOT_BYTES,
+            ),
+            _ => (
+                BRANCH_CELL_OVERHEAD,
+                NODE_HEADER_BYTES + self.count * SLOT_BYTES,
+            ),
         };
         if off < min_start || off + overhead > self.page.len() {
             return Err(self.corrupt(format!("cell {i} at offset {off} outside the cell area")));
@@ -164,15 +177,21 @@ impl<'a> NodeRef<'a> {
             }
             _ => BRANCH_CELL_OVERHEAD + key_len,
         };
-        self.page
-            .get(off..off + len)
-            .ok_or_else(|| self.corrupt(format!("cell {i} of {len} bytes at {off} overruns the page")))
+        self.page.get(off..off + len).ok_or_else(|| {
+            self.corrupt(format!(
+                "cell {i} of {len} bytes at {off} overruns the page"
+            ))
+        })
     }
 
     pub fn key(&self, i: usize) -> Result<&'a [u8]> {
         let cell = self.cell(i)?;
         let key_len = read_u16(cell, 0) as usize;
-        let start = if self.is_leaf() { LEAF_CELL_OVERHEAD } else { BRANCH_CELL_OVERHEAD };
+        let start = if self.is_leaf() {
+            LEAF_CELL_OVERHEAD
+        } else {
+            BRANCH_CELL_OVERHEAD
+        };
         Ok(&cell[start..start + key_len])
     }
 
@@ -396,7 +415,9 @@ mod tests {
     fn leaf_insert_search_remove() {
         let mut page = vec![0u8; 4096];
         let mut node = NodeMut::init(&mut page, PageType::Leaf, 9, 1);
-        let keys: Vec<Vec<u8>> = (0..50u32).map(|i| format!("key{:04}", i * 2).into_bytes()).collect();
+        let keys: Vec<Vec<u8>> = (0..50u32)
+            .map(|i| format!("key{:04}", i * 2).into_bytes())
+            .collect();
         for (n, key) in keys.iter().enumerate() {
             assert!(node.insert_cell(n, &encode_leaf_cell(key, LeafValue::Inline(b"v"))));
         }
@@ -419,7 +440,10 @@ mod tests {
         let mut node = NodeMut::init(&mut page, PageType::Leaf, 3, 1);
         let value = vec![7u8; 200];
         let mut n = 0;
-        while node.insert_cell(n, &encode_leaf_cell(format!("k{n:03}").as_bytes(), LeafValue::Inline(&value))) {
+        while node.insert_cell(
+            n,
+            &encode_leaf_cell(format!("k{n:03}").as_bytes(), LeafValue::Inline(&value)),
+        ) {
             n += 1;
         }
         assert!(n >= 15);

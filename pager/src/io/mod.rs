@@ -68,7 +68,12 @@ impl IoOp {
 
     /// The error every op after a failed one completes with.
     fn canceled(&self) -> IoError {
-        IoError::new(self.kind(), self.offset(), IoErrorKind::Canceled, "an earlier op of the batch failed")
+        IoError::new(
+            self.kind(),
+            self.offset(),
+            IoErrorKind::Canceled,
+            "an earlier op of the batch failed",
+        )
     }
 }
 
@@ -155,6 +160,7 @@ pub type IoResult = Result<IoDone, IoError>;
 pub type Completion = Box<dyn FnOnce(Vec<IoResult>) + Send>;
 
 /// An open file of some backend.
+#[allow(clippy::len_without_is_empty)]
 pub trait IoFile: Send + Sync {
     /// Start a batch; `done` runs when every op has completed (possibly on another thread,
     /// possibly before `submit` returns).
@@ -214,6 +220,9 @@ pub trait Vfs: Send + Sync {
     fn list_dir(&self, dir: &Path) -> Result<Vec<PathBuf>, IoError>;
 }
 
+/// Set (to anything but `0`) to make `Auto` skip io_uring.
+pub const DISABLE_IO_URING_ENV: &str = "AEDB_DISABLE_IO_URING";
+
 /// The OS file system with io_uring or pread/pwrite, as chosen.
 pub fn os_vfs(choice: IoBackendChoice) -> Result<Arc<dyn Vfs>, IoError> {
     match choice {
@@ -223,13 +232,21 @@ pub fn os_vfs(choice: IoBackendChoice) -> Result<Arc<dyn Vfs>, IoError> {
         #[cfg(not(target_os = "linux"))]
         IoBackendChoice::IoUring => Err(IoError::os(OpKind::Read, 0, libc::ENOSYS)),
         IoBackendChoice::Auto => {
+            // An operator's switch (and the tests' way to force the fallback path of Auto).
+            let disabled = std::env::var_os(DISABLE_IO_URING_ENV).is_some_and(|v| v != "0");
             #[cfg(target_os = "linux")]
-            match uring::UringVfs::new() {
-                Ok(vfs) => return Ok(Arc::new(vfs)),
-                Err(err) => {
-                    tracing::warn!(error = %err, "io_uring unavailable, falling back to pread/pwrite")
+            if disabled {
+                tracing::info!("io_uring disabled by {DISABLE_IO_URING_ENV}; using pread/pwrite");
+            } else {
+                match uring::UringVfs::new() {
+                    Ok(vfs) => return Ok(Arc::new(vfs)),
+                    Err(err) => {
+                        tracing::warn!(error = %err, "io_uring unavailable, falling back to pread/pwrite")
+                    }
                 }
             }
+            #[cfg(not(target_os = "linux"))]
+            let _ = disabled;
             Ok(Arc::new(sync::SyncVfs))
         }
     }
@@ -307,7 +324,10 @@ pub fn all_ok(results: Vec<IoResult>) -> Result<Vec<IoDone>, IoError> {
 
 /// Run a batch op by op with `exec`, honouring the batch contract (used by the synchronous
 /// backends; io_uring has its own scheduler with the same rules).
-pub(crate) fn run_in_order(ops: Vec<IoOp>, mut exec: impl FnMut(IoOp) -> IoResult) -> Vec<IoResult> {
+pub(crate) fn run_in_order(
+    ops: Vec<IoOp>,
+    mut exec: impl FnMut(IoOp) -> IoResult,
+) -> Vec<IoResult> {
     let mut results = Vec::with_capacity(ops.len());
     let mut failed = false;
     for op in ops {

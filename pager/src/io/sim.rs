@@ -21,7 +21,10 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 
-use super::{run_in_order, BackendKind, Completion, IoDone, IoError, IoErrorKind, IoFile, IoOp, IoResult, OpKind, OpenOptions, Vfs};
+use super::{
+    run_in_order, BackendKind, Completion, IoDone, IoError, IoErrorKind, IoFile, IoOp, IoResult,
+    OpKind, OpenOptions, Vfs,
+};
 
 /// The unit a device writes atomically.
 pub const SECTOR_BYTES: usize = 512;
@@ -90,7 +93,10 @@ impl Fault {
 
 #[derive(Debug, Clone)]
 enum Pending {
-    Write { offset: u64, data: Vec<u8> },
+    Write {
+        offset: u64,
+        data: Vec<u8>,
+    },
     /// The file grew; the growth is lost unless a sync follows.
     Grow,
 }
@@ -170,7 +176,10 @@ impl SimVfs {
 
     /// Reads covering `offset` of the file at `path` see the byte XORed with `mask`.
     pub fn flip_bit_on_read(&self, path: &Path, offset: u64, mask: u8) {
-        self.state.lock().flips.push((path.to_path_buf(), offset, mask));
+        self.state
+            .lock()
+            .flips
+            .push((path.to_path_buf(), offset, mask));
     }
 
     /// Change stored bytes in place, durable and current alike (rot at rest, or a test's edit).
@@ -206,7 +215,9 @@ impl SimVfs {
             ..SimState::default()
         };
         for path in &entries {
-            let Some(file) = state.files.get(path) else { continue };
+            let Some(file) = state.files.get(path) else {
+                continue;
+            };
             let bytes = match mode {
                 CrashMode::ProcessCrash => file.current.clone(),
                 CrashMode::PowerLoss => file.durable.clone(),
@@ -239,7 +250,11 @@ fn image_after_power_loss(file: &SimFile, mode: CrashMode, rng: &mut SplitMix64)
             Pending::Grow => None,
         })
         .collect();
-    let damaged = if writes.is_empty() { usize::MAX } else { rng.below(writes.len() as u64) as usize };
+    let damaged = if writes.is_empty() {
+        usize::MAX
+    } else {
+        rng.below(writes.len() as u64) as usize
+    };
     for (i, (offset, data)) in writes.iter().enumerate() {
         let keep = rng.below(2) == 1;
         let mut data = data.to_vec();
@@ -260,7 +275,7 @@ fn image_after_power_loss(file: &SimFile, mode: CrashMode, rng: &mut SplitMix64)
                     let s = rng.below(sectors as u64) as usize * SECTOR_BYTES;
                     let end = (s + SECTOR_BYTES).min(data.len());
                     for byte in &mut data[s..end] {
-                        *byte = rng.next() as u8;
+                        *byte = rng.next_u64() as u8;
                     }
                 }
                 _ => {}
@@ -336,7 +351,12 @@ impl SimState {
                 let start = offset as usize;
                 let end = start + buf.len();
                 if end > file.current.len() {
-                    return Err(IoError::new(kind, offset, IoErrorKind::Short, "read past end of file"));
+                    return Err(IoError::new(
+                        kind,
+                        offset,
+                        IoErrorKind::Short,
+                        "read past end of file",
+                    ));
                 }
                 buf.copy_from_slice(&file.current[start..end]);
                 for (flip_path, at, mask) in &self.flips {
@@ -370,7 +390,12 @@ impl SimState {
 }
 
 fn crashed(op: OpKind, offset: u64) -> IoError {
-    IoError::new(op, offset, IoErrorKind::Crashed, "simulated machine has crashed")
+    IoError::new(
+        op,
+        offset,
+        IoErrorKind::Crashed,
+        "simulated machine has crashed",
+    )
 }
 
 impl Vfs for SimVfs {
@@ -424,7 +449,12 @@ impl Vfs for SimVfs {
         state.write_point(OpKind::Sync, 0)?;
         state.check_fault(OpKind::Sync, dir, 0)?;
         let in_dir = |p: &PathBuf| p.parent() == Some(dir);
-        let current: Vec<PathBuf> = state.entries_current.iter().filter(|p| in_dir(p)).cloned().collect();
+        let current: Vec<PathBuf> = state
+            .entries_current
+            .iter()
+            .filter(|p| in_dir(p))
+            .cloned()
+            .collect();
         state.entries_durable.retain(|p| !in_dir(p));
         state.entries_durable.extend(current);
         Ok(())
@@ -470,7 +500,7 @@ impl IoFile for SimFileHandle {
 pub struct SplitMix64(pub u64);
 
 impl SplitMix64 {
-    pub fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
@@ -483,7 +513,7 @@ impl SplitMix64 {
         if n == 0 {
             0
         } else {
-            self.next() % n
+            self.next_u64() % n
         }
     }
 }

@@ -6,7 +6,10 @@ use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::{run_in_order, BackendKind, Completion, IoDone, IoError, IoFile, IoOp, IoResult, OpKind, OpenOptions, Vfs};
+use super::{
+    run_in_order, BackendKind, Completion, IoDone, IoError, IoFile, IoOp, IoResult, OpKind,
+    OpenOptions, Vfs,
+};
 
 pub struct SyncVfs;
 
@@ -128,14 +131,16 @@ pub(crate) fn create_os_dir_all(dir: &Path) -> Result<(), IoError> {
 }
 
 pub(crate) fn sync_os_dir(dir: &Path) -> Result<(), IoError> {
-    let handle = File::open(dir).map_err(|e| IoError::from_os(OpKind::Sync, 0, &e).with_path(dir))?;
+    let handle =
+        File::open(dir).map_err(|e| IoError::from_os(OpKind::Sync, 0, &e).with_path(dir))?;
     handle
         .sync_all()
         .map_err(|e| IoError::from_os(OpKind::Sync, 0, &e).with_path(dir))
 }
 
 pub(crate) fn list_os_dir(dir: &Path) -> Result<Vec<PathBuf>, IoError> {
-    let entries = std::fs::read_dir(dir).map_err(|e| IoError::from_os(OpKind::Read, 0, &e).with_path(dir))?;
+    let entries =
+        std::fs::read_dir(dir).map_err(|e| IoError::from_os(OpKind::Read, 0, &e).with_path(dir))?;
     let mut paths = Vec::new();
     for entry in entries {
         let entry = entry.map_err(|e| IoError::from_os(OpKind::Read, 0, &e).with_path(dir))?;

@@ -20,9 +20,13 @@ use std::sync::Arc;
 use io_uring::{opcode, types, IoUring};
 
 use super::sync::{
-    create_os_dir_all, grow_os_file, list_os_dir, open_os_file, os_file_len, remove_os_file, sync_os_dir,
+    create_os_dir_all, grow_os_file, list_os_dir, open_os_file, os_file_len, remove_os_file,
+    sync_os_dir,
 };
-use super::{BackendKind, Completion, IoDone, IoError, IoErrorKind, IoFile, IoOp, IoResult, OpKind, OpenOptions, Vfs};
+use super::{
+    BackendKind, Completion, IoDone, IoError, IoErrorKind, IoFile, IoOp, IoResult, OpKind,
+    OpenOptions, Vfs,
+};
 
 /// Submission queue entries of the ring.
 const RING_ENTRIES: u32 = 256;
@@ -49,14 +53,19 @@ impl UringVfs {
     /// Set up a ring and its thread; fails (so the caller can fall back) when the kernel refuses
     /// io_uring (ENOSYS, EPERM from seccomp or `kernel.io_uring_disabled`, ENOMEM).
     pub fn new() -> Result<Self, IoError> {
-        let mut ring = IoUring::new(RING_ENTRIES).map_err(|e| IoError::from_os(OpKind::Read, 0, &e))?;
+        let mut ring =
+            IoUring::new(RING_ENTRIES).map_err(|e| IoError::from_os(OpKind::Read, 0, &e))?;
         probe_round_trip(&mut ring)?;
         let (tx, rx) = sync_channel(REQUEST_QUEUE_MAX);
         std::thread::Builder::new()
             .name("aedb-io-uring".into())
             .spawn(move || RingLoop::new(ring, rx).run())
             .map_err(|e| IoError::from_os(OpKind::Read, 0, &e))?;
-        tracing::info!(backend = "io_uring", entries = RING_ENTRIES, "I/O backend ready");
+        tracing::info!(
+            backend = "io_uring",
+            entries = RING_ENTRIES,
+            "I/O backend ready"
+        );
         Ok(UringVfs { tx })
     }
 }
@@ -116,7 +125,14 @@ impl IoFile for UringFile {
             let results = request
                 .ops
                 .iter()
-                .map(|op| Err(IoError::new(op.kind(), 0, IoErrorKind::Closed, "io_uring thread has stopped")))
+                .map(|op| {
+                    Err(IoError::new(
+                        op.kind(),
+                        0,
+                        IoErrorKind::Closed,
+                        "io_uring thread has stopped",
+                    ))
+                })
                 .collect();
             (request.done)(results);
         }
@@ -172,7 +188,9 @@ impl RingLoop {
                 match self.rx.try_recv() {
                     Ok(request) => self.accept(request),
                     Err(TryRecvError::Empty) => break,
-                    Err(TryRecvError::Disconnected) if self.inflight == 0 && self.queued == 0 => return,
+                    Err(TryRecvError::Disconnected) if self.inflight == 0 && self.queued == 0 => {
+                        return
+                    }
                     Err(TryRecvError::Disconnected) => break,
                 }
             }
@@ -182,7 +200,9 @@ impl RingLoop {
             let wait_result = self.ring.submit_and_wait(1);
             self.queued = 0;
             if let Err(err) = wait_result {
-                if err.raw_os_error() != Some(libc::EINTR) && err.raw_os_error() != Some(libc::EBUSY) {
+                if err.raw_os_error() != Some(libc::EINTR)
+                    && err.raw_os_error() != Some(libc::EBUSY)
+                {
                     tracing::error!(error = %err, "io_uring_enter failed");
                 }
             }
@@ -217,7 +237,9 @@ impl RingLoop {
     /// Submit what the batch contract allows next, or finish the batch.
     fn advance(&mut self, slot: usize) {
         loop {
-            let Some(batch) = self.batches[slot].as_mut() else { return };
+            let Some(batch) = self.batches[slot].as_mut() else {
+                return;
+            };
             if batch.failed {
                 while batch.next < batch.ops.len() {
                     let i = batch.next;
@@ -268,7 +290,9 @@ impl RingLoop {
             }
             self.queued += 1;
             self.inflight += 1;
-            let Some(batch) = self.batches[slot].as_mut() else { return };
+            let Some(batch) = self.batches[slot].as_mut() else {
+                return;
+            };
             batch.inflight += 1;
             batch.next += 1;
             if is_barrier {
@@ -278,15 +302,23 @@ impl RingLoop {
     }
 
     fn reap(&mut self) {
-        let completed: Vec<(u64, i32)> = self.ring.completion().map(|cqe| (cqe.user_data(), cqe.result())).collect();
+        let completed: Vec<(u64, i32)> = self
+            .ring
+            .completion()
+            .map(|cqe| (cqe.user_data(), cqe.result()))
+            .collect();
         let mut touched = Vec::new();
         for (user_data, res) in completed {
             let slot = (user_data >> 32) as usize;
             let index = (user_data & 0xffff_ffff) as usize;
             self.inflight -= 1;
-            let Some(batch) = self.batches.get_mut(slot).and_then(Option::as_mut) else { continue };
+            let Some(batch) = self.batches.get_mut(slot).and_then(Option::as_mut) else {
+                continue;
+            };
             batch.inflight -= 1;
-            let Some(op) = batch.ops[index].take() else { continue };
+            let Some(op) = batch.ops[index].take() else {
+                continue;
+            };
             let result = complete_op(op, res);
             if result.is_err() {
                 batch.failed = true;
@@ -301,12 +333,23 @@ impl RingLoop {
     }
 
     fn finish(&mut self, slot: usize) {
-        let Some(mut batch) = self.batches[slot].take() else { return };
+        let Some(mut batch) = self.batches[slot].take() else {
+            return;
+        };
         self.free_slots.push(slot);
         let results = batch
             .results
             .drain(..)
-            .map(|r| r.unwrap_or_else(|| Err(IoError::new(OpKind::Read, 0, IoErrorKind::Canceled, "op never ran"))))
+            .map(|r| {
+                r.unwrap_or_else(|| {
+                    Err(IoError::new(
+                        OpKind::Read,
+                        0,
+                        IoErrorKind::Canceled,
+                        "op never ran",
+                    ))
+                })
+            })
             .collect();
         if let Some(done) = batch.done.take() {
             done(results);
@@ -314,20 +357,30 @@ impl RingLoop {
     }
 }
 
-fn build_entry(batch: &mut Batch, index: usize, slot: usize) -> Result<io_uring::squeue::Entry, IoError> {
+fn build_entry(
+    batch: &mut Batch,
+    index: usize,
+    slot: usize,
+) -> Result<io_uring::squeue::Entry, IoError> {
     let fd = types::Fd(batch.file.as_raw_fd());
     let user_data = ((slot as u64) << 32) | index as u64;
     let too_large = |kind, offset| IoError::os(kind, offset, libc::EINVAL);
     let entry = match batch.ops[index].as_mut() {
         Some(IoOp::Read { offset, buf }) => {
             let len = u32::try_from(buf.len()).map_err(|_| too_large(OpKind::Read, *offset))?;
-            opcode::Read::new(fd, buf.as_mut_ptr(), len).offset(*offset).build()
+            opcode::Read::new(fd, buf.as_mut_ptr(), len)
+                .offset(*offset)
+                .build()
         }
         Some(IoOp::Write { offset, buf }) => {
             let len = u32::try_from(buf.len()).map_err(|_| too_large(OpKind::Write, *offset))?;
-            opcode::Write::new(fd, buf.as_ptr(), len).offset(*offset).build()
+            opcode::Write::new(fd, buf.as_ptr(), len)
+                .offset(*offset)
+                .build()
         }
-        Some(IoOp::Sync) => opcode::Fsync::new(fd).flags(types::FsyncFlags::DATASYNC).build(),
+        Some(IoOp::Sync) => opcode::Fsync::new(fd)
+            .flags(types::FsyncFlags::DATASYNC)
+            .build(),
         Some(IoOp::Grow { .. }) | None => return Err(IoError::os(OpKind::Grow, 0, libc::EINVAL)),
     };
     Ok(entry.user_data(user_data))

@@ -1,0 +1,129 @@
+//! Frame memory: one aligned allocation for every frame of the buffer pool.
+//!
+//! Allocating each 4 KiB frame on its own with 4096 alignment costs glibc about twice the
+//! frame in resident memory (measured: 16 MiB of frames took 33 MiB). One arena of
+//! `capacity × page_size` bytes keeps the pool's memory equal to its setting, and the kernel
+//! only commits the arena's pages as frames are first used.
+//!
+//! Safety: region `i` is handed to exactly one [`FrameBuf`] at a time, and goes back to the
+//! free list only when that `FrameBuf` is dropped, so no two live slices ever overlap.
+
+use std::ops::{Deref, DerefMut};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+
+use crate::io::AlignedBuf;
+
+pub struct Arena {
+    // Keeps the allocation alive; all access goes through `base`.
+    _memory: AlignedBuf,
+    base: *mut u8,
+    page_size: usize,
+    free: Mutex<Vec<u32>>,
+}
+
+// SAFETY: the arena hands out disjoint regions (see the module comment); the pointer is only
+// dereferenced through a FrameBuf that owns its region.
+unsafe impl Send for Arena {}
+// SAFETY: as above; the free list is behind a mutex.
+unsafe impl Sync for Arena {}
+
+impl Arena {
+    pub fn new(frames: usize, page_size: usize) -> Arc<Self> {
+        let mut memory = AlignedBuf::zeroed(frames * page_size);
+        let base = memory.as_mut_ptr();
+        Arc::new(Arena {
+            _memory: memory,
+            base,
+            page_size,
+            free: Mutex::new((0..frames as u32).rev().collect()),
+        })
+    }
+
+    /// A zeroed frame from the arena, or from the heap when the arena is exhausted (every
+    /// frame pinned: the pool then grows past its capacity until pins are released).
+    pub fn take(self: &Arc<Self>) -> FrameBuf {
+        match self.free.lock().pop() {
+            Some(index) => {
+                let mut buf = FrameBuf::Arena {
+                    arena: Arc::clone(self),
+                    index,
+                };
+                buf.fill(0);
+                buf
+            }
+            None => FrameBuf::Heap(AlignedBuf::zeroed(self.page_size)),
+        }
+    }
+}
+
+/// The bytes of one frame.
+pub enum FrameBuf {
+    Arena { arena: Arc<Arena>, index: u32 },
+    Heap(AlignedBuf),
+}
+
+impl Drop for FrameBuf {
+    fn drop(&mut self) {
+        if let FrameBuf::Arena { arena, index } = self {
+            arena.free.lock().push(*index);
+        }
+    }
+}
+
+impl Deref for FrameBuf {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            // SAFETY: region `index` belongs to this FrameBuf alone while it lives.
+            FrameBuf::Arena { arena, index } => unsafe {
+                std::slice::from_raw_parts(
+                    arena.base.add(*index as usize * arena.page_size),
+                    arena.page_size,
+                )
+            },
+            FrameBuf::Heap(buf) => buf,
+        }
+    }
+}
+
+impl DerefMut for FrameBuf {
+    fn deref_mut(&mut self) -> &mut [u8] {
+        match self {
+            // SAFETY: as in deref, and `&mut self` makes the access exclusive.
+            FrameBuf::Arena { arena, index } => unsafe {
+                std::slice::from_raw_parts_mut(
+                    arena.base.add(*index as usize * arena.page_size),
+                    arena.page_size,
+                )
+            },
+            FrameBuf::Heap(buf) => buf,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn regions_are_disjoint_reused_and_zeroed() {
+        let arena = Arena::new(2, 4096);
+        let mut a = arena.take();
+        let mut b = arena.take();
+        a.fill(1);
+        b.fill(2);
+        assert!(a.iter().all(|x| *x == 1) && b.iter().all(|x| *x == 2));
+        assert_eq!(a.as_ptr() as usize % 4096, 0);
+        let c = arena.take();
+        assert!(
+            matches!(c, FrameBuf::Heap(_)),
+            "exhausted arena falls back to the heap"
+        );
+        drop(a);
+        let d = arena.take();
+        assert!(matches!(d, FrameBuf::Arena { .. }));
+        assert!(d.iter().all(|x| *x == 0), "a reused region is zeroed");
+    }
+}
