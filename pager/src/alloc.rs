@@ -49,6 +49,11 @@ pub struct Allocator {
     private: HashSet<PageId>,
     /// Published pages the running write transaction replaced or dropped.
     freed_in_txn: Vec<PageId>,
+    /// Pages allocated since the last checkpoint capture: no checkpoint, durable or being
+    /// written, can reach them, so once freed they wait only for snapshots.
+    fresh: HashSet<PageId>,
+    /// Fresh pages the running transaction replaced or dropped.
+    freed_fresh_in_txn: Vec<PageId>,
     /// Free-list pages of the durable checkpoint (in use until the next one is durable).
     durable_freelist_pages: Vec<PageId>,
     /// Generation the next checkpoint capture will get.
@@ -67,6 +72,8 @@ impl Allocator {
             file_pages,
             private: HashSet::new(),
             freed_in_txn: Vec::new(),
+            fresh: HashSet::new(),
+            freed_fresh_in_txn: Vec::new(),
             durable_freelist_pages: Vec::new(),
             next_generation: generation + 1,
             durable_generation: generation,
@@ -103,6 +110,7 @@ impl Allocator {
         };
         debug_assert!(id >= 2 && id < self.page_count);
         self.private.insert(id);
+        self.fresh.insert(id);
         Ok(id)
     }
 
@@ -128,8 +136,12 @@ impl Allocator {
     /// (the caller drops it from the buffer pool).
     pub fn free(&mut self, id: PageId) -> bool {
         if self.private.remove(&id) {
+            self.fresh.remove(&id);
             self.free.insert(id);
             true
+        } else if self.fresh.contains(&id) {
+            self.freed_fresh_in_txn.push(id);
+            false
         } else {
             self.freed_in_txn.push(id);
             false
@@ -139,6 +151,16 @@ impl Allocator {
     /// The transaction committed as `seq`: its replaced pages start waiting.
     pub fn commit(&mut self, seq: u64) {
         self.private.clear();
+        if !self.freed_fresh_in_txn.is_empty() {
+            for id in &self.freed_fresh_in_txn {
+                self.fresh.remove(id);
+            }
+            self.pending.push_back(PendingFree {
+                freed_at_seq: seq,
+                safe_generation: 0,
+                pages: std::mem::take(&mut self.freed_fresh_in_txn),
+            });
+        }
         if !self.freed_in_txn.is_empty() {
             self.pending.push_back(PendingFree {
                 freed_at_seq: seq,
@@ -151,7 +173,11 @@ impl Allocator {
     /// The transaction was abandoned: its pages are free again, nothing it freed is.
     pub fn abort(&mut self) -> Vec<PageId> {
         self.freed_in_txn.clear();
+        self.freed_fresh_in_txn.clear();
         let private: Vec<PageId> = self.private.drain().collect();
+        for id in &private {
+            self.fresh.remove(id);
+        }
         self.free.extend(private.iter().copied());
         private
     }
@@ -159,16 +185,17 @@ impl Allocator {
     /// Move pending pages that no pinned snapshot (all are at `oldest_pinned_seq` or newer) and
     /// no durable checkpoint can reach into the free set.
     pub fn reclaim(&mut self, oldest_pinned_seq: u64) {
-        while let Some(front) = self.pending.front() {
-            if front.freed_at_seq > oldest_pinned_seq
-                || front.safe_generation > self.durable_generation
-            {
-                break;
-            }
-            if let Some(done) = self.pending.pop_front() {
-                self.free.extend(done.pages);
+        // Entries are not ordered by generation (fresh pages need none), so test each.
+        let durable = self.durable_generation;
+        let mut kept = VecDeque::with_capacity(self.pending.len());
+        for entry in self.pending.drain(..) {
+            if entry.freed_at_seq <= oldest_pinned_seq && entry.safe_generation <= durable {
+                self.free.extend(entry.pages);
+            } else {
+                kept.push_back(entry);
             }
         }
+        self.pending = kept;
     }
 
     /// For a checkpoint of the latest version (no transaction running): allocate and fill the
@@ -201,6 +228,8 @@ impl Allocator {
             fl_pages.push(id);
         }
         self.private.clear();
+        // From here on, new pages are unknown to this checkpoint.
+        self.fresh.clear();
         let mut ids: Vec<PageId> = self.free.iter().copied().collect();
         for pending in &self.pending {
             ids.extend_from_slice(&pending.pages);

@@ -153,7 +153,10 @@ impl BufferPool {
 
     /// Read and verify a page without caching it (used by the checker and offline tools).
     pub fn read_from_disk(&self, id: PageId) -> Result<AlignedBuf> {
-        let offset = id * self.page_size as u64;
+        // Ids come from disk too: a damaged reference must not overflow the offset.
+        let offset = id
+            .checked_mul(self.page_size as u64)
+            .ok_or_else(|| PagerError::corrupt(id, "page id beyond any file"))?;
         let results = submit_wait(
             &*self.file,
             vec![IoOp::Read {
