@@ -248,3 +248,67 @@ fn many_sequential_and_reverse_inserts_then_deletes() {
     let store = open(&vfs);
     snapshot_matches(&store.snapshot(), &model);
 }
+
+#[test]
+fn prefix_ranges_seek_and_counts() {
+    let vfs = SimVfs::new();
+    let store = open(&vfs);
+    let mut txn = store.begin_write().unwrap();
+    let mut model = Model::new();
+    for group in [b"a".as_slice(), b"ab", b"b", b"b\xff", b"c"] {
+        for i in 0..300u32 {
+            let mut k = group.to_vec();
+            k.extend_from_slice(&i.to_be_bytes());
+            txn.insert(TREE, &k, &i.to_le_bytes()).unwrap();
+            model.insert(k, i.to_le_bytes().to_vec());
+        }
+    }
+    txn.commit().unwrap();
+    let tree = store.snapshot().tree(TREE).unwrap().unwrap();
+    for prefix in [b"a".as_slice(), b"ab", b"b", b"b\xff", b"", b"zz"] {
+        for reverse in [false, true] {
+            let got: Vec<_> = tree.prefix(prefix, reverse).map(|r| r.unwrap().0).collect();
+            let mut want: Vec<_> = model
+                .keys()
+                .filter(|k| k.starts_with(prefix))
+                .cloned()
+                .collect();
+            if reverse {
+                want.reverse();
+            }
+            assert_eq!(got, want, "prefix {prefix:?} reverse {reverse}");
+        }
+        let counted = tree
+            .count(
+                Bound::Included(prefix),
+                match aedb_pager::store::prefix_end(prefix) {
+                    Some(ref end) => Bound::Excluded(end.as_slice()),
+                    None => Bound::Unbounded,
+                },
+            )
+            .unwrap();
+        assert_eq!(
+            counted,
+            model.keys().filter(|k| k.starts_with(prefix)).count() as u64
+        );
+    }
+    // Seek forwards and backwards inside a bounded range.
+    let lo = b"ab".to_vec();
+    let hi = b"c".to_vec();
+    let mut forward = tree.range(Bound::Included(&lo), Bound::Excluded(&hi), false);
+    assert_eq!(
+        forward.next().unwrap().unwrap().0,
+        [b"ab".as_slice(), &0u32.to_be_bytes()].concat()
+    );
+    let target = [b"b".as_slice(), &150u32.to_be_bytes()].concat();
+    forward.seek(&target);
+    assert_eq!(forward.next().unwrap().unwrap().0, target);
+    let mut backward = tree.range(Bound::Included(&lo), Bound::Excluded(&hi), true);
+    backward.seek(&[b"b".as_slice(), &10u32.to_be_bytes()].concat());
+    assert_eq!(
+        backward.next().unwrap().unwrap().0,
+        [b"b".as_slice(), &10u32.to_be_bytes()].concat()
+    );
+    let rest = backward.count();
+    assert_eq!(rest, 10 + 300, "b0..b9 and all of ab remain below");
+}
