@@ -1,1 +1,16 @@
-//! Placeholder: built by a later issue.
+//! aedb's write-ahead log: frames (`frame.rs`), commit records (`record.rs`), segment files
+//! (`segment.rs`), the group-commit writer (`writer.rs`) and the redo reader (`reader.rs`).
+//! It reaches files only through the pager's I/O seam, so the simulator covers it too.
+
+pub mod error;
+pub mod frame;
+pub mod reader;
+pub mod record;
+pub mod segment;
+pub mod writer;
+
+pub use error::{Result, WalError};
+pub use frame::Integrity;
+pub use reader::{scan, RecoveryMode, ScanOutcome};
+pub use record::{decode_record, RecordBuilder, WalOp};
+pub use writer::{WalConfig, WalWriter};

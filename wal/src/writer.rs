@@ -1,0 +1,225 @@
+//! The log writer: frames are appended to an in-memory group, then written with one write (and
+//! one fsync when asked) — group commit. Segments rotate when full; segments wholly covered by
+//! a durable checkpoint are deleted.
+//!
+//! Invariant: `synced_lsn ≤ written_lsn ≤ last appended LSN`, and every frame carries the
+//! `synced_lsn` of the moment it was appended.
+
+use std::collections::VecDeque;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use aedb_pager::io::{all_ok, submit_wait, AlignedBuf, IoFile, IoOp, OpenOptions, Vfs};
+
+use crate::error::{Result, WalError};
+use crate::frame::{self, FrameHeader, Integrity, MAX_PAYLOAD_BYTES};
+use crate::reader::ScanOutcome;
+use crate::segment::{create_segment, segment_path, SegmentHeader, SEGMENT_HEADER_BYTES};
+
+#[derive(Debug, Clone)]
+pub struct WalConfig {
+    pub segment_bytes: u64,
+    pub integrity: Integrity,
+}
+
+impl Default for WalConfig {
+    fn default() -> Self {
+        WalConfig {
+            segment_bytes: 64 << 20,
+            integrity: Integrity::default(),
+        }
+    }
+}
+
+pub struct WalWriter {
+    vfs: Arc<dyn Vfs>,
+    dir: PathBuf,
+    config: WalConfig,
+    file: Arc<dyn IoFile>,
+    segment: u64,
+    /// Where the next write goes in the current segment.
+    offset: u64,
+    /// Frames appended but not yet written.
+    pending: Vec<u8>,
+    next_lsn: u64,
+    chain: [u8; 32],
+    written_lsn: u64,
+    synced_lsn: u64,
+    /// (segment number, first LSN) of every live segment, oldest first.
+    segments: VecDeque<(u64, u64)>,
+}
+
+impl WalWriter {
+    /// Start writing after recovery: a new segment continues at the LSN after both the valid
+    /// log and the checkpoint; stale segments are deleted first.
+    pub fn open(
+        vfs: Arc<dyn Vfs>,
+        dir: &Path,
+        config: WalConfig,
+        scan: &ScanOutcome,
+        checkpoint_lsn: u64,
+    ) -> Result<Self> {
+        vfs.create_dir_all(dir)?;
+        for stale in &scan.stale {
+            vfs.remove(stale)?;
+        }
+        if !scan.stale.is_empty() {
+            vfs.sync_dir(dir)?;
+        }
+        let last = scan.last_lsn.max(checkpoint_lsn);
+        let number = scan.segments.last().map_or(1, |s| s.number + 1);
+        let header = SegmentHeader {
+            number,
+            first_lsn: last + 1,
+            chain: scan.chain,
+        };
+        let file = create_segment(&*vfs, dir, header, config.segment_bytes)?;
+        let mut segments: VecDeque<(u64, u64)> = scan
+            .segments
+            .iter()
+            .map(|s| (s.number, s.first_lsn))
+            .collect();
+        segments.push_back((number, last + 1));
+        Ok(WalWriter {
+            vfs,
+            dir: dir.to_path_buf(),
+            config,
+            file,
+            segment: number,
+            offset: SEGMENT_HEADER_BYTES,
+            pending: Vec::new(),
+            next_lsn: last + 1,
+            chain: scan.chain,
+            written_lsn: last,
+            synced_lsn: last,
+            segments,
+        })
+    }
+
+    pub fn next_lsn(&self) -> u64 {
+        self.next_lsn
+    }
+    pub fn written_lsn(&self) -> u64 {
+        self.written_lsn
+    }
+    pub fn synced_lsn(&self) -> u64 {
+        self.synced_lsn
+    }
+    pub fn pending_bytes(&self) -> usize {
+        self.pending.len()
+    }
+    pub fn segment_count(&self) -> usize {
+        self.segments.len()
+    }
+
+    /// Bytes of log the live segments hold (for checkpoint triggers).
+    pub fn live_bytes(&self) -> u64 {
+        (self.segments.len() as u64 - 1) * self.config.segment_bytes
+            + self.offset
+            + self.pending.len() as u64
+    }
+
+    /// Append the frame of commit `seq`; returns its LSN. Nothing reaches the file until `flush`.
+    pub fn append(&mut self, seq: u64, payload: &[u8]) -> Result<u64> {
+        if payload.len() > MAX_PAYLOAD_BYTES {
+            return Err(WalError::FrameTooLarge {
+                len: payload.len(),
+                max: MAX_PAYLOAD_BYTES,
+            });
+        }
+        let frame_len = frame::FRAME_HEADER_BYTES + payload.len() + 2 * frame::HASH_BYTES;
+        let used = self.offset + self.pending.len() as u64;
+        if used > SEGMENT_HEADER_BYTES && used + frame_len as u64 > self.config.segment_bytes {
+            self.rotate()?;
+        }
+        let lsn = self.next_lsn;
+        let header = FrameHeader {
+            len: payload.len() as u32,
+            lsn,
+            seq,
+            synced_through: self.synced_lsn,
+            flags: 0,
+        };
+        self.chain = frame::encode(
+            &mut self.pending,
+            header,
+            payload,
+            &self.config.integrity,
+            &self.chain,
+        );
+        self.next_lsn += 1;
+        Ok(lsn)
+    }
+
+    /// Write every appended frame with one write, and make them durable with one fsync when
+    /// `sync`. On error the writer must not be used again (the caller latches).
+    pub fn flush(&mut self, sync: bool) -> Result<()> {
+        let mut ops = Vec::with_capacity(2);
+        if !self.pending.is_empty() {
+            let buf = AlignedBuf::from_slice(&self.pending);
+            ops.push(IoOp::Write {
+                offset: self.offset,
+                buf,
+            });
+        }
+        let last = self.next_lsn - 1;
+        if sync && self.synced_lsn < last {
+            ops.push(IoOp::Sync);
+        }
+        if ops.is_empty() {
+            return Ok(());
+        }
+        all_ok(submit_wait(&*self.file, ops))?;
+        self.offset += self.pending.len() as u64;
+        self.pending.clear();
+        self.written_lsn = last;
+        if sync {
+            self.synced_lsn = last;
+        }
+        Ok(())
+    }
+
+    /// Close the full segment (written and synced) and start the next one.
+    fn rotate(&mut self) -> Result<()> {
+        self.flush(true)?;
+        let number = self.segment + 1;
+        let header = SegmentHeader {
+            number,
+            first_lsn: self.next_lsn,
+            chain: self.chain,
+        };
+        self.file = create_segment(&*self.vfs, &self.dir, header, self.config.segment_bytes)?;
+        self.segment = number;
+        self.offset = SEGMENT_HEADER_BYTES;
+        self.segments.push_back((number, self.next_lsn));
+        Ok(())
+    }
+
+    /// Delete segments whose every frame is at or below `lsn` (a durable checkpoint covers
+    /// them). The current segment always stays. Returns how many were deleted.
+    pub fn remove_covered(&mut self, lsn: u64) -> Result<usize> {
+        let mut removed = 0;
+        while self.segments.len() > 1 {
+            let next_first = self.segments[1].1;
+            if next_first > lsn + 1 {
+                break;
+            }
+            let (number, _) = self.segments[0];
+            self.vfs.remove(&segment_path(&self.dir, number))?;
+            self.segments.pop_front();
+            removed += 1;
+        }
+        if removed > 0 {
+            self.vfs.sync_dir(&self.dir)?;
+        }
+        Ok(removed)
+    }
+}
+
+/// Open options for reading segments (used by tools).
+pub fn read_only() -> OpenOptions {
+    OpenOptions {
+        read_only: true,
+        ..OpenOptions::default()
+    }
+}
