@@ -99,6 +99,8 @@ pub struct BufferPool {
     misses: AtomicU64,
     evictions: AtomicU64,
     write_backs: AtomicU64,
+    /// Set by the first failed write or sync of the data file (see `PageStore::failure`).
+    failure: Mutex<Option<String>>,
 }
 
 impl BufferPool {
@@ -126,6 +128,7 @@ impl BufferPool {
             misses: AtomicU64::new(0),
             evictions: AtomicU64::new(0),
             write_backs: AtomicU64::new(0),
+            failure: Mutex::new(None),
         })
     }
 
@@ -313,6 +316,7 @@ impl BufferPool {
         for (frame, result) in frames.iter().zip(results) {
             if let Err(err) = result {
                 tracing::warn!(page = frame.id, error = %err, "write-back failed");
+                self.latch(format!("write-back of page {} failed: {err}", frame.id));
                 frame.dirty.store(true, Ordering::Release);
             } else {
                 written += 1;
@@ -356,6 +360,19 @@ impl BufferPool {
     /// Put back the dirty mark of a page whose checkpoint write failed.
     pub fn mark_dirty(&self, page: &PageRef) {
         page.0.dirty.store(true, Ordering::Release);
+    }
+
+    /// Record the first I/O failure on the data file.
+    pub fn latch(&self, reason: String) {
+        let mut failure = self.failure.lock();
+        if failure.is_none() {
+            tracing::error!(%reason, "data file latched into the failed state");
+            *failure = Some(reason);
+        }
+    }
+
+    pub fn failure(&self) -> Option<String> {
+        self.failure.lock().clone()
     }
 
     pub fn stats(&self) -> PoolStats {

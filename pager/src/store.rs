@@ -207,10 +207,23 @@ impl PageStore {
     }
 
     fn check_failed(&self) -> Result<()> {
-        match &*self.inner.failed.lock() {
-            Some(reason) => Err(PagerError::Failed(reason.clone())),
-            None => Ok(()),
+        if let Some(reason) = self
+            .inner
+            .failed
+            .lock()
+            .clone()
+            .or_else(|| self.inner.pool.failure())
+        {
+            return Err(PagerError::Failed(reason));
         }
+        Ok(())
+    }
+
+    /// Why the store refuses writes, if it does (a failed write, sync or growth of the data
+    /// file: after a failed fsync the kernel may have dropped dirty pages, so nothing written
+    /// since can be trusted to reach the disk until the file is reopened and recovered).
+    pub fn failure(&self) -> Option<String> {
+        self.check_failed().err().map(|e| e.to_string())
     }
 
     fn latch_failure(&self, err: &PagerError) {
@@ -254,16 +267,19 @@ impl PageStore {
     /// Make the newest published version durable: write its dirty pages and free list, sync,
     /// then write the other meta page and sync. Commits may go on meanwhile; only the capture
     /// of the free list waits for the running write transaction.
-    pub fn checkpoint(&self, wal_position: u64) -> Result<CheckpointInfo> {
+    ///
+    /// The meta page records the version's commit sequence as the WAL position it covers: the
+    /// log gives every commit one frame whose LSN equals the commit's sequence.
+    pub fn checkpoint(&self) -> Result<CheckpointInfo> {
         self.check_failed()?;
-        let result = self.checkpoint_inner(wal_position);
+        let result = self.checkpoint_inner();
         if let Err(err) = &result {
             self.latch_failure(err);
         }
         result
     }
 
-    fn checkpoint_inner(&self, wal_position: u64) -> Result<CheckpointInfo> {
+    fn checkpoint_inner(&self) -> Result<CheckpointInfo> {
         let inner = &self.inner;
         let mut durable = inner.durable.lock();
         let meta = {
@@ -283,7 +299,7 @@ impl PageStore {
                 freelist_root: capture.root,
                 freelist_len: capture.listed,
                 page_count: capture.page_count,
-                wal_position,
+                wal_position: head.seq,
                 tree_count: head.tree_count,
             }
         };
@@ -416,7 +432,6 @@ fn create_file(
     page_size: u32,
     existed: bool,
 ) -> Result<Meta> {
-    let mut ops = Vec::new();
     let mut meta = Meta {
         page_size,
         generation: 0,
@@ -428,17 +443,19 @@ fn create_file(
         wal_position: 0,
         tree_count: 0,
     };
-    for generation in [0, 1] {
+    // Both meta pages in one write: a crash leaves both, neither (an empty or all-zero file is
+    // created again), or a torn pair whose valid half still describes the empty store.
+    let size = page_size as usize;
+    let mut buf = AlignedBuf::zeroed(2 * size);
+    for generation in [0u64, 1] {
         meta.generation = generation;
-        let mut buf = AlignedBuf::zeroed(page_size as usize);
-        meta.encode(&mut buf);
-        ops.push(IoOp::Write {
-            offset: generation * page_size as u64,
-            buf,
-        });
+        let at = generation as usize * size;
+        meta.encode(&mut buf[at..at + size]);
     }
-    ops.push(IoOp::Sync);
-    all_ok(submit_wait(file, ops))?;
+    all_ok(submit_wait(
+        file,
+        vec![IoOp::Write { offset: 0, buf }, IoOp::Sync],
+    ))?;
     if !existed {
         if let Some(dir) = path.parent() {
             vfs.sync_dir(dir)?;

@@ -47,7 +47,7 @@ fn version_a(store: &PageStore, state: &mut State) {
         }
     }
     txn.commit().expect("commit A");
-    store.checkpoint(1).expect("checkpoint A");
+    store.checkpoint().expect("checkpoint A");
 }
 
 /// Version B: replaces, deletes, inserts, a dropped tree and a new one.
@@ -75,7 +75,7 @@ fn version_b(store: &PageStore, state: &mut State) -> aedb_pager::Result<()> {
             .insert(key, b"g".to_vec());
     }
     txn.commit()?;
-    store.checkpoint(2)?;
+    store.checkpoint()?;
     Ok(())
 }
 
@@ -169,7 +169,7 @@ fn every_crash_point_of_a_durable_publish_leaves_old_or_new() {
                 txn.insert("alpha", b"after", b"crash")
                     .expect("insert after recovery");
                 txn.commit().expect("commit after recovery");
-                store.checkpoint(3).expect("checkpoint after recovery");
+                store.checkpoint().expect("checkpoint after recovery");
                 assert!(store.check().is_ok());
             }
         }

@@ -95,7 +95,7 @@ proptest! {
                 txn.insert("t", &i.to_be_bytes(), &value).expect("insert");
             }
             txn.commit().expect("commit");
-            store.checkpoint(0).expect("checkpoint");
+            store.checkpoint().expect("checkpoint");
         }
         let image = vfs.file_bytes(path).expect("file");
         for (page_id, at, byte) in edits {

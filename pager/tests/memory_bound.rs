@@ -76,10 +76,10 @@ fn dataset_of_twelve_pools_stays_within_the_pool_plus_overhead() {
         txn.commit().expect("commit");
         next += per_txn;
         if (next / per_txn).is_multiple_of(5) {
-            store.checkpoint(0).expect("checkpoint");
+            store.checkpoint().expect("checkpoint");
         }
     }
-    store.checkpoint(0).expect("checkpoint");
+    store.checkpoint().expect("checkpoint");
     let file_bytes = std::fs::metadata(&path).expect("stat").len();
     assert!(
         file_bytes > 8 * POOL_BYTES,

@@ -172,7 +172,7 @@ fn run(ops: Vec<Op>) {
             }
             Op::Checkpoint => {
                 if txn.is_none() {
-                    store.checkpoint(0).expect("checkpoint");
+                    store.checkpoint().expect("checkpoint");
                     durable = committed.clone();
                 }
             }
@@ -243,7 +243,7 @@ fn many_sequential_and_reverse_inserts_then_deletes() {
     let report = store.check();
     assert!(report.is_ok(), "{:?}", report.violations);
     snapshot_matches(&store.snapshot(), &model);
-    store.checkpoint(0).unwrap();
+    store.checkpoint().unwrap();
     drop(store);
     let store = open(&vfs);
     snapshot_matches(&store.snapshot(), &model);

@@ -106,7 +106,7 @@ fn a_pinned_snapshot_sees_nothing_of_ten_thousand_later_commits() {
 fn releasing_the_last_pin_lets_pages_be_reused() {
     let store = store(512);
     fill(&store, 1);
-    store.checkpoint(0).expect("checkpoint");
+    store.checkpoint().expect("checkpoint");
     let pinned = store.snapshot();
     let before = store.allocation().0;
     for round in 2..12 {

@@ -31,6 +31,13 @@ impl Default for WalConfig {
     }
 }
 
+#[derive(Debug, Clone, Copy)]
+pub struct WalMark {
+    pending: usize,
+    next_lsn: u64,
+    chain: [u8; 32],
+}
+
 pub struct WalWriter {
     vfs: Arc<dyn Vfs>,
     dir: PathBuf,
@@ -149,6 +156,23 @@ impl WalWriter {
         );
         self.next_lsn += 1;
         Ok(lsn)
+    }
+
+    /// A point to roll back to if the commit whose frame comes next fails to publish.
+    pub fn mark(&self) -> WalMark {
+        WalMark {
+            pending: self.pending.len(),
+            next_lsn: self.next_lsn,
+            chain: self.chain,
+        }
+    }
+
+    /// Forget the frames appended since `mark` (they have not been written yet).
+    pub fn rollback(&mut self, mark: WalMark) {
+        debug_assert!(mark.pending <= self.pending.len(), "rollback past a flush");
+        self.pending.truncate(mark.pending);
+        self.next_lsn = mark.next_lsn;
+        self.chain = mark.chain;
     }
 
     /// Write every appended frame with one write, and make them durable with one fsync when

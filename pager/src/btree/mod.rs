@@ -101,7 +101,15 @@ impl WriteCtx<'_> {
     }
 
     pub fn new_page(&mut self) -> Result<PageRef> {
-        let id = self.alloc.allocate(self.file)?;
+        let id = match self.alloc.allocate(self.file) {
+            Ok(id) => id,
+            Err(err) => {
+                // A failed grow or its sync: the data file can no longer be trusted.
+                self.pool
+                    .latch(format!("growing the data file failed: {err}"));
+                return Err(err);
+            }
+        };
         Ok(self.pool.create(id))
     }
 

@@ -1,0 +1,199 @@
+//! Configuration (`aedb::config`), named as in the original aedb.
+
+pub use aedb_pager::IoBackendChoice;
+pub use aedb_wal::RecoveryMode;
+
+/// When commits reach the disk.
+///
+/// | mode | when the WAL is fsynced | survives a process crash | survives power loss |
+/// |---|---|---|---|
+/// | `Full` | after every group of commits, before any of them is acknowledged Durable | every commit | every commit acknowledged Visible or Durable whose group was synced; always every Durable one |
+/// | `Batch` | at least every `batch_interval_ms`, or when `batch_max_bytes` are pending | every commit (frames are written to the OS after each group) | every Durable-acknowledged commit; Visible ones up to the last sync |
+/// | `OsBuffered` | only when a commit asks for `Durable`, and at checkpoints | every commit | every Durable-acknowledged commit; Visible ones up to the last sync |
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DurabilityMode {
+    #[default]
+    Full,
+    Batch,
+    OsBuffered,
+}
+
+#[derive(Clone)]
+pub struct AedbConfig {
+    pub durability_mode: DurabilityMode,
+    pub batch_interval_ms: u64,
+    pub batch_max_bytes: u64,
+    pub max_segment_bytes: u64,
+    pub recovery_mode: RecoveryMode,
+    pub hash_chain_required: bool,
+    /// HMAC-SHA256 key for every WAL frame (secure mode requires one).
+    pub hmac_key: Option<[u8; 32]>,
+    /// Commits waiting for the writer before `QueueFull` is returned.
+    pub max_inflight_commits: usize,
+    /// The largest commit record (the effects of one commit), in bytes.
+    pub max_transaction_bytes: u64,
+    /// Checkpoint when the live WAL exceeds this many bytes.
+    pub checkpoint_wal_bytes: u64,
+    /// Checkpoint at least this often while there are new commits (0: only by size or on demand).
+    pub checkpoint_interval_ms: u64,
+    /// After recovery replays more than this many frames, checkpoint before returning.
+    pub recovery_checkpoint_frames: u64,
+    pub buffer_pool_bytes: u64,
+    /// Page size of a new data file.
+    pub page_size: u32,
+    pub io_backend: IoBackendChoice,
+    pub direct_io: bool,
+}
+
+impl Default for AedbConfig {
+    fn default() -> Self {
+        AedbConfig {
+            durability_mode: DurabilityMode::Full,
+            batch_interval_ms: 10,
+            batch_max_bytes: 1 << 20,
+            max_segment_bytes: 64 << 20,
+            recovery_mode: RecoveryMode::Strict,
+            hash_chain_required: true,
+            hmac_key: None,
+            max_inflight_commits: 4096,
+            max_transaction_bytes: 16 << 20,
+            checkpoint_wal_bytes: 256 << 20,
+            checkpoint_interval_ms: 60_000,
+            recovery_checkpoint_frames: 10_000,
+            buffer_pool_bytes: 256 << 20,
+            page_size: aedb_pager::PAGE_SIZE_DEFAULT,
+            io_backend: IoBackendChoice::Auto,
+            direct_io: false,
+        }
+    }
+}
+
+impl std::fmt::Debug for AedbConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AedbConfig")
+            .field("durability_mode", &self.durability_mode)
+            .field("batch_interval_ms", &self.batch_interval_ms)
+            .field("batch_max_bytes", &self.batch_max_bytes)
+            .field("max_segment_bytes", &self.max_segment_bytes)
+            .field("recovery_mode", &self.recovery_mode)
+            .field("hash_chain_required", &self.hash_chain_required)
+            .field("hmac_key", &self.hmac_key.map(|_| "<redacted>"))
+            .field("max_inflight_commits", &self.max_inflight_commits)
+            .field("max_transaction_bytes", &self.max_transaction_bytes)
+            .field("checkpoint_wal_bytes", &self.checkpoint_wal_bytes)
+            .field("checkpoint_interval_ms", &self.checkpoint_interval_ms)
+            .field("buffer_pool_bytes", &self.buffer_pool_bytes)
+            .field("page_size", &self.page_size)
+            .field("io_backend", &self.io_backend)
+            .field("direct_io", &self.direct_io)
+            .finish()
+    }
+}
+
+impl AedbConfig {
+    /// Production profile: `Full` durability, strict recovery, hash chain and HMAC.
+    pub fn production(key: [u8; 32]) -> Self {
+        AedbConfig {
+            hmac_key: Some(key),
+            ..AedbConfig::default()
+        }
+    }
+
+    /// Development profile: no fsync unless asked, permissive recovery, no hash chain.
+    pub fn development() -> Self {
+        AedbConfig {
+            durability_mode: DurabilityMode::OsBuffered,
+            recovery_mode: RecoveryMode::Permissive,
+            hash_chain_required: false,
+            ..AedbConfig::default()
+        }
+    }
+
+    /// Low-latency profile: `Batch` durability (fsync at least every 2 ms or 512 KiB), HMAC,
+    /// hash chain, strict recovery. Commits return at visibility; ask for
+    /// `CommitFinality::Durable` where a commit must be on disk before the call returns.
+    pub fn low_latency(key: [u8; 32]) -> Self {
+        AedbConfig {
+            durability_mode: DurabilityMode::Batch,
+            batch_interval_ms: 2,
+            batch_max_bytes: 512 << 10,
+            hmac_key: Some(key),
+            ..AedbConfig::default()
+        }
+    }
+
+    pub fn with_hmac_key(mut self, key: [u8; 32]) -> Self {
+        self.hmac_key = Some(key);
+        self
+    }
+
+    pub fn strict_recovery(&self) -> bool {
+        self.recovery_mode == RecoveryMode::Strict
+    }
+
+    /// Reject settings that cannot work, naming the setting.
+    pub fn validate(&self) -> Result<(), String> {
+        let positive = [
+            ("max_segment_bytes", self.max_segment_bytes),
+            ("max_inflight_commits", self.max_inflight_commits as u64),
+            ("max_transaction_bytes", self.max_transaction_bytes),
+            ("buffer_pool_bytes", self.buffer_pool_bytes),
+            ("checkpoint_wal_bytes", self.checkpoint_wal_bytes),
+        ];
+        for (name, value) in positive {
+            if value == 0 {
+                return Err(format!("{name} must be positive"));
+            }
+        }
+        if self.durability_mode == DurabilityMode::Batch
+            && (self.batch_interval_ms == 0 || self.batch_max_bytes == 0)
+        {
+            return Err(
+                "Batch durability needs batch_interval_ms and batch_max_bytes above zero".into(),
+            );
+        }
+        if self.max_transaction_bytes > aedb_wal::frame::MAX_PAYLOAD_BYTES as u64 {
+            return Err(format!(
+                "max_transaction_bytes {} exceeds the WAL frame limit of {}",
+                self.max_transaction_bytes,
+                aedb_wal::frame::MAX_PAYLOAD_BYTES
+            ));
+        }
+        if self.max_segment_bytes < 64 << 10 {
+            return Err("max_segment_bytes must be at least 64 KiB".into());
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn profiles_and_validation() {
+        assert!(AedbConfig::default().validate().is_ok());
+        let low = AedbConfig::low_latency([7; 32]);
+        assert_eq!(low.durability_mode, DurabilityMode::Batch);
+        assert_eq!(low.hmac_key, Some([7; 32]));
+        assert!(low.validate().is_ok());
+        assert!(
+            !format!("{low:?}").contains("7, 7"),
+            "keys never appear in Debug output"
+        );
+        let bad = AedbConfig {
+            batch_interval_ms: 0,
+            ..low
+        };
+        assert!(bad.validate().unwrap_err().contains("batch_interval_ms"));
+        let too_big = AedbConfig {
+            max_transaction_bytes: 1 << 40,
+            ..AedbConfig::default()
+        };
+        assert!(too_big.validate().is_err());
+        assert_eq!(
+            AedbConfig::development().durability_mode,
+            DurabilityMode::OsBuffered
+        );
+    }
+}

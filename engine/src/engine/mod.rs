@@ -1,0 +1,409 @@
+//! The durable engine under `AedbInstance`: recovery at open, the commit pipeline, snapshots,
+//! checkpoints, and shutdown. Everything above it (tables, KV, accumulators, events,
+//! processors) commits through [`Engine::commit`] with a body that applies effects to B+trees;
+//! the pipeline logs those effects, so redo never re-runs validation logic.
+
+mod lock;
+mod pipeline;
+mod txn;
+
+use std::any::Any;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use aedb_pager::io::{os_vfs, BackendKind, Vfs};
+use aedb_pager::{CheckpointInfo, PageStore, Snapshot, StoreConfig};
+use aedb_wal::{decode_record, scan, Integrity, WalConfig, WalError, WalOp, WalWriter};
+use parking_lot::{Condvar, Mutex};
+use tokio::sync::oneshot;
+
+pub use txn::LoggedTxn;
+
+use crate::config::AedbConfig;
+use crate::error::{AedbError, Result};
+use crate::CommitFinality;
+use lock::DirLock;
+use pipeline::{Msg, Shared, Writer};
+
+pub const DATA_FILE: &str = "data.aedb";
+pub const WAL_DIR: &str = "wal";
+
+/// What a commit returns: its sequence, the durable head when it was acknowledged, and the
+/// body's value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommitOutcome<T> {
+    pub commit_seq: u64,
+    pub durable_head_seq: u64,
+    pub value: T,
+}
+
+/// What recovery did at open.
+#[derive(Debug, Clone, Default)]
+pub struct RecoveryReport {
+    pub checkpoint_seq: u64,
+    pub frames_replayed: u64,
+    pub bytes_replayed: u64,
+    pub recovered_seq: u64,
+    /// Where the log ended early and why (a torn tail; in permissive mode, damage).
+    pub dropped: Option<String>,
+    pub checkpointed_after_redo: bool,
+}
+
+pub struct Engine {
+    shared: Arc<Shared>,
+    sender: Mutex<Option<SyncSender<Msg>>>,
+    writer: Mutex<Option<JoinHandle<WalWriter>>>,
+    checkpointer: Mutex<Option<JoinHandle<()>>>,
+    dir: PathBuf,
+    recovery: RecoveryReport,
+    _lock: Option<DirLock>,
+}
+
+impl Engine {
+    /// Open (creating when empty) the database in `dir` on the OS file system, recovering it.
+    pub fn open(config: AedbConfig, dir: &Path) -> Result<Self> {
+        let vfs = os_vfs(config.io_backend).map_err(|e| AedbError::Io(e.to_string()))?;
+        std::fs::create_dir_all(dir)
+            .map_err(|e| AedbError::Io(format!("{}: {e}", dir.display())))?;
+        let lock = DirLock::acquire(dir)?;
+        Self::open_inner(config, dir, vfs, Some(lock))
+    }
+
+    /// Open on any file system (the simulator in tests). No directory lock is taken.
+    pub fn open_with_vfs(config: AedbConfig, dir: &Path, vfs: Arc<dyn Vfs>) -> Result<Self> {
+        Self::open_inner(config, dir, vfs, None)
+    }
+
+    fn open_inner(
+        config: AedbConfig,
+        dir: &Path,
+        vfs: Arc<dyn Vfs>,
+        lock: Option<DirLock>,
+    ) -> Result<Self> {
+        config
+            .validate()
+            .map_err(|message| AedbError::InvalidConfig { message })?;
+        vfs.create_dir_all(dir)
+            .map_err(|e| AedbError::Io(e.to_string()))?;
+        let store_config = StoreConfig {
+            page_size: config.page_size,
+            buffer_pool_bytes: config.buffer_pool_bytes,
+            direct_io: config.direct_io,
+        };
+        let store = PageStore::open(Arc::clone(&vfs), &dir.join(DATA_FILE), &store_config)?;
+        let (wal, recovery) = recover(&store, &vfs, dir, &config)?;
+        let covered = store.durable_meta().wal_position;
+        let shared = Arc::new(Shared {
+            store,
+            durable_seq: AtomicU64::new(wal.synced_lsn()),
+            failed: Mutex::new(None),
+            covered_lsn: AtomicU64::new(covered),
+            checkpoint_request: Mutex::new(false),
+            checkpoint_signal: Condvar::new(),
+            queue_capacity: config.max_inflight_commits,
+            stopping: std::sync::atomic::AtomicBool::new(false),
+            groups: AtomicU64::new(0),
+            syncs: AtomicU64::new(0),
+        });
+        let (sender, receiver) = sync_channel(config.max_inflight_commits);
+        let writer = Writer::new(Arc::clone(&shared), wal, config.clone());
+        let writer = std::thread::Builder::new()
+            .name("aedb-writer".into())
+            .spawn(move || writer.run(receiver))
+            .map_err(|e| AedbError::Io(e.to_string()))?;
+        let checkpointer = {
+            let shared = Arc::clone(&shared);
+            std::thread::Builder::new()
+                .name("aedb-checkpointer".into())
+                .spawn(move || checkpointer_loop(&shared))
+                .map_err(|e| AedbError::Io(e.to_string()))?
+        };
+        tracing::info!(dir = %dir.display(), backend = %vfs.kind(), seq = recovery.recovered_seq, replayed = recovery.frames_replayed, "database open");
+        Ok(Engine {
+            shared,
+            sender: Mutex::new(Some(sender)),
+            writer: Mutex::new(Some(writer)),
+            checkpointer: Mutex::new(Some(checkpointer)),
+            dir: dir.to_path_buf(),
+            recovery,
+            _lock: lock,
+        })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The lock file held while open (None on a simulated file system).
+    pub fn lock_path(&self) -> Option<&Path> {
+        self._lock.as_ref().map(DirLock::path)
+    }
+
+    pub fn recovery_report(&self) -> &RecoveryReport {
+        &self.recovery
+    }
+
+    pub fn backend(&self) -> BackendKind {
+        self.shared.store.backend()
+    }
+
+    pub fn store(&self) -> &PageStore {
+        &self.shared.store
+    }
+
+    /// A snapshot of the newest visible version.
+    pub fn snapshot(&self) -> Snapshot {
+        self.shared.store.snapshot()
+    }
+
+    pub fn visible_head_seq(&self) -> u64 {
+        self.shared.store.head().seq
+    }
+
+    pub fn durable_head_seq(&self) -> u64 {
+        self.shared.durable_seq.load(Ordering::Acquire)
+    }
+
+    /// (groups written, fsyncs) since open: commits per fsync shows group commit at work.
+    pub fn group_stats(&self) -> (u64, u64) {
+        (
+            self.shared.groups.load(Ordering::Relaxed),
+            self.shared.syncs.load(Ordering::Relaxed),
+        )
+    }
+
+    fn enqueue<T: Send + 'static>(
+        &self,
+        finality: CommitFinality,
+        body: impl FnOnce(&mut LoggedTxn) -> Result<T> + Send + 'static,
+    ) -> Result<oneshot::Receiver<Result<pipeline::Committed>>> {
+        self.shared.check_failed()?;
+        let (reply, receiver) = oneshot::channel();
+        let body: pipeline::Body =
+            Box::new(move |txn| body(txn).map(|v| Box::new(v) as Box<dyn Any + Send>));
+        let sender = self.sender.lock();
+        let Some(sender) = sender.as_ref() else {
+            return Err(AedbError::Closed);
+        };
+        match sender.try_send(Msg::Commit {
+            body,
+            finality,
+            reply,
+        }) {
+            Ok(()) => Ok(receiver),
+            Err(TrySendError::Full(_)) => Err(AedbError::QueueFull {
+                capacity: self.shared.queue_capacity,
+            }),
+            Err(TrySendError::Disconnected(_)) => Err(AedbError::Closed),
+        }
+    }
+
+    /// Commit atomically: `body` runs on the writer thread against the latest state; its
+    /// effects are logged and published. Returns at visibility or durability, as asked.
+    /// The body must not itself wait for another commit (it runs on the only writer).
+    pub async fn commit<T: Send + 'static>(
+        &self,
+        finality: CommitFinality,
+        body: impl FnOnce(&mut LoggedTxn) -> Result<T> + Send + 'static,
+    ) -> Result<CommitOutcome<T>> {
+        let receiver = self.enqueue(finality, body)?;
+        let committed = receiver.await.map_err(|_| AedbError::Closed)??;
+        downcast(committed)
+    }
+
+    /// `commit` for threads outside an async runtime.
+    pub fn commit_blocking<T: Send + 'static>(
+        &self,
+        finality: CommitFinality,
+        body: impl FnOnce(&mut LoggedTxn) -> Result<T> + Send + 'static,
+    ) -> Result<CommitOutcome<T>> {
+        let receiver = self.enqueue(finality, body)?;
+        let committed = receiver.blocking_recv().map_err(|_| AedbError::Closed)??;
+        downcast(committed)
+    }
+
+    /// Make every commit so far durable (an fsync in any durability mode).
+    pub fn sync_blocking(&self) -> Result<u64> {
+        let (reply, receiver) = oneshot::channel();
+        {
+            let sender = self.sender.lock();
+            let sender = sender.as_ref().ok_or(AedbError::Closed)?;
+            sender
+                .send(Msg::Sync(reply))
+                .map_err(|_| AedbError::Closed)?;
+        }
+        receiver.blocking_recv().map_err(|_| AedbError::Closed)?
+    }
+
+    /// Checkpoint the newest visible version now (commits and queries go on meanwhile); the
+    /// log segments it covers are deleted by the writer afterwards.
+    pub fn checkpoint_now(&self) -> Result<CheckpointInfo> {
+        self.shared.check_failed()?;
+        checkpoint(&self.shared)
+    }
+
+    /// Stop accepting commits, make everything durable, checkpoint, delete covered log
+    /// segments, and release the directory lock.
+    pub fn shutdown(self) -> Result<()> {
+        self.stop(true)
+    }
+
+    fn stop(&self, checkpoint_at_end: bool) -> Result<()> {
+        let sender = self.sender.lock().take();
+        let Some(sender) = sender else {
+            return Ok(());
+        };
+        let _ = sender.send(Msg::Shutdown);
+        drop(sender);
+        self.shared.stopping.store(true, Ordering::Release);
+        self.shared.request_checkpoint();
+        if let Some(handle) = self.checkpointer.lock().take() {
+            let _ = handle.join();
+        }
+        let wal = self.writer.lock().take().and_then(|h| h.join().ok());
+        self.shared.check_failed()?;
+        if checkpoint_at_end {
+            let info = checkpoint(&self.shared)?;
+            if let Some(mut wal) = wal {
+                wal.remove_covered(info.meta.seq)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        if let Err(err) = self.stop(true) {
+            tracing::warn!(error = %err, "shutdown on drop did not complete; recovery will redo the log");
+        }
+    }
+}
+
+fn downcast<T: 'static>(committed: pipeline::Committed) -> Result<CommitOutcome<T>> {
+    match committed.value.downcast::<T>() {
+        Ok(value) => Ok(CommitOutcome {
+            commit_seq: committed.commit_seq,
+            durable_head_seq: committed.durable_head_seq,
+            value: *value,
+        }),
+        Err(_) => Err(AedbError::Validation(
+            "commit body returned an unexpected type".into(),
+        )),
+    }
+}
+
+fn checkpoint(shared: &Shared) -> Result<CheckpointInfo> {
+    let info = shared.store.checkpoint()?;
+    shared
+        .covered_lsn
+        .fetch_max(info.meta.wal_position, Ordering::AcqRel);
+    Ok(info)
+}
+
+/// Runs requested checkpoints off the writer thread, so commits never wait for one.
+fn checkpointer_loop(shared: &Shared) {
+    loop {
+        {
+            let mut request = shared.checkpoint_request.lock();
+            while !*request {
+                shared.checkpoint_signal.wait(&mut request);
+            }
+            *request = false;
+        }
+        if shared.stopping.load(Ordering::Acquire) {
+            return;
+        }
+        if shared.failed.lock().is_some() {
+            continue;
+        }
+        if let Err(err) = checkpoint(shared) {
+            shared.latch(format!("checkpoint failed: {err}"));
+        }
+    }
+}
+
+/// Analysis and redo: the newest durable meta page, then every valid frame after its WAL
+/// position, applied in LSN order; a checkpoint when the redo was long.
+fn recover(
+    store: &PageStore,
+    vfs: &Arc<dyn Vfs>,
+    dir: &Path,
+    config: &AedbConfig,
+) -> Result<(WalWriter, RecoveryReport)> {
+    let meta = store.durable_meta();
+    let integrity = Integrity {
+        hash_chain: config.hash_chain_required,
+        hmac_key: config.hmac_key,
+    };
+    let wal_dir = dir.join(WAL_DIR);
+    let outcome = scan(
+        &**vfs,
+        &wal_dir,
+        meta.wal_position,
+        &integrity,
+        config.recovery_mode,
+        |header, payload| {
+            redo(store, header.seq, payload)
+                .map_err(|e| WalError::BadRecord(format!("redo of LSN {}: {e}", header.lsn)))
+        },
+    )?;
+    let mut report = RecoveryReport {
+        checkpoint_seq: meta.seq,
+        frames_replayed: outcome.frames_replayed,
+        bytes_replayed: outcome.bytes_replayed,
+        recovered_seq: store.head().seq,
+        dropped: outcome.dropped.clone(),
+        checkpointed_after_redo: false,
+    };
+    if let Some(dropped) = &outcome.dropped {
+        tracing::warn!(%dropped, "recovery stopped before the end of the log files");
+    }
+    let wal_config = WalConfig {
+        segment_bytes: config.max_segment_bytes,
+        integrity,
+    };
+    let mut wal = WalWriter::open(
+        Arc::clone(vfs),
+        &wal_dir,
+        wal_config,
+        &outcome,
+        meta.wal_position,
+    )?;
+    if outcome.frames_replayed > config.recovery_checkpoint_frames {
+        let info = store.checkpoint()?;
+        wal.remove_covered(info.meta.seq)?;
+        report.checkpointed_after_redo = true;
+    }
+    Ok((wal, report))
+}
+
+fn redo(store: &PageStore, seq: u64, payload: &[u8]) -> Result<()> {
+    let ops = decode_record(payload)?;
+    let mut txn = store.begin_write()?;
+    if txn.seq() != seq {
+        return Err(AedbError::Corruption(format!(
+            "frame of commit {seq} where commit {} was due",
+            txn.seq()
+        )));
+    }
+    for op in ops {
+        match op {
+            WalOp::Put { tree, key, value } => {
+                txn.insert(&tree, &key, &value)?;
+            }
+            WalOp::Delete { tree, key } => {
+                txn.remove(&tree, &key)?;
+            }
+            WalOp::CreateTree { tree } => txn.create_tree(&tree)?,
+            WalOp::DropTree { tree } => {
+                txn.drop_tree(&tree)?;
+            }
+        }
+    }
+    txn.commit()?;
+    Ok(())
+}

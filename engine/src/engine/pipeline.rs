@@ -1,0 +1,325 @@
+//! The commit pipeline: one writer thread applies commits in arrival order, appends each
+//! commit's frame, publishes it, and makes a whole group durable with one write and one fsync.
+//!
+//! ```text
+//! callers --try_send--> [bounded queue] --> writer thread:
+//!     for each commit of the group: begin txn → body → append frame → publish (Visible ack)
+//!     then: one write (+ one fsync, per durability mode) → Durable acks
+//! ```
+//!
+//! Invariants:
+//! 1. Frames are appended in commit-sequence order and frame LSN = commit sequence.
+//! 2. A commit is acknowledged Durable only after a sync that covers its frame succeeded.
+//! 3. After any failed write or sync nothing is acknowledged Durable again (the latch);
+//!    every waiting and later commit gets `AedbError::Failed`.
+//! 4. The queue is bounded (`max_inflight_commits`); a full queue is `QueueFull`, never memory.
+
+use std::any::Any;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use aedb_pager::PageStore;
+use aedb_wal::WalWriter;
+use parking_lot::{Condvar, Mutex};
+use tokio::sync::oneshot;
+
+use super::txn::LoggedTxn;
+use crate::config::{AedbConfig, DurabilityMode};
+use crate::error::{AedbError, Result};
+use crate::CommitFinality;
+
+/// Commits taken from the queue per group.
+const GROUP_MAX: usize = 1024;
+/// How long the idle writer sleeps before looking at checkpoint-driven log truncation.
+const IDLE_WAKE: Duration = Duration::from_millis(100);
+/// Size-triggered checkpoint requests are at least this far apart.
+const CHECKPOINT_REQUEST_GAP: Duration = Duration::from_millis(100);
+
+pub(crate) type Body = Box<dyn FnOnce(&mut LoggedTxn) -> Result<Box<dyn Any + Send>> + Send>;
+
+pub(crate) struct Committed {
+    pub commit_seq: u64,
+    pub durable_head_seq: u64,
+    pub value: Box<dyn Any + Send>,
+}
+
+pub(crate) enum Msg {
+    Commit {
+        body: Body,
+        finality: CommitFinality,
+        reply: oneshot::Sender<Result<Committed>>,
+    },
+    /// Make everything committed so far durable; replies with the durable head.
+    Sync(oneshot::Sender<Result<u64>>),
+    Shutdown,
+}
+
+/// State the writer shares with the engine's other threads.
+pub(crate) struct Shared {
+    pub store: PageStore,
+    pub durable_seq: AtomicU64,
+    pub failed: Mutex<Option<String>>,
+    /// LSN a durable checkpoint covers; the writer deletes log segments up to it.
+    pub covered_lsn: AtomicU64,
+    pub checkpoint_request: Mutex<bool>,
+    pub checkpoint_signal: Condvar,
+    pub queue_capacity: usize,
+    /// Set at shutdown: the checkpointer thread exits.
+    pub stopping: std::sync::atomic::AtomicBool,
+    pub groups: AtomicU64,
+    pub syncs: AtomicU64,
+}
+
+impl Shared {
+    pub fn check_failed(&self) -> Result<()> {
+        match &*self.failed.lock() {
+            Some(reason) => Err(AedbError::Failed(reason.clone())),
+            None => Ok(()),
+        }
+    }
+
+    pub fn latch(&self, reason: String) {
+        let mut failed = self.failed.lock();
+        if failed.is_none() {
+            tracing::error!(%reason, "instance latched into the failed state");
+            *failed = Some(reason);
+        }
+    }
+
+    pub fn request_checkpoint(&self) {
+        *self.checkpoint_request.lock() = true;
+        self.checkpoint_signal.notify_one();
+    }
+}
+
+struct DurableWaiter {
+    seq: u64,
+    value: Box<dyn Any + Send>,
+    reply: oneshot::Sender<Result<Committed>>,
+}
+
+pub(crate) struct Writer {
+    shared: Arc<Shared>,
+    wal: WalWriter,
+    config: AedbConfig,
+    waiters: Vec<DurableWaiter>,
+    sync_waiters: Vec<oneshot::Sender<Result<u64>>>,
+    last_sync: Instant,
+    last_checkpoint_request: Instant,
+    bytes_since_sync: u64,
+    truncated_through: u64,
+}
+
+impl Writer {
+    pub fn new(shared: Arc<Shared>, wal: WalWriter, config: AedbConfig) -> Self {
+        let truncated_through = shared.covered_lsn.load(Ordering::Acquire);
+        Writer {
+            shared,
+            wal,
+            config,
+            waiters: Vec::new(),
+            sync_waiters: Vec::new(),
+            last_sync: Instant::now(),
+            last_checkpoint_request: Instant::now(),
+            bytes_since_sync: 0,
+            truncated_through,
+        }
+    }
+
+    /// The thread's body; returns the log writer at shutdown.
+    pub fn run(mut self, rx: Receiver<Msg>) -> WalWriter {
+        loop {
+            let first = match rx.recv_timeout(self.wait_time()) {
+                Ok(msg) => Some(msg),
+                Err(RecvTimeoutError::Timeout) => None,
+                Err(RecvTimeoutError::Disconnected) => Some(Msg::Shutdown),
+            };
+            let mut shutdown = false;
+            let mut group = Vec::new();
+            if let Some(first) = first {
+                group.push(first);
+                while group.len() < GROUP_MAX {
+                    match rx.try_recv() {
+                        Ok(msg) => group.push(msg),
+                        Err(_) => break,
+                    }
+                }
+            }
+            let mut force_sync = false;
+            for msg in group {
+                match msg {
+                    Msg::Commit {
+                        body,
+                        finality,
+                        reply,
+                    } => self.apply(body, finality, reply),
+                    Msg::Sync(reply) => {
+                        force_sync = true;
+                        self.sync_waiters.push(reply);
+                    }
+                    Msg::Shutdown => {
+                        shutdown = true;
+                        force_sync = true;
+                    }
+                }
+            }
+            self.shared.groups.fetch_add(1, Ordering::Relaxed);
+            self.finish_group(force_sync);
+            self.truncate_covered();
+            self.maybe_request_checkpoint();
+            if shutdown {
+                // Refuse whatever is still queued.
+                while let Ok(msg) = rx.try_recv() {
+                    if let Msg::Commit { reply, .. } = msg {
+                        let _ = reply.send(Err(AedbError::Closed));
+                    }
+                }
+                return self.wal;
+            }
+        }
+    }
+
+    fn wait_time(&self) -> Duration {
+        let unsynced = self.wal.synced_lsn() < self.wal.next_lsn() - 1;
+        if self.config.durability_mode == DurabilityMode::Batch && unsynced {
+            let interval = Duration::from_millis(self.config.batch_interval_ms);
+            interval
+                .saturating_sub(self.last_sync.elapsed())
+                .min(IDLE_WAKE)
+        } else {
+            IDLE_WAKE
+        }
+    }
+
+    /// Run one commit: body, frame, publish.
+    fn apply(
+        &mut self,
+        body: Body,
+        finality: CommitFinality,
+        reply: oneshot::Sender<Result<Committed>>,
+    ) {
+        let result = self.run_body(body);
+        match result {
+            Err(err) => {
+                let _ = reply.send(Err(err));
+            }
+            Ok((seq, value)) => match finality {
+                CommitFinality::Visible => {
+                    let _ = reply.send(Ok(Committed {
+                        commit_seq: seq,
+                        durable_head_seq: self.shared.durable_seq.load(Ordering::Acquire),
+                        value,
+                    }));
+                }
+                CommitFinality::Durable => self.waiters.push(DurableWaiter { seq, value, reply }),
+            },
+        }
+    }
+
+    fn run_body(&mut self, body: Body) -> Result<(u64, Box<dyn Any + Send>)> {
+        self.shared.check_failed()?;
+        let txn = self.shared.store.begin_write()?;
+        let mut logged = LoggedTxn::new(txn, self.config.max_transaction_bytes as usize);
+        let value = body(&mut logged)?;
+        let (txn, record) = logged.into_parts();
+        let seq = txn.seq();
+        let payload = record.finish();
+        let mark = self.wal.mark();
+        let lsn = match self.wal.append(seq, &payload) {
+            Ok(lsn) => lsn,
+            Err(err @ aedb_wal::WalError::Io(_)) => {
+                // Rotation writes, syncs and grows the log: any failure there latches.
+                self.shared.latch(format!("WAL rotation failed: {err}"));
+                return Err(err.into());
+            }
+            Err(err) => return Err(err.into()),
+        };
+        debug_assert_eq!(lsn, seq, "frame LSN must equal the commit sequence");
+        if let Err(err) = txn.commit() {
+            self.wal.rollback(mark);
+            return Err(err.into());
+        }
+        self.bytes_since_sync += payload.len() as u64;
+        Ok((seq, value))
+    }
+
+    /// Write the group's frames; sync as the durability mode (or a waiter) requires; answer
+    /// the waiters the sync covers.
+    fn finish_group(&mut self, force_sync: bool) {
+        let unsynced = self.wal.synced_lsn() < self.wal.next_lsn() - 1;
+        let sync = unsynced
+            && match self.config.durability_mode {
+                DurabilityMode::Full => true,
+                DurabilityMode::Batch => {
+                    force_sync
+                        || self.bytes_since_sync >= self.config.batch_max_bytes
+                        || self.last_sync.elapsed()
+                            >= Duration::from_millis(self.config.batch_interval_ms)
+                }
+                DurabilityMode::OsBuffered => force_sync || !self.waiters.is_empty(),
+            };
+        if self.shared.failed.lock().is_none() {
+            if let Err(err) = self.wal.flush(sync) {
+                self.shared.latch(format!("WAL write failed: {err}"));
+            } else if sync {
+                self.shared
+                    .durable_seq
+                    .store(self.wal.synced_lsn(), Ordering::Release);
+                self.shared.syncs.fetch_add(1, Ordering::Relaxed);
+                self.last_sync = Instant::now();
+                self.bytes_since_sync = 0;
+            }
+        }
+        let failed = self.shared.check_failed().err();
+        let durable = self.shared.durable_seq.load(Ordering::Acquire);
+        let waiters = std::mem::take(&mut self.waiters);
+        for waiter in waiters {
+            if let Some(err) = &failed {
+                let _ = waiter.reply.send(Err(err.clone()));
+            } else if waiter.seq <= durable {
+                let _ = waiter.reply.send(Ok(Committed {
+                    commit_seq: waiter.seq,
+                    durable_head_seq: durable,
+                    value: waiter.value,
+                }));
+            } else {
+                self.waiters.push(waiter);
+            }
+        }
+        if failed.is_some() || !unsynced || sync {
+            for reply in self.sync_waiters.drain(..) {
+                let _ = reply.send(match &failed {
+                    Some(err) => Err(err.clone()),
+                    None => Ok(durable),
+                });
+            }
+        }
+    }
+
+    fn truncate_covered(&mut self) {
+        let covered = self.shared.covered_lsn.load(Ordering::Acquire);
+        if covered > self.truncated_through {
+            match self.wal.remove_covered(covered) {
+                Ok(_) => self.truncated_through = covered,
+                Err(err) => {
+                    tracing::warn!(error = %err, "could not delete WAL segments a checkpoint covers")
+                }
+            }
+        }
+    }
+
+    fn maybe_request_checkpoint(&mut self) {
+        let by_size = self.wal.live_bytes() > self.config.checkpoint_wal_bytes
+            && self.last_checkpoint_request.elapsed() >= CHECKPOINT_REQUEST_GAP;
+        let interval = self.config.checkpoint_interval_ms;
+        let by_age = interval > 0
+            && self.last_checkpoint_request.elapsed() >= Duration::from_millis(interval)
+            && self.shared.store.head().seq > self.shared.covered_lsn.load(Ordering::Acquire);
+        if by_size || by_age {
+            self.last_checkpoint_request = Instant::now();
+            self.shared.request_checkpoint();
+        }
+    }
+}

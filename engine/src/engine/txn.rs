@@ -1,0 +1,105 @@
+//! The handle a commit's body runs against: a write transaction on the copy-on-write trees that
+//! records every effect it applies into the commit's WAL record.
+
+use std::ops::Bound;
+
+use aedb_pager::{store::TxnRange, WriteTxn};
+use aedb_wal::RecordBuilder;
+
+use crate::error::{AedbError, Result};
+
+pub struct LoggedTxn {
+    txn: WriteTxn,
+    record: RecordBuilder,
+    max_bytes: usize,
+}
+
+impl LoggedTxn {
+    pub(crate) fn new(txn: WriteTxn, max_bytes: usize) -> Self {
+        LoggedTxn {
+            txn,
+            record: RecordBuilder::default(),
+            max_bytes,
+        }
+    }
+
+    pub(crate) fn into_parts(self) -> (WriteTxn, RecordBuilder) {
+        (self.txn, self.record)
+    }
+
+    /// The sequence number this commit will get.
+    pub fn seq(&self) -> u64 {
+        self.txn.seq()
+    }
+
+    fn check_size(&self) -> Result<()> {
+        let len = self.record.len_bytes();
+        if len > self.max_bytes {
+            return Err(AedbError::TransactionTooLarge {
+                len,
+                max: self.max_bytes,
+            });
+        }
+        Ok(())
+    }
+
+    /// Insert or replace; true when a value was replaced.
+    pub fn insert(&mut self, tree: &str, key: &[u8], value: &[u8]) -> Result<bool> {
+        if self.record.len_bytes() + key.len() + value.len() > self.max_bytes {
+            return Err(AedbError::TransactionTooLarge {
+                len: self.record.len_bytes() + key.len() + value.len(),
+                max: self.max_bytes,
+            });
+        }
+        let replaced = self.txn.insert(tree, key, value)?;
+        self.record.put(tree, key, value);
+        self.check_size()?;
+        Ok(replaced)
+    }
+
+    /// Delete; true when the key was there (only then is anything logged).
+    pub fn remove(&mut self, tree: &str, key: &[u8]) -> Result<bool> {
+        let removed = self.txn.remove(tree, key)?;
+        if removed {
+            self.record.delete(tree, key);
+            self.check_size()?;
+        }
+        Ok(removed)
+    }
+
+    pub fn create_tree(&mut self, tree: &str) -> Result<()> {
+        self.txn.create_tree(tree)?;
+        self.record.create_tree(tree);
+        Ok(())
+    }
+
+    pub fn drop_tree(&mut self, tree: &str) -> Result<bool> {
+        let existed = self.txn.drop_tree(tree)?;
+        if existed {
+            self.record.drop_tree(tree);
+        }
+        Ok(existed)
+    }
+
+    pub fn get(&mut self, tree: &str, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        Ok(self.txn.get(tree, key)?)
+    }
+
+    pub fn len(&mut self, tree: &str) -> Result<u64> {
+        Ok(self.txn.len(tree)?)
+    }
+
+    pub fn count(&mut self, tree: &str, lower: Bound<&[u8]>, upper: Bound<&[u8]>) -> Result<u64> {
+        Ok(self.txn.count(tree, lower, upper)?)
+    }
+
+    pub fn range<'t>(
+        &'t mut self,
+        tree: &str,
+        lower: Bound<&[u8]>,
+        upper: Bound<&[u8]>,
+        reverse: bool,
+    ) -> Result<TxnRange<'t>> {
+        Ok(self.txn.range(tree, lower, upper, reverse)?)
+    }
+}
