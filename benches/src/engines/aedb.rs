@@ -1,0 +1,106 @@
+//! aedb's storage core (`aedb-pager`): one data file, one tree named `kv`.
+
+use std::ops::Bound;
+use std::path::Path;
+
+use aedb_pager::{IoBackendChoice, PageStore, StoreConfig, TreeView};
+use anyhow::{Context, Result};
+
+use super::{Engine, EngineSpec, OpenConfig, Reader, ScanTotals};
+use crate::data::Batch;
+
+const TREE: &str = "kv";
+const DATA_FILE: &str = "data.aedb";
+
+pub struct AedbEngine {
+    label: String,
+    store: PageStore,
+}
+
+impl AedbEngine {
+    pub fn open(label: String, dir: &Path, spec: &EngineSpec, config: OpenConfig) -> Result<Self> {
+        let vfs = aedb_pager::io::os_vfs(IoBackendChoice::Auto).context("aedb: no I/O backend")?;
+        let store_config = StoreConfig {
+            page_size: spec.page_size,
+            buffer_pool_bytes: config.cache_bytes,
+            direct_io: spec.direct_io,
+        };
+        let store =
+            PageStore::open(vfs, &dir.join(DATA_FILE), &store_config).context("aedb: open")?;
+        Ok(AedbEngine { label, store })
+    }
+}
+
+impl Engine for AedbEngine {
+    fn label(&self) -> &str {
+        &self.label
+    }
+
+    fn insert_batch(&self, batch: Batch<'_>) -> Result<()> {
+        let mut txn = self.store.begin_write()?;
+        for (key, value) in batch.pairs() {
+            txn.insert(TREE, key, value)?;
+        }
+        txn.commit()?;
+        Ok(())
+    }
+
+    fn load_sorted(&self, batch: Batch<'_>) -> Result<()> {
+        let mut txn = self.store.begin_write()?;
+        let loaded = txn.bulk_load(TREE, batch.pairs())?;
+        anyhow::ensure!(
+            loaded == batch.len() as u64,
+            "aedb: bulk load took {loaded} of {} pairs",
+            batch.len()
+        );
+        txn.commit()?;
+        Ok(())
+    }
+
+    fn remove_batch(&self, batch: Batch<'_>) -> Result<()> {
+        let mut txn = self.store.begin_write()?;
+        for key in batch.keys() {
+            txn.remove(TREE, key)?;
+        }
+        txn.commit()?;
+        Ok(())
+    }
+
+    fn sync(&self) -> Result<()> {
+        self.store.checkpoint()?;
+        Ok(())
+    }
+
+    fn reader(&self) -> Result<Box<dyn Reader + '_>> {
+        let tree = self
+            .store
+            .snapshot()
+            .tree(TREE)?
+            .context("aedb: the kv tree is missing")?;
+        Ok(Box::new(AedbReader { tree }))
+    }
+}
+
+struct AedbReader {
+    tree: TreeView,
+}
+
+impl Reader for AedbReader {
+    fn get(&mut self, key: &[u8]) -> Result<Option<usize>> {
+        Ok(self
+            .tree
+            .get(key)?
+            .map(|value| std::hint::black_box(value).len()))
+    }
+
+    fn scan(&mut self, start: Option<&[u8]>, limit: usize) -> Result<ScanTotals> {
+        let lower = start.map_or(Bound::Unbounded, Bound::Included);
+        let mut totals = ScanTotals::default();
+        for entry in self.tree.range(lower, Bound::Unbounded, false).take(limit) {
+            let (key, value) = entry?;
+            totals.entries += 1;
+            totals.bytes += (key.len() + value.len()) as u64;
+        }
+        Ok(totals)
+    }
+}

@@ -1,0 +1,149 @@
+//! `peer-bench`: aedb's storage core against redb and LMDB on the storage-core workloads
+//! (W3, W4, W5, W6, W12 of the benchmark guide), durability off everywhere.
+//!
+//! Prints markdown: the machine and command, then one table per workload with the median of the
+//! rounds per engine and ratios oriented so that > 1 means aedb is better.
+
+mod data;
+mod engines;
+mod machine;
+mod report;
+mod workloads;
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::Parser;
+
+use engines::{EngineKind, EngineSpec};
+use workloads::{progress, RunConfig, Sizes, Workload};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "peer-bench",
+    about = "aedb's storage core against redb and LMDB (durability off)"
+)]
+struct Args {
+    /// Workload to run.
+    #[arg(long, value_enum, ignore_case = true, default_value = "all")]
+    workload: Workload,
+    /// Small sizes for a smoke run (well under a minute).
+    #[arg(long)]
+    quick: bool,
+    /// Where the engines' directories go (a fresh one per engine per workload, removed after).
+    #[arg(long)]
+    dir: Option<PathBuf>,
+    /// Rounds; the median is reported. Engines are interleaved within each round.
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
+    /// Engines, in round order; the first is the reference for ratios.
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "aedb,redb,lmdb"
+    )]
+    engines: Vec<EngineKind>,
+    /// aedb page size(s); several give one aedb column per size (e.g. 4096,8192,16384).
+    #[arg(long, value_delimiter = ',', default_value = "4096")]
+    page_size: Vec<u32>,
+    /// aedb O_DIRECT setting(s); `false,true` gives one aedb column per setting.
+    #[arg(long, value_delimiter = ',', default_value = "false")]
+    direct_io: Vec<bool>,
+    /// Do not drop the OS page cache before W5's first gets.
+    #[arg(long)]
+    no_drop_caches: bool,
+}
+
+fn main() -> Result<()> {
+    let args = Args::parse();
+    anyhow::ensure!(args.rounds > 0, "--rounds must be at least 1");
+    let root = match &args.dir {
+        Some(dir) => dir.clone(),
+        None => std::env::temp_dir().join(format!("aedb-peer-bench-{}", std::process::id())),
+    };
+    std::fs::create_dir_all(&root).with_context(|| format!("create {}", root.display()))?;
+    let config = RunConfig {
+        engines: engine_specs(&args.engines, &args.page_size, &args.direct_io)?,
+        rounds: args.rounds,
+        sizes: if args.quick {
+            Sizes::quick()
+        } else {
+            Sizes::full()
+        },
+        root: root.clone(),
+        drop_caches: !args.no_drop_caches,
+    };
+
+    println!(
+        "## peer-bench{}\n",
+        if args.quick { " (quick sizes)" } else { "" }
+    );
+    println!("{}", machine::describe(&root));
+    println!(
+        "- rounds: {} (median reported; ± is half the min–max spread)\n",
+        config.rounds
+    );
+    let started = std::time::Instant::now();
+    for workload in args.workload.expand() {
+        let workload_started = std::time::Instant::now();
+        let table = workload.run(&config)?;
+        println!("{}", table.to_markdown());
+        progress(format_args!(
+            "{} took {:.0} s",
+            table.title,
+            workload_started.elapsed().as_secs_f64()
+        ));
+    }
+    println!("Total time: {:.0} s", started.elapsed().as_secs_f64());
+    if args.dir.is_none() {
+        workloads::remove_dir(&root)?;
+    }
+    Ok(())
+}
+
+/// The engines in round order; aedb once per page size and O_DIRECT setting, labelled with them
+/// when they vary (or when O_DIRECT is on).
+fn engine_specs(
+    kinds: &[EngineKind],
+    page_sizes: &[u32],
+    direct_io: &[bool],
+) -> Result<Vec<EngineSpec>> {
+    anyhow::ensure!(!kinds.is_empty(), "--engines is empty");
+    anyhow::ensure!(!page_sizes.is_empty(), "--page-size is empty");
+    anyhow::ensure!(!direct_io.is_empty(), "--direct-io is empty");
+    let mut specs = Vec::new();
+    for kind in kinds {
+        match kind {
+            EngineKind::Aedb => {
+                for page_size in page_sizes {
+                    for direct in direct_io {
+                        let mut label = "aedb".to_string();
+                        if page_sizes.len() > 1 {
+                            label.push_str(&format!("-{page_size}"));
+                        }
+                        if *direct {
+                            label.push_str("-odirect");
+                        }
+                        specs.push(EngineSpec {
+                            kind: *kind,
+                            page_size: *page_size,
+                            direct_io: *direct,
+                            label,
+                        });
+                    }
+                }
+            }
+            EngineKind::Btreemap => {
+                anyhow::bail!("the BTreeMap reference runs in W4 only, added by W4 itself")
+            }
+            other => specs.push(EngineSpec {
+                kind: *other,
+                page_size: 0,
+                direct_io: false,
+                label: format!("{other:?}").to_lowercase(),
+            }),
+        }
+    }
+    Ok(specs)
+}

@@ -1,0 +1,116 @@
+//! W4 get_hot: point reads of loaded keys with the pool (cache) larger than the data, warmed,
+//! at 1 and 2 threads, against a `BTreeMap` behind a lock as the in-memory reference.
+
+use anyhow::Result;
+
+use super::{check_found, open_loaded, progress, remove_dir, RunConfig};
+use crate::data::{random_indices, Dataset};
+use crate::engines::{Engine, EngineKind, EngineSpec, OpenConfig};
+use crate::report::{count, si, Better, Table, Unit};
+
+const THREADS: [usize; 2] = [1, 2];
+
+pub fn run(ctx: &RunConfig) -> Result<Table> {
+    let sizes = ctx.sizes;
+    let data = Dataset::generate(sizes.hot_keys);
+    let sorted = data.sorted_order(sizes.hot_keys);
+    let config = OpenConfig {
+        cache_bytes: sizes.hot_cache_bytes,
+    };
+    let mut specs = ctx.engines.clone();
+    specs.push(EngineSpec {
+        kind: EngineKind::Btreemap,
+        page_size: 0,
+        direct_io: false,
+        label: "BTreeMap+RwLock".into(),
+    });
+
+    let mut loaded = Vec::new();
+    for spec in &specs {
+        let (engine, dir) = open_loaded(ctx, "w4", spec, config, &data, &sorted)?;
+        warm(&*engine, &data)?;
+        loaded.push((engine, dir));
+    }
+    // One access order per thread, the same for every engine.
+    let orders: Vec<Vec<u32>> = (0..*THREADS.iter().max().unwrap_or(&1))
+        .map(|thread| random_indices(data.len(), sizes.hot_gets, 0x4_0000 + thread as u64))
+        .collect();
+
+    let labels = specs.iter().map(|spec| spec.label.clone()).collect();
+    let mut table = Table::new(
+        format!(
+            "W4 get_hot: gets/s, {} keys, pool ≥ data, warmed",
+            count(data.len())
+        ),
+        labels,
+    );
+    let rows: Vec<usize> = THREADS
+        .iter()
+        .map(|threads| {
+            table.add_row(
+                format!("gets/s, {threads} thread(s)"),
+                Unit::PerSecond,
+                Better::Higher,
+            )
+        })
+        .collect();
+    for round in 0..ctx.rounds {
+        for (index, (engine, _)) in loaded.iter().enumerate() {
+            for (row, threads) in rows.iter().zip(THREADS) {
+                let rate = gets_per_second(&**engine, &data, &orders[..threads])?;
+                table.record(*row, index, rate);
+                progress(format_args!(
+                    "W4 round {round}: {} {threads} thread(s) {}/s",
+                    engine.label(),
+                    si(rate)
+                ));
+            }
+        }
+    }
+    for (engine, dir) in loaded {
+        drop(engine);
+        remove_dir(&dir)?;
+    }
+    table.note(format!(
+        "{} uniformly random gets of loaded keys per thread per round; one long-lived read transaction (snapshot) per thread.",
+        count(sizes.hot_gets)
+    ));
+    table.note("Every get returns the value to the caller: borrowed from the page (redb guard, LMDB mmap slice, BTreeMap reference) or, for aedb, copied into a new `Vec` (`TreeView::get`).");
+    Ok(table)
+}
+
+/// Read every key once so the pool (or page cache) holds the data.
+fn warm(engine: &dyn Engine, data: &Dataset) -> Result<()> {
+    let mut reader = engine.reader()?;
+    for index in 0..data.len() as u32 {
+        check_found(engine.label(), reader.get(data.key(index))?)?;
+    }
+    Ok(())
+}
+
+/// Gets per second, all threads together, each thread walking its own access order.
+pub fn gets_per_second(engine: &dyn Engine, data: &Dataset, orders: &[Vec<u32>]) -> Result<f64> {
+    let start = std::time::Instant::now();
+    let total = std::thread::scope(|scope| -> Result<usize> {
+        let handles: Vec<_> = orders
+            .iter()
+            .map(|order| {
+                scope.spawn(move || -> Result<usize> {
+                    let mut reader = engine.reader()?;
+                    for index in order {
+                        check_found(engine.label(), reader.get(data.key(*index))?)?;
+                    }
+                    Ok(order.len())
+                })
+            })
+            .collect();
+        let mut total = 0;
+        for handle in handles {
+            total += handle
+                .join()
+                .map_err(|_| anyhow::anyhow!("a reader thread panicked"))??;
+        }
+        Ok(total)
+    })?;
+    Ok(total as f64 / start.elapsed().as_secs_f64())
+}
