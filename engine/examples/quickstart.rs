@@ -10,7 +10,10 @@ use aedb::{CommitFinality, Engine};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let tmp = tempfile::tempdir()?;
-    let dir = std::env::args().nth(1).map(PathBuf::from).unwrap_or_else(|| tmp.path().to_path_buf());
+    let dir = std::env::args()
+        .nth(1)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| tmp.path().to_path_buf());
     let config = AedbConfig {
         buffer_pool_bytes: 8 << 20,
         ..AedbConfig::default()
@@ -22,19 +25,33 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // One atomic commit of 10,000 users, acknowledged once its WAL frame is fsynced.
     let outcome = db.commit_blocking(CommitFinality::Durable, |txn| {
         for id in 0..10_000u32 {
-            txn.insert("users", &id.to_be_bytes(), format!("user-{id:05}").as_bytes())?;
+            txn.insert(
+                "users",
+                &id.to_be_bytes(),
+                format!("user-{id:05}").as_bytes(),
+            )?;
         }
         Ok(())
     })?;
-    println!("commit {} is durable (durable head {})", outcome.commit_seq, outcome.durable_head_seq);
+    println!(
+        "commit {} is durable (durable head {})",
+        outcome.commit_seq, outcome.durable_head_seq
+    );
 
     // Query: a point read and a range, from a snapshot.
     let snapshot = db.snapshot();
     let users = snapshot.tree("users")?.ok_or("users tree missing")?;
     let user = users.get(&42u32.to_be_bytes())?;
-    println!("user 42 = {:?}", user.as_deref().map(String::from_utf8_lossy));
+    println!(
+        "user 42 = {:?}",
+        user.as_deref().map(String::from_utf8_lossy)
+    );
     let range: Vec<String> = users
-        .range(Bound::Included(&100u32.to_be_bytes()[..]), Bound::Excluded(&105u32.to_be_bytes()[..]), false)
+        .range(
+            Bound::Included(&100u32.to_be_bytes()[..]),
+            Bound::Excluded(&105u32.to_be_bytes()[..]),
+            false,
+        )
         .map(|item| item.map(|(_, v)| String::from_utf8_lossy(&v).into_owned()))
         .collect::<Result<_, _>>()?;
     println!("users 100..105 = {range:?}");
@@ -45,9 +62,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     db.shutdown()?;
     let db = Engine::open(config, &dir)?;
     let report = db.recovery_report().clone();
-    let users = db.snapshot().tree("users")?.ok_or("users tree missing after reopen")?;
+    let users = db
+        .snapshot()
+        .tree("users")?
+        .ok_or("users tree missing after reopen")?;
     assert_eq!(users.len(), 10_000);
-    assert_eq!(users.get(&42u32.to_be_bytes())?.as_deref(), Some(&b"user-00042"[..]));
+    assert_eq!(
+        users.get(&42u32.to_be_bytes())?.as_deref(),
+        Some(&b"user-00042"[..])
+    );
     let check = db.store().check();
     println!(
         "reopened at commit {} ({} frames replayed): {} users, invariant check {}",

@@ -39,6 +39,16 @@ pub struct AedbConfig {
     /// After recovery replays more than this many frames, checkpoint before returning.
     pub recovery_checkpoint_frames: u64,
     pub buffer_pool_bytes: u64,
+    /// Recent commits kept readable with `ConsistencyMode::AtSeq` (their pages are pinned).
+    pub max_versions: usize,
+    /// Rows a query or a `DeleteWhere`/`UpdateWhere` may examine per page or call.
+    pub max_scan_rows: u64,
+    /// Rows in one batch mutation.
+    pub max_batch_rows: usize,
+    pub max_kv_key_bytes: usize,
+    pub max_kv_value_bytes: usize,
+    /// Largest Text, Json or Blob value in a table row.
+    pub max_table_value_bytes: usize,
     /// Page size of a new data file.
     pub page_size: u32,
     pub io_backend: IoBackendChoice,
@@ -61,6 +71,12 @@ impl Default for AedbConfig {
             checkpoint_interval_ms: 60_000,
             recovery_checkpoint_frames: 10_000,
             buffer_pool_bytes: 256 << 20,
+            max_versions: 1024,
+            max_scan_rows: 10_000,
+            max_batch_rows: 10_000,
+            max_kv_key_bytes: 1024,
+            max_kv_value_bytes: 1 << 20,
+            max_table_value_bytes: 1 << 20,
             page_size: aedb_pager::PAGE_SIZE_DEFAULT,
             io_backend: IoBackendChoice::Auto,
             direct_io: false,
@@ -83,6 +99,8 @@ impl std::fmt::Debug for AedbConfig {
             .field("checkpoint_wal_bytes", &self.checkpoint_wal_bytes)
             .field("checkpoint_interval_ms", &self.checkpoint_interval_ms)
             .field("buffer_pool_bytes", &self.buffer_pool_bytes)
+            .field("max_versions", &self.max_versions)
+            .field("max_scan_rows", &self.max_scan_rows)
             .field("page_size", &self.page_size)
             .field("io_backend", &self.io_backend)
             .field("direct_io", &self.direct_io)
@@ -139,6 +157,11 @@ impl AedbConfig {
             ("max_transaction_bytes", self.max_transaction_bytes),
             ("buffer_pool_bytes", self.buffer_pool_bytes),
             ("checkpoint_wal_bytes", self.checkpoint_wal_bytes),
+            ("max_scan_rows", self.max_scan_rows),
+            ("max_batch_rows", self.max_batch_rows as u64),
+            ("max_kv_key_bytes", self.max_kv_key_bytes as u64),
+            ("max_kv_value_bytes", self.max_kv_value_bytes as u64),
+            ("max_table_value_bytes", self.max_table_value_bytes as u64),
         ];
         for (name, value) in positive {
             if value == 0 {

@@ -41,6 +41,77 @@ pub enum AedbError {
 
     #[error("validation failed: {0}")]
     Validation(String),
+
+    #[error("{resource_type} '{resource_id}' not found")]
+    NotFound {
+        resource_type: ResourceType,
+        resource_id: String,
+    },
+
+    #[error("{resource_type} '{resource_id}' already exists")]
+    AlreadyExists {
+        resource_type: ResourceType,
+        resource_id: String,
+    },
+
+    #[error("duplicate primary key in table '{table}': {key}")]
+    DuplicatePK { table: String, key: String },
+
+    #[error("unique index '{index}' of table '{table}' already holds {key}")]
+    UniqueViolation {
+        table: String,
+        index: String,
+        key: String,
+    },
+
+    #[error("column '{column}' of table '{table}' may not be null")]
+    NotNullViolation { table: String, column: String },
+
+    #[error("column '{column}' of table '{table}' is {expected}, got {actual}")]
+    TypeMismatch {
+        table: String,
+        column: String,
+        expected: String,
+        actual: String,
+    },
+
+    #[error("table '{table}' has no column '{column}'")]
+    UnknownColumn { table: String, column: String },
+
+    #[error("check constraint '{constraint}' of table '{table}' failed")]
+    CheckConstraintFailed { table: String, constraint: String },
+
+    #[error("arithmetic underflow")]
+    Underflow,
+
+    #[error("arithmetic overflow")]
+    Overflow,
+
+    #[error("conflict: {0}")]
+    Conflict(String),
+
+    #[error("not supported yet: {0}")]
+    Unsupported(String),
+}
+
+/// What a `NotFound` / `AlreadyExists` error is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResourceType {
+    Project,
+    Scope,
+    Table,
+    Index,
+}
+
+impl std::fmt::Display for ResourceType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ResourceType::Project => "project",
+            ResourceType::Scope => "scope",
+            ResourceType::Table => "table",
+            ResourceType::Index => "index",
+        })
+    }
 }
 
 impl AedbError {
@@ -58,6 +129,28 @@ impl AedbError {
             AedbError::TransactionTooLarge { .. } => "transaction_too_large",
             AedbError::Closed => "closed",
             AedbError::Validation(_) => "validation",
+            AedbError::NotFound { resource_type, .. } => match resource_type {
+                ResourceType::Project => "project_not_found",
+                ResourceType::Scope => "scope_not_found",
+                ResourceType::Table => "table_not_found",
+                ResourceType::Index => "index_not_found",
+            },
+            AedbError::AlreadyExists { resource_type, .. } => match resource_type {
+                ResourceType::Project => "project_already_exists",
+                ResourceType::Scope => "scope_already_exists",
+                ResourceType::Table => "table_already_exists",
+                ResourceType::Index => "index_already_exists",
+            },
+            AedbError::DuplicatePK { .. } => "duplicate_primary_key",
+            AedbError::UniqueViolation { .. } => "unique_violation",
+            AedbError::NotNullViolation { .. } => "not_null_violation",
+            AedbError::TypeMismatch { .. } => "type_mismatch",
+            AedbError::UnknownColumn { .. } => "unknown_column",
+            AedbError::CheckConstraintFailed { .. } => "check_constraint_failed",
+            AedbError::Underflow => "underflow",
+            AedbError::Overflow => "overflow",
+            AedbError::Conflict(_) => "conflict",
+            AedbError::Unsupported(_) => "unsupported",
         }
     }
 }
@@ -90,3 +183,38 @@ impl From<WalError> for AedbError {
 }
 
 pub type Result<T, E = AedbError> = std::result::Result<T, E>;
+
+impl From<aedb_query::QueryError> for AedbError {
+    fn from(err: aedb_query::QueryError) -> Self {
+        match err {
+            aedb_query::QueryError::TableNotFound { table, .. } => AedbError::NotFound {
+                resource_type: ResourceType::Table,
+                resource_id: table,
+            },
+            aedb_query::QueryError::ColumnNotFound { table, column } => {
+                AedbError::UnknownColumn { table, column }
+            }
+            other => AedbError::Validation(other.to_string()),
+        }
+    }
+}
+
+impl From<AedbError> for aedb_query::QueryError {
+    fn from(err: AedbError) -> Self {
+        use aedb_query::QueryError;
+        match err {
+            AedbError::Validation(reason) => QueryError::InvalidQuery { reason },
+            AedbError::NotFound {
+                resource_type: ResourceType::Table,
+                resource_id,
+            } => QueryError::TableNotFound {
+                project_id: String::new(),
+                table: resource_id,
+            },
+            AedbError::UnknownColumn { table, column } => {
+                QueryError::ColumnNotFound { table, column }
+            }
+            other => QueryError::InternalError(other.to_string()),
+        }
+    }
+}

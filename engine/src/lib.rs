@@ -1,13 +1,26 @@
 //! aedb: an embedded, transactional storage engine.
 //!
 //! Layers: the storage core (`aedb::storage`: paged copy-on-write B+trees, buffer pool,
-//! snapshots, checkpoints, over io_uring or pread/pwrite), the write-ahead log (`aedb_wal`), and
-//! the durable engine (`aedb::engine`: recovery, the group-commit pipeline, checkpoints). The
-//! catalog and query layers of the README build on `Engine::commit` in the next step.
+//! snapshots, checkpoints, over io_uring or pread/pwrite), the write-ahead log (`aedb::wal`),
+//! the durable engine (`aedb::engine`: recovery, the group-commit pipeline, checkpoints), and
+//! the API of the README (`AedbInstance`: namespaces, tables, KV, queries).
 
+pub mod commit;
 pub mod config;
+mod cursor;
 pub mod engine;
 pub mod error;
+mod instance;
+
+/// Schemas, types and DDL (`aedb::catalog::DdlOperation`, `aedb::catalog::types::Value`, …).
+pub mod catalog {
+    pub use aedb_catalog::*;
+}
+
+/// Queries (`aedb::query::plan::{Query, Expr, QueryOptions, ConsistencyMode}`).
+pub mod query {
+    pub use aedb_query::*;
+}
 
 /// The storage core: see the `aedb-pager` crate.
 pub use aedb_pager as storage;
@@ -16,6 +29,9 @@ pub use aedb_wal as wal;
 
 pub use engine::{CommitOutcome, Engine, LoggedTxn, RecoveryReport};
 pub use error::AedbError;
+pub use instance::{
+    encode_primary_key, AedbInstance, CallerContext, KvScanResult, PreflightResult, ProjectInfo,
+};
 
 /// When a commit call returns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

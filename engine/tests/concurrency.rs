@@ -20,7 +20,9 @@ fn concurrent_durable_commits_share_fsyncs() {
                 for i in 0..per_thread {
                     let key = (t * 1000 + i).to_be_bytes();
                     let outcome = engine
-                        .commit_blocking(CommitFinality::Durable, move |txn| txn.insert("kv", &key, b"v").map(|_| ()))
+                        .commit_blocking(CommitFinality::Durable, move |txn| {
+                            txn.insert("kv", &key, b"v").map(|_| ())
+                        })
                         .expect("commit");
                     assert!(outcome.durable_head_seq >= outcome.commit_seq);
                 }
@@ -33,8 +35,19 @@ fn concurrent_durable_commits_share_fsyncs() {
     let (_, syncs) = engine.group_stats();
     let commits = threads * per_thread;
     println!("{commits} durable commits with {syncs} fsyncs");
-    assert!(syncs < commits, "group commit should share fsyncs: {syncs} fsyncs for {commits} commits");
-    assert_eq!(engine.snapshot().tree("kv").expect("lookup").expect("tree").len(), commits);
+    assert!(
+        syncs < commits,
+        "group commit should share fsyncs: {syncs} fsyncs for {commits} commits"
+    );
+    assert_eq!(
+        engine
+            .snapshot()
+            .tree("kv")
+            .expect("lookup")
+            .expect("tree")
+            .len(),
+        commits
+    );
 }
 
 #[test]
@@ -50,7 +63,11 @@ fn checkpoints_run_while_commits_and_queries_go_on() {
     let stop = Arc::new(AtomicBool::new(false));
     let writers: Vec<_> = (0..2u64)
         .map(|t| {
-            let (engine, committed, stop) = (Arc::clone(&engine), Arc::clone(&committed), Arc::clone(&stop));
+            let (engine, committed, stop) = (
+                Arc::clone(&engine),
+                Arc::clone(&committed),
+                Arc::clone(&stop),
+            );
             std::thread::spawn(move || {
                 let mut i = 0u64;
                 while !stop.load(Ordering::Relaxed) {
@@ -76,7 +93,10 @@ fn checkpoints_run_while_commits_and_queries_go_on() {
             while !stop.load(Ordering::Relaxed) {
                 let snapshot = engine.snapshot();
                 if let Some(tree) = snapshot.tree("kv").expect("lookup") {
-                    let counted = tree.range(Bound::Unbounded, Bound::Unbounded, false).take(500).count() as u64;
+                    let counted = tree
+                        .range(Bound::Unbounded, Bound::Unbounded, false)
+                        .take(500)
+                        .count() as u64;
                     assert!(counted <= tree.len());
                     reads += 1;
                 }
@@ -98,14 +118,29 @@ fn checkpoints_run_while_commits_and_queries_go_on() {
         writer.join().expect("writer");
     }
     assert!(reader.join().expect("reader") > 0);
-    assert!(overlapping > 0, "no commit completed while any of 15 checkpoints ran");
+    assert!(
+        overlapping > 0,
+        "no commit completed while any of 15 checkpoints ran"
+    );
     let total = committed.load(Ordering::Relaxed);
     assert!(engine.store().check().is_ok());
     let engine = Arc::try_unwrap(engine).unwrap_or_else(|_| panic!("engine still shared"));
     engine.shutdown().expect("shutdown");
     let engine = Engine::open(config, tmp.path()).expect("reopen");
-    assert_eq!(engine.snapshot().tree("kv").expect("lookup").expect("tree").len(), total);
-    assert_eq!(engine.recovery_report().frames_replayed, 0, "a clean shutdown leaves nothing to redo");
+    assert_eq!(
+        engine
+            .snapshot()
+            .tree("kv")
+            .expect("lookup")
+            .expect("tree")
+            .len(),
+        total
+    );
+    assert_eq!(
+        engine.recovery_report().frames_replayed,
+        0,
+        "a clean shutdown leaves nothing to redo"
+    );
 }
 
 #[test]

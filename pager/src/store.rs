@@ -77,6 +77,9 @@ struct Inner {
     head: RwLock<Version>,
     pins: Mutex<BTreeMap<u64, usize>>,
     durable: Mutex<Meta>,
+    /// The version of the newest durable checkpoint, readable without the checkpoint lock (so
+    /// pinning it under the pin lock cannot deadlock with a running checkpoint).
+    durable_version: RwLock<Version>,
     failed: Mutex<Option<String>>,
 }
 
@@ -157,6 +160,11 @@ impl PageStore {
                 }),
                 pins: Mutex::new(BTreeMap::new()),
                 durable: Mutex::new(meta),
+                durable_version: RwLock::new(Version {
+                    seq: meta.seq,
+                    root: meta.root,
+                    tree_count: meta.tree_count,
+                }),
                 failed: Mutex::new(None),
             }),
         })
@@ -196,6 +204,20 @@ impl PageStore {
     pub fn snapshot(&self) -> Snapshot {
         let mut pins = self.inner.pins.lock();
         let version = *self.inner.head.read();
+        *pins.entry(version.seq).or_insert(0) += 1;
+        drop(pins);
+        Snapshot {
+            pin: Arc::new(Pin {
+                inner: Arc::clone(&self.inner),
+                version,
+            }),
+        }
+    }
+
+    /// Pin the version of the newest durable checkpoint (a new file has an empty one).
+    pub fn checkpoint_snapshot(&self) -> Snapshot {
+        let mut pins = self.inner.pins.lock();
+        let version = *self.inner.durable_version.read();
         *pins.entry(version.seq).or_insert(0) += 1;
         drop(pins);
         Snapshot {
@@ -344,6 +366,12 @@ impl PageStore {
             ],
         ))?;
         *durable = meta;
+        // Publish the new durable version before its predecessor's pages can be reclaimed.
+        *inner.durable_version.write() = Version {
+            seq: meta.seq,
+            root: meta.root,
+            tree_count: meta.tree_count,
+        };
         inner
             .writer
             .lock()
@@ -649,6 +677,15 @@ fn count_range(
         Bound::Excluded(k) => btree::rank(pool, root, Bound::Included(k))?,
     };
     Ok(high.saturating_sub(low))
+}
+
+/// Borrow an owned bound.
+pub fn bound_ref(bound: &Bound<Vec<u8>>) -> Bound<&[u8]> {
+    match bound {
+        Bound::Included(k) => Bound::Included(k.as_slice()),
+        Bound::Excluded(k) => Bound::Excluded(k.as_slice()),
+        Bound::Unbounded => Bound::Unbounded,
+    }
 }
 
 /// The smallest key greater than every key with this prefix (None: no such key).

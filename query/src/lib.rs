@@ -1,1 +1,10 @@
-//! Placeholder: built by a later issue.
+//! aedb queries: the builder (`plan`), predicate checks and evaluation (`eval`), the planner
+//! (`planner`) and the executor over B+tree snapshots (`exec`).
+
+pub mod error;
+pub mod eval;
+pub mod exec;
+pub mod plan;
+pub mod planner;
+
+pub use error::QueryError;

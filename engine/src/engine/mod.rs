@@ -105,6 +105,8 @@ impl Engine {
             checkpoint_signal: Condvar::new(),
             queue_capacity: config.max_inflight_commits,
             stopping: std::sync::atomic::AtomicBool::new(false),
+            retained: Mutex::new(std::collections::VecDeque::new()),
+            retain_versions: config.max_versions,
             groups: AtomicU64::new(0),
             syncs: AtomicU64::new(0),
         });
@@ -159,6 +161,34 @@ impl Engine {
         self.shared.store.snapshot()
     }
 
+    /// A snapshot of exactly commit `seq`: the head, or one of the `max_versions` most recent
+    /// commits. `Err(oldest)` when it is no longer retained (or `Err(head)` when it is in the
+    /// future: compare with `visible_head_seq`).
+    pub fn snapshot_at(&self, seq: u64) -> std::result::Result<Snapshot, u64> {
+        let head = self.snapshot();
+        if head.seq() == seq {
+            return Ok(head);
+        }
+        let retained = self.shared.retained.lock();
+        if let Some(found) = retained.iter().find(|s| s.seq() == seq) {
+            return Ok(found.clone());
+        }
+        let checkpoint = self.shared.store.checkpoint_snapshot();
+        if checkpoint.seq() == seq {
+            return Ok(checkpoint);
+        }
+        let oldest = retained
+            .front()
+            .map_or(head.seq(), |s| s.seq())
+            .min(head.seq());
+        Err(oldest)
+    }
+
+    /// A snapshot of the newest durable checkpoint.
+    pub fn checkpoint_snapshot(&self) -> Snapshot {
+        self.shared.store.checkpoint_snapshot()
+    }
+
     pub fn visible_head_seq(&self) -> u64 {
         self.shared.store.head().seq
     }
@@ -178,6 +208,7 @@ impl Engine {
     fn enqueue<T: Send + 'static>(
         &self,
         finality: CommitFinality,
+        dry_run: bool,
         body: impl FnOnce(&mut LoggedTxn) -> Result<T> + Send + 'static,
     ) -> Result<oneshot::Receiver<Result<pipeline::Committed>>> {
         self.shared.check_failed()?;
@@ -191,6 +222,7 @@ impl Engine {
         match sender.try_send(Msg::Commit {
             body,
             finality,
+            dry_run,
             reply,
         }) {
             Ok(()) => Ok(receiver),
@@ -209,9 +241,20 @@ impl Engine {
         finality: CommitFinality,
         body: impl FnOnce(&mut LoggedTxn) -> Result<T> + Send + 'static,
     ) -> Result<CommitOutcome<T>> {
-        let receiver = self.enqueue(finality, body)?;
+        let receiver = self.enqueue(finality, false, body)?;
         let committed = receiver.await.map_err(|_| AedbError::Closed)??;
         downcast(committed)
+    }
+
+    /// Run `body` on the writer against the latest state, then discard every change: nothing
+    /// is logged, published or given a sequence (for advisory preflight checks).
+    pub async fn dry_run<T: Send + 'static>(
+        &self,
+        body: impl FnOnce(&mut LoggedTxn) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let receiver = self.enqueue(CommitFinality::Visible, true, body)?;
+        let committed = receiver.await.map_err(|_| AedbError::Closed)??;
+        downcast(committed).map(|o| o.value)
     }
 
     /// `commit` for threads outside an async runtime.
@@ -220,7 +263,7 @@ impl Engine {
         finality: CommitFinality,
         body: impl FnOnce(&mut LoggedTxn) -> Result<T> + Send + 'static,
     ) -> Result<CommitOutcome<T>> {
-        let receiver = self.enqueue(finality, body)?;
+        let receiver = self.enqueue(finality, false, body)?;
         let committed = receiver.blocking_recv().map_err(|_| AedbError::Closed)??;
         downcast(committed)
     }

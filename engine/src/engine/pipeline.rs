@@ -49,6 +49,8 @@ pub(crate) enum Msg {
     Commit {
         body: Body,
         finality: CommitFinality,
+        /// Run the body against the latest state and discard it (preflight).
+        dry_run: bool,
         reply: oneshot::Sender<Result<Committed>>,
     },
     /// Make everything committed so far durable; replies with the durable head.
@@ -70,6 +72,9 @@ pub(crate) struct Shared {
     pub stopping: std::sync::atomic::AtomicBool,
     pub groups: AtomicU64,
     pub syncs: AtomicU64,
+    /// Snapshots of the most recent commits, so reads `AtSeq(n)` can find them.
+    pub retained: Mutex<std::collections::VecDeque<aedb_pager::Snapshot>>,
+    pub retain_versions: usize,
 }
 
 impl Shared {
@@ -152,8 +157,17 @@ impl Writer {
                 match msg {
                     Msg::Commit {
                         body,
+                        dry_run: true,
+                        reply,
+                        ..
+                    } => {
+                        let _ = reply.send(self.dry_run(body));
+                    }
+                    Msg::Commit {
+                        body,
                         finality,
                         reply,
+                        ..
                     } => self.apply(body, finality, reply),
                     Msg::Sync(reply) => {
                         force_sync = true;
@@ -218,6 +232,19 @@ impl Writer {
         }
     }
 
+    /// Run a body on a transaction that is then dropped: nothing is logged or published.
+    fn dry_run(&mut self, body: Body) -> Result<Committed> {
+        let txn = self.shared.store.begin_write()?;
+        let mut logged = LoggedTxn::new(txn, self.config.max_transaction_bytes as usize);
+        let seq = logged.seq();
+        let value = body(&mut logged)?;
+        Ok(Committed {
+            commit_seq: seq,
+            durable_head_seq: self.shared.durable_seq.load(Ordering::Acquire),
+            value,
+        })
+    }
+
     fn run_body(&mut self, body: Body) -> Result<(u64, Box<dyn Any + Send>)> {
         self.shared.check_failed()?;
         let txn = self.shared.store.begin_write()?;
@@ -241,8 +268,21 @@ impl Writer {
             self.wal.rollback(mark);
             return Err(err.into());
         }
+        self.retain_head();
         self.bytes_since_sync += payload.len() as u64;
         Ok((seq, value))
+    }
+
+    fn retain_head(&self) {
+        if self.shared.retain_versions == 0 {
+            return;
+        }
+        let snapshot = self.shared.store.snapshot();
+        let mut retained = self.shared.retained.lock();
+        retained.push_back(snapshot);
+        while retained.len() > self.shared.retain_versions {
+            retained.pop_front();
+        }
     }
 
     /// Write the group's frames; sync as the durability mode (or a waiter) requires; answer

@@ -1,0 +1,121 @@
+//! Namespaces (project → scope → tables and a KV space), identifier rules, and where each thing
+//! lives: catalog keys in the system tree and the names of data trees.
+
+use serde::{Deserialize, Serialize};
+
+/// The scope `create_project` also creates.
+pub const DEFAULT_SCOPE_ID: &str = "app";
+/// Reserved for the engine's own tables.
+pub const SYSTEM_PROJECT_ID: &str = "_system";
+pub const MAX_IDENTIFIER_BYTES: usize = 128;
+/// The B+tree holding the catalog.
+pub const CATALOG_TREE: &str = "sys:catalog";
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProjectEntry {
+    pub project_id: String,
+    pub owner_id: Option<String>,
+    pub created_at_micros: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScopeEntry {
+    pub project_id: String,
+    pub scope_id: String,
+    pub owner_id: Option<String>,
+    pub created_at_micros: u64,
+}
+
+/// Check a project, scope, table, index or column name: non-empty, at most 128 bytes, only
+/// `[A-Za-z0-9_-]`. Returns the message of the `Validation` error.
+pub fn validate_identifier(what: &str, name: &str) -> Result<(), String> {
+    if name.is_empty() {
+        return Err(format!("{what} must not be empty"));
+    }
+    if name.len() > MAX_IDENTIFIER_BYTES {
+        return Err(format!(
+            "{what} must be at most {MAX_IDENTIFIER_BYTES} bytes"
+        ));
+    }
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    {
+        return Err(format!("{what} must contain only [A-Za-z0-9_-]: {name:?}"));
+    }
+    Ok(())
+}
+
+pub fn project_key(project: &str) -> Vec<u8> {
+    [b"P\0", project.as_bytes()].concat()
+}
+
+pub fn scope_key(project: &str, scope: &str) -> Vec<u8> {
+    [b"S\0", project.as_bytes(), b"\0", scope.as_bytes()].concat()
+}
+
+/// Prefix of every scope key of a project.
+pub fn scope_prefix(project: &str) -> Vec<u8> {
+    [b"S\0", project.as_bytes(), b"\0"].concat()
+}
+
+pub fn table_key(project: &str, scope: &str, table: &str) -> Vec<u8> {
+    [
+        b"T\0",
+        project.as_bytes(),
+        b"\0",
+        scope.as_bytes(),
+        b"\0",
+        table.as_bytes(),
+    ]
+    .concat()
+}
+
+/// Prefix of every table key of a scope.
+pub fn table_prefix(project: &str, scope: &str) -> Vec<u8> {
+    [b"T\0", project.as_bytes(), b"\0", scope.as_bytes(), b"\0"].concat()
+}
+
+/// The catalog key of the table-id counter.
+pub const NEXT_TABLE_ID_KEY: &[u8] = b"N\0next_table_id";
+
+/// The tree holding a table's rows, keyed by the encoded primary key.
+pub fn table_tree(table_id: u64) -> String {
+    format!("t:{table_id}")
+}
+
+/// The tree of a secondary index: keys are encoded index columns then the encoded primary key.
+pub fn index_tree(table_id: u64, index: &str) -> String {
+    format!("i:{table_id}:{index}")
+}
+
+/// The tree of a scope's KV space.
+pub fn kv_tree(project: &str, scope: &str) -> String {
+    format!("kv:{project}:{scope}")
+}
+
+/// Encode a catalog entry (postcard: a frozen, documented format; see docs/FORMAT.md).
+pub fn encode_entry<T: Serialize>(entry: &T) -> Vec<u8> {
+    match postcard::to_stdvec(entry) {
+        Ok(bytes) => bytes,
+        Err(err) => unreachable!("catalog entries always serialize: {err}"),
+    }
+}
+
+pub fn decode_entry<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, String> {
+    postcard::from_bytes(bytes).map_err(|e| format!("catalog entry does not decode: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identifiers() {
+        assert!(validate_identifier("project_id", "demo-1_x").is_ok());
+        assert!(validate_identifier("project_id", "").is_err());
+        assert!(validate_identifier("project_id", "a::b").is_err());
+        assert!(validate_identifier("project_id", &"x".repeat(129)).is_err());
+        assert!(table_key("p", "s", "t").starts_with(&table_prefix("p", "s")));
+    }
+}

@@ -1,0 +1,872 @@
+//! Applying a `Mutation` to the trees inside a commit. Every check happens before the first
+//! write that could be observed; an error aborts the whole commit (the pipeline drops the
+//! transaction), so a failed mutation commits nothing.
+
+use aedb_catalog::keys::encode_key;
+use aedb_catalog::namespace::kv_tree;
+use aedb_catalog::schema::TableSchema;
+use aedb_catalog::types::{ColumnType, Row, Value};
+
+use super::catalog_io::{load_table, refuse_system, require_scope};
+use super::ddl::apply_ddl;
+use super::kv::{as_u256, as_u64, u256_add, u256_sub, KvEntry};
+use super::tables::{
+    delete_row, matching_rows, read_row, row_key, validate_row, write_row, RowLimits,
+};
+use super::validation::*;
+use crate::engine::LoggedTxn;
+use crate::error::{AedbError, Result};
+
+pub struct Limits {
+    pub rows: RowLimits,
+    pub max_kv_key_bytes: usize,
+    pub max_kv_value_bytes: usize,
+    pub now_micros: u64,
+}
+
+/// What a mutation did.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Applied {
+    /// For DDL: false when an if-(not-)exists guard made it a no-op.
+    pub ddl_applied: Option<bool>,
+    pub affected_rows: u64,
+}
+
+fn rows(n: u64) -> Applied {
+    Applied {
+        ddl_applied: None,
+        affected_rows: n,
+    }
+}
+
+pub fn apply(txn: &mut LoggedTxn, mutation: &Mutation, limits: &Limits) -> Result<Applied> {
+    use Mutation as M;
+    match mutation {
+        M::Ddl(op) => Ok(Applied {
+            ddl_applied: Some(apply_ddl(txn, op, limits.now_micros)?),
+            affected_rows: 0,
+        }),
+        M::Insert {
+            project_id,
+            scope_id,
+            table_name,
+            primary_key,
+            row,
+        } => {
+            let schema = table(txn, project_id, scope_id, table_name)?;
+            put_row(txn, &schema, Some(primary_key), row.clone(), true, limits).map(|_| rows(1))
+        }
+        M::Upsert {
+            project_id,
+            scope_id,
+            table_name,
+            primary_key,
+            row,
+        } => {
+            let schema = table(txn, project_id, scope_id, table_name)?;
+            put_row(txn, &schema, Some(primary_key), row.clone(), false, limits).map(|_| rows(1))
+        }
+        M::InsertBatch {
+            project_id,
+            scope_id,
+            table_name,
+            rows: batch,
+        }
+        | M::UpsertBatch {
+            project_id,
+            scope_id,
+            table_name,
+            rows: batch,
+        } => {
+            let insert = matches!(mutation, M::InsertBatch { .. });
+            if batch.len() > limits.rows.max_batch_rows {
+                return Err(AedbError::Validation(format!(
+                    "batch of {} rows exceeds max_batch_rows ({})",
+                    batch.len(),
+                    limits.rows.max_batch_rows
+                )));
+            }
+            let schema = table(txn, project_id, scope_id, table_name)?;
+            for row in batch {
+                put_row(txn, &schema, None, row.clone(), insert, limits)?;
+            }
+            Ok(rows(batch.len() as u64))
+        }
+        M::UpsertOnConflict {
+            project_id,
+            scope_id,
+            table_name,
+            row,
+            conflict_target,
+            conflict_action,
+        } => {
+            let schema = table(txn, project_id, scope_id, table_name)?;
+            upsert_on_conflict(
+                txn,
+                &schema,
+                row.clone(),
+                conflict_target,
+                conflict_action,
+                limits,
+            )
+            .map(|_| rows(1))
+        }
+        M::UpsertBatchOnConflict {
+            project_id,
+            scope_id,
+            table_name,
+            rows: batch,
+            conflict_target,
+            conflict_action,
+        } => {
+            let schema = table(txn, project_id, scope_id, table_name)?;
+            for row in batch {
+                upsert_on_conflict(
+                    txn,
+                    &schema,
+                    row.clone(),
+                    conflict_target,
+                    conflict_action,
+                    limits,
+                )?;
+            }
+            Ok(rows(batch.len() as u64))
+        }
+        M::Delete {
+            project_id,
+            scope_id,
+            table_name,
+            primary_key,
+        } => {
+            let schema = table(txn, project_id, scope_id, table_name)?;
+            if primary_key.len() != schema.primary_key.len() {
+                return Err(AedbError::Validation("primary key length mismatch".into()));
+            }
+            let pk = encode_key(primary_key);
+            match read_row(txn, &schema, &pk)? {
+                Some(old) => delete_row(txn, &schema, &pk, &old).map(|_| rows(1)),
+                None => Ok(rows(0)),
+            }
+        }
+        M::DeleteWhere {
+            project_id,
+            scope_id,
+            table_name,
+            predicate,
+            limit,
+        } => {
+            let schema = table(txn, project_id, scope_id, table_name)?;
+            let found = matching_rows(txn, &schema, predicate, *limit, limits.rows.max_scan_rows)?;
+            for (pk, old) in &found {
+                delete_row(txn, &schema, pk, old)?;
+            }
+            Ok(rows(found.len() as u64))
+        }
+        M::UpdateWhere {
+            project_id,
+            scope_id,
+            table_name,
+            predicate,
+            updates,
+            limit,
+        } => {
+            let exprs: Vec<(String, TableUpdateExpr)> = updates
+                .iter()
+                .map(|(c, v)| (c.clone(), TableUpdateExpr::Value(v.clone())))
+                .collect();
+            update_where(
+                txn, project_id, scope_id, table_name, predicate, &exprs, *limit, limits,
+            )
+        }
+        M::UpdateWhereExpr {
+            project_id,
+            scope_id,
+            table_name,
+            predicate,
+            updates,
+            limit,
+        } => update_where(
+            txn, project_id, scope_id, table_name, predicate, updates, *limit, limits,
+        ),
+        M::TableIncU256 {
+            project_id,
+            scope_id,
+            table_name,
+            primary_key,
+            column,
+            amount_be,
+        }
+        | M::TableDecU256 {
+            project_id,
+            scope_id,
+            table_name,
+            primary_key,
+            column,
+            amount_be,
+        } => {
+            let increment = matches!(mutation, M::TableIncU256 { .. });
+            table_u256(
+                txn,
+                project_id,
+                scope_id,
+                table_name,
+                primary_key,
+                column,
+                amount_be,
+                increment,
+            )
+            .map(|_| rows(1))
+        }
+        M::KvSet {
+            project_id,
+            scope_id,
+            key,
+            value,
+        } => {
+            kv_check(txn, project_id, scope_id, key, limits)?;
+            if value.len() > limits.max_kv_value_bytes {
+                return Err(AedbError::ValueTooLarge {
+                    len: value.len(),
+                    max: limits.max_kv_value_bytes,
+                });
+            }
+            kv_put(txn, project_id, scope_id, key, value.clone()).map(|_| rows(1))
+        }
+        M::KvDel {
+            project_id,
+            scope_id,
+            key,
+        } => {
+            kv_check(txn, project_id, scope_id, key, limits)?;
+            let removed = txn.remove(&kv_tree(project_id, scope_id), key)?;
+            Ok(rows(removed as u64))
+        }
+        M::KvIncU256 {
+            project_id,
+            scope_id,
+            key,
+            amount_be,
+        } => u256_op(
+            txn,
+            project_id,
+            scope_id,
+            key,
+            limits,
+            KvU256MissingPolicy::TreatAsZero,
+            |cur| {
+                u256_add(&cur, amount_be)
+                    .map(Some)
+                    .ok_or(AedbError::Overflow)
+            },
+        ),
+        M::KvDecU256 {
+            project_id,
+            scope_id,
+            key,
+            amount_be,
+        } => u256_op(
+            txn,
+            project_id,
+            scope_id,
+            key,
+            limits,
+            KvU256MissingPolicy::TreatAsZero,
+            |cur| {
+                u256_sub(&cur, amount_be)
+                    .map(Some)
+                    .ok_or(AedbError::Underflow)
+            },
+        ),
+        M::KvAddU256Ex {
+            project_id,
+            scope_id,
+            key,
+            amount_be,
+            on_missing,
+            on_overflow,
+        } => u256_op(
+            txn,
+            project_id,
+            scope_id,
+            key,
+            limits,
+            *on_missing,
+            |cur| match (u256_add(&cur, amount_be), on_overflow) {
+                (Some(v), _) => Ok(Some(v)),
+                (None, KvU256OverflowPolicy::Saturate) => Ok(Some([0xff; 32])),
+                (None, KvU256OverflowPolicy::Reject) => Err(AedbError::Overflow),
+            },
+        ),
+        M::KvSubU256Ex {
+            project_id,
+            scope_id,
+            key,
+            amount_be,
+            on_missing,
+            on_underflow,
+        } => u256_op(
+            txn,
+            project_id,
+            scope_id,
+            key,
+            limits,
+            *on_missing,
+            |cur| match (u256_sub(&cur, amount_be), on_underflow) {
+                (Some(v), _) => Ok(Some(v)),
+                (None, KvU256UnderflowPolicy::NoOp) => Ok(None),
+                (None, KvU256UnderflowPolicy::Reject) => Err(AedbError::Underflow),
+            },
+        ),
+        M::KvMaxU256 {
+            project_id,
+            scope_id,
+            key,
+            candidate_be,
+            on_missing,
+        }
+        | M::KvMinU256 {
+            project_id,
+            scope_id,
+            key,
+            candidate_be,
+            on_missing,
+        } => {
+            let max = matches!(mutation, M::KvMaxU256 { .. });
+            u256_op(txn, project_id, scope_id, key, limits, *on_missing, |cur| {
+                let next = if max {
+                    cur.max(*candidate_be)
+                } else {
+                    cur.min(*candidate_be)
+                };
+                Ok(Some(next))
+            })
+        }
+        M::KvMutateU256 {
+            project_id,
+            scope_id,
+            key,
+            op,
+            operand_be,
+            expected_seq,
+        } => {
+            kv_check(txn, project_id, scope_id, key, limits)?;
+            let entry = kv_get(txn, project_id, scope_id, key)?;
+            check_version(entry.as_ref(), *expected_seq)?;
+            let cur = entry
+                .as_ref()
+                .map(|e| as_u256(&e.value))
+                .transpose()?
+                .unwrap_or([0; 32]);
+            let next = match op {
+                KvU256MutatorOp::Set => *operand_be,
+                KvU256MutatorOp::Add => u256_add(&cur, operand_be).ok_or(AedbError::Overflow)?,
+                KvU256MutatorOp::Sub => u256_sub(&cur, operand_be).ok_or(AedbError::Underflow)?,
+            };
+            kv_put(txn, project_id, scope_id, key, next.to_vec()).map(|_| rows(1))
+        }
+        M::KvAddU64Ex {
+            project_id,
+            scope_id,
+            key,
+            amount_be,
+            on_missing,
+            on_overflow,
+        } => {
+            let amount = u64::from_be_bytes(*amount_be);
+            u64_op(
+                txn,
+                project_id,
+                scope_id,
+                key,
+                limits,
+                *on_missing == KvU64MissingPolicy::Reject,
+                |cur| match (cur.checked_add(amount), on_overflow) {
+                    (Some(v), _) => Ok(Some(v)),
+                    (None, KvU64OverflowPolicy::Saturate) => Ok(Some(u64::MAX)),
+                    (None, KvU64OverflowPolicy::Reject) => Err(AedbError::Overflow),
+                },
+            )
+        }
+        M::KvSubU64Ex {
+            project_id,
+            scope_id,
+            key,
+            amount_be,
+            on_missing,
+            on_underflow,
+        } => {
+            let amount = u64::from_be_bytes(*amount_be);
+            u64_op(
+                txn,
+                project_id,
+                scope_id,
+                key,
+                limits,
+                *on_missing == KvU64MissingPolicy::Reject,
+                |cur| match (cur.checked_sub(amount), on_underflow) {
+                    (Some(v), _) => Ok(Some(v)),
+                    (None, KvU64UnderflowPolicy::NoOp) => Ok(None),
+                    (None, KvU64UnderflowPolicy::Reject) => Err(AedbError::Underflow),
+                },
+            )
+        }
+        M::KvMaxU64 {
+            project_id,
+            scope_id,
+            key,
+            candidate_be,
+            on_missing,
+        }
+        | M::KvMinU64 {
+            project_id,
+            scope_id,
+            key,
+            candidate_be,
+            on_missing,
+        } => {
+            let max = matches!(mutation, M::KvMaxU64 { .. });
+            let candidate = u64::from_be_bytes(*candidate_be);
+            u64_op(
+                txn,
+                project_id,
+                scope_id,
+                key,
+                limits,
+                *on_missing == KvU64MissingPolicy::Reject,
+                |cur| {
+                    Ok(Some(if max {
+                        cur.max(candidate)
+                    } else {
+                        cur.min(candidate)
+                    }))
+                },
+            )
+        }
+        M::KvMutateU64 {
+            project_id,
+            scope_id,
+            key,
+            op,
+            operand_be,
+            expected_seq,
+        } => {
+            kv_check(txn, project_id, scope_id, key, limits)?;
+            let entry = kv_get(txn, project_id, scope_id, key)?;
+            check_version(entry.as_ref(), *expected_seq)?;
+            let cur = entry
+                .as_ref()
+                .map(|e| as_u64(&e.value))
+                .transpose()?
+                .unwrap_or(0);
+            let operand = u64::from_be_bytes(*operand_be);
+            let next = match op {
+                KvU64MutatorOp::Set => operand,
+                KvU64MutatorOp::Add => cur.checked_add(operand).ok_or(AedbError::Overflow)?,
+                KvU64MutatorOp::Sub => cur.checked_sub(operand).ok_or(AedbError::Underflow)?,
+            };
+            kv_put(txn, project_id, scope_id, key, next.to_be_bytes().to_vec()).map(|_| rows(1))
+        }
+        M::KvSubIntEx {
+            project_id,
+            scope_id,
+            key,
+            amount,
+            on_missing,
+            on_underflow,
+        } => {
+            let sub = match amount {
+                KvIntegerAmount::U64(amount_be) => Mutation::KvSubU64Ex {
+                    project_id: project_id.clone(),
+                    scope_id: scope_id.clone(),
+                    key: key.clone(),
+                    amount_be: *amount_be,
+                    on_missing: match on_missing {
+                        KvIntegerMissingPolicy::TreatAsZero => KvU64MissingPolicy::TreatAsZero,
+                        KvIntegerMissingPolicy::Reject => KvU64MissingPolicy::Reject,
+                    },
+                    on_underflow: match on_underflow {
+                        KvIntegerUnderflowPolicy::Reject => KvU64UnderflowPolicy::Reject,
+                        KvIntegerUnderflowPolicy::NoOp => KvU64UnderflowPolicy::NoOp,
+                    },
+                },
+                KvIntegerAmount::U256(amount_be) => Mutation::KvSubU256Ex {
+                    project_id: project_id.clone(),
+                    scope_id: scope_id.clone(),
+                    key: key.clone(),
+                    amount_be: *amount_be,
+                    on_missing: match on_missing {
+                        KvIntegerMissingPolicy::TreatAsZero => KvU256MissingPolicy::TreatAsZero,
+                        KvIntegerMissingPolicy::Reject => KvU256MissingPolicy::Reject,
+                    },
+                    on_underflow: match on_underflow {
+                        KvIntegerUnderflowPolicy::Reject => KvU256UnderflowPolicy::Reject,
+                        KvIntegerUnderflowPolicy::NoOp => KvU256UnderflowPolicy::NoOp,
+                    },
+                },
+            };
+            apply(txn, &sub, limits)
+        }
+        M::CounterAdd {
+            project_id,
+            scope_id,
+            key,
+            amount_be,
+            shard_count,
+            shard_hint,
+        } => {
+            if *shard_count == 0 || *shard_count > MAX_COUNTER_SHARDS {
+                return Err(AedbError::Validation(format!(
+                    "shard_count must be in 1..={MAX_COUNTER_SHARDS}"
+                )));
+            }
+            let physical = counter_shard_key(key, (*shard_hint % *shard_count as u32) as u16);
+            let amount = u64::from_be_bytes(*amount_be);
+            u64_op(txn, project_id, scope_id, &physical, limits, false, |cur| {
+                cur.checked_add(amount).map(Some).ok_or(AedbError::Overflow)
+            })
+        }
+        M::Accumulate { .. }
+        | M::ExposeAccumulator { .. }
+        | M::ExposeAccumulatorBatch { .. }
+        | M::ReleaseAccumulatorExposure { .. } => Err(AedbError::Unsupported(
+            "accumulator mutations arrive with the accumulators issue".into(),
+        )),
+        M::EmitEvent { .. } => Err(AedbError::Unsupported(
+            "events arrive with the events issue".into(),
+        )),
+    }
+}
+
+/// The physical key of one shard of a sharded counter.
+pub fn counter_shard_key(key: &[u8], shard: u16) -> Vec<u8> {
+    let mut physical = b"__aedb_counter_shard__".to_vec();
+    physical.extend_from_slice(&(key.len() as u32).to_be_bytes());
+    physical.extend_from_slice(key);
+    physical.extend_from_slice(&shard.to_be_bytes());
+    physical
+}
+
+fn table(txn: &mut LoggedTxn, project: &str, scope: &str, name: &str) -> Result<TableSchema> {
+    refuse_system(project)?;
+    load_table(txn, project, scope, name)
+}
+
+fn put_row(
+    txn: &mut LoggedTxn,
+    schema: &TableSchema,
+    explicit_pk: Option<&[Value]>,
+    mut row: Row,
+    insert: bool,
+    limits: &Limits,
+) -> Result<()> {
+    validate_row(schema, &mut row, &limits.rows)?;
+    let pk = row_key(schema, &row, explicit_pk)?;
+    let old = read_row(txn, schema, &pk)?;
+    if insert && old.is_some() {
+        return Err(AedbError::DuplicatePK {
+            table: schema.table_name.clone(),
+            key: format!(
+                "{:?}",
+                aedb_catalog::keys::decode_key(&pk).unwrap_or_default()
+            ),
+        });
+    }
+    write_row(txn, schema, &pk, old.as_ref(), &row)
+}
+
+fn column_of(schema: &TableSchema, name: &str) -> Result<usize> {
+    schema
+        .column_index(name)
+        .ok_or_else(|| AedbError::UnknownColumn {
+            table: schema.table_name.clone(),
+            column: name.to_string(),
+        })
+}
+
+fn upsert_on_conflict(
+    txn: &mut LoggedTxn,
+    schema: &TableSchema,
+    mut row: Row,
+    target: &ConflictTarget,
+    action: &ConflictAction,
+    limits: &Limits,
+) -> Result<()> {
+    validate_row(schema, &mut row, &limits.rows)?;
+    let existing = match target {
+        ConflictTarget::PrimaryKey => {
+            let pk = row_key(schema, &row, None)?;
+            read_row(txn, schema, &pk)?.map(|old| (pk, old))
+        }
+        ConflictTarget::Index(_) | ConflictTarget::Columns(_) => {
+            return Err(AedbError::Unsupported(
+                "conflict targets other than the primary key".into(),
+            ));
+        }
+    };
+    let Some((pk, old)) = existing else {
+        let pk = row_key(schema, &row, None)?;
+        return write_row(txn, schema, &pk, None, &row);
+    };
+    let mut merged = old.clone();
+    match action {
+        ConflictAction::DoNothing => return Ok(()),
+        ConflictAction::DoMerge => {
+            for (i, value) in row.values.iter().enumerate() {
+                if !value.is_null() {
+                    merged.values[i] = value.clone();
+                }
+            }
+        }
+        ConflictAction::DoUpdate(updates) => {
+            for (column, value) in updates {
+                let i = column_of(schema, column)?;
+                merged.values[i] = value.clone();
+            }
+        }
+        ConflictAction::DoUpdateWith(updates) => {
+            for (column, expr) in updates {
+                let i = column_of(schema, column)?;
+                merged.values[i] = match expr {
+                    UpdateExpr::Value(v) => v.clone(),
+                    UpdateExpr::Existing(c) => old.values[column_of(schema, c)?].clone(),
+                    UpdateExpr::Proposed(c) => row.values[column_of(schema, c)?].clone(),
+                    UpdateExpr::AddI64 {
+                        existing_column,
+                        proposed_column,
+                    } => {
+                        let a = &old.values[column_of(schema, existing_column)?];
+                        let b = &row.values[column_of(schema, proposed_column)?];
+                        match (a, b) {
+                            (Value::Integer(a), Value::Integer(b)) => {
+                                Value::Integer(a.checked_add(*b).ok_or(AedbError::Overflow)?)
+                            }
+                            _ => {
+                                return Err(AedbError::Validation(
+                                    "AddI64 needs Integer columns".into(),
+                                ))
+                            }
+                        }
+                    }
+                };
+            }
+        }
+    }
+    if schema
+        .pk_positions()
+        .iter()
+        .any(|i| merged.values[*i] != old.values[*i])
+    {
+        return Err(AedbError::Validation(
+            "a conflict action may not change primary key columns".into(),
+        ));
+    }
+    validate_row(schema, &mut merged, &limits.rows)?;
+    write_row(txn, schema, &pk, Some(&old), &merged)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn update_where(
+    txn: &mut LoggedTxn,
+    project: &str,
+    scope: &str,
+    table_name: &str,
+    predicate: &aedb_catalog::expr::Expr,
+    updates: &[(String, TableUpdateExpr)],
+    limit: Option<usize>,
+    limits: &Limits,
+) -> Result<Applied> {
+    let schema = table(txn, project, scope, table_name)?;
+    if updates.is_empty() {
+        return Err(AedbError::Validation("updates must not be empty".into()));
+    }
+    let mut targets = Vec::with_capacity(updates.len());
+    for (column, expr) in updates {
+        let i = column_of(&schema, column)?;
+        if schema.primary_key.contains(column) {
+            return Err(AedbError::Validation(format!(
+                "update may not change primary key column {column}"
+            )));
+        }
+        targets.push((i, expr));
+    }
+    let found = matching_rows(txn, &schema, predicate, limit, limits.rows.max_scan_rows)?;
+    for (pk, old) in &found {
+        let mut new = old.clone();
+        for (i, expr) in &targets {
+            new.values[*i] = match expr {
+                TableUpdateExpr::Value(v) => v.clone(),
+                TableUpdateExpr::CopyColumn(c) => old.values[column_of(&schema, c)?].clone(),
+                TableUpdateExpr::AddI64(n) => match &old.values[*i] {
+                    Value::Integer(v) => {
+                        Value::Integer(v.checked_add(*n).ok_or(AedbError::Overflow)?)
+                    }
+                    _ => {
+                        return Err(AedbError::Validation(
+                            "AddI64 needs a non-null Integer column".into(),
+                        ))
+                    }
+                },
+                TableUpdateExpr::Coalesce(v) => {
+                    if old.values[*i].is_null() {
+                        v.clone()
+                    } else {
+                        old.values[*i].clone()
+                    }
+                }
+            };
+        }
+        validate_row(&schema, &mut new, &limits.rows)?;
+        write_row(txn, &schema, pk, Some(old), &new)?;
+    }
+    Ok(rows(found.len() as u64))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn table_u256(
+    txn: &mut LoggedTxn,
+    project: &str,
+    scope: &str,
+    table_name: &str,
+    primary_key: &[Value],
+    column: &str,
+    amount: &[u8; 32],
+    increment: bool,
+) -> Result<()> {
+    let schema = table(txn, project, scope, table_name)?;
+    let i = column_of(&schema, column)?;
+    if schema.columns[i].col_type != ColumnType::U256 {
+        return Err(AedbError::Validation(format!(
+            "column {column} is not U256"
+        )));
+    }
+    let pk = encode_key(primary_key);
+    let old = read_row(txn, &schema, &pk)?
+        .ok_or_else(|| AedbError::Validation("row not found".into()))?;
+    let Value::U256(current) = &old.values[i] else {
+        return Err(AedbError::Validation(format!(
+            "column {column} holds no U256 value"
+        )));
+    };
+    let next = if increment {
+        u256_add(current, amount).ok_or(AedbError::Overflow)?
+    } else {
+        u256_sub(current, amount).ok_or(AedbError::Underflow)?
+    };
+    let mut new = old.clone();
+    new.values[i] = Value::U256(next);
+    write_row(txn, &schema, &pk, Some(&old), &new)
+}
+
+fn kv_check(
+    txn: &mut LoggedTxn,
+    project: &str,
+    scope: &str,
+    key: &[u8],
+    limits: &Limits,
+) -> Result<()> {
+    if key.len() > limits.max_kv_key_bytes {
+        return Err(AedbError::KeyTooLarge {
+            len: key.len(),
+            max: limits.max_kv_key_bytes,
+        });
+    }
+    require_scope(txn, project, scope)
+}
+
+pub fn kv_get(
+    txn: &mut LoggedTxn,
+    project: &str,
+    scope: &str,
+    key: &[u8],
+) -> Result<Option<KvEntry>> {
+    txn.get(&kv_tree(project, scope), key)?
+        .map(|b| KvEntry::decode(&b))
+        .transpose()
+}
+
+fn kv_put(
+    txn: &mut LoggedTxn,
+    project: &str,
+    scope: &str,
+    key: &[u8],
+    value: Vec<u8>,
+) -> Result<()> {
+    let seq = txn.seq();
+    let created_at = kv_get(txn, project, scope, key)?.map_or(seq, |e| e.created_at);
+    let entry = KvEntry {
+        value,
+        version: seq,
+        created_at,
+    };
+    txn.insert(&kv_tree(project, scope), key, &entry.encode())?;
+    Ok(())
+}
+
+fn check_version(entry: Option<&KvEntry>, expected: Option<u64>) -> Result<()> {
+    if let Some(expected) = expected {
+        let actual = entry.map_or(0, |e| e.version);
+        if actual != expected {
+            return Err(AedbError::Conflict(format!(
+                "key version is {actual}, expected {expected}"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Read-modify-write of a U256 KV value; `op` returns None for "leave it unchanged".
+fn u256_op(
+    txn: &mut LoggedTxn,
+    project: &str,
+    scope: &str,
+    key: &[u8],
+    limits: &Limits,
+    on_missing: KvU256MissingPolicy,
+    op: impl FnOnce([u8; 32]) -> Result<Option<[u8; 32]>>,
+) -> Result<Applied> {
+    kv_check(txn, project, scope, key, limits)?;
+    let entry = kv_get(txn, project, scope, key)?;
+    let current = match &entry {
+        Some(e) => as_u256(&e.value)?,
+        None if on_missing == KvU256MissingPolicy::Reject => {
+            return Err(AedbError::Validation(
+                "u256 key missing and policy is Reject".into(),
+            ));
+        }
+        None => [0; 32],
+    };
+    match op(current)? {
+        Some(next) if entry.is_none() || next != current => {
+            kv_put(txn, project, scope, key, next.to_vec()).map(|_| rows(1))
+        }
+        _ => Ok(rows(0)),
+    }
+}
+
+fn u64_op(
+    txn: &mut LoggedTxn,
+    project: &str,
+    scope: &str,
+    key: &[u8],
+    limits: &Limits,
+    reject_missing: bool,
+    op: impl FnOnce(u64) -> Result<Option<u64>>,
+) -> Result<Applied> {
+    kv_check(txn, project, scope, key, limits)?;
+    let entry = kv_get(txn, project, scope, key)?;
+    let current = match &entry {
+        Some(e) => as_u64(&e.value)?,
+        None if reject_missing => {
+            return Err(AedbError::Validation(
+                "u64 key missing and policy is Reject".into(),
+            ))
+        }
+        None => 0,
+    };
+    match op(current)? {
+        Some(next) if entry.is_none() || next != current => {
+            kv_put(txn, project, scope, key, next.to_be_bytes().to_vec()).map(|_| rows(1))
+        }
+        _ => Ok(rows(0)),
+    }
+}

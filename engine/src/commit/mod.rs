@@ -1,0 +1,14 @@
+//! Writes (`aedb::commit`): the `Mutation` enum (`validation`), commit results (`executor`),
+//! and how mutations are applied to the trees inside a commit.
+
+pub(crate) mod apply;
+pub(crate) mod catalog_io;
+pub(crate) mod ddl;
+pub mod executor;
+pub mod kv;
+pub(crate) mod tables;
+pub mod validation;
+
+pub use executor::{CommitResult, IdempotencyOutcome};
+pub use kv::KvEntry;
+pub use validation::Mutation;

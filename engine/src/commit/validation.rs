@@ -1,0 +1,344 @@
+//! `Mutation` (`aedb::commit::validation::Mutation`): every write, as in the original aedb
+//! (variants 1–34; the original's order-book variants are not part of this product).
+
+use aedb_catalog::expr::Expr;
+use aedb_catalog::types::{Row, Value};
+use aedb_catalog::DdlOperation;
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Mutation {
+    Insert {
+        project_id: String,
+        scope_id: String,
+        table_name: String,
+        primary_key: Vec<Value>,
+        row: Row,
+    },
+    InsertBatch {
+        project_id: String,
+        scope_id: String,
+        table_name: String,
+        rows: Vec<Row>,
+    },
+    Upsert {
+        project_id: String,
+        scope_id: String,
+        table_name: String,
+        primary_key: Vec<Value>,
+        row: Row,
+    },
+    UpsertBatch {
+        project_id: String,
+        scope_id: String,
+        table_name: String,
+        rows: Vec<Row>,
+    },
+    UpsertOnConflict {
+        project_id: String,
+        scope_id: String,
+        table_name: String,
+        row: Row,
+        conflict_target: ConflictTarget,
+        conflict_action: ConflictAction,
+    },
+    UpsertBatchOnConflict {
+        project_id: String,
+        scope_id: String,
+        table_name: String,
+        rows: Vec<Row>,
+        conflict_target: ConflictTarget,
+        conflict_action: ConflictAction,
+    },
+    Delete {
+        project_id: String,
+        scope_id: String,
+        table_name: String,
+        primary_key: Vec<Value>,
+    },
+    DeleteWhere {
+        project_id: String,
+        scope_id: String,
+        table_name: String,
+        predicate: Expr,
+        limit: Option<usize>,
+    },
+    UpdateWhere {
+        project_id: String,
+        scope_id: String,
+        table_name: String,
+        predicate: Expr,
+        updates: Vec<(String, Value)>,
+        limit: Option<usize>,
+    },
+    UpdateWhereExpr {
+        project_id: String,
+        scope_id: String,
+        table_name: String,
+        predicate: Expr,
+        updates: Vec<(String, TableUpdateExpr)>,
+        limit: Option<usize>,
+    },
+    Ddl(DdlOperation),
+    KvSet {
+        project_id: String,
+        scope_id: String,
+        key: Vec<u8>,
+        value: Vec<u8>,
+    },
+    KvDel {
+        project_id: String,
+        scope_id: String,
+        key: Vec<u8>,
+    },
+    KvIncU256 {
+        project_id: String,
+        scope_id: String,
+        key: Vec<u8>,
+        amount_be: [u8; 32],
+    },
+    KvDecU256 {
+        project_id: String,
+        scope_id: String,
+        key: Vec<u8>,
+        amount_be: [u8; 32],
+    },
+    KvAddU256Ex {
+        project_id: String,
+        scope_id: String,
+        key: Vec<u8>,
+        amount_be: [u8; 32],
+        on_missing: KvU256MissingPolicy,
+        on_overflow: KvU256OverflowPolicy,
+    },
+    KvSubU256Ex {
+        project_id: String,
+        scope_id: String,
+        key: Vec<u8>,
+        amount_be: [u8; 32],
+        on_missing: KvU256MissingPolicy,
+        on_underflow: KvU256UnderflowPolicy,
+    },
+    KvMaxU256 {
+        project_id: String,
+        scope_id: String,
+        key: Vec<u8>,
+        candidate_be: [u8; 32],
+        on_missing: KvU256MissingPolicy,
+    },
+    KvMinU256 {
+        project_id: String,
+        scope_id: String,
+        key: Vec<u8>,
+        candidate_be: [u8; 32],
+        on_missing: KvU256MissingPolicy,
+    },
+    KvMutateU256 {
+        project_id: String,
+        scope_id: String,
+        key: Vec<u8>,
+        op: KvU256MutatorOp,
+        operand_be: [u8; 32],
+        expected_seq: Option<u64>,
+    },
+    KvAddU64Ex {
+        project_id: String,
+        scope_id: String,
+        key: Vec<u8>,
+        amount_be: [u8; 8],
+        on_missing: KvU64MissingPolicy,
+        on_overflow: KvU64OverflowPolicy,
+    },
+    KvSubU64Ex {
+        project_id: String,
+        scope_id: String,
+        key: Vec<u8>,
+        amount_be: [u8; 8],
+        on_missing: KvU64MissingPolicy,
+        on_underflow: KvU64UnderflowPolicy,
+    },
+    KvMaxU64 {
+        project_id: String,
+        scope_id: String,
+        key: Vec<u8>,
+        candidate_be: [u8; 8],
+        on_missing: KvU64MissingPolicy,
+    },
+    KvMinU64 {
+        project_id: String,
+        scope_id: String,
+        key: Vec<u8>,
+        candidate_be: [u8; 8],
+        on_missing: KvU64MissingPolicy,
+    },
+    KvMutateU64 {
+        project_id: String,
+        scope_id: String,
+        key: Vec<u8>,
+        op: KvU64MutatorOp,
+        operand_be: [u8; 8],
+        expected_seq: Option<u64>,
+    },
+    KvSubIntEx {
+        project_id: String,
+        scope_id: String,
+        key: Vec<u8>,
+        amount: KvIntegerAmount,
+        on_missing: KvIntegerMissingPolicy,
+        on_underflow: KvIntegerUnderflowPolicy,
+    },
+    CounterAdd {
+        project_id: String,
+        scope_id: String,
+        key: Vec<u8>,
+        amount_be: [u8; 8],
+        shard_count: u16,
+        shard_hint: u32,
+    },
+    TableIncU256 {
+        project_id: String,
+        scope_id: String,
+        table_name: String,
+        primary_key: Vec<Value>,
+        column: String,
+        amount_be: [u8; 32],
+    },
+    TableDecU256 {
+        project_id: String,
+        scope_id: String,
+        table_name: String,
+        primary_key: Vec<Value>,
+        column: String,
+        amount_be: [u8; 32],
+    },
+    Accumulate {
+        project_id: String,
+        scope_id: String,
+        accumulator_name: String,
+        delta: i64,
+        dedupe_key: String,
+        order_key: u64,
+        release_exposure_id: Option<String>,
+    },
+    ExposeAccumulator {
+        project_id: String,
+        scope_id: String,
+        accumulator_name: String,
+        amount: i64,
+        exposure_id: String,
+    },
+    ExposeAccumulatorBatch {
+        project_id: String,
+        scope_id: String,
+        accumulator_name: String,
+        exposures: Vec<(i64, String)>,
+    },
+    ReleaseAccumulatorExposure {
+        project_id: String,
+        scope_id: String,
+        accumulator_name: String,
+        exposure_id: String,
+    },
+    EmitEvent {
+        project_id: String,
+        scope_id: String,
+        topic: String,
+        event_key: String,
+        payload_json: String,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum ConflictTarget {
+    PrimaryKey,
+    Index(String),
+    Columns(Vec<String>),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum ConflictAction {
+    DoNothing,
+    /// Copy the proposed row's non-Null values over the existing row.
+    DoMerge,
+    DoUpdate(Vec<(String, Value)>),
+    DoUpdateWith(Vec<(String, UpdateExpr)>),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum UpdateExpr {
+    Value(Value),
+    Existing(String),
+    Proposed(String),
+    AddI64 {
+        existing_column: String,
+        proposed_column: String,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum TableUpdateExpr {
+    Value(Value),
+    CopyColumn(String),
+    AddI64(i64),
+    Coalesce(Value),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KvU256MissingPolicy {
+    TreatAsZero,
+    Reject,
+}
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KvU256OverflowPolicy {
+    Reject,
+    Saturate,
+}
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KvU256UnderflowPolicy {
+    Reject,
+    NoOp,
+}
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KvU256MutatorOp {
+    Set,
+    Add,
+    Sub,
+}
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KvU64MissingPolicy {
+    TreatAsZero,
+    Reject,
+}
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KvU64OverflowPolicy {
+    Reject,
+    Saturate,
+}
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KvU64UnderflowPolicy {
+    Reject,
+    NoOp,
+}
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KvU64MutatorOp {
+    Set,
+    Add,
+    Sub,
+}
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KvIntegerAmount {
+    U64([u8; 8]),
+    U256([u8; 32]),
+}
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KvIntegerMissingPolicy {
+    TreatAsZero,
+    Reject,
+}
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KvIntegerUnderflowPolicy {
+    Reject,
+    NoOp,
+}
+
+/// The number of counter shards allowed.
+pub const MAX_COUNTER_SHARDS: u16 = 4096;

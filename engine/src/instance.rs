@@ -1,0 +1,757 @@
+//! `AedbInstance`: the public API of the README — namespaces, DDL, mutations, queries, KV —
+//! over the durable engine. Every write is a `Mutation` applied inside one commit of the
+//! engine's pipeline; every read runs on a pinned snapshot chosen by its `ConsistencyMode`.
+
+use std::ops::Bound;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use aedb_catalog::keys::encode_key;
+use aedb_catalog::namespace::{
+    decode_entry, kv_tree, project_key, scope_key, scope_prefix, table_key, table_prefix,
+    ProjectEntry, ScopeEntry, CATALOG_TREE, DEFAULT_SCOPE_ID,
+};
+use aedb_catalog::schema::TableSchema;
+use aedb_catalog::{DdlOperation, DdlResult};
+use aedb_pager::store::{bound_ref, prefix_end};
+use aedb_pager::{CheckpointInfo, Snapshot};
+use aedb_query::exec::{execute, PageRequest, DEFAULT_PAGE_ROWS};
+use aedb_query::plan::{ConsistencyMode, Query, QueryOptions, QueryResult};
+use aedb_query::planner::Plan;
+use aedb_query::QueryError;
+
+use crate::commit::apply::{apply, counter_shard_key, Applied, Limits};
+use crate::commit::kv::KvEntry;
+use crate::commit::tables::RowLimits;
+use crate::commit::{CommitResult, IdempotencyOutcome, Mutation};
+use crate::config::AedbConfig;
+use crate::cursor::{CursorCodec, PageCursor};
+use crate::engine::Engine;
+use crate::error::{AedbError, ResourceType, Result};
+use crate::CommitFinality;
+
+/// Who is calling (permissions arrive with the security issue; outside secure mode any caller,
+/// or none, may read).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallerContext {
+    pub caller_id: String,
+}
+
+impl CallerContext {
+    pub fn new(caller_id: impl Into<String>) -> Self {
+        CallerContext {
+            caller_id: caller_id.into(),
+        }
+    }
+}
+
+/// Advisory outcome of `preflight`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PreflightResult {
+    Ok { affected_rows: u64 },
+    Err { reason: String },
+}
+
+/// A page of a KV scan.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KvScanResult {
+    pub entries: Vec<(Vec<u8>, KvEntry)>,
+    /// Pass back to continue after the last entry (None on the last page).
+    pub cursor: Option<String>,
+    pub snapshot_seq: u64,
+    pub truncated: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProjectInfo {
+    pub project_id: String,
+    pub scope_count: u32,
+    pub created_at_micros: u64,
+}
+
+pub struct AedbInstance {
+    engine: Arc<Engine>,
+    config: AedbConfig,
+    cursors: CursorCodec,
+}
+
+fn now_micros() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64)
+}
+
+impl AedbInstance {
+    /// Open (creating when empty) the database in `dir`, recovering it after a crash.
+    pub fn open(config: AedbConfig, dir: &Path) -> Result<Self> {
+        let engine = Engine::open(config.clone(), dir)?;
+        let cursors = CursorCodec::for_dir(dir, config.hmac_key)?;
+        Ok(AedbInstance {
+            engine: Arc::new(engine),
+            config,
+            cursors,
+        })
+    }
+
+    /// The durable engine underneath (for storage-level tools and tests).
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    fn limits(&self) -> Limits {
+        Limits {
+            rows: RowLimits {
+                max_table_value_bytes: self.config.max_table_value_bytes,
+                max_scan_rows: self.config.max_scan_rows,
+                max_batch_rows: self.config.max_batch_rows,
+            },
+            max_kv_key_bytes: self.config.max_kv_key_bytes,
+            max_kv_value_bytes: self.config.max_kv_value_bytes,
+            now_micros: now_micros(),
+        }
+    }
+
+    // ---- writes ----
+
+    /// Commit one mutation; returns once it is visible.
+    pub async fn commit(&self, mutation: Mutation) -> Result<CommitResult> {
+        self.commit_with_finality(mutation, CommitFinality::Visible)
+            .await
+    }
+
+    /// Commit one mutation; `Durable` waits for its WAL frame to be fsynced.
+    pub async fn commit_with_finality(
+        &self,
+        mutation: Mutation,
+        finality: CommitFinality,
+    ) -> Result<CommitResult> {
+        self.commit_many_with_finality(vec![mutation], finality)
+            .await
+            .map(|(r, _)| r)
+    }
+
+    /// Commit one mutation, validated against the latest state inside the writer (every commit
+    /// is: there is no window between validation and apply).
+    pub async fn commit_with_preflight(&self, mutation: Mutation) -> Result<CommitResult> {
+        self.commit(mutation).await
+    }
+
+    /// Commit many mutations atomically: all or nothing, one sequence number.
+    pub async fn commit_many_atomic(&self, mutations: Vec<Mutation>) -> Result<CommitResult> {
+        if mutations.is_empty() {
+            return Err(AedbError::Validation(
+                "transaction envelope has no mutations".into(),
+            ));
+        }
+        self.commit_many_with_finality(mutations, CommitFinality::Visible)
+            .await
+            .map(|(r, _)| r)
+    }
+
+    async fn commit_many_with_finality(
+        &self,
+        mutations: Vec<Mutation>,
+        finality: CommitFinality,
+    ) -> Result<(CommitResult, Vec<Applied>)> {
+        let limits = self.limits();
+        let outcome = self
+            .engine
+            .commit(finality, move |txn| {
+                mutations
+                    .iter()
+                    .map(|m| apply(txn, m, &limits))
+                    .collect::<Result<Vec<_>>>()
+            })
+            .await?;
+        Ok((
+            CommitResult {
+                commit_seq: outcome.commit_seq,
+                durable_head_seq: outcome.durable_head_seq,
+                idempotency: IdempotencyOutcome::Applied,
+                canonical_commit_seq: outcome.commit_seq,
+            },
+            outcome.value,
+        ))
+    }
+
+    /// Commit a DDL operation; `applied` is false when an if-(not-)exists guard made it a no-op.
+    pub async fn commit_ddl(&self, op: DdlOperation) -> Result<DdlResult> {
+        let (result, applied) = self
+            .commit_many_with_finality(vec![Mutation::Ddl(op)], CommitFinality::Visible)
+            .await?;
+        Ok(DdlResult {
+            applied: applied.first().and_then(|a| a.ddl_applied).unwrap_or(false),
+            seq: result.commit_seq,
+        })
+    }
+
+    /// What the mutation would do against the latest state (advisory: state may change).
+    pub async fn preflight(&self, mutation: Mutation) -> PreflightResult {
+        let limits = self.limits();
+        match self
+            .engine
+            .dry_run(move |txn| apply(txn, &mutation, &limits))
+            .await
+        {
+            Ok(applied) => PreflightResult::Ok {
+                affected_rows: applied.affected_rows,
+            },
+            Err(err) => PreflightResult::Err {
+                reason: err.to_string(),
+            },
+        }
+    }
+
+    // ---- namespaces ----
+
+    /// Create a project (a no-op if it exists) and its default scope `app`.
+    pub async fn create_project(&self, project_id: &str) -> Result<()> {
+        self.commit_ddl(DdlOperation::CreateProject {
+            project_id: project_id.into(),
+            owner_id: None,
+            if_not_exists: true,
+        })
+        .await
+        .map(|_| ())
+    }
+
+    pub async fn drop_project(&self, project_id: &str) -> Result<()> {
+        self.commit_ddl(DdlOperation::DropProject {
+            project_id: project_id.into(),
+            if_exists: true,
+        })
+        .await
+        .map(|_| ())
+    }
+
+    /// Create a scope (a no-op if it exists); the project must exist.
+    pub async fn create_scope(&self, project_id: &str, scope_id: &str) -> Result<()> {
+        self.commit_ddl(DdlOperation::CreateScope {
+            project_id: project_id.into(),
+            scope_id: scope_id.into(),
+            owner_id: None,
+            if_not_exists: true,
+        })
+        .await
+        .map(|_| ())
+    }
+
+    pub async fn drop_scope(&self, project_id: &str, scope_id: &str) -> Result<()> {
+        self.commit_ddl(DdlOperation::DropScope {
+            project_id: project_id.into(),
+            scope_id: scope_id.into(),
+            if_exists: true,
+        })
+        .await
+        .map(|_| ())
+    }
+
+    fn catalog_get(snapshot: &Snapshot, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        Ok(snapshot.get(CATALOG_TREE, key)?)
+    }
+
+    fn catalog_prefix(snapshot: &Snapshot, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        let Some(tree) = snapshot.tree(CATALOG_TREE)? else {
+            return Ok(Vec::new());
+        };
+        let end = prefix_end(prefix);
+        let upper = match &end {
+            Some(e) => Bound::Excluded(e.as_slice()),
+            None => Bound::Unbounded,
+        };
+        tree.range(Bound::Included(prefix), upper, false)
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(Into::into)
+    }
+
+    pub async fn project_exists(&self, project_id: &str) -> Result<bool> {
+        Ok(Self::catalog_get(&self.engine.snapshot(), &project_key(project_id))?.is_some())
+    }
+
+    pub async fn scope_exists(&self, project_id: &str, scope_id: &str) -> Result<bool> {
+        Ok(Self::catalog_get(&self.engine.snapshot(), &scope_key(project_id, scope_id))?.is_some())
+    }
+
+    pub async fn table_exists(
+        &self,
+        project_id: &str,
+        scope_id: &str,
+        table: &str,
+    ) -> Result<bool> {
+        Ok(Self::catalog_get(
+            &self.engine.snapshot(),
+            &table_key(project_id, scope_id, table),
+        )?
+        .is_some())
+    }
+
+    pub async fn index_exists(
+        &self,
+        project_id: &str,
+        scope_id: &str,
+        table: &str,
+        index: &str,
+    ) -> Result<bool> {
+        match self.describe_table(project_id, scope_id, table).await {
+            Ok(schema) => Ok(schema.index(index).is_some()),
+            Err(AedbError::NotFound { .. }) => Ok(false),
+            Err(err) => Err(err),
+        }
+    }
+
+    pub async fn list_projects(&self) -> Result<Vec<ProjectInfo>> {
+        let snapshot = self.engine.snapshot();
+        let mut out = Vec::new();
+        for (_, bytes) in Self::catalog_prefix(&snapshot, b"P\0")? {
+            let entry: ProjectEntry = decode_entry(&bytes).map_err(AedbError::Corruption)?;
+            let scope_count =
+                Self::catalog_prefix(&snapshot, &scope_prefix(&entry.project_id))?.len() as u32;
+            out.push(ProjectInfo {
+                project_id: entry.project_id,
+                scope_count,
+                created_at_micros: entry.created_at_micros,
+            });
+        }
+        Ok(out)
+    }
+
+    pub async fn list_scopes(&self, project_id: &str) -> Result<Vec<String>> {
+        let snapshot = self.engine.snapshot();
+        if Self::catalog_get(&snapshot, &project_key(project_id))?.is_none() {
+            return Err(AedbError::NotFound {
+                resource_type: ResourceType::Project,
+                resource_id: project_id.into(),
+            });
+        }
+        Self::catalog_prefix(&snapshot, &scope_prefix(project_id))?
+            .into_iter()
+            .map(|(_, bytes)| {
+                decode_entry::<ScopeEntry>(&bytes)
+                    .map(|s| s.scope_id)
+                    .map_err(AedbError::Corruption)
+            })
+            .collect()
+    }
+
+    pub async fn list_tables(&self, project_id: &str, scope_id: &str) -> Result<Vec<TableSchema>> {
+        Self::catalog_prefix(&self.engine.snapshot(), &table_prefix(project_id, scope_id))?
+            .into_iter()
+            .map(|(_, bytes)| decode_entry(&bytes).map_err(AedbError::Corruption))
+            .collect()
+    }
+
+    pub async fn describe_table(
+        &self,
+        project_id: &str,
+        scope_id: &str,
+        table: &str,
+    ) -> Result<TableSchema> {
+        match Self::catalog_get(
+            &self.engine.snapshot(),
+            &table_key(project_id, scope_id, table),
+        )? {
+            Some(bytes) => decode_entry(&bytes).map_err(AedbError::Corruption),
+            None => Err(AedbError::NotFound {
+                resource_type: ResourceType::Table,
+                resource_id: table.into(),
+            }),
+        }
+    }
+
+    // ---- reads ----
+
+    /// The snapshot a consistency mode names.
+    fn snapshot_for(
+        &self,
+        consistency: ConsistencyMode,
+    ) -> std::result::Result<Snapshot, QueryError> {
+        match consistency {
+            ConsistencyMode::AtLatest => Ok(self.engine.snapshot()),
+            ConsistencyMode::AtCheckpoint => Ok(self.engine.checkpoint_snapshot()),
+            ConsistencyMode::AtSeq(seq) => {
+                let head = self.engine.visible_head_seq();
+                if seq > head {
+                    return Err(QueryError::SeqNotYetVisible {
+                        requested: seq,
+                        current: head,
+                    });
+                }
+                self.engine
+                    .snapshot_at(seq)
+                    .map_err(|oldest| QueryError::SeqGarbageCollected {
+                        requested: seq,
+                        oldest_available: oldest,
+                    })
+            }
+        }
+    }
+
+    /// The table's schema as of `snapshot`. A table created after that version has no rows
+    /// in it: it is read with its current schema and answers with no rows.
+    fn schema_at(
+        &self,
+        snapshot: &Snapshot,
+        project: &str,
+        scope: &str,
+        table: &str,
+    ) -> std::result::Result<(TableSchema, bool), QueryError> {
+        let key = table_key(project, scope, table);
+        if let Some(bytes) = snapshot.get(CATALOG_TREE, &key)? {
+            return decode_entry(&bytes)
+                .map(|s| (s, true))
+                .map_err(QueryError::InternalError);
+        }
+        match self.engine.snapshot().get(CATALOG_TREE, &key)? {
+            Some(bytes) => decode_entry(&bytes)
+                .map(|s| (s, false))
+                .map_err(QueryError::InternalError),
+            None => Err(QueryError::TableNotFound {
+                project_id: project.into(),
+                table: table.into(),
+            }),
+        }
+    }
+
+    pub async fn query(
+        &self,
+        project_id: &str,
+        scope_id: &str,
+        query: Query,
+    ) -> std::result::Result<QueryResult, QueryError> {
+        self.query_with_options(project_id, scope_id, query, QueryOptions::default())
+            .await
+    }
+
+    /// One page of the answer. Pages hold the query's `limit` rows (100 without one) and
+    /// examine at most `max_scan_rows` rows; `cursor` continues at the same snapshot.
+    pub async fn query_with_options(
+        &self,
+        project_id: &str,
+        scope_id: &str,
+        query: Query,
+        options: QueryOptions,
+    ) -> std::result::Result<QueryResult, QueryError> {
+        let cursor = options
+            .cursor
+            .as_deref()
+            .map(|c| self.cursors.decode(c))
+            .transpose()?;
+        let consistency = cursor.as_ref().map_or(options.consistency, |c| {
+            ConsistencyMode::AtSeq(c.snapshot_seq)
+        });
+        let snapshot = self.snapshot_for(consistency)?;
+        let (schema, existed) = self.schema_at(&snapshot, project_id, scope_id, &query.table)?;
+        let page_size = cursor
+            .as_ref()
+            .map(|c| c.page_size as usize)
+            .or(query.limit)
+            .unwrap_or(DEFAULT_PAGE_ROWS)
+            .max(1);
+        let request = PageRequest {
+            after: cursor.map(|c| c.last_key),
+            page_size,
+            max_scan_rows: self.config.max_scan_rows,
+        };
+        let page = if existed {
+            execute(&snapshot, &schema, &query, &request)?
+        } else {
+            // Validate against the current schema, answer with the empty table it was.
+            let mut page = execute(&snapshot, &schema, &query, &request)?;
+            page.rows.clear();
+            page.more = false;
+            page
+        };
+        let cursor = match (&page.last_key, page.more) {
+            (Some(last), true) => Some(self.cursors.encode(&PageCursor {
+                snapshot_seq: snapshot.seq(),
+                page_size: page_size as u32,
+                last_key: last.clone(),
+            })),
+            _ => None,
+        };
+        Ok(QueryResult {
+            rows: page.rows,
+            columns: page.columns,
+            rows_examined: page.rows_examined,
+            truncated: cursor.is_some(),
+            cursor,
+            snapshot_seq: snapshot.seq(),
+            materialized_seq: None,
+        })
+    }
+
+    /// Which access path the planner picks for `query`, and why.
+    pub async fn explain_query(
+        &self,
+        project_id: &str,
+        scope_id: &str,
+        query: Query,
+    ) -> std::result::Result<Plan, QueryError> {
+        let snapshot = self.engine.snapshot();
+        let (schema, _) = self.schema_at(&snapshot, project_id, scope_id, &query.table)?;
+        Ok(aedb_query::planner::plan(&schema, query.predicate.as_ref()))
+    }
+
+    // ---- KV ----
+
+    pub async fn kv_set(
+        &self,
+        project_id: &str,
+        scope_id: &str,
+        key: Vec<u8>,
+        value: Vec<u8>,
+    ) -> Result<CommitResult> {
+        self.commit(Mutation::KvSet {
+            project_id: project_id.into(),
+            scope_id: scope_id.into(),
+            key,
+            value,
+        })
+        .await
+    }
+
+    pub async fn kv_del(
+        &self,
+        project_id: &str,
+        scope_id: &str,
+        key: Vec<u8>,
+    ) -> Result<CommitResult> {
+        self.commit(Mutation::KvDel {
+            project_id: project_id.into(),
+            scope_id: scope_id.into(),
+            key,
+        })
+        .await
+    }
+
+    pub async fn kv_set_default_scope(
+        &self,
+        project_id: &str,
+        key: Vec<u8>,
+        value: Vec<u8>,
+    ) -> Result<CommitResult> {
+        self.kv_set(project_id, DEFAULT_SCOPE_ID, key, value).await
+    }
+
+    pub async fn counter_add_sharded(
+        &self,
+        project_id: &str,
+        scope_id: &str,
+        key: Vec<u8>,
+        amount_be: [u8; 8],
+        shard_count: u16,
+        shard_hint: u32,
+    ) -> Result<CommitResult> {
+        self.commit(Mutation::CounterAdd {
+            project_id: project_id.into(),
+            scope_id: scope_id.into(),
+            key,
+            amount_be,
+            shard_count,
+            shard_hint,
+        })
+        .await
+    }
+
+    /// Sum of the shards of a sharded counter (read with the shard count it was written with).
+    pub async fn counter_read_sharded(
+        &self,
+        project_id: &str,
+        scope_id: &str,
+        key: &[u8],
+        shard_count: u16,
+        consistency: ConsistencyMode,
+    ) -> std::result::Result<u64, QueryError> {
+        let mut total = 0u64;
+        for shard in 0..shard_count {
+            let physical = counter_shard_key(key, shard);
+            if let Some(entry) = self
+                .kv_get_no_auth(project_id, scope_id, &physical, consistency)
+                .await?
+            {
+                let value = crate::commit::kv::as_u64(&entry.value)
+                    .map_err(|e| QueryError::InternalError(e.to_string()))?;
+                total = total
+                    .checked_add(value)
+                    .ok_or_else(|| QueryError::InternalError("counter sum overflows u64".into()))?;
+            }
+        }
+        Ok(total)
+    }
+
+    /// Read one key. Outside secure mode any caller may read.
+    pub async fn kv_get(
+        &self,
+        project_id: &str,
+        scope_id: &str,
+        key: &[u8],
+        consistency: ConsistencyMode,
+        _caller: &CallerContext,
+    ) -> std::result::Result<Option<KvEntry>, QueryError> {
+        self.kv_get_no_auth(project_id, scope_id, key, consistency)
+            .await
+    }
+
+    pub async fn kv_get_no_auth(
+        &self,
+        project_id: &str,
+        scope_id: &str,
+        key: &[u8],
+        consistency: ConsistencyMode,
+    ) -> std::result::Result<Option<KvEntry>, QueryError> {
+        let snapshot = self.snapshot_for(consistency)?;
+        match snapshot.get(&kv_tree(project_id, scope_id), key)? {
+            Some(bytes) => KvEntry::decode(&bytes)
+                .map(Some)
+                .map_err(|e| QueryError::InternalError(e.to_string())),
+            None => Ok(None),
+        }
+    }
+
+    /// Keys starting with `prefix`, in order, a page of at most `limit` (and `max_scan_rows`).
+    #[allow(clippy::too_many_arguments)]
+    pub async fn kv_scan_prefix(
+        &self,
+        project_id: &str,
+        scope_id: &str,
+        prefix: &[u8],
+        limit: u64,
+        cursor: Option<String>,
+        consistency: ConsistencyMode,
+        _caller: &CallerContext,
+    ) -> std::result::Result<KvScanResult, QueryError> {
+        let end = prefix_end(prefix);
+        let upper = end.map_or(Bound::Unbounded, Bound::Excluded);
+        self.kv_scan(
+            project_id,
+            scope_id,
+            Bound::Included(prefix.to_vec()),
+            upper,
+            limit,
+            cursor,
+            consistency,
+        )
+        .await
+    }
+
+    /// Keys within the bounds, in order, a page at a time.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn kv_scan_range(
+        &self,
+        project_id: &str,
+        scope_id: &str,
+        start: Bound<Vec<u8>>,
+        end: Bound<Vec<u8>>,
+        limit: u64,
+        cursor: Option<String>,
+        consistency: ConsistencyMode,
+        _caller: &CallerContext,
+    ) -> std::result::Result<KvScanResult, QueryError> {
+        self.kv_scan(project_id, scope_id, start, end, limit, cursor, consistency)
+            .await
+    }
+
+    pub async fn kv_scan_prefix_no_auth(
+        &self,
+        project_id: &str,
+        scope_id: &str,
+        prefix: &[u8],
+        limit: u64,
+        consistency: ConsistencyMode,
+    ) -> std::result::Result<Vec<(Vec<u8>, KvEntry)>, QueryError> {
+        let caller = CallerContext::new("anonymous");
+        Ok(self
+            .kv_scan_prefix(
+                project_id,
+                scope_id,
+                prefix,
+                limit,
+                None,
+                consistency,
+                &caller,
+            )
+            .await?
+            .entries)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn kv_scan(
+        &self,
+        project_id: &str,
+        scope_id: &str,
+        start: Bound<Vec<u8>>,
+        end: Bound<Vec<u8>>,
+        limit: u64,
+        cursor: Option<String>,
+        consistency: ConsistencyMode,
+    ) -> std::result::Result<KvScanResult, QueryError> {
+        let cursor = cursor
+            .as_deref()
+            .map(|c| self.cursors.decode(c))
+            .transpose()?;
+        let consistency = cursor
+            .as_ref()
+            .map_or(consistency, |c| ConsistencyMode::AtSeq(c.snapshot_seq));
+        let snapshot = self.snapshot_for(consistency)?;
+        let page_size = cursor
+            .as_ref()
+            .map(|c| c.page_size as u64)
+            .unwrap_or(limit)
+            .clamp(1, self.config.max_scan_rows) as usize;
+        let start = match &cursor {
+            Some(c) => Bound::Excluded(c.last_key.clone()),
+            None => start,
+        };
+        let mut entries = Vec::new();
+        let mut more = false;
+        if let Some(tree) = snapshot.tree(&kv_tree(project_id, scope_id))? {
+            for item in tree.range(bound_ref(&start), bound_ref(&end), false) {
+                let (key, bytes) = item?;
+                if entries.len() == page_size {
+                    more = true;
+                    break;
+                }
+                let entry = KvEntry::decode(&bytes)
+                    .map_err(|e| QueryError::InternalError(e.to_string()))?;
+                entries.push((key, entry));
+            }
+        }
+        let next = match (more, entries.last()) {
+            (true, Some((key, _))) => Some(self.cursors.encode(&PageCursor {
+                snapshot_seq: snapshot.seq(),
+                page_size: page_size as u32,
+                last_key: key.clone(),
+            })),
+            _ => None,
+        };
+        Ok(KvScanResult {
+            entries,
+            truncated: next.is_some(),
+            cursor: next,
+            snapshot_seq: snapshot.seq(),
+        })
+    }
+
+    // ---- operations ----
+
+    /// Checkpoint now; commits and queries go on meanwhile.
+    pub async fn checkpoint_now(&self) -> Result<CheckpointInfo> {
+        self.engine.checkpoint_now()
+    }
+
+    /// Make everything durable, checkpoint, release the directory lock.
+    pub async fn shutdown(self) -> Result<()> {
+        match Arc::try_unwrap(self.engine) {
+            Ok(engine) => engine.shutdown(),
+            Err(_) => Err(AedbError::Validation(
+                "the instance is still in use elsewhere".into(),
+            )),
+        }
+    }
+}
+
+/// The encoded primary key of a tuple (for callers building keys, e.g. tests and tools).
+pub fn encode_primary_key(values: &[aedb_catalog::types::Value]) -> Vec<u8> {
+    encode_key(values)
+}

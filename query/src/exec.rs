@@ -1,0 +1,552 @@
+//! The executor: reads the planned range of a snapshot, filters, orders, pages, projects and
+//! aggregates.
+//!
+//! Paging policy (what keeps a query from running away): a page holds at most `page_size` rows
+//! (the query's limit, else 100), and examines at most `max_scan_rows` rows. A page that stops
+//! early says so (`more`) and gives the key to continue after; continuing at the same snapshot
+//! returns every row exactly once. Ordered (by non-key columns) and aggregate queries must see
+//! every candidate row at once, so more than `max_scan_rows` candidates is `ScanBoundExceeded`.
+
+use std::cmp::Ordering;
+use std::collections::BTreeMap;
+use std::ops::Bound;
+
+use aedb_catalog::keys::{decode_prefix, encode_key, encode_value};
+use aedb_catalog::namespace::{index_tree, table_tree};
+use aedb_catalog::rows::decode_row;
+use aedb_catalog::schema::TableSchema;
+use aedb_catalog::types::{Row, Value};
+use aedb_pager::store::bound_ref;
+use aedb_pager::{Snapshot, TreeView};
+
+use crate::error::QueryError;
+use crate::eval::{check_expr, eval};
+use crate::plan::{Aggregate, Order, Query};
+use crate::planner::{plan, Access, Plan};
+
+/// Rows a page returns when the query has no limit.
+pub const DEFAULT_PAGE_ROWS: usize = 100;
+
+pub struct PageRequest {
+    /// Continue after this key (from a previous page's `last_key`).
+    pub after: Option<Vec<u8>>,
+    pub page_size: usize,
+    pub max_scan_rows: u64,
+}
+
+#[derive(Debug, Default)]
+pub struct PageOut {
+    pub columns: Vec<String>,
+    pub rows: Vec<Row>,
+    pub rows_examined: usize,
+    /// More rows may follow: continue after `last_key`.
+    pub more: bool,
+    pub last_key: Option<Vec<u8>>,
+    pub plan: Option<Plan>,
+}
+
+fn internal(err: impl std::fmt::Display) -> QueryError {
+    QueryError::InternalError(err.to_string())
+}
+
+/// Read a table row by its encoded primary key.
+pub fn read_row(
+    tree: &TreeView,
+    schema: &TableSchema,
+    pk: &[u8],
+) -> Result<Option<Row>, QueryError> {
+    match tree.get(pk)? {
+        Some(bytes) => Ok(Some(
+            schema.from_stored(decode_row(&bytes).map_err(internal)?),
+        )),
+        None => Ok(None),
+    }
+}
+
+fn max_bound(a: Bound<Vec<u8>>, after: &Option<Vec<u8>>) -> Bound<Vec<u8>> {
+    let Some(after) = after else { return a };
+    match &a {
+        Bound::Included(l) | Bound::Excluded(l) if l > after => a,
+        _ => Bound::Excluded(after.clone()),
+    }
+}
+
+/// Check the query against the schema; the output column names.
+fn check_query(schema: &TableSchema, query: &Query) -> Result<Vec<String>, QueryError> {
+    if !query.joins.is_empty() {
+        return Err(QueryError::invalid("joins are not supported yet"));
+    }
+    if let Some(p) = &query.predicate {
+        check_expr(p, schema)?;
+    }
+    let known = |c: &str| {
+        schema
+            .column_index(c)
+            .map(|_| ())
+            .ok_or_else(|| QueryError::ColumnNotFound {
+                table: schema.table_name.clone(),
+                column: c.to_string(),
+            })
+    };
+    for (c, _) in &query.order_by {
+        if query.aggregates.is_empty() && query.group_by.is_empty() {
+            known(c)?;
+        }
+    }
+    for c in &query.group_by {
+        known(c)?;
+    }
+    for a in &query.aggregates {
+        if let Aggregate::Sum(c) | Aggregate::Min(c) | Aggregate::Max(c) | Aggregate::Avg(c) = a {
+            known(c)?;
+        }
+    }
+    if query.having.is_some() && query.aggregates.is_empty() && query.group_by.is_empty() {
+        return Err(QueryError::invalid("having requires aggregate or group_by"));
+    }
+    if !query.aggregates.is_empty() || !query.group_by.is_empty() {
+        let mut out: Vec<String> = query.group_by.clone();
+        out.extend(query.aggregates.iter().map(Aggregate::output_name));
+        return Ok(out);
+    }
+    if query.select.is_empty() || query.select.iter().any(|c| c == "*") {
+        return Ok(schema.columns.iter().map(|c| c.name.clone()).collect());
+    }
+    for c in &query.select {
+        known(c)?;
+    }
+    Ok(query.select.clone())
+}
+
+/// Candidate rows in primary-key order, resuming after `after`; calls `visit` until it returns
+/// false. Returns whether the source ran out.
+fn scan_candidates(
+    snapshot: &Snapshot,
+    schema: &TableSchema,
+    access: &Access,
+    after: &Option<Vec<u8>>,
+    max_rows: u64,
+    visit: &mut dyn FnMut(Vec<u8>, Row) -> Result<bool, QueryError>,
+) -> Result<bool, QueryError> {
+    let Some(tree) = snapshot.tree(&table_tree(schema.table_id))? else {
+        return Ok(true);
+    };
+    match access {
+        Access::PkPoint(pk) => {
+            if after.as_ref().is_some_and(|a| a >= pk) {
+                return Ok(true);
+            }
+            if let Some(row) = read_row(&tree, schema, pk)? {
+                visit(pk.clone(), row)?;
+            }
+            Ok(true)
+        }
+        Access::PkRange { lower, upper } => scan_range(
+            &tree,
+            schema,
+            max_bound(lower.clone(), after),
+            upper.clone(),
+            visit,
+        ),
+        Access::FullScan => scan_range(
+            &tree,
+            schema,
+            max_bound(Bound::Unbounded, after),
+            Bound::Unbounded,
+            visit,
+        ),
+        Access::IndexRange {
+            index,
+            lower,
+            upper,
+        } => {
+            let def = schema
+                .index(index)
+                .ok_or_else(|| internal(format!("index {index} vanished")))?;
+            let Some(itree) = snapshot.tree(&index_tree(schema.table_id, index))? else {
+                return Ok(true);
+            };
+            // Index order is not key order: collect the keys, then read rows in key order.
+            let mut pks = Vec::new();
+            for item in itree.range(bound_ref(lower), bound_ref(upper), false) {
+                let (ikey, _) = item?;
+                let (_, used) = decode_prefix(&ikey, def.columns.len()).map_err(internal)?;
+                let pk = ikey[used..].to_vec();
+                if after.as_ref().is_none_or(|a| &pk > a) {
+                    pks.push(pk);
+                }
+                if pks.len() as u64 > max_rows {
+                    return Err(QueryError::ScanBoundExceeded {
+                        estimated_rows: itree.count(bound_ref(lower), bound_ref(upper))?,
+                        max_scan_rows: max_rows,
+                    });
+                }
+            }
+            pks.sort();
+            for pk in pks {
+                if let Some(row) = read_row(&tree, schema, &pk)? {
+                    if !visit(pk, row)? {
+                        return Ok(false);
+                    }
+                }
+            }
+            Ok(true)
+        }
+    }
+}
+
+fn scan_range(
+    tree: &TreeView,
+    schema: &TableSchema,
+    lower: Bound<Vec<u8>>,
+    upper: Bound<Vec<u8>>,
+    visit: &mut dyn FnMut(Vec<u8>, Row) -> Result<bool, QueryError>,
+) -> Result<bool, QueryError> {
+    for item in tree.range(bound_ref(&lower), bound_ref(&upper), false) {
+        let (pk, bytes) = item?;
+        let row = schema.from_stored(decode_row(&bytes).map_err(internal)?);
+        if !visit(pk, row)? {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// Run one page of `query` on `snapshot`.
+pub fn execute(
+    snapshot: &Snapshot,
+    schema: &TableSchema,
+    query: &Query,
+    request: &PageRequest,
+) -> Result<PageOut, QueryError> {
+    let columns = check_query(schema, query)?;
+    let chosen = plan(schema, query.predicate.as_ref());
+    let index_of = |c: &str| schema.column_index(c);
+    let matches = |row: &Row| {
+        query
+            .predicate
+            .as_ref()
+            .is_none_or(|p| eval(p, row, &index_of))
+    };
+    let mut out = PageOut {
+        columns,
+        plan: Some(chosen.clone()),
+        ..PageOut::default()
+    };
+    if !query.aggregates.is_empty() || !query.group_by.is_empty() {
+        let rows = collect_all(
+            snapshot,
+            schema,
+            &chosen.access,
+            request.max_scan_rows,
+            &matches,
+            &mut out.rows_examined,
+        )?;
+        out.rows = aggregate(schema, query, rows)?;
+        return Ok(out);
+    }
+    let key_order = query.order_by.is_empty()
+        || (query.order_by.len() <= schema.primary_key.len()
+            && query
+                .order_by
+                .iter()
+                .zip(&schema.primary_key)
+                .all(|((c, o), pk)| c == pk && *o == Order::Asc));
+    if key_order {
+        page_in_key_order(
+            snapshot,
+            schema,
+            &chosen.access,
+            request,
+            &matches,
+            &mut out,
+        )?;
+    } else {
+        page_sorted(
+            snapshot,
+            schema,
+            query,
+            &chosen.access,
+            request,
+            &matches,
+            &mut out,
+        )?;
+    }
+    out.rows = out
+        .rows
+        .drain(..)
+        .map(|row| project(schema, &out.columns, row))
+        .collect();
+    Ok(out)
+}
+
+fn page_in_key_order(
+    snapshot: &Snapshot,
+    schema: &TableSchema,
+    access: &Access,
+    request: &PageRequest,
+    matches: &dyn Fn(&Row) -> bool,
+    out: &mut PageOut,
+) -> Result<(), QueryError> {
+    let mut examined = 0u64;
+    let mut last_examined: Option<Vec<u8>> = None;
+    let mut rows: Vec<(Vec<u8>, Row)> = Vec::new();
+    let mut stopped_for_bound = false;
+    let exhausted = scan_candidates(
+        snapshot,
+        schema,
+        access,
+        &request.after,
+        request.max_scan_rows,
+        &mut |pk, row| {
+            if rows.len() == request.page_size {
+                return Ok(false); // one more matching row exists: the page is full
+            }
+            if examined >= request.max_scan_rows {
+                stopped_for_bound = true;
+                return Ok(false);
+            }
+            examined += 1;
+            if matches(&row) {
+                rows.push((pk.clone(), row));
+            }
+            last_examined = Some(pk);
+            Ok(true)
+        },
+    )?;
+    out.rows_examined = examined as usize;
+    out.more = !exhausted;
+    out.last_key = if stopped_for_bound {
+        last_examined
+    } else {
+        rows.last().map(|(pk, _)| pk.clone())
+    };
+    out.rows = rows.into_iter().map(|(_, row)| row).collect();
+    Ok(())
+}
+
+fn collect_all(
+    snapshot: &Snapshot,
+    schema: &TableSchema,
+    access: &Access,
+    max_scan_rows: u64,
+    matches: &dyn Fn(&Row) -> bool,
+    examined: &mut usize,
+) -> Result<Vec<(Vec<u8>, Row)>, QueryError> {
+    let mut rows = Vec::new();
+    let mut count = 0u64;
+    let mut over = false;
+    scan_candidates(
+        snapshot,
+        schema,
+        access,
+        &None,
+        max_scan_rows,
+        &mut |pk, row| {
+            count += 1;
+            if count > max_scan_rows {
+                over = true;
+                return Ok(false);
+            }
+            if matches(&row) {
+                rows.push((pk, row));
+            }
+            Ok(true)
+        },
+    )?;
+    if over {
+        let estimated = snapshot
+            .tree(&table_tree(schema.table_id))?
+            .map_or(count, |t| t.len());
+        return Err(QueryError::ScanBoundExceeded {
+            estimated_rows: estimated,
+            max_scan_rows,
+        });
+    }
+    *examined = count as usize;
+    Ok(rows)
+}
+
+/// The ordering key of a row: order-by values (inverted bytes for descending) then the primary key.
+fn sort_key(schema: &TableSchema, order_by: &[(String, Order)], pk: &[u8], row: &Row) -> Vec<u8> {
+    let mut key = Vec::new();
+    for (column, order) in order_by {
+        let mut part = Vec::new();
+        let value = schema
+            .column_index(column)
+            .and_then(|i| row.values.get(i))
+            .unwrap_or(&Value::Null);
+        encode_value(&mut part, value);
+        if *order == Order::Desc {
+            part.iter_mut().for_each(|b| *b = !*b);
+        }
+        key.extend_from_slice(&part);
+    }
+    key.extend_from_slice(pk);
+    key
+}
+
+fn page_sorted(
+    snapshot: &Snapshot,
+    schema: &TableSchema,
+    query: &Query,
+    access: &Access,
+    request: &PageRequest,
+    matches: &dyn Fn(&Row) -> bool,
+    out: &mut PageOut,
+) -> Result<(), QueryError> {
+    let rows = collect_all(
+        snapshot,
+        schema,
+        access,
+        request.max_scan_rows,
+        matches,
+        &mut out.rows_examined,
+    )?;
+    let mut keyed: Vec<(Vec<u8>, Row)> = rows
+        .into_iter()
+        .map(|(pk, row)| (sort_key(schema, &query.order_by, &pk, &row), row))
+        .filter(|(key, _)| request.after.as_ref().is_none_or(|a| key > a))
+        .collect();
+    keyed.sort_by(|a, b| a.0.cmp(&b.0));
+    out.more = keyed.len() > request.page_size;
+    keyed.truncate(request.page_size);
+    out.last_key = keyed.last().map(|(k, _)| k.clone());
+    out.rows = keyed.into_iter().map(|(_, row)| row).collect();
+    Ok(())
+}
+
+fn project(schema: &TableSchema, columns: &[String], row: Row) -> Row {
+    if columns.len() == schema.columns.len()
+        && columns
+            .iter()
+            .zip(&schema.columns)
+            .all(|(a, b)| a == &b.name)
+    {
+        return row;
+    }
+    let values = columns
+        .iter()
+        .map(|c| {
+            schema
+                .column_index(c)
+                .and_then(|i| row.values.get(i).cloned())
+                .unwrap_or(Value::Null)
+        })
+        .collect();
+    Row { values }
+}
+
+fn aggregate(
+    schema: &TableSchema,
+    query: &Query,
+    rows: Vec<(Vec<u8>, Row)>,
+) -> Result<Vec<Row>, QueryError> {
+    let positions: Vec<usize> = query
+        .group_by
+        .iter()
+        .filter_map(|c| schema.column_index(c))
+        .collect();
+    let mut groups: BTreeMap<Vec<u8>, (Vec<Value>, Vec<Row>)> = BTreeMap::new();
+    for (_, row) in rows {
+        let key_values: Vec<Value> = positions
+            .iter()
+            .map(|i| row.values.get(*i).cloned().unwrap_or(Value::Null))
+            .collect();
+        let entry = groups
+            .entry(encode_key(&key_values))
+            .or_insert_with(|| (key_values, Vec::new()));
+        entry.1.push(row);
+    }
+    if groups.is_empty() && query.group_by.is_empty() {
+        groups.insert(Vec::new(), (Vec::new(), Vec::new()));
+    }
+    let output_names: Vec<String> = query
+        .group_by
+        .iter()
+        .cloned()
+        .chain(query.aggregates.iter().map(Aggregate::output_name))
+        .collect();
+    let mut out = Vec::new();
+    for (_, (mut values, members)) in groups {
+        for agg in &query.aggregates {
+            values.push(aggregate_value(schema, agg, &members));
+        }
+        let row = Row { values };
+        if let Some(having) = &query.having {
+            let index_of = |c: &str| output_names.iter().position(|n| n == c);
+            if !eval(having, &row, &index_of) {
+                continue;
+            }
+        }
+        out.push(row);
+    }
+    if !query.order_by.is_empty() {
+        let index_of = |c: &str| output_names.iter().position(|n| n == c);
+        let mut keyed: Vec<(Vec<Value>, Row)> = out
+            .into_iter()
+            .map(|row| {
+                let key = query
+                    .order_by
+                    .iter()
+                    .map(|(c, _)| {
+                        index_of(c)
+                            .and_then(|i| row.values.get(i).cloned())
+                            .unwrap_or(Value::Null)
+                    })
+                    .collect();
+                (key, row)
+            })
+            .collect();
+        keyed.sort_by(|a, b| {
+            for (i, (_, order)) in query.order_by.iter().enumerate() {
+                let ord = a.0[i].cmp(&b.0[i]);
+                let ord = if *order == Order::Desc {
+                    ord.reverse()
+                } else {
+                    ord
+                };
+                if ord != Ordering::Equal {
+                    return ord;
+                }
+            }
+            Ordering::Equal
+        });
+        out = keyed.into_iter().map(|(_, row)| row).collect();
+    }
+    if let Some(limit) = query.limit {
+        out.truncate(limit);
+    }
+    Ok(out)
+}
+
+fn aggregate_value(schema: &TableSchema, agg: &Aggregate, rows: &[Row]) -> Value {
+    let column = |c: &str| schema.column_index(c);
+    let values = |c: &str| -> Vec<Value> {
+        let i = column(c);
+        rows.iter()
+            .filter_map(|r| i.and_then(|i| r.values.get(i)).cloned())
+            .filter(|v| !v.is_null())
+            .collect()
+    };
+    match agg {
+        Aggregate::Count => Value::Integer(rows.len() as i64),
+        Aggregate::Sum(c) => {
+            let sum = values(c)
+                .iter()
+                .filter_map(Value::as_i128)
+                .fold(0i128, |a, b| a.saturating_add(b));
+            Value::Integer(sum.clamp(i64::MIN as i128, i64::MAX as i128) as i64)
+        }
+        Aggregate::Avg(c) => {
+            let nums: Vec<f64> = values(c).iter().filter_map(Value::as_f64).collect();
+            if nums.is_empty() {
+                Value::Null
+            } else {
+                Value::Float(nums.iter().sum::<f64>() / nums.len() as f64)
+            }
+        }
+        Aggregate::Min(c) => values(c).into_iter().min().unwrap_or(Value::Null),
+        Aggregate::Max(c) => values(c).into_iter().max().unwrap_or(Value::Null),
+    }
+}
