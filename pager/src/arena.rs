@@ -41,20 +41,22 @@ impl Arena {
         })
     }
 
-    /// A zeroed frame from the arena, or from the heap when the arena is exhausted (every
-    /// frame pinned: the pool then grows past its capacity until pins are released).
-    pub fn take(self: &Arc<Self>) -> FrameBuf {
-        match self.free.lock().pop() {
-            Some(index) => {
-                let mut buf = FrameBuf::Arena {
-                    arena: Arc::clone(self),
-                    index,
-                };
-                buf.fill(0);
-                buf
-            }
+    /// A frame holding a copy of `content`, or zeroed, from the arena — or from the heap when
+    /// the arena is exhausted (every frame pinned: the pool then grows past its capacity until
+    /// pins are released).
+    pub fn take(self: &Arc<Self>, content: Option<&[u8]>) -> FrameBuf {
+        let mut buf = match self.free.lock().pop() {
+            Some(index) => FrameBuf::Arena {
+                arena: Arc::clone(self),
+                index,
+            },
             None => FrameBuf::Heap(AlignedBuf::zeroed(self.page_size)),
+        };
+        match content {
+            Some(content) => buf.copy_from_slice(content),
+            None => buf.fill(0),
         }
+        buf
     }
 }
 
@@ -110,19 +112,20 @@ mod tests {
     #[test]
     fn regions_are_disjoint_reused_and_zeroed() {
         let arena = Arena::new(2, 4096);
-        let mut a = arena.take();
-        let mut b = arena.take();
+        let mut a = arena.take(None);
+        let mut b = arena.take(None);
         a.fill(1);
         b.fill(2);
         assert!(a.iter().all(|x| *x == 1) && b.iter().all(|x| *x == 2));
         assert_eq!(a.as_ptr() as usize % 4096, 0);
-        let c = arena.take();
+        let c = arena.take(Some(&[5u8; 4096]));
+        assert!(c.iter().all(|x| *x == 5));
         assert!(
             matches!(c, FrameBuf::Heap(_)),
             "exhausted arena falls back to the heap"
         );
         drop(a);
-        let d = arena.take();
+        let d = arena.take(None);
         assert!(matches!(d, FrameBuf::Arena { .. }));
         assert!(d.iter().all(|x| *x == 0), "a reused region is zeroed");
     }

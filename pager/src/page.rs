@@ -26,7 +26,7 @@ pub const PAGE_HEADER_BYTES: usize = 24;
 pub const PAGE_SIZE_MIN: u32 = 4096;
 pub const PAGE_SIZE_MAX: u32 = 65536;
 /// Chosen by measurement: see docs/BENCHMARKS.md ("page size").
-pub const PAGE_SIZE_DEFAULT: u32 = 4096;
+pub const PAGE_SIZE_DEFAULT: u32 = 8192;
 
 const _: () = assert!(PAGE_SIZE_MIN.is_multiple_of(512));
 const _: () = assert!(PAGE_SIZE_DEFAULT.is_power_of_two());

@@ -21,6 +21,7 @@
 //!    the pool.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
@@ -28,10 +29,38 @@ use parking_lot::{Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use crate::arena::{Arena, FrameBuf};
 use crate::error::{PagerError, Result};
-use crate::io::{all_ok, submit_wait, AlignedBuf, IoFile, IoOp};
+use crate::io::{submit_wait, AlignedBuf, IoFile, IoOp};
 use crate::page::{self, PageId};
 
 const SHARDS: usize = 64;
+
+/// Page ids are already well-spread integers: one multiply hashes them (SipHash was a fifth of
+/// a hot get).
+#[derive(Default)]
+struct PageIdHasher(u64);
+
+impl Hasher for PageIdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0 << 8 | *b as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        }
+    }
+    fn write_u64(&mut self, id: u64) {
+        self.0 = id.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+}
+
+type PageTable = HashMap<PageId, Arc<Frame>, BuildHasherDefault<PageIdHasher>>;
+
+/// One shard of the page table, with its own hit count (no shared counter on the hot path).
+#[derive(Default)]
+struct Shard {
+    frames: PageTable,
+    hits: u64,
+}
 /// Dirty frames written back together when the sweep meets them.
 const WRITE_BACK_BATCH: usize = 64;
 
@@ -92,10 +121,9 @@ pub struct BufferPool {
     arena: Arc<Arena>,
     page_size: usize,
     capacity: usize,
-    shards: Vec<Mutex<HashMap<PageId, Arc<Frame>>>>,
+    shards: Vec<Mutex<Shard>>,
     clock: Mutex<Clock>,
     resident: AtomicUsize,
-    hits: AtomicU64,
     misses: AtomicU64,
     evictions: AtomicU64,
     write_backs: AtomicU64,
@@ -116,7 +144,7 @@ impl BufferPool {
             arena: Arena::new(capacity, page_size),
             page_size,
             capacity,
-            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
             clock: Mutex::new(Clock {
                 ring: (0..capacity).map(|_| None).collect(),
                 free_slots: (0..capacity).rev().collect(),
@@ -124,7 +152,6 @@ impl BufferPool {
                 slot_of: HashMap::new(),
             }),
             resident: AtomicUsize::new(0),
-            hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
             evictions: AtomicU64::new(0),
             write_backs: AtomicU64::new(0),
@@ -136,7 +163,7 @@ impl BufferPool {
         self.page_size
     }
 
-    fn shard(&self, id: PageId) -> &Mutex<HashMap<PageId, Arc<Frame>>> {
+    fn shard(&self, id: PageId) -> &Mutex<Shard> {
         // Fibonacci hashing spreads consecutive ids over shards.
         let h = id.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 58;
         &self.shards[h as usize % SHARDS]
@@ -144,10 +171,17 @@ impl BufferPool {
 
     /// Pin page `id`, reading and verifying it from disk on a miss.
     pub fn get(&self, id: PageId) -> Result<PageRef> {
-        if let Some(frame) = self.shard(id).lock().get(&id) {
-            frame.referenced.store(true, Ordering::Relaxed);
-            self.hits.fetch_add(1, Ordering::Relaxed);
-            return Ok(PageRef(Arc::clone(frame)));
+        {
+            let mut shard = self.shard(id).lock();
+            if let Some(frame) = shard.frames.get(&id) {
+                // Read before writing: the bit of a hot page stays set, its line stays shared.
+                if !frame.referenced.load(Ordering::Relaxed) {
+                    frame.referenced.store(true, Ordering::Relaxed);
+                }
+                let page = PageRef(Arc::clone(frame));
+                shard.hits += 1;
+                return Ok(page);
+            }
         }
         self.misses.fetch_add(1, Ordering::Relaxed);
         let from_disk = self.read_from_disk(id)?;
@@ -160,17 +194,9 @@ impl BufferPool {
         let offset = id
             .checked_mul(self.page_size as u64)
             .ok_or_else(|| PagerError::corrupt(id, "page id beyond any file"))?;
-        let results = submit_wait(
-            &*self.file,
-            vec![IoOp::Read {
-                offset,
-                buf: AlignedBuf::zeroed(self.page_size),
-            }],
-        );
-        let buf = all_ok(results)?
-            .pop()
-            .and_then(|done| done.into_buf())
-            .ok_or_else(|| PagerError::corrupt(id, "read returned no buffer"))?;
+        let buf = self
+            .file
+            .read_now(offset, AlignedBuf::zeroed(self.page_size))?;
         page::verify(&buf, id)?;
         Ok(buf)
     }
@@ -182,12 +208,16 @@ impl BufferPool {
         self.install(id, None, true)
     }
 
+    /// A new dirty page for the writer holding a copy of `content` (copy-on-write: one copy,
+    /// no zeroing first).
+    pub fn create_from(&self, id: PageId, content: &[u8]) -> PageRef {
+        self.discard(id);
+        self.install(id, Some(content), true)
+    }
+
     fn install(&self, id: PageId, content: Option<&[u8]>, dirty: bool) -> PageRef {
         let slot = self.reserve_slot();
-        let mut buf = self.arena.take();
-        if let Some(content) = content {
-            buf.copy_from_slice(content);
-        }
+        let buf = self.arena.take(content);
         let frame = Arc::new(Frame {
             id,
             data: RwLock::new(buf),
@@ -196,14 +226,14 @@ impl BufferPool {
         });
         {
             let mut shard = self.shard(id).lock();
-            if let Some(existing) = shard.get(&id) {
+            if let Some(existing) = shard.frames.get(&id) {
                 // Another thread loaded it meanwhile; keep theirs, give the slot back.
                 let existing = Arc::clone(existing);
                 drop(shard);
                 self.clock.lock().free_slots.push(slot);
                 return PageRef(existing);
             }
-            shard.insert(id, Arc::clone(&frame));
+            shard.frames.insert(id, Arc::clone(&frame));
         }
         let mut clock = self.clock.lock();
         clock.ring[slot] = Some(Arc::clone(&frame));
@@ -214,7 +244,7 @@ impl BufferPool {
 
     /// Drop a page from the pool without writing it (its page was freed).
     pub fn discard(&self, id: PageId) {
-        let removed = self.shard(id).lock().remove(&id);
+        let removed = self.shard(id).lock().frames.remove(&id);
         if removed.is_some() {
             let mut clock = self.clock.lock();
             if let Some(slot) = clock.slot_of.remove(&id) {
@@ -282,7 +312,7 @@ impl BufferPool {
             if Arc::strong_count(frame) > 2 || frame.dirty.load(Ordering::Acquire) {
                 continue;
             }
-            shard.remove(&id);
+            shard.frames.remove(&id);
             drop(shard);
             clock.ring[hand] = None;
             clock.slot_of.remove(&id);
@@ -335,6 +365,7 @@ impl BufferPool {
             let shard = shard.lock();
             out.extend(
                 shard
+                    .frames
                     .values()
                     .filter(|f| f.dirty.load(Ordering::Acquire))
                     .map(|f| PageRef(Arc::clone(f))),
@@ -377,7 +408,7 @@ impl BufferPool {
 
     pub fn stats(&self) -> PoolStats {
         PoolStats {
-            hits: self.hits.load(Ordering::Relaxed),
+            hits: self.shards.iter().map(|s| s.lock().hits).sum(),
             misses: self.misses.load(Ordering::Relaxed),
             evictions: self.evictions.load(Ordering::Relaxed),
             write_backs: self.write_backs.load(Ordering::Relaxed),

@@ -144,6 +144,16 @@ fn conformance(vfs: Arc<dyn Vfs>, dir: &Path) {
         "canceled write must not land"
     );
 
+    // read_now reads on the calling thread, with the same checks.
+    let now = file
+        .read_now(7 * 4096, AlignedBuf::zeroed(4096))
+        .expect("read_now");
+    assert_eq!(&now[..], &pattern(4096, 7)[..]);
+    assert!(
+        file.read_now(64 * 4096, AlignedBuf::zeroed(4096)).is_err(),
+        "read_now past the end must fail"
+    );
+
     // The async path gives the same results.
     let results = futures_lite_block_on(submit_async(
         &*file,

@@ -100,16 +100,16 @@ impl WriteCtx<'_> {
         node::usable_bytes(self.page_size()) / 4
     }
 
+    fn allocate_id(&mut self) -> Result<PageId> {
+        let pool = self.pool;
+        self.alloc.allocate(self.file).inspect_err(|err| {
+            // A failed grow or its sync: the data file can no longer be trusted.
+            pool.latch(format!("growing the data file failed: {err}"));
+        })
+    }
+
     pub fn new_page(&mut self) -> Result<PageRef> {
-        let id = match self.alloc.allocate(self.file) {
-            Ok(id) => id,
-            Err(err) => {
-                // A failed grow or its sync: the data file can no longer be trusted.
-                self.pool
-                    .latch(format!("growing the data file failed: {err}"));
-                return Err(err);
-            }
-        };
+        let id = self.allocate_id()?;
         Ok(self.pool.create(id))
     }
 
@@ -120,14 +120,14 @@ impl WriteCtx<'_> {
             return self.pool.get(id);
         }
         let old = self.pool.get(id)?;
-        let new = self.new_page()?;
+        let new_id = self.allocate_id()?;
+        let new = self.pool.create_from(new_id, &old.read());
         {
-            let src = old.read();
             let mut dst = new.write();
-            dst.copy_from_slice(&src);
-            page::set_page_id(&mut dst, new.id());
+            page::set_page_id(&mut dst, new_id);
             page::set_page_seq(&mut dst, self.seq);
         }
+        drop(old);
         self.free(id);
         Ok(new)
     }
@@ -321,23 +321,20 @@ fn insert_rec(
     if depth > MAX_DEPTH {
         return Err(depth_error(id));
     }
-    let (is_leaf, child_pos) = {
+    // One visit of the node: a leaf, or the child to descend into.
+    let descend = {
         let page = ctx.pool.get(id)?;
         let buf = page.read();
         let node = NodeRef::new(&buf, id)?;
         if node.is_leaf() {
-            (true, 0)
+            None
         } else {
-            (false, node.child_index(key)?)
+            let pos = node.child_index(key)?;
+            Some((pos, node.child(pos)?))
         }
     };
-    if is_leaf {
+    let Some((child_pos, child)) = descend else {
         return insert_into_leaf(ctx, id, key, cell, replaced);
-    }
-    let child = {
-        let page = ctx.pool.get(id)?;
-        let buf = page.read();
-        NodeRef::new(&buf, id)?.child(child_pos)?
     };
     let result = insert_rec(ctx, child, key, cell, replaced, depth + 1)?;
     let delta = if *replaced { 0 } else { 1 };

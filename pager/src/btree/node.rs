@@ -184,15 +184,26 @@ impl<'a> NodeRef<'a> {
         })
     }
 
+    /// The key of cell `i`, reading only the slot, the key length and the key (the search
+    /// path needs nothing else), bounds-checked against the page.
     pub fn key(&self, i: usize) -> Result<&'a [u8]> {
-        let cell = self.cell(i)?;
-        let key_len = read_u16(cell, 0) as usize;
-        let start = if self.is_leaf() {
+        if i >= self.count {
+            return Err(self.corrupt(format!("cell {i} of {}", self.count)));
+        }
+        let off = read_u16(self.page, NODE_HEADER_BYTES + i * SLOT_BYTES) as usize;
+        let overhead = if self.kind == PageType::Leaf {
             LEAF_CELL_OVERHEAD
         } else {
             BRANCH_CELL_OVERHEAD
         };
-        Ok(&cell[start..start + key_len])
+        let min_start = NODE_HEADER_BYTES + self.count * SLOT_BYTES;
+        if off < min_start || off + overhead > self.page.len() {
+            return Err(self.corrupt(format!("cell {i} at offset {off} outside the cell area")));
+        }
+        let key_len = read_u16(self.page, off) as usize;
+        self.page
+            .get(off + overhead..off + overhead + key_len)
+            .ok_or_else(|| self.corrupt(format!("key of cell {i} overruns the page")))
     }
 
     pub fn leaf_value(&self, i: usize) -> Result<LeafValue<'a>> {

@@ -485,6 +485,17 @@ impl IoFile for SimFileHandle {
         done(results)
     }
 
+    fn read_now(&self, offset: u64, buf: super::AlignedBuf) -> Result<super::AlignedBuf, IoError> {
+        let result = self
+            .state
+            .lock()
+            .exec(&self.path, IoOp::Read { offset, buf });
+        match result? {
+            IoDone::Read(buf) => Ok(buf),
+            _ => Err(IoError::os(OpKind::Read, offset, libc::EIO)),
+        }
+    }
+
     fn len(&self) -> Result<u64, IoError> {
         let state = self.state.lock();
         state

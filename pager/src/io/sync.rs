@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::{
-    run_in_order, BackendKind, Completion, IoDone, IoError, IoFile, IoOp, IoResult, OpKind,
-    OpenOptions, Vfs,
+    run_in_order, AlignedBuf, BackendKind, Completion, IoDone, IoError, IoFile, IoOp, IoResult,
+    OpKind, OpenOptions, Vfs,
 };
 
 pub struct SyncVfs;
@@ -50,6 +50,20 @@ impl IoFile for SyncFile {
     fn len(&self) -> Result<u64, IoError> {
         os_file_len(&self.file)
     }
+    fn read_now(&self, offset: u64, buf: AlignedBuf) -> Result<AlignedBuf, IoError> {
+        pread_now(&self.file, offset, buf)
+    }
+}
+
+/// One blocking pread of a whole buffer.
+pub(crate) fn pread_now(
+    file: &File,
+    offset: u64,
+    mut buf: AlignedBuf,
+) -> Result<AlignedBuf, IoError> {
+    file.read_exact_at(&mut buf, offset)
+        .map(|()| buf)
+        .map_err(|e| IoError::from_os(OpKind::Read, offset, &e))
 }
 
 /// One op with blocking syscalls.

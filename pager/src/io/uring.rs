@@ -140,6 +140,9 @@ impl IoFile for UringFile {
     fn len(&self) -> Result<u64, IoError> {
         os_file_len(&self.file)
     }
+    fn read_now(&self, offset: u64, buf: super::AlignedBuf) -> Result<super::AlignedBuf, IoError> {
+        super::sync::pread_now(&self.file, offset, buf)
+    }
 }
 
 /// A batch in flight on the ring thread.
