@@ -28,7 +28,9 @@ pub struct CursorCodec {
 }
 
 impl CursorCodec {
-    pub fn for_dir(dir: &Path, hmac_key: Option<[u8; 32]>) -> Result<Self> {
+    /// The codec of a database directory. `read_only`: never create the key file (cursors of a
+    /// read-only instance without one then only live as long as it does).
+    pub fn for_dir(dir: &Path, hmac_key: Option<[u8; 32]>, read_only: bool) -> Result<Self> {
         if let Some(key) = hmac_key {
             return Ok(CursorCodec { key });
         }
@@ -44,6 +46,9 @@ impl CursorCodec {
         std::fs::File::open("/dev/urandom")
             .and_then(|mut f| f.read_exact(&mut key))
             .map_err(io)?;
+        if read_only {
+            return Ok(CursorCodec { key });
+        }
         let tmp = dir.join(format!("{KEY_FILE}.tmp"));
         std::fs::write(&tmp, key).map_err(io)?;
         std::fs::File::open(&tmp)

@@ -39,6 +39,9 @@ pub enum AedbError {
     #[error("the instance is shut down")]
     Closed,
 
+    #[error("the instance was opened read-only")]
+    ReadOnly,
+
     #[error("validation failed: {0}")]
     Validation(String),
 
@@ -128,6 +131,7 @@ impl AedbError {
             AedbError::ValueTooLarge { .. } => "value_too_large",
             AedbError::TransactionTooLarge { .. } => "transaction_too_large",
             AedbError::Closed => "closed",
+            AedbError::ReadOnly => "read_only",
             AedbError::Validation(_) => "validation",
             AedbError::NotFound { resource_type, .. } => match resource_type {
                 ResourceType::Project => "project_not_found",
@@ -163,6 +167,7 @@ impl From<PagerError> for AedbError {
             PagerError::ValueTooLarge { len, max } => AedbError::ValueTooLarge { len, max },
             PagerError::InvalidConfig(message) => AedbError::InvalidConfig { message },
             PagerError::Failed(reason) => AedbError::Failed(reason),
+            PagerError::ReadOnly => AedbError::ReadOnly,
             other @ (PagerError::Checksum { .. }
             | PagerError::Corrupt { .. }
             | PagerError::WrongPageType { .. }

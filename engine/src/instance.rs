@@ -86,7 +86,20 @@ impl AedbInstance {
     /// Open (creating when empty) the database in `dir`, recovering it after a crash.
     pub fn open(config: AedbConfig, dir: &Path) -> Result<Self> {
         let engine = Engine::open(config.clone(), dir)?;
-        let cursors = CursorCodec::for_dir(dir, config.hmac_key)?;
+        let cursors = CursorCodec::for_dir(dir, config.hmac_key, false)?;
+        Ok(AedbInstance {
+            engine: Arc::new(engine),
+            config,
+            cursors,
+        })
+    }
+
+    /// Open for reading only: no byte of the directory changes and no lock is taken, so it
+    /// works beside a live process (seen as of its newest durable log frame). Writes return
+    /// `AedbError::ReadOnly`.
+    pub fn open_read_only(config: AedbConfig, dir: &Path) -> Result<Self> {
+        let engine = Engine::open_read_only(config.clone(), dir)?;
+        let cursors = CursorCodec::for_dir(dir, config.hmac_key, true)?;
         Ok(AedbInstance {
             engine: Arc::new(engine),
             config,

@@ -60,6 +60,8 @@ pub struct Allocator {
     pub next_generation: u64,
     /// Generation of the newest durable checkpoint.
     pub durable_generation: u64,
+    /// Never touch the file: growth is only counted (read-only inspection).
+    read_only: bool,
 }
 
 impl Allocator {
@@ -77,7 +79,12 @@ impl Allocator {
             durable_freelist_pages: Vec::new(),
             next_generation: generation + 1,
             durable_generation: generation,
+            read_only: false,
         }
+    }
+
+    pub fn set_read_only(&mut self, read_only: bool) {
+        self.read_only = read_only;
     }
 
     pub fn page_count(&self) -> u64 {
@@ -119,6 +126,10 @@ impl Allocator {
     fn grow(&mut self, file: &dyn IoFile) -> Result<()> {
         let extent = (self.file_pages / 8).max(64);
         let pages = self.file_pages + extent;
+        if self.read_only {
+            self.file_pages = pages;
+            return Ok(());
+        }
         all_ok(submit_wait(
             file,
             vec![

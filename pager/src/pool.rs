@@ -129,6 +129,8 @@ pub struct BufferPool {
     write_backs: AtomicU64,
     /// Set by the first failed write or sync of the data file (see `PageStore::failure`).
     failure: Mutex<Option<String>>,
+    /// Never write: dirty frames stay resident (inspection of a file another process owns).
+    read_only: bool,
 }
 
 impl BufferPool {
@@ -156,11 +158,17 @@ impl BufferPool {
             evictions: AtomicU64::new(0),
             write_backs: AtomicU64::new(0),
             failure: Mutex::new(None),
+            read_only: false,
         })
     }
 
     pub fn page_size(&self) -> usize {
         self.page_size
+    }
+
+    pub fn with_read_only(mut self, read_only: bool) -> Self {
+        self.read_only = read_only;
+        self
     }
 
     fn shard(&self, id: PageId) -> &Mutex<Shard> {
@@ -296,6 +304,9 @@ impl BufferPool {
                 continue;
             }
             if frame.dirty.load(Ordering::Acquire) {
+                if self.read_only {
+                    continue; // kept in memory: nothing may be written
+                }
                 if dirty_batch.len() < WRITE_BACK_BATCH {
                     dirty_batch.push(Arc::clone(frame));
                 }

@@ -81,6 +81,7 @@ struct Inner {
     /// pinning it under the pin lock cannot deadlock with a running checkpoint).
     durable_version: RwLock<Version>,
     failed: Mutex<Option<String>>,
+    read_only: bool,
 }
 
 /// The store. Cheap to clone; all clones share one file and pool.
@@ -99,6 +100,27 @@ pub struct CheckpointInfo {
 impl PageStore {
     /// Open the data file at `path`, creating it when absent (or empty).
     pub fn open(vfs: Arc<dyn Vfs>, path: &Path, config: &StoreConfig) -> Result<Self> {
+        Self::open_inner(vfs, path, config, false)
+    }
+
+    /// Open an existing data file without writing a byte to it: for inspection tools, also
+    /// beside a live process. Write transactions still work (recovery redoes the WAL into
+    /// them) but stay in memory: the pool keeps their pages instead of writing them back, and
+    /// checkpoints are refused.
+    pub fn open_read_only(vfs: Arc<dyn Vfs>, path: &Path, config: &StoreConfig) -> Result<Self> {
+        Self::open_inner(vfs, path, config, true)
+    }
+
+    pub fn is_read_only(&self) -> bool {
+        self.inner.read_only
+    }
+
+    fn open_inner(
+        vfs: Arc<dyn Vfs>,
+        path: &Path,
+        config: &StoreConfig,
+        read_only: bool,
+    ) -> Result<Self> {
         if !page::valid_page_size(config.page_size) {
             return Err(PagerError::InvalidConfig(format!(
                 "page size {} is not a power of two in {PAGE_SIZE_MIN}..={PAGE_SIZE_MAX}",
@@ -112,21 +134,26 @@ impl PageStore {
         let file = vfs.open(
             path,
             OpenOptions {
-                create: true,
-                read_only: false,
+                create: !read_only,
+                read_only,
                 direct: config.direct_io,
             },
         )?;
         let meta = match read_meta(&*file, path)? {
             Some(meta) => meta,
+            None if read_only => {
+                return Err(PagerError::NoValidMeta {
+                    path: path.to_path_buf(),
+                    reason: "the file is empty".into(),
+                })
+            }
             None => create_file(&*vfs, &*file, path, config.page_size, existed)?,
         };
         let page_size = meta.page_size as usize;
-        let pool = Arc::new(BufferPool::new(
-            Arc::clone(&file),
-            page_size,
-            config.buffer_pool_bytes,
-        )?);
+        let pool = Arc::new(
+            BufferPool::new(Arc::clone(&file), page_size, config.buffer_pool_bytes)?
+                .with_read_only(read_only),
+        );
         let file_len = file.len()?;
         if file_len < meta.page_count * page_size as u64 {
             return Err(PagerError::corrupt(
@@ -143,6 +170,7 @@ impl PageStore {
             file_len / page_size as u64,
             meta.generation,
         );
+        alloc.set_read_only(read_only);
         let (fl_pages, fl_ids) = load_freelist(&pool, &meta)?;
         alloc.load_freelist(fl_pages, fl_ids);
         tracing::info!(path = %path.display(), backend = %vfs.kind(), page_size, generation = meta.generation, seq = meta.seq, "store opened");
@@ -166,6 +194,7 @@ impl PageStore {
                     tree_count: meta.tree_count,
                 }),
                 failed: Mutex::new(None),
+                read_only,
             }),
         })
     }
@@ -293,6 +322,9 @@ impl PageStore {
     /// The meta page records the version's commit sequence as the WAL position it covers: the
     /// log gives every commit one frame whose LSN equals the commit's sequence.
     pub fn checkpoint(&self) -> Result<CheckpointInfo> {
+        if self.inner.read_only {
+            return Err(PagerError::ReadOnly);
+        }
         self.check_failed()?;
         let result = self.checkpoint_inner();
         if let Err(err) = &result {

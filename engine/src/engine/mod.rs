@@ -59,6 +59,7 @@ pub struct Engine {
     checkpointer: Mutex<Option<JoinHandle<()>>>,
     dir: PathBuf,
     recovery: RecoveryReport,
+    read_only: bool,
     _lock: Option<DirLock>,
 }
 
@@ -75,6 +76,65 @@ impl Engine {
     /// Open on any file system (the simulator in tests). No directory lock is taken.
     pub fn open_with_vfs(config: AedbConfig, dir: &Path, vfs: Arc<dyn Vfs>) -> Result<Self> {
         Self::open_inner(config, dir, vfs, None)
+    }
+
+    /// Open without writing anything (no lock, no new log segment, no checkpoint): the newest
+    /// checkpoint plus the log redone in memory. For inspection, also beside a live process.
+    pub fn open_read_only(config: AedbConfig, dir: &Path) -> Result<Self> {
+        let vfs =
+            os_vfs(aedb_pager::IoBackendChoice::Sync).map_err(|e| AedbError::Io(e.to_string()))?;
+        Self::open_read_only_with_vfs(config, dir, vfs)
+    }
+
+    pub fn open_read_only_with_vfs(
+        config: AedbConfig,
+        dir: &Path,
+        vfs: Arc<dyn Vfs>,
+    ) -> Result<Self> {
+        config
+            .validate()
+            .map_err(|message| AedbError::InvalidConfig { message })?;
+        let store_config = StoreConfig {
+            page_size: config.page_size,
+            buffer_pool_bytes: config.buffer_pool_bytes,
+            direct_io: false,
+        };
+        let store =
+            PageStore::open_read_only(Arc::clone(&vfs), &dir.join(DATA_FILE), &store_config)?;
+        let (_, recovery) = redo_log(&store, &vfs, dir, &config)?;
+        let durable = store.head().seq;
+        Ok(Engine {
+            shared: Self::shared(store, durable, &config),
+            sender: Mutex::new(None),
+            writer: Mutex::new(None),
+            checkpointer: Mutex::new(None),
+            dir: dir.to_path_buf(),
+            recovery,
+            read_only: true,
+            _lock: None,
+        })
+    }
+
+    fn shared(store: PageStore, durable_seq: u64, config: &AedbConfig) -> Arc<Shared> {
+        let covered = store.durable_meta().wal_position;
+        Arc::new(Shared {
+            store,
+            durable_seq: AtomicU64::new(durable_seq),
+            failed: Mutex::new(None),
+            covered_lsn: AtomicU64::new(covered),
+            checkpoint_request: Mutex::new(false),
+            checkpoint_signal: Condvar::new(),
+            queue_capacity: config.max_inflight_commits,
+            stopping: std::sync::atomic::AtomicBool::new(false),
+            retained: Mutex::new(std::collections::VecDeque::new()),
+            retain_versions: config.max_versions,
+            groups: AtomicU64::new(0),
+            syncs: AtomicU64::new(0),
+        })
+    }
+
+    pub fn is_read_only(&self) -> bool {
+        self.read_only
     }
 
     fn open_inner(
@@ -95,21 +155,7 @@ impl Engine {
         };
         let store = PageStore::open(Arc::clone(&vfs), &dir.join(DATA_FILE), &store_config)?;
         let (wal, recovery) = recover(&store, &vfs, dir, &config)?;
-        let covered = store.durable_meta().wal_position;
-        let shared = Arc::new(Shared {
-            store,
-            durable_seq: AtomicU64::new(wal.synced_lsn()),
-            failed: Mutex::new(None),
-            covered_lsn: AtomicU64::new(covered),
-            checkpoint_request: Mutex::new(false),
-            checkpoint_signal: Condvar::new(),
-            queue_capacity: config.max_inflight_commits,
-            stopping: std::sync::atomic::AtomicBool::new(false),
-            retained: Mutex::new(std::collections::VecDeque::new()),
-            retain_versions: config.max_versions,
-            groups: AtomicU64::new(0),
-            syncs: AtomicU64::new(0),
-        });
+        let shared = Self::shared(store, wal.synced_lsn(), &config);
         let (sender, receiver) = sync_channel(config.max_inflight_commits);
         let writer = Writer::new(Arc::clone(&shared), wal, config.clone());
         let writer = std::thread::Builder::new()
@@ -131,6 +177,7 @@ impl Engine {
             checkpointer: Mutex::new(Some(checkpointer)),
             dir: dir.to_path_buf(),
             recovery,
+            read_only: false,
             _lock: lock,
         })
     }
@@ -217,7 +264,11 @@ impl Engine {
             Box::new(move |txn| body(txn).map(|v| Box::new(v) as Box<dyn Any + Send>));
         let sender = self.sender.lock();
         let Some(sender) = sender.as_ref() else {
-            return Err(AedbError::Closed);
+            return Err(if self.read_only {
+                AedbError::ReadOnly
+            } else {
+                AedbError::Closed
+            });
         };
         match sender.try_send(Msg::Commit {
             body,
@@ -284,6 +335,9 @@ impl Engine {
     /// Checkpoint the newest visible version now (commits and queries go on meanwhile); the
     /// log segments it covers are deleted by the writer afterwards.
     pub fn checkpoint_now(&self) -> Result<CheckpointInfo> {
+        if self.read_only {
+            return Err(AedbError::ReadOnly);
+        }
         self.shared.check_failed()?;
         checkpoint(&self.shared)
     }
@@ -369,23 +423,18 @@ fn checkpointer_loop(shared: &Shared) {
     }
 }
 
-/// Analysis and redo: the newest durable meta page, then every valid frame after its WAL
-/// position, applied in LSN order; a checkpoint when the redo was long.
-fn recover(
+/// Analysis and redo, nothing written: returns what the log scan found and the report.
+fn redo_log(
     store: &PageStore,
     vfs: &Arc<dyn Vfs>,
     dir: &Path,
     config: &AedbConfig,
-) -> Result<(WalWriter, RecoveryReport)> {
+) -> Result<(aedb_wal::ScanOutcome, RecoveryReport)> {
     let meta = store.durable_meta();
-    let integrity = Integrity {
-        hash_chain: config.hash_chain_required,
-        hmac_key: config.hmac_key,
-    };
-    let wal_dir = dir.join(WAL_DIR);
+    let integrity = integrity(config);
     let outcome = scan(
         &**vfs,
-        &wal_dir,
+        &dir.join(WAL_DIR),
         meta.wal_position,
         &integrity,
         config.recovery_mode,
@@ -394,7 +443,7 @@ fn recover(
                 .map_err(|e| WalError::BadRecord(format!("redo of LSN {}: {e}", header.lsn)))
         },
     )?;
-    let mut report = RecoveryReport {
+    let report = RecoveryReport {
         checkpoint_seq: meta.seq,
         frames_replayed: outcome.frames_replayed,
         bytes_replayed: outcome.bytes_replayed,
@@ -405,9 +454,30 @@ fn recover(
     if let Some(dropped) = &outcome.dropped {
         tracing::warn!(%dropped, "recovery stopped before the end of the log files");
     }
+    Ok((outcome, report))
+}
+
+fn integrity(config: &AedbConfig) -> Integrity {
+    Integrity {
+        hash_chain: config.hash_chain_required,
+        hmac_key: config.hmac_key,
+    }
+}
+
+/// Recovery, then the log writer: the newest valid meta page, every valid frame after its WAL
+/// position applied in LSN order, a checkpoint when the redo was long.
+fn recover(
+    store: &PageStore,
+    vfs: &Arc<dyn Vfs>,
+    dir: &Path,
+    config: &AedbConfig,
+) -> Result<(WalWriter, RecoveryReport)> {
+    let meta = store.durable_meta();
+    let wal_dir = dir.join(WAL_DIR);
+    let (outcome, mut report) = redo_log(store, vfs, dir, config)?;
     let wal_config = WalConfig {
         segment_bytes: config.max_segment_bytes,
-        integrity,
+        integrity: integrity(config),
     };
     let mut wal = WalWriter::open(
         Arc::clone(vfs),
