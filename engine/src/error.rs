@@ -95,6 +95,13 @@ pub enum AedbError {
 
     #[error("not supported yet: {0}")]
     Unsupported(String),
+
+    #[error("read assertion {index} failed: {assertion} (actual: {actual})")]
+    AssertionFailed {
+        index: usize,
+        assertion: String,
+        actual: String,
+    },
 }
 
 /// What a `NotFound` / `AlreadyExists` error is about.
@@ -155,6 +162,7 @@ impl AedbError {
             AedbError::Overflow => "overflow",
             AedbError::Conflict(_) => "conflict",
             AedbError::Unsupported(_) => "unsupported",
+            AedbError::AssertionFailed { .. } => "assertion_failed",
         }
     }
 }

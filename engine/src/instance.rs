@@ -22,9 +22,13 @@ use aedb_query::planner::Plan;
 use aedb_query::QueryError;
 
 use crate::commit::apply::{apply, counter_shard_key, Applied, Limits};
+use crate::commit::envelope::{apply_envelope, EnvelopeOutcome};
 use crate::commit::kv::KvEntry;
 use crate::commit::tables::RowLimits;
-use crate::commit::{CommitResult, IdempotencyOutcome, Mutation};
+use crate::commit::{
+    ActionCommitOutcome, ActionCommitResult, ActionEnvelopeRequest, CommitResult,
+    IdempotencyOutcome, Mutation, TransactionEnvelope, WriteIntent,
+};
 use crate::config::AedbConfig;
 use crate::cursor::{CursorCodec, PageCursor};
 use crate::engine::Engine;
@@ -186,6 +190,70 @@ impl AedbInstance {
             },
             outcome.value,
         ))
+    }
+
+    /// Commit an envelope: its mutations atomically, after its assertions hold, once per
+    /// idempotency key (a replay returns the first commit, marked `Duplicate`).
+    pub async fn commit_envelope(&self, envelope: TransactionEnvelope) -> Result<CommitResult> {
+        self.commit_envelope_with_finality(envelope, CommitFinality::Visible)
+            .await
+    }
+
+    pub async fn commit_envelope_with_finality(
+        &self,
+        envelope: TransactionEnvelope,
+        finality: CommitFinality,
+    ) -> Result<CommitResult> {
+        let limits = self.limits();
+        let finality = if envelope.write_class == crate::commit::WriteClass::Economic {
+            CommitFinality::Durable
+        } else {
+            finality
+        };
+        let outcome = self
+            .engine
+            .commit(finality, move |txn| apply_envelope(txn, &envelope, &limits))
+            .await?;
+        Ok(match outcome.value {
+            EnvelopeOutcome::Applied => CommitResult {
+                commit_seq: outcome.commit_seq,
+                durable_head_seq: outcome.durable_head_seq,
+                idempotency: IdempotencyOutcome::Applied,
+                canonical_commit_seq: outcome.commit_seq,
+            },
+            EnvelopeOutcome::Duplicate(original) => CommitResult {
+                commit_seq: original,
+                durable_head_seq: outcome.durable_head_seq.max(original),
+                idempotency: IdempotencyOutcome::Duplicate,
+                canonical_commit_seq: original,
+            },
+        })
+    }
+
+    /// One action: effects and metadata in one atomic, idempotent commit.
+    pub async fn commit_action_envelope(
+        &self,
+        request: ActionEnvelopeRequest,
+    ) -> Result<ActionCommitResult> {
+        let envelope = TransactionEnvelope {
+            caller: request.caller,
+            idempotency_key: Some(request.idempotency_key),
+            write_class: request.write_class,
+            assertions: request.assertions,
+            write_intent: WriteIntent {
+                mutations: request.mutations,
+            },
+            base_seq: request.base_seq,
+        };
+        let result = self.commit_envelope(envelope).await?;
+        Ok(ActionCommitResult {
+            commit_seq: result.commit_seq,
+            durable_head_seq: result.durable_head_seq,
+            outcome: match result.idempotency {
+                IdempotencyOutcome::Applied => ActionCommitOutcome::Applied,
+                IdempotencyOutcome::Duplicate => ActionCommitOutcome::Duplicate,
+            },
+        })
     }
 
     /// Commit a DDL operation; `applied` is false when an if-(not-)exists guard made it a no-op.

@@ -1148,3 +1148,126 @@ async fn table_u256_increments() -> TestResult {
     assert_eq!(rows[0].values, vec![Value::U256(nine)]);
     Ok(())
 }
+
+#[tokio::test]
+async fn envelopes_assertions_and_idempotency() -> TestResult {
+    use aedb::commit::envelope::CompareOp;
+    use aedb::commit::{
+        ActionCommitOutcome, ActionEnvelopeRequest, IdempotencyKey, IdempotencyOutcome,
+        ReadAssertion, TransactionEnvelope, WriteClass, WriteIntent,
+    };
+    let dir = tempfile::tempdir()?;
+    let db = with_people(dir.path(), 3).await;
+    db.kv_set("p", "app", b"flag".to_vec(), b"on".to_vec())
+        .await?;
+    let head = db.engine().visible_head_seq();
+    let guarded = |expected: &[u8], key: u8| TransactionEnvelope {
+        idempotency_key: Some(IdempotencyKey([key; 16])),
+        assertions: vec![
+            ReadAssertion::KeyEquals {
+                project_id: "p".into(),
+                scope_id: "app".into(),
+                key: b"flag".to_vec(),
+                expected: expected.to_vec(),
+            },
+            ReadAssertion::RowColumnCompare {
+                project_id: "p".into(),
+                scope_id: "app".into(),
+                table_name: "people".into(),
+                primary_key: vec![Value::Integer(2)],
+                column: "age".into(),
+                op: CompareOp::Gte,
+                threshold: Value::Integer(1),
+            },
+        ],
+        write_intent: WriteIntent {
+            mutations: vec![insert(10, "ten", None), insert(11, "eleven", None)],
+        },
+        ..TransactionEnvelope::default()
+    };
+    match db.commit_envelope(guarded(b"off", 1)).await {
+        Err(err @ AedbError::AssertionFailed { index: 0, .. }) => {
+            assert_eq!(err.code_str(), "assertion_failed")
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        db.engine().visible_head_seq(),
+        head,
+        "a failed assertion writes nothing"
+    );
+    let first = db.commit_envelope(guarded(b"on", 2)).await?;
+    assert_eq!(first.idempotency, IdempotencyOutcome::Applied);
+    assert_eq!(
+        ids(&db, Query::select(&["*"]).from("people")).await?,
+        vec![1, 2, 3, 10, 11]
+    );
+    let replay = db.commit_envelope(guarded(b"on", 2)).await?;
+    assert_eq!(
+        (
+            replay.idempotency,
+            replay.commit_seq,
+            replay.canonical_commit_seq
+        ),
+        (
+            IdempotencyOutcome::Duplicate,
+            first.commit_seq,
+            first.commit_seq
+        )
+    );
+    assert_eq!(
+        db.engine().visible_head_seq(),
+        first.commit_seq,
+        "a duplicate consumes no sequence"
+    );
+    let mut changed = guarded(b"on", 2);
+    changed.write_intent.mutations.pop();
+    assert!(matches!(
+        db.commit_envelope(changed).await,
+        Err(AedbError::Validation(_))
+    ));
+    let count_guard = TransactionEnvelope {
+        assertions: vec![ReadAssertion::Not(Box::new(ReadAssertion::CountCompare {
+            project_id: "p".into(),
+            scope_id: "app".into(),
+            table_name: "people".into(),
+            filter: Some(col("id").gt(Value::Integer(5))),
+            op: CompareOp::Eq,
+            threshold: 2,
+        }))],
+        write_intent: WriteIntent {
+            mutations: vec![insert(12, "twelve", None)],
+        },
+        ..TransactionEnvelope::default()
+    };
+    assert!(matches!(
+        db.commit_envelope(count_guard).await,
+        Err(AedbError::AssertionFailed { .. })
+    ));
+    assert!(matches!(
+        db.commit_envelope(TransactionEnvelope::default()).await,
+        Err(AedbError::Validation(_))
+    ));
+    let action = |n: i64| ActionEnvelopeRequest {
+        caller: None,
+        idempotency_key: IdempotencyKey([9; 16]),
+        write_class: WriteClass::Economic,
+        base_seq: 0,
+        assertions: vec![],
+        mutations: vec![insert(n, "action", None)],
+    };
+    let applied = db.commit_action_envelope(action(20)).await?;
+    assert_eq!(applied.outcome, ActionCommitOutcome::Applied);
+    assert!(
+        applied.durable_head_seq >= applied.commit_seq,
+        "Economic commits are durable"
+    );
+    let db = reopen(db, dir.path()).await;
+    let again = db.commit_action_envelope(action(20)).await?;
+    assert_eq!(
+        (again.outcome, again.commit_seq),
+        (ActionCommitOutcome::Duplicate, applied.commit_seq),
+        "idempotency survives a restart"
+    );
+    Ok(())
+}

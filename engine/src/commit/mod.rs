@@ -4,11 +4,16 @@
 pub(crate) mod apply;
 pub(crate) mod catalog_io;
 pub(crate) mod ddl;
+pub mod envelope;
 pub mod executor;
 pub mod kv;
 pub(crate) mod tables;
 pub mod validation;
 
+pub use envelope::{
+    ActionCommitOutcome, ActionCommitResult, ActionEnvelopeRequest, IdempotencyKey, ReadAssertion,
+    TransactionEnvelope, WriteClass, WriteIntent,
+};
 pub use executor::{CommitResult, IdempotencyOutcome};
 pub use kv::KvEntry;
 pub use validation::Mutation;

@@ -250,6 +250,9 @@ impl Writer {
         let txn = self.shared.store.begin_write()?;
         let mut logged = LoggedTxn::new(txn, self.config.max_transaction_bytes as usize);
         let value = body(&mut logged)?;
+        if logged.is_discarded() {
+            return Ok((0, value));
+        }
         let (txn, record) = logged.into_parts();
         let seq = txn.seq();
         let payload = record.finish();

@@ -12,6 +12,7 @@ pub struct LoggedTxn {
     txn: WriteTxn,
     record: RecordBuilder,
     max_bytes: usize,
+    discarded: bool,
 }
 
 impl LoggedTxn {
@@ -20,11 +21,22 @@ impl LoggedTxn {
             txn,
             record: RecordBuilder::default(),
             max_bytes,
+            discarded: false,
         }
     }
 
     pub(crate) fn into_parts(self) -> (WriteTxn, RecordBuilder) {
         (self.txn, self.record)
+    }
+
+    /// End the commit without writing anything: the body's value is returned, no sequence is
+    /// consumed, nothing is logged (e.g. a replayed idempotency key).
+    pub fn discard(&mut self) {
+        self.discarded = true;
+    }
+
+    pub(crate) fn is_discarded(&self) -> bool {
+        self.discarded
     }
 
     /// The sequence number this commit will get.

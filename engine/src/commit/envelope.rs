@@ -1,0 +1,402 @@
+//! Transaction envelopes (`aedb::commit::envelope`): many mutations in one atomic commit, guarded
+//! by read assertions and made idempotent by a key.
+//!
+//! Inside the commit, in order: (1) an empty envelope is refused; (2) an idempotency key seen
+//! before with the same request returns the first commit as `Duplicate` and writes nothing
+//! (with a different request it is refused); (3) the assertions are evaluated against the
+//! latest state — any failure aborts with `AssertionFailed` and writes nothing; (4) the
+//! mutations apply; (5) the key is recorded with the commit's sequence.
+//!
+//! Idempotency records live in the system tree `sys:idempotency`, keyed by caller and key, so
+//! they are durable, replayed by recovery, and scoped per caller (the same key from two callers
+//! is two requests).
+
+use std::ops::Bound;
+
+use aedb_catalog::expr::Expr;
+use aedb_catalog::keys::encode_key;
+use aedb_catalog::namespace::kv_tree;
+use aedb_catalog::types::Value;
+use sha2::{Digest, Sha256};
+
+use super::apply::{apply, Limits};
+use super::catalog_io::load_table;
+use super::kv::KvEntry;
+use super::tables::read_row;
+use super::validation::Mutation;
+use crate::engine::LoggedTxn;
+use crate::error::{AedbError, Result};
+use crate::instance::CallerContext;
+
+pub const IDEMPOTENCY_TREE: &str = "sys:idempotency";
+/// Deeper assertion trees are refused.
+pub const MAX_ASSERTION_DEPTH: usize = 16;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct IdempotencyKey(pub [u8; 16]);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum WriteClass {
+    /// Forces an fsync of its commit even in `Batch` mode.
+    Economic,
+    #[default]
+    Standard,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CompareOp {
+    Eq,
+    Ne,
+    Gt,
+    Gte,
+    Lt,
+    Lte,
+}
+
+impl CompareOp {
+    fn holds(self, ordering: std::cmp::Ordering) -> bool {
+        use std::cmp::Ordering::*;
+        match self {
+            CompareOp::Eq => ordering == Equal,
+            CompareOp::Ne => ordering != Equal,
+            CompareOp::Gt => ordering == Greater,
+            CompareOp::Gte => ordering != Less,
+            CompareOp::Lt => ordering == Less,
+            CompareOp::Lte => ordering != Greater,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum ReadAssertion {
+    KeyEquals {
+        project_id: String,
+        scope_id: String,
+        key: Vec<u8>,
+        expected: Vec<u8>,
+    },
+    /// Byte-wise comparison of the stored value with `threshold`.
+    KeyCompare {
+        project_id: String,
+        scope_id: String,
+        key: Vec<u8>,
+        op: CompareOp,
+        threshold: Vec<u8>,
+    },
+    KeyExists {
+        project_id: String,
+        scope_id: String,
+        key: Vec<u8>,
+        expected: bool,
+    },
+    /// The sequence of the key's last write (0 when missing).
+    KeyVersion {
+        project_id: String,
+        scope_id: String,
+        key: Vec<u8>,
+        expected_seq: u64,
+    },
+    RowExists {
+        project_id: String,
+        scope_id: String,
+        table_name: String,
+        primary_key: Vec<Value>,
+        expected: bool,
+    },
+    RowColumnCompare {
+        project_id: String,
+        scope_id: String,
+        table_name: String,
+        primary_key: Vec<Value>,
+        column: String,
+        op: CompareOp,
+        threshold: Value,
+    },
+    CountCompare {
+        project_id: String,
+        scope_id: String,
+        table_name: String,
+        filter: Option<Expr>,
+        op: CompareOp,
+        threshold: u64,
+    },
+    All(Vec<ReadAssertion>),
+    Any(Vec<ReadAssertion>),
+    Not(Box<ReadAssertion>),
+}
+
+impl ReadAssertion {
+    fn depth(&self) -> usize {
+        match self {
+            ReadAssertion::All(v) | ReadAssertion::Any(v) => {
+                1 + v.iter().map(Self::depth).max().unwrap_or(0)
+            }
+            ReadAssertion::Not(a) => 1 + a.depth(),
+            _ => 1,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct WriteIntent {
+    pub mutations: Vec<Mutation>,
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct TransactionEnvelope {
+    pub caller: Option<CallerContext>,
+    pub idempotency_key: Option<IdempotencyKey>,
+    pub write_class: WriteClass,
+    pub assertions: Vec<ReadAssertion>,
+    pub write_intent: WriteIntent,
+    pub base_seq: u64,
+}
+
+/// `commit_action_envelope`'s request: an envelope whose idempotency key is mandatory.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ActionEnvelopeRequest {
+    pub caller: Option<CallerContext>,
+    pub idempotency_key: IdempotencyKey,
+    pub write_class: WriteClass,
+    pub base_seq: u64,
+    pub assertions: Vec<ReadAssertion>,
+    pub mutations: Vec<Mutation>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ActionCommitOutcome {
+    Applied,
+    /// The key was seen: nothing was written; the sequence is the first commit's.
+    Duplicate,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ActionCommitResult {
+    pub commit_seq: u64,
+    pub durable_head_seq: u64,
+    pub outcome: ActionCommitOutcome,
+}
+
+/// What the envelope's commit did.
+pub(crate) enum EnvelopeOutcome {
+    Applied,
+    Duplicate(u64),
+}
+
+fn idempotency_record_key(caller: &Option<CallerContext>, key: &IdempotencyKey) -> Vec<u8> {
+    let mut out = caller
+        .as_ref()
+        .map_or(Vec::new(), |c| c.caller_id.as_bytes().to_vec());
+    out.push(0);
+    out.extend_from_slice(&key.0);
+    out
+}
+
+fn fingerprint(envelope: &TransactionEnvelope) -> [u8; 32] {
+    // The Debug form names every field and value: two requests with the same form are the same
+    // request. (Within one version of the crate; records are short-lived.)
+    let text = format!(
+        "{:?}|{:?}|{:?}|{:?}",
+        envelope.write_class, envelope.assertions, envelope.write_intent, envelope.base_seq
+    );
+    Sha256::digest(text.as_bytes()).into()
+}
+
+pub(crate) fn apply_envelope(
+    txn: &mut LoggedTxn,
+    envelope: &TransactionEnvelope,
+    limits: &Limits,
+) -> Result<EnvelopeOutcome> {
+    if envelope.write_intent.mutations.is_empty() {
+        return Err(AedbError::Validation(
+            "transaction envelope has no mutations".into(),
+        ));
+    }
+    let fingerprint = fingerprint(envelope);
+    let record_key = envelope
+        .idempotency_key
+        .as_ref()
+        .map(|k| idempotency_record_key(&envelope.caller, k));
+    if let Some(record_key) = &record_key {
+        if let Some(bytes) = txn.get(IDEMPOTENCY_TREE, record_key)? {
+            if bytes.len() != 40 {
+                return Err(AedbError::Corruption(
+                    "idempotency record of the wrong size".into(),
+                ));
+            }
+            if bytes[8..] != fingerprint {
+                return Err(AedbError::Validation(
+                    "idempotency key reuse with different request".into(),
+                ));
+            }
+            let mut seq = [0u8; 8];
+            seq.copy_from_slice(&bytes[..8]);
+            txn.discard();
+            return Ok(EnvelopeOutcome::Duplicate(u64::from_le_bytes(seq)));
+        }
+    }
+    for (index, assertion) in envelope.assertions.iter().enumerate() {
+        if assertion.depth() > MAX_ASSERTION_DEPTH {
+            return Err(AedbError::Validation(format!(
+                "assertion deeper than {MAX_ASSERTION_DEPTH}"
+            )));
+        }
+        let (holds, actual) = evaluate(txn, assertion)?;
+        if !holds {
+            return Err(AedbError::AssertionFailed {
+                index,
+                assertion: format!("{assertion:?}"),
+                actual,
+            });
+        }
+    }
+    for mutation in &envelope.write_intent.mutations {
+        apply(txn, mutation, limits)?;
+    }
+    if let Some(record_key) = record_key {
+        let mut value = txn.seq().to_le_bytes().to_vec();
+        value.extend_from_slice(&fingerprint);
+        txn.insert(IDEMPOTENCY_TREE, &record_key, &value)?;
+    }
+    Ok(EnvelopeOutcome::Applied)
+}
+
+fn kv_entry(
+    txn: &mut LoggedTxn,
+    project: &str,
+    scope: &str,
+    key: &[u8],
+) -> Result<Option<KvEntry>> {
+    txn.get(&kv_tree(project, scope), key)?
+        .map(|b| KvEntry::decode(&b))
+        .transpose()
+}
+
+/// Whether the assertion holds, and what was found (for the error).
+fn evaluate(txn: &mut LoggedTxn, assertion: &ReadAssertion) -> Result<(bool, String)> {
+    use ReadAssertion as A;
+    Ok(match assertion {
+        A::KeyEquals {
+            project_id,
+            scope_id,
+            key,
+            expected,
+        } => {
+            let entry = kv_entry(txn, project_id, scope_id, key)?;
+            (
+                entry.as_ref().is_some_and(|e| &e.value == expected),
+                format!("{:?}", entry.map(|e| e.value)),
+            )
+        }
+        A::KeyCompare {
+            project_id,
+            scope_id,
+            key,
+            op,
+            threshold,
+        } => {
+            let entry = kv_entry(txn, project_id, scope_id, key)?;
+            (
+                entry
+                    .as_ref()
+                    .is_some_and(|e| op.holds(e.value.cmp(threshold))),
+                format!("{:?}", entry.map(|e| e.value)),
+            )
+        }
+        A::KeyExists {
+            project_id,
+            scope_id,
+            key,
+            expected,
+        } => {
+            let exists = kv_entry(txn, project_id, scope_id, key)?.is_some();
+            (exists == *expected, format!("exists={exists}"))
+        }
+        A::KeyVersion {
+            project_id,
+            scope_id,
+            key,
+            expected_seq,
+        } => {
+            let version = kv_entry(txn, project_id, scope_id, key)?.map_or(0, |e| e.version);
+            (version == *expected_seq, format!("version={version}"))
+        }
+        A::RowExists {
+            project_id,
+            scope_id,
+            table_name,
+            primary_key,
+            expected,
+        } => {
+            let schema = load_table(txn, project_id, scope_id, table_name)?;
+            let exists = read_row(txn, &schema, &encode_key(primary_key))?.is_some();
+            (exists == *expected, format!("exists={exists}"))
+        }
+        A::RowColumnCompare {
+            project_id,
+            scope_id,
+            table_name,
+            primary_key,
+            column,
+            op,
+            threshold,
+        } => {
+            let schema = load_table(txn, project_id, scope_id, table_name)?;
+            let i = schema
+                .column_index(column)
+                .ok_or_else(|| AedbError::UnknownColumn {
+                    table: table_name.clone(),
+                    column: column.clone(),
+                })?;
+            let row = read_row(txn, &schema, &encode_key(primary_key))?;
+            let value = row.and_then(|r| r.values.get(i).cloned());
+            let holds = value
+                .as_ref()
+                .and_then(|v| aedb_query::eval::compare(v, threshold))
+                .is_some_and(|o| op.holds(o));
+            (holds, format!("{value:?}"))
+        }
+        A::CountCompare {
+            project_id,
+            scope_id,
+            table_name,
+            filter,
+            op,
+            threshold,
+        } => {
+            let schema = load_table(txn, project_id, scope_id, table_name)?;
+            let tree = aedb_catalog::namespace::table_tree(schema.table_id);
+            let count = match filter {
+                None => txn.count(&tree, Bound::Unbounded, Bound::Unbounded)?,
+                Some(expr) => {
+                    super::tables::matching_rows(txn, &schema, expr, None, u64::MAX)?.len() as u64
+                }
+            };
+            (op.holds(count.cmp(threshold)), format!("count={count}"))
+        }
+        A::All(all) => {
+            for a in all {
+                let (holds, actual) = evaluate(txn, a)?;
+                if !holds {
+                    return Ok((false, actual));
+                }
+            }
+            (true, String::new())
+        }
+        A::Any(any) => {
+            let mut last = String::new();
+            for a in any {
+                let (holds, actual) = evaluate(txn, a)?;
+                if holds {
+                    return Ok((true, actual));
+                }
+                last = actual;
+            }
+            (false, last)
+        }
+        A::Not(inner) => {
+            let (holds, actual) = evaluate(txn, inner)?;
+            (!holds, actual)
+        }
+    })
+}
