@@ -534,7 +534,17 @@ impl AedbInstance {
             page_size,
             max_scan_rows: self.config.max_scan_rows,
         };
-        let page = if existed {
+        let page = if !query.joins.is_empty() {
+            let joined = query
+                .joins
+                .iter()
+                .map(|j| {
+                    self.schema_at(&snapshot, project_id, scope_id, &j.table)
+                        .map(|(s, _)| s)
+                })
+                .collect::<std::result::Result<Vec<_>, _>>()?;
+            aedb_query::join::execute_join(&snapshot, &schema, &joined, &query, &request)?
+        } else if existed {
             execute(&snapshot, &schema, &query, &request)?
         } else {
             // Validate against the current schema, answer with the empty table it was.

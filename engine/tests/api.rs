@@ -1271,3 +1271,102 @@ async fn envelopes_assertions_and_idempotency() -> TestResult {
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn inner_and_left_joins() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let db = with_people(dir.path(), 4).await;
+    db.commit(Mutation::Ddl(DdlOperation::CreateTable {
+        project_id: "p".into(),
+        scope_id: "app".into(),
+        table_name: "orders".into(),
+        owner_id: None,
+        columns: vec![
+            column("oid", ColumnType::Integer, false),
+            column("person", ColumnType::Integer, false),
+            column("total", ColumnType::Integer, false),
+        ],
+        primary_key: vec!["oid".into()],
+    }))
+    .await?;
+    let order = |oid: i64, person: i64, total: i64| {
+        Row::from_values(vec![
+            Value::Integer(oid),
+            Value::Integer(person),
+            Value::Integer(total),
+        ])
+    };
+    db.commit(Mutation::InsertBatch {
+        project_id: "p".into(),
+        scope_id: "app".into(),
+        table_name: "orders".into(),
+        rows: vec![order(100, 1, 5), order(101, 1, 7), order(102, 3, 9)],
+    })
+    .await?;
+    let inner = db
+        .query(
+            "p",
+            "app",
+            Query::select(&["people.name", "o.total"])
+                .from("people")
+                .inner_join("orders", "people.id", "person")
+                .with_last_join_alias("o")
+                .order_by("o.total", Order::Desc),
+        )
+        .await?;
+    assert_eq!(
+        inner.rows,
+        vec![
+            Row::from_values(vec![Value::Text("n003".into()), Value::Integer(9)]),
+            Row::from_values(vec![Value::Text("n001".into()), Value::Integer(7)]),
+            Row::from_values(vec![Value::Text("n001".into()), Value::Integer(5)]),
+        ]
+    );
+    let left = db
+        .query(
+            "p",
+            "app",
+            Query::select(&["people.id", "orders.oid"])
+                .from("people")
+                .left_join("orders", "people.id", "orders.person")
+                .where_(col("orders.oid").is_null()),
+        )
+        .await?;
+    assert_eq!(
+        left.rows,
+        vec![
+            Row::from_values(vec![Value::Integer(2), Value::Null]),
+            Row::from_values(vec![Value::Integer(4), Value::Null])
+        ]
+    );
+    let totals = db
+        .query(
+            "p",
+            "app",
+            Query::select(&["*"])
+                .from("people")
+                .inner_join("orders", "people.id", "person")
+                .group_by(&["people.name"])
+                .aggregate(Aggregate::Sum("orders.total".into())),
+        )
+        .await?;
+    assert_eq!(
+        totals.rows,
+        vec![
+            Row::from_values(vec![Value::Text("n001".into()), Value::Integer(12)]),
+            Row::from_values(vec![Value::Text("n003".into()), Value::Integer(9)])
+        ]
+    );
+    assert!(matches!(
+        db.query(
+            "p",
+            "app",
+            Query::select(&["*"])
+                .from("people")
+                .inner_join("orders", "people.nope", "person")
+        )
+        .await,
+        Err(QueryError::ColumnNotFound { .. })
+    ));
+    Ok(())
+}

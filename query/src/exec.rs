@@ -72,10 +72,7 @@ fn max_bound(a: Bound<Vec<u8>>, after: &Option<Vec<u8>>) -> Bound<Vec<u8>> {
 }
 
 /// Check the query against the schema; the output column names.
-fn check_query(schema: &TableSchema, query: &Query) -> Result<Vec<String>, QueryError> {
-    if !query.joins.is_empty() {
-        return Err(QueryError::invalid("joins are not supported yet"));
-    }
+pub(crate) fn check_query(schema: &TableSchema, query: &Query) -> Result<Vec<String>, QueryError> {
     if let Some(p) = &query.predicate {
         check_expr(p, schema)?;
     }
@@ -403,6 +400,19 @@ fn page_sorted(
         matches,
         &mut out.rows_examined,
     )?;
+    sort_and_page(schema, query, rows, request, out);
+    Ok(())
+}
+
+/// Order materialized rows by the query's ordering (then the key), and cut the page after
+/// `request.after`.
+pub(crate) fn sort_and_page(
+    schema: &TableSchema,
+    query: &Query,
+    rows: Vec<(Vec<u8>, Row)>,
+    request: &PageRequest,
+    out: &mut PageOut,
+) {
     let mut keyed: Vec<(Vec<u8>, Row)> = rows
         .into_iter()
         .map(|(pk, row)| (sort_key(schema, &query.order_by, &pk, &row), row))
@@ -413,10 +423,9 @@ fn page_sorted(
     keyed.truncate(request.page_size);
     out.last_key = keyed.last().map(|(k, _)| k.clone());
     out.rows = keyed.into_iter().map(|(_, row)| row).collect();
-    Ok(())
 }
 
-fn project(schema: &TableSchema, columns: &[String], row: Row) -> Row {
+pub(crate) fn project(schema: &TableSchema, columns: &[String], row: Row) -> Row {
     if columns.len() == schema.columns.len()
         && columns
             .iter()
@@ -437,7 +446,7 @@ fn project(schema: &TableSchema, columns: &[String], row: Row) -> Row {
     Row { values }
 }
 
-fn aggregate(
+pub(crate) fn aggregate(
     schema: &TableSchema,
     query: &Query,
     rows: Vec<(Vec<u8>, Row)>,
