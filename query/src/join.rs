@@ -23,6 +23,13 @@ use crate::eval::eval;
 use crate::exec::{aggregate, check_query, project, sort_and_page, PageOut, PageRequest};
 use crate::plan::{JoinType, Query};
 
+/// A join table hashed on its join column, and where its key comes from in the rows so far.
+struct JoinLookup {
+    left: usize,
+    rows_by_key: HashMap<Vec<u8>, Vec<Row>>,
+    width: usize,
+}
+
 fn table_rows(
     snapshot: &Snapshot,
     schema: &TableSchema,
@@ -118,7 +125,7 @@ pub fn execute_join(
     let columns = check_query(&combined, query)?;
 
     // Each join table, hashed on its join column.
-    let mut lookups: Vec<(usize, HashMap<Vec<u8>, Vec<Row>>, usize)> = Vec::new();
+    let mut lookups: Vec<JoinLookup> = Vec::new();
     let mut width = base.columns.len();
     for ((spec, schema), alias) in query.joins.iter().zip(joined).zip(aliases.iter().skip(1)) {
         let left = resolve(&combined, &spec.left_column, &base_alias)?;
@@ -147,13 +154,18 @@ pub fn execute_join(
                     .push(row);
             }
         }
-        lookups.push((left, map, schema.columns.len()));
+        lookups.push(JoinLookup {
+            left,
+            rows_by_key: map,
+            width: schema.columns.len(),
+        });
         width += schema.columns.len();
     }
 
     let mut rows: Vec<Row> = table_rows(snapshot, base, request.max_scan_rows)?;
     let examined = rows.len();
-    for ((left, map, join_width), spec) in lookups.iter().zip(&query.joins) {
+    for (lookup, spec) in lookups.iter().zip(&query.joins) {
+        let (left, map, join_width) = (&lookup.left, &lookup.rows_by_key, &lookup.width);
         let mut next = Vec::with_capacity(rows.len());
         for row in rows {
             let value = row.values.get(*left).cloned().unwrap_or(Value::Null);
