@@ -25,6 +25,9 @@ use crate::commit::apply::{apply, counter_shard_key, Applied, Limits};
 use crate::commit::envelope::{apply_envelope, EnvelopeOutcome};
 use crate::commit::kv::KvEntry;
 use crate::commit::tables::RowLimits;
+use crate::commit::validation::{
+    KvU256MutatorOp, KvU64MissingPolicy, KvU64MutatorOp, KvU64OverflowPolicy, KvU64UnderflowPolicy,
+};
 use crate::commit::{
     ActionCommitOutcome, ActionCommitResult, ActionEnvelopeRequest, CommitResult,
     IdempotencyOutcome, Mutation, TransactionEnvelope, WriteIntent,
@@ -522,6 +525,19 @@ impl AedbInstance {
             ConsistencyMode::AtSeq(c.snapshot_seq)
         });
         let snapshot = self.snapshot_for(consistency)?;
+        self.query_on(&snapshot, project_id, scope_id, query, cursor)
+    }
+
+    /// One page of `query` on a given snapshot, continuing after `cursor`.
+    fn query_on(
+        &self,
+        snapshot: &Snapshot,
+        project_id: &str,
+        scope_id: &str,
+        query: Query,
+        cursor: Option<PageCursor>,
+    ) -> std::result::Result<QueryResult, QueryError> {
+        let snapshot = snapshot.clone();
         let (schema, existed) = self.schema_at(&snapshot, project_id, scope_id, &query.table)?;
         let page_size = cursor
             .as_ref()
@@ -569,6 +585,17 @@ impl AedbInstance {
             cursor,
             snapshot_seq: snapshot.seq(),
             materialized_seq: None,
+        })
+    }
+
+    /// Pin a snapshot for several reads that must agree with each other.
+    pub async fn begin_read_tx(
+        &self,
+        consistency: ConsistencyMode,
+    ) -> std::result::Result<ReadTx<'_>, QueryError> {
+        Ok(ReadTx {
+            instance: self,
+            snapshot: self.snapshot_for(consistency)?,
         })
     }
 
@@ -643,6 +670,156 @@ impl AedbInstance {
             shard_hint,
         })
         .await
+    }
+
+    pub async fn kv_inc_u256(
+        &self,
+        project_id: &str,
+        scope_id: &str,
+        key: Vec<u8>,
+        amount_be: [u8; 32],
+    ) -> Result<CommitResult> {
+        let (project_id, scope_id) = (project_id.into(), scope_id.into());
+        self.commit(Mutation::KvIncU256 {
+            project_id,
+            scope_id,
+            key,
+            amount_be,
+        })
+        .await
+    }
+
+    /// Fails with `Underflow` when the amount exceeds the value (a missing key is 0).
+    pub async fn kv_dec_u256(
+        &self,
+        project_id: &str,
+        scope_id: &str,
+        key: Vec<u8>,
+        amount_be: [u8; 32],
+    ) -> Result<CommitResult> {
+        let (project_id, scope_id) = (project_id.into(), scope_id.into());
+        self.commit(Mutation::KvDecU256 {
+            project_id,
+            scope_id,
+            key,
+            amount_be,
+        })
+        .await
+    }
+
+    pub async fn kv_add_u64_ex(
+        &self,
+        project_id: &str,
+        scope_id: &str,
+        key: Vec<u8>,
+        amount_be: [u8; 8],
+        on_missing: KvU64MissingPolicy,
+        on_overflow: KvU64OverflowPolicy,
+    ) -> Result<CommitResult> {
+        let (project_id, scope_id) = (project_id.into(), scope_id.into());
+        self.commit(Mutation::KvAddU64Ex {
+            project_id,
+            scope_id,
+            key,
+            amount_be,
+            on_missing,
+            on_overflow,
+        })
+        .await
+    }
+
+    pub async fn kv_sub_u64_ex(
+        &self,
+        project_id: &str,
+        scope_id: &str,
+        key: Vec<u8>,
+        amount_be: [u8; 8],
+        on_missing: KvU64MissingPolicy,
+        on_underflow: KvU64UnderflowPolicy,
+    ) -> Result<CommitResult> {
+        let (project_id, scope_id) = (project_id.into(), scope_id.into());
+        self.commit(Mutation::KvSubU64Ex {
+            project_id,
+            scope_id,
+            key,
+            amount_be,
+            on_missing,
+            on_underflow,
+        })
+        .await
+    }
+
+    /// Set, add or subtract; with `expected_seq`, only if the key's version still equals it.
+    pub async fn kv_mutate_u64(
+        &self,
+        project_id: &str,
+        scope_id: &str,
+        key: Vec<u8>,
+        op: KvU64MutatorOp,
+        operand_be: [u8; 8],
+        expected_seq: Option<u64>,
+    ) -> Result<CommitResult> {
+        let (project_id, scope_id) = (project_id.into(), scope_id.into());
+        self.commit(Mutation::KvMutateU64 {
+            project_id,
+            scope_id,
+            key,
+            op,
+            operand_be,
+            expected_seq,
+        })
+        .await
+    }
+
+    pub async fn kv_mutate_u256(
+        &self,
+        project_id: &str,
+        scope_id: &str,
+        key: Vec<u8>,
+        op: KvU256MutatorOp,
+        operand_be: [u8; 32],
+        expected_seq: Option<u64>,
+    ) -> Result<CommitResult> {
+        let (project_id, scope_id) = (project_id.into(), scope_id.into());
+        self.commit(Mutation::KvMutateU256 {
+            project_id,
+            scope_id,
+            key,
+            op,
+            operand_be,
+            expected_seq,
+        })
+        .await
+    }
+
+    /// Set `key` to `value` only if its version (0: missing) is `expected_seq`; otherwise
+    /// `AssertionFailed` and nothing is written.
+    pub async fn kv_compare_and_swap(
+        &self,
+        project_id: &str,
+        scope_id: &str,
+        key: Vec<u8>,
+        value: Vec<u8>,
+        expected_seq: u64,
+    ) -> Result<CommitResult> {
+        let envelope = TransactionEnvelope {
+            assertions: vec![crate::commit::ReadAssertion::KeyVersion {
+                project_id: project_id.into(),
+                scope_id: scope_id.into(),
+                key: key.clone(),
+                expected_seq,
+            }],
+            write_intent: WriteIntent {
+                mutations: vec![Mutation::KvSet {
+                    project_id: project_id.into(),
+                    scope_id: scope_id.into(),
+                    key,
+                    value,
+                }],
+            },
+            ..TransactionEnvelope::default()
+        };
+        self.commit_envelope(envelope).await
     }
 
     /// Sum of the shards of a sharded counter (read with the shard count it was written with).
@@ -845,4 +1022,48 @@ impl AedbInstance {
 /// The encoded primary key of a tuple (for callers building keys, e.g. tests and tools).
 pub fn encode_primary_key(values: &[aedb_catalog::types::Value]) -> Vec<u8> {
     encode_key(values)
+}
+
+/// A pinned snapshot: every read through it sees the same version, however many commits
+/// happen meanwhile.
+pub struct ReadTx<'a> {
+    instance: &'a AedbInstance,
+    snapshot: Snapshot,
+}
+
+impl ReadTx<'_> {
+    /// The commit sequence of the pinned version.
+    pub fn snapshot_seq(&self) -> u64 {
+        self.snapshot.seq()
+    }
+
+    /// One page of `query` at the pinned version (`cursor` from an earlier page continues it).
+    pub async fn query(
+        &self,
+        project_id: &str,
+        scope_id: &str,
+        query: Query,
+        cursor: Option<String>,
+    ) -> std::result::Result<QueryResult, QueryError> {
+        let cursor = cursor
+            .as_deref()
+            .map(|c| self.instance.cursors.decode(c))
+            .transpose()?;
+        self.instance
+            .query_on(&self.snapshot, project_id, scope_id, query, cursor)
+    }
+
+    pub async fn kv_get(
+        &self,
+        project_id: &str,
+        scope_id: &str,
+        key: &[u8],
+    ) -> std::result::Result<Option<KvEntry>, QueryError> {
+        match self.snapshot.get(&kv_tree(project_id, scope_id), key)? {
+            Some(bytes) => KvEntry::decode(&bytes)
+                .map(Some)
+                .map_err(|e| QueryError::InternalError(e.to_string())),
+            None => Ok(None),
+        }
+    }
 }

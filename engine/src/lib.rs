@@ -31,6 +31,7 @@ pub use engine::{CommitOutcome, Engine, LoggedTxn, RecoveryReport};
 pub use error::AedbError;
 pub use instance::{
     encode_primary_key, AedbInstance, CallerContext, KvScanResult, PreflightResult, ProjectInfo,
+    ReadTx,
 };
 
 /// When a commit call returns.

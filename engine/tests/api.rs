@@ -1010,7 +1010,7 @@ async fn kv_operations() -> TestResult {
             expected_seq: Some(version + 1)
         })
         .await,
-        Err(AedbError::Conflict(_))
+        Err(AedbError::AssertionFailed { .. })
     ));
     db.commit(Mutation::KvMutateU256 {
         project_id: "p".into(),

@@ -806,9 +806,12 @@ fn check_version(entry: Option<&KvEntry>, expected: Option<u64>) -> Result<()> {
     if let Some(expected) = expected {
         let actual = entry.map_or(0, |e| e.version);
         if actual != expected {
-            return Err(AedbError::Conflict(format!(
-                "key version is {actual}, expected {expected}"
-            )));
+            // As the original: a failed compare-and-swap is a failed KeyVersion assertion.
+            return Err(AedbError::AssertionFailed {
+                index: 0,
+                assertion: format!("KeyVersion(expected_seq: {expected})"),
+                actual: format!("Version({actual})"),
+            });
         }
     }
     Ok(())
