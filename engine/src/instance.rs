@@ -60,6 +60,18 @@ pub enum PreflightResult {
     Err { reason: String },
 }
 
+/// Advisory plan of a mutation: whether it would apply now, and what it would touch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PreflightPlan {
+    pub valid: bool,
+    /// The version the plan was made against.
+    pub base_seq: u64,
+    pub estimated_affected_rows: u64,
+    pub errors: Vec<String>,
+    /// (B+tree, key) pairs the mutation would write or delete.
+    pub touched_keys: Vec<(String, Vec<u8>)>,
+}
+
 /// A page of a KV scan.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KvScanResult {
@@ -283,6 +295,35 @@ impl AedbInstance {
             },
             Err(err) => PreflightResult::Err {
                 reason: err.to_string(),
+            },
+        }
+    }
+
+    /// Plan a mutation against the latest state without committing it (advisory).
+    pub async fn preflight_plan(&self, mutation: Mutation) -> PreflightPlan {
+        let limits = self.limits();
+        let base_seq = self.engine.visible_head_seq();
+        let planned = self
+            .engine
+            .dry_run(move |txn| {
+                let applied = apply(txn, &mutation, &limits)?;
+                Ok((applied.affected_rows, txn.touched()))
+            })
+            .await;
+        match planned {
+            Ok((affected, touched_keys)) => PreflightPlan {
+                valid: true,
+                base_seq,
+                estimated_affected_rows: affected,
+                errors: Vec::new(),
+                touched_keys,
+            },
+            Err(err) => PreflightPlan {
+                valid: false,
+                base_seq,
+                estimated_affected_rows: 0,
+                errors: vec![err.to_string()],
+                touched_keys: Vec::new(),
             },
         }
     }

@@ -30,8 +30,8 @@ pub use aedb_wal as wal;
 pub use engine::{CommitOutcome, Engine, LoggedTxn, RecoveryReport};
 pub use error::AedbError;
 pub use instance::{
-    encode_primary_key, AedbInstance, CallerContext, KvScanResult, PreflightResult, ProjectInfo,
-    ReadTx,
+    encode_primary_key, AedbInstance, CallerContext, KvScanResult, PreflightPlan, PreflightResult,
+    ProjectInfo, ReadTx,
 };
 
 /// When a commit call returns.

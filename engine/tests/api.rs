@@ -1370,3 +1370,115 @@ async fn inner_and_left_joins() -> TestResult {
     ));
     Ok(())
 }
+
+#[tokio::test]
+async fn upsert_on_conflict_with_a_unique_index() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let db = with_people(dir.path(), 3).await;
+    db.commit(Mutation::Ddl(DdlOperation::CreateIndex {
+        project_id: "p".into(),
+        scope_id: "app".into(),
+        table_name: "people".into(),
+        index_name: "by_name".into(),
+        if_not_exists: false,
+        columns: vec!["name".into()],
+        index_type: IndexType::UniqueHash,
+        partial_filter: None,
+    }))
+    .await?;
+    let upsert =
+        |row: Row, target: ConflictTarget, action: ConflictAction| Mutation::UpsertOnConflict {
+            project_id: "p".into(),
+            scope_id: "app".into(),
+            table_name: "people".into(),
+            row,
+            conflict_target: target,
+            conflict_action: action,
+        };
+    // Row 9 proposes the name of row 2: the conflict is on the index, row 2 is updated.
+    db.commit(upsert(
+        person(9, "n002", Some(70)),
+        ConflictTarget::Index("by_name".into()),
+        ConflictAction::DoUpdate(vec![("age".into(), Value::Integer(70))]),
+    ))
+    .await?;
+    db.commit(upsert(
+        person(8, "n003", Some(80)),
+        ConflictTarget::Columns(vec!["name".into()]),
+        ConflictAction::DoMerge,
+    ))
+    .await?;
+    db.commit(upsert(
+        person(7, "n001", Some(1)),
+        ConflictTarget::Index("by_name".into()),
+        ConflictAction::DoNothing,
+    ))
+    .await?;
+    db.commit(upsert(
+        person(6, "fresh", Some(6)),
+        ConflictTarget::Index("by_name".into()),
+        ConflictAction::DoNothing,
+    ))
+    .await?;
+    let rows = db
+        .query(
+            "p",
+            "app",
+            Query::select(&["id", "name", "age"]).from("people"),
+        )
+        .await?
+        .rows;
+    let expect = |id: i64, name: &str, age: i64| {
+        Row::from_values(vec![
+            Value::Integer(id),
+            Value::Text(name.into()),
+            Value::Integer(age),
+        ])
+    };
+    assert_eq!(
+        rows,
+        vec![
+            expect(1, "n001", 1),
+            expect(2, "n002", 70),
+            expect(3, "n003", 80),
+            expect(6, "fresh", 6)
+        ]
+    );
+    assert!(matches!(
+        db.commit(upsert(
+            person(5, "x", None),
+            ConflictTarget::Columns(vec!["age".into()]),
+            ConflictAction::DoNothing
+        ))
+        .await,
+        Err(AedbError::Validation(_))
+    ));
+    Ok(())
+}
+
+#[tokio::test]
+async fn preflight_plan_lists_touched_keys_and_commits_nothing() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let db = with_people(dir.path(), 2).await;
+    let head = db.engine().visible_head_seq();
+    let plan = db.preflight_plan(insert(5, "five", None)).await;
+    assert!(plan.valid, "{plan:?}");
+    assert_eq!(plan.estimated_affected_rows, 1);
+    assert_eq!(plan.base_seq, head);
+    assert_eq!(plan.touched_keys.len(), 1);
+    assert_eq!(
+        plan.touched_keys[0].1,
+        aedb::encode_primary_key(&[Value::Integer(5)])
+    );
+    let invalid = db.preflight_plan(insert(1, "dup", None)).await;
+    assert!(
+        !invalid.valid && invalid.errors[0].contains("duplicate"),
+        "{invalid:?}"
+    );
+    assert_eq!(db.engine().visible_head_seq(), head);
+    assert_eq!(
+        ids(&db, Query::select(&["*"]).from("people")).await?,
+        vec![1, 2]
+    );
+    Ok(())
+}

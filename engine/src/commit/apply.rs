@@ -574,6 +574,28 @@ fn put_row(
     write_row(txn, schema, &pk, old.as_ref(), &row)
 }
 
+/// The unique index a conflict target names (by name, or by its exact columns).
+fn conflict_index<'s>(
+    schema: &'s TableSchema,
+    target: &ConflictTarget,
+) -> Result<&'s aedb_catalog::schema::IndexDef> {
+    let found = match target {
+        ConflictTarget::Index(name) => schema.index(name),
+        ConflictTarget::Columns(columns) => schema
+            .indexes
+            .iter()
+            .find(|i| i.index_type.is_unique() && &i.columns == columns),
+        ConflictTarget::PrimaryKey => None,
+    };
+    match found {
+        Some(def) if def.index_type.is_unique() => Ok(def),
+        _ => Err(AedbError::Validation(format!(
+            "conflict target {target:?} must be the primary key or a UniqueHash index of {}",
+            schema.table_name
+        ))),
+    }
+}
+
 fn column_of(schema: &TableSchema, name: &str) -> Result<usize> {
     schema
         .column_index(name)
@@ -597,10 +619,16 @@ fn upsert_on_conflict(
             let pk = row_key(schema, &row, None)?;
             read_row(txn, schema, &pk)?.map(|old| (pk, old))
         }
+        ConflictTarget::Columns(columns) if *columns == schema.primary_key => {
+            let pk = row_key(schema, &row, None)?;
+            read_row(txn, schema, &pk)?.map(|old| (pk, old))
+        }
         ConflictTarget::Index(_) | ConflictTarget::Columns(_) => {
-            return Err(AedbError::Unsupported(
-                "conflict targets other than the primary key".into(),
-            ));
+            let def = conflict_index(schema, target)?;
+            match super::tables::unique_holder(txn, schema, def, &row)? {
+                Some(pk) => read_row(txn, schema, &pk)?.map(|old| (pk, old)),
+                None => None,
+            }
         }
     };
     let Some((pk, old)) = existing else {
@@ -611,8 +639,11 @@ fn upsert_on_conflict(
     match action {
         ConflictAction::DoNothing => return Ok(()),
         ConflictAction::DoMerge => {
+            // The existing row keeps its key (the proposed one may differ on a unique-index
+            // conflict).
+            let key_columns = schema.pk_positions();
             for (i, value) in row.values.iter().enumerate() {
-                if !value.is_null() {
+                if !value.is_null() && !key_columns.contains(&i) {
                     merged.values[i] = value.clone();
                 }
             }

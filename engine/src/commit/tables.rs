@@ -193,6 +193,29 @@ fn check_unique(
     Ok(())
 }
 
+/// The primary key of the row holding `row`'s values in unique index `def`, if any.
+pub fn unique_holder(
+    txn: &mut LoggedTxn,
+    schema: &TableSchema,
+    def: &IndexDef,
+    row: &Row,
+) -> Result<Option<Vec<u8>>> {
+    let Some(entry) = index_entry(schema, def, row, &[]) else {
+        return Ok(None);
+    };
+    let end = prefix_end(&entry);
+    let upper = match &end {
+        Some(e) => Bound::Excluded(e.as_slice()),
+        None => Bound::Unbounded,
+    };
+    let tree = index_tree(schema.table_id, &def.index_name);
+    let first = txn
+        .range(&tree, Bound::Included(&entry), upper, false)?
+        .next()
+        .transpose()?;
+    Ok(first.map(|(key, _)| key[entry.len()..].to_vec()))
+}
+
 pub fn read_row(txn: &mut LoggedTxn, schema: &TableSchema, pk: &[u8]) -> Result<Option<Row>> {
     match txn.get(&table_tree(schema.table_id), pk)? {
         Some(bytes) => Ok(Some(schema.from_stored(
