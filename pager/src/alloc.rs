@@ -195,18 +195,22 @@ impl Allocator {
 
     /// Move pending pages that no pinned snapshot (all are at `oldest_pinned_seq` or newer) and
     /// no durable checkpoint can reach into the free set.
-    pub fn reclaim(&mut self, oldest_pinned_seq: u64) {
+    /// Returns the pages that became free (their cached frames are garbage now).
+    pub fn reclaim(&mut self, oldest_pinned_seq: u64) -> Vec<PageId> {
         // Entries are not ordered by generation (fresh pages need none), so test each.
         let durable = self.durable_generation;
         let mut kept = VecDeque::with_capacity(self.pending.len());
+        let mut freed = Vec::new();
         for entry in self.pending.drain(..) {
             if entry.freed_at_seq <= oldest_pinned_seq && entry.safe_generation <= durable {
+                freed.extend_from_slice(&entry.pages);
                 self.free.extend(entry.pages);
             } else {
                 kept.push_back(entry);
             }
         }
         self.pending = kept;
+        freed
     }
 
     /// For a checkpoint of the latest version (no transaction running): allocate and fill the

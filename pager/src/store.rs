@@ -298,7 +298,10 @@ impl PageStore {
                 .copied()
                 .unwrap_or(head.seq)
                 .min(head.seq);
-            writer.alloc.reclaim(oldest);
+            // Frames of reclaimed pages are garbage: drop them rather than ever write them back.
+            for id in writer.alloc.reclaim(oldest) {
+                self.inner.pool.discard(id);
+            }
             head
         };
         Ok(WriteTxn {
