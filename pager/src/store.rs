@@ -613,9 +613,15 @@ impl Snapshot {
         let Some(bytes) = btree::get(self.pool(), self.root(), name.as_bytes())? else {
             return Ok(None);
         };
+        let record = TreeRecord::decode(&bytes, self.root())?;
+        let root_page = match record.root {
+            0 => None,
+            root => Some(self.pool().get(root)?),
+        };
         Ok(Some(TreeView {
             snapshot: self.clone(),
-            record: TreeRecord::decode(&bytes, self.root())?,
+            record,
+            root_page,
         }))
     }
 
@@ -650,6 +656,8 @@ impl Snapshot {
 pub struct TreeView {
     snapshot: Snapshot,
     record: TreeRecord,
+    /// The root page, pinned for the view's life (None for an empty tree).
+    root_page: Option<crate::pool::PageRef>,
 }
 
 impl TreeView {
@@ -666,7 +674,10 @@ impl TreeView {
     }
 
     pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        btree::get(self.snapshot.pool(), self.record.root, key)
+        match &self.root_page {
+            Some(root) => btree::get_from(self.snapshot.pool(), root, key),
+            None => Ok(None),
+        }
     }
 
     /// Entries within the bounds, in key order (or reverse order).

@@ -216,12 +216,19 @@ fn depth_error(page: PageId) -> PagerError {
 
 /// Look `key` up in the tree rooted at `root`.
 pub fn get(pool: &BufferPool, root: PageId, key: &[u8]) -> Result<Option<Vec<u8>>> {
-    let mut id = root;
-    if id == 0 {
+    if root == 0 {
         return Ok(None);
     }
+    get_from(pool, &pool.get(root)?, key)
+}
+
+/// Look `key` up starting at an already pinned root (a `TreeView` keeps its root pinned, so a
+/// point read skips one page-table lookup and the root's shared reference count).
+pub fn get_from(pool: &BufferPool, root: &PageRef, key: &[u8]) -> Result<Option<Vec<u8>>> {
+    let mut pinned: Option<PageRef> = None;
+    let mut id = root.id();
     for _ in 0..MAX_DEPTH {
-        let page = pool.get(id)?;
+        let page = pinned.as_ref().unwrap_or(root);
         let buf = page.read();
         let node = NodeRef::new(&buf, id)?;
         if node.is_leaf() {
@@ -231,8 +238,10 @@ pub fn get(pool: &BufferPool, root: PageId, key: &[u8]) -> Result<Option<Vec<u8>
             };
         }
         id = node.child(node.child_index(key)?)?;
+        drop(buf);
+        pinned = Some(pool.get(id)?);
     }
-    Err(depth_error(root))
+    Err(depth_error(root.id()))
 }
 
 /// Number of entries with keys below `bound` (`Included(k)`: ≤ k; `Excluded(k)`: < k).
