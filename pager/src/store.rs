@@ -953,6 +953,19 @@ impl WriteTxn {
         Ok(self.seq)
     }
 
+    /// Publish as version `seq` (at least `seq()`). Recovery redoes many logged commits in one
+    /// transaction and publishes the last one's sequence.
+    pub fn commit_as(mut self, seq: u64) -> Result<u64> {
+        if seq < self.seq {
+            return Err(PagerError::InvalidConfig(format!(
+                "cannot publish version {seq} before {}",
+                self.seq
+            )));
+        }
+        self.seq = seq;
+        self.commit()
+    }
+
     /// Discard every change (the same as dropping the transaction).
     pub fn abort(self) {}
 }

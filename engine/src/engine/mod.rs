@@ -432,6 +432,9 @@ fn redo_log(
 ) -> Result<(aedb_wal::ScanOutcome, RecoveryReport)> {
     let meta = store.durable_meta();
     let integrity = integrity(config);
+    // Many logged commits are redone in one write transaction, published as the last one's
+    // version: far fewer catalog updates and publications than one per frame.
+    let mut batch = RedoBatch::new(store.head().seq);
     let outcome = scan(
         &**vfs,
         &dir.join(WAL_DIR),
@@ -439,10 +442,12 @@ fn redo_log(
         &integrity,
         config.recovery_mode,
         |header, payload| {
-            redo(store, header.seq, payload)
+            batch
+                .apply(store, header.seq, payload)
                 .map_err(|e| WalError::BadRecord(format!("redo of LSN {}: {e}", header.lsn)))
         },
     )?;
+    batch.finish()?;
     let report = RecoveryReport {
         checkpoint_seq: meta.seq,
         frames_replayed: outcome.frames_replayed,
@@ -494,29 +499,66 @@ fn recover(
     Ok((wal, report))
 }
 
-fn redo(store: &PageStore, seq: u64, payload: &[u8]) -> Result<()> {
-    let ops = decode_record(payload)?;
-    let mut txn = store.begin_write()?;
-    if txn.seq() != seq {
-        return Err(AedbError::Corruption(format!(
-            "frame of commit {seq} where commit {} was due",
-            txn.seq()
-        )));
-    }
-    for op in ops {
-        match op {
-            WalOp::Put { tree, key, value } => {
-                txn.insert(&tree, &key, &value)?;
-            }
-            WalOp::Delete { tree, key } => {
-                txn.remove(&tree, &key)?;
-            }
-            WalOp::CreateTree { tree } => txn.create_tree(&tree)?,
-            WalOp::DropTree { tree } => {
-                txn.drop_tree(&tree)?;
-            }
+/// Frames redone per write transaction at recovery.
+const REDO_BATCH_FRAMES: u64 = 4096;
+
+/// The write transaction recovery redoes frames into.
+struct RedoBatch {
+    txn: Option<aedb_pager::WriteTxn>,
+    frames: u64,
+    last_seq: u64,
+}
+
+impl RedoBatch {
+    fn new(head_seq: u64) -> Self {
+        RedoBatch {
+            txn: None,
+            frames: 0,
+            last_seq: head_seq,
         }
     }
-    txn.commit()?;
-    Ok(())
+
+    fn apply(&mut self, store: &PageStore, seq: u64, payload: &[u8]) -> Result<()> {
+        if seq != self.last_seq + 1 {
+            return Err(AedbError::Corruption(format!(
+                "frame of commit {seq} where commit {} was due",
+                self.last_seq + 1
+            )));
+        }
+        let ops = decode_record(payload)?;
+        if self.txn.is_none() {
+            self.txn = Some(store.begin_write()?);
+        }
+        let Some(txn) = self.txn.as_mut() else {
+            return Err(AedbError::Closed);
+        };
+        for op in ops {
+            match op {
+                WalOp::Put { tree, key, value } => {
+                    txn.insert(&tree, &key, &value)?;
+                }
+                WalOp::Delete { tree, key } => {
+                    txn.remove(&tree, &key)?;
+                }
+                WalOp::CreateTree { tree } => txn.create_tree(&tree)?,
+                WalOp::DropTree { tree } => {
+                    txn.drop_tree(&tree)?;
+                }
+            }
+        }
+        self.last_seq = seq;
+        self.frames += 1;
+        if self.frames.is_multiple_of(REDO_BATCH_FRAMES) {
+            self.finish()?;
+        }
+        Ok(())
+    }
+
+    /// Publish what was redone so far as the last redone commit's version.
+    fn finish(&mut self) -> Result<()> {
+        if let Some(txn) = self.txn.take() {
+            txn.commit_as(self.last_seq)?;
+        }
+        Ok(())
+    }
 }
