@@ -144,6 +144,53 @@ fn conformance(vfs: Arc<dyn Vfs>, dir: &Path) {
         "canceled write must not land"
     );
 
+    // submit_now runs a batch on the calling thread with the same contract: a write then its
+    // sync, and a failing op canceling the rest.
+    let done = all_ok(file.submit_now(vec![
+        IoOp::Write {
+            offset: 5 * 4096,
+            buf: pattern(4096, 55),
+        },
+        IoOp::Sync,
+    ]))
+    .expect("write+sync now");
+    assert_eq!(done.len(), 2);
+    assert_eq!(
+        &read(&*vfs, &path, 5 * 4096, 4096).expect("read")[..],
+        &pattern(4096, 55)[..]
+    );
+    let results = file.submit_now(vec![
+        IoOp::Read {
+            offset: 64 * 4096,
+            buf: AlignedBuf::zeroed(4096),
+        },
+        IoOp::Write {
+            offset: 6 * 4096,
+            buf: pattern(4096, 66),
+        },
+        IoOp::Sync,
+    ]);
+    assert!(results[0].is_err());
+    for r in &results[1..] {
+        assert_eq!(
+            r.as_ref().map(|_| ()).unwrap_err().kind,
+            IoErrorKind::Canceled
+        );
+    }
+    assert_eq!(
+        &read(&*vfs, &path, 6 * 4096, 4096).expect("read")[..],
+        &pattern(4096, 6)[..],
+        "canceled write must not land"
+    );
+    all_ok(submit_wait(
+        &*file,
+        vec![IoOp::Write {
+            offset: 5 * 4096,
+            buf: pattern(4096, 5),
+        }],
+    ))
+    .expect("restore");
+
     // read_now reads on the calling thread, with the same checks.
     let now = file
         .read_now(7 * 4096, AlignedBuf::zeroed(4096))

@@ -193,7 +193,7 @@ impl WalWriter {
         if ops.is_empty() {
             return Ok(());
         }
-        all_ok(submit_wait(&*self.file, ops))?;
+        all_ok(self.file.submit_now(ops))?;
         self.offset += self.pending.len() as u64;
         self.pending.clear();
         self.written_lsn = last;

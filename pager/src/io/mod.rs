@@ -173,6 +173,11 @@ pub trait IoFile: Send + Sync {
     /// before it can go on; sending it through the ring thread only adds a thread hop (measured:
     /// about half of a cold read's time was wakeups), so the OS backends `pread` here.
     fn read_now(&self, offset: u64, buf: AlignedBuf) -> Result<AlignedBuf, IoError>;
+
+    /// Run a batch on the calling thread and return its results (the contract of `submit`).
+    /// The WAL's append + fsync uses it: io_uring links the write and the fsync in one
+    /// submission on a small ring private to the calling thread, so no other thread is woken.
+    fn submit_now(&self, ops: Vec<IoOp>) -> Vec<IoResult>;
 }
 
 /// Which backend a [`Vfs`] uses.

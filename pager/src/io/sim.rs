@@ -485,6 +485,16 @@ impl IoFile for SimFileHandle {
         done(results)
     }
 
+    fn submit_now(&self, ops: Vec<IoOp>) -> Vec<IoResult> {
+        let mut state = self.state.lock();
+        run_in_order(ops, |op| {
+            if self.read_only && op.kind() != OpKind::Read {
+                return Err(IoError::os(op.kind(), op.offset(), libc::EBADF));
+            }
+            state.exec(&self.path, op)
+        })
+    }
+
     fn read_now(&self, offset: u64, buf: super::AlignedBuf) -> Result<super::AlignedBuf, IoError> {
         let result = self
             .state

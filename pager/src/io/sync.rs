@@ -53,6 +53,9 @@ impl IoFile for SyncFile {
     fn read_now(&self, offset: u64, buf: AlignedBuf) -> Result<AlignedBuf, IoError> {
         pread_now(&self.file, offset, buf)
     }
+    fn submit_now(&self, ops: Vec<IoOp>) -> Vec<IoResult> {
+        run_in_order(ops, |op| exec_blocking(&self.file, op))
+    }
 }
 
 /// One blocking pread of a whole buffer.

@@ -143,6 +143,104 @@ impl IoFile for UringFile {
     fn read_now(&self, offset: u64, buf: super::AlignedBuf) -> Result<super::AlignedBuf, IoError> {
         super::sync::pread_now(&self.file, offset, buf)
     }
+
+    fn submit_now(&self, ops: Vec<IoOp>) -> Vec<IoResult> {
+        let linkable = ops.len() <= LOCAL_RING_ENTRIES as usize
+            && ops.iter().all(|op| !matches!(op, IoOp::Grow { .. }));
+        if linkable {
+            if let Some(results) =
+                LOCAL_RING.with(|ring| run_linked(&mut ring.borrow_mut(), &self.file, &ops))
+            {
+                return results
+                    .into_iter()
+                    .zip(ops)
+                    .map(|(res, op)| complete_or_cancel(op, res))
+                    .collect();
+            }
+        }
+        super::submit_wait(self, ops)
+    }
+}
+
+/// Entries of the small ring each thread that calls `submit_now` owns.
+const LOCAL_RING_ENTRIES: u32 = 8;
+
+thread_local! {
+    static LOCAL_RING: std::cell::RefCell<LocalRing> = const { std::cell::RefCell::new(LocalRing::Untried) };
+}
+
+enum LocalRing {
+    Untried,
+    Ready(Box<IoUring>),
+    Unavailable,
+}
+
+/// Submit `ops` linked (IOSQE_IO_LINK: each starts only after the previous one succeeded; after
+/// a failure or short transfer the rest complete with -ECANCELED) and wait for all of them on
+/// this thread. None when this thread cannot have a ring (the caller falls back).
+fn run_linked(slot: &mut LocalRing, file: &File, ops: &[IoOp]) -> Option<Vec<i32>> {
+    if matches!(slot, LocalRing::Untried) {
+        *slot = match IoUring::new(LOCAL_RING_ENTRIES) {
+            Ok(ring) => LocalRing::Ready(Box::new(ring)),
+            Err(_) => LocalRing::Unavailable,
+        };
+    }
+    let LocalRing::Ready(ring) = slot else {
+        return None;
+    };
+    let fd = types::Fd(file.as_raw_fd());
+    for (i, op) in ops.iter().enumerate() {
+        let entry = match op {
+            IoOp::Read { offset, buf } => {
+                opcode::Read::new(fd, buf.as_ptr() as *mut u8, u32::try_from(buf.len()).ok()?)
+                    .offset(*offset)
+                    .build()
+            }
+            IoOp::Write { offset, buf } => {
+                opcode::Write::new(fd, buf.as_ptr(), u32::try_from(buf.len()).ok()?)
+                    .offset(*offset)
+                    .build()
+            }
+            IoOp::Sync => opcode::Fsync::new(fd)
+                .flags(types::FsyncFlags::DATASYNC)
+                .build(),
+            IoOp::Grow { .. } => return None,
+        };
+        let mut entry = entry.user_data(i as u64);
+        if i + 1 < ops.len() {
+            entry = entry.flags(io_uring::squeue::Flags::IO_LINK);
+        }
+        // SAFETY: every buffer lives in `ops`, which the caller keeps until this returns, and
+        // this function waits for every completion before returning.
+        if unsafe { ring.submission().push(&entry) }.is_err() {
+            return None;
+        }
+    }
+    let mut results = vec![-libc::ECANCELED; ops.len()];
+    let mut seen = 0;
+    while seen < ops.len() {
+        if let Err(err) = ring.submit_and_wait(ops.len() - seen) {
+            if err.raw_os_error() != Some(libc::EINTR) {
+                // The entries are in the kernel's hands: wait them out before failing.
+                tracing::error!(error = %err, "io_uring_enter failed on a thread ring");
+            }
+        }
+        for cqe in ring.completion() {
+            if let Some(slot) = results.get_mut(cqe.user_data() as usize) {
+                *slot = cqe.result();
+                seen += 1;
+            }
+        }
+    }
+    Some(results)
+}
+
+/// Turn a raw completion into the op's result (a canceled link becomes `Canceled`).
+fn complete_or_cancel(op: IoOp, res: i32) -> IoResult {
+    if res == -libc::ECANCELED {
+        return Err(op.canceled());
+    }
+    complete_op(op, res)
 }
 
 /// A batch in flight on the ring thread.
