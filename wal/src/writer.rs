@@ -9,7 +9,7 @@ use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use aedb_pager::io::{all_ok, submit_wait, AlignedBuf, IoFile, IoOp, OpenOptions, Vfs};
+use aedb_pager::io::{all_ok, AlignedBuf, IoFile, IoOp, OpenOptions, Vfs};
 
 use crate::error::{Result, WalError};
 use crate::frame::{self, FrameHeader, Integrity, MAX_PAYLOAD_BYTES};
