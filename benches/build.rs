@@ -1,5 +1,6 @@
-//! Records which aedb source the binary was built from (commit, and whether pager/ had local
-//! changes), so a printed table names the code it measured even when the tree moved on since.
+//! Records which aedb source the binary was built from (commit, and which of the crates it
+//! links had local changes), so a printed table names the code it measured even when the tree
+//! moved on since.
 
 use std::process::Command;
 
@@ -16,16 +17,37 @@ fn git(args: &[&str]) -> Option<String> {
 }
 
 fn main() {
-    for path in ["../pager", "../.git/HEAD", "../.git/refs/heads"] {
+    const CRATES: [&str; 5] = ["pager", "wal", "catalog", "query", "engine"];
+    for path in [
+        "../pager",
+        "../wal",
+        "../catalog",
+        "../query",
+        "../engine",
+        "../.git/HEAD",
+        "../.git/refs/heads",
+    ] {
         println!("cargo:rerun-if-changed={path}");
     }
     let source = match git(&["rev-parse", "--short", "HEAD"]) {
-        Some(commit) => match git(&["status", "--porcelain", "--", "pager"]) {
-            Some(changes) if !changes.is_empty() => {
-                format!("commit {commit} + uncommitted changes in pager/")
+        Some(commit) => {
+            let changed: Vec<String> = CRATES
+                .iter()
+                .filter(|dir| {
+                    git(&["status", "--porcelain", "--", dir])
+                        .is_some_and(|changes| !changes.is_empty())
+                })
+                .map(|dir| format!("{dir}/"))
+                .collect();
+            if changed.is_empty() {
+                format!("commit {commit}")
+            } else {
+                format!(
+                    "commit {commit} + uncommitted changes in {}",
+                    changed.join(", ")
+                )
             }
-            _ => format!("commit {commit}"),
-        },
+        }
         None => "unknown commit".to_string(),
     };
     println!("cargo:rustc-env=AEDB_SOURCE={source}");

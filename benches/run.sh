@@ -1,18 +1,26 @@
 #!/usr/bin/env bash
-# Build peer-bench and run what docs/BENCHMARKS.md reports: the full suite, the aedb page-size
-# comparison (W3, W4, W5, W12) and the aedb O_DIRECT comparison (W5). Markdown is printed and kept
-# in $OUT (default /tmp/aedb-bench-results); data goes under $DATA (default /tmp/aedb-bench).
-# About 9 minutes on 2 cores.
+# Build peer-bench and run what docs/BENCHMARKS.md reports: the storage-core suite, the aedb
+# page-size comparison (W3, W4, W5, W12), the aedb O_DIRECT comparison (W5), and the durable
+# workloads (W1, W2, W8, W9) against SQLite, redb, LMDB, fjall and the original aedb 0.1.9.
+# Markdown is printed and kept in $OUT (default /tmp/aedb-bench-results); data goes under $DATA
+# (default /tmp/aedb-bench). About 9 minutes on 2 cores for the storage core, about 10 more for
+# the durable workloads. ONLY=core or ONLY=durable runs one part.
 set -euo pipefail
 cd "$(dirname "$0")"
 OUT=${OUT:-/tmp/aedb-bench-results}
 DATA=${DATA:-/tmp/aedb-bench}
+ONLY=${ONLY:-all}
 mkdir -p "$OUT"
 cargo build --release
 BIN=./target/release/peer-bench
-"$BIN" --dir "$DATA" | tee "$OUT/suite.md"
-for workload in W3 W4 W5 W12; do
-  "$BIN" --dir "$DATA" --workload "$workload" --engines aedb --page-size 4096,8192,16384 \
-    | tee "$OUT/page-size-$workload.md"
-done
-"$BIN" --dir "$DATA" --workload W5 --engines aedb --direct-io false,true | tee "$OUT/direct-io-W5.md"
+if [ "$ONLY" != durable ]; then
+  "$BIN" --dir "$DATA" | tee "$OUT/suite.md"
+  for workload in W3 W4 W5 W12; do
+    "$BIN" --dir "$DATA" --workload "$workload" --engines aedb --page-size 4096,8192,16384 \
+      | tee "$OUT/page-size-$workload.md"
+  done
+  "$BIN" --dir "$DATA" --workload W5 --engines aedb --direct-io false,true | tee "$OUT/direct-io-W5.md"
+fi
+if [ "$ONLY" != core ]; then
+  "$BIN" --dir "$DATA" --workload durable | tee "$OUT/durable.md"
+fi

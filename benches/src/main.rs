@@ -1,10 +1,13 @@
-//! `peer-bench`: aedb's storage core against redb and LMDB on the storage-core workloads
-//! (W3, W4, W5, W6, W12 of the benchmark guide), durability off everywhere.
+//! `peer-bench`: aedb against its peers on the benchmark guide's workloads: the storage core
+//! (`aedb-pager`) against redb and LMDB with durability off (W3, W4, W5, W6, W12), and the durable
+//! engine (`aedb::Engine`) against SQLite, redb, LMDB, fjall and the original aedb 0.1.9 with every
+//! commit durable (W1, W2, W8, W9).
 //!
 //! Prints markdown: the machine and command, then one table per workload with the median of the
 //! rounds per engine and ratios oriented so that > 1 means aedb is better.
 
 mod data;
+mod durable;
 mod engines;
 mod machine;
 mod report;
@@ -21,10 +24,11 @@ use workloads::{progress, RunConfig, Sizes, Workload};
 #[derive(Debug, Parser)]
 #[command(
     name = "peer-bench",
-    about = "aedb's storage core against redb and LMDB (durability off)"
+    about = "aedb against its peers: storage core (durability off) and durable engine"
 )]
 struct Args {
-    /// Workload to run.
+    /// Workload to run: one, `all` (the storage-core workloads W3, W4, W5, W6, W12) or `durable`
+    /// (W1, W2, W8, W9).
     #[arg(long, value_enum, ignore_case = true, default_value = "all")]
     workload: Workload,
     /// Small sizes for a smoke run (well under a minute).
@@ -36,14 +40,11 @@ struct Args {
     /// Rounds; the median is reported. Engines are interleaved within each round.
     #[arg(long, default_value_t = 3)]
     rounds: usize,
-    /// Engines, in round order; the first is the reference for ratios.
-    #[arg(
-        long,
-        value_enum,
-        value_delimiter = ',',
-        default_value = "aedb,redb,lmdb"
-    )]
-    engines: Vec<EngineKind>,
+    /// Engines, in round order; the first is the reference for ratios. Default: aedb,redb,lmdb
+    /// for the storage-core workloads, aedb,sqlite,redb,lmdb,fjall,seed for the durable ones
+    /// (seed: the original aedb 0.1.9).
+    #[arg(long, value_enum, value_delimiter = ',')]
+    engines: Option<Vec<EngineKind>>,
     /// aedb page size(s); several give one aedb column per size (e.g. 4096,8192,16384).
     #[arg(long, value_delimiter = ',', default_value = "4096")]
     page_size: Vec<u32>,
@@ -53,26 +54,61 @@ struct Args {
     /// Do not drop the OS page cache before W5's first gets.
     #[arg(long)]
     no_drop_caches: bool,
+    /// Internal (W8): run as the writer process that builds a log and waits to be killed.
+    #[arg(long, hide = true)]
+    writer_child: bool,
+    /// Internal (W8): MiB of log the writer process builds.
+    #[arg(long, hide = true, default_value_t = 0)]
+    log_mib: u64,
 }
+
+const CORE_ENGINES: [EngineKind; 3] = [EngineKind::Aedb, EngineKind::Redb, EngineKind::Lmdb];
+const DURABLE_ENGINES: [EngineKind; 6] = [
+    EngineKind::Aedb,
+    EngineKind::Sqlite,
+    EngineKind::Redb,
+    EngineKind::Lmdb,
+    EngineKind::Fjall,
+    EngineKind::Seed,
+];
 
 fn main() -> Result<()> {
     let args = Args::parse();
     anyhow::ensure!(args.rounds > 0, "--rounds must be at least 1");
+    let sizes = if args.quick {
+        Sizes::quick()
+    } else {
+        Sizes::full()
+    };
+    let core_kinds = args.engines.clone().unwrap_or(CORE_ENGINES.to_vec());
+    let durable_kinds = args.engines.clone().unwrap_or(DURABLE_ENGINES.to_vec());
+    if args.writer_child {
+        let dir = args.dir.as_deref().context("--writer-child needs --dir")?;
+        let specs = engine_specs(&durable_kinds, &args.page_size, &args.direct_io)?;
+        anyhow::ensure!(specs.len() == 1, "--writer-child takes exactly one engine");
+        return workloads::recovery::writer_child(&specs[0], dir, &sizes, args.log_mib);
+    }
+    let workloads = args.workload.expand();
+    if workloads.iter().any(|w| !w.is_durable()) {
+        if let Some(kind) = core_kinds.iter().find(|kind| !kind.in_core_workloads()) {
+            anyhow::bail!(
+                "{kind:?} runs in the durable workloads only (--workload W1|W2|W8|W9|durable)"
+            );
+        }
+    }
     let root = match &args.dir {
         Some(dir) => dir.clone(),
         None => std::env::temp_dir().join(format!("aedb-peer-bench-{}", std::process::id())),
     };
     std::fs::create_dir_all(&root).with_context(|| format!("create {}", root.display()))?;
     let config = RunConfig {
-        engines: engine_specs(&args.engines, &args.page_size, &args.direct_io)?,
+        engines: engine_specs(&core_kinds, &args.page_size, &args.direct_io)?,
+        durable_engines: engine_specs(&durable_kinds, &args.page_size, &args.direct_io)?,
         rounds: args.rounds,
-        sizes: if args.quick {
-            Sizes::quick()
-        } else {
-            Sizes::full()
-        },
+        sizes,
         root: root.clone(),
         drop_caches: !args.no_drop_caches,
+        quick: args.quick,
     };
 
     println!(
@@ -85,7 +121,7 @@ fn main() -> Result<()> {
         config.rounds
     );
     let started = std::time::Instant::now();
-    for workload in args.workload.expand() {
+    for workload in workloads {
         let workload_started = std::time::Instant::now();
         let table = workload.run(&config)?;
         println!("{}", table.to_markdown());
@@ -137,6 +173,12 @@ fn engine_specs(
             EngineKind::Btreemap => {
                 anyhow::bail!("the BTreeMap reference runs in W4 only, added by W4 itself")
             }
+            EngineKind::Seed => specs.push(EngineSpec {
+                kind: *kind,
+                page_size: 0,
+                direct_io: false,
+                label: "aedb-0.1.9".into(),
+            }),
             other => specs.push(EngineSpec {
                 kind: *other,
                 page_size: 0,

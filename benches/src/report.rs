@@ -20,6 +20,9 @@ pub enum Unit {
     Bytes,
     /// A plain number, such as a ratio of sizes.
     Plain,
+    /// Microseconds (latencies).
+    Micros,
+    Seconds,
 }
 
 pub struct Row {
@@ -164,6 +167,8 @@ fn format_value(value: f64, unit: Unit) -> String {
         Unit::MegabytesPerSecond => format!("{value:.0} MB/s"),
         Unit::Bytes => format!("{:.1} MiB", value / (1u64 << 20) as f64),
         Unit::Plain => format!("{value:.2}"),
+        Unit::Micros => format!("{value:.0} µs"),
+        Unit::Seconds => format!("{value:.2} s"),
     }
 }
 

@@ -54,6 +54,22 @@ pub enum EngineKind {
     Lmdb,
     /// A `BTreeMap` behind a `parking_lot::RwLock`: the in-memory reference for hot reads.
     Btreemap,
+    /// SQLite through rusqlite (durable workloads only).
+    Sqlite,
+    /// fjall, an LSM (durable workloads only).
+    Fjall,
+    /// The original aedb 0.1.9 (durable workloads only).
+    Seed,
+}
+
+impl EngineKind {
+    /// Whether the storage-core workloads (W3–W12, durability off) have an adapter for it.
+    pub fn in_core_workloads(self) -> bool {
+        matches!(
+            self,
+            EngineKind::Aedb | EngineKind::Redb | EngineKind::Lmdb | EngineKind::Btreemap
+        )
+    }
 }
 
 /// An engine and the settings that distinguish it from another run of the same engine.
@@ -82,5 +98,6 @@ pub fn open(spec: &EngineSpec, dir: &Path, config: OpenConfig) -> Result<Box<dyn
         EngineKind::Redb => Box::new(redb::RedbEngine::open(label, dir, config)?),
         EngineKind::Lmdb => Box::new(lmdb::LmdbEngine::open(label, dir)?),
         EngineKind::Btreemap => Box::new(btreemap::BTreeMapEngine::new(label)),
+        other => anyhow::bail!("{other:?} runs in the durable workloads (W1, W2, W8, W9) only"),
     })
 }

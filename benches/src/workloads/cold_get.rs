@@ -107,6 +107,6 @@ fn gets_per_second(engine: &dyn Engine, data: &Dataset, order: &[u32]) -> Result
 
 /// Drop the clean part of the OS page cache (needs root). Every engine synced its file after
 /// loading, so none of their pages are dirty.
-fn drop_page_cache() -> Result<()> {
+pub fn drop_page_cache() -> Result<()> {
     std::fs::write(DROP_CACHES, "1").with_context(|| format!("write {DROP_CACHES}"))
 }

@@ -1,9 +1,14 @@
-//! The storage-core workloads of docs/BENCHMARKS.md (W3, W4, W5, W6, W12) and what they share:
-//! sizes, fresh directories, timing, and the loop over rounds and engines.
+//! The workloads of docs/BENCHMARKS.md — storage core (W3, W4, W5, W6, W12, durability off) and
+//! durable (W1, W2, W8, W9) — and what they share: sizes, fresh directories, timing, and the loop
+//! over rounds and engines.
 
 pub mod batch;
+pub mod checkpoint;
 pub mod cold_get;
+pub mod commit;
+pub mod flush;
 pub mod hot_get;
+pub mod recovery;
 pub mod scan;
 pub mod sizes;
 pub mod space;
@@ -20,6 +25,10 @@ pub use sizes::Sizes;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Workload {
+    #[value(name = "W1")]
+    W1,
+    #[value(name = "W2")]
+    W2,
     #[value(name = "W3")]
     W3,
     #[value(name = "W4")]
@@ -28,10 +37,18 @@ pub enum Workload {
     W5,
     #[value(name = "W6")]
     W6,
+    #[value(name = "W8")]
+    W8,
+    #[value(name = "W9")]
+    W9,
     #[value(name = "W12")]
     W12,
+    /// The storage-core workloads: W3, W4, W5, W6, W12.
     #[value(name = "all")]
     All,
+    /// The durable workloads: W1, W2, W8, W9.
+    #[value(name = "durable")]
+    Durable,
 }
 
 impl Workload {
@@ -44,30 +61,50 @@ impl Workload {
                 Workload::W6,
                 Workload::W12,
             ],
+            Workload::Durable => vec![Workload::W1, Workload::W2, Workload::W8, Workload::W9],
             one => vec![one],
         }
     }
 
+    /// Whether it runs on the durable adapters (`RunConfig::durable_engines`).
+    pub fn is_durable(self) -> bool {
+        matches!(
+            self,
+            Workload::W1 | Workload::W2 | Workload::W8 | Workload::W9 | Workload::Durable
+        )
+    }
+
     pub fn run(self, ctx: &RunConfig) -> Result<Table> {
         match self {
+            Workload::W1 => commit::run_w1(ctx),
+            Workload::W2 => commit::run_w2(ctx),
+            Workload::W8 => recovery::run(ctx),
+            Workload::W9 => checkpoint::run(ctx),
             Workload::W3 => batch::run(ctx),
             Workload::W4 => hot_get::run(ctx),
             Workload::W5 => cold_get::run(ctx),
             Workload::W6 => scan::run(ctx),
             Workload::W12 => space::run(ctx),
-            Workload::All => anyhow::bail!("`all` is expanded into its workloads before running"),
+            Workload::All | Workload::Durable => {
+                anyhow::bail!("groups are expanded into their workloads before running")
+            }
         }
     }
 }
 
 /// What every workload needs: the engines in round order, the rounds, sizes and the data root.
 pub struct RunConfig {
+    /// The storage-core workloads' engines.
     pub engines: Vec<EngineSpec>,
+    /// The durable workloads' engines.
+    pub durable_engines: Vec<EngineSpec>,
     pub rounds: usize,
     pub sizes: Sizes,
     pub root: PathBuf,
     /// Drop the OS page cache before cold reads (W5) when /proc/sys/vm/drop_caches is writable.
     pub drop_caches: bool,
+    /// Quick sizes (passed on to W8's writer processes).
+    pub quick: bool,
 }
 
 impl RunConfig {

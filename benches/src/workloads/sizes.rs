@@ -26,6 +26,24 @@ pub struct Sizes {
     /// W6: short scans per measurement and their length.
     pub scans: usize,
     pub scan_len: usize,
+    /// W1, W2, W8, W9: keys loaded (in durable commits of `durable_load_batch`) before measuring,
+    /// and every engine's pool/cache.
+    pub durable_preload: usize,
+    pub durable_load_batch: usize,
+    pub durable_cache_bytes: u64,
+    /// W1: durable single-row commits, one writer.
+    pub w1_commits: usize,
+    /// W2: writer counts, and durable single-row commits per writer.
+    pub w2_writers: &'static [usize],
+    pub w2_commits_per_writer: usize,
+    /// W8: log sizes built after the last checkpoint (MiB of key+value payload).
+    pub w8_log_mib: &'static [u64],
+    /// W9: MiB of key+value payload written before the checkpoint, and the single-row commits
+    /// that give the commit latency without a checkpoint.
+    pub w9_update_mib: u64,
+    pub w9_probe_commits: usize,
+    /// 4 KiB pwrite+fdatasync samples per measurement of the raw flush.
+    pub flush_samples: usize,
 }
 
 impl Sizes {
@@ -44,6 +62,16 @@ impl Sizes {
             cold_gets: 1_000_000,
             scans: 500_000,
             scan_len: 10,
+            durable_preload: 100_000,
+            durable_load_batch: 1_000,
+            durable_cache_bytes: 1024 * MIB,
+            w1_commits: 2_000,
+            w2_writers: &[1, 4, 16, 64],
+            w2_commits_per_writer: 200,
+            w8_log_mib: &[64, 256],
+            w9_update_mib: 100,
+            w9_probe_commits: 2_000,
+            flush_samples: 2_000,
         }
     }
 
@@ -62,6 +90,16 @@ impl Sizes {
             cold_gets: 50_000,
             scans: 20_000,
             scan_len: 10,
+            durable_preload: 10_000,
+            durable_load_batch: 1_000,
+            durable_cache_bytes: 256 * MIB,
+            w1_commits: 200,
+            w2_writers: &[1, 4, 16],
+            w2_commits_per_writer: 20,
+            w8_log_mib: &[8],
+            w9_update_mib: 8,
+            w9_probe_commits: 200,
+            flush_samples: 200,
         }
     }
 }
