@@ -1,0 +1,709 @@
+//! `aedb pages stat|dump|map`: the data file page by page, as of its current meta page.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use aedb::storage::alloc::{decode_freelist_page, FREELIST_HEADER_BYTES};
+use aedb::storage::btree::node::{usable_bytes, LeafValue, NodeRef, NODE_HEADER_BYTES, SLOT_BYTES};
+use aedb::storage::meta::Meta;
+use aedb::storage::overflow::data_per_page;
+use aedb::storage::page::{self, read_u16, read_u32, read_u64, PageId, PageType};
+use serde_json::{json, Value as Json};
+
+use crate::cli::DbArgs;
+use crate::datafile::{read_metas, DataFile, RawMeta};
+use crate::util::{
+    clip, fmt_tree_key, hex, human_bytes, key_values, percent, CliError, Ctx, Res, Table,
+    EXIT_FOUND, EXIT_OK,
+};
+use crate::walk::{walk, PageInfo, Role, Walk};
+
+/// Open the data file and walk it from its current meta page (damage of the meta pages noted).
+fn open_and_walk(ctx: &mut Ctx<'_>, db: &DbArgs, what: &str) -> Res<(DataFile, Walk)> {
+    let df = DataFile::open(&db.data_dir)?;
+    let metas = read_metas(&df)?;
+    for line in metas.damage(&df.path) {
+        ctx.damage(line);
+    }
+    let meta = metas.require(&df.path)?;
+    let progress = ctx.progress(df.pages(meta.page_size as usize), what);
+    let walk = walk(&df, &meta, &progress);
+    progress.finish();
+    Ok((df, walk))
+}
+
+fn decile_header() -> Vec<&'static str> {
+    vec![
+        "<10%", "<20%", "<30%", "<40%", "<50%", "<60%", "<70%", "<80%", "<90%", "<=100%",
+    ]
+}
+
+pub fn stat(ctx: &mut Ctx<'_>, db: &DbArgs) -> Res<i32> {
+    let (df, w) = open_and_walk(ctx, db, "pages")?;
+    let page_size = w.page_size as u64;
+    let bad = w.bad_pages();
+    let reachable: u64 = w.trees.iter().map(|t| t.pages()).sum();
+    let used: u64 = w.trees.iter().map(|t| t.used_bytes).sum();
+    let overflow_bytes: u64 = w
+        .pages
+        .iter()
+        .filter(|p| p.role == Role::Overflow && p.fill >= 0.0)
+        .map(|p| (p.fill as f64 * data_per_page(w.page_size) as f64) as u64)
+        .sum();
+    let live = used + overflow_bytes;
+    let counts: Vec<(Role, u64)> = Role::ALL
+        .iter()
+        .map(|&r| {
+            (
+                r,
+                w.pages.iter().filter(|p| p.role == r && !p.bad).count() as u64,
+            )
+        })
+        .collect();
+    if ctx.json {
+        let trees: Vec<Json> = w
+            .trees
+            .iter()
+            .map(|t| {
+                json!({
+                    "name": t.name,
+                    "what": w.describe(&t.name),
+                    "branch_pages": t.branch_pages,
+                    "leaf_pages": t.leaf_pages,
+                    "overflow_pages": t.overflow_pages,
+                    "leaf_fill_deciles": t.leaf_fill,
+                    "branch_fill_deciles": t.branch_fill,
+                    "mean_fill": t.fill(w.page_size),
+                })
+            })
+            .collect();
+        let mut by_type = serde_json::Map::new();
+        for (role, n) in &counts {
+            by_type.insert(role.name().into(), json!(n));
+        }
+        by_type.insert("unreadable".into(), json!(bad.len()));
+        ctx.print_json(&json!({
+            "data_file": df.path.display().to_string(),
+            "page_size": w.page_size,
+            "page_count": w.meta.page_count,
+            "generation": w.meta.generation,
+            "checkpoint_seq": w.meta.seq,
+            "file_bytes": df.len,
+            "file_pages": w.file_pages,
+            "pages_by_type": by_type,
+            "reachable_pages": reachable,
+            "live_bytes": live,
+            "freelist": {"ids": w.freelist_ids, "pages": w.freelist_pages},
+            "trees": trees,
+            "unreadable_pages": bad,
+            "problems": w.problems.iter().map(|p| p.to_string()).collect::<Vec<_>>(),
+        }))?;
+    } else {
+        ctx.line(key_values(&[
+            ("data file", df.path.display().to_string()),
+            (
+                "checkpoint",
+                format!(
+                    "generation {}, commit seq {}",
+                    w.meta.generation, w.meta.seq
+                ),
+            ),
+            ("page size", format!("{} bytes", w.page_size)),
+            (
+                "page count",
+                format!("{} (pages 2.. are in use or free)", w.meta.page_count),
+            ),
+            (
+                "file size",
+                format!(
+                    "{} ({} pages; {} past the page count, preallocated)",
+                    human_bytes(df.len),
+                    w.file_pages,
+                    w.file_pages.saturating_sub(w.meta.page_count)
+                ),
+            ),
+            (
+                "live data",
+                format!(
+                    "{} in {reachable} reachable pages ({}); {} of the file",
+                    human_bytes(live),
+                    human_bytes(reachable * page_size),
+                    percent(live as f64, df.len as f64)
+                ),
+            ),
+            (
+                "free list",
+                format!(
+                    "{} free pages listed in {} free-list pages",
+                    w.freelist_ids, w.freelist_pages
+                ),
+            ),
+        ]))?;
+        let mut table = Table::new(&["TYPE", "PAGES", "BYTES"]);
+        for (role, n) in &counts {
+            table.row(vec![
+                role.name().into(),
+                n.to_string(),
+                human_bytes(n * page_size),
+            ]);
+        }
+        table.row(vec![
+            "unreadable".into(),
+            bad.len().to_string(),
+            human_bytes(bad.len() as u64 * page_size),
+        ]);
+        ctx.line("pages by type")?;
+        ctx.line(table.render())?;
+        let mut headers = vec!["TREE", "WHAT", "LEAVES"];
+        headers.extend(decile_header());
+        headers.push("MEAN");
+        let mut fill = Table::new(&headers);
+        for t in &w.trees {
+            let mut row = vec![
+                t.name.clone(),
+                clip(&w.describe(&t.name), 36),
+                t.leaf_pages.to_string(),
+            ];
+            row.extend(t.leaf_fill.iter().map(|n| n.to_string()));
+            row.push(percent(t.fill(w.page_size), 1.0));
+            fill.row(row);
+        }
+        ctx.line("fill factor per tree (leaf pages by fill; MEAN over leaves and branches)")?;
+        ctx.line(fill.render())?;
+        report_problems(ctx, &w)?;
+    }
+    finish(ctx, &df.path, &w)
+}
+
+fn report_problems(ctx: &mut Ctx<'_>, w: &Walk) -> Res<()> {
+    if w.problems.is_empty() {
+        ctx.line("problems: none")?;
+    } else {
+        ctx.line(format!("problems: {}", w.problems.len()))?;
+        for p in &w.problems {
+            ctx.line(format!("  {p}"))?;
+        }
+    }
+    Ok(())
+}
+
+fn finish(ctx: &mut Ctx<'_>, path: &Path, w: &Walk) -> Res<i32> {
+    for p in &w.problems {
+        ctx.damage(format!("{}: {p}", path.display()));
+    }
+    Ok(if ctx.damage.is_empty() {
+        EXIT_OK
+    } else {
+        EXIT_FOUND
+    })
+}
+
+/// Which tree owns page `id` (a walk of the node pages; None when no tree reaches it).
+fn owner_of(df: &DataFile, meta: &Meta, id: PageId) -> Option<(String, Role)> {
+    let w = walk(df, meta, &crate::util::Progress::hidden());
+    let info: PageInfo = *w.pages.get(id as usize)?;
+    match info.role {
+        Role::Branch | Role::Leaf | Role::Overflow => {
+            w.tree_name(&info).map(|n| (n.to_string(), info.role))
+        }
+        role => Some((String::new(), role)),
+    }
+}
+
+pub fn dump(ctx: &mut Ctx<'_>, db: &DbArgs, id: PageId, with_hex: bool) -> Res<i32> {
+    let df = DataFile::open(&db.data_dir)?;
+    let metas = read_metas(&df)?;
+    for line in metas.damage(&df.path) {
+        ctx.damage(line);
+    }
+    let page_size = metas.page_size as usize;
+    let buf = df.page(id, page_size).map_err(|e| {
+        e.hint(format!(
+            "`aedb pages stat --data-dir {}` gives the page count",
+            db.data_dir.display()
+        ))
+    })?;
+    let verdict = page::verify(&buf, id).map_err(|e| e.to_string());
+    let stored = read_u32(&buf, 0);
+    let computed = crc32fast::hash(&buf[4..]);
+    let type_byte = page::page_type_byte(&buf);
+    let kind = PageType::from_byte(type_byte);
+    let (owner, role) = match (metas.current, id) {
+        (Some(meta), 2..) => match owner_of(&df, &meta, id) {
+            Some((tree, role)) => (tree, Some(role)),
+            None => (String::new(), None),
+        },
+        _ => (String::new(), Some(Role::Meta)),
+    };
+    let mut header = vec![
+        (
+            "checksum",
+            if stored == computed {
+                format!("valid ({stored:#010x})")
+            } else {
+                format!("INVALID: stored {stored:#010x}, computed {computed:#010x}")
+            },
+        ),
+        (
+            "type",
+            format!(
+                "{type_byte} ({})",
+                kind.map_or("unknown".to_string(), |k| format!("{k:?}").to_lowercase())
+            ),
+        ),
+        ("reserved", format!("0x{}", hex(&buf[5..8]))),
+        (
+            "page id",
+            format!(
+                "{}{}",
+                page::page_id(&buf),
+                if page::page_id(&buf) == id {
+                    ""
+                } else {
+                    " (MISDIRECTED: not this page's number)"
+                }
+            ),
+        ),
+        ("written at seq", page::page_seq(&buf).to_string()),
+        (
+            "verdict",
+            match &verdict {
+                Ok(_) => "verifies".into(),
+                Err(e) => format!("DOES NOT VERIFY: {e}"),
+            },
+        ),
+    ];
+    if let Some(role) = role {
+        let role_text = if owner.is_empty() {
+            role.name().to_string()
+        } else {
+            format!("{} of tree {owner}", role.name())
+        };
+        header.push(("role now", role_text));
+    }
+    let mut body = Json::Null;
+    let mut text = String::new();
+    match kind {
+        Some(PageType::Meta) => {
+            let raw = RawMeta::read(&buf);
+            let _ = write!(
+                text,
+                "{}",
+                key_values(&[
+                    ("magic", String::from_utf8_lossy(&raw.magic).into_owned()),
+                    ("format version", raw.version.to_string()),
+                    ("page size", raw.page_size.to_string()),
+                    ("generation", raw.generation.to_string()),
+                    ("commit seq", raw.seq.to_string()),
+                    ("tree-of-trees root", raw.root.to_string()),
+                    ("free-list root", raw.freelist_root.to_string()),
+                    ("free-list ids", raw.freelist_len.to_string()),
+                    ("page count", raw.page_count.to_string()),
+                    ("WAL position", raw.wal_position.to_string()),
+                    ("trees", raw.tree_count.to_string()),
+                ])
+            );
+            body = json!({"generation": raw.generation, "seq": raw.seq, "root": raw.root,
+                "freelist_root": raw.freelist_root, "freelist_len": raw.freelist_len,
+                "page_count": raw.page_count, "wal_position": raw.wal_position,
+                "tree_count": raw.tree_count, "page_size": raw.page_size});
+        }
+        Some(PageType::Branch | PageType::Leaf) => {
+            let (t, j) = node_body(&buf, id, page_size, &owner);
+            text = t;
+            body = j;
+        }
+        Some(PageType::Overflow) => {
+            let next = read_u64(&buf, 24);
+            let used = read_u32(&buf, 32);
+            let _ = write!(
+                text,
+                "{}",
+                key_values(&[
+                    ("next page", next.to_string()),
+                    (
+                        "data bytes",
+                        format!(
+                            "{used} of {} ({})",
+                            data_per_page(page_size),
+                            percent(used as f64, data_per_page(page_size) as f64)
+                        ),
+                    ),
+                ])
+            );
+            body = json!({"next": next, "data_bytes": used});
+        }
+        Some(PageType::FreeList) => {
+            let page_count = metas.current.map_or(u64::MAX, |m| m.page_count);
+            let next = read_u64(&buf, 24);
+            let count = read_u32(&buf, 32);
+            let ids = decode_freelist_page(&buf, id, page_count)
+                .map(|(ids, _)| ids)
+                .map_err(|e| e.to_string());
+            let _ = writeln!(text, "next free-list page  {next}");
+            let _ = writeln!(text, "ids                  {count}");
+            match &ids {
+                Ok(ids) => {
+                    let list: Vec<String> = ids.iter().map(|i| i.to_string()).collect();
+                    let _ = writeln!(text, "free pages           {}", list.join(" "));
+                }
+                Err(e) => {
+                    let _ = writeln!(text, "free pages           cannot decode: {e}");
+                }
+            }
+            body = json!({"next": next, "count": count, "ids": ids.ok(),
+                "capacity": (page_size - FREELIST_HEADER_BYTES) / 8});
+        }
+        None => {
+            let _ = writeln!(text, "(unknown page type: no layout to decode)");
+        }
+    }
+    if ctx.json {
+        let mut fields = serde_json::Map::new();
+        for (k, v) in &header {
+            fields.insert(k.replace(' ', "_"), json!(v));
+        }
+        ctx.print_json(&json!({
+            "page": id,
+            "page_size": page_size,
+            "offset": id * page_size as u64,
+            "checksum_valid": stored == computed,
+            "stored_crc": stored,
+            "computed_crc": computed,
+            "type": type_byte,
+            "header": fields,
+            "body": body,
+            "owner": owner,
+            "error": verdict.as_ref().err(),
+            "hex": if with_hex { json!(hex(&buf)) } else { Json::Null },
+        }))?;
+    } else {
+        ctx.line(format!(
+            "page {id} of {} (offset {}, {page_size} bytes)",
+            df.path.display(),
+            id * page_size as u64
+        ))?;
+        ctx.line(key_values(&header))?;
+        ctx.line(text.trim_end())?;
+        if with_hex {
+            ctx.line("")?;
+            ctx.line(hexdump(&buf))?;
+        }
+    }
+    if let Err(e) = verdict {
+        ctx.damage(format!("{}: page {id}: {e}", df.path.display()));
+    }
+    Ok(if ctx.damage.is_empty() {
+        EXIT_OK
+    } else {
+        EXIT_FOUND
+    })
+}
+
+/// A B+tree node's header and cells, decoded defensively.
+fn node_body(buf: &[u8], id: PageId, page_size: usize, tree: &str) -> (String, Json) {
+    let mut text = String::new();
+    let count = read_u16(buf, 24) as usize;
+    let cell_start = read_u32(buf, 28);
+    let fragmented = read_u32(buf, 32);
+    let slots_end = NODE_HEADER_BYTES + count * SLOT_BYTES;
+    let _ = write!(
+        text,
+        "{}",
+        key_values(&[
+            ("cells", count.to_string()),
+            ("cell area start", cell_start.to_string()),
+            ("fragmented bytes", fragmented.to_string()),
+            ("slot array end", slots_end.to_string()),
+            (
+                "free gap",
+                (cell_start as i64 - slots_end as i64).to_string()
+            ),
+        ])
+    );
+    let node = match NodeRef::new(buf, id) {
+        Ok(node) => node,
+        Err(e) => {
+            let _ = writeln!(text, "cannot read the cells: {e}");
+            return (text, json!({"cells": count, "error": e.to_string()}));
+        }
+    };
+    let used = node.used_bytes().unwrap_or(0);
+    let _ = writeln!(
+        text,
+        "fill              {used} of {} bytes ({})",
+        usable_bytes(page_size),
+        percent(used as f64, usable_bytes(page_size) as f64)
+    );
+    let mut cells = Vec::new();
+    let mut table = if node.is_leaf() {
+        Table::new(&["CELL", "OFFSET", "KEY", "VALUE"])
+    } else {
+        Table::new(&["CELL", "OFFSET", "KEY", "CHILD", "ENTRIES"])
+    };
+    for i in 0..node.len() {
+        let offset = read_u16(buf, NODE_HEADER_BYTES + i * SLOT_BYTES);
+        let key = match node.key(i) {
+            Ok(k) => k,
+            Err(e) => {
+                table.row(vec![
+                    i.to_string(),
+                    offset.to_string(),
+                    format!("ERROR: {e}"),
+                ]);
+                cells.push(json!({"cell": i, "offset": offset, "error": e.to_string()}));
+                continue;
+            }
+        };
+        let shown_key = if !node.is_leaf() && i == 0 && key.is_empty() {
+            "(-inf)".to_string()
+        } else if tree.is_empty() {
+            crate::util::printable(key)
+        } else {
+            fmt_tree_key(tree, key)
+        };
+        if node.is_leaf() {
+            let value = match node.leaf_value(i) {
+                Ok(LeafValue::Inline(v)) => format!("{} bytes inline", v.len()),
+                Ok(LeafValue::Overflow { len, first }) => {
+                    format!("{len} bytes in overflow chain from page {first}")
+                }
+                Err(e) => format!("ERROR: {e}"),
+            };
+            cells.push(json!({"cell": i, "offset": offset, "key": shown_key,
+                "key_hex": hex(key), "value": value}));
+            table.row(vec![
+                i.to_string(),
+                offset.to_string(),
+                clip(&shown_key, 60),
+                value,
+            ]);
+        } else {
+            let (child, entries) = match (node.child(i), node.child_count(i)) {
+                (Ok(c), Ok(n)) => (c.to_string(), n.to_string()),
+                (Err(e), _) | (_, Err(e)) => (format!("ERROR: {e}"), String::new()),
+            };
+            cells.push(json!({"cell": i, "offset": offset, "key": shown_key,
+                "key_hex": hex(key), "child": child, "entries": entries}));
+            table.row(vec![
+                i.to_string(),
+                offset.to_string(),
+                clip(&shown_key, 60),
+                child,
+                entries,
+            ]);
+        }
+    }
+    text.push_str(&table.render());
+    (
+        text,
+        json!({"cells": count, "cell_start": cell_start, "fragmented": fragmented,
+            "used_bytes": used, "leaf": node.is_leaf(), "entries": cells}),
+    )
+}
+
+fn hexdump(buf: &[u8]) -> String {
+    let mut out = String::new();
+    let mut previous_zero = false;
+    for (n, chunk) in buf.chunks(16).enumerate() {
+        let zero = chunk.iter().all(|b| *b == 0);
+        if zero && previous_zero && (n + 1) * 16 < buf.len() {
+            if !out.ends_with("*\n") {
+                out.push_str("*\n");
+            }
+            continue;
+        }
+        previous_zero = zero;
+        let _ = write!(out, "{:08x}  ", n * 16);
+        for (i, b) in chunk.iter().enumerate() {
+            let _ = write!(out, "{b:02x} ");
+            if i == 7 {
+                out.push(' ');
+            }
+        }
+        out.push(' ');
+        for b in chunk {
+            out.push(if (0x20..0x7f).contains(b) {
+                *b as char
+            } else {
+                '.'
+            });
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// The map's character for a page: its type; lower case for nodes less than half full.
+fn cell_char(info: &PageInfo) -> char {
+    if info.bad {
+        return '!';
+    }
+    let half = info.fill >= 0.0 && info.fill < 0.5;
+    match info.role {
+        Role::Meta => 'M',
+        Role::Branch if half => 'b',
+        Role::Branch => 'B',
+        Role::Leaf if half => 'l',
+        Role::Leaf => 'L',
+        Role::Overflow if half => 'o',
+        Role::Overflow => 'O',
+        Role::FreeList => 'F',
+        Role::Free => '.',
+        Role::Leaked => '?',
+        Role::Tail => '_',
+        Role::Unknown => ' ',
+    }
+}
+
+const LEGEND: &str = "legend: M meta  B branch  L leaf  O overflow (lower case: under half full)  \
+    F free-list page  . free  ? leaked  ! unreadable  _ past the page count";
+
+fn colour(info: &PageInfo) -> &'static str {
+    if info.bad {
+        return "#000000";
+    }
+    match info.role {
+        Role::Meta => "#6b7280",
+        Role::Branch => "#2563eb",
+        Role::Leaf => "#16a34a",
+        Role::Overflow => "#ea580c",
+        Role::FreeList => "#9333ea",
+        Role::Free => "#e5e7eb",
+        Role::Leaked => "#dc2626",
+        Role::Tail => "#f9fafb",
+        Role::Unknown => "#ffffff",
+    }
+}
+
+fn svg(w: &Walk, width: usize) -> String {
+    let cell = 12usize;
+    let rows = w.pages.len().div_ceil(width).max(1);
+    let legend_h = 40;
+    let (pw, ph) = (width * cell + 20, rows * cell + 20 + legend_h);
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{pw}" height="{ph}" font-family="monospace" font-size="11">"#
+    );
+    let _ = writeln!(
+        out,
+        r#"<title>aedb page map: {} pages of {} bytes</title>"#,
+        w.pages.len(),
+        w.page_size
+    );
+    for (id, info) in w.pages.iter().enumerate() {
+        let (x, y) = (10 + (id % width) * cell, 10 + (id / width) * cell);
+        let opacity = if info.fill >= 0.0 {
+            0.25 + 0.75 * info.fill.clamp(0.0, 1.0)
+        } else {
+            1.0
+        };
+        let tree = w
+            .tree_name(info)
+            .map(|n| format!(" of {n} ({})", w.describe(n)))
+            .unwrap_or_default();
+        let fill = if info.fill >= 0.0 {
+            format!(", {:.0}% full", info.fill * 100.0)
+        } else {
+            String::new()
+        };
+        let bad = if info.bad { " — UNREADABLE" } else { "" };
+        let _ = writeln!(
+            out,
+            r#"<rect x="{x}" y="{y}" width="{}" height="{}" fill="{}" fill-opacity="{opacity:.2}" stroke="{}" stroke-width="{}"><title>page {id}: {}{}{}{}</title></rect>"#,
+            cell - 1,
+            cell - 1,
+            colour(info),
+            if info.bad { "#dc2626" } else { "#ffffff" },
+            if info.bad { 2 } else { 0 },
+            info.role.name(),
+            xml_escape(&tree),
+            fill,
+            bad
+        );
+    }
+    let legend_y = 10 + rows * cell + 14;
+    let mut x = 10;
+    for role in Role::ALL {
+        let info = PageInfo {
+            role,
+            tree: 0,
+            fill: -1.0,
+            bad: false,
+        };
+        let _ = writeln!(
+            out,
+            r##"<rect x="{x}" y="{}" width="10" height="10" fill="{}" stroke="#9ca3af"/><text x="{}" y="{legend_y}">{}</text>"##,
+            legend_y - 9,
+            colour(&info),
+            x + 13,
+            role.name()
+        );
+        x += 13 + 8 * (role.name().len() + 2);
+    }
+    let _ = writeln!(
+        out,
+        r#"<text x="10" y="{}">fill: more opaque = fuller; black with a red border: unreadable</text>"#,
+        legend_y + 16
+    );
+    out.push_str("</svg>\n");
+    out
+}
+
+fn xml_escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+pub fn map(ctx: &mut Ctx<'_>, db: &DbArgs, svg_path: Option<&Path>, width: u32) -> Res<i32> {
+    let (df, w) = open_and_walk(ctx, db, "map")?;
+    let width = width as usize;
+    if let Some(path) = svg_path {
+        let image = svg(&w, width);
+        std::fs::write(path, image).map_err(|e| CliError::at(path, e))?;
+    }
+    let text: String = w.pages.iter().map(cell_char).collect();
+    if ctx.json {
+        ctx.print_json(&json!({
+            "data_file": df.path.display().to_string(),
+            "page_size": w.page_size,
+            "pages": w.pages.len(),
+            "map": text,
+            "fill": w.pages.iter().map(|p| if p.fill >= 0.0 {
+                json!((p.fill * 100.0).round() as u32)
+            } else { Json::Null }).collect::<Vec<_>>(),
+            "legend": LEGEND,
+            "svg": svg_path.map(|p| p.display().to_string()),
+            "problems": w.problems.iter().map(|p| p.to_string()).collect::<Vec<_>>(),
+        }))?;
+    } else {
+        ctx.line(format!(
+            "{}: {} pages of {} bytes, {} per line",
+            df.path.display(),
+            w.pages.len(),
+            w.page_size,
+            width
+        ))?;
+        let chars: Vec<char> = text.chars().collect();
+        let digits = (w.pages.len().max(1)).to_string().len();
+        for (n, line) in chars.chunks(width).enumerate() {
+            let mut row = String::new();
+            for (i, group) in line.chunks(16).enumerate() {
+                if i > 0 {
+                    row.push(' ');
+                }
+                row.extend(group);
+            }
+            ctx.line(format!("{:>digits$}  {}", n * width, row.trim_end()))?;
+        }
+        ctx.line(LEGEND)?;
+        if let Some(path) = svg_path {
+            ctx.line(format!("svg written to {}", path.display()))?;
+        }
+        report_problems(ctx, &w)?;
+    }
+    finish(ctx, &df.path, &w)
+}

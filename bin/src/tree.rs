@@ -1,0 +1,262 @@
+//! `aedb tree list|dump`: the tree of trees and each tree's structure, level by level.
+
+use serde_json::{json, Value as Json};
+
+use crate::cli::DbArgs;
+use crate::datafile::{read_metas, DataFile};
+use crate::util::{
+    clip, fmt_tree_key, hex, percent, CliError, Ctx, Res, Table, EXIT_FOUND, EXIT_OK, TREE_OF_TREES,
+};
+use crate::walk::{catalog_tables, describe_tree, find_tree, levels, walk, Item, NodeView};
+
+pub fn list(ctx: &mut Ctx<'_>, db: &DbArgs) -> Res<i32> {
+    let df = DataFile::open(&db.data_dir)?;
+    let metas = read_metas(&df)?;
+    for line in metas.damage(&df.path) {
+        ctx.damage(line);
+    }
+    let meta = metas.require(&df.path)?;
+    let progress = ctx.progress(df.pages(meta.page_size as usize), "trees");
+    let w = walk(&df, &meta, &progress);
+    progress.finish();
+    if ctx.json {
+        let trees: Vec<Json> = w
+            .trees
+            .iter()
+            .map(|t| {
+                json!({
+                    "name": t.name,
+                    "what": w.describe(&t.name),
+                    "root": t.root,
+                    "height": t.height,
+                    "entries": t.entries,
+                    "recorded_entries": t.recorded,
+                    "branch_pages": t.branch_pages,
+                    "leaf_pages": t.leaf_pages,
+                    "overflow_pages": t.overflow_pages,
+                    "used_bytes": t.used_bytes,
+                    "mean_fill": t.fill(w.page_size),
+                    "problems": t.problems,
+                })
+            })
+            .collect();
+        ctx.print_json(&json!({
+            "data_file": df.path.display().to_string(),
+            "checkpoint_seq": meta.seq,
+            "trees": trees,
+            "problems": w.problems.iter().map(|p| p.to_string()).collect::<Vec<_>>(),
+        }))?;
+    } else {
+        ctx.line(format!(
+            "{}: {} trees as of the checkpoint at commit seq {} (generation {})",
+            df.path.display(),
+            w.trees.len().saturating_sub(1),
+            meta.seq,
+            meta.generation
+        ))?;
+        let mut table = Table::new(&[
+            "TREE", "WHAT", "ROOT", "HEIGHT", "ENTRIES", "BRANCH", "LEAF", "OVERFLOW", "FILL",
+            "PROBLEMS",
+        ]);
+        for t in &w.trees {
+            table.row(vec![
+                t.name.clone(),
+                clip(&w.describe(&t.name), 40),
+                t.root.to_string(),
+                t.height.to_string(),
+                t.entries.to_string(),
+                t.branch_pages.to_string(),
+                t.leaf_pages.to_string(),
+                t.overflow_pages.to_string(),
+                percent(t.fill(w.page_size), 1.0),
+                t.problems.to_string(),
+            ]);
+        }
+        ctx.line(table.render().trim_end())?;
+        if !w.problems.is_empty() {
+            ctx.line(format!("problems: {}", w.problems.len()))?;
+            for p in &w.problems {
+                ctx.line(format!("  {p}"))?;
+            }
+        }
+    }
+    for p in &w.problems {
+        ctx.damage(format!("{}: {p}", df.path.display()));
+    }
+    Ok(if ctx.damage.is_empty() {
+        EXIT_OK
+    } else {
+        EXIT_FOUND
+    })
+}
+
+fn key_text(tree: &str, key: &[u8], first_branch_cell: bool) -> String {
+    if first_branch_cell && key.is_empty() {
+        "(-inf)".into()
+    } else {
+        clip(&fmt_tree_key(tree, key), 60)
+    }
+}
+
+fn node_json(tree: &str, n: &NodeView) -> Json {
+    let items: Vec<Json> = n
+        .items
+        .iter()
+        .enumerate()
+        .map(|(i, item)| match item {
+            Item::Child { key, child, count } => json!({
+                "key": key_text(tree, key, i == 0), "key_hex": hex(key),
+                "child": child, "entries": count
+            }),
+            Item::Entry {
+                key,
+                value_len,
+                overflow,
+            } => json!({
+                "key": key_text(tree, key, false), "key_hex": hex(key),
+                "value_bytes": value_len, "overflow_page": overflow
+            }),
+        })
+        .collect();
+    json!({
+        "page": n.id,
+        "kind": match &n.kind { Ok(k) => format!("{k:?}").to_lowercase(), Err(_) => "unreadable".into() },
+        "error": n.kind.as_ref().err(),
+        "cells": n.cells,
+        "entries": n.entries,
+        "fill": n.fill,
+        "items": items,
+    })
+}
+
+pub fn dump(ctx: &mut Ctx<'_>, db: &DbArgs, name: &str, keys: bool, max_pages: usize) -> Res<i32> {
+    let df = DataFile::open(&db.data_dir)?;
+    let metas = read_metas(&df)?;
+    for line in metas.damage(&df.path) {
+        ctx.damage(line);
+    }
+    let meta = metas.require(&df.path)?;
+    let page_size = meta.page_size as usize;
+    let (root, recorded) = if name == TREE_OF_TREES {
+        (meta.root, meta.tree_count)
+    } else {
+        match find_tree(&df, &meta, name) {
+            Ok(Some(record)) => (record.root, record.len),
+            Ok(None) => {
+                return Err(
+                    CliError::at(&df.path, format!("no tree named {name:?}")).hint(format!(
+                        "`aedb tree list --data-dir {}` names every tree; \"{TREE_OF_TREES}\" is \
+                         the tree of trees",
+                        db.data_dir.display()
+                    )),
+                )
+            }
+            Err(e) => {
+                ctx.damage(format!("{}: {e}", df.path.display()));
+                return Err(CliError::at(
+                    &df.path,
+                    format!("cannot read the tree of trees: {e}"),
+                ));
+            }
+        }
+    };
+    let tables = catalog_tables(&df, &meta);
+    let what = describe_tree(name, &tables);
+    let lvls = levels(&df, page_size, root, max_pages);
+    let bad: Vec<(u64, String)> = lvls
+        .iter()
+        .flatten()
+        .filter_map(|n| n.kind.as_ref().err().map(|e| (n.id, e.clone())))
+        .collect();
+    if ctx.json {
+        let levels_json: Vec<Json> = lvls
+            .iter()
+            .map(|l| Json::Array(l.iter().map(|n| node_json(name, n)).collect()))
+            .collect();
+        ctx.print_json(&json!({
+            "tree": name,
+            "what": what,
+            "root": root,
+            "recorded_entries": recorded,
+            "height": lvls.len(),
+            "levels": levels_json,
+            "unreadable": bad.iter().map(|(id, e)| json!({"page": id, "error": e})).collect::<Vec<_>>(),
+        }))?;
+    } else {
+        ctx.line(format!(
+            "tree {name}{}: root page {root}, {recorded} entries recorded, height {}",
+            if what.is_empty() {
+                String::new()
+            } else {
+                format!(" ({what})")
+            },
+            lvls.len()
+        ))?;
+        let height = lvls.len();
+        for (depth, level) in lvls.iter().enumerate() {
+            let label = match depth {
+                0 => "root".to_string(),
+                d if d + 1 == height => "leaves".to_string(),
+                _ => "branches".to_string(),
+            };
+            ctx.line(format!("level {depth} ({label}): {} pages", level.len()))?;
+            for n in level {
+                let kind = match &n.kind {
+                    Ok(k) => format!("{k:?}").to_lowercase(),
+                    Err(e) => {
+                        ctx.line(format!("  page {}  UNREADABLE: {e}", n.id))?;
+                        continue;
+                    }
+                };
+                let span = match (n.items.first(), n.items.last()) {
+                    (Some(Item::Entry { key: a, .. }), Some(Item::Entry { key: b, .. })) => {
+                        format!(
+                            "  keys {} .. {}",
+                            key_text(name, a, false),
+                            key_text(name, b, false)
+                        )
+                    }
+                    _ => String::new(),
+                };
+                ctx.line(format!(
+                    "  page {}  {kind}  {} cells  {} entries  fill {}{span}",
+                    n.id,
+                    n.cells,
+                    n.entries,
+                    percent(n.fill, 1.0)
+                ))?;
+                for (i, item) in n.items.iter().enumerate() {
+                    match item {
+                        Item::Child { key, child, count } => ctx.line(format!(
+                            "    {} -> page {child} ({count} entries)",
+                            key_text(name, key, i == 0)
+                        ))?,
+                        Item::Entry {
+                            key,
+                            value_len,
+                            overflow,
+                        } if keys => ctx.line(format!(
+                            "    {}  {value_len} bytes{}",
+                            key_text(name, key, false),
+                            overflow
+                                .map(|p| format!(" (overflow from page {p})"))
+                                .unwrap_or_default()
+                        ))?,
+                        Item::Entry { .. } => {}
+                    }
+                }
+            }
+        }
+    }
+    for (id, e) in &bad {
+        ctx.damage(format!(
+            "{}: tree {name}: page {id}: {e}",
+            df.path.display()
+        ));
+    }
+    Ok(if ctx.damage.is_empty() {
+        EXIT_OK
+    } else {
+        EXIT_FOUND
+    })
+}
