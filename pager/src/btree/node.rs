@@ -9,7 +9,9 @@
 //! | 28     | 4     | start of the cell area (cells fill the page from its end)    |
 //! | 32     | 4     | fragmented bytes: dead cells inside the cell area            |
 //! | 36     | 4     | reserved, zero                                               |
-//! | 40     | 2 × n | slot array: offset of cell `i`, cells in key order           |
+//! | 40     | 6 × n | slot array, in key order: offset of cell `i` (u16) and the   |
+//! |        |       | head of its key (u32: its first 4 bytes, big-endian, zero-  |
+//! |        |       | padded)                                                      |
 //!
 //! Leaf cell: `key_len u16 ‖ flags u8 ‖ value_len u32 ‖ key ‖ value` when the value is inline,
 //! or `… ‖ key ‖ first overflow page u64` when flag bit 0 is set (the value lives in an overflow
@@ -18,6 +20,10 @@
 //! Branch cell: `key_len u16 ‖ child u64 ‖ count u64 ‖ key`. Cell `i` leads to the subtree of
 //! keys `>= key(i)` and `< key(i+1)`; the key of cell 0 is empty and stands for "−∞". `count` is
 //! the number of entries in the child's subtree, so counting a range costs O(height).
+//!
+//! Binary search compares the heads first, so most probes read only the contiguous slot
+//! array; a cell is read only when the heads are equal (measured: half of a hot read was
+//! cache misses on cells). Zero padding makes a strict head order imply the key order.
 //!
 //! Every accessor bounds-checks against the page and returns `Corrupt` rather than panicking, so
 //! a damaged page (or arbitrary bytes) can never crash a read.
@@ -28,7 +34,7 @@ use crate::page::{
 };
 
 pub const NODE_HEADER_BYTES: usize = 40;
-pub const SLOT_BYTES: usize = 2;
+pub const SLOT_BYTES: usize = 6;
 pub const LEAF_CELL_OVERHEAD: usize = 7;
 pub const BRANCH_CELL_OVERHEAD: usize = 18;
 pub const OVERFLOW_FLAG: u8 = 1;
@@ -81,6 +87,26 @@ pub fn encode_branch_cell(key: &[u8], child: PageId, count: u64) -> Vec<u8> {
     cell.extend_from_slice(&count.to_le_bytes());
     cell.extend_from_slice(key);
     cell
+}
+
+/// The first four bytes of a key as a big-endian number, zero-padded: heads compare like keys
+/// whenever they differ.
+pub fn key_head(key: &[u8]) -> u32 {
+    let mut head = [0u8; 4];
+    let n = key.len().min(4);
+    head[..n].copy_from_slice(&key[..n]);
+    u32::from_be_bytes(head)
+}
+
+/// The key inside an encoded cell of a node of type byte `kind`.
+fn cell_key(kind: u8, cell: &[u8]) -> &[u8] {
+    let overhead = if kind == PageType::Leaf as u8 {
+        LEAF_CELL_OVERHEAD
+    } else {
+        BRANCH_CELL_OVERHEAD
+    };
+    let key_len = read_u16(cell, 0) as usize;
+    cell.get(overhead..overhead + key_len).unwrap_or(&[])
 }
 
 /// A read-only view of a node page.
@@ -241,10 +267,11 @@ impl<'a> NodeRef<'a> {
 
     /// Leaf: `Ok(i)` where `key` is, or `Err(i)` where it would go.
     pub fn search(&self, key: &[u8]) -> Result<std::result::Result<usize, usize>> {
+        let head = key_head(key);
         let (mut lo, mut hi) = (0usize, self.count);
         while lo < hi {
             let mid = (lo + hi) / 2;
-            match self.key(mid)?.cmp(key) {
+            match self.compare_at(mid, key, head)? {
                 std::cmp::Ordering::Less => lo = mid + 1,
                 std::cmp::Ordering::Greater => hi = mid,
                 std::cmp::Ordering::Equal => return Ok(Ok(mid)),
@@ -253,16 +280,26 @@ impl<'a> NodeRef<'a> {
         Ok(Err(lo))
     }
 
+    /// Order of cell `i`'s key against `key` (whose head is `head`), by heads when they differ.
+    fn compare_at(&self, i: usize, key: &[u8], head: u32) -> Result<std::cmp::Ordering> {
+        let slot_head = read_u32(self.page, NODE_HEADER_BYTES + i * SLOT_BYTES + 2);
+        if slot_head != head {
+            return Ok(slot_head.cmp(&head));
+        }
+        Ok(self.key(i)?.cmp(key))
+    }
+
     /// Branch: the index of the child whose subtree covers `key`.
     pub fn child_index(&self, key: &[u8]) -> Result<usize> {
         if self.count == 0 {
             return Err(self.corrupt("empty branch".into()));
         }
         // Last cell with key <= `key`; cell 0 is −∞.
+        let head = key_head(key);
         let (mut lo, mut hi) = (1usize, self.count);
         while lo < hi {
             let mid = (lo + hi) / 2;
-            if self.key(mid)? <= key {
+            if self.compare_at(mid, key, head)? != std::cmp::Ordering::Greater {
                 lo = mid + 1;
             } else {
                 hi = mid;
@@ -362,6 +399,7 @@ impl<'a> NodeMut<'a> {
         let slots_end = NODE_HEADER_BYTES + n * SLOT_BYTES;
         self.page.copy_within(slots..slots_end, slots + SLOT_BYTES);
         write_u16(self.page, slots, start as u16);
+        write_u32(self.page, slots + 2, key_head(cell_key(self.page[4], cell)));
         write_u16(self.page, 24, (n + 1) as u16);
         write_u32(self.page, 28, start as u32);
         true
