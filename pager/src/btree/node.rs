@@ -431,21 +431,18 @@ impl<'a> NodeMut<'a> {
 
     /// Rewrite the cell area without holes.
     fn compact(&mut self) {
-        let n = self.count();
-        let page_len = self.page.len();
-        let view = match NodeRef::new(self.page, 0) {
-            Ok(view) => view,
-            Err(_) => return,
+        // One copy of the page, then the cells re-laid from it (no allocation per cell).
+        let before = self.page.to_vec();
+        let Ok(view) = NodeRef::new(&before, 0) else {
+            return;
         };
-        let mut cells: Vec<Vec<u8>> = Vec::with_capacity(n);
-        for i in 0..n {
-            match view.cell(i) {
-                Ok(cell) => cells.push(cell.to_vec()),
-                Err(_) => return,
-            }
+        // All cells must read back before any byte moves: a damaged page stays as it was.
+        if (0..view.len()).any(|i| view.cell(i).is_err()) {
+            return;
         }
-        let mut end = page_len;
-        for (i, cell) in cells.iter().enumerate() {
+        let mut end = self.page.len();
+        for i in 0..view.len() {
+            let Ok(cell) = view.cell(i) else { return };
             let start = end - cell.len();
             self.page[start..end].copy_from_slice(cell);
             write_u16(self.page, NODE_HEADER_BYTES + i * SLOT_BYTES, start as u16);
