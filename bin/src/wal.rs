@@ -59,7 +59,40 @@ pub struct FrameInfo {
     pub lsn_ok: bool,
     pub chain: Check,
     pub hmac: Check,
-    pub ops: Result<Vec<WalOp>, String>,
+    pub ops: Result<Vec<Effect>, String>,
+}
+
+/// An effect of a commit. Values are kept only for the catalog (to name tables); for the rest
+/// only their length is, so that a long log does not have to fit in memory.
+#[derive(Debug, Clone)]
+pub struct Effect {
+    pub op: WalOp,
+    pub value_len: usize,
+}
+
+fn effects(payload: &[u8]) -> Result<Vec<Effect>, String> {
+    let ops = decode_record(payload).map_err(|e| e.to_string())?;
+    Ok(ops
+        .into_iter()
+        .map(|op| match op {
+            WalOp::Put { tree, key, value } if tree != CATALOG_TREE => Effect {
+                value_len: value.len(),
+                op: WalOp::Put {
+                    tree,
+                    key,
+                    value: Vec::new(),
+                },
+            },
+            WalOp::Put { tree, key, value } => Effect {
+                value_len: value.len(),
+                op: WalOp::Put { tree, key, value },
+            },
+            other => Effect {
+                op: other,
+                value_len: 0,
+            },
+        })
+        .collect())
 }
 
 /// How the frames of a segment end.
@@ -365,7 +398,7 @@ fn analyse_segment(number: u64, path: PathBuf, bytes: &[u8], key: Option<[u8; 32
             lsn_ok: header.lsn == expected,
             chain: chain_check,
             hmac: hmac_check,
-            ops: decode_record(payload).map_err(|e| e.to_string()),
+            ops: effects(payload),
         });
         chain = hash;
         expected = header.lsn + 1;
@@ -395,7 +428,7 @@ fn analyse_segment(number: u64, path: PathBuf, bytes: &[u8], key: Option<[u8; 32
     seg
 }
 
-fn op_text(op: &WalOp, tables: &HashMap<u64, TableSchema>) -> String {
+fn op_text(effect: &Effect, tables: &HashMap<u64, TableSchema>) -> String {
     let what = |tree: &str| {
         let d = describe_tree(tree, tables);
         if d.is_empty() {
@@ -404,12 +437,12 @@ fn op_text(op: &WalOp, tables: &HashMap<u64, TableSchema>) -> String {
             format!("{tree} [{d}]")
         }
     };
-    match op {
-        WalOp::Put { tree, key, value } => format!(
+    match &effect.op {
+        WalOp::Put { tree, key, .. } => format!(
             "put    {} key {} ({} bytes)",
             what(tree),
             clip(&fmt_tree_key(tree, key), 80),
-            value.len()
+            effect.value_len
         ),
         WalOp::Delete { tree, key } => format!(
             "delete {} key {}",
@@ -421,10 +454,10 @@ fn op_text(op: &WalOp, tables: &HashMap<u64, TableSchema>) -> String {
     }
 }
 
-fn op_json(op: &WalOp) -> Json {
-    match op {
-        WalOp::Put { tree, key, value } => json!({
-            "op": "put", "tree": tree, "key": fmt_tree_key(tree, key), "value_bytes": value.len()
+fn op_json(effect: &Effect) -> Json {
+    match &effect.op {
+        WalOp::Put { tree, key, .. } => json!({
+            "op": "put", "tree": tree, "key": fmt_tree_key(tree, key), "value_bytes": effect.value_len
         }),
         WalOp::Delete { tree, key } => {
             json!({"op": "delete", "tree": tree, "key": fmt_tree_key(tree, key)})
@@ -435,9 +468,9 @@ fn op_json(op: &WalOp) -> Json {
 }
 
 /// Learn table schemas written by the log itself (tables created after the checkpoint).
-fn learn_tables(ops: &[WalOp], tables: &mut HashMap<u64, TableSchema>) {
-    for op in ops {
-        if let WalOp::Put { tree, key, value } = op {
+fn learn_tables(ops: &[Effect], tables: &mut HashMap<u64, TableSchema>) {
+    for effect in ops {
+        if let WalOp::Put { tree, key, value } = &effect.op {
             if tree == CATALOG_TREE && key.starts_with(b"T\0") {
                 if let Ok(schema) = decode_entry::<TableSchema>(value) {
                     tables.insert(schema.table_id, schema);

@@ -1273,6 +1273,82 @@ fn a_zeroed_meta_page_is_reported() {
     );
 }
 
+#[test]
+fn catalog_level_violations_are_reported_with_their_location() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("db");
+    build(&dir);
+    let users = table_id(&dir, "demo/app/users");
+    let id = users.trim_start_matches("t:").to_string();
+    // Damage no API would cause, written through the engine's raw commit path: storage stays
+    // sound, the catalog-level invariants do not.
+    let rt = runtime();
+    rt.block_on(async {
+        let db = AedbInstance::open(config(), &dir).expect("open");
+        let by_name = format!("i:{id}:by_name");
+        let uniq = format!("i:{id}:uniq_balance");
+        let table = users.clone();
+        db.engine()
+            .commit(CommitFinality::Durable, move |txn| {
+                let pk3 = aedb::encode_primary_key(&[Value::Integer(3)]);
+                let mut entry = aedb::encode_primary_key(&[Value::Text("user-003".into())]);
+                entry.extend_from_slice(&pk3);
+                assert!(txn.remove(&by_name, &entry)?);
+                let mut stale = aedb::encode_primary_key(&[Value::U64(5)]);
+                stale.extend_from_slice(&aedb::encode_primary_key(&[Value::Integer(999)]));
+                txn.insert(&uniq, &stale, &[])?;
+                txn.insert("t:99", b"orphan", b"row")?;
+                txn.insert("kv:demo:app", b"short", &[1, 2, 3])?;
+                let misplaced = aedb::catalog::rows::encode_row(&user_row(5));
+                txn.insert(
+                    &table,
+                    &aedb::encode_primary_key(&[Value::Integer(1000)]),
+                    &misplaced,
+                )?;
+                Ok(())
+            })
+            .await
+            .expect("raw commit");
+        db.shutdown().await.expect("shutdown");
+    });
+    let out = aedb(&["check", "invariants", "--data-dir", s(&dir)]);
+    assert_eq!(out.status, 1, "{out:?}");
+    assert!(out.out.starts_with("violations: "), "{out:?}");
+    let violations = [
+        (
+            format!("index by_name of demo/app/users (tree i:{id}:by_name)"),
+            "no entry for row (3) (a rebuild has one)".to_string(),
+        ),
+        (
+            format!("index uniq_balance of demo/app/users (tree i:{id}:uniq_balance)"),
+            "entry [U64(5), Integer(999)] has no row that yields it (a rebuild drops it)".into(),
+        ),
+        (
+            "tree t:99".into(),
+            "no catalog entry owns it (an orphan left behind?)".into(),
+        ),
+        (
+            "KV space demo/app (tree kv:demo:app)".into(),
+            "entry \"short\" of 3 bytes is shorter than its 16-byte header".into(),
+        ),
+        (
+            format!("table demo/app/users (tree {users})"),
+            "row stored under key (1000) has primary key [Integer(5)]".into(),
+        ),
+    ];
+    for (location, problem) in &violations {
+        assert!(
+            out.out
+                .lines()
+                .any(|l| l.starts_with(location.as_str()) && l.ends_with(problem.as_str())),
+            "{location}: {problem} missing: {out:?}"
+        );
+    }
+    let json = aedb(&["--json", "check", "invariants", "--data-dir", s(&dir)]).json();
+    assert_eq!(json["ok"], false);
+    assert!(json["violations"].as_array().expect("violations").len() >= 5);
+}
+
 /// Not a test: builds the sample database of these tests where `AEDB_SAMPLE_DIR` says, to
 /// try the commands by hand (`AEDB_SAMPLE_DIR=/tmp/sample cargo test -p aedb-tests --test cli
 /// -- --ignored build_sample_database`).

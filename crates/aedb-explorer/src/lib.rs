@@ -14,7 +14,7 @@ use aedb::{AedbInstance, CallerContext};
 use aedb_cli::cli::DbArgs;
 use aedb_cli::db::{block_on, open_read_only};
 use aedb_cli::util::{
-    fmt_value, hex, key_values, parse_hex, printable, value_json, CliError, Ctx, Res, Table,
+    clip, fmt_value, hex, key_values, parse_hex, printable, value_json, CliError, Ctx, Res, Table,
     EXIT_FOUND, EXIT_OK,
 };
 use clap::{Args, Parser, Subcommand};
@@ -106,6 +106,9 @@ pub enum Command {
         /// Continue after the page a previous scan ended with
         #[arg(long, value_name = "CURSOR")]
         cursor: Option<String>,
+        /// Show long values whole (else cut at 68 characters; --json always has them whole)
+        #[arg(long)]
+        wide: bool,
     },
     /// Entries of a scope's KV space in key order
     #[command(
@@ -128,6 +131,9 @@ pub enum Command {
         /// The caller the read is made as
         #[arg(long, value_name = "ID", default_value = "aedb-explorer")]
         caller_id: String,
+        /// Show long values whole (else cut at 68 characters; --json always has them whole)
+        #[arg(long)]
+        wide: bool,
     },
 }
 
@@ -144,6 +150,21 @@ where
     let mut ctx = Ctx::new(out, err, cli.json, progress);
     let result = dispatch(&mut ctx, &cli.command);
     aedb_cli::finish(&mut ctx, result)
+}
+
+/// Characters of a cell shown at most without `--wide`.
+const CELL_CHARS: usize = 68;
+
+fn cell(text: String, wide: bool) -> String {
+    if wide || text.chars().count() <= CELL_CHARS {
+        text
+    } else {
+        format!(
+            "{} ({} chars)",
+            clip(&text, CELL_CHARS),
+            text.chars().count()
+        )
+    }
 }
 
 fn status(ctx: &Ctx<'_>) -> i32 {
@@ -170,7 +191,8 @@ fn dispatch(ctx: &mut Ctx<'_>, command: &Command) -> Res<i32> {
             table,
             limit,
             cursor,
-        } => scan_table(ctx, db, at, table, *limit, cursor.clone()),
+            wide,
+        } => scan_table(ctx, db, at, table, *limit, cursor.clone(), *wide),
         Command::ScanKv {
             db,
             at,
@@ -178,14 +200,14 @@ fn dispatch(ctx: &mut Ctx<'_>, command: &Command) -> Res<i32> {
             prefix_hex,
             cursor,
             caller_id,
+            wide,
         } => scan_kv(
             ctx,
             db,
             at,
-            *limit,
-            prefix_hex.as_deref(),
-            cursor.clone(),
+            (*limit, prefix_hex.as_deref(), cursor.clone()),
             caller_id,
+            *wide,
         ),
     }
 }
@@ -404,6 +426,7 @@ fn scan_table(
     table: &str,
     limit: u64,
     mut cursor: Option<String>,
+    wide: bool,
 ) -> Res<i32> {
     let instance = open_read_only(db, ctx)?;
     let schema = block_on(instance.describe_table(&at.project, &at.scope, table))?
@@ -462,7 +485,7 @@ fn scan_table(
         let header_refs: Vec<&str> = headers.iter().map(String::as_str).collect();
         let mut out = Table::new(&header_refs);
         for r in &rows {
-            out.row(r.values.iter().map(fmt_value).collect());
+            out.row(r.values.iter().map(|v| cell(fmt_value(v), wide)).collect());
         }
         ctx.line(out.render().trim_end())?;
         ctx.line(format!(
@@ -480,10 +503,9 @@ fn scan_kv(
     ctx: &mut Ctx<'_>,
     db: &DbArgs,
     at: &Scope,
-    limit: u64,
-    prefix_hex: Option<&str>,
-    cursor: Option<String>,
+    (limit, prefix_hex, cursor): (u64, Option<&str>, Option<String>),
     caller_id: &str,
+    wide: bool,
 ) -> Res<i32> {
     let prefix = match prefix_hex {
         Some(text) => parse_hex(text).map_err(|e| {
@@ -530,9 +552,9 @@ fn scan_kv(
             .text_column(2);
         for (k, e) in &page.entries {
             table.row(vec![
-                hex(k),
-                printable(k),
-                hex(&e.value),
+                cell(hex(k), wide),
+                cell(printable(k), wide),
+                cell(hex(&e.value), wide),
                 e.version.to_string(),
                 e.created_at.to_string(),
             ]);
