@@ -1025,6 +1025,14 @@ fn report_parity(
         ctx.line(key_values(&[
             ("dump", dump.display().to_string()),
             ("database", dir.display().to_string()),
+            (
+                "restored",
+                if restored {
+                    "yes (the dump was loaded, then the parity checked)".into()
+                } else {
+                    "no".into()
+                },
+            ),
             ("expected", hex(&expected.parity)),
             ("actual", hex(&checksum)),
             (

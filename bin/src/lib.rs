@@ -60,6 +60,7 @@ pub fn finish(ctx: &mut Ctx<'_>, result: Res<i32>) -> i32 {
     match result {
         Ok(status) if damage.is_empty() => status,
         Ok(_) => util::EXIT_FOUND,
+        Err(e) if e.quiet => EXIT_ERROR,
         Err(e) => {
             if ctx.json {
                 let _ = ctx.print_json(&serde_json::json!({

@@ -152,7 +152,7 @@ pub fn stat(ctx: &mut Ctx<'_>, db: &DbArgs) -> Res<i32> {
             bad.len().to_string(),
             human_bytes(bad.len() as u64 * page_size),
         ]);
-        ctx.line("pages by type")?;
+        ctx.line("\npages by type")?;
         ctx.line(table.render())?;
         let mut headers = vec!["TREE", "WHAT", "LEAVES"];
         headers.extend(decile_header());
@@ -286,7 +286,7 @@ pub fn dump(ctx: &mut Ctx<'_>, db: &DbArgs, id: PageId, with_hex: bool) -> Res<i
     match kind {
         Some(PageType::Meta) => {
             let raw = RawMeta::read(&buf);
-            let _ = write!(
+            let _ = writeln!(
                 text,
                 "{}",
                 key_values(&[
@@ -316,7 +316,7 @@ pub fn dump(ctx: &mut Ctx<'_>, db: &DbArgs, id: PageId, with_hex: bool) -> Res<i
         Some(PageType::Overflow) => {
             let next = read_u64(&buf, 24);
             let used = read_u32(&buf, 32);
-            let _ = write!(
+            let _ = writeln!(
                 text,
                 "{}",
                 key_values(&[
@@ -384,6 +384,7 @@ pub fn dump(ctx: &mut Ctx<'_>, db: &DbArgs, id: PageId, with_hex: bool) -> Res<i
             id * page_size as u64
         ))?;
         ctx.line(key_values(&header))?;
+        ctx.line("")?;
         ctx.line(text.trim_end())?;
         if with_hex {
             ctx.line("")?;
@@ -407,7 +408,7 @@ fn node_body(buf: &[u8], id: PageId, page_size: usize, tree: &str) -> (String, J
     let cell_start = read_u32(buf, 28);
     let fragmented = read_u32(buf, 32);
     let slots_end = NODE_HEADER_BYTES + count * SLOT_BYTES;
-    let _ = write!(
+    let _ = writeln!(
         text,
         "{}",
         key_values(&[

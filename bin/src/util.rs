@@ -15,6 +15,8 @@ use serde_json::{json, Value as Json};
 pub struct CliError {
     pub message: String,
     pub hint: Option<String>,
+    /// The reader of our output went away (`| head`): stop without a word.
+    pub quiet: bool,
 }
 
 impl CliError {
@@ -22,6 +24,7 @@ impl CliError {
         CliError {
             message: message.into(),
             hint: None,
+            quiet: false,
         }
     }
 
@@ -45,7 +48,9 @@ impl std::fmt::Display for CliError {
 impl From<std::io::Error> for CliError {
     /// Only for writing the command's own output (stdout, stderr).
     fn from(err: std::io::Error) -> Self {
-        CliError::new(format!("cannot write the output: {err}"))
+        let mut e = CliError::new(format!("cannot write the output: {err}"));
+        e.quiet = err.kind() == std::io::ErrorKind::BrokenPipe;
+        e
     }
 }
 
@@ -250,14 +255,14 @@ fn looks_numeric(cell: &str) -> bool {
         && cell.chars().any(|c| c.is_ascii_digit())
 }
 
-/// `key  value` lines, keys padded to one width.
+/// `key  value` lines, keys padded to one width (no newline after the last).
 pub fn key_values(pairs: &[(&str, String)]) -> String {
     let width = pairs.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
-    let mut out = String::new();
-    for (k, v) in pairs {
-        let _ = writeln!(out, "{k:<width$}  {v}");
-    }
-    out
+    let lines: Vec<String> = pairs
+        .iter()
+        .map(|(k, v)| format!("{k:<width$}  {v}").trim_end().to_string())
+        .collect();
+    lines.join("\n")
 }
 
 pub fn hex(bytes: &[u8]) -> String {

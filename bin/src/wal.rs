@@ -543,6 +543,11 @@ pub fn dump(
             );
             if let Some(dropped) = &outcome.dropped {
                 text.push_str(&format!("; it ends early: {dropped}"));
+                if outcome.last_lsn < after_lsn {
+                    text.push_str(&format!(
+                        " (the checkpoint covers up to LSN {after_lsn}: no commit is lost)"
+                    ));
+                }
             }
             if !outcome.stale.is_empty() {
                 text.push_str(&format!(
@@ -632,7 +637,7 @@ pub fn dump(
                 Err(e) => format!("HEADER INVALID: {e}"),
             };
             ctx.line(format!(
-                "segment {}  {}  {} bytes  {header}",
+                "\nsegment {}  {}  {} bytes  {header}",
                 s.number,
                 s.path.display(),
                 s.len

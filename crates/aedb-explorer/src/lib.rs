@@ -176,7 +176,20 @@ fn status(ctx: &Ctx<'_>) -> i32 {
 }
 
 fn api_error(db: &DbArgs, e: impl std::fmt::Display) -> CliError {
-    CliError::at(&db.data_dir, e)
+    let text = e.to_string();
+    let damaged = ["checksum", "corrupt", "page type", "misdirected"]
+        .iter()
+        .any(|w| text.contains(w));
+    let err = CliError::at(&db.data_dir, text);
+    if damaged {
+        err.hint(format!(
+            "the data file is damaged: `aedb check invariants --data-dir {}` lists every \
+             damaged page",
+            db.data_dir.display()
+        ))
+    } else {
+        err
+    }
 }
 
 fn dispatch(ctx: &mut Ctx<'_>, command: &Command) -> Res<i32> {
