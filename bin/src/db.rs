@@ -57,7 +57,9 @@ pub fn open_read_only(args: &DbArgs, ctx: &mut Ctx<'_>) -> Res<AedbInstance> {
 pub fn open_error(dir: &Path, err: &aedb::AedbError) -> CliError {
     let text = err.to_string();
     let d = dir.display();
-    let hint = if text.contains("meta page") {
+    let hint = if text.contains("HMAC") {
+        "the log is protected by an HMAC: give its key with --hmac-key-hex (64 hex digits)".into()
+    } else if text.contains("meta page") {
         format!("`aedb meta --data-dir {d}` shows both meta pages")
     } else if text.contains("WAL") || text.contains("log") {
         format!(

@@ -229,11 +229,12 @@ pub fn dump(ctx: &mut Ctx<'_>, db: &DbArgs, id: PageId, with_hex: bool) -> Res<i
     let type_byte = page::page_type_byte(&buf);
     let kind = PageType::from_byte(type_byte);
     let (owner, role) = match (metas.current, id) {
-        (Some(meta), 2..) => match owner_of(&df, &meta, id) {
+        (_, 0 | 1) => (String::new(), Some(Role::Meta)),
+        (Some(meta), _) => match owner_of(&df, &meta, id) {
             Some((tree, role)) => (tree, Some(role)),
             None => (String::new(), None),
         },
-        _ => (String::new(), Some(Role::Meta)),
+        (None, _) => (String::new(), None),
     };
     let mut header = vec![
         (

@@ -162,7 +162,7 @@ pub fn dump(ctx: &mut Ctx<'_>, db: &DbArgs, name: &str, keys: bool, max_pages: u
     };
     let tables = catalog_tables(&df, &meta);
     let what = describe_tree(name, &tables);
-    let lvls = levels(&df, page_size, root, max_pages);
+    let (lvls, stopped) = levels(&df, page_size, root, max_pages);
     let bad: Vec<(u64, String)> = lvls
         .iter()
         .flatten()
@@ -179,6 +179,7 @@ pub fn dump(ctx: &mut Ctx<'_>, db: &DbArgs, name: &str, keys: bool, max_pages: u
             "root": root,
             "recorded_entries": recorded,
             "height": lvls.len(),
+            "stopped_at_max_pages": stopped,
             "levels": levels_json,
             "unreadable": bad.iter().map(|(id, e)| json!({"page": id, "error": e})).collect::<Vec<_>>(),
         }))?;
@@ -192,12 +193,11 @@ pub fn dump(ctx: &mut Ctx<'_>, db: &DbArgs, name: &str, keys: bool, max_pages: u
             },
             lvls.len()
         ))?;
-        let height = lvls.len();
         for (depth, level) in lvls.iter().enumerate() {
-            let label = match depth {
-                0 => "root".to_string(),
-                d if d + 1 == height => "leaves".to_string(),
-                _ => "branches".to_string(),
+            let label = match (depth, level.first().map(|n| &n.kind)) {
+                (0, _) => "root",
+                (_, Some(Ok(aedb::storage::page::PageType::Leaf))) => "leaves",
+                _ => "branches",
             };
             ctx.line(format!("level {depth} ({label}): {} pages", level.len()))?;
             for n in level {
@@ -247,6 +247,11 @@ pub fn dump(ctx: &mut Ctx<'_>, db: &DbArgs, name: &str, keys: bool, max_pages: u
                 }
             }
         }
+    }
+    if stopped && !ctx.json {
+        ctx.line(format!(
+            "(stopped after {max_pages} pages: --max-pages reads more)"
+        ))?;
     }
     for (id, e) in &bad {
         ctx.damage(format!(

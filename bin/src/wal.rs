@@ -558,7 +558,21 @@ pub fn dump(
             text
         }
         Err(err) => {
-            damage.push(format!("{mode_name} recovery refuses the log: {err}"));
+            let keyless = config.hmac_key.is_none()
+                && analysis
+                    .segments
+                    .iter()
+                    .flat_map(|s| &s.frames)
+                    .any(|f| f.hmac == Check::Unverified);
+            if keyless {
+                damage.push(
+                    "cannot verify the log: its frames carry an HMAC and no key was given \
+                     (--hmac-key-hex)"
+                        .into(),
+                );
+            } else {
+                damage.push(format!("{mode_name} recovery refuses the log: {err}"));
+            }
             format!("{mode_name} recovery REFUSES the log: {err}")
         }
     };

@@ -638,16 +638,18 @@ pub enum Item {
     },
 }
 
-/// A tree's nodes level by level from `root` (breadth first), reading at most `max_pages`.
+/// A tree's nodes level by level from `root` (breadth first), reading at most `max_pages`;
+/// true when that bound stopped it.
 pub fn levels(
     df: &DataFile,
     page_size: usize,
     root: PageId,
     max_pages: usize,
-) -> Vec<Vec<NodeView>> {
+) -> (Vec<Vec<NodeView>>, bool) {
     let mut out = Vec::new();
+    let mut stopped = false;
     if root == 0 {
-        return out;
+        return (out, stopped);
     }
     let mut frontier = vec![root];
     let mut read = 0usize;
@@ -656,7 +658,11 @@ pub fn levels(
         let mut level = Vec::new();
         let mut next = Vec::new();
         for id in frontier {
-            if read >= max_pages || !seen.insert(id) {
+            if read >= max_pages {
+                stopped = true;
+                break;
+            }
+            if !seen.insert(id) {
                 continue;
             }
             read += 1;
@@ -665,7 +671,7 @@ pub fn levels(
         out.push(level);
         frontier = next;
     }
-    out
+    (out, stopped)
 }
 
 fn view_node(df: &DataFile, page_size: usize, id: PageId, next: &mut Vec<PageId>) -> NodeView {
