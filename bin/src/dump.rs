@@ -1114,9 +1114,34 @@ impl Restorer<'_> {
         Ok(())
     }
 
+    /// Done with a table: its last rows, then its default values. A default added after rows
+    /// were written leaves their Nulls (reads do not apply it to a stored Null); inserting the
+    /// rows under it would replace them, so defaults come last.
+    fn end_table(&mut self) -> Res<()> {
+        self.flush()?;
+        let Some(t) = self.table.take() else {
+            return Ok(());
+        };
+        let what = format!("table {}/{}/{}", t.project_id, t.scope_id, t.table_name);
+        for c in &t.constraints {
+            if matches!(c, Constraint::Default { .. }) {
+                self.commit(
+                    &what,
+                    Mutation::Ddl(DdlOperation::AlterTable {
+                        project_id: t.project_id.clone(),
+                        scope_id: t.scope_id.clone(),
+                        table_name: t.table_name.clone(),
+                        alteration: TableAlteration::AddConstraint(c.clone()),
+                    }),
+                )?;
+            }
+        }
+        Ok(())
+    }
+
     /// Done with a project: drop the default scope if the dump did not have it.
     fn end_project(&mut self) -> Res<()> {
-        self.flush()?;
+        self.end_table()?;
         if let (Some(p), false) = (self.project.take(), self.default_scope_seen) {
             self.commit(
                 &format!("project {p}"),
@@ -1135,7 +1160,6 @@ impl Restorer<'_> {
             Item::Header(_) => {}
             Item::Project(p) => {
                 self.end_project()?;
-                self.table = None;
                 self.kv = None;
                 self.commit(
                     &format!("project {}", p.project_id),
@@ -1149,8 +1173,7 @@ impl Restorer<'_> {
                 self.default_scope_seen = false;
             }
             Item::Scope(s) => {
-                self.flush()?;
-                self.table = None;
+                self.end_table()?;
                 self.kv = None;
                 if s.scope_id == DEFAULT_SCOPE_ID {
                     self.default_scope_seen = true;
@@ -1167,7 +1190,7 @@ impl Restorer<'_> {
                 }
             }
             Item::Table(t) => {
-                self.flush()?;
+                self.end_table()?;
                 self.create_table(t)?;
                 self.table = Some(t.clone());
             }
@@ -1181,8 +1204,7 @@ impl Restorer<'_> {
                 self.rows.push(row.clone());
             }
             Item::KvSpace { project, scope } => {
-                self.flush()?;
-                self.table = None;
+                self.end_table()?;
                 self.kv = Some((project.clone(), scope.clone()));
             }
             Item::Kv { key, value, .. } => {
@@ -1208,7 +1230,8 @@ impl Restorer<'_> {
         Ok(())
     }
 
-    /// The table, its constraints (a unique constraint brings its index) and its indexes.
+    /// The table, its constraints but defaults (a unique constraint brings its index) and its
+    /// indexes.
     fn create_table(&self, t: &TableSchema) -> Res<()> {
         let what = format!("table {}/{}/{}", t.project_id, t.scope_id, t.table_name);
         self.commit(
@@ -1226,6 +1249,9 @@ impl Restorer<'_> {
         for c in &t.constraints {
             if let Constraint::Unique { name, .. } = c {
                 implied.push(name.clone());
+            }
+            if matches!(c, Constraint::Default { .. }) {
+                continue;
             }
             self.commit(
                 &what,

@@ -282,6 +282,18 @@ fn build(dir: &Path) {
         })
         .await
         .expect("orders rows");
+        // A default added after a row stored Null: that row keeps its Null.
+        db.commit(ddl(DdlOperation::AlterTable {
+            project_id: "demo".into(),
+            scope_id: "extra".into(),
+            table_name: "orders".into(),
+            alteration: TableAlteration::AddConstraint(Constraint::Default {
+                column: "amount".into(),
+                value: Value::Float(-1.0),
+            }),
+        }))
+        .await
+        .expect("default");
         for i in 0..30u32 {
             db.kv_set(
                 "demo",
