@@ -558,6 +558,31 @@ fn cell_char(info: &PageInfo) -> char {
     }
 }
 
+/// A map cell for a terminal: the character in its type's colour, bold when at least three
+/// quarters full, dim when less than a quarter.
+fn ansi_cell(info: &PageInfo) -> String {
+    let colour = if info.bad {
+        "31;7"
+    } else {
+        match info.role {
+            Role::Meta => "37",
+            Role::Branch => "34",
+            Role::Leaf => "32",
+            Role::Overflow => "33",
+            Role::FreeList => "35",
+            Role::Free => "90",
+            Role::Leaked => "31",
+            Role::Tail | Role::Unknown => "90",
+        }
+    };
+    let weight = match info.fill {
+        f if f >= 0.75 => ";1",
+        f if (0.0..0.25).contains(&f) => ";2",
+        _ => "",
+    };
+    format!("\x1b[{colour}{weight}m{}\x1b[0m", cell_char(info))
+}
+
 const LEGEND: &str = "legend: M meta  B branch  L leaf  O overflow (lower case: under half full)  \
     F free-list page  . free  ? leaked  ! unreadable  _ past the page count";
 
@@ -582,7 +607,15 @@ fn svg(w: &Walk, width: usize) -> String {
     let cell = 12usize;
     let rows = w.pages.len().div_ceil(width).max(1);
     let legend_h = 40;
-    let (pw, ph) = (width * cell + 20, rows * cell + 20 + legend_h);
+    let left = 60;
+    let legend_w: usize = Role::ALL
+        .iter()
+        .map(|r| 13 + 8 * (r.name().len() + 2))
+        .sum();
+    let (pw, ph) = (
+        (left + width * cell).max(left + legend_w) + 10,
+        rows * cell + 20 + legend_h,
+    );
     let mut out = String::new();
     let _ = writeln!(
         out,
@@ -594,8 +627,17 @@ fn svg(w: &Walk, width: usize) -> String {
         w.pages.len(),
         w.page_size
     );
+    for row in 0..rows {
+        let _ = writeln!(
+            out,
+            r##"<text x="{}" y="{}" text-anchor="end" font-size="9" fill="#6b7280">{}</text>"##,
+            left - 6,
+            10 + row * cell + cell - 3,
+            row * width
+        );
+    }
     for (id, info) in w.pages.iter().enumerate() {
-        let (x, y) = (10 + (id % width) * cell, 10 + (id / width) * cell);
+        let (x, y) = (left + (id % width) * cell, 10 + (id / width) * cell);
         let opacity = if info.fill >= 0.0 {
             0.25 + 0.75 * info.fill.clamp(0.0, 1.0)
         } else {
@@ -626,7 +668,7 @@ fn svg(w: &Walk, width: usize) -> String {
         );
     }
     let legend_y = 10 + rows * cell + 14;
-    let mut x = 10;
+    let mut x = left;
     for role in Role::ALL {
         let info = PageInfo {
             role,
@@ -646,7 +688,7 @@ fn svg(w: &Walk, width: usize) -> String {
     }
     let _ = writeln!(
         out,
-        r#"<text x="10" y="{}">fill: more opaque = fuller; black with a red border: unreadable</text>"#,
+        r#"<text x="{left}" y="{}">fill: more opaque = fuller; black with a red border: unreadable</text>"#,
         legend_y + 16
     );
     out.push_str("</svg>\n");
@@ -689,15 +731,21 @@ pub fn map(ctx: &mut Ctx<'_>, db: &DbArgs, svg_path: Option<&Path>, width: u32) 
             w.page_size,
             width
         ))?;
-        let chars: Vec<char> = text.chars().collect();
+        let colour = ctx.tty && std::env::var_os("NO_COLOR").is_none();
         let digits = (w.pages.len().max(1)).to_string().len();
-        for (n, line) in chars.chunks(width).enumerate() {
+        for (n, line) in w.pages.chunks(width).enumerate() {
             let mut row = String::new();
             for (i, group) in line.chunks(16).enumerate() {
                 if i > 0 {
                     row.push(' ');
                 }
-                row.extend(group);
+                for info in group {
+                    if colour {
+                        row.push_str(&ansi_cell(info));
+                    } else {
+                        row.push(cell_char(info));
+                    }
+                }
             }
             ctx.line(format!("{:>digits$}  {}", n * width, row.trim_end()))?;
         }

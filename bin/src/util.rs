@@ -71,17 +71,21 @@ pub struct Ctx<'a> {
     pub json: bool,
     /// Draw progress bars (stdout is a terminal and not `--json`).
     pub progress: bool,
+    /// Stdout is a terminal (colours are welcome).
+    pub tty: bool,
     /// Damage noticed along the way (reported on stderr at the end; the exit status becomes 1).
     pub damage: Vec<String>,
 }
 
 impl<'a> Ctx<'a> {
-    pub fn new(out: &'a mut dyn Write, err: &'a mut dyn Write, json: bool, progress: bool) -> Self {
+    /// `terminal`: stdout is a terminal (progress bars, colours).
+    pub fn new(out: &'a mut dyn Write, err: &'a mut dyn Write, json: bool, terminal: bool) -> Self {
         Ctx {
             out,
             err,
             json,
-            progress: progress && !json,
+            progress: terminal && !json,
+            tty: terminal && !json,
             damage: Vec::new(),
         }
     }
