@@ -226,7 +226,7 @@ impl Table {
                 if i > 0 {
                     line.push_str("  ");
                 }
-                if numeric[i] && !header {
+                if numeric[i] && (!header || !self.rows.is_empty()) {
                     line.push_str(&" ".repeat(pad));
                     line.push_str(cell);
                 } else {
