@@ -127,7 +127,7 @@ impl PageStore {
                 config.page_size
             )));
         }
-        if let Some(dir) = path.parent() {
+        if let Some(dir) = path.parent().filter(|_| !read_only) {
             vfs.create_dir_all(dir)?;
         }
         let existed = vfs.exists(path);
