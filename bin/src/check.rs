@@ -15,8 +15,8 @@ use aedb::catalog::namespace::{
     NEXT_TABLE_ID_KEY,
 };
 use aedb::catalog::rows::decode_row;
-use aedb::catalog::schema::{IndexDef, TableSchema};
-use aedb::catalog::types::{Row, Value};
+use aedb::catalog::schema::TableSchema;
+use aedb::catalog::types::Value;
 use aedb::storage::check::check_file;
 use aedb::storage::io::{os_vfs, IoBackendChoice, OpenOptions};
 use aedb::storage::pool::BufferPool;
@@ -51,32 +51,7 @@ pub struct Summary {
     pub seq: u64,
 }
 
-/// The index entry a row must have (None: excluded by a partial filter, or Null in a unique
-/// index): the same rule as the engine's.
-pub fn index_entry(schema: &TableSchema, def: &IndexDef, row: &Row, pk: &[u8]) -> Option<Vec<u8>> {
-    if let Some(filter) = &def.partial_filter {
-        if !aedb::query::eval::eval(filter, row, &|c| schema.column_index(c)) {
-            return None;
-        }
-    }
-    let values: Vec<Value> = def
-        .columns
-        .iter()
-        .map(|c| {
-            schema
-                .column_index(c)
-                .and_then(|i| row.values.get(i))
-                .cloned()
-                .unwrap_or(Value::Null)
-        })
-        .collect();
-    if values.is_empty() || (def.index_type.is_unique() && values.iter().any(Value::is_null)) {
-        return None;
-    }
-    let mut key = encode_key(&values);
-    key.extend_from_slice(pk);
-    Some(key)
-}
+pub use aedb::query::index::index_entry;
 
 fn table_name(s: &TableSchema) -> String {
     format!("{}/{}/{}", s.project_id, s.scope_id, s.table_name)

@@ -4,6 +4,7 @@
 pub mod error;
 pub mod eval;
 pub mod exec;
+pub mod index;
 pub mod join;
 pub mod plan;
 pub mod planner;

@@ -127,32 +127,8 @@ pub fn row_key(schema: &TableSchema, row: &Row, explicit: Option<&[Value]>) -> R
     Ok(encode_key(&derived))
 }
 
-/// The index entry of a row (None when a partial filter excludes it, or a unique index meets a
-/// Null).
-pub fn index_entry(schema: &TableSchema, def: &IndexDef, row: &Row, pk: &[u8]) -> Option<Vec<u8>> {
-    if let Some(filter) = &def.partial_filter {
-        if !super::ddl::check_holds(schema, filter, row) {
-            return None;
-        }
-    }
-    let values: Vec<Value> = def
-        .columns
-        .iter()
-        .map(|c| {
-            schema
-                .column_index(c)
-                .and_then(|i| row.values.get(i))
-                .cloned()
-                .unwrap_or(Value::Null)
-        })
-        .collect();
-    if values.is_empty() || (def.index_type.is_unique() && values.iter().any(Value::is_null)) {
-        return None;
-    }
-    let mut key = encode_key(&values);
-    key.extend_from_slice(pk);
-    Some(key)
-}
+/// The index entry of a row: one rule, shared with the checker.
+pub use aedb_query::index::index_entry;
 
 fn index_prefix_len(def: &IndexDef, entry: &[u8]) -> Result<usize> {
     aedb_catalog::keys::decode_prefix(entry, def.columns.len())
