@@ -83,6 +83,22 @@ pub struct KvScanResult {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableInfo {
+    pub table_name: String,
+    pub column_count: u32,
+    pub index_count: u32,
+    pub row_count: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScopeInfo {
+    pub scope_id: String,
+    pub table_count: u32,
+    pub kv_key_count: u64,
+    pub created_at_micros: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProjectInfo {
     pub project_id: String,
     pub scope_count: u32,
@@ -464,6 +480,80 @@ impl AedbInstance {
             .into_iter()
             .map(|(_, bytes)| decode_entry(&bytes).map_err(AedbError::Corruption))
             .collect()
+    }
+
+    /// Each table of a scope with its column, index and row counts (rows counted in O(height)).
+    pub async fn list_tables_info(
+        &self,
+        project_id: &str,
+        scope_id: &str,
+    ) -> Result<Vec<TableInfo>> {
+        let snapshot = self.engine.snapshot();
+        let mut out = Vec::new();
+        for (_, bytes) in Self::catalog_prefix(&snapshot, &table_prefix(project_id, scope_id))? {
+            let schema: TableSchema = decode_entry(&bytes).map_err(AedbError::Corruption)?;
+            let rows = snapshot
+                .tree(&aedb_catalog::namespace::table_tree(schema.table_id))?
+                .map_or(0, |t| t.len());
+            out.push(TableInfo {
+                table_name: schema.table_name.clone(),
+                column_count: schema.columns.len() as u32,
+                index_count: schema.indexes.len() as u32,
+                row_count: rows,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Each scope of a project with its table and KV key counts.
+    pub async fn list_scopes_info(&self, project_id: &str) -> Result<Vec<ScopeInfo>> {
+        let snapshot = self.engine.snapshot();
+        let mut out = Vec::new();
+        for (_, bytes) in Self::catalog_prefix(&snapshot, &scope_prefix(project_id))? {
+            let scope: ScopeEntry = decode_entry(&bytes).map_err(AedbError::Corruption)?;
+            let tables =
+                Self::catalog_prefix(&snapshot, &table_prefix(project_id, &scope.scope_id))?.len()
+                    as u32;
+            let kv = snapshot
+                .tree(&kv_tree(project_id, &scope.scope_id))?
+                .map_or(0, |t| t.len());
+            out.push(ScopeInfo {
+                scope_id: scope.scope_id,
+                table_count: tables,
+                kv_key_count: kv,
+                created_at_micros: scope.created_at_micros,
+            });
+        }
+        Ok(out)
+    }
+
+    pub async fn list_indexes(
+        &self,
+        project_id: &str,
+        scope_id: &str,
+        table: &str,
+    ) -> Result<Vec<aedb_catalog::schema::IndexDef>> {
+        Ok(self
+            .describe_table(project_id, scope_id, table)
+            .await?
+            .indexes)
+    }
+
+    pub async fn describe_index(
+        &self,
+        project_id: &str,
+        scope_id: &str,
+        table: &str,
+        index: &str,
+    ) -> Result<aedb_catalog::schema::IndexDef> {
+        let schema = self.describe_table(project_id, scope_id, table).await?;
+        schema
+            .index(index)
+            .cloned()
+            .ok_or_else(|| AedbError::NotFound {
+                resource_type: ResourceType::Index,
+                resource_id: index.into(),
+            })
     }
 
     pub async fn describe_table(

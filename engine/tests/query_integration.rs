@@ -1482,3 +1482,55 @@ async fn preflight_plan_lists_touched_keys_and_commits_nothing() -> TestResult {
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn introspection_counts() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let db = with_people(dir.path(), 7).await;
+    db.kv_set("p", "app", b"k".to_vec(), b"v".to_vec()).await?;
+    db.commit(Mutation::Ddl(DdlOperation::CreateIndex {
+        project_id: "p".into(),
+        scope_id: "app".into(),
+        table_name: "people".into(),
+        index_name: "by_age".into(),
+        if_not_exists: false,
+        columns: vec!["age".into()],
+        index_type: IndexType::BTree,
+        partial_filter: None,
+    }))
+    .await?;
+    let tables = db.list_tables_info("p", "app").await?;
+    assert_eq!(
+        (
+            tables[0].table_name.as_str(),
+            tables[0].column_count,
+            tables[0].index_count,
+            tables[0].row_count
+        ),
+        ("people", 4, 1, 7)
+    );
+    let scopes = db.list_scopes_info("p").await?;
+    assert_eq!(
+        (
+            scopes[0].scope_id.as_str(),
+            scopes[0].table_count,
+            scopes[0].kv_key_count
+        ),
+        ("app", 1, 1)
+    );
+    assert_eq!(
+        db.describe_index("p", "app", "people", "by_age")
+            .await?
+            .columns,
+        vec!["age".to_string()]
+    );
+    assert!(matches!(
+        db.describe_index("p", "app", "people", "nope").await,
+        Err(AedbError::NotFound {
+            resource_type: ResourceType::Index,
+            ..
+        })
+    ));
+    assert_eq!(db.list_indexes("p", "app", "people").await?.len(), 1);
+    Ok(())
+}
