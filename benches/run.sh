@@ -4,7 +4,8 @@
 # workloads (W1, W2, W8, W9) against SQLite, redb, LMDB, fjall and the original aedb 0.1.9.
 # Markdown is printed and kept in $OUT (default /tmp/aedb-bench-results); data goes under $DATA
 # (default /tmp/aedb-bench). About 9 minutes on 2 cores for the storage core, about 10 more for
-# the durable workloads. ONLY=core or ONLY=durable runs one part.
+# the durable workloads, and about 2 more for the API-level calls (W11) against the original aedb.
+# ONLY=core, ONLY=durable or ONLY=api runs one part.
 set -euo pipefail
 cd "$(dirname "$0")"
 OUT=${OUT:-/tmp/aedb-bench-results}
@@ -13,7 +14,7 @@ ONLY=${ONLY:-all}
 mkdir -p "$OUT"
 cargo build --release
 BIN=./target/release/peer-bench
-if [ "$ONLY" != durable ]; then
+if [ "$ONLY" = all ] || [ "$ONLY" = core ]; then
   "$BIN" --dir "$DATA" | tee "$OUT/suite.md"
   for workload in W3 W4 W5 W12; do
     "$BIN" --dir "$DATA" --workload "$workload" --engines aedb --page-size 4096,8192,16384 \
@@ -21,6 +22,9 @@ if [ "$ONLY" != durable ]; then
   done
   "$BIN" --dir "$DATA" --workload W5 --engines aedb --direct-io false,true | tee "$OUT/direct-io-W5.md"
 fi
-if [ "$ONLY" != core ]; then
+if [ "$ONLY" = all ] || [ "$ONLY" = durable ]; then
   "$BIN" --dir "$DATA" --workload durable | tee "$OUT/durable.md"
+fi
+if [ "$ONLY" = all ] || [ "$ONLY" = api ]; then
+  "$BIN" --dir "$DATA" --workload W11 --rounds 5 | tee "$OUT/api-W11.md"
 fi

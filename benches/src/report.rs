@@ -22,6 +22,8 @@ pub enum Unit {
     Plain,
     /// Microseconds (latencies).
     Micros,
+    /// Microseconds with two decimals (per-call API times).
+    MicrosFine,
     Seconds,
 }
 
@@ -168,6 +170,8 @@ fn format_value(value: f64, unit: Unit) -> String {
         Unit::Bytes => format!("{:.1} MiB", value / (1u64 << 20) as f64),
         Unit::Plain => format!("{value:.2}"),
         Unit::Micros => format!("{value:.0} µs"),
+        Unit::MicrosFine if value >= 100.0 => format!("{value:.0} µs"),
+        Unit::MicrosFine => format!("{value:.2} µs"),
         Unit::Seconds => format!("{value:.2} s"),
     }
 }

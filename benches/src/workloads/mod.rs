@@ -2,6 +2,7 @@
 //! durable (W1, W2, W8, W9) — and what they share: sizes, fresh directories, timing, and the loop
 //! over rounds and engines.
 
+pub mod api;
 pub mod batch;
 pub mod checkpoint;
 pub mod cold_get;
@@ -41,6 +42,8 @@ pub enum Workload {
     W8,
     #[value(name = "W9")]
     W9,
+    #[value(name = "W11")]
+    W11,
     #[value(name = "W12")]
     W12,
     /// The storage-core workloads: W3, W4, W5, W6, W12.
@@ -84,6 +87,7 @@ impl Workload {
             Workload::W4 => hot_get::run(ctx),
             Workload::W5 => cold_get::run(ctx),
             Workload::W6 => scan::run(ctx),
+            Workload::W11 => api::run_w11(ctx),
             Workload::W12 => space::run(ctx),
             Workload::All | Workload::Durable => {
                 anyhow::bail!("groups are expanded into their workloads before running")
