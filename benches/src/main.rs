@@ -2,7 +2,7 @@
 //! (`aedb-pager`) against redb and LMDB with durability off (W3, W4, W5, W6, W12), and the durable
 //! engine (`aedb::Engine`) against SQLite, redb, LMDB, fjall and the original aedb 0.1.9 with every
 //! commit durable (W1, W2, W8, W9), and the public `AedbInstance` API against the original aedb's
-//! (W11).
+//! (W11) and, through YCSB A/B/C, against SQLite (W7).
 //!
 //! Prints markdown: the machine and command, then one table per workload with the median of the
 //! rounds per engine and ratios oriented so that > 1 means aedb is better.
@@ -29,7 +29,8 @@ use workloads::{progress, RunConfig, Sizes, Workload};
 )]
 struct Args {
     /// Workload to run: one, `all` (the storage-core workloads W3, W4, W5, W6, W12) or `durable`
-    /// (W1, W2, W8, W9). W11 (API calls, aedb against aedb 0.1.9) runs only when named.
+    /// (W1, W2, W8, W9). W7 (YCSB against SQLite) and W11 (API calls against aedb 0.1.9) run
+    /// only when named.
     #[arg(long, value_enum, ignore_case = true, default_value = "all")]
     workload: Workload,
     /// Small sizes for a smoke run (well under a minute).

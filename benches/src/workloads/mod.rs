@@ -13,6 +13,7 @@ pub mod recovery;
 pub mod scan;
 pub mod sizes;
 pub mod space;
+pub mod ycsb;
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -38,6 +39,8 @@ pub enum Workload {
     W5,
     #[value(name = "W6")]
     W6,
+    #[value(name = "W7")]
+    W7,
     #[value(name = "W8")]
     W8,
     #[value(name = "W9")]
@@ -87,6 +90,7 @@ impl Workload {
             Workload::W4 => hot_get::run(ctx),
             Workload::W5 => cold_get::run(ctx),
             Workload::W6 => scan::run(ctx),
+            Workload::W7 => ycsb::run_w7(ctx),
             Workload::W11 => api::run_w11(ctx),
             Workload::W12 => space::run(ctx),
             Workload::All | Workload::Durable => {
