@@ -36,6 +36,7 @@ use crate::config::AedbConfig;
 use crate::cursor::{CursorCodec, PageCursor};
 use crate::engine::Engine;
 use crate::error::{AedbError, ResourceType, Result};
+use crate::schema_cache::SchemaCache;
 use crate::CommitFinality;
 
 /// Who is calling (permissions arrive with the security issue; outside secure mode any caller,
@@ -109,6 +110,7 @@ pub struct AedbInstance {
     engine: Arc<Engine>,
     config: AedbConfig,
     cursors: CursorCodec,
+    schemas: SchemaCache,
 }
 
 fn now_micros() -> u64 {
@@ -126,6 +128,7 @@ impl AedbInstance {
             engine: Arc::new(engine),
             config,
             cursors,
+            schemas: SchemaCache::default(),
         })
     }
 
@@ -139,6 +142,7 @@ impl AedbInstance {
             engine: Arc::new(engine),
             config,
             cursors,
+            schemas: SchemaCache::default(),
         })
     }
 
@@ -610,16 +614,21 @@ impl AedbInstance {
         project: &str,
         scope: &str,
         table: &str,
-    ) -> std::result::Result<(TableSchema, bool), QueryError> {
+    ) -> std::result::Result<(Arc<TableSchema>, bool), QueryError> {
         let key = table_key(project, scope, table);
+        let watermark = self.engine.catalog_changed_at();
+        if let Some(schema) = self.schemas.get(&key, snapshot.seq(), watermark) {
+            return Ok((schema, true));
+        }
         if let Some(bytes) = snapshot.get(CATALOG_TREE, &key)? {
-            return decode_entry(&bytes)
-                .map(|s| (s, true))
-                .map_err(QueryError::InternalError);
+            let schema = Arc::new(decode_entry(&bytes).map_err(QueryError::InternalError)?);
+            self.schemas
+                .insert(&key, snapshot.seq(), watermark, Arc::clone(&schema));
+            return Ok((schema, true));
         }
         match self.engine.snapshot().get(CATALOG_TREE, &key)? {
             Some(bytes) => decode_entry(&bytes)
-                .map(|s| (s, false))
+                .map(|s| (Arc::new(s), false))
                 .map_err(QueryError::InternalError),
             None => Err(QueryError::TableNotFound {
                 project_id: project.into(),
@@ -690,6 +699,7 @@ impl AedbInstance {
                         .map(|(s, _)| s)
                 })
                 .collect::<std::result::Result<Vec<_>, _>>()?;
+            let joined: Vec<&TableSchema> = joined.iter().map(|s| s.as_ref()).collect();
             aedb_query::join::execute_join(&snapshot, &schema, &joined, &query, &request)?
         } else if existed {
             execute(&snapshot, &schema, &query, &request)?

@@ -11,6 +11,7 @@ mod cursor;
 pub mod engine;
 pub mod error;
 mod instance;
+mod schema_cache;
 
 /// Schemas, types and DDL (`aedb::catalog::DdlOperation`, `aedb::catalog::types::Value`, …).
 pub mod catalog {

@@ -4,54 +4,163 @@
 //! the base table's key columns followed by each joined table's — so the predicate, ordering,
 //! aggregation, paging and projection of single-table queries apply to them unchanged.
 //!
-//! Join tables are read once each into a hash map on the join column (bounded by
-//! `max_scan_rows`, as is the base table), then every base row is matched; a left join with no
-//! match contributes Nulls.
+//! Each join finds the rows matching a left value by the cheapest probe its table offers: a
+//! point read when the right column is the table's whole primary key, a prefix range of a
+//! (non-partial) index led by that column, or else one hash of the table on the column, built
+//! once per query and bounded by `max_scan_rows`.
+//!
+//! Base rows stream in key order and each expands to its joined rows in combined-key order, so
+//! a query without ordering or aggregation stops as soon as its page is full and continues
+//! after the page's last combined key. Ordered and aggregate joins materialize every joined row
+//! (bounded by `max_scan_rows`) and sort, as single-table queries do.
 
 use std::collections::HashMap;
 use std::ops::Bound;
 
-use aedb_catalog::keys::encode_key;
-use aedb_catalog::namespace::table_tree;
+use aedb_catalog::keys::{decode_prefix, decode_value, encode_key};
+use aedb_catalog::namespace::{index_tree, table_tree};
 use aedb_catalog::rows::decode_row;
 use aedb_catalog::schema::{ColumnDef, TableSchema};
 use aedb_catalog::types::{Row, Value};
-use aedb_pager::Snapshot;
+use aedb_pager::store::{bound_ref, prefix_end};
+use aedb_pager::{Snapshot, TreeView};
 
 use crate::error::QueryError;
 use crate::eval::eval;
 use crate::exec::{aggregate, check_query, project, sort_and_page, PageOut, PageRequest};
 use crate::plan::{JoinType, Query};
 
-/// A join table hashed on its join column, and where its key comes from in the rows so far.
-struct JoinLookup {
-    left: usize,
-    rows_by_key: HashMap<Vec<u8>, Vec<Row>>,
-    width: usize,
+fn internal(err: impl std::fmt::Display) -> QueryError {
+    QueryError::InternalError(err.to_string())
 }
 
-fn table_rows(
+/// How a join finds the rows of its table that match one left value.
+enum Probe {
+    /// The right column is the table's one primary-key column.
+    PrimaryKey,
+    /// An index whose first column is the right column.
+    Index {
+        tree: Option<TreeView>,
+        columns: usize,
+    },
+    /// The table hashed on the right column: encoded value → (encoded key, row), key order.
+    Hash(HashMap<Vec<u8>, Vec<(Vec<u8>, Row)>>),
+}
+
+struct JoinStep<'a> {
+    schema: &'a TableSchema,
+    tree: Option<TreeView>,
+    /// Position of the left join column in the rows joined so far.
+    left: usize,
+    probe: Probe,
+    outer: bool,
+}
+
+impl JoinStep<'_> {
+    /// The rows matching `value`, in the table's key order (as decoded rows).
+    fn matches(&self, value: &Value, max_rows: u64) -> Result<Vec<Row>, QueryError> {
+        if value.is_null() {
+            return Ok(Vec::new());
+        }
+        let encoded = encode_key(std::slice::from_ref(value));
+        let Some(tree) = &self.tree else {
+            return Ok(Vec::new());
+        };
+        let read = |pk: &[u8]| -> Result<Option<Row>, QueryError> {
+            tree.get(pk)?
+                .map(|bytes| {
+                    Ok(self
+                        .schema
+                        .from_stored(decode_row(&bytes).map_err(internal)?))
+                })
+                .transpose()
+        };
+        match &self.probe {
+            Probe::PrimaryKey => Ok(read(&encoded)?.into_iter().collect()),
+            Probe::Index { tree: None, .. } => Ok(Vec::new()),
+            Probe::Index {
+                tree: Some(itree),
+                columns,
+            } => {
+                let upper = prefix_end(&encoded);
+                let mut pks = Vec::new();
+                let upper_bound = match &upper {
+                    Some(u) => Bound::Excluded(u.as_slice()),
+                    None => Bound::Unbounded,
+                };
+                for item in itree.range(Bound::Included(&encoded), upper_bound, false) {
+                    let (ikey, _) = item?;
+                    // The prefix matched bytes; the first value must also end where it does.
+                    let (_, first) = decode_value(&ikey).map_err(internal)?;
+                    if first != encoded.len() {
+                        continue;
+                    }
+                    let (_, used) = decode_prefix(&ikey, *columns).map_err(internal)?;
+                    pks.push(ikey[used..].to_vec());
+                    if pks.len() as u64 > max_rows {
+                        return Err(QueryError::ScanBoundExceeded {
+                            estimated_rows: pks.len() as u64,
+                            max_scan_rows: max_rows,
+                        });
+                    }
+                }
+                pks.sort();
+                let mut rows = Vec::with_capacity(pks.len());
+                for pk in pks {
+                    rows.extend(read(&pk)?);
+                }
+                Ok(rows)
+            }
+            Probe::Hash(map) => Ok(map
+                .get(&encoded)
+                .map(|found| found.iter().map(|(_, r)| r.clone()).collect())
+                .unwrap_or_default()),
+        }
+    }
+}
+
+/// Pick the probe for joining `schema` on its column `right`.
+fn choose_probe(
     snapshot: &Snapshot,
     schema: &TableSchema,
+    tree: &Option<TreeView>,
+    right: usize,
     max_rows: u64,
-) -> Result<Vec<Row>, QueryError> {
-    let Some(tree) = snapshot.tree(&table_tree(schema.table_id))? else {
-        return Ok(Vec::new());
-    };
-    if tree.len() > max_rows {
-        return Err(QueryError::ScanBoundExceeded {
-            estimated_rows: tree.len(),
-            max_scan_rows: max_rows,
+) -> Result<Probe, QueryError> {
+    let right_name = &schema.columns[right].name;
+    if schema.primary_key.len() == 1 && &schema.primary_key[0] == right_name {
+        return Ok(Probe::PrimaryKey);
+    }
+    let led = schema
+        .indexes
+        .iter()
+        .find(|i| i.partial_filter.is_none() && i.columns.first().is_some_and(|c| c == right_name));
+    if let Some(def) = led {
+        return Ok(Probe::Index {
+            tree: snapshot.tree(&index_tree(schema.table_id, &def.index_name))?,
+            columns: def.columns.len(),
         });
     }
-    let mut rows = Vec::with_capacity(tree.len() as usize);
-    for item in tree.range(Bound::Unbounded, Bound::Unbounded, false) {
-        let (_, bytes) = item?;
-        rows.push(schema.from_stored(
-            decode_row(&bytes).map_err(|e| QueryError::InternalError(e.to_string()))?,
-        ));
+    let mut map: HashMap<Vec<u8>, Vec<(Vec<u8>, Row)>> = HashMap::new();
+    if let Some(tree) = tree {
+        if tree.len() > max_rows {
+            return Err(QueryError::ScanBoundExceeded {
+                estimated_rows: tree.len(),
+                max_scan_rows: max_rows,
+            });
+        }
+        for item in tree.range(Bound::Unbounded, Bound::Unbounded, false) {
+            let (pk, bytes) = item?;
+            let row = schema.from_stored(decode_row(&bytes).map_err(internal)?);
+            let value = row.values.get(right).cloned().unwrap_or(Value::Null);
+            if !value.is_null() {
+                map.entry(encode_key(std::slice::from_ref(&value)))
+                    .or_default()
+                    .push((pk, row));
+            }
+        }
     }
-    Ok(rows)
+    Ok(Probe::Hash(map))
 }
 
 /// A column reference `alias.column` (or bare `column` of `default_alias`) as its position.
@@ -73,7 +182,7 @@ fn resolve(combined: &TableSchema, name: &str, default_alias: &str) -> Result<us
 pub fn execute_join(
     snapshot: &Snapshot,
     base: &TableSchema,
-    joined: &[TableSchema],
+    joined: &[&TableSchema],
     query: &Query,
     request: &PageRequest,
 ) -> Result<PageOut, QueryError> {
@@ -82,7 +191,7 @@ pub fn execute_join(
         .clone()
         .unwrap_or_else(|| base.table_name.clone());
     let mut aliases = vec![base_alias.clone()];
-    for (spec, _) in query.joins.iter().zip(joined) {
+    for spec in query.joins.iter().take(joined.len()) {
         let alias = spec.alias.clone().unwrap_or_else(|| spec.table.clone());
         if aliases.contains(&alias) {
             return Err(QueryError::invalid(format!(
@@ -105,7 +214,7 @@ pub fn execute_join(
             joined
                 .iter()
                 .zip(&query.joins)
-                .map(|(s, j)| (s, j.join_type == JoinType::Left)),
+                .map(|(s, j)| (*s, j.join_type == JoinType::Left)),
         )
         .collect();
     for ((schema, nullable), alias) in tables.iter().zip(&aliases) {
@@ -124,8 +233,7 @@ pub fn execute_join(
     combined.slot_count = combined.columns.len() as u32;
     let columns = check_query(&combined, query)?;
 
-    // Each join table, hashed on its join column.
-    let mut lookups: Vec<JoinLookup> = Vec::new();
+    let mut steps: Vec<JoinStep> = Vec::new();
     let mut width = base.columns.len();
     for ((spec, schema), alias) in query.joins.iter().zip(joined).zip(aliases.iter().skip(1)) {
         let left = resolve(&combined, &spec.left_column, &base_alias)?;
@@ -145,94 +253,183 @@ pub fn execute_join(
                 table: schema.table_name.clone(),
                 column: spec.right_column.clone(),
             })?;
-        let mut map: HashMap<Vec<u8>, Vec<Row>> = HashMap::new();
-        for row in table_rows(snapshot, schema, request.max_scan_rows)? {
-            let value = row.values.get(right).cloned().unwrap_or(Value::Null);
-            if !value.is_null() {
-                map.entry(encode_key(std::slice::from_ref(&value)))
-                    .or_default()
-                    .push(row);
-            }
-        }
-        lookups.push(JoinLookup {
+        let tree = snapshot.tree(&table_tree(schema.table_id))?;
+        let probe = choose_probe(snapshot, schema, &tree, right, request.max_scan_rows)?;
+        steps.push(JoinStep {
+            schema,
+            tree,
             left,
-            rows_by_key: map,
-            width: schema.columns.len(),
+            probe,
+            outer: spec.join_type == JoinType::Left,
         });
         width += schema.columns.len();
     }
 
-    let mut rows: Vec<Row> = table_rows(snapshot, base, request.max_scan_rows)?;
-    let examined = rows.len();
-    for (lookup, spec) in lookups.iter().zip(&query.joins) {
-        let (left, map, join_width) = (&lookup.left, &lookup.rows_by_key, &lookup.width);
-        let mut next = Vec::with_capacity(rows.len());
-        for row in rows {
-            let value = row.values.get(*left).cloned().unwrap_or(Value::Null);
-            let matches = if value.is_null() {
-                None
-            } else {
-                map.get(&encode_key(std::slice::from_ref(&value)))
-            };
-            match matches {
-                Some(found) => {
-                    for m in found {
-                        let mut joined_row = row.clone();
-                        joined_row.values.extend(m.values.iter().cloned());
-                        next.push(joined_row);
-                    }
-                }
-                None if spec.join_type == JoinType::Left => {
-                    let mut joined_row = row;
-                    joined_row
-                        .values
-                        .extend(std::iter::repeat_n(Value::Null, *join_width));
-                    next.push(joined_row);
-                }
-                None => {}
-            }
-        }
-        rows = next;
-        if rows.len() as u64 > request.max_scan_rows {
-            return Err(QueryError::ScanBoundExceeded {
-                estimated_rows: rows.len() as u64,
-                max_scan_rows: request.max_scan_rows,
-            });
-        }
-    }
-
     let index_of = |c: &str| combined.column_index(c);
     let pk_positions = combined.pk_positions();
-    let keyed: Vec<(Vec<u8>, Row)> = rows
-        .into_iter()
-        .filter(|row| {
-            query
-                .predicate
-                .as_ref()
-                .is_none_or(|p| eval(p, row, &index_of))
-        })
-        .map(|row| {
-            let key: Vec<Value> = pk_positions
-                .iter()
-                .map(|i| row.values.get(*i).cloned().unwrap_or(Value::Null))
-                .collect();
-            (encode_key(&key), row)
-        })
-        .collect();
+    let matches = |row: &Row| {
+        query
+            .predicate
+            .as_ref()
+            .is_none_or(|p| eval(p, row, &index_of))
+    };
+    let combined_key = |row: &Row| {
+        let key: Vec<Value> = pk_positions
+            .iter()
+            .map(|i| row.values.get(*i).cloned().unwrap_or(Value::Null))
+            .collect();
+        encode_key(&key)
+    };
     let mut out = PageOut {
         columns,
-        rows_examined: examined,
         ..PageOut::default()
     };
-    if !query.aggregates.is_empty() || !query.group_by.is_empty() {
-        out.rows = aggregate(&combined, query, keyed)?;
+    let Some(base_tree) = snapshot.tree(&table_tree(base.table_id))? else {
+        if !query.aggregates.is_empty() || !query.group_by.is_empty() {
+            out.rows = aggregate(&combined, query, Vec::new())?;
+        }
         return Ok(out);
+    };
+    let materialize =
+        !query.aggregates.is_empty() || !query.group_by.is_empty() || !query.order_by.is_empty();
+    if materialize {
+        // Every joined row, then sort (or aggregate) as a single-table query would.
+        let mut keyed: Vec<(Vec<u8>, Row)> = Vec::new();
+        let mut examined = 0u64;
+        for item in base_tree.range(Bound::Unbounded, Bound::Unbounded, false) {
+            let (_, bytes) = item?;
+            let row = base.from_stored(decode_row(&bytes).map_err(internal)?);
+            for joined_row in expand(&steps, row, request.max_scan_rows)? {
+                examined += 1;
+                if examined > request.max_scan_rows {
+                    return Err(QueryError::ScanBoundExceeded {
+                        estimated_rows: examined.max(base_tree.len()),
+                        max_scan_rows: request.max_scan_rows,
+                    });
+                }
+                if matches(&joined_row) {
+                    keyed.push((combined_key(&joined_row), joined_row));
+                }
+            }
+        }
+        out.rows_examined = examined as usize;
+        if !query.aggregates.is_empty() || !query.group_by.is_empty() {
+            out.rows = aggregate(&combined, query, keyed)?;
+            return Ok(out);
+        }
+        sort_and_page(&combined, query, keyed, request, &mut out);
+    } else {
+        page_in_key_order(
+            &base_tree,
+            base,
+            &steps,
+            request,
+            &matches,
+            &combined_key,
+            &mut out,
+        )?;
     }
-    sort_and_page(&combined, query, keyed, request, &mut out);
     out.rows = out
         .rows
         .drain(..)
         .map(|row| project(&combined, &out.columns, row))
         .collect();
     Ok(out)
+}
+
+/// A base row joined through every step, in combined-key order.
+fn expand(steps: &[JoinStep], base_row: Row, max_rows: u64) -> Result<Vec<Row>, QueryError> {
+    let mut rows = vec![base_row];
+    for step in steps {
+        let mut next = Vec::with_capacity(rows.len());
+        for row in rows {
+            let value = row.values.get(step.left).cloned().unwrap_or(Value::Null);
+            let found = step.matches(&value, max_rows)?;
+            if found.is_empty() {
+                if step.outer {
+                    let mut joined_row = row;
+                    joined_row
+                        .values
+                        .extend(std::iter::repeat_n(Value::Null, step.schema.columns.len()));
+                    next.push(joined_row);
+                }
+                continue;
+            }
+            for m in found {
+                let mut joined_row = row.clone();
+                joined_row.values.extend(m.values);
+                next.push(joined_row);
+            }
+        }
+        rows = next;
+        if rows.len() as u64 > max_rows {
+            return Err(QueryError::ScanBoundExceeded {
+                estimated_rows: rows.len() as u64,
+                max_scan_rows: max_rows,
+            });
+        }
+    }
+    Ok(rows)
+}
+
+/// One page in combined-key order: base rows stream from the page's start, each expanded to
+/// its joined rows; stops when the page is full or `max_scan_rows` joined rows were examined.
+fn page_in_key_order(
+    base_tree: &TreeView,
+    base: &TableSchema,
+    steps: &[JoinStep],
+    request: &PageRequest,
+    matches: &dyn Fn(&Row) -> bool,
+    combined_key: &dyn Fn(&Row) -> Vec<u8>,
+    out: &mut PageOut,
+) -> Result<(), QueryError> {
+    // A combined key starts with the base row's key: resume the base scan at that row.
+    let lower = match &request.after {
+        Some(after) => {
+            let (_, used) = decode_prefix(after, base.primary_key.len()).map_err(internal)?;
+            Bound::Included(after[..used].to_vec())
+        }
+        None => Bound::Unbounded,
+    };
+    let mut rows: Vec<(Vec<u8>, Row)> = Vec::new();
+    let mut examined = 0u64;
+    let mut last_examined: Option<Vec<u8>> = None;
+    let mut more = false;
+    'base: for item in base_tree.range(bound_ref(&lower), Bound::Unbounded, false) {
+        let (base_key, bytes) = item?;
+        if examined >= request.max_scan_rows {
+            // Continue after every joined row of the base rows examined so far.
+            more = true;
+            break;
+        }
+        let row = base.from_stored(decode_row(&bytes).map_err(internal)?);
+        for joined_row in expand(steps, row, request.max_scan_rows)? {
+            let key = combined_key(&joined_row);
+            if request.after.as_ref().is_some_and(|a| &key <= a) {
+                continue;
+            }
+            if rows.len() == request.page_size {
+                more = true; // one more joined row exists: the page is full
+                break 'base;
+            }
+            examined += 1;
+            if matches(&joined_row) {
+                rows.push((key, joined_row));
+            }
+        }
+        // Past every joined row of this base row: its key followed by a byte above every tag.
+        let mut past = base_key;
+        past.push(0xff);
+        last_examined = Some(past);
+    }
+    out.rows_examined = examined as usize;
+    out.more = more;
+    let page_full = rows.len() == request.page_size;
+    out.last_key = if more && !page_full {
+        last_examined
+    } else {
+        rows.last().map(|(k, _)| k.clone())
+    };
+    out.rows = rows.into_iter().map(|(_, row)| row).collect();
+    Ok(())
 }

@@ -117,6 +117,7 @@ impl Engine {
 
     fn shared(store: PageStore, durable_seq: u64, config: &AedbConfig) -> Arc<Shared> {
         let covered = store.durable_meta().wal_position;
+        let head = store.head().seq;
         Arc::new(Shared {
             store,
             durable_seq: AtomicU64::new(durable_seq),
@@ -130,6 +131,7 @@ impl Engine {
             retain_versions: config.max_versions,
             groups: AtomicU64::new(0),
             syncs: AtomicU64::new(0),
+            catalog_changed_at: AtomicU64::new(head),
         })
     }
 
@@ -206,6 +208,12 @@ impl Engine {
     /// A snapshot of the newest visible version.
     pub fn snapshot(&self) -> Snapshot {
         self.shared.store.snapshot()
+    }
+
+    /// Sequence of the newest commit that wrote the catalog tree (at least the head at open).
+    /// Two snapshots at or after it see the same catalog.
+    pub fn catalog_changed_at(&self) -> u64 {
+        self.shared.catalog_changed_at.load(Ordering::SeqCst)
     }
 
     /// A snapshot of exactly commit `seq`: the head, or one of the `max_versions` most recent

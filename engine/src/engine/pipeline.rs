@@ -75,6 +75,9 @@ pub(crate) struct Shared {
     /// Snapshots of the most recent commits, so reads `AtSeq(n)` can find them.
     pub retained: Mutex<std::collections::VecDeque<aedb_pager::Snapshot>>,
     pub retain_versions: usize,
+    /// Sequence of the newest commit that wrote the catalog tree (the head at open before
+    /// any): caches of decoded schemas trust only what was read at or after it.
+    pub catalog_changed_at: AtomicU64,
 }
 
 impl Shared {
@@ -253,6 +256,7 @@ impl Writer {
         if logged.is_discarded() {
             return Ok((0, value));
         }
+        let wrote_catalog = logged.wrote_catalog();
         let (txn, record) = logged.into_parts();
         let seq = txn.seq();
         let payload = record.finish();
@@ -267,6 +271,13 @@ impl Writer {
             Err(err) => return Err(err.into()),
         };
         debug_assert_eq!(lsn, seq, "frame LSN must equal the commit sequence");
+        if wrote_catalog {
+            // Before the commit is published: a reader that sees this commit's snapshot also
+            // sees the new watermark and does not trust a schema read before it.
+            self.shared
+                .catalog_changed_at
+                .fetch_max(seq, Ordering::SeqCst);
+        }
         if let Err(err) = txn.commit() {
             self.wal.rollback(mark);
             return Err(err.into());

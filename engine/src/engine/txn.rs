@@ -13,6 +13,7 @@ pub struct LoggedTxn {
     record: RecordBuilder,
     max_bytes: usize,
     discarded: bool,
+    wrote_catalog: bool,
 }
 
 impl LoggedTxn {
@@ -22,6 +23,7 @@ impl LoggedTxn {
             record: RecordBuilder::default(),
             max_bytes,
             discarded: false,
+            wrote_catalog: false,
         }
     }
 
@@ -37,6 +39,16 @@ impl LoggedTxn {
 
     pub(crate) fn is_discarded(&self) -> bool {
         self.discarded
+    }
+
+    pub(crate) fn wrote_catalog(&self) -> bool {
+        self.wrote_catalog
+    }
+
+    fn note_tree(&mut self, tree: &str) {
+        if tree == aedb_catalog::namespace::CATALOG_TREE {
+            self.wrote_catalog = true;
+        }
     }
 
     /// Every (tree, key) this transaction has written or deleted so far, in order.
@@ -76,6 +88,7 @@ impl LoggedTxn {
                 max: self.max_bytes,
             });
         }
+        self.note_tree(tree);
         let replaced = self.txn.insert(tree, key, value)?;
         self.record.put(tree, key, value);
         self.check_size()?;
@@ -84,6 +97,7 @@ impl LoggedTxn {
 
     /// Delete; true when the key was there (only then is anything logged).
     pub fn remove(&mut self, tree: &str, key: &[u8]) -> Result<bool> {
+        self.note_tree(tree);
         let removed = self.txn.remove(tree, key)?;
         if removed {
             self.record.delete(tree, key);
@@ -99,6 +113,7 @@ impl LoggedTxn {
     }
 
     pub fn drop_tree(&mut self, tree: &str) -> Result<bool> {
+        self.note_tree(tree);
         let existed = self.txn.drop_tree(tree)?;
         if existed {
             self.record.drop_tree(tree);
