@@ -106,6 +106,13 @@ impl TableSchema {
     /// The row in column order from its stored form: columns added after the row was written
     /// read as their default or Null.
     pub fn from_stored(&self, stored: Row) -> Row {
+        // The common case (no column ever dropped or reordered, none added since the row was
+        // written) needs no remapping.
+        if stored.values.len() == self.columns.len()
+            && self.slots.iter().enumerate().all(|(i, s)| *s as usize == i)
+        {
+            return stored;
+        }
         let mut stored = stored.values;
         let values = self
             .columns

@@ -57,8 +57,8 @@ struct JoinStep<'a> {
 }
 
 impl JoinStep<'_> {
-    /// The rows matching `value`, in the table's key order (as decoded rows).
-    fn matches(&self, value: &Value, max_rows: u64) -> Result<Vec<Row>, QueryError> {
+    /// The rows matching `value` with their encoded keys, in key order.
+    fn matches(&self, value: &Value, max_rows: u64) -> Result<Vec<(Vec<u8>, Row)>, QueryError> {
         if value.is_null() {
             return Ok(Vec::new());
         }
@@ -66,17 +66,17 @@ impl JoinStep<'_> {
         let Some(tree) = &self.tree else {
             return Ok(Vec::new());
         };
-        let read = |pk: &[u8]| -> Result<Option<Row>, QueryError> {
-            tree.get(pk)?
-                .map(|bytes| {
-                    Ok(self
-                        .schema
-                        .from_stored(decode_row(&bytes).map_err(internal)?))
-                })
-                .transpose()
+        let read = |pk: Vec<u8>| -> Result<Option<(Vec<u8>, Row)>, QueryError> {
+            let Some(bytes) = tree.get(&pk)? else {
+                return Ok(None);
+            };
+            let row = self
+                .schema
+                .from_stored(decode_row(&bytes).map_err(internal)?);
+            Ok(Some((pk, row)))
         };
         match &self.probe {
-            Probe::PrimaryKey => Ok(read(&encoded)?.into_iter().collect()),
+            Probe::PrimaryKey => Ok(read(encoded)?.into_iter().collect()),
             Probe::Index { tree: None, .. } => Ok(Vec::new()),
             Probe::Index {
                 tree: Some(itree),
@@ -107,14 +107,11 @@ impl JoinStep<'_> {
                 pks.sort();
                 let mut rows = Vec::with_capacity(pks.len());
                 for pk in pks {
-                    rows.extend(read(&pk)?);
+                    rows.extend(read(pk)?);
                 }
                 Ok(rows)
             }
-            Probe::Hash(map) => Ok(map
-                .get(&encoded)
-                .map(|found| found.iter().map(|(_, r)| r.clone()).collect())
-                .unwrap_or_default()),
+            Probe::Hash(map) => Ok(map.get(&encoded).cloned().unwrap_or_default()),
         }
     }
 }
@@ -273,6 +270,7 @@ pub fn execute_join(
             .as_ref()
             .is_none_or(|p| eval(p, row, &index_of))
     };
+    // What a carried key must equal (checked in debug builds).
     let combined_key = |row: &Row| {
         let key: Vec<Value> = pk_positions
             .iter()
@@ -297,9 +295,10 @@ pub fn execute_join(
         let mut keyed: Vec<(Vec<u8>, Row)> = Vec::new();
         let mut examined = 0u64;
         for item in base_tree.range(Bound::Unbounded, Bound::Unbounded, false) {
-            let (_, bytes) = item?;
+            let (base_key, bytes) = item?;
             let row = base.from_stored(decode_row(&bytes).map_err(internal)?);
-            for joined_row in expand(&steps, row, request.max_scan_rows)? {
+            for (key, joined_row) in expand(&steps, base_key, row, request.max_scan_rows)? {
+                debug_assert_eq!(key, combined_key(&joined_row));
                 examined += 1;
                 if examined > request.max_scan_rows {
                     return Err(QueryError::ScanBoundExceeded {
@@ -308,7 +307,7 @@ pub fn execute_join(
                     });
                 }
                 if matches(&joined_row) {
-                    keyed.push((combined_key(&joined_row), joined_row));
+                    keyed.push((key, joined_row));
                 }
             }
         }
@@ -337,28 +336,54 @@ pub fn execute_join(
     Ok(out)
 }
 
-/// A base row joined through every step, in combined-key order.
-fn expand(steps: &[JoinStep], base_row: Row, max_rows: u64) -> Result<Vec<Row>, QueryError> {
-    let mut rows = vec![base_row];
+/// A base row (and its key) joined through every step, in combined-key order. A combined key
+/// is the base key followed by each joined row's key (Nulls for a left join's missing row),
+/// the same bytes as encoding the combined primary-key values.
+fn expand(
+    steps: &[JoinStep],
+    base_key: Vec<u8>,
+    base_row: Row,
+    max_rows: u64,
+) -> Result<Vec<(Vec<u8>, Row)>, QueryError> {
+    let (mut base_key, mut base_row) = (base_key, base_row);
+    // Room for every joined value and key up front: extending row by row reallocates.
+    base_row
+        .values
+        .reserve(steps.iter().map(|s| s.schema.columns.len()).sum());
+    base_key.reserve(base_key.len() * steps.len());
+    let mut rows = vec![(base_key, base_row)];
     for step in steps {
         let mut next = Vec::with_capacity(rows.len());
-        for row in rows {
-            let value = row.values.get(step.left).cloned().unwrap_or(Value::Null);
-            let found = step.matches(&value, max_rows)?;
+        for (key, row) in rows {
+            let found = match row.values.get(step.left) {
+                Some(value) => step.matches(value, max_rows)?,
+                None => Vec::new(),
+            };
             if found.is_empty() {
                 if step.outer {
-                    let mut joined_row = row;
-                    joined_row
-                        .values
+                    let (mut key, mut row) = (key, row);
+                    key.extend(encode_key(&vec![
+                        Value::Null;
+                        step.schema.primary_key.len()
+                    ]));
+                    row.values
                         .extend(std::iter::repeat_n(Value::Null, step.schema.columns.len()));
-                    next.push(joined_row);
+                    next.push((key, row));
                 }
                 continue;
             }
-            for m in found {
-                let mut joined_row = row.clone();
-                joined_row.values.extend(m.values);
-                next.push(joined_row);
+            let last = found.len() - 1;
+            let mut base = Some((key, row));
+            for (i, (pk, m)) in found.into_iter().enumerate() {
+                // The last match takes the row itself; earlier ones a copy.
+                let (mut key, mut row) = if i == last {
+                    base.take().unwrap_or_default()
+                } else {
+                    base.clone().unwrap_or_default()
+                };
+                key.extend_from_slice(&pk);
+                row.values.extend(m.values);
+                next.push((key, row));
             }
         }
         rows = next;
@@ -403,8 +428,9 @@ fn page_in_key_order(
             break;
         }
         let row = base.from_stored(decode_row(&bytes).map_err(internal)?);
-        for joined_row in expand(steps, row, request.max_scan_rows)? {
-            let key = combined_key(&joined_row);
+        let mut past = base_key.clone();
+        for (key, joined_row) in expand(steps, base_key, row, request.max_scan_rows)? {
+            debug_assert_eq!(key, combined_key(&joined_row));
             if request.after.as_ref().is_some_and(|a| &key <= a) {
                 continue;
             }
@@ -418,7 +444,6 @@ fn page_in_key_order(
             }
         }
         // Past every joined row of this base row: its key followed by a byte above every tag.
-        let mut past = base_key;
         past.push(0xff);
         last_examined = Some(past);
     }
