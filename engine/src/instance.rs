@@ -1011,7 +1011,7 @@ impl AedbInstance {
     ) -> std::result::Result<Option<KvEntry>, QueryError> {
         let snapshot = self.snapshot_for(consistency)?;
         match snapshot.get(&kv_tree(project_id, scope_id), key)? {
-            Some(bytes) => KvEntry::decode(&bytes)
+            Some(bytes) => KvEntry::decode(bytes)
                 .map(Some)
                 .map_err(|e| QueryError::InternalError(e.to_string())),
             None => Ok(None),
@@ -1030,8 +1030,19 @@ impl AedbInstance {
         consistency: ConsistencyMode,
         _caller: &CallerContext,
     ) -> std::result::Result<KvScanResult, QueryError> {
-        let end = prefix_end(prefix);
-        let upper = end.map_or(Bound::Unbounded, Bound::Excluded);
+        self.kv_scan_of_prefix(project_id, scope_id, prefix, limit, cursor, consistency)
+    }
+
+    fn kv_scan_of_prefix(
+        &self,
+        project_id: &str,
+        scope_id: &str,
+        prefix: &[u8],
+        limit: u64,
+        cursor: Option<String>,
+        consistency: ConsistencyMode,
+    ) -> std::result::Result<KvScanResult, QueryError> {
+        let upper = prefix_end(prefix).map_or(Bound::Unbounded, Bound::Excluded);
         self.kv_scan(
             project_id,
             scope_id,
@@ -1041,7 +1052,6 @@ impl AedbInstance {
             cursor,
             consistency,
         )
-        .await
     }
 
     /// Keys within the bounds, in order, a page at a time.
@@ -1058,7 +1068,6 @@ impl AedbInstance {
         _caller: &CallerContext,
     ) -> std::result::Result<KvScanResult, QueryError> {
         self.kv_scan(project_id, scope_id, start, end, limit, cursor, consistency)
-            .await
     }
 
     pub async fn kv_scan_prefix_no_auth(
@@ -1069,23 +1078,13 @@ impl AedbInstance {
         limit: u64,
         consistency: ConsistencyMode,
     ) -> std::result::Result<Vec<(Vec<u8>, KvEntry)>, QueryError> {
-        let caller = CallerContext::new("anonymous");
         Ok(self
-            .kv_scan_prefix(
-                project_id,
-                scope_id,
-                prefix,
-                limit,
-                None,
-                consistency,
-                &caller,
-            )
-            .await?
+            .kv_scan_of_prefix(project_id, scope_id, prefix, limit, None, consistency)?
             .entries)
     }
 
     #[allow(clippy::too_many_arguments)]
-    async fn kv_scan(
+    fn kv_scan(
         &self,
         project_id: &str,
         scope_id: &str,
@@ -1121,8 +1120,8 @@ impl AedbInstance {
                     more = true;
                     break;
                 }
-                let entry = KvEntry::decode(&bytes)
-                    .map_err(|e| QueryError::InternalError(e.to_string()))?;
+                let entry =
+                    KvEntry::decode(bytes).map_err(|e| QueryError::InternalError(e.to_string()))?;
                 entries.push((key, entry));
             }
         }
@@ -1201,7 +1200,7 @@ impl ReadTx<'_> {
         key: &[u8],
     ) -> std::result::Result<Option<KvEntry>, QueryError> {
         match self.snapshot.get(&kv_tree(project_id, scope_id), key)? {
-            Some(bytes) => KvEntry::decode(&bytes)
+            Some(bytes) => KvEntry::decode(bytes)
                 .map(Some)
                 .map_err(|e| QueryError::InternalError(e.to_string())),
             None => Ok(None),

@@ -811,7 +811,7 @@ pub fn kv_get(
     key: &[u8],
 ) -> Result<Option<KvEntry>> {
     txn.get(&kv_tree(project, scope), key)?
-        .map(|b| KvEntry::decode(&b))
+        .map(KvEntry::decode)
         .transpose()
 }
 

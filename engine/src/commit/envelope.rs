@@ -268,7 +268,7 @@ fn kv_entry(
     key: &[u8],
 ) -> Result<Option<KvEntry>> {
     txn.get(&kv_tree(project, scope), key)?
-        .map(|b| KvEntry::decode(&b))
+        .map(KvEntry::decode)
         .transpose()
 }
 

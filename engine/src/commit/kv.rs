@@ -23,7 +23,9 @@ impl KvEntry {
         out
     }
 
-    pub fn decode(bytes: &[u8]) -> Result<Self> {
+    /// Takes the stored bytes: the value is what follows the two sequences, moved down in
+    /// place rather than copied into a new allocation.
+    pub fn decode(mut bytes: Vec<u8>) -> Result<Self> {
         if bytes.len() < 16 {
             return Err(AedbError::Corruption(format!(
                 "KV entry of {} bytes",
@@ -34,8 +36,9 @@ impl KvEntry {
         v.copy_from_slice(&bytes[..8]);
         let mut c = [0u8; 8];
         c.copy_from_slice(&bytes[8..16]);
+        bytes.drain(..16);
         Ok(KvEntry {
-            value: bytes[16..].to_vec(),
+            value: bytes,
             version: u64::from_le_bytes(v),
             created_at: u64::from_le_bytes(c),
         })
@@ -106,7 +109,7 @@ mod tests {
             version: 3,
             created_at: 1,
         };
-        assert_eq!(KvEntry::decode(&entry.encode()).unwrap(), entry);
-        assert!(KvEntry::decode(b"short").is_err());
+        assert_eq!(KvEntry::decode(entry.encode()).unwrap(), entry);
+        assert!(KvEntry::decode(b"short".to_vec()).is_err());
     }
 }

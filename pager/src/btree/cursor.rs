@@ -13,6 +13,9 @@ use crate::error::Result;
 use crate::page::PageId;
 use crate::pool::{BufferPool, PageRef};
 
+/// An entry read at the cursor, and whether its leaf holds another in the direction of travel.
+type Positioned = (Vec<u8>, Vec<u8>, bool);
+
 pub struct Cursor {
     pool: Arc<BufferPool>,
     root: PageId,
@@ -23,6 +26,8 @@ pub struct Cursor {
     reverse: bool,
     started: bool,
     done: bool,
+    /// The current leaf has another entry in the direction of travel (set by each step).
+    more_in_leaf: bool,
 }
 
 /// Owned copy of a bound.
@@ -51,6 +56,7 @@ impl Cursor {
             reverse,
             started: false,
             done: root == 0,
+            more_in_leaf: false,
         }
     }
 
@@ -180,7 +186,9 @@ impl Cursor {
         Err(depth_error(self.root))
     }
 
-    fn current(&self) -> Result<Option<(Vec<u8>, Vec<u8>)>> {
+    /// The entry at the current position, and whether the leaf holds another one in the
+    /// direction of travel (one page read per step).
+    fn current(&self) -> Result<Option<Positioned>> {
         let Some((page, index)) = self.stack.last() else {
             return Ok(None);
         };
@@ -188,25 +196,27 @@ impl Cursor {
         let node = NodeRef::new(&buf, page.id())?;
         let key = node.key(*index)?;
         let value = leaf_value_bytes(&self.pool, node.leaf_value(*index)?)?;
-        Ok(Some((key.to_vec(), value)))
+        let more_here = if self.reverse {
+            *index > 0
+        } else {
+            *index + 1 < node.len()
+        };
+        Ok(Some((key.to_vec(), value, more_here)))
     }
 
     fn advance(&mut self) -> Result<()> {
         let forward = !self.reverse;
-        let Some((page, index)) = self.stack.last_mut() else {
+        let more_here = self.more_in_leaf;
+        let Some((_, index)) = self.stack.last_mut() else {
             self.done = true;
             return Ok(());
         };
-        let len = {
-            let buf = page.read();
-            NodeRef::new(&buf, page.id())?.len()
-        };
-        if forward && *index + 1 < len {
-            *index += 1;
-            return Ok(());
-        }
-        if !forward && *index > 0 {
-            *index -= 1;
+        if more_here {
+            if forward {
+                *index += 1;
+            } else {
+                *index -= 1;
+            }
             return Ok(());
         }
         self.step_leaf(forward)
@@ -241,7 +251,10 @@ impl Cursor {
             return Ok(None);
         }
         match self.current()? {
-            Some((key, value)) if self.in_bounds(&key) => Ok(Some((key, value))),
+            Some((key, value, more_here)) if self.in_bounds(&key) => {
+                self.more_in_leaf = more_here;
+                Ok(Some((key, value)))
+            }
             _ => {
                 self.done = true;
                 self.stack.clear();
