@@ -2,9 +2,13 @@
 //!
 //! | size | field |
 //! |---:|---|
-//! | 1 | row format version (1) |
+//! | 1 | row format: 1 (no version) or 2 (versioned) |
+//! | varint | format 2 only: the row's version, the sequence of the commit that last wrote it |
 //! | varint | number of values `n` |
 //! | … | `n` values: tag byte (as in `keys.rs`), then the payload |
+//!
+//! The engine stores format 2 (read sets and `RowVersion` assertions compare versions); format
+//! 1 rows read as version 0. Dumps use format 1: a row's content without its history.
 //!
 //! Payloads: Boolean/U8 1 byte; U64/Integer/Timestamp/Float 8 bytes little-endian; U256/I256 32
 //! bytes big-endian; Text/Json/Blob a varint length then the bytes; Null nothing. Varints are
@@ -13,7 +17,8 @@
 
 use crate::types::{Row, Value};
 
-const ROW_VERSION: u8 = 1;
+const FORMAT_PLAIN: u8 = 1;
+const FORMAT_VERSIONED: u8 = 2;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("malformed row encoding at byte {at}: {reason}")]
@@ -34,9 +39,25 @@ fn put_varint(out: &mut Vec<u8>, mut v: u64) {
     }
 }
 
+/// Format 1: the values only.
 pub fn encode_row(row: &Row) -> Vec<u8> {
-    let mut out = Vec::with_capacity(8 + row.values.len() * 9);
-    out.push(ROW_VERSION);
+    encode(row, None)
+}
+
+/// Format 2: the values and the version (sequence of the commit writing them).
+pub fn encode_row_at(row: &Row, version: u64) -> Vec<u8> {
+    encode(row, Some(version))
+}
+
+fn encode(row: &Row, version: Option<u64>) -> Vec<u8> {
+    let mut out = Vec::with_capacity(12 + row.values.len() * 9);
+    match version {
+        Some(version) => {
+            out.push(FORMAT_VERSIONED);
+            put_varint(&mut out, version);
+        }
+        None => out.push(FORMAT_PLAIN),
+    }
     put_varint(&mut out, row.values.len() as u64);
     for value in &row.values {
         out.push(value.kind_rank());
@@ -104,14 +125,31 @@ impl<'a> Cursor<'a> {
     }
 }
 
-pub fn decode_row(bytes: &[u8]) -> Result<Row, RowDecodeError> {
+/// The version in a stored row's header (0 for format 1).
+pub fn row_version(bytes: &[u8]) -> Result<u64, RowDecodeError> {
     let mut c = Cursor { bytes, at: 0 };
-    if c.take(1)?[0] != ROW_VERSION {
-        return Err(RowDecodeError {
+    header(&mut c)
+}
+
+fn header(c: &mut Cursor) -> Result<u64, RowDecodeError> {
+    match c.take(1)?[0] {
+        FORMAT_PLAIN => Ok(0),
+        FORMAT_VERSIONED => c.varint(),
+        _ => Err(RowDecodeError {
             at: 0,
-            reason: "unknown row version",
-        });
+            reason: "unknown row format",
+        }),
     }
+}
+
+pub fn decode_row(bytes: &[u8]) -> Result<Row, RowDecodeError> {
+    decode_row_versioned(bytes).map(|(row, _)| row)
+}
+
+/// The row and its version (0 for format 1).
+pub fn decode_row_versioned(bytes: &[u8]) -> Result<(Row, u64), RowDecodeError> {
+    let mut c = Cursor { bytes, at: 0 };
+    let version = header(&mut c)?;
     let count = c.varint()? as usize;
     let mut values = Vec::with_capacity(count.min(bytes.len()));
     for _ in 0..count {
@@ -154,7 +192,7 @@ pub fn decode_row(bytes: &[u8]) -> Result<Row, RowDecodeError> {
     if c.at != bytes.len() {
         return Err(c.err("bytes after the last value"));
     }
-    Ok(Row { values })
+    Ok((Row { values }, version))
 }
 
 #[cfg(test)]
@@ -179,6 +217,14 @@ mod tests {
             Value::Null,
         ]);
         assert_eq!(decode_row(&encode_row(&row)).unwrap(), row);
+        let versioned = encode_row_at(&row, 300);
+        assert_eq!(
+            decode_row_versioned(&versioned).unwrap(),
+            (row.clone(), 300)
+        );
+        assert_eq!(row_version(&versioned).unwrap(), 300);
+        assert_eq!(row_version(&encode_row(&row)).unwrap(), 0);
+        assert!(decode_row(&[3, 0]).is_err(), "unknown format");
     }
 
     proptest! {

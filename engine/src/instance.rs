@@ -24,6 +24,7 @@ use aedb_query::QueryError;
 use crate::commit::apply::{apply, counter_shard_key, Applied, Limits};
 use crate::commit::envelope::{apply_envelope, EnvelopeOutcome};
 use crate::commit::kv::KvEntry;
+use crate::commit::read_set::{plan_read_set, ReadSet};
 use crate::commit::tables::RowLimits;
 use crate::commit::validation::{
     KvU256MutatorOp, KvU64MissingPolicy, KvU64MutatorOp, KvU64OverflowPolicy, KvU64UnderflowPolicy,
@@ -61,10 +62,15 @@ pub enum PreflightResult {
     Err { reason: String },
 }
 
-/// Advisory plan of a mutation: whether it would apply now, and what it would touch.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Advisory plan of a mutation: whether it would apply now, and what it would touch. Commit
+/// it guarded with `TransactionEnvelope { read_set, base_seq, write_intent, .. }` to have it
+/// abort with `Conflict` if anything it read changes first.
+#[derive(Debug, Clone, PartialEq)]
 pub struct PreflightPlan {
     pub valid: bool,
+    /// What the mutation reads, at the versions seen at `base_seq`.
+    pub read_set: ReadSet,
+    pub write_intent: WriteIntent,
     /// The version the plan was made against.
     pub base_seq: u64,
     pub estimated_affected_rows: u64,
@@ -275,6 +281,7 @@ impl AedbInstance {
             idempotency_key: Some(request.idempotency_key),
             write_class: request.write_class,
             assertions: request.assertions,
+            read_set: ReadSet::default(),
             write_intent: WriteIntent {
                 mutations: request.mutations,
             },
@@ -322,17 +329,25 @@ impl AedbInstance {
     /// Plan a mutation against the latest state without committing it (advisory).
     pub async fn preflight_plan(&self, mutation: Mutation) -> PreflightPlan {
         let limits = self.limits();
-        let base_seq = self.engine.visible_head_seq();
+        let snapshot = self.engine.snapshot();
+        let base_seq = snapshot.seq();
+        let write_intent = WriteIntent {
+            mutations: vec![mutation.clone()],
+        };
         let planned = self
             .engine
             .dry_run(move |txn| {
                 let applied = apply(txn, &mutation, &limits)?;
-                Ok((applied.affected_rows, txn.touched()))
+                let touched = txn.touched();
+                let read_set = plan_read_set(&snapshot, &mutation, &touched)?;
+                Ok((applied.affected_rows, touched, read_set))
             })
             .await;
         match planned {
-            Ok((affected, touched_keys)) => PreflightPlan {
+            Ok((affected, touched_keys, read_set)) => PreflightPlan {
                 valid: true,
+                read_set,
+                write_intent,
                 base_seq,
                 estimated_affected_rows: affected,
                 errors: Vec::new(),
@@ -340,6 +355,8 @@ impl AedbInstance {
             },
             Err(err) => PreflightPlan {
                 valid: false,
+                read_set: ReadSet::default(),
+                write_intent,
                 base_seq,
                 estimated_affected_rows: 0,
                 errors: vec![err.to_string()],

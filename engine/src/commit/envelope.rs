@@ -3,9 +3,10 @@
 //!
 //! Inside the commit, in order: (1) an empty envelope is refused; (2) an idempotency key seen
 //! before with the same request returns the first commit as `Duplicate` and writes nothing
-//! (with a different request it is refused); (3) the assertions are evaluated against the
-//! latest state — any failure aborts with `AssertionFailed` and writes nothing; (4) the
-//! mutations apply; (5) the key is recorded with the commit's sequence.
+//! (with a different request it is refused); (3) the read set is revalidated — anything
+//! changed since it was read aborts with `Conflict` (`read_set.rs`); (4) the assertions are
+//! evaluated against the latest state — any failure aborts with `AssertionFailed` and writes
+//! nothing; (5) the mutations apply; (6) the key is recorded with the commit's sequence.
 //!
 //! Idempotency records live in the system tree `sys:idempotency`, keyed by caller and key, so
 //! they are durable, replayed by recovery, and scoped per caller (the same key from two callers
@@ -22,6 +23,7 @@ use sha2::{Digest, Sha256};
 use super::apply::{apply, Limits};
 use super::catalog_io::load_table;
 use super::kv::KvEntry;
+use super::read_set::{point_version, revalidate, ReadKey, ReadSet};
 use super::tables::read_row;
 use super::validation::Mutation;
 use crate::engine::LoggedTxn;
@@ -96,6 +98,14 @@ pub enum ReadAssertion {
         key: Vec<u8>,
         expected_seq: u64,
     },
+    /// The sequence of the row's last write (0 when missing).
+    RowVersion {
+        project_id: String,
+        scope_id: String,
+        table_name: String,
+        primary_key: Vec<Value>,
+        expected_seq: u64,
+    },
     RowExists {
         project_id: String,
         scope_id: String,
@@ -119,6 +129,17 @@ pub enum ReadAssertion {
         filter: Option<Expr>,
         op: CompareOp,
         threshold: u64,
+    },
+    /// The sum of a numeric column over the rows passing `filter` (Nulls skipped; an
+    /// empty sum is 0), compared with `threshold`.
+    SumCompare {
+        project_id: String,
+        scope_id: String,
+        table_name: String,
+        column: String,
+        filter: Option<Expr>,
+        op: CompareOp,
+        threshold: Value,
     },
     All(Vec<ReadAssertion>),
     Any(Vec<ReadAssertion>),
@@ -148,7 +169,10 @@ pub struct TransactionEnvelope {
     pub idempotency_key: Option<IdempotencyKey>,
     pub write_class: WriteClass,
     pub assertions: Vec<ReadAssertion>,
+    /// What the transaction read, with the versions it saw: revalidated at commit.
+    pub read_set: ReadSet,
     pub write_intent: WriteIntent,
+    /// The sequence the transaction read at (0: not given).
     pub base_seq: u64,
 }
 
@@ -196,8 +220,12 @@ fn fingerprint(envelope: &TransactionEnvelope) -> [u8; 32] {
     // The Debug form names every field and value: two requests with the same form are the same
     // request. (Within one version of the crate; records are short-lived.)
     let text = format!(
-        "{:?}|{:?}|{:?}|{:?}",
-        envelope.write_class, envelope.assertions, envelope.write_intent, envelope.base_seq
+        "{:?}|{:?}|{:?}|{:?}|{:?}",
+        envelope.write_class,
+        envelope.assertions,
+        envelope.read_set,
+        envelope.write_intent,
+        envelope.base_seq
     );
     Sha256::digest(text.as_bytes()).into()
 }
@@ -235,6 +263,12 @@ pub(crate) fn apply_envelope(
             return Ok(EnvelopeOutcome::Duplicate(u64::from_le_bytes(seq)));
         }
     }
+    revalidate(
+        txn,
+        &envelope.read_set,
+        envelope.base_seq,
+        limits.rows.max_scan_rows,
+    )?;
     for (index, assertion) in envelope.assertions.iter().enumerate() {
         if assertion.depth() > MAX_ASSERTION_DEPTH {
             return Err(AedbError::Validation(format!(
@@ -270,6 +304,35 @@ fn kv_entry(
     txn.get(&kv_tree(project, scope), key)?
         .map(KvEntry::decode)
         .transpose()
+}
+
+/// The sum of numeric values: exact for integers (an Integer), IEEE for floats, 256-bit for
+/// U256; Nulls are skipped and an empty sum is Integer 0.
+fn sum_values<'a>(values: impl Iterator<Item = &'a Value>) -> Result<Value> {
+    let overflow = || AedbError::Validation("SumCompare: the sum overflows".into());
+    let mut int: i128 = 0;
+    let mut float: Option<f64> = None;
+    let mut wide: Option<[u8; 32]> = None;
+    for value in values {
+        match value {
+            Value::Null => {}
+            Value::Float(f) => float = Some(float.unwrap_or(0.0) + f),
+            Value::U256(v) => {
+                wide = Some(super::kv::u256_add(&wide.unwrap_or([0; 32]), v).ok_or_else(overflow)?)
+            }
+            other => {
+                let i = other.as_i128().ok_or_else(|| {
+                    AedbError::Validation(format!("SumCompare over a non-numeric value {other:?}"))
+                })?;
+                int = int.checked_add(i).ok_or_else(overflow)?;
+            }
+        }
+    }
+    Ok(match (wide, float) {
+        (Some(wide), _) => Value::U256(wide),
+        (None, Some(f)) => Value::Float(f + int as f64),
+        (None, None) => Value::Integer(i64::try_from(int).map_err(|_| overflow())?),
+    })
 }
 
 /// Whether the assertion holds, and what was found (for the error).
@@ -320,6 +383,50 @@ fn evaluate(txn: &mut LoggedTxn, assertion: &ReadAssertion) -> Result<(bool, Str
         } => {
             let version = kv_entry(txn, project_id, scope_id, key)?.map_or(0, |e| e.version);
             (version == *expected_seq, format!("version={version}"))
+        }
+        A::RowVersion {
+            project_id,
+            scope_id,
+            table_name,
+            primary_key,
+            expected_seq,
+        } => {
+            let key = ReadKey::TableRow {
+                project_id: project_id.clone(),
+                scope_id: scope_id.clone(),
+                table_name: table_name.clone(),
+                primary_key: primary_key.clone(),
+            };
+            let version = point_version(txn, &key)?.unwrap_or(0);
+            (version == *expected_seq, format!("version={version}"))
+        }
+        A::SumCompare {
+            project_id,
+            scope_id,
+            table_name,
+            column,
+            filter,
+            op,
+            threshold,
+        } => {
+            let schema = load_table(txn, project_id, scope_id, table_name)?;
+            let i = schema
+                .column_index(column)
+                .ok_or_else(|| AedbError::UnknownColumn {
+                    table: table_name.clone(),
+                    column: column.clone(),
+                })?;
+            let everything = Expr::IsNotNull(column.clone());
+            let rows = super::tables::matching_rows(
+                txn,
+                &schema,
+                filter.as_ref().unwrap_or(&everything),
+                None,
+                u64::MAX,
+            )?;
+            let sum = sum_values(rows.iter().filter_map(|(_, r)| r.values.get(i)))?;
+            let holds = aedb_query::eval::compare(&sum, threshold).is_some_and(|o| op.holds(o));
+            (holds, format!("sum={sum:?}"))
         }
         A::RowExists {
             project_id,

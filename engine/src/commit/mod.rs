@@ -7,6 +7,7 @@ pub(crate) mod ddl;
 pub mod envelope;
 pub mod executor;
 pub mod kv;
+pub mod read_set;
 pub(crate) mod tables;
 pub mod validation;
 
@@ -16,4 +17,5 @@ pub use envelope::{
 };
 pub use executor::{CommitResult, IdempotencyOutcome};
 pub use kv::KvEntry;
+pub use read_set::{ReadBound, ReadKey, ReadRange, ReadRangeEntry, ReadSet, ReadSetEntry};
 pub use validation::Mutation;

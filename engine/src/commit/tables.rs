@@ -5,7 +5,7 @@ use std::ops::Bound;
 use aedb_catalog::expr::Expr;
 use aedb_catalog::keys::encode_key;
 use aedb_catalog::namespace::{index_tree, table_tree};
-use aedb_catalog::rows::{decode_row, encode_row};
+use aedb_catalog::rows::{decode_row, encode_row_at};
 use aedb_catalog::schema::{Constraint, IndexDef, TableSchema};
 use aedb_catalog::types::{Row, Value};
 use aedb_pager::store::prefix_end;
@@ -231,7 +231,7 @@ pub fn write_row(
     txn.insert(
         &table_tree(schema.table_id),
         pk,
-        &encode_row(&schema.to_stored(new)),
+        &encode_row_at(&schema.to_stored(new), txn.seq()),
     )?;
     Ok(())
 }

@@ -5,6 +5,115 @@ use aedb_catalog::expr::Expr;
 use aedb_catalog::types::{Row, Value};
 use aedb_catalog::DdlOperation;
 
+impl Mutation {
+    /// The table a row mutation writes: (project, scope, table).
+    pub fn target_table(&self) -> Option<(&str, &str, &str)> {
+        use Mutation as M;
+        match self {
+            M::Insert {
+                project_id,
+                scope_id,
+                table_name,
+                ..
+            }
+            | M::InsertBatch {
+                project_id,
+                scope_id,
+                table_name,
+                ..
+            }
+            | M::Upsert {
+                project_id,
+                scope_id,
+                table_name,
+                ..
+            }
+            | M::UpsertBatch {
+                project_id,
+                scope_id,
+                table_name,
+                ..
+            }
+            | M::UpsertOnConflict {
+                project_id,
+                scope_id,
+                table_name,
+                ..
+            }
+            | M::UpsertBatchOnConflict {
+                project_id,
+                scope_id,
+                table_name,
+                ..
+            }
+            | M::Delete {
+                project_id,
+                scope_id,
+                table_name,
+                ..
+            }
+            | M::DeleteWhere {
+                project_id,
+                scope_id,
+                table_name,
+                ..
+            }
+            | M::UpdateWhere {
+                project_id,
+                scope_id,
+                table_name,
+                ..
+            }
+            | M::UpdateWhereExpr {
+                project_id,
+                scope_id,
+                table_name,
+                ..
+            }
+            | M::TableIncU256 {
+                project_id,
+                scope_id,
+                table_name,
+                ..
+            }
+            | M::TableDecU256 {
+                project_id,
+                scope_id,
+                table_name,
+                ..
+            } => Some((project_id, scope_id, table_name)),
+            _ => None,
+        }
+    }
+
+    /// Adds whose result does not depend on the value they find (no read to revalidate).
+    pub fn is_commutative(&self) -> bool {
+        use Mutation as M;
+        matches!(
+            self,
+            M::KvIncU256 { .. }
+                | M::KvAddU256Ex { .. }
+                | M::KvAddU64Ex { .. }
+                | M::KvMaxU256 { .. }
+                | M::KvMinU256 { .. }
+                | M::KvMaxU64 { .. }
+                | M::KvMinU64 { .. }
+                | M::CounterAdd { .. }
+                | M::TableIncU256 { .. }
+        )
+    }
+
+    /// Writes every row a predicate selects: it read the whole table.
+    pub fn selects_by_predicate(&self) -> bool {
+        matches!(
+            self,
+            Mutation::DeleteWhere { .. }
+                | Mutation::UpdateWhere { .. }
+                | Mutation::UpdateWhereExpr { .. }
+        )
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum Mutation {
     Insert {

@@ -5,6 +5,7 @@
 
 mod lock;
 mod pipeline;
+mod structural;
 mod txn;
 
 use std::any::Any;
@@ -132,6 +133,7 @@ impl Engine {
             groups: AtomicU64::new(0),
             syncs: AtomicU64::new(0),
             catalog_changed_at: AtomicU64::new(head),
+            structural: Arc::new(Mutex::new(structural::StructuralVersions::new(head))),
         })
     }
 
@@ -214,6 +216,12 @@ impl Engine {
     /// Two snapshots at or after it see the same catalog.
     pub fn catalog_changed_at(&self) -> u64 {
         self.shared.catalog_changed_at.load(Ordering::SeqCst)
+    }
+
+    /// Sequence of the newest commit that deleted a key from `tree` or dropped it (at least
+    /// the head at open: deletes before it are not tracked).
+    pub fn structural_version(&self, tree: &str) -> u64 {
+        self.shared.structural.lock().of(tree)
     }
 
     /// A snapshot of exactly commit `seq`: the head, or one of the `max_versions` most recent

@@ -78,6 +78,7 @@ pub(crate) struct Shared {
     /// Sequence of the newest commit that wrote the catalog tree (the head at open before
     /// any): caches of decoded schemas trust only what was read at or after it.
     pub catalog_changed_at: AtomicU64,
+    pub structural: Arc<Mutex<super::structural::StructuralVersions>>,
 }
 
 impl Shared {
@@ -238,7 +239,11 @@ impl Writer {
     /// Run a body on a transaction that is then dropped: nothing is logged or published.
     fn dry_run(&mut self, body: Body) -> Result<Committed> {
         let txn = self.shared.store.begin_write()?;
-        let mut logged = LoggedTxn::new(txn, self.config.max_transaction_bytes as usize);
+        let mut logged = LoggedTxn::new(
+            txn,
+            self.config.max_transaction_bytes as usize,
+            Arc::clone(&self.shared.structural),
+        );
         let seq = logged.seq();
         let value = body(&mut logged)?;
         Ok(Committed {
@@ -251,12 +256,17 @@ impl Writer {
     fn run_body(&mut self, body: Body) -> Result<(u64, Box<dyn Any + Send>)> {
         self.shared.check_failed()?;
         let txn = self.shared.store.begin_write()?;
-        let mut logged = LoggedTxn::new(txn, self.config.max_transaction_bytes as usize);
+        let mut logged = LoggedTxn::new(
+            txn,
+            self.config.max_transaction_bytes as usize,
+            Arc::clone(&self.shared.structural),
+        );
         let value = body(&mut logged)?;
         if logged.is_discarded() {
             return Ok((0, value));
         }
         let wrote_catalog = logged.wrote_catalog();
+        let deleted_from = logged.take_deleted_from();
         let (txn, record) = logged.into_parts();
         let seq = txn.seq();
         let payload = record.finish();
@@ -277,6 +287,10 @@ impl Writer {
             self.shared
                 .catalog_changed_at
                 .fetch_max(seq, Ordering::SeqCst);
+        }
+        if !deleted_from.is_empty() {
+            // Before publishing, like the catalog watermark.
+            self.shared.structural.lock().note(deleted_from, seq);
         }
         if let Err(err) = txn.commit() {
             self.wal.rollback(mark);

@@ -2,10 +2,14 @@
 //! records every effect it applies into the commit's WAL record.
 
 use std::ops::Bound;
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 
 use aedb_pager::{store::TxnRange, WriteTxn};
 use aedb_wal::RecordBuilder;
 
+use super::structural::StructuralVersions;
 use crate::error::{AedbError, Result};
 
 pub struct LoggedTxn {
@@ -14,16 +18,25 @@ pub struct LoggedTxn {
     max_bytes: usize,
     discarded: bool,
     wrote_catalog: bool,
+    /// Trees this transaction deleted keys from (or dropped), for structural versions.
+    deleted_from: Vec<String>,
+    structural: Arc<Mutex<StructuralVersions>>,
 }
 
 impl LoggedTxn {
-    pub(crate) fn new(txn: WriteTxn, max_bytes: usize) -> Self {
+    pub(crate) fn new(
+        txn: WriteTxn,
+        max_bytes: usize,
+        structural: Arc<Mutex<StructuralVersions>>,
+    ) -> Self {
         LoggedTxn {
             txn,
             record: RecordBuilder::default(),
             max_bytes,
             discarded: false,
             wrote_catalog: false,
+            deleted_from: Vec::new(),
+            structural,
         }
     }
 
@@ -43,6 +56,22 @@ impl LoggedTxn {
 
     pub(crate) fn wrote_catalog(&self) -> bool {
         self.wrote_catalog
+    }
+
+    /// Sequence of the newest commit before this one that deleted from `tree` (at least the
+    /// head at open; see `structural.rs`).
+    pub fn structural_version(&self, tree: &str) -> u64 {
+        self.structural.lock().of(tree)
+    }
+
+    pub(crate) fn take_deleted_from(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.deleted_from)
+    }
+
+    fn note_delete(&mut self, tree: &str) {
+        if !self.deleted_from.iter().any(|t| t == tree) {
+            self.deleted_from.push(tree.to_string());
+        }
     }
 
     fn note_tree(&mut self, tree: &str) {
@@ -100,6 +129,7 @@ impl LoggedTxn {
         self.note_tree(tree);
         let removed = self.txn.remove(tree, key)?;
         if removed {
+            self.note_delete(tree);
             self.record.delete(tree, key);
             self.check_size()?;
         }
@@ -116,6 +146,7 @@ impl LoggedTxn {
         self.note_tree(tree);
         let existed = self.txn.drop_tree(tree)?;
         if existed {
+            self.note_delete(tree);
             self.record.drop_tree(tree);
         }
         Ok(existed)
