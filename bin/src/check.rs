@@ -191,9 +191,14 @@ impl Checker<'_> {
             }
         }
         // Every data tree must belong to something in the catalog.
-        let mut owned: BTreeSet<String> = [CATALOG_TREE.to_string(), "sys:idempotency".into()]
-            .into_iter()
-            .collect();
+        let mut owned: BTreeSet<String> = [
+            CATALOG_TREE,
+            aedb::commit::envelope::IDEMPOTENCY_TREE,
+            aedb::commit::envelope::IDEMPOTENCY_BY_SEQ_TREE,
+        ]
+        .into_iter()
+        .map(String::from)
+        .collect();
         for s in &tables {
             owned.insert(table_tree(s.table_id));
             for i in &s.indexes {

@@ -180,8 +180,11 @@ pub fn describe_tree(tree: &str, tables: &HashMap<u64, TableSchema>) -> String {
     if tree == CATALOG_TREE {
         return "catalog".into();
     }
-    if tree == "sys:idempotency" {
+    if tree == aedb::commit::envelope::IDEMPOTENCY_TREE {
         return "idempotency records".into();
+    }
+    if tree == aedb::commit::envelope::IDEMPOTENCY_BY_SEQ_TREE {
+        return "idempotency records by age".into();
     }
     if let Some(id) = tree.strip_prefix("t:") {
         return match table(id) {

@@ -53,6 +53,10 @@ pub struct AedbConfig {
     pub page_size: u32,
     pub io_backend: IoBackendChoice,
     pub direct_io: bool,
+    /// An idempotency record answers replays while it is at most this many commits old...
+    pub idempotency_window_commits: u64,
+    /// ...and at most this many seconds old; both 0: no record is kept.
+    pub idempotency_window_seconds: u64,
 }
 
 impl Default for AedbConfig {
@@ -80,6 +84,8 @@ impl Default for AedbConfig {
             page_size: aedb_pager::PAGE_SIZE_DEFAULT,
             io_backend: IoBackendChoice::Auto,
             direct_io: false,
+            idempotency_window_commits: 100_000,
+            idempotency_window_seconds: 300,
         }
     }
 }
@@ -104,6 +110,14 @@ impl std::fmt::Debug for AedbConfig {
             .field("page_size", &self.page_size)
             .field("io_backend", &self.io_backend)
             .field("direct_io", &self.direct_io)
+            .field(
+                "idempotency_window_commits",
+                &self.idempotency_window_commits,
+            )
+            .field(
+                "idempotency_window_seconds",
+                &self.idempotency_window_seconds,
+            )
             .finish()
     }
 }

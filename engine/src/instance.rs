@@ -22,7 +22,7 @@ use aedb_query::planner::Plan;
 use aedb_query::QueryError;
 
 use crate::commit::apply::{apply, counter_shard_key, Applied, Limits};
-use crate::commit::envelope::{apply_envelope, EnvelopeOutcome};
+use crate::commit::envelope::{apply_envelope, EnvelopeOutcome, IdempotencyWindow};
 use crate::commit::kv::KvEntry;
 use crate::commit::read_set::{plan_read_set, ReadSet};
 use crate::commit::tables::RowLimits;
@@ -167,6 +167,13 @@ impl AedbInstance {
             max_kv_key_bytes: self.config.max_kv_key_bytes,
             max_kv_value_bytes: self.config.max_kv_value_bytes,
             now_micros: now_micros(),
+            idempotency_window: IdempotencyWindow {
+                commits: self.config.idempotency_window_commits,
+                micros: self
+                    .config
+                    .idempotency_window_seconds
+                    .saturating_mul(1_000_000),
+            },
         }
     }
 

@@ -22,6 +22,7 @@ pub struct Limits {
     pub max_kv_key_bytes: usize,
     pub max_kv_value_bytes: usize,
     pub now_micros: u64,
+    pub idempotency_window: super::envelope::IdempotencyWindow,
 }
 
 /// What a mutation did.

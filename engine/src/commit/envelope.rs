@@ -10,7 +10,11 @@
 //!
 //! Idempotency records live in the system tree `sys:idempotency`, keyed by caller and key, so
 //! they are durable, replayed by recovery, and scoped per caller (the same key from two callers
-//! is two requests).
+//! is two requests). A record answers while it is within both windows of the configuration
+//! (`idempotency_window_commits` commits and `idempotency_window_seconds` seconds old); an
+//! older one is as if never written. `sys:idempotency_by_seq` orders the records by sequence so
+//! each keyed commit can delete up to [`PRUNE_PER_COMMIT`] expired ones: the records kept stay
+//! bounded by the window.
 
 use std::ops::Bound;
 
@@ -31,6 +35,105 @@ use crate::error::{AedbError, Result};
 use crate::instance::CallerContext;
 
 pub const IDEMPOTENCY_TREE: &str = "sys:idempotency";
+/// Sequence (8 bytes BE) ‖ record key → nothing: the records in age order.
+pub const IDEMPOTENCY_BY_SEQ_TREE: &str = "sys:idempotency_by_seq";
+/// Expired records a keyed commit deletes at most (bounds the work a commit takes on).
+pub const PRUNE_PER_COMMIT: usize = 64;
+
+/// How long an idempotency record answers replays.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IdempotencyWindow {
+    pub commits: u64,
+    pub micros: u64,
+}
+
+/// A stored record: `seq: u64 LE ‖ fingerprint (32) ‖ written_at_micros: u64 LE`.
+struct IdempotencyRecord {
+    seq: u64,
+    fingerprint: [u8; 32],
+    written_at_micros: u64,
+}
+
+impl IdempotencyRecord {
+    const BYTES: usize = 48;
+
+    fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(Self::BYTES);
+        out.extend_from_slice(&self.seq.to_le_bytes());
+        out.extend_from_slice(&self.fingerprint);
+        out.extend_from_slice(&self.written_at_micros.to_le_bytes());
+        out
+    }
+
+    fn decode(bytes: &[u8]) -> Result<Self> {
+        if bytes.len() != Self::BYTES {
+            return Err(AedbError::Corruption(format!(
+                "idempotency record of {} bytes",
+                bytes.len()
+            )));
+        }
+        let u64_at = |at: usize| {
+            let mut raw = [0u8; 8];
+            raw.copy_from_slice(&bytes[at..at + 8]);
+            u64::from_le_bytes(raw)
+        };
+        let mut fingerprint = [0u8; 32];
+        fingerprint.copy_from_slice(&bytes[8..40]);
+        Ok(IdempotencyRecord {
+            seq: u64_at(0),
+            fingerprint,
+            written_at_micros: u64_at(40),
+        })
+    }
+}
+
+impl IdempotencyWindow {
+    /// A record written at `seq`, `written_at` no longer answers at (`now_seq`, `now`).
+    fn expired(&self, seq: u64, written_at: u64, now_seq: u64, now: u64) -> bool {
+        now_seq.saturating_sub(seq) > self.commits || now.saturating_sub(written_at) > self.micros
+    }
+}
+
+fn by_seq_key(seq: u64, record_key: &[u8]) -> Vec<u8> {
+    [&seq.to_be_bytes()[..], record_key].concat()
+}
+
+/// Delete up to [`PRUNE_PER_COMMIT`] of the oldest records that have expired.
+fn prune_idempotency(txn: &mut LoggedTxn, limits: &Limits) -> Result<()> {
+    let mut expired = Vec::new();
+    for item in txn.range(
+        IDEMPOTENCY_BY_SEQ_TREE,
+        Bound::Unbounded,
+        Bound::Unbounded,
+        false,
+    )? {
+        let (key, _) = item?;
+        expired.push(key);
+        if expired.len() == PRUNE_PER_COMMIT {
+            break;
+        }
+    }
+    let (now_seq, now) = (txn.seq(), limits.now_micros);
+    for by_seq in expired {
+        let record_key = by_seq.get(8..).unwrap_or_default();
+        let record = match txn.get(IDEMPOTENCY_TREE, record_key)? {
+            Some(bytes) => IdempotencyRecord::decode(&bytes)?,
+            None => {
+                txn.remove(IDEMPOTENCY_BY_SEQ_TREE, &by_seq)?;
+                continue;
+            }
+        };
+        if !limits
+            .idempotency_window
+            .expired(record.seq, record.written_at_micros, now_seq, now)
+        {
+            break; // oldest first: the rest are younger
+        }
+        txn.remove(IDEMPOTENCY_TREE, record_key)?;
+        txn.remove(IDEMPOTENCY_BY_SEQ_TREE, &by_seq)?;
+    }
+    Ok(())
+}
 /// Deeper assertion trees are refused.
 pub const MAX_ASSERTION_DEPTH: usize = 16;
 
@@ -245,22 +348,26 @@ pub(crate) fn apply_envelope(
         .idempotency_key
         .as_ref()
         .map(|k| idempotency_record_key(&envelope.caller, k));
+    let window = limits.idempotency_window;
+    let mut replaced: Option<u64> = None;
     if let Some(record_key) = &record_key {
         if let Some(bytes) = txn.get(IDEMPOTENCY_TREE, record_key)? {
-            if bytes.len() != 40 {
-                return Err(AedbError::Corruption(
-                    "idempotency record of the wrong size".into(),
-                ));
-            }
-            if bytes[8..] != fingerprint {
+            let record = IdempotencyRecord::decode(&bytes)?;
+            if window.expired(
+                record.seq,
+                record.written_at_micros,
+                txn.seq(),
+                limits.now_micros,
+            ) {
+                replaced = Some(record.seq);
+            } else if record.fingerprint != fingerprint {
                 return Err(AedbError::Validation(
                     "idempotency key reuse with different request".into(),
                 ));
+            } else {
+                txn.discard();
+                return Ok(EnvelopeOutcome::Duplicate(record.seq));
             }
-            let mut seq = [0u8; 8];
-            seq.copy_from_slice(&bytes[..8]);
-            txn.discard();
-            return Ok(EnvelopeOutcome::Duplicate(u64::from_le_bytes(seq)));
         }
     }
     revalidate(
@@ -288,9 +395,23 @@ pub(crate) fn apply_envelope(
         apply(txn, mutation, limits)?;
     }
     if let Some(record_key) = record_key {
-        let mut value = txn.seq().to_le_bytes().to_vec();
-        value.extend_from_slice(&fingerprint);
-        txn.insert(IDEMPOTENCY_TREE, &record_key, &value)?;
+        if let Some(old) = replaced {
+            txn.remove(IDEMPOTENCY_BY_SEQ_TREE, &by_seq_key(old, &record_key))?;
+        }
+        prune_idempotency(txn, limits)?;
+        if window.commits > 0 || window.micros > 0 {
+            let record = IdempotencyRecord {
+                seq: txn.seq(),
+                fingerprint,
+                written_at_micros: limits.now_micros,
+            };
+            txn.insert(IDEMPOTENCY_TREE, &record_key, &record.encode())?;
+            txn.insert(
+                IDEMPOTENCY_BY_SEQ_TREE,
+                &by_seq_key(record.seq, &record_key),
+                &[],
+            )?;
+        }
     }
     Ok(EnvelopeOutcome::Applied)
 }
