@@ -701,8 +701,7 @@ impl AedbInstance {
         query: Query,
         cursor: Option<PageCursor>,
     ) -> std::result::Result<QueryResult, QueryError> {
-        let snapshot = snapshot.clone();
-        let (schema, existed) = self.schema_at(&snapshot, project_id, scope_id, &query.table)?;
+        let (schema, existed) = self.schema_at(snapshot, project_id, scope_id, &query.table)?;
         let page_size = cursor
             .as_ref()
             .map(|c| c.page_size as usize)
@@ -719,17 +718,17 @@ impl AedbInstance {
                 .joins
                 .iter()
                 .map(|j| {
-                    self.schema_at(&snapshot, project_id, scope_id, &j.table)
+                    self.schema_at(snapshot, project_id, scope_id, &j.table)
                         .map(|(s, _)| s)
                 })
                 .collect::<std::result::Result<Vec<_>, _>>()?;
             let joined: Vec<&TableSchema> = joined.iter().map(|s| s.as_ref()).collect();
-            aedb_query::join::execute_join(&snapshot, &schema, &joined, &query, &request)?
+            aedb_query::join::execute_join(snapshot, &schema, &joined, &query, &request)?
         } else if existed {
-            execute(&snapshot, &schema, &query, &request)?
+            execute(snapshot, &schema, &query, &request)?
         } else {
             // Validate against the current schema, answer with the empty table it was.
-            let mut page = execute(&snapshot, &schema, &query, &request)?;
+            let mut page = execute(snapshot, &schema, &query, &request)?;
             page.rows.clear();
             page.more = false;
             page

@@ -22,7 +22,7 @@ use aedb_pager::{Snapshot, TreeView};
 use crate::error::QueryError;
 use crate::eval::{check_expr, eval};
 use crate::plan::{Aggregate, Order, Query};
-use crate::planner::{plan, Access, Plan};
+use crate::planner::{access_path, Access};
 
 /// Rows a page returns when the query has no limit.
 pub const DEFAULT_PAGE_ROWS: usize = 100;
@@ -42,7 +42,6 @@ pub struct PageOut {
     /// More rows may follow: continue after `last_key`.
     pub more: bool,
     pub last_key: Option<Vec<u8>>,
-    pub plan: Option<Plan>,
 }
 
 fn internal(err: impl std::fmt::Display) -> QueryError {
@@ -217,7 +216,7 @@ pub fn execute(
     request: &PageRequest,
 ) -> Result<PageOut, QueryError> {
     let columns = check_query(schema, query)?;
-    let chosen = plan(schema, query.predicate.as_ref());
+    let access = access_path(schema, query.predicate.as_ref());
     let index_of = |c: &str| schema.column_index(c);
     let matches = |row: &Row| {
         query
@@ -227,14 +226,13 @@ pub fn execute(
     };
     let mut out = PageOut {
         columns,
-        plan: Some(chosen.clone()),
         ..PageOut::default()
     };
     if !query.aggregates.is_empty() || !query.group_by.is_empty() {
         let rows = collect_all(
             snapshot,
             schema,
-            &chosen.access,
+            &access,
             request.max_scan_rows,
             &matches,
             &mut out.rows_examined,
@@ -253,7 +251,7 @@ pub fn execute(
         page_in_key_order(
             snapshot,
             schema,
-            &chosen.access,
+            &access,
             request,
             &matches,
             &mut out,
@@ -263,7 +261,7 @@ pub fn execute(
             snapshot,
             schema,
             query,
-            &chosen.access,
+            &access,
             request,
             &matches,
             &mut out,

@@ -112,27 +112,63 @@ fn bounds_for(
     b
 }
 
+/// Why an access path was chosen (turned into `Plan::reason` only when someone asks).
+enum Why<'a> {
+    PkPoint,
+    IndexEquality(&'a str, &'a [String]),
+    PkRange,
+    IndexRange(&'a str, &'a str),
+    Scan,
+}
+
+/// The plan and its reason in words (`explain_query`).
 pub fn plan(schema: &TableSchema, predicate: Option<&Expr>) -> Plan {
+    let (access, why) = choose(schema, predicate);
+    let reason = match why {
+        Why::PkPoint => format!(
+            "primary key point lookup on ({})",
+            schema.primary_key.join(", ")
+        ),
+        Why::IndexEquality(index, columns) => {
+            format!("index {index} equality on ({})", columns.join(", "))
+        }
+        Why::PkRange => format!("primary key range on {}", schema.primary_key[0]),
+        Why::IndexRange(index, column) => format!("index {index} range on {column}"),
+        Why::Scan => "table scan (no key or index covers the predicate)".into(),
+    };
+    Plan { access, reason }
+}
+
+/// The access path alone (what execution needs).
+pub fn access_path(schema: &TableSchema, predicate: Option<&Expr>) -> Access {
+    choose(schema, predicate).0
+}
+
+/// Every primary-key column compared by `Eq` with a literal of its type: the encoded key.
+fn point_key(schema: &TableSchema, parts: &[&Expr]) -> Option<Vec<u8>> {
+    let mut key = Vec::with_capacity(16 * schema.primary_key.len());
+    for column in &schema.primary_key {
+        let ty = schema
+            .column_index(column)
+            .map(|i| schema.columns[i].col_type);
+        let value = parts.iter().find_map(|part| match part {
+            Expr::Eq(c, v) if c == column && !v.is_null() && v.column_type() == ty => Some(v),
+            _ => None,
+        })?;
+        aedb_catalog::keys::encode_value(&mut key, value);
+    }
+    (!schema.primary_key.is_empty()).then_some(key)
+}
+
+fn choose<'s>(schema: &'s TableSchema, predicate: Option<&Expr>) -> (Access, Why<'s>) {
     let mut parts = Vec::new();
     if let Some(p) = predicate {
         conjuncts(p, &mut parts);
     }
-    let ty = |c: &str| schema.column_index(c).map(|i| schema.columns[i].col_type);
-    let pk_bounds: Vec<KeyBounds> = schema
-        .primary_key
-        .iter()
-        .map(|c| bounds_for(c, ty(c), &parts))
-        .collect();
-    if !pk_bounds.is_empty() && pk_bounds.iter().all(|b| b.equal.is_some()) {
-        let values: Vec<Value> = pk_bounds.iter().filter_map(|b| b.equal.clone()).collect();
-        return Plan {
-            access: Access::PkPoint(encode_key(&values)),
-            reason: format!(
-                "primary key point lookup on ({})",
-                schema.primary_key.join(", ")
-            ),
-        };
+    if let Some(key) = point_key(schema, &parts) {
+        return (Access::PkPoint(key), Why::PkPoint);
     }
+    let ty = |c: &str| schema.column_index(c).map(|i| schema.columns[i].col_type);
     for index in schema.indexes.iter().filter(|i| i.partial_filter.is_none()) {
         let bounds: Vec<KeyBounds> = index
             .columns
@@ -147,26 +183,22 @@ pub fn plan(schema: &TableSchema, predicate: Option<&Expr>) -> Plan {
                     .collect::<Vec<_>>(),
             );
             let upper = prefix_end(&prefix).map_or(Bound::Unbounded, Bound::Excluded);
-            return Plan {
-                access: Access::IndexRange {
+            return (
+                Access::IndexRange {
                     index: index.index_name.clone(),
                     lower: Bound::Included(prefix),
                     upper,
                 },
-                reason: format!(
-                    "index {} equality on ({})",
-                    index.index_name,
-                    index.columns.join(", ")
-                ),
-            };
+                Why::IndexEquality(&index.index_name, &index.columns),
+            );
         }
     }
-    if let Some(first) = pk_bounds.first().filter(|b| b.any) {
-        let (lower, upper) = first.bounds();
-        return Plan {
-            access: Access::PkRange { lower, upper },
-            reason: format!("primary key range on {}", schema.primary_key[0]),
-        };
+    if let Some(first) = schema.primary_key.first() {
+        let b = bounds_for(first, ty(first), &parts);
+        if b.any {
+            let (lower, upper) = b.bounds();
+            return (Access::PkRange { lower, upper }, Why::PkRange);
+        }
     }
     for index in schema
         .indexes
@@ -179,18 +211,15 @@ pub fn plan(schema: &TableSchema, predicate: Option<&Expr>) -> Plan {
         let b = bounds_for(column, ty(column), &parts);
         if b.any {
             let (lower, upper) = b.bounds();
-            return Plan {
-                access: Access::IndexRange {
+            return (
+                Access::IndexRange {
                     index: index.index_name.clone(),
                     lower,
                     upper,
                 },
-                reason: format!("index {} range on {column}", index.index_name),
-            };
+                Why::IndexRange(&index.index_name, column),
+            );
         }
     }
-    Plan {
-        access: Access::FullScan,
-        reason: "table scan (no key or index covers the predicate)".into(),
-    }
+    (Access::FullScan, Why::Scan)
 }
