@@ -248,23 +248,10 @@ pub fn execute(
                 .zip(&schema.primary_key)
                 .all(|((c, o), pk)| c == pk && *o == Order::Asc));
     if key_order {
-        page_in_key_order(
-            snapshot,
-            schema,
-            &access,
-            request,
-            &matches,
-            &mut out,
-        )?;
+        page_in_key_order(snapshot, schema, &access, request, &matches, &mut out)?;
     } else {
         page_sorted(
-            snapshot,
-            schema,
-            query,
-            &access,
-            request,
-            &matches,
-            &mut out,
+            snapshot, schema, query, &access, request, &matches, &mut out,
         )?;
     }
     out.rows = out

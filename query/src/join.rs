@@ -297,7 +297,7 @@ pub fn execute_join(
         for item in base_tree.range(Bound::Unbounded, Bound::Unbounded, false) {
             let (base_key, bytes) = item?;
             let row = base.from_stored(decode_row(&bytes).map_err(internal)?);
-            for (key, joined_row) in expand(&steps, base_key, row, request.max_scan_rows)? {
+            for (key, joined_row) in expand(&steps, &base_key, row, request.max_scan_rows)? {
                 debug_assert_eq!(key, combined_key(&joined_row));
                 examined += 1;
                 if examined > request.max_scan_rows {
@@ -341,17 +341,18 @@ pub fn execute_join(
 /// the same bytes as encoding the combined primary-key values.
 fn expand(
     steps: &[JoinStep],
-    base_key: Vec<u8>,
+    base_key: &[u8],
     base_row: Row,
     max_rows: u64,
 ) -> Result<Vec<(Vec<u8>, Row)>, QueryError> {
-    let (mut base_key, mut base_row) = (base_key, base_row);
+    let mut base_row = base_row;
     // Room for every joined value and key up front: extending row by row reallocates.
     base_row
         .values
         .reserve(steps.iter().map(|s| s.schema.columns.len()).sum());
-    base_key.reserve(base_key.len() * steps.len());
-    let mut rows = vec![(base_key, base_row)];
+    let mut key = Vec::with_capacity(base_key.len() * (1 + steps.len()));
+    key.extend_from_slice(base_key);
+    let mut rows = vec![(key, base_row)];
     for step in steps {
         let mut next = Vec::with_capacity(rows.len());
         for (key, row) in rows {
@@ -428,8 +429,7 @@ fn page_in_key_order(
             break;
         }
         let row = base.from_stored(decode_row(&bytes).map_err(internal)?);
-        let mut past = base_key.clone();
-        for (key, joined_row) in expand(steps, base_key, row, request.max_scan_rows)? {
+        for (key, joined_row) in expand(steps, &base_key, row, request.max_scan_rows)? {
             debug_assert_eq!(key, combined_key(&joined_row));
             if request.after.as_ref().is_some_and(|a| &key <= a) {
                 continue;
@@ -443,9 +443,11 @@ fn page_in_key_order(
                 rows.push((key, joined_row));
             }
         }
-        // Past every joined row of this base row: its key followed by a byte above every tag.
+        last_examined = Some(base_key);
+    }
+    // Past every joined row of the last base row: its key followed by a byte above every tag.
+    if let Some(past) = last_examined.as_mut() {
         past.push(0xff);
-        last_examined = Some(past);
     }
     out.rows_examined = examined as usize;
     out.more = more;
