@@ -14,7 +14,7 @@ use aedb_catalog::namespace::{
 };
 use aedb_catalog::schema::TableSchema;
 use aedb_catalog::{DdlOperation, DdlResult};
-use aedb_pager::store::{bound_ref, prefix_end};
+use aedb_pager::store::prefix_end;
 use aedb_pager::{CheckpointInfo, Snapshot};
 use aedb_query::exec::{execute, PageRequest, DEFAULT_PAGE_ROWS};
 use aedb_query::plan::{ConsistencyMode, Query, QueryOptions, QueryResult};
@@ -1134,10 +1134,10 @@ impl AedbInstance {
             Some(c) => Bound::Excluded(c.last_key.clone()),
             None => start,
         };
-        let mut entries = Vec::new();
+        let mut entries = Vec::with_capacity(page_size.min(64));
         let mut more = false;
         if let Some(tree) = snapshot.tree(&kv_tree(project_id, scope_id))? {
-            for item in tree.range(bound_ref(&start), bound_ref(&end), false) {
+            for item in tree.range_owned(start, end, false) {
                 let (key, bytes) = item?;
                 if entries.len() == page_size {
                     more = true;

@@ -682,12 +682,22 @@ impl TreeView {
 
     /// Entries within the bounds, in key order (or reverse order).
     pub fn range(&self, lower: Bound<&[u8]>, upper: Bound<&[u8]>, reverse: bool) -> Range {
+        self.range_owned(owned_bound(lower), owned_bound(upper), reverse)
+    }
+
+    /// [`TreeView::range`] taking bounds the caller already owns (no copy).
+    pub fn range_owned(
+        &self,
+        lower: Bound<Vec<u8>>,
+        upper: Bound<Vec<u8>>,
+        reverse: bool,
+    ) -> Range {
         Range {
             cursor: Cursor::new(
                 Arc::clone(self.snapshot.pool()),
                 self.record.root,
-                owned_bound(lower),
-                owned_bound(upper),
+                lower,
+                upper,
                 reverse,
             ),
             _snapshot: Some(self.snapshot.clone()),
