@@ -10,6 +10,11 @@
 //! pages without touching them. An aligned zeroed allocation is `posix_memalign` plus a memset
 //! of the whole pool (measured: 40 ms and a fully resident pool at open for 256 MiB).
 //!
+//! The arena is advised for transparent huge pages (`MADV_HUGEPAGE`; most distributions enable
+//! THP only where asked): frames are then backed 2 MiB at a time as they are first used, and a
+//! hot set of a few MiB needs a handful of TLB entries instead of hundreds. Measured in W11: a
+//! hot KV get 0.64 µs on 4 KiB pages, 0.48 µs with huge pages.
+//!
 //! Safety: region `i` is handed to exactly one [`FrameBuf`] at a time, and goes back to the
 //! free list only when that `FrameBuf` is dropped, so no two live slices ever overlap.
 
@@ -40,6 +45,16 @@ impl Arena {
         let offset = (IO_ALIGN - memory.as_ptr() as usize % IO_ALIGN) % IO_ALIGN;
         // SAFETY: `offset < IO_ALIGN`, so `base .. base + frames × page_size` lies inside `memory`.
         let base = unsafe { memory.as_mut_ptr().add(offset) };
+        #[cfg(target_os = "linux")]
+        // SAFETY: the range lies inside `memory`; MADV_HUGEPAGE only changes how the kernel
+        // backs it (a failure leaves it as it was, so the result is ignored).
+        unsafe {
+            libc::madvise(
+                base.cast::<libc::c_void>(),
+                frames * page_size,
+                libc::MADV_HUGEPAGE,
+            );
+        }
         Arc::new(Arena {
             _memory: memory,
             base,
