@@ -81,7 +81,52 @@ pub const NEXT_TABLE_ID_KEY: &[u8] = b"N\0next_table_id";
 
 /// The tree holding a table's rows, keyed by the encoded primary key.
 pub fn table_tree(table_id: u64) -> String {
-    format!("t:{table_id}")
+    table_tree_name(table_id).to_string()
+}
+
+/// [`table_tree`] on the stack: read paths name a table's tree on every query.
+pub fn table_tree_name(table_id: u64) -> TreeName {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    let mut rest = table_id;
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    let mut name = TreeName {
+        bytes: [0; 22],
+        len: 0,
+    };
+    name.bytes[..2].copy_from_slice(b"t:");
+    let count = digits.len() - at;
+    name.bytes[2..2 + count].copy_from_slice(&digits[at..]);
+    name.len = (2 + count) as u8;
+    name
+}
+
+/// A short tree name held inline (`t:` and up to 20 digits).
+#[derive(Clone, Copy)]
+pub struct TreeName {
+    bytes: [u8; 22],
+    len: u8,
+}
+
+impl std::ops::Deref for TreeName {
+    type Target = str;
+    fn deref(&self) -> &str {
+        // Only ASCII was written (see `table_tree_name`); the fallback never happens.
+        std::str::from_utf8(&self.bytes[..self.len as usize]).unwrap_or("t:?")
+    }
+}
+
+impl std::fmt::Display for TreeName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self)
+    }
 }
 
 /// The tree of a secondary index: keys are encoded index columns then the encoded primary key.
@@ -117,5 +162,8 @@ mod tests {
         assert!(validate_identifier("project_id", "a::b").is_err());
         assert!(validate_identifier("project_id", &"x".repeat(129)).is_err());
         assert!(table_key("p", "s", "t").starts_with(&table_prefix("p", "s")));
+        for id in [0, 7, 10, 12_345, u64::MAX] {
+            assert_eq!(table_tree(id), format!("t:{id}"));
+        }
     }
 }

@@ -610,10 +610,14 @@ impl Snapshot {
 
     /// The tree named `name`, or None.
     pub fn tree(&self, name: &str) -> Result<Option<TreeView>> {
-        let Some(bytes) = btree::get(self.pool(), self.root(), name.as_bytes())? else {
+        let root = self.root();
+        let Some(record) = btree::get_with(self.pool(), root, name.as_bytes(), |bytes| {
+            TreeRecord::decode(bytes, root)
+        })?
+        else {
             return Ok(None);
         };
-        let record = TreeRecord::decode(&bytes, self.root())?;
+        let record = record?;
         let root_page = match record.root {
             0 => None,
             root => Some(self.pool().get(root)?),
@@ -674,8 +678,13 @@ impl TreeView {
     }
 
     pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        self.get_with(key, <[u8]>::to_vec)
+    }
+
+    /// [`TreeView::get`], handing the value to `read` where it lies (decode without a copy).
+    pub fn get_with<R>(&self, key: &[u8], read: impl FnOnce(&[u8]) -> R) -> Result<Option<R>> {
         match &self.root_page {
-            Some(root) => btree::get_from(self.snapshot.pool(), root, key),
+            Some(root) => btree::get_from_with(self.snapshot.pool(), root, key, read),
             None => Ok(None),
         }
     }

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::ops::Bound;
 
 use aedb_catalog::keys::{decode_prefix, encode_key, encode_value};
-use aedb_catalog::namespace::{index_tree, table_tree};
+use aedb_catalog::namespace::{index_tree, table_tree, table_tree_name};
 use aedb_catalog::rows::decode_row;
 use aedb_catalog::schema::TableSchema;
 use aedb_catalog::types::{Row, Value};
@@ -54,10 +54,8 @@ pub fn read_row(
     schema: &TableSchema,
     pk: &[u8],
 ) -> Result<Option<Row>, QueryError> {
-    match tree.get(pk)? {
-        Some(bytes) => Ok(Some(
-            schema.from_stored(decode_row(&bytes).map_err(internal)?),
-        )),
+    match tree.get_with(pk, decode_row)? {
+        Some(row) => Ok(Some(schema.from_stored(row.map_err(internal)?))),
         None => Ok(None),
     }
 }
@@ -124,7 +122,7 @@ fn scan_candidates(
     max_rows: u64,
     visit: &mut dyn FnMut(Vec<u8>, Row) -> Result<bool, QueryError>,
 ) -> Result<bool, QueryError> {
-    let Some(tree) = snapshot.tree(&table_tree(schema.table_id))? else {
+    let Some(tree) = snapshot.tree(&table_tree_name(schema.table_id))? else {
         return Ok(true);
     };
     match access {

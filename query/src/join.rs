@@ -14,11 +14,12 @@
 //! after the page's last combined key. Ordered and aggregate joins materialize every joined row
 //! (bounded by `max_scan_rows`) and sort, as single-table queries do.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::ops::Bound;
 
-use aedb_catalog::keys::{decode_prefix, decode_value, encode_key};
-use aedb_catalog::namespace::{index_tree, table_tree};
+use aedb_catalog::keys::{decode_prefix, decode_value, encode_key, encode_value};
+use aedb_catalog::namespace::{index_tree, table_tree_name};
 use aedb_catalog::rows::decode_row;
 use aedb_catalog::schema::{ColumnDef, TableSchema};
 use aedb_catalog::types::{Row, Value};
@@ -54,30 +55,35 @@ struct JoinStep<'a> {
     left: usize,
     probe: Probe,
     outer: bool,
+    /// Reused between probes: the matches of the current row (no vector per row).
+    scratch: RefCell<Vec<(Vec<u8>, Row)>>,
 }
 
 impl JoinStep<'_> {
-    /// The rows matching `value` with their encoded keys, in key order.
-    fn matches(&self, value: &Value, max_rows: u64) -> Result<Vec<(Vec<u8>, Row)>, QueryError> {
+    /// Append the rows matching `value`, with their encoded keys, in key order.
+    fn matches_into(
+        &self,
+        value: &Value,
+        max_rows: u64,
+        out: &mut Vec<(Vec<u8>, Row)>,
+    ) -> Result<(), QueryError> {
         if value.is_null() {
-            return Ok(Vec::new());
+            return Ok(());
         }
         let encoded = encode_key(std::slice::from_ref(value));
         let Some(tree) = &self.tree else {
-            return Ok(Vec::new());
+            return Ok(());
         };
         let read = |pk: Vec<u8>| -> Result<Option<(Vec<u8>, Row)>, QueryError> {
-            let Some(bytes) = tree.get(&pk)? else {
+            let Some(row) = tree.get_with(&pk, decode_row)? else {
                 return Ok(None);
             };
-            let row = self
-                .schema
-                .from_stored(decode_row(&bytes).map_err(internal)?);
+            let row = self.schema.from_stored(row.map_err(internal)?);
             Ok(Some((pk, row)))
         };
         match &self.probe {
-            Probe::PrimaryKey => Ok(read(encoded)?.into_iter().collect()),
-            Probe::Index { tree: None, .. } => Ok(Vec::new()),
+            Probe::PrimaryKey => out.extend(read(encoded)?),
+            Probe::Index { tree: None, .. } => {}
             Probe::Index {
                 tree: Some(itree),
                 columns,
@@ -105,14 +111,17 @@ impl JoinStep<'_> {
                     }
                 }
                 pks.sort();
-                let mut rows = Vec::with_capacity(pks.len());
                 for pk in pks {
-                    rows.extend(read(pk)?);
+                    out.extend(read(pk)?);
                 }
-                Ok(rows)
             }
-            Probe::Hash(map) => Ok(map.get(&encoded).cloned().unwrap_or_default()),
+            Probe::Hash(map) => {
+                if let Some(found) = map.get(&encoded) {
+                    out.extend(found.iter().cloned());
+                }
+            }
         }
+        Ok(())
     }
 }
 
@@ -250,7 +259,7 @@ pub fn execute_join(
                 table: schema.table_name.clone(),
                 column: spec.right_column.clone(),
             })?;
-        let tree = snapshot.tree(&table_tree(schema.table_id))?;
+        let tree = snapshot.tree(&table_tree_name(schema.table_id))?;
         let probe = choose_probe(snapshot, schema, &tree, right, request.max_scan_rows)?;
         steps.push(JoinStep {
             schema,
@@ -258,6 +267,7 @@ pub fn execute_join(
             left,
             probe,
             outer: spec.join_type == JoinType::Left,
+            scratch: RefCell::new(Vec::new()),
         });
         width += schema.columns.len();
     }
@@ -282,7 +292,7 @@ pub fn execute_join(
         columns,
         ..PageOut::default()
     };
-    let Some(base_tree) = snapshot.tree(&table_tree(base.table_id))? else {
+    let Some(base_tree) = snapshot.tree(&table_tree_name(base.table_id))? else {
         if !query.aggregates.is_empty() || !query.group_by.is_empty() {
             out.rows = aggregate(&combined, query, Vec::new())?;
         }
@@ -294,10 +304,13 @@ pub fn execute_join(
         // Every joined row, then sort (or aggregate) as a single-table query would.
         let mut keyed: Vec<(Vec<u8>, Row)> = Vec::new();
         let mut examined = 0u64;
+        let mut expanded = Vec::new();
         for item in base_tree.range(Bound::Unbounded, Bound::Unbounded, false) {
             let (base_key, bytes) = item?;
             let row = base.from_stored(decode_row(&bytes).map_err(internal)?);
-            for (key, joined_row) in expand(&steps, &base_key, row, request.max_scan_rows)? {
+            let (key, row) = start_row(&steps, &base_key, row);
+            expand_into(&steps, key, row, request.max_scan_rows, &mut expanded)?;
+            for (key, joined_row) in expanded.drain(..) {
                 debug_assert_eq!(key, combined_key(&joined_row));
                 examined += 1;
                 if examined > request.max_scan_rows {
@@ -336,66 +349,69 @@ pub fn execute_join(
     Ok(out)
 }
 
-/// A base row (and its key) joined through every step, in combined-key order. A combined key
-/// is the base key followed by each joined row's key (Nulls for a left join's missing row),
-/// the same bytes as encoding the combined primary-key values.
-fn expand(
+/// A row (and its key) joined through `steps`, appended to `out` in combined-key order. A
+/// combined key is the base key followed by each joined row's key (Nulls for a left join's
+/// missing row), the same bytes as encoding the combined primary-key values.
+fn expand_into(
     steps: &[JoinStep],
-    base_key: &[u8],
-    base_row: Row,
+    key: Vec<u8>,
+    row: Row,
     max_rows: u64,
-) -> Result<Vec<(Vec<u8>, Row)>, QueryError> {
-    let mut base_row = base_row;
-    // Room for every joined value and key up front: extending row by row reallocates.
-    base_row
-        .values
-        .reserve(steps.iter().map(|s| s.schema.columns.len()).sum());
-    let mut key = Vec::with_capacity(base_key.len() * (1 + steps.len()));
-    key.extend_from_slice(base_key);
-    let mut rows = vec![(key, base_row)];
-    for step in steps {
-        let mut next = Vec::with_capacity(rows.len());
-        for (key, row) in rows {
-            let found = match row.values.get(step.left) {
-                Some(value) => step.matches(value, max_rows)?,
-                None => Vec::new(),
-            };
-            if found.is_empty() {
-                if step.outer {
-                    let (mut key, mut row) = (key, row);
-                    key.extend(encode_key(&vec![
-                        Value::Null;
-                        step.schema.primary_key.len()
-                    ]));
-                    row.values
-                        .extend(std::iter::repeat_n(Value::Null, step.schema.columns.len()));
-                    next.push((key, row));
-                }
-                continue;
-            }
-            let last = found.len() - 1;
-            let mut base = Some((key, row));
-            for (i, (pk, m)) in found.into_iter().enumerate() {
-                // The last match takes the row itself; earlier ones a copy.
-                let (mut key, mut row) = if i == last {
-                    base.take().unwrap_or_default()
-                } else {
-                    base.clone().unwrap_or_default()
-                };
-                key.extend_from_slice(&pk);
-                row.values.extend(m.values);
-                next.push((key, row));
-            }
-        }
-        rows = next;
-        if rows.len() as u64 > max_rows {
+    out: &mut Vec<(Vec<u8>, Row)>,
+) -> Result<(), QueryError> {
+    let Some((step, rest)) = steps.split_first() else {
+        out.push((key, row));
+        if out.len() as u64 > max_rows {
             return Err(QueryError::ScanBoundExceeded {
-                estimated_rows: rows.len() as u64,
+                estimated_rows: out.len() as u64,
                 max_scan_rows: max_rows,
             });
         }
+        return Ok(());
+    };
+    let mut found = step.scratch.take();
+    found.clear();
+    if let Some(value) = row.values.get(step.left) {
+        step.matches_into(value, max_rows, &mut found)?;
     }
-    Ok(rows)
+    if found.is_empty() {
+        step.scratch.replace(found);
+        if !step.outer {
+            return Ok(());
+        }
+        let (mut key, mut row) = (key, row);
+        for _ in 0..step.schema.primary_key.len() {
+            encode_value(&mut key, &Value::Null);
+        }
+        row.values
+            .extend(std::iter::repeat_n(Value::Null, step.schema.columns.len()));
+        return expand_into(rest, key, row, max_rows, out);
+    }
+    let last = found.len() - 1;
+    let mut base = Some((key, row));
+    for (i, (pk, m)) in found.drain(..).enumerate() {
+        // The last match takes the row itself; earlier ones a copy.
+        let (mut key, mut row) = if i == last {
+            base.take().unwrap_or_default()
+        } else {
+            base.clone().unwrap_or_default()
+        };
+        key.extend_from_slice(&pk);
+        row.values.extend(m.values);
+        expand_into(rest, key, row, max_rows, out)?;
+    }
+    step.scratch.replace(found);
+    Ok(())
+}
+
+/// The combined key and row a base row starts from, with room for every joined part.
+fn start_row(steps: &[JoinStep], base_key: &[u8], row: Row) -> (Vec<u8>, Row) {
+    let mut row = row;
+    row.values
+        .reserve(steps.iter().map(|s| s.schema.columns.len()).sum());
+    let mut key = Vec::with_capacity(base_key.len() * (1 + steps.len()));
+    key.extend_from_slice(base_key);
+    (key, row)
 }
 
 /// One page in combined-key order: base rows stream from the page's start, each expanded to
@@ -421,6 +437,7 @@ fn page_in_key_order(
     let mut examined = 0u64;
     let mut last_examined: Option<Vec<u8>> = None;
     let mut more = false;
+    let mut expanded = Vec::new();
     'base: for item in base_tree.range(bound_ref(&lower), Bound::Unbounded, false) {
         let (base_key, bytes) = item?;
         if examined >= request.max_scan_rows {
@@ -429,7 +446,10 @@ fn page_in_key_order(
             break;
         }
         let row = base.from_stored(decode_row(&bytes).map_err(internal)?);
-        for (key, joined_row) in expand(steps, &base_key, row, request.max_scan_rows)? {
+        let (key, row) = start_row(steps, &base_key, row);
+        expanded.clear();
+        expand_into(steps, key, row, request.max_scan_rows, &mut expanded)?;
+        for (key, joined_row) in expanded.drain(..) {
             debug_assert_eq!(key, combined_key(&joined_row));
             if request.after.as_ref().is_some_and(|a| &key <= a) {
                 continue;

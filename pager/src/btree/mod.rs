@@ -216,15 +216,36 @@ fn depth_error(page: PageId) -> PagerError {
 
 /// Look `key` up in the tree rooted at `root`.
 pub fn get(pool: &BufferPool, root: PageId, key: &[u8]) -> Result<Option<Vec<u8>>> {
+    get_with(pool, root, key, <[u8]>::to_vec)
+}
+
+/// [`get`], handing the value to `read` where it lies instead of copying it out.
+pub fn get_with<R>(
+    pool: &BufferPool,
+    root: PageId,
+    key: &[u8],
+    read: impl FnOnce(&[u8]) -> R,
+) -> Result<Option<R>> {
     if root == 0 {
         return Ok(None);
     }
-    get_from(pool, &pool.get(root)?, key)
+    get_from_with(pool, &pool.get(root)?, key, read)
 }
 
 /// Look `key` up starting at an already pinned root (a `TreeView` keeps its root pinned, so a
 /// point read skips one page-table lookup and the root's shared reference count).
 pub fn get_from(pool: &BufferPool, root: &PageRef, key: &[u8]) -> Result<Option<Vec<u8>>> {
+    get_from_with(pool, root, key, <[u8]>::to_vec)
+}
+
+/// [`get_from`], handing the value to `read` while its page is held (an overflow value is
+/// assembled first): a caller that decodes the value skips a copy and an allocation.
+pub fn get_from_with<R>(
+    pool: &BufferPool,
+    root: &PageRef,
+    key: &[u8],
+    read: impl FnOnce(&[u8]) -> R,
+) -> Result<Option<R>> {
     let mut pinned: Option<PageRef> = None;
     let mut id = root.id();
     for _ in 0..MAX_DEPTH {
@@ -233,7 +254,12 @@ pub fn get_from(pool: &BufferPool, root: &PageRef, key: &[u8]) -> Result<Option<
         let node = NodeRef::new(&buf, id)?;
         if node.is_leaf() {
             return match node.search(key)? {
-                Ok(i) => leaf_value_bytes(pool, node.leaf_value(i)?).map(Some),
+                Ok(i) => match node.leaf_value(i)? {
+                    LeafValue::Inline(bytes) => Ok(Some(read(bytes))),
+                    LeafValue::Overflow { len, first } => {
+                        Ok(Some(read(&overflow::read_chain(pool, first, len)?)))
+                    }
+                },
                 Err(_) => Ok(None),
             };
         }
