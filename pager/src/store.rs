@@ -15,7 +15,9 @@
 //! 3. The meta page is written only after every page it reaches is written and synced, and
 //!    synced itself before the checkpoint is reported durable.
 //! 4. Snapshots are pinned under the `pins` lock while the head is read, so a writer computing
-//!    the oldest pinned version never misses a reader that is about to pin.
+//!    the oldest pinned version never misses a reader that is about to pin. The head's pin is
+//!    created once and shared (`head_pin`): most snapshots are an `Arc` clone of it, with no
+//!    lock on the pin table and no allocation; publishing a new head drops the store's share.
 
 use std::collections::BTreeMap;
 use std::ops::Bound;
@@ -75,7 +77,10 @@ struct Inner {
     pool: Arc<BufferPool>,
     writer: Arc<Mutex<WriterState>>,
     head: RwLock<Version>,
-    pins: Mutex<BTreeMap<u64, usize>>,
+    /// Pinned versions and their pin counts (shared with every `Pin`).
+    pins: Arc<Mutex<BTreeMap<u64, usize>>>,
+    /// The pin of the head, shared by the snapshots taken of it (None until the first one).
+    head_pin: RwLock<Option<Arc<Pin>>>,
     durable: Mutex<Meta>,
     /// The version of the newest durable checkpoint, readable without the checkpoint lock (so
     /// pinning it under the pin lock cannot deadlock with a running checkpoint).
@@ -186,7 +191,8 @@ impl PageStore {
                     root: meta.root,
                     tree_count: meta.tree_count,
                 }),
-                pins: Mutex::new(BTreeMap::new()),
+                pins: Arc::new(Mutex::new(BTreeMap::new())),
+                head_pin: RwLock::new(None),
                 durable: Mutex::new(meta),
                 durable_version: RwLock::new(Version {
                     seq: meta.seq,
@@ -231,30 +237,50 @@ impl PageStore {
 
     /// Pin the newest published version.
     pub fn snapshot(&self) -> Snapshot {
-        let mut pins = self.inner.pins.lock();
-        let version = *self.inner.head.read();
-        *pins.entry(version.seq).or_insert(0) += 1;
-        drop(pins);
-        Snapshot {
-            pin: Arc::new(Pin {
-                inner: Arc::clone(&self.inner),
-                version,
-            }),
+        let head_seq = self.inner.head.read().seq;
+        if let Some(pin) = self
+            .inner
+            .head_pin
+            .read()
+            .as_ref()
+            .filter(|pin| pin.version.seq == head_seq)
+        {
+            return Snapshot {
+                pin: Arc::clone(pin),
+            };
         }
+        let pin = self.pin(|| *self.inner.head.read());
+        let stale = {
+            let mut cached = self.inner.head_pin.write();
+            if self.inner.head.read().seq == pin.version.seq {
+                cached.replace(Arc::clone(&pin))
+            } else {
+                None
+            }
+        };
+        // Outside the lock: dropping the last share of a pin takes the pin table's lock.
+        drop(stale);
+        Snapshot { pin }
     }
 
     /// Pin the version of the newest durable checkpoint (a new file has an empty one).
     pub fn checkpoint_snapshot(&self) -> Snapshot {
+        Snapshot {
+            pin: self.pin(|| *self.inner.durable_version.read()),
+        }
+    }
+
+    /// A new pin of the version `version` reads, counted under the pin table's lock.
+    fn pin(&self, version: impl FnOnce() -> Version) -> Arc<Pin> {
         let mut pins = self.inner.pins.lock();
-        let version = *self.inner.durable_version.read();
+        let version = version();
         *pins.entry(version.seq).or_insert(0) += 1;
         drop(pins);
-        Snapshot {
-            pin: Arc::new(Pin {
-                inner: Arc::clone(&self.inner),
-                version,
-            }),
-        }
+        Arc::new(Pin {
+            pins: Arc::clone(&self.inner.pins),
+            pool: Arc::clone(&self.inner.pool),
+            version,
+        })
     }
 
     fn check_failed(&self) -> Result<()> {
@@ -567,14 +593,17 @@ fn load_freelist(pool: &BufferPool, meta: &Meta) -> Result<(Vec<PageId>, Vec<Pag
 }
 
 /// Keeps a version's pages from being reused while any clone of its snapshot lives.
+/// One count on a version in the pin table. It holds the table and the pool rather than the
+/// store: the store caches the head's pin, and a pin holding the store would keep it alive.
 struct Pin {
-    inner: Arc<Inner>,
+    pins: Arc<Mutex<BTreeMap<u64, usize>>>,
+    pool: Arc<BufferPool>,
     version: Version,
 }
 
 impl Drop for Pin {
     fn drop(&mut self) {
-        let mut pins = self.inner.pins.lock();
+        let mut pins = self.pins.lock();
         if let Some(count) = pins.get_mut(&self.version.seq) {
             *count -= 1;
             if *count == 0 {
@@ -605,7 +634,7 @@ impl Snapshot {
     }
 
     fn pool(&self) -> &Arc<BufferPool> {
-        &self.pin.inner.pool
+        &self.pin.pool
     }
 
     /// The tree named `name`, or None.
@@ -968,6 +997,9 @@ impl WriteTxn {
             let _pins = self.store.inner.pins.lock();
             *self.store.inner.head.write() = version;
         }
+        // The old head's pin is no longer the head's; readers holding it keep it alive.
+        let stale = self.store.inner.head_pin.write().take();
+        drop(stale);
         self.committed = true;
         Ok(self.seq)
     }

@@ -126,3 +126,42 @@ fn releasing_the_last_pin_lets_pages_be_reused() {
     );
     assert!(store.check().is_ok(), "{:?}", store.check().violations);
 }
+
+#[test]
+fn snapshots_of_one_head_share_a_pin_that_outlives_the_head() {
+    let store = store(512);
+    fill(&store, 1);
+    store.checkpoint().expect("checkpoint");
+    let a = store.snapshot();
+    let b = store.snapshot();
+    assert_eq!(a.seq(), b.seq());
+    drop(a);
+    // b still reads round 1 after commits that free round 1's pages; each new snapshot is of
+    // the head at the time, and only the newest head stays pinned by the store.
+    let before = store.allocation().0;
+    for round in 2..12 {
+        fill(&store, round);
+        let head = store.snapshot();
+        assert_eq!(
+            head.seq(),
+            store.head().seq,
+            "a snapshot is of the current head"
+        );
+    }
+    let grown_while_pinned = store.allocation().0 - before;
+    let tree = b.tree("t").expect("tree").expect("exists");
+    assert_eq!(sum_of_first_bytes(&tree), 500);
+    drop(tree);
+    drop(b);
+    let before = store.allocation().0;
+    for round in 12..22 {
+        fill(&store, round);
+        drop(store.snapshot());
+    }
+    let grown_after_release = store.allocation().0 - before;
+    assert!(
+        grown_after_release * 4 < grown_while_pinned,
+        "the shared head pin held pages: grew {grown_while_pinned} pages pinned, {grown_after_release} after"
+    );
+    assert!(store.check().is_ok(), "{:?}", store.check().violations);
+}
