@@ -689,7 +689,7 @@ impl AedbInstance {
             ConsistencyMode::AtSeq(c.snapshot_seq)
         });
         let snapshot = self.snapshot_for(consistency)?;
-        self.query_on(&snapshot, project_id, scope_id, query, cursor)
+        self.query_on(&snapshot, project_id, scope_id, &query, cursor)
     }
 
     /// One page of `query` on a given snapshot, continuing after `cursor`.
@@ -698,7 +698,7 @@ impl AedbInstance {
         snapshot: &Snapshot,
         project_id: &str,
         scope_id: &str,
-        query: Query,
+        query: &Query,
         cursor: Option<PageCursor>,
     ) -> std::result::Result<QueryResult, QueryError> {
         let (schema, existed) = self.schema_at(snapshot, project_id, scope_id, &query.table)?;
@@ -723,12 +723,12 @@ impl AedbInstance {
                 })
                 .collect::<std::result::Result<Vec<_>, _>>()?;
             let joined: Vec<&TableSchema> = joined.iter().map(|s| s.as_ref()).collect();
-            aedb_query::join::execute_join(snapshot, &schema, &joined, &query, &request)?
+            aedb_query::join::execute_join(snapshot, &schema, &joined, query, &request)?
         } else if existed {
-            execute(snapshot, &schema, &query, &request)?
+            execute(snapshot, &schema, query, &request)?
         } else {
             // Validate against the current schema, answer with the empty table it was.
-            let mut page = execute(snapshot, &schema, &query, &request)?;
+            let mut page = execute(snapshot, &schema, query, &request)?;
             page.rows.clear();
             page.more = false;
             page
@@ -1213,7 +1213,7 @@ impl ReadTx<'_> {
             .map(|c| self.instance.cursors.decode(c))
             .transpose()?;
         self.instance
-            .query_on(&self.snapshot, project_id, scope_id, query, cursor)
+            .query_on(&self.snapshot, project_id, scope_id, &query, cursor)
     }
 
     pub async fn kv_get(

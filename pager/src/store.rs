@@ -280,6 +280,7 @@ impl PageStore {
             pins: Arc::clone(&self.inner.pins),
             pool: Arc::clone(&self.inner.pool),
             version,
+            trees: RwLock::new(std::collections::HashMap::new()),
         })
     }
 
@@ -599,7 +600,13 @@ struct Pin {
     pins: Arc<Mutex<BTreeMap<u64, usize>>>,
     pool: Arc<BufferPool>,
     version: Version,
+    /// Trees of this version already looked up by name (a version never changes, and the
+    /// head's pin is shared by every reader until the next commit). Bounded.
+    trees: RwLock<std::collections::HashMap<String, Option<TreeRecord>>>,
 }
+
+/// Names a pin remembers at most.
+const PIN_TREE_CACHE: usize = 64;
 
 impl Drop for Pin {
     fn drop(&mut self) {
@@ -639,14 +646,22 @@ impl Snapshot {
 
     /// The tree named `name`, or None.
     pub fn tree(&self, name: &str) -> Result<Option<TreeView>> {
-        let root = self.root();
-        let Some(record) = btree::get_with(self.pool(), root, name.as_bytes(), |bytes| {
-            TreeRecord::decode(bytes, root)
-        })?
-        else {
+        let cached = self.pin.trees.read().get(name).copied();
+        let record = match cached {
+            Some(record) => record,
+            None => {
+                let record = self.lookup_tree(name)?;
+                let mut trees = self.pin.trees.write();
+                if trees.len() >= PIN_TREE_CACHE {
+                    trees.clear();
+                }
+                trees.insert(name.to_string(), record);
+                record
+            }
+        };
+        let Some(record) = record else {
             return Ok(None);
         };
-        let record = record?;
         let root_page = match record.root {
             0 => None,
             root => Some(self.pool().get(root)?),
@@ -656,6 +671,15 @@ impl Snapshot {
             record,
             root_page,
         }))
+    }
+
+    /// The record of tree `name` in the tree of trees.
+    fn lookup_tree(&self, name: &str) -> Result<Option<TreeRecord>> {
+        let root = self.root();
+        btree::get_with(self.pool(), root, name.as_bytes(), |bytes| {
+            TreeRecord::decode(bytes, root)
+        })?
+        .transpose()
     }
 
     /// Every tree, by name.
