@@ -639,15 +639,16 @@ impl AedbInstance {
         scope: &str,
         table: &str,
     ) -> std::result::Result<(Arc<TableSchema>, bool), QueryError> {
-        let key = table_key(project, scope, table);
+        let name = (project, scope, table);
         let watermark = self.engine.catalog_changed_at();
-        if let Some(schema) = self.schemas.get(&key, snapshot.seq(), watermark) {
+        if let Some(schema) = self.schemas.get(name, snapshot.seq(), watermark) {
             return Ok((schema, true));
         }
+        let key = table_key(project, scope, table);
         if let Some(bytes) = snapshot.get(CATALOG_TREE, &key)? {
             let schema = Arc::new(decode_entry(&bytes).map_err(QueryError::InternalError)?);
             self.schemas
-                .insert(&key, snapshot.seq(), watermark, Arc::clone(&schema));
+                .insert(name, snapshot.seq(), watermark, Arc::clone(&schema));
             return Ok((schema, true));
         }
         match self.engine.snapshot().get(CATALOG_TREE, &key)? {

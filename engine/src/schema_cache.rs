@@ -19,36 +19,61 @@ use parking_lot::RwLock;
 pub const MAX_ENTRIES: usize = 4096;
 
 struct Entry {
+    project: String,
+    scope: String,
     loaded_at: u64,
     schema: Arc<TableSchema>,
 }
 
+/// Keyed by table name, then project and scope, so a lookup borrows the caller's names.
 #[derive(Default)]
 pub(crate) struct SchemaCache {
-    entries: RwLock<HashMap<Vec<u8>, Entry>>,
+    entries: RwLock<HashMap<String, Vec<Entry>>>,
 }
 
 impl SchemaCache {
-    /// The schema under catalog key `key` as of snapshot `snapshot_seq`, if cached and valid.
-    pub fn get(&self, key: &[u8], snapshot_seq: u64, watermark: u64) -> Option<Arc<TableSchema>> {
+    /// The schema of `project.scope.table` as of snapshot `snapshot_seq`, if cached and valid.
+    pub fn get(
+        &self,
+        (project, scope, table): (&str, &str, &str),
+        snapshot_seq: u64,
+        watermark: u64,
+    ) -> Option<Arc<TableSchema>> {
         if snapshot_seq < watermark {
             return None;
         }
         let entries = self.entries.read();
-        let entry = entries.get(key)?;
+        let entry = entries
+            .get(table)?
+            .iter()
+            .find(|e| e.project == project && e.scope == scope)?;
         (entry.loaded_at >= watermark).then(|| Arc::clone(&entry.schema))
     }
 
     /// Remember `schema`, read from the catalog at snapshot `loaded_at`.
-    pub fn insert(&self, key: &[u8], loaded_at: u64, watermark: u64, schema: Arc<TableSchema>) {
+    pub fn insert(
+        &self,
+        (project, scope, table): (&str, &str, &str),
+        loaded_at: u64,
+        watermark: u64,
+        schema: Arc<TableSchema>,
+    ) {
         if loaded_at < watermark {
             return;
         }
         let mut entries = self.entries.write();
-        if entries.len() >= MAX_ENTRIES && !entries.contains_key(key) {
+        let count: usize = entries.values().map(Vec::len).sum();
+        if count >= MAX_ENTRIES {
             entries.clear();
         }
-        entries.insert(key.to_vec(), Entry { loaded_at, schema });
+        let same_name = entries.entry(table.to_string()).or_default();
+        same_name.retain(|e| e.project != project || e.scope != scope);
+        same_name.push(Entry {
+            project: project.to_string(),
+            scope: scope.to_string(),
+            loaded_at,
+            schema,
+        });
     }
 }
 
@@ -75,19 +100,25 @@ mod tests {
     #[test]
     fn entries_answer_only_between_the_watermark_and_now() {
         let cache = SchemaCache::default();
-        cache.insert(b"t", 10, 5, schema("a"));
-        assert_eq!(cache.get(b"t", 12, 5).unwrap().table_name, "a");
+        let t = ("p", "app", "t");
+        cache.insert(t, 10, 5, schema("a"));
+        assert_eq!(cache.get(t, 12, 5).unwrap().table_name, "a");
         assert!(
-            cache.get(b"t", 4, 5).is_none(),
+            cache.get(("p", "other", "t"), 12, 5).is_none(),
+            "another scope"
+        );
+        assert!(
+            cache.get(t, 4, 5).is_none(),
             "a snapshot before the watermark"
         );
         assert!(
-            cache.get(b"t", 12, 11).is_none(),
+            cache.get(t, 12, 11).is_none(),
             "read before a newer catalog write"
         );
-        cache.insert(b"u", 3, 5, schema("b"));
+        let u = ("p", "app", "u");
+        cache.insert(u, 3, 5, schema("b"));
         assert!(
-            cache.get(b"u", 12, 5).is_none(),
+            cache.get(u, 12, 5).is_none(),
             "read before the watermark: not kept"
         );
     }
@@ -96,8 +127,9 @@ mod tests {
     fn bounded() {
         let cache = SchemaCache::default();
         for i in 0..MAX_ENTRIES + 10 {
-            cache.insert(&i.to_le_bytes(), 1, 0, schema("x"));
+            cache.insert(("p", "app", &format!("t{i}")), 1, 0, schema("x"));
         }
-        assert!(cache.entries.read().len() <= MAX_ENTRIES);
+        let count: usize = cache.entries.read().values().map(Vec::len).sum();
+        assert!(count <= MAX_ENTRIES);
     }
 }

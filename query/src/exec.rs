@@ -245,18 +245,31 @@ pub fn execute(
                 .iter()
                 .zip(&schema.primary_key)
                 .all(|((c, o), pk)| c == pk && *o == Order::Asc));
-    if key_order {
+    if let Access::PkPoint(pk) = &access {
+        // At most one row, whatever the order: no page to keep, nothing to continue.
+        let tree = snapshot.tree(&table_tree_name(schema.table_id))?;
+        if let (Some(tree), true) = (tree, request.after.as_ref().is_none_or(|a| a < pk)) {
+            if let Some(row) = read_row(&tree, schema, pk)? {
+                out.rows_examined = 1;
+                if matches(&row) {
+                    out.rows.push(row);
+                }
+            }
+        }
+    } else if key_order {
         page_in_key_order(snapshot, schema, &access, request, &matches, &mut out)?;
     } else {
         page_sorted(
             snapshot, schema, query, &access, request, &matches, &mut out,
         )?;
     }
-    out.rows = out
-        .rows
-        .drain(..)
-        .map(|row| project(schema, &out.columns, row))
-        .collect();
+    if !is_identity(schema, &out.columns) {
+        out.rows = out
+            .rows
+            .drain(..)
+            .map(|row| project(schema, &out.columns, row))
+            .collect();
+    }
     Ok(out)
 }
 
@@ -408,13 +421,17 @@ pub(crate) fn sort_and_page(
     out.rows = keyed.into_iter().map(|(_, row)| row).collect();
 }
 
-pub(crate) fn project(schema: &TableSchema, columns: &[String], row: Row) -> Row {
-    if columns.len() == schema.columns.len()
+/// The output columns are the table's, in order: rows need no projection.
+fn is_identity(schema: &TableSchema, columns: &[String]) -> bool {
+    columns.len() == schema.columns.len()
         && columns
             .iter()
             .zip(&schema.columns)
             .all(|(a, b)| a == &b.name)
-    {
+}
+
+pub(crate) fn project(schema: &TableSchema, columns: &[String], row: Row) -> Row {
+    if is_identity(schema, columns) {
         return row;
     }
     let values = columns
