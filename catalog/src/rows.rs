@@ -148,10 +148,19 @@ pub fn decode_row(bytes: &[u8]) -> Result<Row, RowDecodeError> {
 
 /// The row and its version (0 for format 1).
 pub fn decode_row_versioned(bytes: &[u8]) -> Result<(Row, u64), RowDecodeError> {
+    decode_with_room(bytes, 0)
+}
+
+/// The row, its values vector with room for `extra` more (a join appends the joined values).
+pub fn decode_row_with_room(bytes: &[u8], extra: usize) -> Result<Row, RowDecodeError> {
+    decode_with_room(bytes, extra).map(|(row, _)| row)
+}
+
+fn decode_with_room(bytes: &[u8], extra: usize) -> Result<(Row, u64), RowDecodeError> {
     let mut c = Cursor { bytes, at: 0 };
     let version = header(&mut c)?;
     let count = c.varint()? as usize;
-    let mut values = Vec::with_capacity(count.min(bytes.len()));
+    let mut values = Vec::with_capacity(count.min(bytes.len()) + extra);
     for _ in 0..count {
         let tag = c.take(1)?[0];
         values.push(match tag {

@@ -828,6 +828,12 @@ impl Range {
     pub fn seek(&mut self, key: &[u8]) {
         self.cursor.seek(key);
     }
+
+    /// The next entry handed to `read` where it lies (a caller that decodes it skips copying
+    /// the key and value out); None at the end of the range.
+    pub fn next_with<R>(&mut self, read: impl FnOnce(&[u8], &[u8]) -> R) -> Result<Option<R>> {
+        self.cursor.next_with(read)
+    }
 }
 
 impl Iterator for Range {

@@ -20,10 +20,10 @@ use std::ops::Bound;
 
 use aedb_catalog::keys::{decode_prefix, decode_value, encode_key, encode_value};
 use aedb_catalog::namespace::{index_tree, table_tree_name};
-use aedb_catalog::rows::decode_row;
+use aedb_catalog::rows::{decode_row, decode_row_with_room};
 use aedb_catalog::schema::{ColumnDef, TableSchema};
 use aedb_catalog::types::{Row, Value};
-use aedb_pager::store::{bound_ref, prefix_end};
+use aedb_pager::store::prefix_end;
 use aedb_pager::{Snapshot, TreeView};
 
 use crate::error::QueryError;
@@ -305,10 +305,11 @@ pub fn execute_join(
         let mut keyed: Vec<(Vec<u8>, Row)> = Vec::new();
         let mut examined = 0u64;
         let mut expanded = Vec::new();
-        for item in base_tree.range(Bound::Unbounded, Bound::Unbounded, false) {
-            let (base_key, bytes) = item?;
-            let row = base.from_stored(decode_row(&bytes).map_err(internal)?);
-            let (key, row) = start_row(&steps, &base_key, row);
+        let mut range = base_tree.range(Bound::Unbounded, Bound::Unbounded, false);
+        while let Some(started) =
+            range.next_with(|key, value| start_row(&steps, base, key, value))?
+        {
+            let (key, row) = started?;
             expand_into(&steps, key, row, request.max_scan_rows, &mut expanded)?;
             for (key, joined_row) in expanded.drain(..) {
                 debug_assert_eq!(key, combined_key(&joined_row));
@@ -404,14 +405,18 @@ fn expand_into(
     Ok(())
 }
 
-/// The combined key and row a base row starts from, with room for every joined part.
-fn start_row(steps: &[JoinStep], base_key: &[u8], row: Row) -> (Vec<u8>, Row) {
-    let mut row = row;
-    row.values
-        .reserve(steps.iter().map(|s| s.schema.columns.len()).sum());
+/// The combined key and row a stored base row starts from, with room for every joined part.
+fn start_row(
+    steps: &[JoinStep],
+    base: &TableSchema,
+    base_key: &[u8],
+    stored: &[u8],
+) -> Result<(Vec<u8>, Row), QueryError> {
+    let extra = steps.iter().map(|s| s.schema.columns.len()).sum();
+    let row = base.from_stored(decode_row_with_room(stored, extra).map_err(internal)?);
     let mut key = Vec::with_capacity(base_key.len() * (1 + steps.len()));
     key.extend_from_slice(base_key);
-    (key, row)
+    Ok((key, row))
 }
 
 /// One page in combined-key order: base rows stream from the page's start, each expanded to
@@ -438,15 +443,21 @@ fn page_in_key_order(
     let mut last_examined: Option<Vec<u8>> = None;
     let mut more = false;
     let mut expanded = Vec::new();
-    'base: for item in base_tree.range(bound_ref(&lower), Bound::Unbounded, false) {
-        let (base_key, bytes) = item?;
+    let mut range = base_tree.range_owned(lower, Bound::Unbounded, false);
+    'base: while let Some(started) =
+        range.next_with(|key, value| start_row(steps, base, key, value))?
+    {
+        let (key, row) = started?;
         if examined >= request.max_scan_rows {
             // Continue after every joined row of the base rows examined so far.
             more = true;
             break;
         }
-        let row = base.from_stored(decode_row(&bytes).map_err(internal)?);
-        let (key, row) = start_row(steps, &base_key, row);
+        // Remember the base key (the combined key holds only it so far; one reused buffer) in
+        // case the scan bound ends the page.
+        let last = last_examined.get_or_insert_with(Vec::new);
+        last.clear();
+        last.extend_from_slice(&key);
         expanded.clear();
         expand_into(steps, key, row, request.max_scan_rows, &mut expanded)?;
         for (key, joined_row) in expanded.drain(..) {
@@ -463,7 +474,6 @@ fn page_in_key_order(
                 rows.push((key, joined_row));
             }
         }
-        last_examined = Some(base_key);
     }
     // Past every joined row of the last base row: its key followed by a byte above every tag.
     if let Some(past) = last_examined.as_mut() {

@@ -8,13 +8,10 @@ use std::ops::Bound;
 use std::sync::Arc;
 
 use super::node::NodeRef;
-use super::{depth_error, leaf_value_bytes, MAX_DEPTH};
+use super::{depth_error, with_leaf_value, MAX_DEPTH};
 use crate::error::Result;
 use crate::page::PageId;
 use crate::pool::{BufferPool, PageRef};
-
-/// An entry read at the cursor, and whether its leaf holds another in the direction of travel.
-type Positioned = (Vec<u8>, Vec<u8>, bool);
 
 pub struct Cursor {
     pool: Arc<BufferPool>,
@@ -186,22 +183,26 @@ impl Cursor {
         Err(depth_error(self.root))
     }
 
-    /// The entry at the current position, and whether the leaf holds another one in the
-    /// direction of travel (one page read per step).
-    fn current(&self) -> Result<Option<Positioned>> {
+    /// Hand the entry at the current position to `read` (None past the cursor's bounds), and
+    /// say whether the leaf holds another one in the direction of travel: one page read per
+    /// step, and nothing copied unless `read` copies.
+    fn current_with<R>(&self, read: impl FnOnce(&[u8], &[u8]) -> R) -> Result<Option<(R, bool)>> {
         let Some((page, index)) = self.stack.last() else {
             return Ok(None);
         };
         let buf = page.read();
         let node = NodeRef::new(&buf, page.id())?;
         let key = node.key(*index)?;
-        let value = leaf_value_bytes(&self.pool, node.leaf_value(*index)?)?;
+        if !self.in_bounds(key) {
+            return Ok(None);
+        }
         let more_here = if self.reverse {
             *index > 0
         } else {
             *index + 1 < node.len()
         };
-        Ok(Some((key.to_vec(), value, more_here)))
+        let value = with_leaf_value(&self.pool, node.leaf_value(*index)?, |v| read(key, v))?;
+        Ok(Some((value, more_here)))
     }
 
     fn advance(&mut self) -> Result<()> {
@@ -238,7 +239,8 @@ impl Cursor {
         }
     }
 
-    fn next_entry(&mut self) -> Result<Option<(Vec<u8>, Vec<u8>)>> {
+    /// The next entry, handed to `read` where it lies.
+    pub fn next_with<R>(&mut self, read: impl FnOnce(&[u8], &[u8]) -> R) -> Result<Option<R>> {
         if self.done {
             return Ok(None);
         }
@@ -250,17 +252,21 @@ impl Cursor {
         if self.done {
             return Ok(None);
         }
-        match self.current()? {
-            Some((key, value, more_here)) if self.in_bounds(&key) => {
+        match self.current_with(read)? {
+            Some((value, more_here)) => {
                 self.more_in_leaf = more_here;
-                Ok(Some((key, value)))
+                Ok(Some(value))
             }
-            _ => {
+            None => {
                 self.done = true;
                 self.stack.clear();
                 Ok(None)
             }
         }
+    }
+
+    fn next_entry(&mut self) -> Result<Option<(Vec<u8>, Vec<u8>)>> {
+        self.next_with(|key, value| (key.to_vec(), value.to_vec()))
     }
 }
 

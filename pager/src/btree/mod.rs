@@ -200,10 +200,15 @@ impl From<LeafValue<'_>> for ValueRef {
     }
 }
 
-fn leaf_value_bytes(pool: &BufferPool, value: LeafValue<'_>) -> Result<Vec<u8>> {
+/// Hand a leaf value to `read`: in place when inline, assembled from its chain when not.
+pub(crate) fn with_leaf_value<R>(
+    pool: &BufferPool,
+    value: LeafValue<'_>,
+    read: impl FnOnce(&[u8]) -> R,
+) -> Result<R> {
     match value {
-        LeafValue::Inline(bytes) => Ok(bytes.to_vec()),
-        LeafValue::Overflow { len, first } => overflow::read_chain(pool, first, len),
+        LeafValue::Inline(bytes) => Ok(read(bytes)),
+        LeafValue::Overflow { len, first } => Ok(read(&overflow::read_chain(pool, first, len)?)),
     }
 }
 
@@ -254,12 +259,7 @@ pub fn get_from_with<R>(
         let node = NodeRef::new(&buf, id)?;
         if node.is_leaf() {
             return match node.search(key)? {
-                Ok(i) => match node.leaf_value(i)? {
-                    LeafValue::Inline(bytes) => Ok(Some(read(bytes))),
-                    LeafValue::Overflow { len, first } => {
-                        Ok(Some(read(&overflow::read_chain(pool, first, len)?)))
-                    }
-                },
+                Ok(i) => with_leaf_value(pool, node.leaf_value(i)?, read).map(Some),
                 Err(_) => Ok(None),
             };
         }
