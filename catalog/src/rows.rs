@@ -7,8 +7,9 @@
 //! | varint | number of values `n` |
 //! | … | `n` values: tag byte (as in `keys.rs`), then the payload |
 //!
-//! The engine stores format 2 (read sets and `RowVersion` assertions compare versions); format
-//! 1 rows read as version 0. Dumps use format 1: a row's content without its history.
+//! The engine stores format 2 (read sets and `RowVersion` assertions compare versions); a
+//! format-1 row reads as version 1 ("exists, written at an unknown sequence": 0 would mean
+//! missing). Dumps use format 1: a row's content without its history.
 //!
 //! Payloads: Boolean/U8 1 byte; U64/Integer/Timestamp/Float 8 bytes little-endian; U256/I256 32
 //! bytes big-endian; Text/Json/Blob a varint length then the bytes; Null nothing. Varints are
@@ -18,6 +19,8 @@
 use crate::types::{Row, Value};
 
 const FORMAT_PLAIN: u8 = 1;
+/// The version a format-1 row reads as: it exists, written at some unknown sequence.
+pub const UNVERSIONED: u64 = 1;
 const FORMAT_VERSIONED: u8 = 2;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -125,7 +128,7 @@ impl<'a> Cursor<'a> {
     }
 }
 
-/// The version in a stored row's header (0 for format 1).
+/// The version in a stored row's header (1 for format 1).
 pub fn row_version(bytes: &[u8]) -> Result<u64, RowDecodeError> {
     let mut c = Cursor { bytes, at: 0 };
     header(&mut c)
@@ -133,7 +136,7 @@ pub fn row_version(bytes: &[u8]) -> Result<u64, RowDecodeError> {
 
 fn header(c: &mut Cursor) -> Result<u64, RowDecodeError> {
     match c.take(1)?[0] {
-        FORMAT_PLAIN => Ok(0),
+        FORMAT_PLAIN => Ok(UNVERSIONED),
         FORMAT_VERSIONED => c.varint(),
         _ => Err(RowDecodeError {
             at: 0,
@@ -146,7 +149,7 @@ pub fn decode_row(bytes: &[u8]) -> Result<Row, RowDecodeError> {
     decode_row_versioned(bytes).map(|(row, _)| row)
 }
 
-/// The row and its version (0 for format 1).
+/// The row and its version (1 for format 1).
 pub fn decode_row_versioned(bytes: &[u8]) -> Result<(Row, u64), RowDecodeError> {
     decode_with_room(bytes, 0)
 }
@@ -232,7 +235,7 @@ mod tests {
             (row.clone(), 300)
         );
         assert_eq!(row_version(&versioned).unwrap(), 300);
-        assert_eq!(row_version(&encode_row(&row)).unwrap(), 0);
+        assert_eq!(row_version(&encode_row(&row)).unwrap(), UNVERSIONED);
         assert!(decode_row(&[3, 0]).is_err(), "unknown format");
     }
 

@@ -640,10 +640,13 @@ impl AedbInstance {
         table: &str,
     ) -> std::result::Result<(Arc<TableSchema>, bool), QueryError> {
         let name = (project, scope, table);
-        let watermark = self.engine.catalog_changed_at();
-        if let Some(schema) = self.schemas.get(name, snapshot.seq(), watermark) {
+        if let Some(schema) = self
+            .schemas
+            .get(name, snapshot.seq(), || self.engine.catalog_changed_at())
+        {
             return Ok((schema, true));
         }
+        let watermark = self.engine.catalog_changed_at();
         let key = table_key(project, scope, table);
         if let Some(bytes) = snapshot.get(CATALOG_TREE, &key)? {
             let schema = Arc::new(decode_entry(&bytes).map_err(QueryError::InternalError)?);

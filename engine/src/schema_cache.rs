@@ -33,21 +33,24 @@ pub(crate) struct SchemaCache {
 
 impl SchemaCache {
     /// The schema of `project.scope.table` as of snapshot `snapshot_seq`, if cached and valid.
+    /// `watermark` is read after the entry is found: an entry can have been read at a version
+    /// newer than the snapshot, after a DDL that raised the watermark past the snapshot.
     pub fn get(
         &self,
         (project, scope, table): (&str, &str, &str),
         snapshot_seq: u64,
-        watermark: u64,
+        watermark: impl FnOnce() -> u64,
     ) -> Option<Arc<TableSchema>> {
-        if snapshot_seq < watermark {
-            return None;
-        }
-        let entries = self.entries.read();
-        let entry = entries
-            .get(table)?
-            .iter()
-            .find(|e| e.project == project && e.scope == scope)?;
-        (entry.loaded_at >= watermark).then(|| Arc::clone(&entry.schema))
+        let (loaded_at, schema) = {
+            let entries = self.entries.read();
+            let entry = entries
+                .get(table)?
+                .iter()
+                .find(|e| e.project == project && e.scope == scope)?;
+            (entry.loaded_at, Arc::clone(&entry.schema))
+        };
+        let watermark = watermark();
+        (snapshot_seq >= watermark && loaded_at >= watermark).then_some(schema)
     }
 
     /// Remember `schema`, read from the catalog at snapshot `loaded_at`.
@@ -102,23 +105,23 @@ mod tests {
         let cache = SchemaCache::default();
         let t = ("p", "app", "t");
         cache.insert(t, 10, 5, schema("a"));
-        assert_eq!(cache.get(t, 12, 5).unwrap().table_name, "a");
+        assert_eq!(cache.get(t, 12, || 5).unwrap().table_name, "a");
         assert!(
-            cache.get(("p", "other", "t"), 12, 5).is_none(),
+            cache.get(("p", "other", "t"), 12, || 5).is_none(),
             "another scope"
         );
         assert!(
-            cache.get(t, 4, 5).is_none(),
+            cache.get(t, 4, || 5).is_none(),
             "a snapshot before the watermark"
         );
         assert!(
-            cache.get(t, 12, 11).is_none(),
+            cache.get(t, 12, || 11).is_none(),
             "read before a newer catalog write"
         );
         let u = ("p", "app", "u");
         cache.insert(u, 3, 5, schema("b"));
         assert!(
-            cache.get(u, 12, 5).is_none(),
+            cache.get(u, 12, || 5).is_none(),
             "read before the watermark: not kept"
         );
     }

@@ -120,3 +120,26 @@ async fn a_record_expires_after_its_seconds_window() -> TestResult {
     assert!(later.commit_seq > first.commit_seq);
     Ok(())
 }
+
+#[tokio::test]
+async fn a_record_of_the_first_layout_reads_as_expired() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let db = open(dir.path(), 100_000, 300).await?;
+    // A 40-byte record (sequence ‖ fingerprint, no time), as the first layout stored it, for
+    // an anonymous caller's key [9; 16].
+    let mut record_key = vec![0u8];
+    record_key.extend_from_slice(&[9u8; 16]);
+    db.engine()
+        .commit(aedb::CommitFinality::Visible, move |txn| {
+            let mut old = 1u64.to_le_bytes().to_vec();
+            old.extend_from_slice(&[0u8; 32]);
+            txn.insert(aedb::commit::envelope::IDEMPOTENCY_TREE, &record_key, &old)
+        })
+        .await?;
+    let applied = db.commit_envelope(keyed(9, b"a")).await?;
+    assert_eq!(applied.idempotency, IdempotencyOutcome::Applied);
+    let replay = db.commit_envelope(keyed(9, b"a")).await?;
+    assert_eq!(replay.idempotency, IdempotencyOutcome::Duplicate);
+    assert_eq!(replay.commit_seq, applied.commit_seq);
+    Ok(())
+}

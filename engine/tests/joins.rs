@@ -395,3 +395,38 @@ async fn queries_see_ddl_at_once_and_old_snapshots_keep_their_schema() -> TestRe
     assert_eq!(fresh.columns, vec!["id", "label"]);
     Ok(())
 }
+
+#[tokio::test]
+async fn base_rows_without_a_match_count_against_the_scan_bound() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let config = AedbConfig {
+        max_scan_rows: 10,
+        ..AedbConfig::default()
+    };
+    let db = setup(dir.path(), config).await?;
+    let people: Vec<_> = (1..=PEOPLE).map(person).collect();
+    let teams: Vec<_> = (0..TEAMS).map(team).collect();
+    // Only people 1 and 2 match a team rank (0..=2): 40 base rows, a handful of joined rows.
+    let sparse = || {
+        Query::select(&["*"])
+            .from("people")
+            .inner_join("teams", "people.id", "teams.rank")
+    };
+    let (rows, pages) = all_pages(&db, sparse().limit(50)).await?;
+    assert_eq!(as_ints(&rows), expected(&people, &teams, 0, 1, false));
+    assert!(
+        pages >= 4,
+        "40 base rows in pages of at most 10 reads: {pages} pages"
+    );
+    let ordered = db
+        .query("p", "app", sparse().order_by("teams.tid", Order::Asc))
+        .await;
+    assert!(
+        matches!(
+            ordered,
+            Err(aedb::query::QueryError::ScanBoundExceeded { .. })
+        ),
+        "{ordered:?}"
+    );
+    Ok(())
+}

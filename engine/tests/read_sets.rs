@@ -262,6 +262,70 @@ async fn a_planned_predicate_write_conflicts_on_any_change_in_its_table() -> Tes
         "nothing deleted"
     );
 
+    // The table dropped and created again (empty) after the plan: its rows are gone.
+    let plan = db.preflight_plan(delete_small()).await;
+    let ddl = |op| Mutation::Ddl(op);
+    let dropped_at = db
+        .commit(ddl(DdlOperation::DropTable {
+            project_id: "p".into(),
+            scope_id: "app".into(),
+            table_name: "accounts".into(),
+            if_exists: false,
+        }))
+        .await?
+        .commit_seq;
+    db.commit(ddl(DdlOperation::CreateTable {
+        project_id: "p".into(),
+        scope_id: "app".into(),
+        table_name: "accounts".into(),
+        owner_id: None,
+        columns: vec![
+            ColumnDef {
+                name: "id".into(),
+                col_type: ColumnType::Integer,
+                nullable: false,
+            },
+            ColumnDef {
+                name: "balance".into(),
+                col_type: ColumnType::Integer,
+                nullable: false,
+            },
+        ],
+        primary_key: vec!["id".into()],
+    }))
+    .await?;
+    // The planned rows' points catch it first ("deleted since"); either way, a conflict.
+    conflict(db.commit_envelope(guarded(plan)).await, "conflict");
+    // A range alone (no point read) catches it by the catalog's delete.
+    let range_only = TransactionEnvelope {
+        read_set: ReadSet {
+            points: Vec::new(),
+            ranges: vec![ReadRangeEntry {
+                range: ReadRange::TableRange {
+                    project_id: "p".into(),
+                    scope_id: "app".into(),
+                    table_name: "accounts".into(),
+                    start: ReadBound::Unbounded,
+                    end: ReadBound::Unbounded,
+                },
+                max_version_at_read: dropped_at - 1,
+                structural_version_at_read: dropped_at - 1,
+            }],
+        },
+        base_seq: dropped_at - 1,
+        write_intent: aedb::commit::WriteIntent {
+            mutations: vec![upsert(1, 1)],
+        },
+        ..TransactionEnvelope::default()
+    };
+    conflict(
+        db.commit_envelope(range_only).await,
+        "catalog lost an entry",
+    );
+    for id in 1..=5 {
+        db.commit(upsert(id, id * 10)).await?;
+    }
+
     // Planned, the database reopened with nothing changed: the plan still commits.
     let plan = db.preflight_plan(delete_small()).await;
     db.shutdown().await?;

@@ -304,6 +304,7 @@ pub fn execute_join(
         // Every joined row, then sort (or aggregate) as a single-table query would.
         let mut keyed: Vec<(Vec<u8>, Row)> = Vec::new();
         let mut examined = 0u64;
+        let mut base_rows = 0u64;
         let mut expanded = Vec::new();
         let mut range = base_tree.range(Bound::Unbounded, Bound::Unbounded, false);
         while let Some(started) =
@@ -311,15 +312,17 @@ pub fn execute_join(
         {
             let (key, row) = started?;
             expand_into(&steps, key, row, request.max_scan_rows, &mut expanded)?;
+            // The base row counts too: base rows without a match are read all the same.
+            base_rows += 1;
+            examined += expanded.len() as u64;
+            if examined + base_rows > request.max_scan_rows {
+                return Err(QueryError::ScanBoundExceeded {
+                    estimated_rows: (examined + base_rows).max(base_tree.len()),
+                    max_scan_rows: request.max_scan_rows,
+                });
+            }
             for (key, joined_row) in expanded.drain(..) {
                 debug_assert_eq!(key, combined_key(&joined_row));
-                examined += 1;
-                if examined > request.max_scan_rows {
-                    return Err(QueryError::ScanBoundExceeded {
-                        estimated_rows: examined.max(base_tree.len()),
-                        max_scan_rows: request.max_scan_rows,
-                    });
-                }
                 if matches(&joined_row) {
                     keyed.push((key, joined_row));
                 }
@@ -453,6 +456,8 @@ fn page_in_key_order(
             more = true;
             break;
         }
+        // The base row counts too: base rows without a match are read all the same.
+        examined += 1;
         // Remember the base key (the combined key holds only it so far; one reused buffer) in
         // case the scan bound ends the page.
         let last = last_examined.get_or_insert_with(Vec::new);

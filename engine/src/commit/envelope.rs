@@ -65,8 +65,11 @@ impl IdempotencyRecord {
         out
     }
 
+    /// Records of the first layout (40 bytes, no time) read as written at time 0: expired.
+    const BYTES_WITHOUT_TIME: usize = 40;
+
     fn decode(bytes: &[u8]) -> Result<Self> {
-        if bytes.len() != Self::BYTES {
+        if bytes.len() != Self::BYTES && bytes.len() != Self::BYTES_WITHOUT_TIME {
             return Err(AedbError::Corruption(format!(
                 "idempotency record of {} bytes",
                 bytes.len()
@@ -82,7 +85,11 @@ impl IdempotencyRecord {
         Ok(IdempotencyRecord {
             seq: u64_at(0),
             fingerprint,
-            written_at_micros: u64_at(40),
+            written_at_micros: if bytes.len() == Self::BYTES {
+                u64_at(40)
+            } else {
+                0
+            },
         })
     }
 }
@@ -395,11 +402,15 @@ pub(crate) fn apply_envelope(
         apply(txn, mutation, limits)?;
     }
     if let Some(record_key) = record_key {
+        let keep = window.commits > 0 || window.micros > 0;
         if let Some(old) = replaced {
             txn.remove(IDEMPOTENCY_BY_SEQ_TREE, &by_seq_key(old, &record_key))?;
+            if !keep {
+                txn.remove(IDEMPOTENCY_TREE, &record_key)?;
+            }
         }
         prune_idempotency(txn, limits)?;
-        if window.commits > 0 || window.micros > 0 {
+        if keep {
             let record = IdempotencyRecord {
                 seq: txn.seq(),
                 fingerprint,
@@ -427,32 +438,76 @@ fn kv_entry(
         .transpose()
 }
 
-/// The sum of numeric values: exact for integers (an Integer), IEEE for floats, 256-bit for
-/// U256; Nulls are skipped and an empty sum is Integer 0.
-fn sum_values<'a>(values: impl Iterator<Item = &'a Value>) -> Result<Value> {
-    let overflow = || AedbError::Validation("SumCompare: the sum overflows".into());
-    let mut int: i128 = 0;
-    let mut float: Option<f64> = None;
-    let mut wide: Option<[u8; 32]> = None;
-    for value in values {
-        match value {
-            Value::Null => {}
-            Value::Float(f) => float = Some(float.unwrap_or(0.0) + f),
-            Value::U256(v) => {
-                wide = Some(super::kv::u256_add(&wide.unwrap_or([0; 32]), v).ok_or_else(overflow)?)
-            }
-            other => {
-                let i = other.as_i128().ok_or_else(|| {
-                    AedbError::Validation(format!("SumCompare over a non-numeric value {other:?}"))
-                })?;
-                int = int.checked_add(i).ok_or_else(overflow)?;
-            }
-        }
+/// Two's-complement 256-bit big-endian addition; None on signed overflow.
+fn i256_add(a: &[u8; 32], b: &[u8; 32]) -> Option<[u8; 32]> {
+    let mut out = [0u8; 32];
+    let mut carry = 0u16;
+    for i in (0..32).rev() {
+        let sum = a[i] as u16 + b[i] as u16 + carry;
+        out[i] = sum as u8;
+        carry = sum >> 8;
     }
-    Ok(match (wide, float) {
-        (Some(wide), _) => Value::U256(wide),
-        (None, Some(f)) => Value::Float(f + int as f64),
-        (None, None) => Value::Integer(i64::try_from(int).map_err(|_| overflow())?),
+    let negative = |v: &[u8; 32]| v[0] & 0x80 != 0;
+    (negative(a) != negative(b) || negative(&out) == negative(a)).then_some(out)
+}
+
+/// An i128 as a 256-bit two's-complement big-endian value.
+fn i128_to_i256(v: i128) -> [u8; 32] {
+    let mut out = if v < 0 { [0xff; 32] } else { [0; 32] };
+    out[16..].copy_from_slice(&v.to_be_bytes());
+    out
+}
+
+/// The sum of one column's values (Nulls skipped; an empty sum is Integer 0): exact for
+/// integer kinds (an Integer when it fits, else U64, else I256), IEEE for floats, 256-bit for
+/// U256 and I256.
+fn sum_values<'a>(values: impl Iterator<Item = &'a Value>) -> Result<Value> {
+    enum Sum {
+        Empty,
+        Int(i128),
+        Float(f64),
+        Unsigned(U256Bytes),
+        Signed(U256Bytes),
+    }
+    type U256Bytes = [u8; 32];
+    let overflow = || AedbError::Validation("SumCompare: the sum overflows".into());
+    let mixed = |v: &Value| {
+        AedbError::Validation(format!(
+            "SumCompare over a non-numeric or mixed value {v:?}"
+        ))
+    };
+    let mut sum = Sum::Empty;
+    for value in values {
+        sum = match (sum, value) {
+            (sum, Value::Null) => sum,
+            (Sum::Empty, Value::Float(f)) => Sum::Float(*f),
+            (Sum::Float(total), Value::Float(f)) => Sum::Float(total + f),
+            (Sum::Empty, Value::U256(v)) => Sum::Unsigned(*v),
+            (Sum::Unsigned(total), Value::U256(v)) => {
+                Sum::Unsigned(super::kv::u256_add(&total, v).ok_or_else(overflow)?)
+            }
+            (Sum::Empty, Value::I256(v)) => Sum::Signed(*v),
+            (Sum::Signed(total), Value::I256(v)) => {
+                Sum::Signed(i256_add(&total, v).ok_or_else(overflow)?)
+            }
+            (Sum::Empty, v) => Sum::Int(v.as_i128().ok_or_else(|| mixed(v))?),
+            (Sum::Int(total), v) => {
+                let i = v.as_i128().ok_or_else(|| mixed(v))?;
+                Sum::Int(total.checked_add(i).ok_or_else(overflow)?)
+            }
+            (_, v) => return Err(mixed(v)),
+        };
+    }
+    Ok(match sum {
+        Sum::Empty => Value::Integer(0),
+        Sum::Float(f) => Value::Float(f),
+        Sum::Unsigned(v) => Value::U256(v),
+        Sum::Signed(v) => Value::I256(v),
+        Sum::Int(i) => match (i64::try_from(i), u64::try_from(i)) {
+            (Ok(small), _) => Value::Integer(small),
+            (_, Ok(unsigned)) => Value::U64(unsigned),
+            _ => Value::I256(i128_to_i256(i)),
+        },
     })
 }
 
@@ -627,4 +682,53 @@ fn evaluate(txn: &mut LoggedTxn, assertion: &ReadAssertion) -> Result<(bool, Str
             (!holds, actual)
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sums_by_kind_with_overflow_checks() {
+        let sum = |values: Vec<Value>| sum_values(values.iter());
+        assert_eq!(sum(vec![]).unwrap(), Value::Integer(0));
+        assert_eq!(
+            sum(vec![Value::Integer(2), Value::Null, Value::Integer(-5)]).unwrap(),
+            Value::Integer(-3)
+        );
+        assert_eq!(
+            sum(vec![Value::U64(u64::MAX - 1), Value::U64(1)]).unwrap(),
+            Value::U64(u64::MAX),
+            "past i64, still exact"
+        );
+        assert_eq!(
+            sum(vec![Value::U64(u64::MAX), Value::U64(u64::MAX)]).unwrap(),
+            Value::I256(i128_to_i256(2 * u64::MAX as i128))
+        );
+        assert_eq!(
+            sum(vec![Value::Float(0.5), Value::Float(1.0)]).unwrap(),
+            Value::Float(1.5)
+        );
+        let minus_one = [0xff; 32];
+        let mut two = [0u8; 32];
+        two[31] = 2;
+        let mut one = [0u8; 32];
+        one[31] = 1;
+        assert_eq!(
+            sum(vec![Value::I256(minus_one), Value::I256(two)]).unwrap(),
+            Value::I256(one)
+        );
+        let mut max = [0xff; 32];
+        max[0] = 0x7f;
+        assert!(
+            sum(vec![Value::I256(max), Value::I256(one)]).is_err(),
+            "signed overflow"
+        );
+        assert!(sum(vec![Value::U256([0xff; 32]), Value::U256(one)]).is_err());
+        assert!(
+            sum(vec![Value::Integer(1), Value::Float(1.0)]).is_err(),
+            "mixed kinds"
+        );
+        assert!(sum(vec![Value::Text("x".into())]).is_err());
+    }
 }

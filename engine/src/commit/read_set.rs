@@ -11,7 +11,8 @@
 //!   (or `base_seq`), or when its table / KV space lost a key after the read (after both
 //!   `structural_version_at_read` and `base_seq`). Deletes are tracked per tree, not per range (`Engine::structural_version`):
 //!   a delete anywhere in the table counts, which can abort a commit that would have been safe
-//!   but never lets a lost row through.
+//!   but never lets a lost row through. A table range also conflicts when any catalog entry
+//!   was deleted after the read (a table dropped and created again has a new tree).
 
 use std::ops::Bound;
 
@@ -263,11 +264,22 @@ pub(crate) fn revalidate(
         }
         // Structural versions are per tree and floored at the open, so the version seen at the
         // read may be coarse: a delete counts when it came after the read, i.e. after both.
+        let read_at = entry.structural_version_at_read.max(base_seq);
         let structural = txn.structural_version(&tree);
-        if structural > entry.structural_version_at_read.max(base_seq) {
+        if structural > read_at {
             return Err(AedbError::Conflict(format!(
                 "range structural conflict at seq {structural}"
             )));
+        }
+        // A table dropped and created again under its name has a new tree: the old tree's
+        // deletes are not under this name. Any catalog delete since the read counts.
+        if let ReadRange::TableRange { .. } = entry.range {
+            let catalog = txn.structural_version(aedb_catalog::namespace::CATALOG_TREE);
+            if catalog > read_at {
+                return Err(AedbError::Conflict(format!(
+                    "range structural conflict: the catalog lost an entry at seq {catalog}"
+                )));
+            }
         }
     }
     Ok(())

@@ -239,8 +239,17 @@ impl Cursor {
         }
     }
 
-    /// The next entry, handed to `read` where it lies.
+    /// The next entry, handed to `read` where it lies. After an error the cursor is done.
     pub fn next_with<R>(&mut self, read: impl FnOnce(&[u8], &[u8]) -> R) -> Result<Option<R>> {
+        let result = self.step_with(read);
+        if result.is_err() {
+            self.done = true;
+            self.stack.clear();
+        }
+        result
+    }
+
+    fn step_with<R>(&mut self, read: impl FnOnce(&[u8], &[u8]) -> R) -> Result<Option<R>> {
         if self.done {
             return Ok(None);
         }
@@ -296,13 +305,6 @@ fn narrower_upper(bound: Bound<Vec<u8>>, key: &[u8]) -> Bound<Vec<u8>> {
 impl Iterator for Cursor {
     type Item = Result<(Vec<u8>, Vec<u8>)>;
     fn next(&mut self) -> Option<Self::Item> {
-        match self.next_entry() {
-            Ok(Some(item)) => Some(Ok(item)),
-            Ok(None) => None,
-            Err(err) => {
-                self.done = true;
-                Some(Err(err))
-            }
-        }
+        self.next_entry().transpose()
     }
 }
