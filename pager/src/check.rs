@@ -190,6 +190,9 @@ impl Walker<'_> {
                 return None;
             }
         }
+        if let Err(reason) = node.verify_heads() {
+            self.violation(Some(id), reason);
+        }
         if node.is_empty() {
             self.violation(Some(id), "empty node");
             return None;

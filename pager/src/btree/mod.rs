@@ -679,6 +679,7 @@ fn write_group(page: &PageRef, kind: PageType, cells: &[Vec<u8>], seq: u64) -> R
         };
         assert!(fitted, "partition produced a group larger than a page");
     }
+    node.refresh_head_offset();
     Ok(Entry {
         key,
         page: page.id(),

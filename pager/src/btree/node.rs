@@ -5,12 +5,14 @@
 //! | offset | size  | field                                                        |
 //! |-------:|------:|--------------------------------------------------------------|
 //! | 24     | 2     | cell count `n`                                               |
-//! | 26     | 2     | reserved, zero                                               |
+//! | 26     | 2     | head offset `h`: every key (but a branch's first) starts with |
+//! |        |       | the same `h` bytes; heads are taken after them (0 in files   |
+//! |        |       | written before it existed: heads from the first byte)        |
 //! | 28     | 4     | start of the cell area (cells fill the page from its end)    |
 //! | 32     | 4     | fragmented bytes: dead cells inside the cell area            |
 //! | 36     | 4     | reserved, zero                                               |
 //! | 40     | 6 × n | slot array, in key order: offset of cell `i` (u16) and the   |
-//! |        |       | head of its key (u32: its first 4 bytes, big-endian, zero-  |
+//! |        |       | head of its key (u32: its bytes `h..h+4`, big-endian, zero- |
 //! |        |       | padded)                                                      |
 //!
 //! Leaf cell: `key_len u16 ‖ flags u8 ‖ value_len u32 ‖ key ‖ value` when the value is inline,
@@ -23,7 +25,12 @@
 //!
 //! Binary search compares the heads first, so most probes read only the contiguous slot
 //! array; a cell is read only when the heads are equal (measured: half of a hot read was
-//! cache misses on cells). Zero padding makes a strict head order imply the key order.
+//! cache misses on cells). Zero padding makes a strict head order imply the key order. Heads
+//! start after the node's common prefix: keys such as encoded integers share their first bytes
+//! (a 9-byte integer key below 2^24 has the same first four), where heads taken from the first
+//! byte were all equal and every probe compared whole keys. A search compares the probe with
+//! the prefix once, then heads. The prefix only shrinks on insert (rewriting the heads); it is
+//! recomputed when a node is built from cells (splits, merges, bulk loads).
 //!
 //! Every accessor bounds-checks against the page and returns `Corrupt` rather than panicking, so
 //! a damaged page (or arbitrary bytes) can never crash a read.
@@ -89,13 +96,19 @@ pub fn encode_branch_cell(key: &[u8], child: PageId, count: u64) -> Vec<u8> {
     cell
 }
 
-/// The first four bytes of a key as a big-endian number, zero-padded: heads compare like keys
-/// whenever they differ.
-pub fn key_head(key: &[u8]) -> u32 {
+/// Bytes `offset..offset + 4` of a key as a big-endian number, zero-padded: among keys that
+/// share their first `offset` bytes, heads compare like keys whenever they differ.
+pub fn key_head(key: &[u8], offset: usize) -> u32 {
     let mut head = [0u8; 4];
-    let n = key.len().min(4);
-    head[..n].copy_from_slice(&key[..n]);
+    let tail = key.get(offset..).unwrap_or(&[]);
+    let n = tail.len().min(4);
+    head[..n].copy_from_slice(&tail[..n]);
     u32::from_be_bytes(head)
+}
+
+/// Length of the common prefix of two keys.
+fn common_prefix(a: &[u8], b: &[u8]) -> usize {
+    a.iter().zip(b).take_while(|(x, y)| x == y).count()
 }
 
 /// The key inside an encoded cell of a node of type byte `kind`.
@@ -116,6 +129,7 @@ pub struct NodeRef<'a> {
     id: PageId,
     kind: PageType,
     count: usize,
+    head_offset: usize,
 }
 
 impl<'a> NodeRef<'a> {
@@ -148,6 +162,64 @@ impl<'a> NodeRef<'a> {
             id,
             kind,
             count,
+            head_offset: read_u16(page, 26) as usize,
+        })
+    }
+
+    /// Bytes every key of the node (but a branch's first) starts with; heads follow them.
+    pub fn head_offset(&self) -> usize {
+        self.head_offset
+    }
+
+    /// Check the search aids: every key shares the prefix the head offset claims, and every
+    /// slot's head is its key's. (A wrong head would make searches miss keys silently.)
+    pub fn verify_heads(&self) -> std::result::Result<(), String> {
+        let h = self.head_offset;
+        let first = self.first_keyed();
+        let prefix = match self.count > first {
+            true => self.key(first).map_err(|e| e.to_string())?,
+            false => &[][..],
+        };
+        for i in 0..self.count {
+            let key = self.key(i).map_err(|e| e.to_string())?;
+            if i >= first && (key.len() < h || key[..h] != prefix[..h.min(prefix.len())]) {
+                return Err(format!(
+                    "key of cell {i} does not start with the node's {h}-byte prefix"
+                ));
+            }
+            let slot = read_u32(self.page, NODE_HEADER_BYTES + i * SLOT_BYTES + 2);
+            if i >= first && slot != key_head(key, h) {
+                return Err(format!("slot {i} holds a head that is not its key's"));
+            }
+        }
+        Ok(())
+    }
+
+    /// Index of the first cell whose key counts (a branch's first key stands for −∞).
+    fn first_keyed(&self) -> usize {
+        usize::from(!self.is_leaf())
+    }
+
+    /// Where `key` stands against the node's common prefix: `Less` / `Greater` when it sorts
+    /// before / after every key of the node, `Equal` when it starts with the prefix (and heads
+    /// decide).
+    fn against_prefix(&self, key: &[u8]) -> Result<std::cmp::Ordering> {
+        let h = self.head_offset;
+        let first = self.first_keyed();
+        if h == 0 || self.count <= first {
+            return Ok(std::cmp::Ordering::Equal);
+        }
+        let prefix = self
+            .key(first)?
+            .get(..h)
+            .ok_or_else(|| self.corrupt(format!("a key shorter than the head offset {h}")))?;
+        Ok(match key.get(..h) {
+            Some(own) => own.cmp(prefix),
+            // A probe shorter than the prefix: before every key if it is a prefix of it.
+            None => match key.cmp(&prefix[..key.len()]) {
+                std::cmp::Ordering::Greater => std::cmp::Ordering::Greater,
+                _ => std::cmp::Ordering::Less,
+            },
         })
     }
 
@@ -267,7 +339,12 @@ impl<'a> NodeRef<'a> {
 
     /// Leaf: `Ok(i)` where `key` is, or `Err(i)` where it would go.
     pub fn search(&self, key: &[u8]) -> Result<std::result::Result<usize, usize>> {
-        let head = key_head(key);
+        match self.against_prefix(key)? {
+            std::cmp::Ordering::Less => return Ok(Err(0)),
+            std::cmp::Ordering::Greater => return Ok(Err(self.count)),
+            std::cmp::Ordering::Equal => {}
+        }
+        let head = key_head(key, self.head_offset);
         let (mut lo, mut hi) = (0usize, self.count);
         while lo < hi {
             let mid = (lo + hi) / 2;
@@ -295,7 +372,12 @@ impl<'a> NodeRef<'a> {
             return Err(self.corrupt("empty branch".into()));
         }
         // Last cell with key <= `key`; cell 0 is −∞.
-        let head = key_head(key);
+        match self.against_prefix(key)? {
+            std::cmp::Ordering::Less => return Ok(0),
+            std::cmp::Ordering::Greater => return Ok(self.count - 1),
+            std::cmp::Ordering::Equal => {}
+        }
+        let head = key_head(key, self.head_offset);
         let (mut lo, mut hi) = (1usize, self.count);
         while lo < hi {
             let mid = (lo + hi) / 2;
@@ -382,11 +464,68 @@ impl<'a> NodeMut<'a> {
         read_u16(self.page, NODE_HEADER_BYTES + i * SLOT_BYTES) as usize
     }
 
+    fn is_branch(&self) -> bool {
+        self.page[4] == PageType::Branch as u8
+    }
+
+    fn head_offset(&self) -> usize {
+        read_u16(self.page, 26) as usize
+    }
+
+    /// The key of cell `i` (empty if the cell is damaged: heads are only a search aid, and the
+    /// checker reports damaged cells).
+    fn key_at(&self, i: usize) -> &[u8] {
+        let off = self.slot(i);
+        self.page
+            .get(off..)
+            .map_or(&[][..], |cell| cell_key(self.page[4], cell))
+    }
+
+    /// Take heads after `offset` bytes: rewrite every slot's head.
+    fn set_head_offset(&mut self, offset: usize) {
+        write_u16(self.page, 26, offset as u16);
+        for i in 0..self.count() {
+            let head = key_head(self.key_at(i), offset);
+            write_u32(self.page, NODE_HEADER_BYTES + i * SLOT_BYTES + 2, head);
+        }
+    }
+
+    /// Make the head offset the length of the prefix all keys share (after the node was filled
+    /// from cells: a split or merge can lengthen it).
+    pub fn refresh_head_offset(&mut self) {
+        let first = usize::from(self.is_branch());
+        let n = self.count();
+        let shared = if n >= first + 2 {
+            common_prefix(self.key_at(first), self.key_at(n - 1))
+        } else {
+            0
+        };
+        let shared = shared.min(u16::MAX as usize);
+        if shared != self.head_offset() {
+            self.set_head_offset(shared);
+        }
+    }
+
     /// Insert `cell` as cell `i`; false (and no change) when it does not fit.
     pub fn insert_cell(&mut self, i: usize, cell: &[u8]) -> bool {
         let need = cell.len() + SLOT_BYTES;
         if need > self.free_bytes() {
             return false;
+        }
+        // A key that does not share the node's prefix shortens it (a branch's first cell
+        // stands for −∞ and does not count).
+        let keyed = !(self.is_branch() && i == 0);
+        let h = self.head_offset();
+        if keyed && h > 0 {
+            let first = usize::from(self.is_branch());
+            let shared = if self.count() > first {
+                common_prefix(cell_key(self.page[4], cell), self.key_at(first)).min(h)
+            } else {
+                0
+            };
+            if shared < h {
+                self.set_head_offset(shared);
+            }
         }
         if need > self.gap() {
             self.compact();
@@ -399,7 +538,8 @@ impl<'a> NodeMut<'a> {
         let slots_end = NODE_HEADER_BYTES + n * SLOT_BYTES;
         self.page.copy_within(slots..slots_end, slots + SLOT_BYTES);
         write_u16(self.page, slots, start as u16);
-        write_u32(self.page, slots + 2, key_head(cell_key(self.page[4], cell)));
+        let head = key_head(cell_key(self.page[4], cell), self.head_offset());
+        write_u32(self.page, slots + 2, head);
         write_u16(self.page, 24, (n + 1) as u16);
         write_u32(self.page, 28, start as u32);
         true
@@ -517,5 +657,115 @@ mod tests {
         assert_eq!(view.child_index(b"z").unwrap(), 2);
         assert_eq!(view.child(2).unwrap(), 12);
         assert_eq!(view.entry_count().unwrap(), 12);
+    }
+
+    /// Keys sharing a long prefix, like encoded integers.
+    fn int_key(i: u64) -> Vec<u8> {
+        let mut key = vec![4u8];
+        key.extend_from_slice(&(i ^ (1 << 63)).to_be_bytes());
+        key
+    }
+
+    #[test]
+    fn heads_follow_the_common_prefix_and_searches_stay_exact() {
+        let mut page = vec![0u8; 8192];
+        let mut node = NodeMut::init(&mut page, PageType::Leaf, 5, 1);
+        for (n, i) in (1000..1100u64).step_by(2).enumerate() {
+            assert!(node.insert_cell(n, &encode_leaf_cell(&int_key(i), LeafValue::Inline(b"v"))));
+        }
+        node.refresh_head_offset();
+        let view = NodeRef::new(&page, 5).unwrap();
+        assert_eq!(
+            view.head_offset(),
+            7,
+            "tag, then six equal bytes of the biased integer"
+        );
+        view.verify_heads().unwrap();
+        assert_eq!(view.search(&int_key(1000)).unwrap(), Ok(0));
+        assert_eq!(view.search(&int_key(1098)).unwrap(), Ok(49));
+        assert_eq!(view.search(&int_key(1001)).unwrap(), Err(1));
+        assert_eq!(
+            view.search(&int_key(5)).unwrap(),
+            Err(0),
+            "below the prefix"
+        );
+        assert_eq!(
+            view.search(&int_key(1 << 40)).unwrap(),
+            Err(50),
+            "above the prefix"
+        );
+        assert_eq!(
+            view.search(&[4u8, 0x80]).unwrap(),
+            Err(0),
+            "a probe shorter than the prefix"
+        );
+        assert_eq!(view.search(&[4u8, 0x81]).unwrap(), Err(50));
+        assert_eq!(view.search(b"").unwrap(), Err(0));
+        // A key outside the prefix shortens it; every head is rewritten.
+        let mut node = NodeMut::wrap(&mut page);
+        assert!(node.insert_cell(
+            50,
+            &encode_leaf_cell(&int_key(1 << 40), LeafValue::Inline(b"w"))
+        ));
+        let view = NodeRef::new(&page, 5).unwrap();
+        assert_eq!(view.head_offset(), 3);
+        view.verify_heads().unwrap();
+        assert_eq!(view.search(&int_key(1 << 40)).unwrap(), Ok(50));
+        assert_eq!(view.search(&int_key(1050)).unwrap(), Ok(25));
+    }
+
+    #[test]
+    fn branch_heads_skip_the_first_cell() {
+        let mut page = vec![0u8; 4096];
+        let mut node = NodeMut::init(&mut page, PageType::Branch, 4, 1);
+        node.insert_cell(0, &encode_branch_cell(b"", 10, 3));
+        node.insert_cell(1, &encode_branch_cell(b"user:0100", 11, 4));
+        node.insert_cell(2, &encode_branch_cell(b"user:0200", 12, 5));
+        node.refresh_head_offset();
+        let view = NodeRef::new(&page, 4).unwrap();
+        assert_eq!(view.head_offset(), 6);
+        view.verify_heads().unwrap();
+        assert_eq!(view.child_index(b"a").unwrap(), 0);
+        assert_eq!(view.child_index(b"user:").unwrap(), 0);
+        assert_eq!(view.child_index(b"user:0099").unwrap(), 0);
+        assert_eq!(view.child_index(b"user:0100").unwrap(), 1);
+        assert_eq!(view.child_index(b"user:0150").unwrap(), 1);
+        assert_eq!(view.child_index(b"user:0200").unwrap(), 2);
+        assert_eq!(view.child_index(b"zzz").unwrap(), 2);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn search_matches_a_sorted_model_whatever_the_prefixes(
+            first in proptest::collection::btree_set(
+                (0u8..3, proptest::collection::vec(0u8..4, 0..6)), 1..40),
+            more in proptest::collection::vec(
+                (0u8..3, proptest::collection::vec(0u8..4, 0..6)), 0..20),
+            probes in proptest::collection::vec(proptest::collection::vec(0u8..4, 0..9), 0..30),
+        ) {
+            // Keys "pp" + a small tag + a tail: long shared prefixes, some broken later.
+            let make = |(tag, tail): &(u8, Vec<u8>)| [&b"pp"[..], &[*tag], tail].concat();
+            let mut model: Vec<Vec<u8>> = first.iter().map(make).collect();
+            model.sort();
+            model.dedup();
+            let mut page = vec![0u8; 8192];
+            let mut node = NodeMut::init(&mut page, PageType::Leaf, 1, 1);
+            for (n, key) in model.iter().enumerate() {
+                proptest::prop_assert!(node.insert_cell(n, &encode_leaf_cell(key, LeafValue::Inline(b""))));
+            }
+            node.refresh_head_offset();
+            for key in more.iter().map(make) {
+                if let Err(at) = model.binary_search(&key) {
+                    let mut node = NodeMut::wrap(&mut page);
+                    proptest::prop_assert!(node.insert_cell(at, &encode_leaf_cell(&key, LeafValue::Inline(b""))));
+                    model.insert(at, key);
+                }
+            }
+            let view = NodeRef::new(&page, 1).unwrap();
+            proptest::prop_assert!(view.verify_heads().is_ok());
+            for probe in probes.iter().map(|p| [&b"pp"[..p.len().min(2)], p].concat()).chain(model.clone()) {
+                proptest::prop_assert_eq!(view.search(&probe).unwrap(), model.binary_search(&probe));
+            }
+        }
     }
 }
