@@ -154,6 +154,22 @@ pub fn decode_row_versioned(bytes: &[u8]) -> Result<(Row, u64), RowDecodeError> 
     decode_with_room(bytes, 0)
 }
 
+/// Append a stored row's values to `out` (a join builds the combined row in place). On an
+/// error `out` may hold some of the values.
+pub fn decode_row_into(bytes: &[u8], out: &mut Vec<Value>) -> Result<(), RowDecodeError> {
+    let mut c = Cursor { bytes, at: 0 };
+    header(&mut c)?;
+    let count = c.varint()? as usize;
+    out.reserve(count.min(bytes.len()));
+    for _ in 0..count {
+        out.push(decode_value(&mut c)?);
+    }
+    if c.at != bytes.len() {
+        return Err(c.err("bytes after the last value"));
+    }
+    Ok(())
+}
+
 /// The row, its values vector with room for `extra` more (a join appends the joined values).
 pub fn decode_row_with_room(bytes: &[u8], extra: usize) -> Result<Row, RowDecodeError> {
     decode_with_room(bytes, extra).map(|(row, _)| row)
@@ -165,46 +181,51 @@ fn decode_with_room(bytes: &[u8], extra: usize) -> Result<(Row, u64), RowDecodeE
     let count = c.varint()? as usize;
     let mut values = Vec::with_capacity(count.min(bytes.len()) + extra);
     for _ in 0..count {
-        let tag = c.take(1)?[0];
-        values.push(match tag {
-            0 => Value::Null,
-            1 => Value::Boolean(c.take(1)?[0] != 0),
-            2 => Value::U8(c.take(1)?[0]),
-            3 => Value::U64(u64::from_le_bytes(c.array8()?)),
-            4 => Value::Integer(i64::from_le_bytes(c.array8()?)),
-            7 => Value::Timestamp(i64::from_le_bytes(c.array8()?)),
-            8 => Value::Float(f64::from_bits(u64::from_le_bytes(c.array8()?))),
-            5 | 6 => {
-                let mut v = [0u8; 32];
-                v.copy_from_slice(c.take(32)?);
-                if tag == 5 {
-                    Value::U256(v)
-                } else {
-                    Value::I256(v)
-                }
-            }
-            9 | 10 => {
-                let len = c.varint()? as usize;
-                let text = std::str::from_utf8(c.take(len)?)
-                    .map_err(|_| c.err("text is not UTF-8"))?
-                    .to_string();
-                if tag == 9 {
-                    Value::Text(text)
-                } else {
-                    Value::Json(text)
-                }
-            }
-            11 => {
-                let len = c.varint()? as usize;
-                Value::Blob(c.take(len)?.to_vec())
-            }
-            _ => return Err(c.err("unknown value tag")),
-        });
+        values.push(decode_value(&mut c)?);
     }
     if c.at != bytes.len() {
         return Err(c.err("bytes after the last value"));
     }
     Ok((Row { values }, version))
+}
+
+/// One value: its tag, then its payload.
+fn decode_value(c: &mut Cursor) -> Result<Value, RowDecodeError> {
+    let tag = c.take(1)?[0];
+    Ok(match tag {
+        0 => Value::Null,
+        1 => Value::Boolean(c.take(1)?[0] != 0),
+        2 => Value::U8(c.take(1)?[0]),
+        3 => Value::U64(u64::from_le_bytes(c.array8()?)),
+        4 => Value::Integer(i64::from_le_bytes(c.array8()?)),
+        7 => Value::Timestamp(i64::from_le_bytes(c.array8()?)),
+        8 => Value::Float(f64::from_bits(u64::from_le_bytes(c.array8()?))),
+        5 | 6 => {
+            let mut v = [0u8; 32];
+            v.copy_from_slice(c.take(32)?);
+            if tag == 5 {
+                Value::U256(v)
+            } else {
+                Value::I256(v)
+            }
+        }
+        9 | 10 => {
+            let len = c.varint()? as usize;
+            let text = std::str::from_utf8(c.take(len)?)
+                .map_err(|_| c.err("text is not UTF-8"))?
+                .to_string();
+            if tag == 9 {
+                Value::Text(text)
+            } else {
+                Value::Json(text)
+            }
+        }
+        11 => {
+            let len = c.varint()? as usize;
+            Value::Blob(c.take(len)?.to_vec())
+        }
+        _ => return Err(c.err("unknown value tag")),
+    })
 }
 
 #[cfg(test)]

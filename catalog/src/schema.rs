@@ -103,14 +103,17 @@ impl TableSchema {
         Row { values }
     }
 
+    /// A stored row of `stored_values` values is already in column order: no column was ever
+    /// dropped or reordered, and none added since the row was written (the common case).
+    pub fn stored_is_current(&self, stored_values: usize) -> bool {
+        stored_values == self.columns.len()
+            && self.slots.iter().enumerate().all(|(i, s)| *s as usize == i)
+    }
+
     /// The row in column order from its stored form: columns added after the row was written
     /// read as their default or Null.
     pub fn from_stored(&self, stored: Row) -> Row {
-        // The common case (no column ever dropped or reordered, none added since the row was
-        // written) needs no remapping.
-        if stored.values.len() == self.columns.len()
-            && self.slots.iter().enumerate().all(|(i, s)| *s as usize == i)
-        {
+        if self.stored_is_current(stored.values.len()) {
             return stored;
         }
         let mut stored = stored.values;

@@ -430,3 +430,32 @@ async fn base_rows_without_a_match_count_against_the_scan_bound() -> TestResult 
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn a_probed_row_written_before_an_added_column_reads_its_default() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let db = setup(dir.path(), AedbConfig::default()).await?;
+    db.commit(Mutation::Ddl(DdlOperation::AlterTable {
+        project_id: "p".into(),
+        scope_id: "app".into(),
+        table_name: "people".into(),
+        alteration: TableAlteration::AddColumn(column("nick", ColumnType::Text, true)),
+    }))
+    .await?;
+    let result = db
+        .query(
+            "p",
+            "app",
+            Query::select(&["orders.oid", "people.id", "people.nick"])
+                .from("orders")
+                .inner_join("people", "orders.person", "people.id")
+                .limit(3),
+        )
+        .await?;
+    assert_eq!(result.rows.len(), 3);
+    for row in &result.rows {
+        assert_eq!(row.values[2], Value::Null, "{row:?}");
+        assert!(matches!(row.values[1], Value::Integer(_)));
+    }
+    Ok(())
+}

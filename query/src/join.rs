@@ -20,7 +20,7 @@ use std::ops::Bound;
 
 use aedb_catalog::keys::{decode_prefix, decode_value, encode_key, encode_value};
 use aedb_catalog::namespace::{index_tree, table_tree_name};
-use aedb_catalog::rows::{decode_row, decode_row_with_room};
+use aedb_catalog::rows::{decode_row, decode_row_into, decode_row_with_room};
 use aedb_catalog::schema::{ColumnDef, TableSchema};
 use aedb_catalog::types::{Row, Value};
 use aedb_pager::store::prefix_end;
@@ -82,7 +82,8 @@ impl JoinStep<'_> {
             Ok(Some((pk, row)))
         };
         match &self.probe {
-            Probe::PrimaryKey => out.extend(read(encoded)?),
+            // `expand_into` reads straight into the combined row (`probe_primary_key`).
+            Probe::PrimaryKey => {}
             Probe::Index { tree: None, .. } => {}
             Probe::Index {
                 tree: Some(itree),
@@ -373,6 +374,14 @@ fn expand_into(
         }
         return Ok(());
     };
+    let (mut key, mut row) = (key, row);
+    if let (Probe::PrimaryKey, Some(tree)) = (&step.probe, &step.tree) {
+        // At most one match: its key and values go straight onto the combined ones.
+        if probe_primary_key(step.schema, tree, step.left, &mut key, &mut row)? {
+            return expand_into(rest, key, row, max_rows, out);
+        }
+        return no_match(step, rest, key, row, max_rows, out);
+    }
     let mut found = step.scratch.take();
     found.clear();
     if let Some(value) = row.values.get(step.left) {
@@ -380,16 +389,7 @@ fn expand_into(
     }
     if found.is_empty() {
         step.scratch.replace(found);
-        if !step.outer {
-            return Ok(());
-        }
-        let (mut key, mut row) = (key, row);
-        for _ in 0..step.schema.primary_key.len() {
-            encode_value(&mut key, &Value::Null);
-        }
-        row.values
-            .extend(std::iter::repeat_n(Value::Null, step.schema.columns.len()));
-        return expand_into(rest, key, row, max_rows, out);
+        return no_match(step, rest, key, row, max_rows, out);
     }
     let last = found.len() - 1;
     let mut base = Some((key, row));
@@ -406,6 +406,58 @@ fn expand_into(
     }
     step.scratch.replace(found);
     Ok(())
+}
+
+/// A row that `step` found no match for: dropped by an inner join, padded with Nulls by a left
+/// join (its key with the Nulls' encoding).
+fn no_match(
+    step: &JoinStep,
+    rest: &[JoinStep],
+    key: Vec<u8>,
+    row: Row,
+    max_rows: u64,
+    out: &mut Vec<(Vec<u8>, Row)>,
+) -> Result<(), QueryError> {
+    if !step.outer {
+        return Ok(());
+    }
+    let (mut key, mut row) = (key, row);
+    for _ in 0..step.schema.primary_key.len() {
+        encode_value(&mut key, &Value::Null);
+    }
+    row.values
+        .extend(std::iter::repeat_n(Value::Null, step.schema.columns.len()));
+    expand_into(rest, key, row, max_rows, out)
+}
+
+/// Look the row's `left` value up as the primary key of `schema`'s tree; on a match append its
+/// key to `key` and its values to `row` and return true; otherwise leave both as they were.
+fn probe_primary_key(
+    schema: &TableSchema,
+    tree: &TreeView,
+    left: usize,
+    key: &mut Vec<u8>,
+    row: &mut Row,
+) -> Result<bool, QueryError> {
+    let start = key.len();
+    match row.values.get(left) {
+        Some(value) if !value.is_null() => encode_value(key, value),
+        _ => return Ok(false),
+    }
+    let width = row.values.len();
+    let values = &mut row.values;
+    let Some(decoded) = tree.get_with(&key[start..], |bytes| decode_row_into(bytes, values))?
+    else {
+        key.truncate(start);
+        return Ok(false);
+    };
+    decoded.map_err(internal)?;
+    if !schema.stored_is_current(row.values.len() - width) {
+        let stored = row.values.split_off(width);
+        row.values
+            .extend(schema.from_stored(Row { values: stored }).values);
+    }
+    Ok(true)
 }
 
 /// The combined key and row a stored base row starts from, with room for every joined part.
