@@ -134,6 +134,7 @@ pub fn row_version(bytes: &[u8]) -> Result<u64, RowDecodeError> {
     header(&mut c)
 }
 
+#[inline(always)]
 fn header(c: &mut Cursor) -> Result<u64, RowDecodeError> {
     match c.take(1)?[0] {
         FORMAT_PLAIN => Ok(UNVERSIONED),
@@ -190,6 +191,7 @@ fn decode_with_room(bytes: &[u8], extra: usize) -> Result<(Row, u64), RowDecodeE
 }
 
 /// One value: its tag, then its payload.
+#[inline(always)]
 fn decode_value(c: &mut Cursor) -> Result<Value, RowDecodeError> {
     let tag = c.take(1)?[0];
     Ok(match tag {

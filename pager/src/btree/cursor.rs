@@ -186,6 +186,7 @@ impl Cursor {
     /// Hand the entry at the current position to `read` (None past the cursor's bounds), and
     /// say whether the leaf holds another one in the direction of travel: one page read per
     /// step, and nothing copied unless `read` copies.
+    #[inline]
     fn current_with<R>(&self, read: impl FnOnce(&[u8], &[u8]) -> R) -> Result<Option<(R, bool)>> {
         let Some((page, index)) = self.stack.last() else {
             return Ok(None);
@@ -240,6 +241,7 @@ impl Cursor {
     }
 
     /// The next entry, handed to `read` where it lies. After an error the cursor is done.
+    #[inline]
     pub fn next_with<R>(&mut self, read: impl FnOnce(&[u8], &[u8]) -> R) -> Result<Option<R>> {
         let result = self.step_with(read);
         if result.is_err() {
@@ -249,6 +251,7 @@ impl Cursor {
         result
     }
 
+    #[inline]
     fn step_with<R>(&mut self, read: impl FnOnce(&[u8], &[u8]) -> R) -> Result<Option<R>> {
         if self.done {
             return Ok(None);
