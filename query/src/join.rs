@@ -305,29 +305,37 @@ pub fn execute_join(
         // Every joined row, then sort (or aggregate) as a single-table query would.
         let mut keyed: Vec<(Vec<u8>, Row)> = Vec::new();
         let mut examined = 0u64;
-        let mut base_rows = 0u64;
-        let mut expanded = Vec::new();
+        let mut key = Vec::new();
         let mut range = base_tree.range(Bound::Unbounded, Bound::Unbounded, false);
-        while let Some(started) =
-            range.next_with(|key, value| start_row(&steps, base, key, value))?
+        let over = |examined: u64| QueryError::ScanBoundExceeded {
+            estimated_rows: examined.max(base_tree.len()),
+            max_scan_rows: request.max_scan_rows,
+        };
+        while let Some(row) =
+            range.next_with(|base_key, value| start_row(&steps, base, base_key, value, &mut key))?
         {
-            let (key, row) = started?;
-            expand_into(&steps, key, row, request.max_scan_rows, &mut expanded)?;
             // The base row counts too: base rows without a match are read all the same.
-            base_rows += 1;
-            examined += expanded.len() as u64;
-            if examined + base_rows > request.max_scan_rows {
-                return Err(QueryError::ScanBoundExceeded {
-                    estimated_rows: (examined + base_rows).max(base_tree.len()),
-                    max_scan_rows: request.max_scan_rows,
-                });
+            examined += 1;
+            if examined > request.max_scan_rows {
+                return Err(over(examined));
             }
-            for (key, joined_row) in expanded.drain(..) {
-                debug_assert_eq!(key, combined_key(&joined_row));
-                if matches(&joined_row) {
-                    keyed.push((key, joined_row));
-                }
-            }
+            expand_into(
+                &steps,
+                &mut key,
+                row?,
+                request.max_scan_rows,
+                &mut |key, joined_row| {
+                    debug_assert_eq!(key, combined_key(&joined_row));
+                    examined += 1;
+                    if examined > request.max_scan_rows {
+                        return Err(over(examined));
+                    }
+                    if matches(&joined_row) {
+                        keyed.push((key.to_vec(), joined_row));
+                    }
+                    Ok(true)
+                },
+            )?;
         }
         out.rows_examined = examined as usize;
         if !query.aggregates.is_empty() || !query.group_by.is_empty() {
@@ -354,33 +362,34 @@ pub fn execute_join(
     Ok(out)
 }
 
-/// A row (and its key) joined through `steps`, appended to `out` in combined-key order. A
-/// combined key is the base key followed by each joined row's key (Nulls for a left join's
-/// missing row), the same bytes as encoding the combined primary-key values.
+/// What the caller does with each joined row, given its combined key: `Ok(true)` to go on,
+/// `Ok(false)` to stop the scan.
+type Emit<'e> = dyn FnMut(&[u8], Row) -> Result<bool, QueryError> + 'e;
+
+/// A row joined through `steps`, each result handed to `emit` in combined-key order. `key`
+/// holds the row's combined key so far and is restored before returning; a combined key is the
+/// base key followed by each joined row's key (Nulls for a left join's missing row), the same
+/// bytes as encoding the combined primary-key values. False when `emit` stopped the scan.
 fn expand_into(
     steps: &[JoinStep],
-    key: Vec<u8>,
+    key: &mut Vec<u8>,
     row: Row,
     max_rows: u64,
-    out: &mut Vec<(Vec<u8>, Row)>,
-) -> Result<(), QueryError> {
+    emit: &mut Emit,
+) -> Result<bool, QueryError> {
     let Some((step, rest)) = steps.split_first() else {
-        out.push((key, row));
-        if out.len() as u64 > max_rows {
-            return Err(QueryError::ScanBoundExceeded {
-                estimated_rows: out.len() as u64,
-                max_scan_rows: max_rows,
-            });
-        }
-        return Ok(());
+        return emit(key, row);
     };
-    let (mut key, mut row) = (key, row);
+    let start = key.len();
+    let mut row = row;
     if let (Probe::PrimaryKey, Some(tree)) = (&step.probe, &step.tree) {
         // At most one match: its key and values go straight onto the combined ones.
-        if probe_primary_key(step.schema, tree, step.left, &mut key, &mut row)? {
-            return expand_into(rest, key, row, max_rows, out);
+        if probe_primary_key(step.schema, tree, step.left, key, &mut row)? {
+            let go_on = expand_into(rest, key, row, max_rows, emit);
+            key.truncate(start);
+            return go_on;
         }
-        return no_match(step, rest, key, row, max_rows, out);
+        return no_match(step, rest, key, row, max_rows, emit);
     }
     let mut found = step.scratch.take();
     found.clear();
@@ -389,23 +398,30 @@ fn expand_into(
     }
     if found.is_empty() {
         step.scratch.replace(found);
-        return no_match(step, rest, key, row, max_rows, out);
+        return no_match(step, rest, key, row, max_rows, emit);
     }
     let last = found.len() - 1;
-    let mut base = Some((key, row));
+    let mut base = Some(row);
+    let mut go_on = true;
     for (i, (pk, m)) in found.drain(..).enumerate() {
         // The last match takes the row itself; earlier ones a copy.
-        let (mut key, mut row) = if i == last {
+        let mut row = if i == last {
             base.take().unwrap_or_default()
         } else {
             base.clone().unwrap_or_default()
         };
         key.extend_from_slice(&pk);
         row.values.extend(m.values);
-        expand_into(rest, key, row, max_rows, out)?;
+        let result = expand_into(rest, key, row, max_rows, emit);
+        key.truncate(start);
+        go_on = result?;
+        if !go_on {
+            break;
+        }
     }
+    found.clear();
     step.scratch.replace(found);
-    Ok(())
+    Ok(go_on)
 }
 
 /// A row that `step` found no match for: dropped by an inner join, padded with Nulls by a left
@@ -413,21 +429,24 @@ fn expand_into(
 fn no_match(
     step: &JoinStep,
     rest: &[JoinStep],
-    key: Vec<u8>,
+    key: &mut Vec<u8>,
     row: Row,
     max_rows: u64,
-    out: &mut Vec<(Vec<u8>, Row)>,
-) -> Result<(), QueryError> {
+    emit: &mut Emit,
+) -> Result<bool, QueryError> {
     if !step.outer {
-        return Ok(());
+        return Ok(true);
     }
-    let (mut key, mut row) = (key, row);
+    let start = key.len();
+    let mut row = row;
     for _ in 0..step.schema.primary_key.len() {
-        encode_value(&mut key, &Value::Null);
+        encode_value(key, &Value::Null);
     }
     row.values
         .extend(std::iter::repeat_n(Value::Null, step.schema.columns.len()));
-    expand_into(rest, key, row, max_rows, out)
+    let go_on = expand_into(rest, key, row, max_rows, emit);
+    key.truncate(start);
+    go_on
 }
 
 /// Look the row's `left` value up as the primary key of `schema`'s tree; on a match append its
@@ -460,18 +479,20 @@ fn probe_primary_key(
     Ok(true)
 }
 
-/// The combined key and row a stored base row starts from, with room for every joined part.
+/// The row a stored base row starts from, with room for every joined value; `key` becomes its
+/// key (the start of every combined key; one buffer reused for all rows).
 fn start_row(
     steps: &[JoinStep],
     base: &TableSchema,
     base_key: &[u8],
     stored: &[u8],
-) -> Result<(Vec<u8>, Row), QueryError> {
+    key: &mut Vec<u8>,
+) -> Result<Row, QueryError> {
     let extra = steps.iter().map(|s| s.schema.columns.len()).sum();
     let row = base.from_stored(decode_row_with_room(stored, extra).map_err(internal)?);
-    let mut key = Vec::with_capacity(base_key.len() * (1 + steps.len()));
+    key.clear();
     key.extend_from_slice(base_key);
-    Ok((key, row))
+    Ok(row)
 }
 
 /// One page in combined-key order: base rows stream from the page's start, each expanded to
@@ -493,16 +514,23 @@ fn page_in_key_order(
         }
         None => Bound::Unbounded,
     };
-    let mut rows: Vec<(Vec<u8>, Row)> = Vec::new();
+    let mut rows: Vec<Row> = Vec::new();
     let mut examined = 0u64;
-    let mut last_examined: Option<Vec<u8>> = None;
+    // Everything up to this key has been examined: where the next page starts.
+    let mut resume: Vec<u8> = Vec::new();
     let mut more = false;
-    let mut expanded = Vec::new();
+    let mut key = Vec::new();
     let mut range = base_tree.range_owned(lower, Bound::Unbounded, false);
-    'base: while let Some(started) =
-        range.next_with(|key, value| start_row(steps, base, key, value))?
+    while let Some(row) =
+        range.next_with(|base_key, value| start_row(steps, base, base_key, value, &mut key))?
     {
-        let (key, row) = started?;
+        let row = row?;
+        // The previous page ended after every joined row of this base row.
+        if request.after.as_ref().is_some_and(|a| {
+            a.len() == key.len() + 1 && a.starts_with(&key) && a[key.len()] == 0xff
+        }) {
+            continue;
+        }
         if examined >= request.max_scan_rows {
             // Continue after every joined row of the base rows examined so far.
             more = true;
@@ -510,40 +538,44 @@ fn page_in_key_order(
         }
         // The base row counts too: base rows without a match are read all the same.
         examined += 1;
-        // Remember the base key (the combined key holds only it so far; one reused buffer) in
-        // case the scan bound ends the page.
-        let last = last_examined.get_or_insert_with(Vec::new);
-        last.clear();
-        last.extend_from_slice(&key);
-        expanded.clear();
-        expand_into(steps, key, row, request.max_scan_rows, &mut expanded)?;
-        for (key, joined_row) in expanded.drain(..) {
-            debug_assert_eq!(key, combined_key(&joined_row));
-            if request.after.as_ref().is_some_and(|a| &key <= a) {
-                continue;
-            }
-            if rows.len() == request.page_size {
-                more = true; // one more joined row exists: the page is full
-                break 'base;
-            }
-            examined += 1;
-            if matches(&joined_row) {
-                rows.push((key, joined_row));
-            }
+        let go_on = expand_into(
+            steps,
+            &mut key,
+            row,
+            request.max_scan_rows,
+            &mut |key, joined_row| {
+                debug_assert_eq!(key, combined_key(&joined_row));
+                if request.after.as_ref().is_some_and(|a| key <= a.as_slice()) {
+                    return Ok(true);
+                }
+                // A page full, or the bound once this page has made progress: continue after
+                // what was examined.
+                if rows.len() == request.page_size
+                    || (examined >= request.max_scan_rows && !resume.is_empty())
+                {
+                    more = true;
+                    return Ok(false);
+                }
+                examined += 1;
+                resume.clear();
+                resume.extend_from_slice(key);
+                if matches(&joined_row) {
+                    rows.push(joined_row);
+                }
+                Ok(true)
+            },
+        )?;
+        if !go_on {
+            break;
         }
-    }
-    // Past every joined row of the last base row: its key followed by a byte above every tag.
-    if let Some(past) = last_examined.as_mut() {
-        past.push(0xff);
+        // Past every joined row of this base row: its key followed by a byte above every tag.
+        resume.clear();
+        resume.extend_from_slice(&key);
+        resume.push(0xff);
     }
     out.rows_examined = examined as usize;
     out.more = more;
-    let page_full = rows.len() == request.page_size;
-    out.last_key = if more && !page_full {
-        last_examined
-    } else {
-        rows.last().map(|(k, _)| k.clone())
-    };
-    out.rows = rows.into_iter().map(|(_, row)| row).collect();
+    out.last_key = (more && !resume.is_empty()).then_some(resume);
+    out.rows = rows;
     Ok(())
 }
