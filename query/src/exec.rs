@@ -282,9 +282,9 @@ fn page_in_key_order(
     out: &mut PageOut,
 ) -> Result<(), QueryError> {
     let mut examined = 0u64;
+    // The next page starts after the last row examined (matching or not).
     let mut last_examined: Option<Vec<u8>> = None;
-    let mut rows: Vec<(Vec<u8>, Row)> = Vec::new();
-    let mut stopped_for_bound = false;
+    let mut rows: Vec<Row> = Vec::with_capacity(request.page_size.min(1024));
     let exhausted = scan_candidates(
         snapshot,
         schema,
@@ -292,16 +292,12 @@ fn page_in_key_order(
         &request.after,
         request.max_scan_rows,
         &mut |pk, row| {
-            if rows.len() == request.page_size {
-                return Ok(false); // one more matching row exists: the page is full
-            }
-            if examined >= request.max_scan_rows {
-                stopped_for_bound = true;
-                return Ok(false);
+            if rows.len() == request.page_size || examined >= request.max_scan_rows {
+                return Ok(false); // another candidate exists: the page is full, or the bound
             }
             examined += 1;
             if matches(&row) {
-                rows.push((pk.clone(), row));
+                rows.push(row);
             }
             last_examined = Some(pk);
             Ok(true)
@@ -309,12 +305,8 @@ fn page_in_key_order(
     )?;
     out.rows_examined = examined as usize;
     out.more = !exhausted;
-    out.last_key = if stopped_for_bound {
-        last_examined
-    } else {
-        rows.last().map(|(pk, _)| pk.clone())
-    };
-    out.rows = rows.into_iter().map(|(_, row)| row).collect();
+    out.last_key = last_examined;
+    out.rows = rows;
     Ok(())
 }
 
@@ -422,7 +414,7 @@ pub(crate) fn sort_and_page(
 }
 
 /// The output columns are the table's, in order: rows need no projection.
-fn is_identity(schema: &TableSchema, columns: &[String]) -> bool {
+pub(crate) fn is_identity(schema: &TableSchema, columns: &[String]) -> bool {
     columns.len() == schema.columns.len()
         && columns
             .iter()

@@ -28,7 +28,9 @@ use aedb_pager::{Snapshot, TreeView};
 
 use crate::error::QueryError;
 use crate::eval::eval;
-use crate::exec::{aggregate, check_query, project, sort_and_page, PageOut, PageRequest};
+use crate::exec::{
+    aggregate, check_query, is_identity, project, sort_and_page, PageOut, PageRequest,
+};
 use crate::plan::{JoinType, Query};
 
 fn internal(err: impl std::fmt::Display) -> QueryError {
@@ -354,11 +356,13 @@ pub fn execute_join(
             &mut out,
         )?;
     }
-    out.rows = out
-        .rows
-        .drain(..)
-        .map(|row| project(&combined, &out.columns, row))
-        .collect();
+    if !is_identity(&combined, &out.columns) {
+        out.rows = out
+            .rows
+            .drain(..)
+            .map(|row| project(&combined, &out.columns, row))
+            .collect();
+    }
     Ok(out)
 }
 
@@ -514,7 +518,7 @@ fn page_in_key_order(
         }
         None => Bound::Unbounded,
     };
-    let mut rows: Vec<Row> = Vec::new();
+    let mut rows: Vec<Row> = Vec::with_capacity(request.page_size.min(1024));
     let mut examined = 0u64;
     // Everything up to this key has been examined: where the next page starts.
     let mut resume: Vec<u8> = Vec::new();
