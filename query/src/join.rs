@@ -210,14 +210,21 @@ pub fn execute_join(
         aliases.push(alias);
     }
     // The schema of joined rows.
+    // Built field by field: cloning the base schema would copy its columns, indexes and
+    // constraints only to throw them away.
     let mut combined = TableSchema {
+        project_id: base.project_id.clone(),
+        scope_id: base.scope_id.clone(),
         table_name: format!("{} join", base.table_name),
+        owner_id: None,
         columns: Vec::new(),
         primary_key: Vec::new(),
-        ..base.clone()
+        constraints: Vec::new(),
+        indexes: Vec::new(),
+        table_id: base.table_id,
+        slots: Vec::new(),
+        slot_count: 0,
     };
-    combined.indexes.clear();
-    combined.constraints.clear();
     let tables: Vec<(&TableSchema, bool)> = std::iter::once((base, false))
         .chain(
             joined
