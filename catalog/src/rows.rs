@@ -152,14 +152,22 @@ pub fn decode_row(bytes: &[u8]) -> Result<Row, RowDecodeError> {
 
 /// The row and its version (1 for format 1).
 pub fn decode_row_versioned(bytes: &[u8]) -> Result<(Row, u64), RowDecodeError> {
-    decode_with_room(bytes, 0)
+    let mut values = Vec::new();
+    let version = decode_into(bytes, &mut values)?;
+    Ok((Row { values }, version))
 }
 
 /// Append a stored row's values to `out` (a join builds the combined row in place). On an
 /// error `out` may hold some of the values.
 pub fn decode_row_into(bytes: &[u8], out: &mut Vec<Value>) -> Result<(), RowDecodeError> {
+    decode_into(bytes, out).map(|_| ())
+}
+
+/// The one row decoder: append the values to `out`, return the version.
+#[inline(always)]
+fn decode_into(bytes: &[u8], out: &mut Vec<Value>) -> Result<u64, RowDecodeError> {
     let mut c = Cursor { bytes, at: 0 };
-    header(&mut c)?;
+    let version = header(&mut c)?;
     let count = c.varint()? as usize;
     out.reserve(count.min(bytes.len()));
     for _ in 0..count {
@@ -168,26 +176,7 @@ pub fn decode_row_into(bytes: &[u8], out: &mut Vec<Value>) -> Result<(), RowDeco
     if c.at != bytes.len() {
         return Err(c.err("bytes after the last value"));
     }
-    Ok(())
-}
-
-/// The row, its values vector with room for `extra` more (a join appends the joined values).
-pub fn decode_row_with_room(bytes: &[u8], extra: usize) -> Result<Row, RowDecodeError> {
-    decode_with_room(bytes, extra).map(|(row, _)| row)
-}
-
-fn decode_with_room(bytes: &[u8], extra: usize) -> Result<(Row, u64), RowDecodeError> {
-    let mut c = Cursor { bytes, at: 0 };
-    let version = header(&mut c)?;
-    let count = c.varint()? as usize;
-    let mut values = Vec::with_capacity(count.min(bytes.len()) + extra);
-    for _ in 0..count {
-        values.push(decode_value(&mut c)?);
-    }
-    if c.at != bytes.len() {
-        return Err(c.err("bytes after the last value"));
-    }
-    Ok((Row { values }, version))
+    Ok(version)
 }
 
 /// One value: its tag, then its payload.

@@ -22,27 +22,27 @@ async fn open(dir: &std::path::Path) -> Result<AedbInstance, Box<dyn std::error:
 async fn setup(dir: &std::path::Path) -> Result<AedbInstance, Box<dyn std::error::Error>> {
     let db = open(dir).await?;
     db.create_project("p").await?;
-    let column = |name: &str, col_type| ColumnDef {
-        name: name.into(),
-        col_type,
-        nullable: false,
-    };
-    db.commit(Mutation::Ddl(DdlOperation::CreateTable {
-        project_id: "p".into(),
-        scope_id: "app".into(),
-        table_name: "accounts".into(),
-        owner_id: None,
-        columns: vec![
-            column("id", ColumnType::Integer),
-            column("balance", ColumnType::Integer),
-        ],
-        primary_key: vec!["id".into()],
-    }))
-    .await?;
+    db.commit(create_accounts()).await?;
     for id in 1..=5 {
         db.commit(upsert(id, id * 10)).await?;
     }
     Ok(db)
+}
+
+fn create_accounts() -> Mutation {
+    let column = |name: &str| ColumnDef {
+        name: name.into(),
+        col_type: ColumnType::Integer,
+        nullable: false,
+    };
+    Mutation::Ddl(DdlOperation::CreateTable {
+        project_id: "p".into(),
+        scope_id: "app".into(),
+        table_name: "accounts".into(),
+        owner_id: None,
+        columns: vec![column("id"), column("balance")],
+        primary_key: vec!["id".into()],
+    })
 }
 
 fn upsert(id: i64, balance: i64) -> Mutation {
@@ -264,9 +264,8 @@ async fn a_planned_predicate_write_conflicts_on_any_change_in_its_table() -> Tes
 
     // The table dropped and created again (empty) after the plan: its rows are gone.
     let plan = db.preflight_plan(delete_small()).await;
-    let ddl = |op| Mutation::Ddl(op);
     let dropped_at = db
-        .commit(ddl(DdlOperation::DropTable {
+        .commit(Mutation::Ddl(DdlOperation::DropTable {
             project_id: "p".into(),
             scope_id: "app".into(),
             table_name: "accounts".into(),
@@ -274,26 +273,7 @@ async fn a_planned_predicate_write_conflicts_on_any_change_in_its_table() -> Tes
         }))
         .await?
         .commit_seq;
-    db.commit(ddl(DdlOperation::CreateTable {
-        project_id: "p".into(),
-        scope_id: "app".into(),
-        table_name: "accounts".into(),
-        owner_id: None,
-        columns: vec![
-            ColumnDef {
-                name: "id".into(),
-                col_type: ColumnType::Integer,
-                nullable: false,
-            },
-            ColumnDef {
-                name: "balance".into(),
-                col_type: ColumnType::Integer,
-                nullable: false,
-            },
-        ],
-        primary_key: vec!["id".into()],
-    }))
-    .await?;
+    db.commit(create_accounts()).await?;
     // The planned rows' points catch it first ("deleted since"); either way, a conflict.
     conflict(db.commit_envelope(guarded(plan)).await, "conflict");
     // A range alone (no point read) catches it by the catalog's delete.

@@ -245,18 +245,8 @@ pub fn execute(
                 .iter()
                 .zip(&schema.primary_key)
                 .all(|((c, o), pk)| c == pk && *o == Order::Asc));
-    if let Access::PkPoint(pk) = &access {
-        // At most one row, whatever the order: no page to keep, nothing to continue.
-        let tree = snapshot.tree(&table_tree_name(schema.table_id))?;
-        if let (Some(tree), true) = (tree, request.after.as_ref().is_none_or(|a| a < pk)) {
-            if let Some(row) = read_row(&tree, schema, pk)? {
-                out.rows_examined = 1;
-                if matches(&row) {
-                    out.rows.push(row);
-                }
-            }
-        }
-    } else if key_order {
+    // A point lookup yields at most one row: any order is key order.
+    if key_order || matches!(access, Access::PkPoint(_)) {
         page_in_key_order(snapshot, schema, &access, request, &matches, &mut out)?;
     } else {
         page_sorted(
@@ -284,7 +274,11 @@ fn page_in_key_order(
     let mut examined = 0u64;
     // The next page starts after the last row examined (matching or not).
     let mut last_examined: Option<Vec<u8>> = None;
-    let mut rows: Vec<Row> = Vec::with_capacity(request.page_size.min(1024));
+    let capacity = match access {
+        Access::PkPoint(_) => 1,
+        _ => request.page_size.min(1024),
+    };
+    let mut rows: Vec<Row> = Vec::with_capacity(capacity);
     let exhausted = scan_candidates(
         snapshot,
         schema,

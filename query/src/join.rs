@@ -20,7 +20,7 @@ use std::ops::Bound;
 
 use aedb_catalog::keys::{decode_prefix, decode_value, encode_key, encode_value};
 use aedb_catalog::namespace::{index_tree, table_tree_name};
-use aedb_catalog::rows::{decode_row, decode_row_into, decode_row_with_room};
+use aedb_catalog::rows::{decode_row, decode_row_into};
 use aedb_catalog::schema::{ColumnDef, TableSchema};
 use aedb_catalog::types::{Row, Value};
 use aedb_pager::store::prefix_end;
@@ -499,8 +499,10 @@ fn start_row(
     stored: &[u8],
     key: &mut Vec<u8>,
 ) -> Result<Row, QueryError> {
-    let extra = steps.iter().map(|s| s.schema.columns.len()).sum();
-    let row = base.from_stored(decode_row_with_room(stored, extra).map_err(internal)?);
+    let joined: usize = steps.iter().map(|s| s.schema.columns.len()).sum();
+    let mut values = Vec::with_capacity(base.columns.len() + joined);
+    decode_row_into(stored, &mut values).map_err(internal)?;
+    let row = base.from_stored(Row { values });
     key.clear();
     key.extend_from_slice(base_key);
     Ok(row)

@@ -597,7 +597,8 @@ fn conflict_index<'s>(
     }
 }
 
-fn column_of(schema: &TableSchema, name: &str) -> Result<usize> {
+/// Position of column `name`, or `UnknownColumn`.
+pub(crate) fn column_of(schema: &TableSchema, name: &str) -> Result<usize> {
     schema
         .column_index(name)
         .ok_or_else(|| AedbError::UnknownColumn {

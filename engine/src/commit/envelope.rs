@@ -24,7 +24,7 @@ use aedb_catalog::namespace::kv_tree;
 use aedb_catalog::types::Value;
 use sha2::{Digest, Sha256};
 
-use super::apply::{apply, Limits};
+use super::apply::{apply, column_of, Limits};
 use super::catalog_io::load_table;
 use super::kv::KvEntry;
 use super::read_set::{point_version, revalidate, ReadKey, ReadSet};
@@ -35,7 +35,7 @@ use crate::error::{AedbError, Result};
 use crate::instance::CallerContext;
 
 pub const IDEMPOTENCY_TREE: &str = "sys:idempotency";
-/// Sequence (8 bytes BE) ‖ record key → nothing: the records in age order.
+/// Sequence (8 bytes BE) ‖ record key → written-at µs (u64 LE): the records in age order.
 pub const IDEMPOTENCY_BY_SEQ_TREE: &str = "sys:idempotency_by_seq";
 /// Expired records a keyed commit deletes at most (bounds the work a commit takes on).
 pub const PRUNE_PER_COMMIT: usize = 64;
@@ -106,7 +106,12 @@ fn by_seq_key(seq: u64, record_key: &[u8]) -> Vec<u8> {
 }
 
 /// Delete up to [`PRUNE_PER_COMMIT`] of the oldest records that have expired.
+/// The age index entry decides expiry alone (the sequence in its key, the time in its value),
+/// so the scan stops at the first live record: a keyed commit with nothing to prune reads one
+/// entry.
 fn prune_idempotency(txn: &mut LoggedTxn, limits: &Limits) -> Result<()> {
+    let (now_seq, now) = (txn.seq(), limits.now_micros);
+    let malformed = || AedbError::Corruption("malformed idempotency age entry".into());
     let mut expired = Vec::new();
     for item in txn.range(
         IDEMPOTENCY_BY_SEQ_TREE,
@@ -114,29 +119,26 @@ fn prune_idempotency(txn: &mut LoggedTxn, limits: &Limits) -> Result<()> {
         Bound::Unbounded,
         false,
     )? {
-        let (key, _) = item?;
+        let (key, value) = item?;
+        let seq = key
+            .get(..8)
+            .and_then(|b| b.try_into().ok())
+            .ok_or_else(malformed)?;
+        let written_at = value[..].try_into().map_err(|_| malformed())?;
+        let (seq, written_at) = (u64::from_be_bytes(seq), u64::from_le_bytes(written_at));
+        if !limits
+            .idempotency_window
+            .expired(seq, written_at, now_seq, now)
+        {
+            break; // oldest first: the rest are younger
+        }
         expired.push(key);
         if expired.len() == PRUNE_PER_COMMIT {
             break;
         }
     }
-    let (now_seq, now) = (txn.seq(), limits.now_micros);
     for by_seq in expired {
-        let record_key = by_seq.get(8..).unwrap_or_default();
-        let record = match txn.get(IDEMPOTENCY_TREE, record_key)? {
-            Some(bytes) => IdempotencyRecord::decode(&bytes)?,
-            None => {
-                txn.remove(IDEMPOTENCY_BY_SEQ_TREE, &by_seq)?;
-                continue;
-            }
-        };
-        if !limits
-            .idempotency_window
-            .expired(record.seq, record.written_at_micros, now_seq, now)
-        {
-            break; // oldest first: the rest are younger
-        }
-        txn.remove(IDEMPOTENCY_TREE, record_key)?;
+        txn.remove(IDEMPOTENCY_TREE, &by_seq[8..])?;
         txn.remove(IDEMPOTENCY_BY_SEQ_TREE, &by_seq)?;
     }
     Ok(())
@@ -420,7 +422,7 @@ pub(crate) fn apply_envelope(
             txn.insert(
                 IDEMPOTENCY_BY_SEQ_TREE,
                 &by_seq_key(record.seq, &record_key),
-                &[],
+                &record.written_at_micros.to_le_bytes(),
             )?;
         }
     }
@@ -586,12 +588,7 @@ fn evaluate(txn: &mut LoggedTxn, assertion: &ReadAssertion) -> Result<(bool, Str
             threshold,
         } => {
             let schema = load_table(txn, project_id, scope_id, table_name)?;
-            let i = schema
-                .column_index(column)
-                .ok_or_else(|| AedbError::UnknownColumn {
-                    table: table_name.clone(),
-                    column: column.clone(),
-                })?;
+            let i = column_of(&schema, column)?;
             let everything = Expr::IsNotNull(column.clone());
             let rows = super::tables::matching_rows(
                 txn,
@@ -625,12 +622,7 @@ fn evaluate(txn: &mut LoggedTxn, assertion: &ReadAssertion) -> Result<(bool, Str
             threshold,
         } => {
             let schema = load_table(txn, project_id, scope_id, table_name)?;
-            let i = schema
-                .column_index(column)
-                .ok_or_else(|| AedbError::UnknownColumn {
-                    table: table_name.clone(),
-                    column: column.clone(),
-                })?;
+            let i = column_of(&schema, column)?;
             let row = read_row(txn, &schema, &encode_key(primary_key))?;
             let value = row.and_then(|r| r.values.get(i).cloned());
             let holds = value

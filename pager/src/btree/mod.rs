@@ -238,13 +238,9 @@ pub fn get_with<R>(
 }
 
 /// Look `key` up starting at an already pinned root (a `TreeView` keeps its root pinned, so a
-/// point read skips one page-table lookup and the root's shared reference count).
-pub fn get_from(pool: &BufferPool, root: &PageRef, key: &[u8]) -> Result<Option<Vec<u8>>> {
-    get_from_with(pool, root, key, <[u8]>::to_vec)
-}
-
-/// [`get_from`], handing the value to `read` while its page is held (an overflow value is
-/// assembled first): a caller that decodes the value skips a copy and an allocation.
+/// point read skips one page-table lookup and the root's shared reference count), handing the
+/// value to `read` while its page is held (an overflow value is assembled first): a caller that
+/// decodes the value skips a copy and an allocation.
 pub fn get_from_with<R>(
     pool: &BufferPool,
     root: &PageRef,
