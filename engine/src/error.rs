@@ -174,7 +174,7 @@ impl From<PagerError> for AedbError {
             PagerError::KeyTooLarge { len, max } => AedbError::KeyTooLarge { len, max },
             PagerError::ValueTooLarge { len, max } => AedbError::ValueTooLarge { len, max },
             PagerError::InvalidConfig(message) => AedbError::InvalidConfig { message },
-            PagerError::Failed(reason) => AedbError::Failed(reason),
+            PagerError::Failed(reason) | PagerError::Refused(reason) => AedbError::Failed(reason),
             PagerError::ReadOnly => AedbError::ReadOnly,
             other @ (PagerError::Checksum { .. }
             | PagerError::Corrupt { .. }

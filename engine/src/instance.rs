@@ -271,7 +271,9 @@ impl AedbInstance {
             },
             EnvelopeOutcome::Duplicate(original) => CommitResult {
                 commit_seq: original,
-                durable_head_seq: outcome.durable_head_seq.max(original),
+                // The real durable head: a replay answered Visible in Batch or OsBuffered mode
+                // may come before the original is durable, and must not claim it is.
+                durable_head_seq: outcome.durable_head_seq,
                 idempotency: IdempotencyOutcome::Duplicate,
                 canonical_commit_seq: original,
             },

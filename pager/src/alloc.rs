@@ -270,6 +270,7 @@ impl Allocator {
             root: fl_pages.first().copied().unwrap_or(0),
             listed: ids.len() as u64,
             page_count: self.page_count,
+            unused: ids,
         })
     }
 
@@ -290,6 +291,18 @@ pub struct FreelistCapture {
     pub root: PageId,
     pub listed: u64,
     pub page_count: u64,
+    /// The pages the captured version does not use (free or waiting), sorted: the ones that
+    /// may be reused while its checkpoint is written, so it must never write them.
+    pub unused: Vec<PageId>,
+}
+
+impl FreelistCapture {
+    /// May the checkpoint of this capture write page `id`? Only pages the captured version can
+    /// reach (or its new free-list pages): those cannot be freed and reused before the next
+    /// checkpoint is durable, so their frames are the only frames of their ids meanwhile.
+    pub fn covers(&self, id: PageId) -> bool {
+        id >= 2 && id < self.page_count && self.unused.binary_search(&id).is_err()
+    }
 }
 
 /// Decode one free-list page: its ids and the next page.

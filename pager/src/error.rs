@@ -48,6 +48,10 @@ pub enum PagerError {
 
     #[error("the store is read-only")]
     ReadOnly,
+
+    /// A checkpoint its caller called off before it captured anything (nothing was written).
+    #[error("checkpoint refused: {0}")]
+    Refused(String),
 }
 
 impl PagerError {

@@ -127,6 +127,10 @@ pub struct BufferPool {
     misses: AtomicU64,
     evictions: AtomicU64,
     write_backs: AtomicU64,
+    /// Held shared by every eviction write-back from before it marks its frames clean until
+    /// its writes complete; a checkpoint takes it exclusively before its data sync, so no page
+    /// it counts as written is still on its way to the OS (`wait_for_write_backs`).
+    write_backs_in_flight: RwLock<()>,
     /// Set by the first failed write or sync of the data file (see `PageStore::failure`).
     failure: Mutex<Option<String>>,
     /// Never write: dirty frames stay resident (inspection of a file another process owns).
@@ -157,6 +161,7 @@ impl BufferPool {
             misses: AtomicU64::new(0),
             evictions: AtomicU64::new(0),
             write_backs: AtomicU64::new(0),
+            write_backs_in_flight: RwLock::new(()),
             failure: Mutex::new(None),
             read_only: false,
         })
@@ -250,9 +255,14 @@ impl BufferPool {
         PageRef(frame)
     }
 
-    /// Drop a page from the pool without writing it (its page was freed).
+    /// Drop a page from the pool without writing it (its page was freed). The frame is marked
+    /// clean: whoever still holds it (a reader, a checkpoint's list) must never write its
+    /// stale bytes over the page's next owner.
     pub fn discard(&self, id: PageId) {
         let removed = self.shard(id).lock().frames.remove(&id);
+        if let Some(frame) = &removed {
+            frame.dirty.store(false, Ordering::Release);
+        }
         if removed.is_some() {
             let mut clock = self.clock.lock();
             if let Some(slot) = clock.slot_of.remove(&id) {
@@ -341,6 +351,7 @@ impl BufferPool {
     /// Write frames to their pages (sealed copies), then mark them clean. Errors leave them
     /// dirty; the next checkpoint reports the failure. Returns how many were written.
     fn write_back(&self, frames: Vec<Arc<Frame>>) -> usize {
+        let _in_flight = self.write_backs_in_flight.read();
         let mut written = 0;
         let mut ops = Vec::with_capacity(frames.len());
         for frame in &frames {
@@ -397,6 +408,18 @@ impl BufferPool {
         let mut copy = AlignedBuf::from_slice(&data);
         page::seal(&mut copy);
         Some(copy)
+    }
+
+    /// Wait until every eviction write-back that had started is complete (its bytes are with
+    /// the OS, so a sync from now on covers them). Returns the pool's failure, if one failed.
+    pub fn wait_for_write_backs(&self) -> Option<String> {
+        drop(self.write_backs_in_flight.write());
+        self.failure()
+    }
+
+    /// Is the page's frame dirty (not yet written since its last change)?
+    pub fn is_dirty(&self, page: &PageRef) -> bool {
+        page.0.dirty.load(Ordering::Acquire)
     }
 
     /// Put back the dirty mark of a page whose checkpoint write failed.

@@ -13,7 +13,9 @@
 //! 2. A page is reused only when no pinned snapshot, no durable checkpoint and no running
 //!    transaction can reach it.
 //! 3. The meta page is written only after every page it reaches is written and synced, and
-//!    synced itself before the checkpoint is reported durable.
+//!    synced itself before the checkpoint is reported durable. "Written" includes writes by
+//!    eviction that were still in flight when the checkpoint looked (see `checkpoint_inner`),
+//!    and a checkpoint writes no page its version does not reach.
 //! 4. Snapshots are pinned under the `pins` lock while the head is read, so a writer computing
 //!    the oldest pinned version never misses a reader that is about to pin. The head's pin is
 //!    created once and shared (`head_pin`): most snapshots are an `Arc` clone of it, with no
@@ -144,7 +146,17 @@ impl PageStore {
                 direct: config.direct_io,
             },
         )?;
-        let meta = match read_meta(&*file, path)? {
+        if existed && !read_only {
+            // A killed process may have left writes (even a meta page) in the page cache only.
+            // This process is about to build on what it reads, and acknowledge commits on top
+            // of it: make it durable first, so a power loss after this open cannot take away a
+            // checkpoint that later commits rely on.
+            all_ok(submit_wait(&*file, vec![IoOp::Sync]))?;
+            if let Some(dir) = path.parent() {
+                vfs.sync_dir(dir)?;
+            }
+        }
+        let meta = match read_meta_or_unfinished(&*file, path, read_only)? {
             Some(meta) => meta,
             None if read_only => {
                 return Err(PagerError::NoValidMeta {
@@ -352,21 +364,50 @@ impl PageStore {
     /// The meta page records the version's commit sequence as the WAL position it covers: the
     /// log gives every commit one frame whose LSN equals the commit's sequence.
     pub fn checkpoint(&self) -> Result<CheckpointInfo> {
+        self.checkpoint_unless(|| None)
+    }
+
+    /// [`checkpoint`], refused when `refuse` gives a reason. `refuse` is asked once no other
+    /// checkpoint runs and before anything is captured, under the lock [`durable_meta`] takes:
+    /// whoever sets the reason and then reads `durable_meta` knows that no checkpoint started
+    /// after the reason was set, and sees every one that did before.
+    ///
+    /// [`checkpoint`]: PageStore::checkpoint
+    /// [`durable_meta`]: PageStore::durable_meta
+    pub fn checkpoint_unless(
+        &self,
+        refuse: impl FnOnce() -> Option<String>,
+    ) -> Result<CheckpointInfo> {
         if self.inner.read_only {
             return Err(PagerError::ReadOnly);
         }
         self.check_failed()?;
-        let result = self.checkpoint_inner();
-        if let Err(err) = &result {
-            self.latch_failure(err);
+        let result = self.checkpoint_inner(refuse);
+        match &result {
+            Err(PagerError::Refused(_)) | Ok(_) => {}
+            Err(err) => self.latch_failure(err),
         }
         result
     }
 
-    fn checkpoint_inner(&self) -> Result<CheckpointInfo> {
+    /// The checkpoint of the head version V, in this order (invariant 3 of the module):
+    ///
+    /// 1. Under the writer lock: capture V and the pages it does not use (its free list).
+    /// 2. Write every dirty page V reaches, and only those: a page V does not use may be
+    ///    freed, reused and rewritten by later commits while this runs, so a frame of it met
+    ///    in the pool may be stale (F5 of the durability review). A page V reaches cannot be
+    ///    reused before the next checkpoint is durable, so its frame is its only one.
+    /// 3. Wait for every eviction write-back in flight: one may have marked a page of V clean
+    ///    before its write reached the OS (F4); the sync must come after it.
+    /// 4. Sync the data, then write and sync the meta page. Only then is V durable, and only
+    ///    then may the log it covers be deleted (by the caller).
+    fn checkpoint_inner(&self, refuse: impl FnOnce() -> Option<String>) -> Result<CheckpointInfo> {
         let inner = &self.inner;
         let mut durable = inner.durable.lock();
-        let meta = {
+        if let Some(reason) = refuse() {
+            return Err(PagerError::Refused(reason));
+        }
+        let (meta, capture) = {
             let mut writer = inner.writer.lock();
             let head = *inner.head.read();
             let pool = Arc::clone(&inner.pool);
@@ -375,7 +416,7 @@ impl PageStore {
                 &mut |id| Ok(pool.create(id)),
                 head.seq,
             )?;
-            Meta {
+            let meta = Meta {
                 page_size: inner.pool.page_size() as u32,
                 generation: capture.generation,
                 seq: head.seq,
@@ -385,9 +426,11 @@ impl PageStore {
                 page_count: capture.page_count,
                 wal_position: head.seq,
                 tree_count: head.tree_count,
-            }
+            };
+            (meta, capture)
         };
-        let dirty = inner.pool.dirty_pages();
+        let mut dirty = inner.pool.dirty_pages();
+        dirty.retain(|page| capture.covers(page.id()));
         let page_size = inner.pool.page_size() as u64;
         let mut pages_written = 0;
         for (n, chunk) in dirty.chunks(CHECKPOINT_BATCH_PAGES).enumerate() {
@@ -414,6 +457,15 @@ impl PageStore {
                 return Err(err.into());
             }
         }
+        if let Some(reason) = inner.pool.wait_for_write_backs() {
+            return Err(PagerError::Failed(reason));
+        }
+        // Copy-on-write: nothing V reaches changes after the capture, so what was written is
+        // what V holds.
+        debug_assert!(
+            dirty.iter().all(|page| !inner.pool.is_dirty(page)),
+            "a page of the captured version changed during its checkpoint"
+        );
         all_ok(submit_wait(&*inner.file, vec![IoOp::Sync]))?;
         let mut buf = AlignedBuf::zeroed(page_size as usize);
         meta.encode(&mut buf);
@@ -512,6 +564,32 @@ fn read_meta(file: &dyn IoFile, path: &Path) -> Result<Option<Meta>> {
         return Ok(None);
     }
     meta::choose(path, &candidates).map(Some)
+}
+
+/// [`read_meta`], and a file no valid meta page describes but that never grew past the two
+/// meta pages is a creation torn by a crash (its write landed in part, its length in full):
+/// every meta page ever written to such a file described the empty store at sequence 0, so it
+/// is created again rather than refused. A file that grew is refused.
+///
+/// Why the length tells: a new file is exactly two pages; growth adds at least 64 pages, so a
+/// grown file holds 66, 130, 194 or more pages, and no such count times a valid page size is
+/// twice a valid page size (that would need a power-of-two page count of at most 256).
+fn read_meta_or_unfinished(
+    file: &dyn IoFile,
+    path: &Path,
+    read_only: bool,
+) -> Result<Option<Meta>> {
+    match read_meta(file, path) {
+        Err(PagerError::NoValidMeta { .. }) if !read_only && never_grew(file.len()?) => {
+            tracing::warn!(path = %path.display(), "data file creation was torn by a crash; creating it again");
+            Ok(None)
+        }
+        other => other,
+    }
+}
+
+fn never_grew(len: u64) -> bool {
+    len.is_multiple_of(2) && page::valid_page_size(u32::try_from(len / 2).unwrap_or(0))
 }
 
 /// Write the two meta pages of an empty store and make the file and its directory entry durable.
@@ -1007,6 +1085,16 @@ impl WriteTxn {
 
     /// Publish every change as version `seq()`: new snapshots see it at once.
     pub fn commit(mut self) -> Result<u64> {
+        self.prepare()?;
+        Ok(self.publish())
+    }
+
+    /// Write the records of the changed trees into the tree of trees: the last step of a
+    /// commit that can fail (it allocates and may read). After it succeeds, [`publish`] cannot
+    /// fail, so a caller can log the commit in between and never has to take the log back.
+    ///
+    /// [`publish`]: WriteTxn::publish
+    pub fn prepare(&mut self) -> Result<()> {
         let changed: Vec<(String, TreeRecord)> = self
             .trees
             .iter()
@@ -1014,9 +1102,23 @@ impl WriteTxn {
             .map(|(name, (record, _))| (name.clone(), *record))
             .collect();
         for (name, record) in changed {
-            let (mut ctx, _, catalog) = self.ctx();
+            let (mut ctx, trees, catalog) = self.ctx();
             btree::insert(&mut ctx, catalog, name.as_bytes(), &record.encode())?;
+            if let Some(entry) = trees.get_mut(&name) {
+                entry.1 = false;
+            }
         }
+        Ok(())
+    }
+
+    /// Make the prepared transaction the head. Infallible by design (see [`prepare`]).
+    ///
+    /// [`prepare`]: WriteTxn::prepare
+    pub fn publish(mut self) -> u64 {
+        debug_assert!(
+            self.trees.values().all(|(_, changed)| !changed),
+            "publish before prepare: tree records would be lost"
+        );
         let version = Version {
             seq: self.seq,
             root: self.catalog.root,
@@ -1031,7 +1133,7 @@ impl WriteTxn {
         let stale = self.store.inner.head_pin.write().take();
         drop(stale);
         self.committed = true;
-        Ok(self.seq)
+        self.seq
     }
 
     /// Publish as version `seq` (at least `seq()`). Recovery redoes many logged commits in one

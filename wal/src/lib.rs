@@ -13,4 +13,4 @@ pub use error::{Result, WalError};
 pub use frame::Integrity;
 pub use reader::{scan, RecoveryMode, ScanOutcome};
 pub use record::{decode_record, RecordBuilder, WalOp};
-pub use writer::{WalConfig, WalMark, WalWriter};
+pub use writer::{WalConfig, WalWriter};

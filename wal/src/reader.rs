@@ -87,7 +87,22 @@ pub fn scan(
         let header = match SegmentHeader::decode(&bytes, &path) {
             Ok(header) if header.number == number => header,
             Ok(_) | Err(_) if index + 1 == count => {
-                // A segment whose creation never became durable: nothing was written into it.
+                // A newest segment whose creation never became durable holds no frame (its
+                // first frame is written only after the header is synced). One that holds a
+                // valid frame had a good header once: it was damaged since, and dropping it
+                // would drop acknowledged commits.
+                if let Some(lsn) = first_valid_frame(&bytes[SEGMENT_HEADER_BYTES as usize..]) {
+                    let reason = format!(
+                        "segment header is damaged, but the segment holds frames (LSN {lsn})"
+                    );
+                    match mode {
+                        RecoveryMode::Strict => return Err(corrupt(&path, 0, reason)),
+                        RecoveryMode::Permissive => {
+                            tracing::warn!(segment = %path.display(), %reason, "permissive recovery drops the segment");
+                            out.dropped = Some(format!("{}: {reason}", path.display()));
+                        }
+                    }
+                }
                 out.stale.push(path);
                 break;
             }
@@ -122,7 +137,7 @@ pub fn scan(
                 missing: next,
                 problem: None,
             });
-            check_evidence(&bytes, &end, mode, &mut out)?;
+            check_evidence(&bytes, &end, after_lsn, mode, &mut out)?;
             finished = true;
             out.stale.push(path);
             continue;
@@ -204,7 +219,13 @@ pub fn scan(
                         }
                     }
                     // Zeros can hide a lost sector as well as mark the end: look further either way.
-                    check_evidence(&bytes[(offset + 1).min(bytes.len())..], &e, mode, &mut out)?;
+                    check_evidence(
+                        &bytes[(offset + 1).min(bytes.len())..],
+                        &e,
+                        after_lsn,
+                        mode,
+                        &mut out,
+                    )?;
                     if out.dropped.is_some() && mode == RecoveryMode::Permissive {
                         finished = true;
                     }
@@ -237,10 +258,27 @@ fn corrupt(path: &Path, offset: u64, reason: String) -> WalError {
     }
 }
 
-/// Is there a valid frame in `bytes` that says the missing LSN had been made durable?
+/// The LSN of the first frame in `bytes` whose checksum holds, if any.
+fn first_valid_frame(bytes: &[u8]) -> Option<u64> {
+    let magic = memchr::memmem::Finder::new(FRAME_MAGIC);
+    let mut at = 0;
+    while let Some(pos) = magic.find(&bytes[at..]) {
+        let start = at + pos;
+        if let Ok(fh) = frame::decode_crc_only(&bytes[start..]) {
+            return Some(fh.lsn);
+        }
+        at = start + 1;
+    }
+    None
+}
+
+/// Is there a valid frame in `bytes` that says the missing LSN had been made durable, and that
+/// redo needs? Damage the checkpoint (`after_lsn`) wholly covers loses nothing: only a later
+/// durable frame past the checkpoint, unreachable behind the damage, makes it corruption.
 fn check_evidence(
     bytes: &[u8],
     end: &End,
+    after_lsn: u64,
     mode: RecoveryMode,
     out: &mut ScanOutcome,
 ) -> Result<()> {
@@ -249,7 +287,8 @@ fn check_evidence(
     while let Some(pos) = magic.find(&bytes[at..]) {
         let start = at + pos;
         if let Ok(fh) = frame::decode_crc_only(&bytes[start..]) {
-            if fh.lsn >= end.missing && fh.synced_through >= end.missing {
+            let needed = fh.lsn > after_lsn;
+            if fh.lsn >= end.missing && fh.synced_through >= end.missing && needed {
                 let reason = format!(
                     "frame LSN {} is damaged ({:?}) but LSN {} written later says it was durable",
                     end.missing,

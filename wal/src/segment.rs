@@ -141,6 +141,24 @@ pub fn create_segment(
     Ok(file)
 }
 
+/// Make every segment file of `dir`, and the directory itself, durable.
+///
+/// A killed process leaves the frames it wrote but never synced in the page cache: recovery
+/// would read them, replay them, and the next process would build new frames (which say the
+/// earlier ones were durable) on top. Syncing first makes what recovery reads what a power
+/// loss afterwards leaves.
+pub fn sync_all(vfs: &dyn Vfs, dir: &Path) -> Result<()> {
+    let segments = list_segments(vfs, dir)?;
+    for (_, path) in &segments {
+        let file = vfs.open(path, OpenOptions::default())?;
+        all_ok(submit_wait(&*file, vec![IoOp::Sync]))?;
+    }
+    if vfs.exists(dir) {
+        vfs.sync_dir(dir)?;
+    }
+    Ok(())
+}
+
 /// Read a whole segment file (bounded by the segment size, plus one oversize frame at most).
 pub fn read_segment(vfs: &dyn Vfs, path: &Path) -> Result<Vec<u8>> {
     let file = vfs.open(

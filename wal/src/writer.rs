@@ -2,8 +2,12 @@
 //! one fsync when asked) — group commit. Segments rotate when full; segments wholly covered by
 //! a durable checkpoint are deleted.
 //!
-//! Invariant: `synced_lsn ≤ written_lsn ≤ last appended LSN`, and every frame carries the
-//! `synced_lsn` of the moment it was appended.
+//! Invariants:
+//! 1. `synced_lsn ≤ written_lsn ≤ last appended LSN`, and every frame carries the `synced_lsn`
+//!    of the moment it was appended.
+//! 2. An appended frame is never taken back: the caller appends a commit's frame only once the
+//!    commit can no longer fail (nothing to roll back, so no LSN is ever handed out twice, and
+//!    a rotation inside `append` cannot strand half a frame).
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
@@ -29,13 +33,6 @@ impl Default for WalConfig {
             integrity: Integrity::default(),
         }
     }
-}
-
-#[derive(Debug, Clone, Copy)]
-pub struct WalMark {
-    pending: usize,
-    next_lsn: u64,
-    chain: [u8; 32],
 }
 
 pub struct WalWriter {
@@ -156,23 +153,6 @@ impl WalWriter {
         );
         self.next_lsn += 1;
         Ok(lsn)
-    }
-
-    /// A point to roll back to if the commit whose frame comes next fails to publish.
-    pub fn mark(&self) -> WalMark {
-        WalMark {
-            pending: self.pending.len(),
-            next_lsn: self.next_lsn,
-            chain: self.chain,
-        }
-    }
-
-    /// Forget the frames appended since `mark` (they have not been written yet).
-    pub fn rollback(&mut self, mark: WalMark) {
-        debug_assert!(mark.pending <= self.pending.len(), "rollback past a flush");
-        self.pending.truncate(mark.pending);
-        self.next_lsn = mark.next_lsn;
-        self.chain = mark.chain;
     }
 
     /// Write every appended frame with one write, and make them durable with one fsync when

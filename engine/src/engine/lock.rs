@@ -1,17 +1,19 @@
 //! The directory lock: one process at a time opens a database directory for writing.
 //!
 //! An advisory `flock` on `LOCK`, released by the kernel when the process dies. After a kill -9
-//! an io_uring instance can keep the file open for a moment, so taking the lock is retried
-//! briefly (5 × 50 ms, as TigerBeetle does) before reporting it held.
+//! the dead process's io_uring workers keep its descriptors (and so the lock) until their
+//! in-flight I/O completes, which on a slow device under writeback can take seconds: taking the
+//! lock is retried with backoff for up to `LOCK_WAIT` before reporting it held.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::error::{AedbError, Result};
 
-const LOCK_ATTEMPTS: u32 = 5;
-const LOCK_RETRY: Duration = Duration::from_millis(50);
+const LOCK_WAIT: Duration = Duration::from_secs(3);
+const LOCK_RETRY_FIRST: Duration = Duration::from_millis(10);
+const LOCK_RETRY_MAX: Duration = Duration::from_millis(250);
 
 pub struct DirLock {
     _file: File,
@@ -28,15 +30,18 @@ impl DirLock {
             .write(true)
             .open(&path)
             .map_err(|e| AedbError::Io(format!("{}: {e}", path.display())))?;
-        for attempt in 0..LOCK_ATTEMPTS {
+        let started = Instant::now();
+        let mut pause = LOCK_RETRY_FIRST;
+        loop {
             if try_lock(&file) {
                 return Ok(DirLock { _file: file, path });
             }
-            if attempt + 1 < LOCK_ATTEMPTS {
-                std::thread::sleep(LOCK_RETRY);
+            if started.elapsed() >= LOCK_WAIT {
+                return Err(AedbError::Locked { path });
             }
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(LOCK_RETRY_MAX);
         }
-        Err(AedbError::Locked { path })
     }
 
     pub fn path(&self) -> &Path {

@@ -68,19 +68,27 @@ impl Engine {
     /// Open (creating when empty) the database in `dir` on the OS file system, recovering it.
     pub fn open(config: AedbConfig, dir: &Path) -> Result<Self> {
         let vfs = os_vfs(config.io_backend).map_err(|e| AedbError::Io(e.to_string()))?;
-        std::fs::create_dir_all(dir)
-            .map_err(|e| AedbError::Io(format!("{}: {e}", dir.display())))?;
-        let lock = DirLock::acquire(dir)?;
-        Self::open_inner(config, dir, vfs, Some(lock))
+        Self::open_with_vfs(config, dir, vfs)
     }
 
-    /// Open on any file system (the simulator in tests). No directory lock is taken.
+    /// Open on any file system. On the OS's file systems the directory lock is taken as by
+    /// [`Engine::open`]; the simulator has no other process to exclude.
     pub fn open_with_vfs(config: AedbConfig, dir: &Path, vfs: Arc<dyn Vfs>) -> Result<Self> {
-        Self::open_inner(config, dir, vfs, None)
+        let lock = if vfs.kind() == BackendKind::Simulated {
+            None
+        } else {
+            // Durably: the lock file is the first entry of a new database directory.
+            vfs.create_dir_all(dir)
+                .map_err(|e| AedbError::Io(e.to_string()))?;
+            Some(DirLock::acquire(dir)?)
+        };
+        Self::open_inner(config, dir, vfs, lock)
     }
 
-    /// Open without writing anything (no lock, no new log segment, no checkpoint): the newest
-    /// checkpoint plus the log redone in memory. For inspection, also beside a live process.
+    /// Open without writing anything (no new log segment, no checkpoint): the newest checkpoint
+    /// plus the log redone in memory. It holds a shared lock on the directory for its life, so
+    /// no process opens the database for writing meanwhile (a writer reuses pages this reader
+    /// may still have to read), and it is refused with `Locked` while a writer has it open.
     pub fn open_read_only(config: AedbConfig, dir: &Path) -> Result<Self> {
         let vfs =
             os_vfs(aedb_pager::IoBackendChoice::Sync).map_err(|e| AedbError::Io(e.to_string()))?;
@@ -91,6 +99,15 @@ impl Engine {
         config: AedbConfig,
         dir: &Path,
         vfs: Arc<dyn Vfs>,
+    ) -> Result<Self> {
+        Self::open_read_only_inner(config, dir, vfs, None)
+    }
+
+    fn open_read_only_inner(
+        config: AedbConfig,
+        dir: &Path,
+        vfs: Arc<dyn Vfs>,
+        lock: Option<DirLock>,
     ) -> Result<Self> {
         config
             .validate()
@@ -112,7 +129,7 @@ impl Engine {
             dir: dir.to_path_buf(),
             recovery,
             read_only: true,
-            _lock: None,
+            _lock: lock,
         })
     }
 
@@ -409,11 +426,19 @@ fn downcast<T: 'static>(committed: pipeline::Committed) -> Result<CommitOutcome<
     }
 }
 
+/// Checkpoint the head, unless the engine has latched: a checkpoint started after the log
+/// failed would make durable commits that were already answered `Failed` (see `finish_group`).
 fn checkpoint(shared: &Shared) -> Result<CheckpointInfo> {
-    let info = shared.store.checkpoint()?;
+    let info = shared
+        .store
+        .checkpoint_unless(|| shared.failed.lock().clone())?;
     shared
         .covered_lsn
         .fetch_max(info.meta.wal_position, Ordering::AcqRel);
+    // A durable checkpoint makes every commit up to it durable, whatever the log's state.
+    shared
+        .durable_seq
+        .fetch_max(info.meta.seq, Ordering::AcqRel);
     Ok(info)
 }
 
@@ -495,6 +520,11 @@ fn recover(
 ) -> Result<(WalWriter, RecoveryReport)> {
     let meta = store.durable_meta();
     let wal_dir = dir.join(WAL_DIR);
+    // What redo reads must be what a power loss after this open leaves (the store synced the
+    // data file as it opened): see `segment::sync_all`.
+    aedb_wal::segment::sync_all(&**vfs, &wal_dir)?;
+    vfs.sync_dir(dir)
+        .map_err(|e| AedbError::Io(e.to_string()))?;
     let (outcome, mut report) = redo_log(store, vfs, dir, config)?;
     let wal_config = WalConfig {
         segment_bytes: config.max_segment_bytes,

@@ -3,16 +3,20 @@
 //!
 //! ```text
 //! callers --try_send--> [bounded queue] --> writer thread:
-//!     for each commit of the group: begin txn → body → append frame → publish (Visible ack)
-//!     then: one write (+ one fsync, per durability mode) → Durable acks
+//!     for each commit of the group: begin txn → body → prepare → append frame → publish
+//!     then: one write (+ one fsync, per durability mode) → answers
 //! ```
 //!
 //! Invariants:
 //! 1. Frames are appended in commit-sequence order and frame LSN = commit sequence.
-//! 2. A commit is acknowledged Durable only after a sync that covers its frame succeeded.
-//! 3. After any failed write or sync nothing is acknowledged Durable again (the latch);
-//!    every waiting and later commit gets `AedbError::Failed`.
-//! 4. The queue is bounded (`max_inflight_commits`); a full queue is `QueueFull`, never memory.
+//! 2. A frame is appended only after every step of its commit that can fail (`prepare`), so an
+//!    appended frame is never taken back and no LSN is handed out twice.
+//! 3. A commit is answered only once its frame is written (Visible in `Batch`/`OsBuffered`) or
+//!    synced (Durable, and every commit in `Full`); an answer that rests on an earlier commit
+//!    (an idempotent replay) waits for that commit the same way.
+//! 4. After any failed write or sync nothing is acknowledged again (the latch): every waiting
+//!    and later commit gets `AedbError::Failed`, except those a durable checkpoint covers.
+//! 5. The queue is bounded (`max_inflight_commits`); a full queue is `QueueFull`, never memory.
 
 use std::any::Any;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -103,8 +107,22 @@ impl Shared {
     }
 }
 
-struct DurableWaiter {
-    seq: u64,
+/// What running a commit's body gave.
+struct Ran {
+    /// 0 when the body discarded its transaction.
+    commit_seq: u64,
+    /// The commit whose durability makes this answer durable: the commit itself, or for a
+    /// discarded one the head it read.
+    wait_for: u64,
+    value: Box<dyn Any + Send>,
+}
+
+/// A commit waiting for its answer: until its frame is written (Visible in Batch and
+/// OsBuffered), or synced (`durable`).
+struct Waiter {
+    wait_for: u64,
+    commit_seq: u64,
+    durable: bool,
     value: Box<dyn Any + Send>,
     reply: oneshot::Sender<Result<Committed>>,
 }
@@ -113,7 +131,7 @@ pub(crate) struct Writer {
     shared: Arc<Shared>,
     wal: WalWriter,
     config: AedbConfig,
-    waiters: Vec<DurableWaiter>,
+    waiters: Vec<Waiter>,
     sync_waiters: Vec<oneshot::Sender<Result<u64>>>,
     last_sync: Instant,
     last_checkpoint_request: Instant,
@@ -211,29 +229,33 @@ impl Writer {
         }
     }
 
-    /// Run one commit: body, frame, publish.
+    /// Run one commit: body, frame, publish; then answer, or wait for the sync the caller's
+    /// finality and the durability mode ask for.
     fn apply(
         &mut self,
         body: Body,
         finality: CommitFinality,
         reply: oneshot::Sender<Result<Committed>>,
     ) {
-        let result = self.run_body(body);
-        match result {
+        let ran = match self.run_body(body) {
+            Ok(ran) => ran,
             Err(err) => {
                 let _ = reply.send(Err(err));
+                return;
             }
-            Ok((seq, value)) => match finality {
-                CommitFinality::Visible => {
-                    let _ = reply.send(Ok(Committed {
-                        commit_seq: seq,
-                        durable_head_seq: self.shared.durable_seq.load(Ordering::Acquire),
-                        value,
-                    }));
-                }
-                CommitFinality::Durable => self.waiters.push(DurableWaiter { seq, value, reply }),
-            },
-        }
+        };
+        // Full makes every commit durable before it returns, whatever the finality asked;
+        // otherwise Visible returns once its group is written to the OS (a killed process then
+        // loses nothing acknowledged; only a power loss can).
+        let durable = finality == CommitFinality::Durable
+            || self.config.durability_mode == DurabilityMode::Full;
+        self.waiters.push(Waiter {
+            wait_for: ran.wait_for,
+            commit_seq: ran.commit_seq,
+            durable,
+            value: ran.value,
+            reply,
+        });
     }
 
     /// Run a body on a transaction that is then dropped: nothing is logged or published.
@@ -253,7 +275,7 @@ impl Writer {
         })
     }
 
-    fn run_body(&mut self, body: Body) -> Result<(u64, Box<dyn Any + Send>)> {
+    fn run_body(&mut self, body: Body) -> Result<Ran> {
         self.shared.check_failed()?;
         let txn = self.shared.store.begin_write()?;
         let mut logged = LoggedTxn::new(
@@ -263,14 +285,22 @@ impl Writer {
         );
         let value = body(&mut logged)?;
         if logged.is_discarded() {
-            return Ok((0, value));
+            // Nothing is written, but the answer rests on the head the body read (an
+            // idempotent replay answers with its original commit): it is as durable as that.
+            return Ok(Ran {
+                commit_seq: 0,
+                wait_for: logged.seq() - 1,
+                value,
+            });
         }
         let wrote_catalog = logged.wrote_catalog();
         let deleted_from = logged.take_deleted_from();
-        let (txn, record) = logged.into_parts();
+        let (mut txn, record) = logged.into_parts();
         let seq = txn.seq();
         let payload = record.finish();
-        let mark = self.wal.mark();
+        // Every step that can fail comes before the frame is appended: once appended, a frame
+        // is never taken back (wal/src/writer.rs, invariant 2).
+        txn.prepare()?;
         let lsn = match self.wal.append(seq, &payload) {
             Ok(lsn) => lsn,
             Err(err @ aedb_wal::WalError::Io(_)) => {
@@ -292,13 +322,15 @@ impl Writer {
             // Before publishing, like the catalog watermark.
             self.shared.structural.lock().note(deleted_from, seq);
         }
-        if let Err(err) = txn.commit() {
-            self.wal.rollback(mark);
-            return Err(err.into());
-        }
+        let published = txn.publish();
+        debug_assert_eq!(published, seq);
         self.retain_head();
         self.bytes_since_sync += payload.len() as u64;
-        Ok((seq, value))
+        Ok(Ran {
+            commit_seq: seq,
+            wait_for: seq,
+            value,
+        })
     }
 
     fn retain_head(&self) {
@@ -326,7 +358,7 @@ impl Writer {
                         || self.last_sync.elapsed()
                             >= Duration::from_millis(self.config.batch_interval_ms)
                 }
-                DurabilityMode::OsBuffered => force_sync || !self.waiters.is_empty(),
+                DurabilityMode::OsBuffered => force_sync || self.waiters.iter().any(|w| w.durable),
             };
         if self.shared.failed.lock().is_none() {
             if let Err(err) = self.wal.flush(sync) {
@@ -334,24 +366,37 @@ impl Writer {
             } else if sync {
                 self.shared
                     .durable_seq
-                    .store(self.wal.synced_lsn(), Ordering::Release);
+                    .fetch_max(self.wal.synced_lsn(), Ordering::AcqRel);
                 self.shared.syncs.fetch_add(1, Ordering::Relaxed);
                 self.last_sync = Instant::now();
                 self.bytes_since_sync = 0;
             }
         }
         let failed = self.shared.check_failed().err();
-        let durable = self.shared.durable_seq.load(Ordering::Acquire);
+        let mut durable = self.shared.durable_seq.load(Ordering::Acquire);
+        if failed.is_some() && !self.waiters.is_empty() {
+            // A checkpoint that was already running when the log failed may still make some of
+            // these commits durable: wait for it (the durable meta's lock is held throughout a
+            // checkpoint, and one that starts after the latch refuses to run), then answer
+            // those it covers as durable instead of failed.
+            durable = durable.max(self.shared.store.durable_meta().seq);
+        }
+        let written = self.wal.written_lsn();
         let waiters = std::mem::take(&mut self.waiters);
         for waiter in waiters {
-            if let Some(err) = &failed {
-                let _ = waiter.reply.send(Err(err.clone()));
-            } else if waiter.seq <= durable {
+            let answered = if waiter.durable {
+                durable
+            } else {
+                written.max(durable)
+            };
+            if waiter.wait_for <= answered {
                 let _ = waiter.reply.send(Ok(Committed {
-                    commit_seq: waiter.seq,
+                    commit_seq: waiter.commit_seq,
                     durable_head_seq: durable,
                     value: waiter.value,
                 }));
+            } else if let Some(err) = &failed {
+                let _ = waiter.reply.send(Err(err.clone()));
             } else {
                 self.waiters.push(waiter);
             }

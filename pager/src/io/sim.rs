@@ -32,7 +32,8 @@ pub const SECTOR_BYTES: usize = 512;
 /// Which disk a crash leaves behind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CrashMode {
-    /// The process died; the OS survived: every completed write and entry is there.
+    /// The process died; the OS survived: every completed write and entry is readable, but
+    /// what was never synced stays in the page cache, where a later power loss drops it.
     ProcessCrash,
     /// Power loss: only what a completed sync made durable survives.
     PowerLoss,
@@ -199,15 +200,29 @@ impl SimVfs {
         self.state.lock().files.get(path).map(|f| f.current.clone())
     }
 
-    /// A fresh machine booted from the disk this one would leave after a crash now. Every byte of
-    /// the image is durable; faults and the crash point are not carried over.
+    /// The machine after a crash now, as the next process sees it.
+    ///
+    /// After a [`CrashMode::ProcessCrash`] the operating system survives: the next process reads
+    /// every completed write and sees every directory entry, but what was never synced is still
+    /// only in the page cache, so a later power loss (a `crash_image` of this image) can still
+    /// drop it. Every other mode is a power loss: the image holds only what reached the device,
+    /// and all of it is durable. Faults and the crash point are not carried over.
     pub fn crash_image(&self, mode: CrashMode, seed: u64) -> SimVfs {
         let state = self.state.lock();
+        if mode == CrashMode::ProcessCrash {
+            let image = SimState {
+                files: state.files.clone(),
+                dirs: state.dirs.clone(),
+                entries_current: state.entries_current.clone(),
+                entries_durable: state.entries_durable.clone(),
+                ..SimState::default()
+            };
+            return SimVfs {
+                state: Arc::new(Mutex::new(image)),
+            };
+        }
         let mut rng = SplitMix64(seed);
-        let entries = match mode {
-            CrashMode::ProcessCrash => state.entries_current.clone(),
-            _ => state.entries_durable.clone(),
-        };
+        let entries = state.entries_durable.clone();
         let mut image = SimState {
             dirs: state.dirs.clone(),
             entries_current: entries.clone(),
@@ -219,7 +234,6 @@ impl SimVfs {
                 continue;
             };
             let bytes = match mode {
-                CrashMode::ProcessCrash => file.current.clone(),
                 CrashMode::PowerLoss => file.durable.clone(),
                 _ => image_after_power_loss(file, mode, &mut rng),
             };
@@ -235,6 +249,17 @@ impl SimVfs {
         SimVfs {
             state: Arc::new(Mutex::new(image)),
         }
+    }
+
+    /// Bytes of writes (and growths) not yet made durable, over every file: what a power loss
+    /// now could drop. Zero after everything was synced.
+    pub fn unsynced_writes(&self) -> usize {
+        self.state
+            .lock()
+            .files
+            .values()
+            .map(|f| f.pending.len())
+            .sum()
     }
 }
 

@@ -143,8 +143,23 @@ pub(crate) fn remove_os_file(path: &Path) -> Result<(), IoError> {
     std::fs::remove_file(path).map_err(|e| IoError::from_os(OpKind::Write, 0, &e).with_path(path))
 }
 
+/// Create `dir` and any missing ancestors, each made durable in its parent: a new directory
+/// entry is only in the page cache until its parent is synced, and a power loss would take the
+/// database directory (or `wal/`) and everything in it along.
 pub(crate) fn create_os_dir_all(dir: &Path) -> Result<(), IoError> {
-    std::fs::create_dir_all(dir).map_err(|e| IoError::from_os(OpKind::Write, 0, &e).with_path(dir))
+    let missing: Vec<&Path> = dir.ancestors().take_while(|a| !a.exists()).collect();
+    for created in missing.into_iter().rev() {
+        match std::fs::create_dir(created) {
+            Ok(()) => {}
+            // Another process (or thread) made it meanwhile: it still needs its parent synced.
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(IoError::from_os(OpKind::Write, 0, &e).with_path(created)),
+        }
+        if let Some(parent) = created.parent().filter(|p| !p.as_os_str().is_empty()) {
+            sync_os_dir(parent)?;
+        }
+    }
+    Ok(())
 }
 
 pub(crate) fn sync_os_dir(dir: &Path) -> Result<(), IoError> {
