@@ -2,11 +2,12 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use aedb_pager::io::sim::{Fault, SimVfs};
 use aedb_pager::io::{
     all_ok, os_vfs, submit_async, submit_wait, AlignedBuf, BackendKind, IoBackendChoice, IoDone,
-    IoErrorKind, IoOp, OpKind, OpenOptions, Vfs,
+    IoErrorKind, IoFile, IoOp, IoResult, OpKind, OpenOptions, Vfs,
 };
 
 fn pattern(len: usize, seed: u8) -> AlignedBuf {
@@ -14,6 +15,13 @@ fn pattern(len: usize, seed: u8) -> AlignedBuf {
     for (i, b) in buf.iter_mut().enumerate() {
         *b = seed.wrapping_add((i % 251) as u8);
     }
+    buf
+}
+
+/// A pattern whose first 8 bytes hold `tag`, so no two of a test's buffers are alike.
+fn tagged(len: usize, tag: u64) -> AlignedBuf {
+    let mut buf = pattern(len, tag as u8);
+    buf[..8].copy_from_slice(&tag.to_le_bytes());
     buf
 }
 
@@ -37,9 +45,145 @@ fn read(
         .expect("read returns its buffer"))
 }
 
+/// Submit a batch and wait for it, failing the test (instead of hanging it) if it never ends.
+fn submit_timed(file: &dyn IoFile, ops: Vec<IoOp>) -> Vec<IoResult> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    file.submit(
+        ops,
+        Box::new(move |results| {
+            let _ = tx.send(results);
+        }),
+    );
+    rx.recv_timeout(Duration::from_secs(120))
+        .expect("a batch never completed")
+}
+
+/// Batches larger than io_uring's completion queue (512 entries), and many batches in flight at
+/// once from several threads.
+fn big_and_concurrent_batches(vfs: &dyn Vfs, dir: &Path) {
+    const SMALL: usize = 512;
+    const COUNT: u64 = 2000;
+    let path = dir.join("stress.dat");
+    let create = OpenOptions {
+        create: true,
+        ..OpenOptions::default()
+    };
+    let file = vfs.open(&path, create).expect("create");
+
+    let mut ops: Vec<IoOp> = (0..COUNT)
+        .map(|i| IoOp::Write {
+            offset: i * SMALL as u64,
+            buf: tagged(SMALL, i),
+        })
+        .collect();
+    ops.push(IoOp::Sync);
+    let results = submit_timed(&*file, ops);
+    assert_eq!(results.len(), COUNT as usize + 1);
+    for (i, r) in results.iter().enumerate() {
+        match r {
+            Ok(IoDone::Write(buf)) => assert_eq!(buf.len(), SMALL, "op {i}"),
+            Ok(IoDone::Sync) => assert_eq!(i, COUNT as usize),
+            other => panic!("op {i}: {other:?}"),
+        }
+    }
+    assert_eq!(file.len().expect("len"), COUNT * SMALL as u64);
+    let reads = (0..COUNT)
+        .map(|i| IoOp::Read {
+            offset: i * SMALL as u64,
+            buf: AlignedBuf::zeroed(SMALL),
+        })
+        .collect();
+    let done = all_ok(submit_timed(&*file, reads)).expect("reads");
+    assert_eq!(done.len(), COUNT as usize);
+    for (i, d) in done.into_iter().enumerate() {
+        assert_eq!(
+            &d.into_buf().expect("buffer")[..],
+            &tagged(SMALL, i as u64)[..],
+            "read {i}"
+        );
+    }
+
+    // Each thread puts all its batches in flight before waiting for any, then reads its region
+    // back in one batch; the regions follow the first part's.
+    const THREADS: u64 = 4;
+    const BATCHES: u64 = 64;
+    const PER_BATCH: u64 = 16;
+    let base = COUNT * SMALL as u64;
+    let offset = |t: u64, b: u64, k: u64| base + ((t * BATCHES + b) * PER_BATCH + k) * SMALL as u64;
+    let seed = |t: u64, b: u64, k: u64| (t << 32) | (b << 16) | k;
+    std::thread::scope(|scope| {
+        for t in 0..THREADS {
+            let file = &file;
+            scope.spawn(move || {
+                let (tx, rx) = std::sync::mpsc::channel();
+                for b in 0..BATCHES {
+                    let mut ops: Vec<IoOp> = (0..PER_BATCH)
+                        .map(|k| IoOp::Write {
+                            offset: offset(t, b, k),
+                            buf: tagged(SMALL, seed(t, b, k)),
+                        })
+                        .collect();
+                    if b % 8 == 7 {
+                        ops.push(IoOp::Sync);
+                    }
+                    let tx = tx.clone();
+                    file.submit(
+                        ops,
+                        Box::new(move |results| {
+                            let _ = tx.send((b, results));
+                        }),
+                    );
+                }
+                let mut finished = vec![false; BATCHES as usize];
+                for _ in 0..BATCHES {
+                    let (b, results) = rx
+                        .recv_timeout(Duration::from_secs(120))
+                        .expect("a batch never completed");
+                    assert!(
+                        !finished[b as usize],
+                        "thread {t}: batch {b} completed twice"
+                    );
+                    finished[b as usize] = true;
+                    let expected = PER_BATCH as usize + usize::from(b % 8 == 7);
+                    assert_eq!(results.len(), expected, "thread {t}: batch {b}");
+                    for (k, r) in results.iter().enumerate() {
+                        assert!(
+                            matches!(r, Ok(IoDone::Write(_)) | Ok(IoDone::Sync)),
+                            "thread {t}: batch {b}: op {k}: {r:?}"
+                        );
+                    }
+                }
+                let reads = (0..BATCHES * PER_BATCH)
+                    .map(|n| IoOp::Read {
+                        offset: offset(t, 0, n),
+                        buf: AlignedBuf::zeroed(SMALL),
+                    })
+                    .collect();
+                let done = all_ok(submit_timed(&**file, reads)).expect("read back");
+                for (n, d) in done.into_iter().enumerate() {
+                    let (b, k) = (n as u64 / PER_BATCH, n as u64 % PER_BATCH);
+                    assert_eq!(
+                        &d.into_buf().expect("buffer")[..],
+                        &tagged(SMALL, seed(t, b, k))[..],
+                        "thread {t}: batch {b}: write {k}"
+                    );
+                }
+            });
+        }
+    });
+    assert_eq!(
+        file.len().expect("len"),
+        offset(THREADS, 0, 0),
+        "every thread's region is written"
+    );
+    drop(file);
+    vfs.remove(&path).expect("remove");
+}
+
 /// The suite. `dir` is a directory the backend can create files in.
 fn conformance(vfs: Arc<dyn Vfs>, dir: &Path) {
     vfs.create_dir_all(dir).expect("mkdir");
+    big_and_concurrent_batches(&*vfs, dir);
     let path = dir.join("conf.dat");
     let create = OpenOptions {
         create: true,
