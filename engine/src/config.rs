@@ -45,7 +45,12 @@ pub struct AedbConfig {
     pub checkpoint_wal_bytes: u64,
     /// Checkpoint at least this often while there are new commits (0: only by size or on demand).
     pub checkpoint_interval_ms: u64,
-    /// After recovery replays more than this many frames, checkpoint before returning.
+    /// After recovery replays more than this many frames, checkpoint before returning. The
+    /// default, 0, checkpoints after any replay: the replayed frames may have come from the page
+    /// cache of a process whose fsync failed (then they are on no disk, and a later fsync does
+    /// not tell), and a checkpoint makes what they did durable before any new commit builds on
+    /// them. A larger value opens faster after a crash and keeps that guarantee only for
+    /// failures other than a failed fsync.
     pub recovery_checkpoint_frames: u64,
     pub buffer_pool_bytes: u64,
     /// Recent commits kept readable with `ConsistencyMode::AtSeq` (their pages are pinned).
@@ -82,7 +87,7 @@ impl Default for AedbConfig {
             max_transaction_bytes: 16 << 20,
             checkpoint_wal_bytes: 256 << 20,
             checkpoint_interval_ms: 60_000,
-            recovery_checkpoint_frames: 10_000,
+            recovery_checkpoint_frames: 0,
             buffer_pool_bytes: 256 << 20,
             max_versions: 1024,
             max_scan_rows: 10_000,

@@ -23,6 +23,10 @@ use crate::page::{self, read_u32, read_u64, write_u32, write_u64, PageId, PageTy
 
 pub const FREELIST_HEADER_BYTES: usize = 40;
 
+/// The file grows by at least this many pages at a time (the store relies on it to tell a
+/// torn creation from a damaged database).
+pub const MIN_GROWTH_PAGES: u64 = 64;
+
 pub fn freelist_ids_per_page(page_size: usize) -> usize {
     (page_size - FREELIST_HEADER_BYTES) / 8
 }
@@ -124,7 +128,7 @@ impl Allocator {
     /// Grow by an extent (1/8 of the file, at least 64 pages) and sync, so that the new space is
     /// durable before any page that points into it can be.
     fn grow(&mut self, file: &dyn IoFile) -> Result<()> {
-        let extent = (self.file_pages / 8).max(64);
+        let extent = (self.file_pages / 8).max(MIN_GROWTH_PAGES);
         let pages = self.file_pages + extent;
         if self.read_only {
             self.file_pages = pages;

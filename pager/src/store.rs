@@ -167,6 +167,9 @@ impl PageStore {
             None => create_file(&*vfs, &*file, path, config.page_size, existed)?,
         };
         let page_size = meta.page_size as usize;
+        if existed && !read_only {
+            rewrite_meta(&*file, &meta)?;
+        }
         let pool = Arc::new(
             BufferPool::new(Arc::clone(&file), page_size, config.buffer_pool_bytes)?
                 .with_read_only(read_only),
@@ -571,9 +574,9 @@ fn read_meta(file: &dyn IoFile, path: &Path) -> Result<Option<Meta>> {
 /// every meta page ever written to such a file described the empty store at sequence 0, so it
 /// is created again rather than refused. A file that grew is refused.
 ///
-/// Why the length tells: a new file is exactly two pages; growth adds at least 64 pages, so a
-/// grown file holds 66, 130, 194 or more pages, and no such count times a valid page size is
-/// twice a valid page size (that would need a power-of-two page count of at most 256).
+/// Why the length tells: a new file is two pages (less, when its creation's length reached the
+/// disk only in part); growth adds at least 64 pages of at least `PAGE_SIZE_MIN` bytes, so a
+/// file that ever grew is never shorter than 66 of the smallest pages.
 fn read_meta_or_unfinished(
     file: &dyn IoFile,
     path: &Path,
@@ -588,9 +591,40 @@ fn read_meta_or_unfinished(
     }
 }
 
-fn never_grew(len: u64) -> bool {
-    len.is_multiple_of(2) && page::valid_page_size(u32::try_from(len / 2).unwrap_or(0))
+/// Write the chosen meta page again, byte for byte, and sync it.
+///
+/// The sync at open does not prove the meta page reached the disk: after a failed fsync the
+/// kernel marks the pages it could not write clean, and a later fsync (this process's) reports
+/// success without writing them. A meta page read from such a cache may exist nowhere else, and
+/// its free list hands out pages the previous checkpoint still reaches. Writing it again
+/// dirties it, so the sync really writes it. The bytes are the ones already there, so a write
+/// torn by a power loss leaves the same valid page.
+fn rewrite_meta(file: &dyn IoFile, meta: &Meta) -> Result<()> {
+    let size = meta.page_size as u64;
+    let offset = meta.slot() * size;
+    let read = all_ok(submit_wait(
+        file,
+        vec![IoOp::Read {
+            offset,
+            buf: AlignedBuf::zeroed(size as usize),
+        }],
+    ))?;
+    let Some(buf) = read.into_iter().next().and_then(|d| d.into_buf()) else {
+        return Err(PagerError::corrupt(meta.slot(), "meta page could not be read again"));
+    };
+    all_ok(submit_wait(
+        file,
+        vec![IoOp::Write { offset, buf }, IoOp::Sync],
+    ))?;
+    Ok(())
 }
+
+fn never_grew(len: u64) -> bool {
+    len < MIN_GROWN_PAGES * PAGE_SIZE_MIN as u64
+}
+
+/// The fewest pages a file that ever grew holds: the two meta pages and one growth extent.
+const MIN_GROWN_PAGES: u64 = 2 + crate::alloc::MIN_GROWTH_PAGES;
 
 /// Write the two meta pages of an empty store and make the file and its directory entry durable.
 fn create_file(

@@ -90,8 +90,9 @@ pub fn scan(
                 // A newest segment whose creation never became durable holds no frame (its
                 // first frame is written only after the header is synced). One that holds a
                 // valid frame had a good header once: it was damaged since, and dropping it
-                // would drop acknowledged commits.
-                if let Some(lsn) = first_valid_frame(&bytes[SEGMENT_HEADER_BYTES as usize..]) {
+                // drops acknowledged commits — unless the checkpoint covers all it holds.
+                let frames = bytes.get(SEGMENT_HEADER_BYTES as usize..).unwrap_or(&[]);
+                if let Some(lsn) = valid_frame_after(frames, after_lsn) {
                     let reason = format!(
                         "segment header is damaged, but the segment holds frames (LSN {lsn})"
                     );
@@ -258,13 +259,17 @@ fn corrupt(path: &Path, offset: u64, reason: String) -> WalError {
     }
 }
 
-/// The LSN of the first frame in `bytes` whose checksum holds, if any.
-fn first_valid_frame(bytes: &[u8]) -> Option<u64> {
+/// The LSN of the first frame in `bytes` whose checksum holds and that redo would need (past
+/// the checkpoint's `after_lsn`), if any.
+fn valid_frame_after(bytes: &[u8], after_lsn: u64) -> Option<u64> {
     let magic = memchr::memmem::Finder::new(FRAME_MAGIC);
     let mut at = 0;
     while let Some(pos) = magic.find(&bytes[at..]) {
         let start = at + pos;
-        if let Ok(fh) = frame::decode_crc_only(&bytes[start..]) {
+        if let Some(fh) = frame::decode_crc_only(&bytes[start..])
+            .ok()
+            .filter(|fh| fh.lsn > after_lsn)
+        {
             return Some(fh.lsn);
         }
         at = start + 1;

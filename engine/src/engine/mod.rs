@@ -77,18 +77,24 @@ impl Engine {
         let lock = if vfs.kind() == BackendKind::Simulated {
             None
         } else {
-            // Durably: the lock file is the first entry of a new database directory.
+            // Durably: the lock file is the first entry of a new database directory. A directory
+            // made by someone else may not be durable in its parent yet: sync that too.
             vfs.create_dir_all(dir)
+                .map_err(|e| AedbError::Io(e.to_string()))?;
+            let parent = match dir.parent() {
+                Some(p) if p.as_os_str().is_empty() => Path::new("."),
+                Some(p) => p,
+                None => dir,
+            };
+            vfs.sync_dir(parent)
                 .map_err(|e| AedbError::Io(e.to_string()))?;
             Some(DirLock::acquire(dir)?)
         };
         Self::open_inner(config, dir, vfs, lock)
     }
 
-    /// Open without writing anything (no new log segment, no checkpoint): the newest checkpoint
-    /// plus the log redone in memory. It holds a shared lock on the directory for its life, so
-    /// no process opens the database for writing meanwhile (a writer reuses pages this reader
-    /// may still have to read), and it is refused with `Locked` while a writer has it open.
+    /// Open without writing anything (no lock, no new log segment, no checkpoint): the newest
+    /// checkpoint plus the log redone in memory.
     pub fn open_read_only(config: AedbConfig, dir: &Path) -> Result<Self> {
         let vfs =
             os_vfs(aedb_pager::IoBackendChoice::Sync).map_err(|e| AedbError::Io(e.to_string()))?;
@@ -489,6 +495,11 @@ fn redo_log(
         },
     )?;
     batch.finish()?;
+    // Redo evicts pages through the pool: a write-back that failed latched it, and what was
+    // redone may not be on disk.
+    if let Some(reason) = store.failure() {
+        return Err(AedbError::Failed(format!("recovery could not write: {reason}")));
+    }
     let report = RecoveryReport {
         checkpoint_seq: meta.seq,
         frames_replayed: outcome.frames_replayed,

@@ -372,6 +372,11 @@ impl Writer {
                 self.bytes_since_sync = 0;
             }
         }
+        // Whatever failed since, the log's own sync point holds (a rotation syncs the frames
+        // before it, even when creating the next segment then fails).
+        self.shared
+            .durable_seq
+            .fetch_max(self.wal.synced_lsn(), Ordering::AcqRel);
         let failed = self.shared.check_failed().err();
         let mut durable = self.shared.durable_seq.load(Ordering::Acquire);
         if failed.is_some() && !self.waiters.is_empty() {
@@ -396,7 +401,7 @@ impl Writer {
                     value: waiter.value,
                 }));
             } else if let Some(err) = &failed {
-                let _ = waiter.reply.send(Err(err.clone()));
+                let _ = waiter.reply.send(Err(unknown_outcome(err, waiter.wait_for, written)));
             } else {
                 self.waiters.push(waiter);
             }
@@ -404,7 +409,7 @@ impl Writer {
         if failed.is_some() || !unsynced || sync {
             for reply in self.sync_waiters.drain(..) {
                 let _ = reply.send(match &failed {
-                    Some(err) => Err(err.clone()),
+                    Some(err) => Err(unknown_outcome(err, u64::MAX, written)),
                     None => Ok(durable),
                 });
             }
@@ -434,5 +439,18 @@ impl Writer {
             self.last_checkpoint_request = Instant::now();
             self.shared.request_checkpoint();
         }
+    }
+}
+
+/// The error a commit waiting for durability gets after the latch. A commit whose frame had
+/// been handed to the OS may still be on disk (its write went through, only a sync failed), so
+/// the answer says the outcome is unknown rather than that it failed.
+fn unknown_outcome(err: &AedbError, wait_for: u64, written: u64) -> AedbError {
+    match err {
+        AedbError::Failed(reason) if wait_for <= written => AedbError::Failed(format!(
+            "{reason}; the outcome of commit {wait_for} is unknown: its frame reached the OS \
+             but was not confirmed durable (reopen the database to see whether it survived)"
+        )),
+        other => other.clone(),
     }
 }

@@ -155,8 +155,10 @@ pub(crate) fn create_os_dir_all(dir: &Path) -> Result<(), IoError> {
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
             Err(e) => return Err(IoError::from_os(OpKind::Write, 0, &e).with_path(created)),
         }
-        if let Some(parent) = created.parent().filter(|p| !p.as_os_str().is_empty()) {
-            sync_os_dir(parent)?;
+        match created.parent() {
+            Some(parent) if parent.as_os_str().is_empty() => sync_os_dir(Path::new("."))?,
+            Some(parent) => sync_os_dir(parent)?,
+            None => {}
         }
     }
     Ok(())
