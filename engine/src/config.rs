@@ -14,9 +14,9 @@ pub use aedb_wal::RecoveryMode;
 /// | `Full` | `Visible` | the fsync of its group | nothing acknowledged | nothing acknowledged |
 /// | `Full` | `Durable` | the fsync of its group | nothing acknowledged | nothing acknowledged |
 /// | `Batch` | `Visible` | the write of its group to the OS | nothing acknowledged | commits after the last sync (every `batch_interval_ms` or `batch_max_bytes`); never one at or below a returned `durable_head_seq` |
-/// | `Batch` | `Durable` | the next batch fsync | nothing acknowledged | nothing acknowledged |
+/// | `Batch` | `Durable` | an fsync of its group, at once | nothing acknowledged | nothing acknowledged |
 /// | `OsBuffered` | `Visible` | the write of its group to the OS | nothing acknowledged | commits after the last sync (a Durable commit, `sync`, a checkpoint); never one at or below a returned `durable_head_seq` |
-/// | `OsBuffered` | `Durable` | an fsync it asks for | nothing acknowledged | nothing acknowledged |
+/// | `OsBuffered` | `Durable` | an fsync of its group, at once | nothing acknowledged | nothing acknowledged |
 ///
 /// Under `Full`, `durable_head_seq >= commit_seq` on every return, as in the original aedb.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

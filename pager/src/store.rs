@@ -610,7 +610,10 @@ fn rewrite_meta(file: &dyn IoFile, meta: &Meta) -> Result<()> {
         }],
     ))?;
     let Some(buf) = read.into_iter().next().and_then(|d| d.into_buf()) else {
-        return Err(PagerError::corrupt(meta.slot(), "meta page could not be read again"));
+        return Err(PagerError::corrupt(
+            meta.slot(),
+            "meta page could not be read again",
+        ));
     };
     all_ok(submit_wait(
         file,

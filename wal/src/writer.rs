@@ -173,10 +173,24 @@ impl WalWriter {
         if ops.is_empty() {
             return Ok(());
         }
-        all_ok(self.file.submit_now(ops))?;
-        self.offset += self.pending.len() as u64;
-        self.pending.clear();
-        self.written_lsn = last;
+        let wrote = !self.pending.is_empty();
+        let mut results = self.file.submit_now(ops).into_iter();
+        // A write that went through counts as written even when the sync after it failed: the
+        // commits it holds may be on disk, which their answer has to say.
+        if wrote {
+            match results.next() {
+                Some(Ok(_)) => {
+                    self.offset += self.pending.len() as u64;
+                    self.pending.clear();
+                    self.written_lsn = last;
+                }
+                Some(Err(err)) => return Err(err.into()),
+                None => return Err(WalError::Io(missing_result())),
+            }
+        } else {
+            self.written_lsn = last;
+        }
+        all_ok(results.collect())?;
         if sync {
             self.synced_lsn = last;
         }
@@ -218,6 +232,15 @@ impl WalWriter {
         }
         Ok(removed)
     }
+}
+
+fn missing_result() -> aedb_pager::io::IoError {
+    aedb_pager::io::IoError::new(
+        aedb_pager::io::OpKind::Write,
+        0,
+        aedb_pager::io::IoErrorKind::Closed,
+        "the backend returned no result for the write",
+    )
 }
 
 /// Open options for reading segments (used by tools).

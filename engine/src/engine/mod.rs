@@ -498,7 +498,9 @@ fn redo_log(
     // Redo evicts pages through the pool: a write-back that failed latched it, and what was
     // redone may not be on disk.
     if let Some(reason) = store.failure() {
-        return Err(AedbError::Failed(format!("recovery could not write: {reason}")));
+        return Err(AedbError::Failed(format!(
+            "recovery could not write: {reason}"
+        )));
     }
     let report = RecoveryReport {
         checkpoint_seq: meta.seq,

@@ -353,7 +353,9 @@ impl Writer {
             && match self.config.durability_mode {
                 DurabilityMode::Full => true,
                 DurabilityMode::Batch => {
+                    // A Durable commit does not wait out the interval: it syncs its group.
                     force_sync
+                        || self.waiters.iter().any(|w| w.durable)
                         || self.bytes_since_sync >= self.config.batch_max_bytes
                         || self.last_sync.elapsed()
                             >= Duration::from_millis(self.config.batch_interval_ms)
@@ -401,7 +403,9 @@ impl Writer {
                     value: waiter.value,
                 }));
             } else if let Some(err) = &failed {
-                let _ = waiter.reply.send(Err(unknown_outcome(err, waiter.wait_for, written)));
+                let _ = waiter
+                    .reply
+                    .send(Err(unknown_outcome(err, waiter.wait_for, written)));
             } else {
                 self.waiters.push(waiter);
             }

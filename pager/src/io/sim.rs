@@ -169,6 +169,16 @@ impl SimVfs {
         self.state.lock().faults.push((fault, 0, false));
     }
 
+    /// How many injected faults have fired (a test that injects one asserts it did).
+    pub fn faults_fired(&self) -> usize {
+        self.state
+            .lock()
+            .faults
+            .iter()
+            .filter(|(_, _, fired)| *fired)
+            .count()
+    }
+
     pub fn clear_faults(&self) {
         let mut state = self.state.lock();
         state.faults.clear();

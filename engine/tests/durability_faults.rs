@@ -1,0 +1,266 @@
+//! Targeted tests of the durability review's findings: idempotent replays answered before the
+//! original is durable (F2), failures between a commit's frame and its publication (F3), a
+//! damaged header on the newest log segment (F6), damage the checkpoint covers (R6), a torn
+//! creation of the data file (R3), and the answer of commits caught by a failed log (R7).
+
+use std::ops::Bound;
+use std::path::Path;
+use std::sync::Arc;
+
+use aedb::config::{AedbConfig, DurabilityMode, RecoveryMode};
+use aedb::storage::io::sim::{CrashMode, Fault, SimVfs};
+use aedb::storage::io::{OpKind, Vfs};
+use aedb::{AedbError, CommitFinality, Engine};
+
+const DIR: &str = "/db";
+
+fn config(mode: DurabilityMode) -> AedbConfig {
+    AedbConfig {
+        durability_mode: mode,
+        batch_interval_ms: 3_600_000,
+        batch_max_bytes: 1 << 30,
+        page_size: 4096,
+        buffer_pool_bytes: 16 * 4096,
+        max_segment_bytes: 64 << 10,
+        checkpoint_interval_ms: 0,
+        checkpoint_wal_bytes: 1 << 40,
+        ..AedbConfig::default()
+    }
+}
+
+fn open_with(vfs: &SimVfs, config: AedbConfig) -> Result<Engine, AedbError> {
+    Engine::open_with_vfs(
+        config,
+        Path::new(DIR),
+        Arc::new(vfs.clone()) as Arc<dyn Vfs>,
+    )
+}
+
+fn put(engine: &Engine, key: u64, len: usize, finality: CommitFinality) -> Result<u64, AedbError> {
+    engine
+        .commit_blocking(finality, move |txn| {
+            txn.insert("kv", &key.to_be_bytes(), &vec![key as u8; len])
+                .map(|_| ())
+        })
+        .map(|o| o.commit_seq)
+}
+
+fn keys(engine: &Engine) -> Vec<u64> {
+    match engine.snapshot().tree("kv").expect("lookup") {
+        None => Vec::new(),
+        Some(tree) => tree
+            .range(Bound::Unbounded, Bound::Unbounded, false)
+            .map(|e| {
+                let (k, _) = e.expect("scan");
+                u64::from_be_bytes(k.try_into().expect("8-byte key"))
+            })
+            .collect(),
+    }
+}
+
+fn newest_segment(vfs: &SimVfs) -> std::path::PathBuf {
+    let segments =
+        aedb::wal::segment::list_segments(vfs, &Path::new(DIR).join("wal")).expect("list segments");
+    segments.last().expect("a segment").1.clone()
+}
+
+/// F2: a body that writes nothing (an idempotent replay) answered Durable must not return
+/// before the head it read is durable — in Batch mode that head may be only visible.
+#[test]
+fn a_replay_answered_durable_waits_for_the_head_it_read() {
+    let vfs = SimVfs::new();
+    let engine = open_with(&vfs, config(DurabilityMode::Batch)).expect("open");
+    let seq = put(&engine, 1, 10, CommitFinality::Visible).expect("visible commit");
+    assert!(
+        engine.durable_head_seq() < seq,
+        "Batch leaves a Visible commit unsynced for the test to mean anything"
+    );
+    let replay = engine
+        .commit_blocking(CommitFinality::Durable, |txn| {
+            txn.discard();
+            Ok(())
+        })
+        .expect("replay");
+    assert_eq!(replay.commit_seq, 0, "a discarded body has no sequence");
+    assert!(
+        replay.durable_head_seq >= seq,
+        "the replay claims durability of a head that is not durable"
+    );
+    vfs.crash_now();
+    drop(engine);
+    let image = vfs.crash_image(CrashMode::PowerLoss, 0);
+    let engine = open_with(&image, config(DurabilityMode::Batch)).expect("recover");
+    assert_eq!(keys(&engine), vec![1], "the answered-durable head survived");
+}
+
+/// Full: every commit call returns durable, the default finality included.
+#[test]
+fn full_mode_answers_every_commit_durable() {
+    let vfs = SimVfs::new();
+    let engine = open_with(&vfs, config(DurabilityMode::Full)).expect("open");
+    for key in 1..=5 {
+        let outcome = engine
+            .commit_blocking(CommitFinality::Visible, move |txn| {
+                txn.insert("kv", &u64::to_be_bytes(key), b"v").map(|_| ())
+            })
+            .expect("commit");
+        assert!(outcome.durable_head_seq >= outcome.commit_seq);
+    }
+    assert_eq!(vfs.unsynced_writes(), 0, "nothing acknowledged is unsynced");
+}
+
+/// F3: read errors inside commits (some during the catalog update that follows the body)
+/// around log rotations. A failed commit leaves no frame and no LSN is handed out twice: the
+/// database opens in Strict mode with exactly the acknowledged commits.
+#[test]
+fn failed_commits_around_rotations_leave_no_frame() {
+    let mut failures = 0;
+    for skip in 0..40u64 {
+        let vfs = SimVfs::new();
+        let engine = open_with(&vfs, config(DurabilityMode::Full)).expect("open");
+        for key in 0..20 {
+            put(&engine, key, 3000, CommitFinality::Durable).expect("warm-up commit");
+        }
+        vfs.inject(Fault::once(OpKind::Read, skip, libc::EIO).on_path("data.aedb"));
+        let mut acked = (0..20).collect::<Vec<u64>>();
+        for key in 20..60 {
+            match put(&engine, key, 3000, CommitFinality::Durable) {
+                Ok(_) => acked.push(key),
+                Err(AedbError::Io(_) | AedbError::Corruption(_)) => failures += 1,
+                Err(AedbError::Failed(_)) => break,
+                Err(other) => panic!("skip {skip}: unexpected {other}"),
+            }
+        }
+        vfs.crash_now();
+        drop(engine);
+        for kind in [CrashMode::ProcessCrash, CrashMode::PowerLoss] {
+            let image = vfs.crash_image(kind, skip);
+            let engine = open_with(&image, config(DurabilityMode::Full))
+                .unwrap_or_else(|e| panic!("skip {skip} {kind:?}: strict recovery refused: {e}"));
+            assert_eq!(keys(&engine), acked, "skip {skip} {kind:?}");
+            assert!(engine.store().check().is_ok());
+        }
+    }
+    assert!(failures > 0, "no injected read error ever failed a commit");
+    println!("{failures} commits failed by injected read errors; every acknowledged one kept");
+}
+
+/// F6: the newest segment's header damaged while it holds frames the checkpoint does not cover:
+/// Strict refuses naming the segment, Permissive opens and reports the loss.
+#[test]
+fn a_damaged_header_on_the_newest_segment_is_not_dropped_silently() {
+    let vfs = SimVfs::new();
+    let engine = open_with(&vfs, config(DurabilityMode::Full)).expect("open");
+    for key in 1..=10 {
+        put(&engine, key, 100, CommitFinality::Durable).expect("commit");
+    }
+    vfs.crash_now();
+    drop(engine);
+    let image = vfs.crash_image(CrashMode::PowerLoss, 0);
+    let segment = newest_segment(&image);
+    image.corrupt(&segment, 20, &[0xA5; 4]);
+    match open_with(&image, config(DurabilityMode::Full)) {
+        Err(AedbError::Corruption(message)) => {
+            assert!(
+                message.contains("wal-") && message.contains("header"),
+                "{message}"
+            )
+        }
+        Err(other) => panic!("unexpected {other}"),
+        Ok(_) => panic!("strict recovery dropped a segment of acknowledged commits"),
+    }
+    let permissive = AedbConfig {
+        recovery_mode: RecoveryMode::Permissive,
+        ..config(DurabilityMode::Full)
+    };
+    let engine = open_with(&image, permissive).expect("permissive open");
+    let dropped = engine.recovery_report().dropped.clone().expect("reported");
+    assert!(dropped.contains("header"), "{dropped}");
+}
+
+/// R6: damage wholly covered by a durable checkpoint (a frame, the newest segment's header)
+/// loses nothing redo needs, and Strict opens.
+#[test]
+fn damage_the_checkpoint_covers_does_not_refuse_the_open() {
+    for target in ["frame", "header"] {
+        let vfs = SimVfs::new();
+        let engine = open_with(&vfs, config(DurabilityMode::Full)).expect("open");
+        for key in 1..=10 {
+            put(&engine, key, 100, CommitFinality::Durable).expect("commit");
+        }
+        engine.checkpoint_now().expect("checkpoint");
+        vfs.crash_now();
+        drop(engine);
+        let image = vfs.crash_image(CrashMode::PowerLoss, 0);
+        let segment = newest_segment(&image);
+        let offset = if target == "frame" { 128 + 400 } else { 20 };
+        image.corrupt(&segment, offset, &[0x5A; 8]);
+        let engine = open_with(&image, config(DurabilityMode::Full))
+            .unwrap_or_else(|e| panic!("{target}: strict refused covered damage: {e}"));
+        assert_eq!(keys(&engine), (1..=10).collect::<Vec<_>>(), "{target}");
+    }
+}
+
+/// R7: commits answered while the log fails are `Failed` with an outcome-unknown reason when
+/// their frame reached the OS, and a reopen shows each either fully there or absent.
+#[test]
+fn commits_caught_by_a_failed_sync_say_their_outcome_is_unknown() {
+    let vfs = SimVfs::new();
+    let engine = open_with(&vfs, config(DurabilityMode::Full)).expect("open");
+    put(&engine, 1, 10, CommitFinality::Durable).expect("commit");
+    vfs.inject(Fault::forever(OpKind::Sync, 0, libc::EIO).on_path("wal"));
+    let err = put(&engine, 2, 10, CommitFinality::Durable).expect_err("the sync fails");
+    assert_eq!(vfs.faults_fired(), 1);
+    match err {
+        AedbError::Failed(reason) => assert!(reason.contains("unknown"), "{reason}"),
+        other => panic!("unexpected {other}"),
+    }
+    assert!(matches!(
+        put(&engine, 3, 10, CommitFinality::Visible),
+        Err(AedbError::Failed(_))
+    ));
+}
+
+/// R3: a creation torn by a crash (length on disk, meta pages not) is created again; a damaged
+/// file that ever grew is refused, not replaced.
+#[test]
+fn a_torn_creation_is_recreated_and_a_grown_file_is_refused() {
+    use aedb::storage::io::{submit_wait, AlignedBuf, IoOp, OpenOptions};
+    for (len, expect_open) in [(4096usize, true), (8192, true), (66 * 4096 + 4096, false)] {
+        let vfs = SimVfs::new();
+        let dir = Path::new(DIR);
+        vfs.create_dir_all(dir).expect("dir");
+        let file = vfs
+            .open(
+                &dir.join("data.aedb"),
+                OpenOptions {
+                    create: true,
+                    ..OpenOptions::default()
+                },
+            )
+            .expect("create");
+        let mut garbage = AlignedBuf::zeroed(len);
+        for (i, b) in garbage.iter_mut().enumerate() {
+            *b = (i * 7 + 3) as u8;
+        }
+        for result in submit_wait(
+            &*file,
+            vec![IoOp::Write {
+                offset: 0,
+                buf: garbage,
+            }],
+        ) {
+            result.expect("write");
+        }
+        match open_with(&vfs, config(DurabilityMode::Full)) {
+            Ok(engine) => {
+                assert!(expect_open, "a {len}-byte damaged file was replaced");
+                assert_eq!(engine.visible_head_seq(), 0);
+            }
+            Err(AedbError::Corruption(_)) => {
+                assert!(!expect_open, "a {len}-byte torn creation was refused")
+            }
+            Err(other) => panic!("{len}: unexpected {other}"),
+        }
+    }
+}
