@@ -147,7 +147,11 @@ pub(crate) fn remove_os_file(path: &Path) -> Result<(), IoError> {
 /// entry is only in the page cache until its parent is synced, and a power loss would take the
 /// database directory (or `wal/`) and everything in it along.
 pub(crate) fn create_os_dir_all(dir: &Path) -> Result<(), IoError> {
-    let missing: Vec<&Path> = dir.ancestors().take_while(|a| !a.exists()).collect();
+    // A relative path's last ancestor is the empty path, which never "exists": stop there.
+    let missing: Vec<&Path> = dir
+        .ancestors()
+        .take_while(|a| !a.as_os_str().is_empty() && !a.exists())
+        .collect();
     for created in missing.into_iter().rev() {
         match std::fs::create_dir(created) {
             Ok(()) => {}
