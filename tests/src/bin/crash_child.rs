@@ -1,69 +1,103 @@
-//! The process the kill -9 test kills: four threads commit with Durable finality and print each
-//! acknowledged key on stdout, until the parent kills the process.
+//! The process the kill -9 test kills: commits in a loop from several threads or tasks and
+//! prints each acknowledged key on stdout, until the parent kills the process. Before the first
+//! commit it prints what its own recovery did (`recovered <checkpoint seq> <frames replayed>`).
 //!
-//! Usage: aedb-crash-child <dir> <uring|sync> <first key>
+//! Usage: aedb-crash-child <dir> <uring|sync> <first key> <workload>
+//! with workload one of `engine-durable`, `instance-plain`, `batch-durable`.
+//!
+//! Anything wrong is reported on stderr with the word "failed", which fails the parent's round.
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use aedb::config::{AedbConfig, IoBackendChoice};
-use aedb::{CommitFinality, Engine};
+use aedb::commit::Mutation;
+use aedb::config::{AedbConfig, DurabilityMode, IoBackendChoice};
+use aedb::{AedbInstance, CommitFinality, Engine, RecoveryReport};
+use aedb_tests::{
+    crash_value, CrashWorkload, CRASH_PROJECT, CRASH_RECOVERED_PREFIX, CRASH_SCOPE, CRASH_TREE,
+};
 
-const THREADS: u64 = 4;
+/// Committers of the engine workloads (threads) and of the instance workload (tasks); more
+/// than one, so commits share log groups and fsyncs.
+const WRITERS: u64 = 4;
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let (Some(dir), Some(backend), Some(start)) = (
+    let (Some(dir), Some(backend), Some(start), Some(workload)) = (
         args.get(1),
         args.get(2),
         args.get(3).and_then(|s| s.parse::<u64>().ok()),
+        args.get(4).and_then(|s| CrashWorkload::parse(s)),
     ) else {
-        eprintln!("usage: aedb-crash-child <dir> <uring|sync> <first key>");
+        eprintln!(
+            "usage: aedb-crash-child <dir> <uring|sync> <first key> \
+             <engine-durable|instance-plain|batch-durable>"
+        );
         std::process::exit(2);
     };
     let io_backend = match backend.as_str() {
         "uring" => IoBackendChoice::IoUring,
         _ => IoBackendChoice::Sync,
     };
+    let dir = PathBuf::from(dir);
+    match workload {
+        CrashWorkload::EngineDurable | CrashWorkload::BatchDurable => {
+            run_engine(&dir, io_backend, workload.durability_mode(), start)
+        }
+        CrashWorkload::InstancePlain => run_instance(&dir, io_backend, start),
+    }
+}
+
+fn print_line(line: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
+}
+
+fn print_recovery(report: &RecoveryReport) {
+    print_line(&format!(
+        "{CRASH_RECOVERED_PREFIX}{} {}",
+        report.checkpoint_seq, report.frames_replayed
+    ));
+}
+
+fn run_engine(dir: &Path, io_backend: IoBackendChoice, mode: DurabilityMode, start: u64) {
+    // Small segments and frequent checkpoints, so kills land during rotations and checkpoints.
     let config = AedbConfig {
         io_backend,
+        durability_mode: mode,
         buffer_pool_bytes: 4 << 20,
         max_segment_bytes: 256 << 10,
         checkpoint_wal_bytes: 512 << 10,
         checkpoint_interval_ms: 40,
         ..AedbConfig::default()
     };
-    let engine = match Engine::open(config, &PathBuf::from(dir)) {
+    let engine = match Engine::open(config, dir) {
         Ok(engine) => Arc::new(engine),
         Err(err) => {
             eprintln!("open failed: {err}");
             std::process::exit(1);
         }
     };
-    let threads: Vec<_> = (0..THREADS)
+    print_recovery(engine.recovery_report());
+    let threads: Vec<_> = (0..WRITERS)
         .map(|t| {
             let engine = Arc::clone(&engine);
             std::thread::spawn(move || {
                 let mut i = start + t;
                 loop {
-                    let value = aedb_tests::crash_value(i);
+                    let value = crash_value(i);
                     let result = engine.commit_blocking(CommitFinality::Durable, move |txn| {
-                        txn.insert("kv", &i.to_be_bytes(), &value)?;
+                        txn.insert(CRASH_TREE, &i.to_be_bytes(), &value)?;
                         Ok(())
                     });
-                    match result {
-                        Ok(_) => {
-                            let mut out = std::io::stdout().lock();
-                            let _ = writeln!(out, "{i}");
-                            let _ = out.flush();
-                        }
-                        Err(err) => {
-                            eprintln!("commit {i} failed: {err}");
-                            return;
-                        }
+                    if let Err(err) = result {
+                        eprintln!("commit {i} failed: {err}");
+                        return;
                     }
-                    i += THREADS;
+                    print_line(&i.to_string());
+                    i += WRITERS;
                 }
             })
         })
@@ -71,4 +105,80 @@ fn main() {
     for thread in threads {
         let _ = thread.join();
     }
+}
+
+fn run_instance(dir: &Path, io_backend: IoBackendChoice, start: u64) {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("tokio runtime failed: {err}");
+            std::process::exit(1);
+        }
+    };
+    runtime.block_on(async move {
+        // Deliberately the default configuration: what a new user gets is what must hold.
+        let config = AedbConfig {
+            io_backend,
+            ..AedbConfig::default()
+        };
+        let db = match AedbInstance::open(config, dir) {
+            Ok(db) => Arc::new(db),
+            Err(err) => {
+                eprintln!("open failed: {err}");
+                std::process::exit(1);
+            }
+        };
+        print_recovery(db.engine().recovery_report());
+        if let Err(err) = db.create_project(CRASH_PROJECT).await {
+            eprintln!("create_project failed: {err}");
+            std::process::exit(1);
+        }
+        if let Err(err) = db.create_scope(CRASH_PROJECT, CRASH_SCOPE).await {
+            eprintln!("create_scope failed: {err}");
+            std::process::exit(1);
+        }
+        let tasks: Vec<_> = (0..WRITERS)
+            .map(|t| {
+                let db = Arc::clone(&db);
+                tokio::spawn(async move {
+                    let mut i = start + t;
+                    loop {
+                        let mutation = Mutation::KvSet {
+                            project_id: CRASH_PROJECT.into(),
+                            scope_id: CRASH_SCOPE.into(),
+                            key: i.to_be_bytes().to_vec(),
+                            value: crash_value(i),
+                        };
+                        let result = match db.commit(mutation).await {
+                            Ok(result) => result,
+                            Err(err) => {
+                                eprintln!("commit {i} failed: {err}");
+                                return;
+                            }
+                        };
+                        // Full durability promises that a plain commit is durable when it
+                        // returns; an answer that says otherwise is a broken promise even if
+                        // the data happens to survive.
+                        if result.durable_head_seq < result.commit_seq {
+                            eprintln!(
+                                "commit {i} failed: acknowledged under Full with durable head {} \
+                                 below its commit {}",
+                                result.durable_head_seq, result.commit_seq
+                            );
+                            return;
+                        }
+                        print_line(&i.to_string());
+                        i += WRITERS;
+                    }
+                })
+            })
+            .collect();
+        for task in tasks {
+            let _ = task.await;
+        }
+    });
 }
