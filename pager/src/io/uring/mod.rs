@@ -1,0 +1,192 @@
+//! The io_uring backend: one dedicated thread owns the ring; callers hand it batches through a
+//! bounded channel and are called back on that thread when a batch completes.
+//!
+//! Ordering: the thread submits every read/write up to the next barrier (as room allows, see
+//! below), and submits a barrier (`Sync`, `Grow`) only after all earlier ops of its batch have
+//! completed successfully (the "wait for the write's completion" variant of ordering, rather than
+//! IOSQE_IO_LINK: it needs no special handling of -ECANCELED chains and lets writes of one batch
+//! run in parallel). A short read or write fails the op; every later op of the batch reports
+//! canceled, including ops of the same barrier segment that were already in flight.
+//!
+//! While ops are in flight the thread waits in the kernel for a completion, reaps, then drains
+//! new requests; when idle it blocks on the channel. A new batch therefore waits at most for the
+//! completion of one in-flight op before it is submitted, unless the ring is at its bound.
+//!
+//! Invariant (both the thread's ring and the per-thread rings of `submit_now`): the entries
+//! pushed to a ring and not yet reaped never outnumber its completion queue. The completion
+//! queue therefore cannot overflow: no completion is dropped (kernels without
+//! IORING_FEAT_NODROP drop them silently) and submission never meets the EBUSY that a pending
+//! overflow causes. Ops beyond the bound wait in their batch, and such a batch waits in the
+//! thread's `parked` queue; while any batch is parked the thread takes no new request, so the
+//! channel's bound, not the thread's memory, holds submitters back.
+//!
+//! The per-thread rings keep a second invariant: their submission queue is empty whenever
+//! `run_linked` is not running. An entry left there would point at a buffer the caller frees,
+//! and the next submission on that thread would hand it to the kernel.
+
+use std::collections::VecDeque;
+use std::fs::File;
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::sync::Arc;
+
+use io_uring::{opcode, squeue, types, IoUring};
+
+use super::sync::{
+    create_os_dir_all, exec_blocking, grow_os_file, list_os_dir, open_os_file, os_file_len,
+    remove_os_file, sync_os_dir,
+};
+use super::{
+    run_in_order, BackendKind, Completion, IoDone, IoError, IoErrorKind, IoFile, IoOp, IoResult,
+    OpKind, OpenOptions, Vfs,
+};
+
+/// Submission queue entries of the ring.
+const RING_ENTRIES: u32 = 256;
+/// Batches that may wait in the channel before submitters block (backpressure, not memory).
+const REQUEST_QUEUE_MAX: usize = 1024;
+/// `io_uring_enter` rounds in a row that move nothing before a thread ring gives up on its ops.
+const MAX_ENTER_STALLS: u32 = 16;
+/// The kernel's flag for "wait for completions" (`IORING_ENTER_GETEVENTS` in the UAPI header;
+/// neither libc nor io-uring exports it).
+const IORING_ENTER_GETEVENTS: u32 = 1;
+/// The longest transfer one SQE can describe.
+const MAX_SQE_LEN: usize = u32::MAX as usize;
+
+struct Request {
+    file: Arc<File>,
+    ops: Vec<IoOp>,
+    done: Completion,
+}
+
+/// The io_uring file system. Cloning the handle shares one ring thread.
+pub struct UringVfs {
+    tx: SyncSender<Request>,
+}
+
+pub struct UringFile {
+    file: Arc<File>,
+    tx: SyncSender<Request>,
+}
+
+impl UringVfs {
+    /// Set up a ring and its thread; fails (so the caller can fall back) when the kernel refuses
+    /// io_uring (ENOSYS, EPERM from seccomp or `kernel.io_uring_disabled`, ENOMEM).
+    pub fn new() -> Result<Self, IoError> {
+        let mut ring =
+            IoUring::new(RING_ENTRIES).map_err(|e| IoError::from_os(OpKind::Read, 0, &e))?;
+        probe_round_trip(&mut ring)?;
+        let (tx, rx) = sync_channel(REQUEST_QUEUE_MAX);
+        std::thread::Builder::new()
+            .name("aedb-io-uring".into())
+            .spawn(move || RingLoop::new(ring, rx).run())
+            .map_err(|e| IoError::from_os(OpKind::Read, 0, &e))?;
+        tracing::info!(
+            backend = "io_uring",
+            entries = RING_ENTRIES,
+            "I/O backend ready"
+        );
+        Ok(UringVfs { tx })
+    }
+}
+
+/// A ring can be created yet unusable (seccomp filtering io_uring_enter): submit one no-op.
+fn probe_round_trip(ring: &mut IoUring) -> Result<(), IoError> {
+    let nop = opcode::Nop::new().build().user_data(u64::MAX);
+    // SAFETY: a NOP references no memory.
+    unsafe { ring.submission().push(&nop) }
+        .map_err(|_| IoError::os(OpKind::Read, 0, libc::EBUSY))?;
+    ring.submit_and_wait(1)
+        .map_err(|e| IoError::from_os(OpKind::Read, 0, &e))?;
+    let cqe = ring.completion().next();
+    match cqe {
+        Some(cqe) if cqe.result() >= 0 => Ok(()),
+        Some(cqe) => Err(IoError::os(OpKind::Read, 0, -cqe.result())),
+        None => Err(IoError::os(OpKind::Read, 0, libc::EIO)),
+    }
+}
+
+impl Vfs for UringVfs {
+    fn kind(&self) -> BackendKind {
+        BackendKind::IoUring
+    }
+    fn open(&self, path: &Path, opts: OpenOptions) -> Result<Arc<dyn IoFile>, IoError> {
+        Ok(Arc::new(UringFile {
+            file: Arc::new(open_os_file(path, opts)?),
+            tx: self.tx.clone(),
+        }))
+    }
+    fn exists(&self, path: &Path) -> bool {
+        path.exists()
+    }
+    fn remove(&self, path: &Path) -> Result<(), IoError> {
+        remove_os_file(path)
+    }
+    fn create_dir_all(&self, dir: &Path) -> Result<(), IoError> {
+        create_os_dir_all(dir)
+    }
+    fn sync_dir(&self, dir: &Path) -> Result<(), IoError> {
+        sync_os_dir(dir)
+    }
+    fn list_dir(&self, dir: &Path) -> Result<Vec<PathBuf>, IoError> {
+        list_os_dir(dir)
+    }
+}
+
+impl IoFile for UringFile {
+    fn submit(&self, ops: Vec<IoOp>, done: Completion) {
+        let request = Request {
+            file: Arc::clone(&self.file),
+            ops,
+            done,
+        };
+        if let Err(err) = self.tx.send(request) {
+            let request = err.0;
+            let results = request
+                .ops
+                .iter()
+                .map(|op| {
+                    Err(IoError::new(
+                        op.kind(),
+                        0,
+                        IoErrorKind::Closed,
+                        "io_uring thread has stopped",
+                    ))
+                })
+                .collect();
+            (request.done)(results);
+        }
+    }
+    fn len(&self) -> Result<u64, IoError> {
+        os_file_len(&self.file)
+    }
+    fn read_now(&self, offset: u64, buf: super::AlignedBuf) -> Result<super::AlignedBuf, IoError> {
+        super::sync::pread_now(&self.file, offset, buf)
+    }
+
+    fn submit_now(&self, ops: Vec<IoOp>) -> Vec<IoResult> {
+        // The ring leaves the thread-local while in use: a thread whose thread-locals are being
+        // destroyed, or a nested call, finds `Unavailable` and falls back.
+        let mut slot = LOCAL_RING
+            .try_with(|ring| ring.replace(LocalRing::Unavailable))
+            .unwrap_or(LocalRing::Unavailable);
+        let linked = run_linked(&mut slot, &self.file, ops, enter_kernel);
+        // Fails only during thread teardown; the ring then closes with `slot`.
+        let _ = LOCAL_RING.try_with(|ring| ring.set(slot));
+        match linked {
+            Ok(results) => results,
+            // Still on the calling thread, as promised, and independent of io_uring, which may
+            // be what just failed.
+            Err(ops) => run_in_order(ops, |op| exec_blocking(&self.file, op)),
+        }
+    }
+}
+
+mod linked;
+mod ring;
+#[cfg(test)]
+mod tests;
+
+use linked::*;
+use ring::*;
