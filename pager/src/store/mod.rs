@@ -1,0 +1,531 @@
+//! The page store: one data file of named copy-on-write B+trees, with snapshots, one writer at
+//! a time, and checkpoints that make a published version durable.
+//!
+//! State machine of a version:
+//!
+//! ```text
+//!  WriteTxn (private pages) --commit()--> published head --checkpoint()--> durable (meta page)
+//!        \--drop/abort()--> discarded (its pages free at once)
+//! ```
+//!
+//! Invariants:
+//! 1. No page reachable from the durable meta page is written (copy-on-write + `alloc.rs`).
+//! 2. A page is reused only when no pinned snapshot, no durable checkpoint and no running
+//!    transaction can reach it.
+//! 3. The meta page is written only after every page it reaches is written and synced, and
+//!    synced itself before the checkpoint is reported durable. "Written" includes writes by
+//!    eviction that were still in flight when the checkpoint looked (see `checkpoint_inner`),
+//!    and a checkpoint writes no page its version does not reach.
+//! 4. Snapshots are pinned under the `pins` lock while the head is read, so a writer computing
+//!    the oldest pinned version never misses a reader that is about to pin. The head's pin is
+//!    created once and shared (`head_pin`): most snapshots are an `Arc` clone of it, with no
+//!    lock on the pin table and no allocation; publishing a new head drops the store's share.
+
+use std::collections::BTreeMap;
+use std::ops::Bound;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use parking_lot::{Mutex, RawMutex, RwLock};
+
+use crate::alloc::{decode_freelist_page, Allocator};
+use crate::btree::cursor::{owned_bound, Cursor};
+use crate::btree::{self, TreeRecord, WriteCtx};
+use crate::error::{PagerError, Result};
+use crate::io::{all_ok, submit_wait, AlignedBuf, BackendKind, IoFile, IoOp, OpenOptions, Vfs};
+use crate::meta::{self, Meta};
+use crate::page::{self, PageId, PAGE_SIZE_DEFAULT, PAGE_SIZE_MAX, PAGE_SIZE_MIN};
+use crate::pool::{BufferPool, PoolStats};
+
+mod file;
+mod snapshot;
+mod txn;
+
+use file::{create_file, load_freelist, make_meta_durable, read_meta_or_unfinished};
+use snapshot::Pin;
+pub use snapshot::{bound_ref, prefix_end, Range, Snapshot, TreeView};
+pub use txn::{TxnRange, WriteTxn};
+
+/// Pages written per batch during a checkpoint.
+const CHECKPOINT_BATCH_PAGES: usize = 256;
+
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    /// Page size for a new file (an existing file keeps its own).
+    pub page_size: u32,
+    pub buffer_pool_bytes: u64,
+    /// Open the data file with O_DIRECT (off by default: see docs/BENCHMARKS.md).
+    pub direct_io: bool,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            page_size: PAGE_SIZE_DEFAULT,
+            buffer_pool_bytes: 256 << 20,
+            direct_io: false,
+        }
+    }
+}
+
+/// A published version of the whole store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Version {
+    pub seq: u64,
+    /// Root of the tree of trees.
+    pub root: PageId,
+    pub tree_count: u64,
+}
+
+struct WriterState {
+    alloc: Allocator,
+}
+
+struct Inner {
+    vfs: Arc<dyn Vfs>,
+    path: PathBuf,
+    file: Arc<dyn IoFile>,
+    pool: Arc<BufferPool>,
+    writer: Arc<Mutex<WriterState>>,
+    head: RwLock<Version>,
+    /// Pinned versions and their pin counts (shared with every `Pin`).
+    pins: Arc<Mutex<BTreeMap<u64, usize>>>,
+    /// The pin of the head, shared by the snapshots taken of it (None until the first one).
+    head_pin: RwLock<Option<Arc<Pin>>>,
+    durable: Mutex<Meta>,
+    /// The version of the newest durable checkpoint, readable without the checkpoint lock (so
+    /// pinning it under the pin lock cannot deadlock with a running checkpoint).
+    durable_version: RwLock<Version>,
+    failed: Mutex<Option<String>>,
+    read_only: bool,
+}
+
+/// The store. Cheap to clone; all clones share one file and pool.
+#[derive(Clone)]
+pub struct PageStore {
+    inner: Arc<Inner>,
+}
+
+/// What a checkpoint made durable.
+#[derive(Debug, Clone, Copy)]
+pub struct CheckpointInfo {
+    pub meta: Meta,
+    pub pages_written: usize,
+}
+
+impl PageStore {
+    /// Open the data file at `path`, creating it when absent (or empty).
+    pub fn open(vfs: Arc<dyn Vfs>, path: &Path, config: &StoreConfig) -> Result<Self> {
+        Self::open_inner(vfs, path, config, false)
+    }
+
+    /// Open an existing data file without writing a byte to it: for inspection tools, also
+    /// beside a live process. Write transactions still work (recovery redoes the WAL into
+    /// them) but stay in memory: the pool keeps their pages instead of writing them back, and
+    /// checkpoints are refused.
+    pub fn open_read_only(vfs: Arc<dyn Vfs>, path: &Path, config: &StoreConfig) -> Result<Self> {
+        Self::open_inner(vfs, path, config, true)
+    }
+
+    pub fn is_read_only(&self) -> bool {
+        self.inner.read_only
+    }
+
+    fn open_inner(
+        vfs: Arc<dyn Vfs>,
+        path: &Path,
+        config: &StoreConfig,
+        read_only: bool,
+    ) -> Result<Self> {
+        if !page::valid_page_size(config.page_size) {
+            return Err(PagerError::InvalidConfig(format!(
+                "page size {} is not a power of two in {PAGE_SIZE_MIN}..={PAGE_SIZE_MAX}",
+                config.page_size
+            )));
+        }
+        if let Some(dir) = path.parent().filter(|_| !read_only) {
+            vfs.create_dir_all(dir)?;
+        }
+        let existed = vfs.exists(path);
+        let file = vfs.open(
+            path,
+            OpenOptions {
+                create: !read_only,
+                read_only,
+                direct: config.direct_io,
+            },
+        )?;
+        if existed && !read_only {
+            // A killed process may have left writes (even a meta page) in the page cache only.
+            // This process is about to build on what it reads, and acknowledge commits on top
+            // of it: make it durable first, so a power loss after this open cannot take away a
+            // checkpoint that later commits rely on.
+            all_ok(submit_wait(&*file, vec![IoOp::Sync]))?;
+            if let Some(dir) = path.parent() {
+                vfs.sync_dir(dir)?;
+            }
+        }
+        let meta = match read_meta_or_unfinished(&*file, path, read_only)? {
+            Some(meta) => meta,
+            None if read_only => {
+                return Err(PagerError::NoValidMeta {
+                    path: path.to_path_buf(),
+                    reason: "the file is empty".into(),
+                })
+            }
+            None => create_file(&*vfs, &*file, path, config.page_size, existed)?,
+        };
+        let page_size = meta.page_size as usize;
+        if existed && !read_only {
+            make_meta_durable(&*vfs, path, &*file, &meta)?;
+        }
+        let pool = Arc::new(
+            BufferPool::new(Arc::clone(&file), page_size, config.buffer_pool_bytes)?
+                .with_read_only(read_only),
+        );
+        let file_len = file.len()?;
+        if file_len < meta.page_count * page_size as u64 {
+            return Err(PagerError::corrupt(
+                meta.slot(),
+                format!(
+                    "file is {file_len} bytes, the checkpoint needs {} pages",
+                    meta.page_count
+                ),
+            ));
+        }
+        let mut alloc = Allocator::new(
+            page_size,
+            meta.page_count,
+            file_len / page_size as u64,
+            meta.generation,
+        );
+        alloc.set_read_only(read_only);
+        let (fl_pages, fl_ids) = load_freelist(&pool, &meta)?;
+        alloc.load_freelist(fl_pages, fl_ids);
+        tracing::info!(path = %path.display(), backend = %vfs.kind(), page_size, generation = meta.generation, seq = meta.seq, "store opened");
+        Ok(PageStore {
+            inner: Arc::new(Inner {
+                vfs,
+                path: path.to_path_buf(),
+                file,
+                pool,
+                writer: Arc::new(Mutex::new(WriterState { alloc })),
+                head: RwLock::new(Version {
+                    seq: meta.seq,
+                    root: meta.root,
+                    tree_count: meta.tree_count,
+                }),
+                pins: Arc::new(Mutex::new(BTreeMap::new())),
+                head_pin: RwLock::new(None),
+                durable: Mutex::new(meta),
+                durable_version: RwLock::new(Version {
+                    seq: meta.seq,
+                    root: meta.root,
+                    tree_count: meta.tree_count,
+                }),
+                failed: Mutex::new(None),
+                read_only,
+            }),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    pub fn backend(&self) -> BackendKind {
+        self.inner.vfs.kind()
+    }
+
+    pub fn page_size(&self) -> usize {
+        self.inner.pool.page_size()
+    }
+
+    pub fn pool_stats(&self) -> PoolStats {
+        self.inner.pool.stats()
+    }
+
+    pub fn pool(&self) -> &Arc<BufferPool> {
+        &self.inner.pool
+    }
+
+    /// The newest durable meta page.
+    pub fn durable_meta(&self) -> Meta {
+        *self.inner.durable.lock()
+    }
+
+    /// The newest published version.
+    pub fn head(&self) -> Version {
+        *self.inner.head.read()
+    }
+
+    /// Pin the newest published version.
+    pub fn snapshot(&self) -> Snapshot {
+        let head_seq = self.inner.head.read().seq;
+        if let Some(pin) = self
+            .inner
+            .head_pin
+            .read()
+            .as_ref()
+            .filter(|pin| pin.version.seq == head_seq)
+        {
+            return Snapshot {
+                pin: Arc::clone(pin),
+            };
+        }
+        let pin = self.pin(|| *self.inner.head.read());
+        let stale = {
+            let mut cached = self.inner.head_pin.write();
+            if self.inner.head.read().seq == pin.version.seq {
+                cached.replace(Arc::clone(&pin))
+            } else {
+                None
+            }
+        };
+        // Outside the lock: dropping the last share of a pin takes the pin table's lock.
+        drop(stale);
+        Snapshot { pin }
+    }
+
+    /// Pin the version of the newest durable checkpoint (a new file has an empty one).
+    pub fn checkpoint_snapshot(&self) -> Snapshot {
+        Snapshot {
+            pin: self.pin(|| *self.inner.durable_version.read()),
+        }
+    }
+
+    /// A new pin of the version `version` reads, counted under the pin table's lock.
+    fn pin(&self, version: impl FnOnce() -> Version) -> Arc<Pin> {
+        let mut pins = self.inner.pins.lock();
+        let version = version();
+        *pins.entry(version.seq).or_insert(0) += 1;
+        drop(pins);
+        Arc::new(Pin {
+            pins: Arc::clone(&self.inner.pins),
+            pool: Arc::clone(&self.inner.pool),
+            version,
+            trees: RwLock::new(std::collections::HashMap::new()),
+        })
+    }
+
+    fn check_failed(&self) -> Result<()> {
+        if let Some(reason) = self
+            .inner
+            .failed
+            .lock()
+            .clone()
+            .or_else(|| self.inner.pool.failure())
+        {
+            return Err(PagerError::Failed(reason));
+        }
+        Ok(())
+    }
+
+    /// Why the store refuses writes, if it does (a failed write, sync or growth of the data
+    /// file: after a failed fsync the kernel may have dropped dirty pages, so nothing written
+    /// since can be trusted to reach the disk until the file is reopened and recovered).
+    pub fn failure(&self) -> Option<String> {
+        self.check_failed().err().map(|e| e.to_string())
+    }
+
+    fn latch_failure(&self, err: &PagerError) {
+        let mut failed = self.inner.failed.lock();
+        if failed.is_none() {
+            tracing::error!(error = %err, "store latched into the failed state");
+            *failed = Some(err.to_string());
+        }
+    }
+
+    /// Begin the (only) write transaction; waits while another one runs.
+    pub fn begin_write(&self) -> Result<WriteTxn> {
+        self.check_failed()?;
+        let mut writer = self.inner.writer.lock_arc();
+        let base = {
+            let pins = self.inner.pins.lock();
+            let head = *self.inner.head.read();
+            let oldest = pins
+                .keys()
+                .next()
+                .copied()
+                .unwrap_or(head.seq)
+                .min(head.seq);
+            // Frames of reclaimed pages are garbage: drop them rather than ever write them back.
+            for id in writer.alloc.reclaim(oldest) {
+                self.inner.pool.discard(id);
+            }
+            head
+        };
+        Ok(WriteTxn {
+            store: self.clone(),
+            writer,
+            seq: base.seq + 1,
+            base,
+            catalog: TreeRecord {
+                root: base.root,
+                len: base.tree_count,
+            },
+            trees: BTreeMap::new(),
+            committed: false,
+        })
+    }
+
+    /// Make the newest published version durable: write its dirty pages and free list, sync,
+    /// then write the other meta page and sync. Commits may go on meanwhile; only the capture
+    /// of the free list waits for the running write transaction.
+    ///
+    /// The meta page records the version's commit sequence as the WAL position it covers: the
+    /// log gives every commit one frame whose LSN equals the commit's sequence.
+    pub fn checkpoint(&self) -> Result<CheckpointInfo> {
+        self.checkpoint_unless(|| None)
+    }
+
+    /// [`checkpoint`], refused when `refuse` gives a reason. `refuse` is asked once no other
+    /// checkpoint runs and before anything is captured, under the lock [`durable_meta`] takes:
+    /// whoever sets the reason and then reads `durable_meta` knows that no checkpoint started
+    /// after the reason was set, and sees every one that did before.
+    ///
+    /// [`checkpoint`]: PageStore::checkpoint
+    /// [`durable_meta`]: PageStore::durable_meta
+    pub fn checkpoint_unless(
+        &self,
+        refuse: impl FnOnce() -> Option<String>,
+    ) -> Result<CheckpointInfo> {
+        if self.inner.read_only {
+            return Err(PagerError::ReadOnly);
+        }
+        self.check_failed()?;
+        let result = self.checkpoint_inner(refuse);
+        match &result {
+            Err(PagerError::Refused(_)) | Ok(_) => {}
+            Err(err) => self.latch_failure(err),
+        }
+        result
+    }
+
+    /// The checkpoint of the head version V, in this order (invariant 3 of the module):
+    ///
+    /// 1. Under the writer lock: capture V and the pages it does not use (its free list).
+    /// 2. Write every dirty page V reaches, and only those: a page V does not use may be
+    ///    freed, reused and rewritten by later commits while this runs, so a frame of it met
+    ///    in the pool may be stale (F5 of the durability review). A page V reaches cannot be
+    ///    reused before the next checkpoint is durable, so its frame is its only one.
+    /// 3. Wait for every eviction write-back in flight: one may have marked a page of V clean
+    ///    before its write reached the OS (F4); the sync must come after it.
+    /// 4. Sync the data, then write and sync the meta page. Only then is V durable, and only
+    ///    then may the log it covers be deleted (by the caller).
+    fn checkpoint_inner(&self, refuse: impl FnOnce() -> Option<String>) -> Result<CheckpointInfo> {
+        let inner = &self.inner;
+        let mut durable = inner.durable.lock();
+        if let Some(reason) = refuse() {
+            return Err(PagerError::Refused(reason));
+        }
+        let (meta, capture) = {
+            let mut writer = inner.writer.lock();
+            let head = *inner.head.read();
+            let pool = Arc::clone(&inner.pool);
+            let capture = writer.alloc.capture_freelist(
+                &*inner.file,
+                &mut |id| Ok(pool.create(id)),
+                head.seq,
+            )?;
+            let meta = Meta {
+                page_size: inner.pool.page_size() as u32,
+                generation: capture.generation,
+                seq: head.seq,
+                root: head.root,
+                freelist_root: capture.root,
+                freelist_len: capture.listed,
+                page_count: capture.page_count,
+                wal_position: head.seq,
+                tree_count: head.tree_count,
+            };
+            (meta, capture)
+        };
+        let mut dirty = inner.pool.dirty_pages();
+        dirty.retain(|page| capture.covers(page.id()));
+        let page_size = inner.pool.page_size() as u64;
+        let mut pages_written = 0;
+        for (n, chunk) in dirty.chunks(CHECKPOINT_BATCH_PAGES).enumerate() {
+            let mut written = Vec::with_capacity(chunk.len());
+            let mut ops = Vec::with_capacity(chunk.len());
+            for page in chunk {
+                if let Some(buf) = inner.pool.sealed_copy(page) {
+                    ops.push(IoOp::Write {
+                        offset: page.id() * page_size,
+                        buf,
+                    });
+                    written.push(page);
+                }
+            }
+            pages_written += ops.len();
+            if let Err(err) = all_ok(submit_wait(&*inner.file, ops)) {
+                // Pages not known to be on disk stay dirty for the next attempt (after reopen).
+                for page in written
+                    .into_iter()
+                    .chain(dirty.get((n + 1) * CHECKPOINT_BATCH_PAGES..).unwrap_or(&[]))
+                {
+                    inner.pool.mark_dirty(page);
+                }
+                return Err(err.into());
+            }
+        }
+        if let Some(reason) = inner.pool.wait_for_write_backs() {
+            return Err(PagerError::Failed(reason));
+        }
+        // Copy-on-write: nothing V reaches changes after the capture, so what was written is
+        // what V holds.
+        debug_assert!(
+            dirty.iter().all(|page| !inner.pool.is_dirty(page)),
+            "a page of the captured version changed during its checkpoint"
+        );
+        all_ok(submit_wait(&*inner.file, vec![IoOp::Sync]))?;
+        let mut buf = AlignedBuf::zeroed(page_size as usize);
+        meta.encode(&mut buf);
+        all_ok(submit_wait(
+            &*inner.file,
+            vec![
+                IoOp::Write {
+                    offset: meta.slot() * page_size,
+                    buf,
+                },
+                IoOp::Sync,
+            ],
+        ))?;
+        *durable = meta;
+        // Publish the new durable version before its predecessor's pages can be reclaimed.
+        *inner.durable_version.write() = Version {
+            seq: meta.seq,
+            root: meta.root,
+            tree_count: meta.tree_count,
+        };
+        inner
+            .writer
+            .lock()
+            .alloc
+            .checkpoint_durable(meta.generation);
+        tracing::debug!(
+            generation = meta.generation,
+            seq = meta.seq,
+            pages_written,
+            "checkpoint durable"
+        );
+        Ok(CheckpointInfo {
+            meta,
+            pages_written,
+        })
+    }
+
+    /// Allocation figures for the checker and the debug tools: page count, free, pending.
+    pub fn allocation(&self) -> (u64, usize, usize) {
+        let writer = self.inner.writer.lock();
+        (
+            writer.alloc.page_count(),
+            writer.alloc.free_len(),
+            writer.alloc.pending_len(),
+        )
+    }
+
+    pub(crate) fn with_allocator<T>(&self, f: impl FnOnce(&Allocator) -> T) -> T {
+        f(&self.inner.writer.lock().alloc)
+    }
+}

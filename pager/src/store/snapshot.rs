@@ -1,0 +1,253 @@
+//! Pinned versions and what reads them: snapshots, tree views, ranges.
+
+use super::*;
+
+/// Keeps a version's pages from being reused while any clone of its snapshot lives.
+/// One count on a version in the pin table. It holds the table and the pool rather than the
+/// store: the store caches the head's pin, and a pin holding the store would keep it alive.
+pub(super) struct Pin {
+    pub(super) pins: Arc<Mutex<BTreeMap<u64, usize>>>,
+    pub(super) pool: Arc<BufferPool>,
+    pub(super) version: Version,
+    /// Trees of this version already looked up by name (a version never changes, and the
+    /// head's pin is shared by every reader until the next commit). Bounded.
+    pub(super) trees: RwLock<std::collections::HashMap<String, Option<TreeRecord>>>,
+}
+
+/// Names a pin remembers at most.
+const PIN_TREE_CACHE: usize = 64;
+
+impl Drop for Pin {
+    fn drop(&mut self) {
+        let mut pins = self.pins.lock();
+        if let Some(count) = pins.get_mut(&self.version.seq) {
+            *count -= 1;
+            if *count == 0 {
+                pins.remove(&self.version.seq);
+            }
+        }
+    }
+}
+
+/// A pinned, immutable version of every tree.
+#[derive(Clone)]
+pub struct Snapshot {
+    pub(super) pin: Arc<Pin>,
+}
+
+impl Snapshot {
+    pub fn seq(&self) -> u64 {
+        self.pin.version.seq
+    }
+
+    /// The root of the tree of trees.
+    pub fn root(&self) -> PageId {
+        self.pin.version.root
+    }
+
+    pub fn version(&self) -> Version {
+        self.pin.version
+    }
+
+    fn pool(&self) -> &Arc<BufferPool> {
+        &self.pin.pool
+    }
+
+    /// The tree named `name`, or None.
+    pub fn tree(&self, name: &str) -> Result<Option<TreeView>> {
+        let cached = self.pin.trees.read().get(name).copied();
+        let record = match cached {
+            Some(record) => record,
+            None => {
+                let record = self.lookup_tree(name)?;
+                let mut trees = self.pin.trees.write();
+                if trees.len() >= PIN_TREE_CACHE {
+                    trees.clear();
+                }
+                trees.insert(name.to_string(), record);
+                record
+            }
+        };
+        let Some(record) = record else {
+            return Ok(None);
+        };
+        let root_page = match record.root {
+            0 => None,
+            root => Some(self.pool().get(root)?),
+        };
+        Ok(Some(TreeView {
+            snapshot: self.clone(),
+            record,
+            root_page,
+        }))
+    }
+
+    /// The record of tree `name` in the tree of trees.
+    fn lookup_tree(&self, name: &str) -> Result<Option<TreeRecord>> {
+        let root = self.root();
+        btree::get_with(self.pool(), root, name.as_bytes(), |bytes| {
+            TreeRecord::decode(bytes, root)
+        })?
+        .transpose()
+    }
+
+    /// Every tree, by name.
+    pub fn trees(&self) -> Result<Vec<(String, TreeRecord)>> {
+        let cursor = Cursor::new(
+            Arc::clone(self.pool()),
+            self.root(),
+            Bound::Unbounded,
+            Bound::Unbounded,
+            false,
+        );
+        let mut out = Vec::new();
+        for item in cursor {
+            let (name, record) = item?;
+            let record = TreeRecord::decode(&record, self.root())?;
+            out.push((String::from_utf8_lossy(&name).into_owned(), record));
+        }
+        Ok(out)
+    }
+
+    pub fn get(&self, tree: &str, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        match self.tree(tree)? {
+            Some(view) => view.get(key),
+            None => Ok(None),
+        }
+    }
+}
+
+/// One tree of a snapshot: point reads, cursors and counts without a tree-of-trees lookup.
+#[derive(Clone)]
+pub struct TreeView {
+    snapshot: Snapshot,
+    record: TreeRecord,
+    /// The root page, pinned for the view's life (None for an empty tree).
+    root_page: Option<crate::pool::PageRef>,
+}
+
+impl TreeView {
+    pub fn record(&self) -> TreeRecord {
+        self.record
+    }
+
+    pub fn len(&self) -> u64 {
+        self.record.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.record.len == 0
+    }
+
+    pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        self.get_with(key, <[u8]>::to_vec)
+    }
+
+    /// [`TreeView::get`], handing the value to `read` where it lies (decode without a copy).
+    pub fn get_with<R>(&self, key: &[u8], read: impl FnOnce(&[u8]) -> R) -> Result<Option<R>> {
+        match &self.root_page {
+            Some(root) => btree::get_from_with(self.snapshot.pool(), root, key, read),
+            None => Ok(None),
+        }
+    }
+
+    /// Entries within the bounds, in key order (or reverse order).
+    pub fn range(&self, lower: Bound<&[u8]>, upper: Bound<&[u8]>, reverse: bool) -> Range {
+        self.range_owned(owned_bound(lower), owned_bound(upper), reverse)
+    }
+
+    /// [`TreeView::range`] taking bounds the caller already owns (no copy).
+    pub fn range_owned(
+        &self,
+        lower: Bound<Vec<u8>>,
+        upper: Bound<Vec<u8>>,
+        reverse: bool,
+    ) -> Range {
+        Range {
+            cursor: Cursor::new(
+                Arc::clone(self.snapshot.pool()),
+                self.record.root,
+                lower,
+                upper,
+                reverse,
+            ),
+            _snapshot: Some(self.snapshot.clone()),
+        }
+    }
+
+    /// Entries whose key starts with `prefix`.
+    pub fn prefix(&self, prefix: &[u8], reverse: bool) -> Range {
+        let upper = prefix_end(prefix);
+        let upper_bound = match &upper {
+            Some(end) => Bound::Excluded(end.as_slice()),
+            None => Bound::Unbounded,
+        };
+        self.range(Bound::Included(prefix), upper_bound, reverse)
+    }
+
+    /// Entries within the bounds, counted in O(height).
+    pub fn count(&self, lower: Bound<&[u8]>, upper: Bound<&[u8]>) -> Result<u64> {
+        count_range(self.snapshot.pool(), self.record.root, lower, upper)
+    }
+}
+
+pub(super) fn count_range(
+    pool: &BufferPool,
+    root: PageId,
+    lower: Bound<&[u8]>,
+    upper: Bound<&[u8]>,
+) -> Result<u64> {
+    let high = btree::rank(pool, root, upper)?;
+    let low = match lower {
+        Bound::Unbounded => 0,
+        Bound::Included(k) => btree::rank(pool, root, Bound::Excluded(k))?,
+        Bound::Excluded(k) => btree::rank(pool, root, Bound::Included(k))?,
+    };
+    Ok(high.saturating_sub(low))
+}
+
+/// Borrow an owned bound.
+pub fn bound_ref(bound: &Bound<Vec<u8>>) -> Bound<&[u8]> {
+    match bound {
+        Bound::Included(k) => Bound::Included(k.as_slice()),
+        Bound::Excluded(k) => Bound::Excluded(k.as_slice()),
+        Bound::Unbounded => Bound::Unbounded,
+    }
+}
+
+/// The smallest key greater than every key with this prefix (None: no such key).
+pub fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < 0xff {
+            end.push(last + 1);
+            return Some(end);
+        }
+    }
+    None
+}
+
+/// An iterator over a key range that keeps its version pinned.
+pub struct Range {
+    cursor: Cursor,
+    _snapshot: Option<Snapshot>,
+}
+
+impl Range {
+    pub fn seek(&mut self, key: &[u8]) {
+        self.cursor.seek(key);
+    }
+
+    /// The next entry handed to `read` where it lies (a caller that decodes it skips copying
+    /// the key and value out); None at the end of the range.
+    pub fn next_with<R>(&mut self, read: impl FnOnce(&[u8], &[u8]) -> R) -> Result<Option<R>> {
+        self.cursor.next_with(read)
+    }
+}
+
+impl Iterator for Range {
+    type Item = Result<(Vec<u8>, Vec<u8>)>;
+    fn next(&mut self) -> Option<Self::Item> {
+        self.cursor.next()
+    }
+}

@@ -1,0 +1,259 @@
+//! The write transaction: copy-on-write changes to named trees, prepared, then published.
+
+use super::snapshot::count_range;
+use super::*;
+
+/// The write transaction. Dropping it without `commit` discards every change.
+pub struct WriteTxn {
+    pub(super) store: PageStore,
+    pub(super) writer: parking_lot::ArcMutexGuard<RawMutex, WriterState>,
+    pub(super) base: Version,
+    pub(super) seq: u64,
+    pub(super) catalog: TreeRecord,
+    /// Trees this transaction has opened: their current record and whether it changed.
+    pub(super) trees: BTreeMap<String, (TreeRecord, bool)>,
+    pub(super) committed: bool,
+}
+
+impl WriteTxn {
+    /// The sequence number this transaction will publish.
+    pub fn seq(&self) -> u64 {
+        self.seq
+    }
+
+    pub fn base(&self) -> Version {
+        self.base
+    }
+
+    fn ctx(
+        &mut self,
+    ) -> (
+        WriteCtx<'_>,
+        &mut BTreeMap<String, (TreeRecord, bool)>,
+        &mut TreeRecord,
+    ) {
+        let inner = &self.store.inner;
+        (
+            WriteCtx {
+                pool: &inner.pool,
+                alloc: &mut self.writer.alloc,
+                file: &*inner.file,
+                seq: self.seq,
+            },
+            &mut self.trees,
+            &mut self.catalog,
+        )
+    }
+
+    fn record(&mut self, name: &str) -> Result<TreeRecord> {
+        if let Some((record, _)) = self.trees.get(name) {
+            return Ok(*record);
+        }
+        let record = match btree::get(&self.store.inner.pool, self.catalog.root, name.as_bytes())? {
+            Some(bytes) => TreeRecord::decode(&bytes, self.catalog.root)?,
+            None => TreeRecord::default(),
+        };
+        self.trees.insert(name.to_string(), (record, false));
+        Ok(record)
+    }
+
+    fn check_tree_name(&self, name: &str) -> Result<()> {
+        let max = crate::btree::node::max_key_bytes(self.store.page_size());
+        if name.len() > max {
+            return Err(PagerError::KeyTooLarge {
+                len: name.len(),
+                max,
+            });
+        }
+        Ok(())
+    }
+
+    /// Run `op` on the named tree's record, marking it changed.
+    fn modify<T>(
+        &mut self,
+        name: &str,
+        op: impl FnOnce(&mut WriteCtx<'_>, &mut TreeRecord) -> Result<T>,
+    ) -> Result<T> {
+        self.check_tree_name(name)?;
+        let mut record = self.record(name)?;
+        let (mut ctx, trees, _) = self.ctx();
+        let result = op(&mut ctx, &mut record);
+        // Even on error the record reflects pages already rewritten; an error aborts the
+        // transaction in every caller above, so only consistency within it matters.
+        trees.insert(name.to_string(), (record, true));
+        result
+    }
+
+    /// Create an empty tree if it does not exist (trees are also created by the first insert).
+    pub fn create_tree(&mut self, name: &str) -> Result<()> {
+        self.modify(name, |_, _| Ok(()))
+    }
+
+    /// Insert or replace; true when a value was replaced.
+    pub fn insert(&mut self, tree: &str, key: &[u8], value: &[u8]) -> Result<bool> {
+        self.modify(tree, |ctx, record| btree::insert(ctx, record, key, value))
+    }
+
+    /// Delete; true when the key was there.
+    pub fn remove(&mut self, tree: &str, key: &[u8]) -> Result<bool> {
+        if self.record(tree)?.root == 0 {
+            return Ok(false);
+        }
+        self.modify(tree, |ctx, record| btree::remove(ctx, record, key))
+    }
+
+    /// Load strictly increasing keys into an empty tree in one pass.
+    pub fn bulk_load<I, K, V>(&mut self, tree: &str, items: I) -> Result<u64>
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: AsRef<[u8]>,
+        V: AsRef<[u8]>,
+    {
+        self.modify(tree, |ctx, record| btree::bulk_load(ctx, record, items))
+    }
+
+    pub fn get(&mut self, tree: &str, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        let record = self.record(tree)?;
+        btree::get(&self.store.inner.pool, record.root, key)
+    }
+
+    pub fn len(&mut self, tree: &str) -> Result<u64> {
+        Ok(self.record(tree)?.len)
+    }
+
+    pub fn count(&mut self, tree: &str, lower: Bound<&[u8]>, upper: Bound<&[u8]>) -> Result<u64> {
+        let record = self.record(tree)?;
+        count_range(&self.store.inner.pool, record.root, lower, upper)
+    }
+
+    /// Entries of the tree as this transaction sees them. The borrow keeps the tree unchanged
+    /// while the range is alive.
+    pub fn range<'t>(
+        &'t mut self,
+        tree: &str,
+        lower: Bound<&[u8]>,
+        upper: Bound<&[u8]>,
+        reverse: bool,
+    ) -> Result<TxnRange<'t>> {
+        let record = self.record(tree)?;
+        Ok(TxnRange {
+            cursor: Cursor::new(
+                Arc::clone(&self.store.inner.pool),
+                record.root,
+                owned_bound(lower),
+                owned_bound(upper),
+                reverse,
+            ),
+            _txn: std::marker::PhantomData,
+        })
+    }
+
+    /// Delete a tree and free all its pages. True when it existed.
+    pub fn drop_tree(&mut self, name: &str) -> Result<bool> {
+        let record = self.record(name)?;
+        let existed = btree::get(&self.store.inner.pool, self.catalog.root, name.as_bytes())?
+            .is_some()
+            || self.trees.get(name).is_some_and(|(_, changed)| *changed);
+        let mut pages = Vec::new();
+        crate::check::collect_tree_pages(&self.store.inner.pool, record.root, &mut pages)?;
+        let (mut ctx, trees, catalog) = self.ctx();
+        for page in pages {
+            ctx.free(page);
+        }
+        btree::remove(&mut ctx, catalog, name.as_bytes())?;
+        trees.remove(name);
+        Ok(existed)
+    }
+
+    /// Publish every change as version `seq()`: new snapshots see it at once.
+    pub fn commit(mut self) -> Result<u64> {
+        self.prepare()?;
+        Ok(self.publish())
+    }
+
+    /// Write the records of the changed trees into the tree of trees: the last step of a
+    /// commit that can fail (it allocates and may read). After it succeeds, [`publish`] cannot
+    /// fail, so a caller can log the commit in between and never has to take the log back.
+    ///
+    /// [`publish`]: WriteTxn::publish
+    pub fn prepare(&mut self) -> Result<()> {
+        let changed: Vec<(String, TreeRecord)> = self
+            .trees
+            .iter()
+            .filter(|(_, (_, changed))| *changed)
+            .map(|(name, (record, _))| (name.clone(), *record))
+            .collect();
+        for (name, record) in changed {
+            let (mut ctx, trees, catalog) = self.ctx();
+            btree::insert(&mut ctx, catalog, name.as_bytes(), &record.encode())?;
+            if let Some(entry) = trees.get_mut(&name) {
+                entry.1 = false;
+            }
+        }
+        Ok(())
+    }
+
+    /// Make the prepared transaction the head. Infallible by design (see [`prepare`]).
+    ///
+    /// [`prepare`]: WriteTxn::prepare
+    pub fn publish(mut self) -> u64 {
+        debug_assert!(
+            self.trees.values().all(|(_, changed)| !changed),
+            "publish before prepare: tree records would be lost"
+        );
+        let version = Version {
+            seq: self.seq,
+            root: self.catalog.root,
+            tree_count: self.catalog.len,
+        };
+        self.writer.alloc.commit(self.seq);
+        {
+            let _pins = self.store.inner.pins.lock();
+            *self.store.inner.head.write() = version;
+        }
+        // The old head's pin is no longer the head's; readers holding it keep it alive.
+        let stale = self.store.inner.head_pin.write().take();
+        drop(stale);
+        self.committed = true;
+        self.seq
+    }
+
+    /// Publish as version `seq` (at least `seq()`). Recovery redoes many logged commits in one
+    /// transaction and publishes the last one's sequence.
+    pub fn commit_as(mut self, seq: u64) -> Result<u64> {
+        if seq < self.seq {
+            return Err(PagerError::InvalidConfig(format!(
+                "cannot publish version {seq} before {}",
+                self.seq
+            )));
+        }
+        self.seq = seq;
+        self.commit()
+    }
+
+    /// Discard every change (the same as dropping the transaction).
+    pub fn abort(self) {}
+}
+
+impl Drop for WriteTxn {
+    fn drop(&mut self) {
+        if !self.committed {
+            for id in self.writer.alloc.abort() {
+                self.store.inner.pool.discard(id);
+            }
+        }
+    }
+}
+
+/// A range read inside a write transaction.
+pub struct TxnRange<'t> {
+    cursor: Cursor,
+    _txn: std::marker::PhantomData<&'t mut WriteTxn>,
+}
+
+impl Iterator for TxnRange<'_> {
+    type Item = Result<(Vec<u8>, Vec<u8>)>;
+    fn next(&mut self) -> Option<Self::Item> {
+        self.cursor.next()
+    }
+}
