@@ -1,8 +1,6 @@
 //! Durability of the engine on the simulated disk: finality in every durability mode, the
 //! crash-point sweep over commits and checkpoints, injected I/O errors and the failure latch.
 
-use std::collections::BTreeMap;
-use std::ops::Bound;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,8 +10,8 @@ use aedb::storage::io::sim::{CrashMode, Fault, SimVfs};
 use aedb::storage::io::{OpKind, Vfs};
 use aedb::{AedbError, CommitFinality, Engine};
 
-const DIR: &str = "/db";
-type State = BTreeMap<Vec<u8>, Vec<u8>>;
+mod sim_support;
+use sim_support::{apply, open_sim, read_state, State, DIR};
 
 fn config(mode: DurabilityMode) -> AedbConfig {
     AedbConfig {
@@ -30,22 +28,7 @@ fn config(mode: DurabilityMode) -> AedbConfig {
 }
 
 fn open(vfs: &SimVfs, mode: DurabilityMode) -> Result<Engine, AedbError> {
-    Engine::open_with_vfs(
-        config(mode),
-        Path::new(DIR),
-        Arc::new(vfs.clone()) as Arc<dyn Vfs>,
-    )
-}
-
-fn read_state(engine: &Engine) -> State {
-    let snapshot = engine.snapshot();
-    match snapshot.tree("kv").expect("lookup") {
-        None => State::new(),
-        Some(tree) => tree
-            .range(Bound::Unbounded, Bound::Unbounded, false)
-            .collect::<Result<State, _>>()
-            .expect("scan"),
-    }
+    open_sim(vfs, config(mode))
 }
 
 /// Commit `n` of the workload: a few puts and a delete, of varied sizes.
@@ -68,32 +51,8 @@ fn commit_ops(n: u64) -> Vec<(Vec<u8>, Option<Vec<u8>>)> {
     ops
 }
 
-fn apply(state: &mut State, ops: &[(Vec<u8>, Option<Vec<u8>>)]) {
-    for (key, value) in ops {
-        match value {
-            Some(v) => state.insert(key.clone(), v.clone()),
-            None => state.remove(key),
-        };
-    }
-}
-
 fn commit(engine: &Engine, n: u64, finality: CommitFinality) -> Result<u64, AedbError> {
-    let ops = commit_ops(n);
-    engine
-        .commit_blocking(finality, move |txn| {
-            for (key, value) in &ops {
-                match value {
-                    Some(v) => {
-                        txn.insert("kv", key, v)?;
-                    }
-                    None => {
-                        txn.remove("kv", key)?;
-                    }
-                }
-            }
-            Ok(())
-        })
-        .map(|outcome| outcome.commit_seq)
+    sim_support::commit_ops(engine, commit_ops(n), finality).map(|outcome| outcome.commit_seq)
 }
 
 #[test]

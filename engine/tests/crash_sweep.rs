@@ -10,8 +10,6 @@
 //! loss every one acknowledged durable (Durable finality, any commit under `Full`, or one at or
 //! below a `durable_head_seq` some answer reported).
 
-use std::collections::BTreeMap;
-use std::ops::Bound;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -20,8 +18,8 @@ use aedb::storage::io::sim::{CrashMode, SimVfs};
 use aedb::storage::io::Vfs;
 use aedb::{AedbError, CommitFinality, Engine};
 
-const DIR: &str = "/db";
-type State = BTreeMap<Vec<u8>, Vec<u8>>;
+mod sim_support;
+use sim_support::{apply, open_sim, read_state, State, DIR};
 
 fn config(mode: DurabilityMode) -> AedbConfig {
     AedbConfig {
@@ -47,22 +45,7 @@ fn config(mode: DurabilityMode) -> AedbConfig {
 }
 
 fn open(vfs: &SimVfs, mode: DurabilityMode) -> Result<Engine, AedbError> {
-    Engine::open_with_vfs(
-        config(mode),
-        Path::new(DIR),
-        Arc::new(vfs.clone()) as Arc<dyn Vfs>,
-    )
-}
-
-fn read_state(engine: &Engine) -> State {
-    let snapshot = engine.snapshot();
-    match snapshot.tree("kv").expect("lookup") {
-        None => State::new(),
-        Some(tree) => tree
-            .range(Bound::Unbounded, Bound::Unbounded, false)
-            .collect::<Result<State, _>>()
-            .expect("scan"),
-    }
+    open_sim(vfs, config(mode))
 }
 
 /// Commit `n`: puts of varied sizes (overflow values every fourth) and a delete every third.
@@ -90,33 +73,14 @@ fn states(commits: u64) -> Vec<State> {
     let mut out = vec![State::new()];
     for n in 1..=commits {
         let mut next = out.last().cloned().unwrap_or_default();
-        for (key, value) in commit_ops(n) {
-            match value {
-                Some(v) => next.insert(key, v),
-                None => next.remove(&key),
-            };
-        }
+        apply(&mut next, &commit_ops(n));
         out.push(next);
     }
     out
 }
 
 fn commit(engine: &Engine, n: u64, finality: CommitFinality) -> Result<(u64, u64), AedbError> {
-    let ops = commit_ops(n);
-    engine
-        .commit_blocking(finality, move |txn| {
-            for (key, value) in &ops {
-                match value {
-                    Some(v) => {
-                        txn.insert("kv", key, v)?;
-                    }
-                    None => {
-                        txn.remove("kv", key)?;
-                    }
-                }
-            }
-            Ok(())
-        })
+    sim_support::commit_ops(engine, commit_ops(n), finality)
         .map(|o| (o.commit_seq, o.durable_head_seq))
 }
 

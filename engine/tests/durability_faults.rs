@@ -5,14 +5,14 @@
 
 use std::ops::Bound;
 use std::path::Path;
-use std::sync::Arc;
 
 use aedb::config::{AedbConfig, DurabilityMode, RecoveryMode};
 use aedb::storage::io::sim::{CrashMode, Fault, SimVfs};
 use aedb::storage::io::{OpKind, Vfs};
 use aedb::{AedbError, CommitFinality, Engine};
 
-const DIR: &str = "/db";
+mod sim_support;
+use sim_support::{open_sim as open_with, DIR};
 
 fn config(mode: DurabilityMode) -> AedbConfig {
     AedbConfig {
@@ -26,14 +26,6 @@ fn config(mode: DurabilityMode) -> AedbConfig {
         checkpoint_wal_bytes: 1 << 40,
         ..AedbConfig::default()
     }
-}
-
-fn open_with(vfs: &SimVfs, config: AedbConfig) -> Result<Engine, AedbError> {
-    Engine::open_with_vfs(
-        config,
-        Path::new(DIR),
-        Arc::new(vfs.clone()) as Arc<dyn Vfs>,
-    )
 }
 
 fn put(engine: &Engine, key: u64, len: usize, finality: CommitFinality) -> Result<u64, AedbError> {
@@ -263,4 +255,24 @@ fn a_torn_creation_is_recreated_and_a_grown_file_is_refused() {
             Err(other) => panic!("{len}: unexpected {other}"),
         }
     }
+}
+
+/// After the latch, written is not enough: a Visible commit in Batch mode whose group's sync
+/// failed is not answered Ok (its frame may be dropped from the cache without reaching disk).
+#[test]
+fn a_visible_commit_whose_group_sync_failed_is_not_acknowledged() {
+    let vfs = SimVfs::new();
+    let config = AedbConfig {
+        // Every group syncs: the Visible commit's group is the one whose sync fails.
+        batch_max_bytes: 1,
+        ..config(DurabilityMode::Batch)
+    };
+    let engine = open_with(&vfs, config).expect("open");
+    put(&engine, 1, 10, CommitFinality::Visible).expect("commit");
+    vfs.inject(Fault::forever(OpKind::Sync, 0, libc::EIO).on_path("wal"));
+    match put(&engine, 2, 10, CommitFinality::Visible) {
+        Err(AedbError::Failed(reason)) => assert!(reason.contains("unknown"), "{reason}"),
+        other => panic!("a commit whose sync failed was answered {other:?}"),
+    }
+    assert_eq!(vfs.faults_fired(), 1);
 }
