@@ -15,7 +15,7 @@ use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-use aedb_pager::io::{os_vfs, BackendKind, Vfs};
+use aedb_pager::io::{os_vfs, BackendKind, IoErrorKind, Vfs};
 use aedb_pager::{CheckpointInfo, PageStore, Snapshot, StoreConfig};
 use aedb_wal::{decode_record, scan, Integrity, WalConfig, WalError, WalOp, WalWriter};
 use parking_lot::{Condvar, Mutex};
@@ -86,8 +86,16 @@ impl Engine {
                 Some(p) => p,
                 None => dir,
             };
-            vfs.sync_dir(parent)
-                .map_err(|e| AedbError::Io(e.to_string()))?;
+            if let Err(err) = vfs.sync_dir(parent) {
+                // A parent the process may enter but not read (mode 0711) cannot be opened to
+                // sync; a directory made above just now was synced in it as it was created.
+                match err.kind {
+                    IoErrorKind::Os(libc::EACCES | libc::EPERM | libc::EINVAL) => {
+                        tracing::warn!(dir = %parent.display(), error = %err, "could not sync the database directory's parent")
+                    }
+                    _ => return Err(AedbError::Io(err.to_string())),
+                }
+            }
             Some(DirLock::acquire(dir)?)
         };
         Self::open_inner(config, dir, vfs, lock)

@@ -389,9 +389,12 @@ impl Writer {
             durable = durable.max(self.shared.store.durable_meta().seq);
         }
         let written = self.wal.written_lsn();
+        let submitted = self.wal.submitted_lsn();
         let waiters = std::mem::take(&mut self.waiters);
         for waiter in waiters {
-            let answered = if waiter.durable {
+            // After the latch only durability answers Ok: a written frame whose sync failed
+            // may be dropped from the cache without reaching the disk.
+            let answered = if waiter.durable || failed.is_some() {
                 durable
             } else {
                 written.max(durable)
@@ -413,7 +416,7 @@ impl Writer {
         if failed.is_some() || !unsynced || sync {
             for reply in self.sync_waiters.drain(..) {
                 let _ = reply.send(match &failed {
-                    Some(err) => Err(unknown_outcome(err, u64::MAX, written)),
+                    Some(err) => Err(unknown_outcome(err, u64::MAX, submitted)),
                     None => Ok(durable),
                 });
             }
@@ -446,14 +449,14 @@ impl Writer {
     }
 }
 
-/// The error a commit waiting for durability gets after the latch. A commit whose frame had
-/// been handed to the OS may still be on disk (its write went through, only a sync failed), so
-/// the answer says the outcome is unknown rather than that it failed.
-fn unknown_outcome(err: &AedbError, wait_for: u64, written: u64) -> AedbError {
+/// The error a commit waiting for its answer gets after the latch. A commit whose frame had
+/// been handed to the OS may still be on disk (its write, or part of it, went through), so the
+/// answer says the outcome is unknown rather than that it failed.
+fn unknown_outcome(err: &AedbError, wait_for: u64, submitted: u64) -> AedbError {
     match err {
-        AedbError::Failed(reason) if wait_for <= written => AedbError::Failed(format!(
-            "{reason}; the outcome of commit {wait_for} is unknown: its frame reached the OS \
-             but was not confirmed durable (reopen the database to see whether it survived)"
+        AedbError::Failed(reason) if wait_for <= submitted => AedbError::Failed(format!(
+            "{reason}; the outcome of commit {wait_for} is unknown: its frame was handed to the \
+             OS but was not confirmed durable (reopen the database to see whether it survived)"
         )),
         other => other.clone(),
     }
