@@ -104,3 +104,63 @@ async fn read_only_sees_durable_state_and_changes_nothing() -> Result<(), Box<dy
     );
     Ok(())
 }
+
+/// A read-only open registers with the live writer (R1 of the durability review): the writer
+/// checkpoints several times and rewrites every key meanwhile, reusing freed pages, yet none
+/// the reader's checkpoint reaches, so the reader still reads exactly its version; once it is
+/// gone, the writer reuses them.
+#[test]
+fn a_reader_beside_a_checkpointing_writer_reads_its_version() {
+    use aedb::Engine;
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let config = AedbConfig {
+        max_versions: 1,
+        checkpoint_interval_ms: 0,
+        ..AedbConfig::default()
+    };
+    let writer = Engine::open(config.clone(), tmp.path()).expect("writer");
+    let write_all = |round: u8| {
+        for chunk in 0..4u32 {
+            writer
+                .commit_blocking(CommitFinality::Durable, move |txn| {
+                    for i in chunk * 500..(chunk + 1) * 500 {
+                        txn.insert("kv", &i.to_be_bytes(), &[round; 200])?;
+                    }
+                    Ok(())
+                })
+                .expect("commit");
+        }
+    };
+    write_all(1);
+    writer.checkpoint_now().expect("checkpoint");
+    let reader = Engine::open_read_only(config, tmp.path()).expect("reader");
+    for round in 2..6 {
+        write_all(round);
+        let info = writer.checkpoint_now().expect("checkpoint");
+        assert!(info.readers_oldest.is_some(), "the writer sees the reader");
+    }
+    let tree = reader.snapshot().tree("kv").expect("lookup").expect("tree");
+    let mut seen = 0;
+    for entry in tree.range(
+        std::ops::Bound::Unbounded,
+        std::ops::Bound::Unbounded,
+        false,
+    ) {
+        let (_, value) = entry.expect("a page of the reader's version was reused");
+        assert_eq!(
+            value,
+            vec![1u8; 200],
+            "the reader sees another version's rows"
+        );
+        seen += 1;
+    }
+    assert_eq!(seen, 2000);
+    assert!(reader.store().check().is_ok());
+    drop(reader);
+    let info = writer.checkpoint_now().expect("checkpoint");
+    assert_eq!(
+        info.readers_oldest, None,
+        "the reader's registration ended with it"
+    );
+    writer.shutdown().expect("shutdown");
+}

@@ -64,6 +64,9 @@ pub struct Allocator {
     pub next_generation: u64,
     /// Generation of the newest durable checkpoint.
     pub durable_generation: u64,
+    /// The oldest generation a registered reader of another process still reads (None: no
+    /// reader): pages that generation reaches are not reused, whatever is durable.
+    readers_oldest: Option<u64>,
     /// Never touch the file: growth is only counted (read-only inspection).
     read_only: bool,
 }
@@ -83,6 +86,7 @@ impl Allocator {
             durable_freelist_pages: Vec::new(),
             next_generation: generation + 1,
             durable_generation: generation,
+            readers_oldest: None,
             read_only: false,
         }
     }
@@ -202,7 +206,9 @@ impl Allocator {
     /// Returns the pages that became free (their cached frames are garbage now).
     pub fn reclaim(&mut self, oldest_pinned_seq: u64) -> Vec<PageId> {
         // Entries are not ordered by generation (fresh pages need none), so test each.
-        let durable = self.durable_generation;
+        let durable = self
+            .readers_oldest
+            .map_or(self.durable_generation, |r| r.min(self.durable_generation));
         let mut kept = VecDeque::with_capacity(self.pending.len());
         let mut freed = Vec::new();
         for entry in self.pending.drain(..) {
@@ -279,8 +285,11 @@ impl Allocator {
     }
 
     /// The checkpoint of `generation` is durable.
-    pub fn checkpoint_durable(&mut self, generation: u64) {
+    /// `readers_oldest`: the oldest generation another process's reader still reads, as asked
+    /// once this checkpoint's meta page was durable (see `PageStore::set_reader_registry`).
+    pub fn checkpoint_durable(&mut self, generation: u64, readers_oldest: Option<u64>) {
         self.durable_generation = self.durable_generation.max(generation);
+        self.readers_oldest = readers_oldest;
     }
 
     /// Load the free list of a durable checkpoint at open.

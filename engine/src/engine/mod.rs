@@ -5,6 +5,7 @@
 
 mod lock;
 mod pipeline;
+mod readers;
 mod structural;
 mod txn;
 
@@ -16,7 +17,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use aedb_pager::io::{os_vfs, BackendKind, IoErrorKind, Vfs};
-use aedb_pager::{CheckpointInfo, PageStore, Snapshot, StoreConfig};
+use aedb_pager::{CheckpointInfo, PageStore, ReaderRegistry, Snapshot, StoreConfig};
 use aedb_wal::{decode_record, scan, Integrity, WalConfig, WalError, WalOp, WalWriter};
 use parking_lot::{Condvar, Mutex};
 use tokio::sync::oneshot;
@@ -62,6 +63,8 @@ pub struct Engine {
     recovery: RecoveryReport,
     read_only: bool,
     _lock: Option<DirLock>,
+    /// A read-only open's registration with writers in other processes (`readers.rs`).
+    _registration: Option<readers::ReaderRegistration>,
 }
 
 impl Engine {
@@ -98,7 +101,11 @@ impl Engine {
             }
             Some(DirLock::acquire(dir)?)
         };
-        Self::open_inner(config, dir, vfs, lock)
+        let readers = match lock {
+            Some(_) => Some(Arc::new(readers::ReaderTable::open(dir)?) as Arc<dyn ReaderRegistry>),
+            None => None,
+        };
+        Self::open_inner(config, dir, vfs, lock, readers)
     }
 
     /// Open without writing anything (no lock, no new log segment, no checkpoint): the newest
@@ -114,14 +121,21 @@ impl Engine {
         dir: &Path,
         vfs: Arc<dyn Vfs>,
     ) -> Result<Self> {
-        Self::open_read_only_inner(config, dir, vfs, None)
+        // No registration for a database that is not there (nothing is created then).
+        let registration =
+            if vfs.kind() == BackendKind::Simulated || !vfs.exists(&dir.join(DATA_FILE)) {
+                None
+            } else {
+                Some(readers::ReaderRegistration::begin(dir)?)
+            };
+        Self::open_read_only_inner(config, dir, vfs, registration)
     }
 
     fn open_read_only_inner(
         config: AedbConfig,
         dir: &Path,
         vfs: Arc<dyn Vfs>,
-        lock: Option<DirLock>,
+        registration: Option<readers::ReaderRegistration>,
     ) -> Result<Self> {
         config
             .validate()
@@ -133,6 +147,9 @@ impl Engine {
         };
         let store =
             PageStore::open_read_only(Arc::clone(&vfs), &dir.join(DATA_FILE), &store_config)?;
+        if let Some(registration) = &registration {
+            registration.settle(store.durable_meta().generation)?;
+        }
         let (_, recovery) = redo_log(&store, &vfs, dir, &config)?;
         let durable = store.head().seq;
         Ok(Engine {
@@ -143,7 +160,8 @@ impl Engine {
             dir: dir.to_path_buf(),
             recovery,
             read_only: true,
-            _lock: lock,
+            _lock: None,
+            _registration: registration,
         })
     }
 
@@ -177,6 +195,7 @@ impl Engine {
         dir: &Path,
         vfs: Arc<dyn Vfs>,
         lock: Option<DirLock>,
+        readers: Option<Arc<dyn ReaderRegistry>>,
     ) -> Result<Self> {
         config
             .validate()
@@ -189,6 +208,10 @@ impl Engine {
             direct_io: config.direct_io,
         };
         let store = PageStore::open(Arc::clone(&vfs), &dir.join(DATA_FILE), &store_config)?;
+        if let Some(readers) = readers {
+            // Before recovery's checkpoint: that one may already free pages a reader reads.
+            store.set_reader_registry(readers);
+        }
         let (wal, recovery) = recover(&store, &vfs, dir, &config)?;
         let shared = Self::shared(store, wal.synced_lsn(), &config);
         let (sender, receiver) = sync_channel(config.max_inflight_commits);
@@ -214,6 +237,7 @@ impl Engine {
             recovery,
             read_only: false,
             _lock: lock,
+            _registration: None,
         })
     }
 
@@ -411,7 +435,7 @@ impl Engine {
         self.shared.check_failed()?;
         if checkpoint_at_end {
             let info = checkpoint(&self.shared)?;
-            if let Some(mut wal) = wal {
+            if let Some(mut wal) = wal.filter(|_| info.readers_oldest.is_none()) {
                 wal.remove_covered(info.meta.seq)?;
             }
         }
@@ -446,9 +470,12 @@ fn checkpoint(shared: &Shared) -> Result<CheckpointInfo> {
     let info = shared
         .store
         .checkpoint_unless(|| shared.failed.lock().clone())?;
-    shared
-        .covered_lsn
-        .fetch_max(info.meta.wal_position, Ordering::AcqRel);
+    if info.readers_oldest.is_none() {
+        // A reader of another process may still scan the log from its older checkpoint.
+        shared
+            .covered_lsn
+            .fetch_max(info.meta.wal_position, Ordering::AcqRel);
+    }
     // A durable checkpoint makes every commit up to it durable, whatever the log's state.
     shared
         .durable_seq
@@ -560,7 +587,9 @@ fn recover(
     )?;
     if outcome.frames_replayed > config.recovery_checkpoint_frames {
         let info = store.checkpoint()?;
-        wal.remove_covered(info.meta.seq)?;
+        if info.readers_oldest.is_none() {
+            wal.remove_covered(info.meta.seq)?;
+        }
         report.checkpointed_after_redo = true;
     }
     Ok((wal, report))

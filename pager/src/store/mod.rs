@@ -98,6 +98,17 @@ struct Inner {
     durable_version: RwLock<Version>,
     failed: Mutex<Option<String>>,
     read_only: bool,
+    /// Readers of other processes, asked after each checkpoint which generation the oldest of
+    /// them reads (None: no such readers can exist, as on the simulator).
+    readers: RwLock<Option<Arc<dyn ReaderRegistry>>>,
+}
+
+/// Where the store learns which checkpoint generations readers in other processes still read
+/// (they open the newest durable meta page and read its pages lazily, so the pages that
+/// generation reaches must not be reused under them).
+pub trait ReaderRegistry: Send + Sync {
+    /// The oldest generation a live reader reads, or None when there is no reader.
+    fn oldest_generation(&self) -> std::io::Result<Option<u64>>;
 }
 
 /// The store. Cheap to clone; all clones share one file and pool.
@@ -111,6 +122,9 @@ pub struct PageStore {
 pub struct CheckpointInfo {
     pub meta: Meta,
     pub pages_written: usize,
+    /// The oldest generation another process's reader read when the checkpoint became durable
+    /// (None: no reader). While there is one, the log it may still scan is kept too.
+    pub readers_oldest: Option<u64>,
 }
 
 impl PageStore {
@@ -225,6 +239,7 @@ impl PageStore {
                 }),
                 failed: Mutex::new(None),
                 read_only,
+                readers: RwLock::new(None),
             }),
         })
     }
@@ -498,11 +513,13 @@ impl PageStore {
             root: meta.root,
             tree_count: meta.tree_count,
         };
+        // Asked only now: a reader that registers later reads this meta page or a newer one.
+        let readers_oldest = self.readers_oldest();
         inner
             .writer
             .lock()
             .alloc
-            .checkpoint_durable(meta.generation);
+            .checkpoint_durable(meta.generation, readers_oldest);
         tracing::debug!(
             generation = meta.generation,
             seq = meta.seq,
@@ -512,7 +529,25 @@ impl PageStore {
         Ok(CheckpointInfo {
             meta,
             pages_written,
+            readers_oldest,
         })
+    }
+
+    /// Install the registry of other processes' readers (before the first checkpoint).
+    pub fn set_reader_registry(&self, registry: Arc<dyn ReaderRegistry>) {
+        *self.inner.readers.write() = Some(registry);
+    }
+
+    fn readers_oldest(&self) -> Option<u64> {
+        let registry = self.inner.readers.read().clone()?;
+        match registry.oldest_generation() {
+            Ok(oldest) => oldest,
+            Err(err) => {
+                // Unknown readers: reuse nothing a checkpoint since open freed.
+                tracing::warn!(error = %err, "could not ask for readers; keeping freed pages");
+                Some(0)
+            }
+        }
     }
 
     /// Allocation figures for the checker and the debug tools: page count, free, pending.
