@@ -276,3 +276,18 @@ fn a_visible_commit_whose_group_sync_failed_is_not_acknowledged() {
     }
     assert_eq!(vfs.faults_fired(), 1);
 }
+
+/// A failed log write may still have put some of its frames on disk: the commits it carried
+/// are answered with an unknown outcome too, not a plain failure.
+#[test]
+fn commits_caught_by_a_failed_write_say_their_outcome_is_unknown() {
+    let vfs = SimVfs::new();
+    let engine = open_with(&vfs, config(DurabilityMode::Full)).expect("open");
+    put(&engine, 1, 10, CommitFinality::Durable).expect("commit");
+    vfs.inject(Fault::forever(OpKind::Write, 0, libc::EIO).on_path("wal"));
+    match put(&engine, 2, 10, CommitFinality::Durable) {
+        Err(AedbError::Failed(reason)) => assert!(reason.contains("unknown"), "{reason}"),
+        other => panic!("unexpected {other:?}"),
+    }
+    assert_eq!(vfs.faults_fired(), 1);
+}

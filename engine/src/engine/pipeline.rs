@@ -366,16 +366,13 @@ impl Writer {
             if let Err(err) = self.wal.flush(sync) {
                 self.shared.latch(format!("WAL write failed: {err}"));
             } else if sync {
-                self.shared
-                    .durable_seq
-                    .fetch_max(self.wal.synced_lsn(), Ordering::AcqRel);
                 self.shared.syncs.fetch_add(1, Ordering::Relaxed);
                 self.last_sync = Instant::now();
                 self.bytes_since_sync = 0;
             }
         }
-        // Whatever failed since, the log's own sync point holds (a rotation syncs the frames
-        // before it, even when creating the next segment then fails).
+        // The log's sync point, whatever failed since (a rotation syncs the frames before it,
+        // even when creating the next segment then fails).
         self.shared
             .durable_seq
             .fetch_max(self.wal.synced_lsn(), Ordering::AcqRel);
@@ -408,7 +405,7 @@ impl Writer {
             } else if let Some(err) = &failed {
                 let _ = waiter
                     .reply
-                    .send(Err(unknown_outcome(err, waiter.wait_for, written)));
+                    .send(Err(unknown_outcome(err, waiter.wait_for, submitted)));
             } else {
                 self.waiters.push(waiter);
             }
