@@ -80,36 +80,22 @@ impl Engine {
         let lock = if vfs.kind() == BackendKind::Simulated {
             None
         } else {
-            // Durably: the lock file is the first entry of a new database directory. A directory
-            // made by someone else may not be durable in its parent yet: sync that too.
+            // Durably: the lock file is the first entry of a new database directory.
             vfs.create_dir_all(dir)
                 .map_err(|e| AedbError::Io(e.to_string()))?;
-            let parent = match dir.parent() {
-                Some(p) if p.as_os_str().is_empty() => Path::new("."),
-                Some(p) => p,
-                None => dir,
-            };
-            if let Err(err) = vfs.sync_dir(parent) {
-                // A parent the process may enter but not read (mode 0711) cannot be opened to
-                // sync; a directory made above just now was synced in it as it was created.
-                match err.kind {
-                    IoErrorKind::Os(libc::EACCES | libc::EPERM | libc::EINVAL) => {
-                        tracing::warn!(dir = %parent.display(), error = %err, "could not sync the database directory's parent")
-                    }
-                    _ => return Err(AedbError::Io(err.to_string())),
-                }
-            }
+            sync_in_parent(&*vfs, dir)?;
             Some(DirLock::acquire(dir)?)
         };
-        let readers = match lock {
-            Some(_) => Some(Arc::new(readers::ReaderTable::open(dir)?) as Arc<dyn ReaderRegistry>),
+        let readers: Option<Arc<dyn ReaderRegistry>> = match lock {
+            Some(_) => Some(Arc::new(readers::ReaderTable::open(dir)?)),
             None => None,
         };
         Self::open_inner(config, dir, vfs, lock, readers)
     }
 
     /// Open without writing anything (no lock, no new log segment, no checkpoint): the newest
-    /// checkpoint plus the log redone in memory.
+    /// checkpoint plus the log redone in memory. Beside a live writer it registers as a reader
+    /// (`readers.rs`), so the writer reuses none of the pages it reads.
     pub fn open_read_only(config: AedbConfig, dir: &Path) -> Result<Self> {
         let vfs =
             os_vfs(aedb_pager::IoBackendChoice::Sync).map_err(|e| AedbError::Io(e.to_string()))?;
@@ -448,6 +434,31 @@ impl Drop for Engine {
         if let Err(err) = self.stop(true) {
             tracing::warn!(error = %err, "shutdown on drop did not complete; recovery will redo the log");
         }
+    }
+}
+
+/// Sync the directory holding `dir`: a database directory made by someone else may not be
+/// durable in its parent yet.
+fn sync_in_parent(vfs: &dyn Vfs, dir: &Path) -> Result<()> {
+    let parent = match dir.parent() {
+        Some(p) if p.as_os_str().is_empty() => Path::new("."),
+        Some(p) => p,
+        None => return Ok(()),
+    };
+    match vfs.sync_dir(parent) {
+        Ok(()) => Ok(()),
+        // A parent the process may enter but not read (mode 0711) cannot be opened to sync; a
+        // directory `create_dir_all` made just now was synced in it as it was created.
+        Err(err)
+            if matches!(
+                err.kind,
+                IoErrorKind::Os(libc::EACCES | libc::EPERM | libc::EINVAL)
+            ) =>
+        {
+            tracing::warn!(dir = %parent.display(), error = %err, "could not sync the database directory's parent");
+            Ok(())
+        }
+        Err(err) => Err(AedbError::Io(err.to_string())),
     }
 }
 
