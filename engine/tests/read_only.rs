@@ -164,3 +164,93 @@ fn a_reader_beside_a_checkpointing_writer_reads_its_version() {
     );
     writer.shutdown().expect("shutdown");
 }
+
+/// The writer restarts while a reader is registered: the new writer's loaded free list holds
+/// pages the reader's older checkpoint reaches (the old writer kept them waiting for it), and
+/// it must not reuse them either.
+#[test]
+fn a_reader_outliving_its_writer_is_still_honoured_by_the_next_writer() {
+    use aedb::Engine;
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let config = AedbConfig {
+        max_versions: 1,
+        checkpoint_interval_ms: 0,
+        ..AedbConfig::default()
+    };
+    let write_all = |writer: &Engine, round: u8| {
+        writer
+            .commit_blocking(CommitFinality::Durable, move |txn| {
+                for i in 0..2000u32 {
+                    txn.insert("kv", &i.to_be_bytes(), &[round; 200])?;
+                }
+                Ok(())
+            })
+            .expect("commit");
+        writer.checkpoint_now().expect("checkpoint");
+    };
+    let first = Engine::open(config.clone(), tmp.path()).expect("writer");
+    write_all(&first, 1);
+    let reader = Engine::open_read_only(config.clone(), tmp.path()).expect("reader");
+    for round in 2..4 {
+        write_all(&first, round);
+    }
+    first.shutdown().expect("shutdown");
+    let second = Engine::open(config, tmp.path()).expect("next writer");
+    for round in 4..7 {
+        write_all(&second, round);
+    }
+    let tree = reader.snapshot().tree("kv").expect("lookup").expect("tree");
+    let mut seen = 0;
+    for entry in tree.range(
+        std::ops::Bound::Unbounded,
+        std::ops::Bound::Unbounded,
+        false,
+    ) {
+        let (_, value) = entry.expect("a page of the reader's version was reused");
+        assert_eq!(
+            value,
+            vec![1u8; 200],
+            "the reader sees another version's rows"
+        );
+        seen += 1;
+    }
+    assert_eq!(seen, 2000);
+    drop(reader);
+    second.shutdown().expect("shutdown");
+}
+
+/// While a reader keeps the log from being deleted, an idle writer does not checkpoint again
+/// and again (the triggers look at what no checkpoint covers, not at the log's length).
+#[test]
+fn an_idle_writer_beside_a_reader_does_not_checkpoint_without_new_commits() {
+    use aedb::Engine;
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let config = AedbConfig {
+        checkpoint_interval_ms: 10,
+        checkpoint_wal_bytes: 1,
+        ..AedbConfig::default()
+    };
+    let writer = Engine::open(config.clone(), tmp.path()).expect("writer");
+    writer
+        .commit_blocking(CommitFinality::Durable, |txn| {
+            txn.insert("kv", b"k", b"v").map(|_| ())
+        })
+        .expect("commit");
+    writer.checkpoint_now().expect("checkpoint");
+    let _reader = Engine::open_read_only(config, tmp.path()).expect("reader");
+    writer
+        .commit_blocking(CommitFinality::Durable, |txn| {
+            txn.insert("kv", b"k2", b"v").map(|_| ())
+        })
+        .expect("commit");
+    // Long enough for dozens of interval and size triggers.
+    std::thread::sleep(std::time::Duration::from_millis(600));
+    let generation = writer.store().durable_meta().generation;
+    std::thread::sleep(std::time::Duration::from_millis(600));
+    assert_eq!(
+        writer.store().durable_meta().generation,
+        generation,
+        "checkpoints went on with nothing new to cover"
+    );
+    assert_eq!(writer.store().durable_meta().seq, writer.visible_head_seq());
+}

@@ -297,6 +297,23 @@ impl Allocator {
         self.durable_freelist_pages = pages;
         self.free = ids.into_iter().collect();
     }
+
+    /// Readers of other processes read generation `oldest` (None: there are none). When that
+    /// is older than the durable checkpoint this allocator opened, the free list it loaded may
+    /// hold pages those readers still reach (the previous writer kept them waiting for the
+    /// readers, and its free list lists waiting pages as free): they wait again, until a
+    /// checkpoint finds no reader older than the loaded generation.
+    pub fn readers_at_open(&mut self, oldest: Option<u64>) {
+        self.readers_oldest = oldest;
+        if oldest.is_some_and(|r| r < self.durable_generation) && !self.free.is_empty() {
+            let held = std::mem::take(&mut self.free);
+            self.pending.push_back(PendingFree {
+                freed_at_seq: 0,
+                safe_generation: self.durable_generation,
+                pages: held.into_iter().collect(),
+            });
+        }
+    }
 }
 
 pub struct FreelistCapture {

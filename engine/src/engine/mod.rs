@@ -112,7 +112,7 @@ impl Engine {
             if vfs.kind() == BackendKind::Simulated || !vfs.exists(&dir.join(DATA_FILE)) {
                 None
             } else {
-                Some(readers::ReaderRegistration::begin(dir)?)
+                Some(readers::ReaderRegistration::begin(dir))
             };
         Self::open_read_only_inner(config, dir, vfs, registration)
     }
@@ -134,7 +134,7 @@ impl Engine {
         let store =
             PageStore::open_read_only(Arc::clone(&vfs), &dir.join(DATA_FILE), &store_config)?;
         if let Some(registration) = &registration {
-            registration.settle(store.durable_meta().generation)?;
+            registration.settle(store.durable_meta().generation);
         }
         let (_, recovery) = redo_log(&store, &vfs, dir, &config)?;
         let durable = store.head().seq;
@@ -159,6 +159,7 @@ impl Engine {
             durable_seq: AtomicU64::new(durable_seq),
             failed: Mutex::new(None),
             covered_lsn: AtomicU64::new(covered),
+            checkpointed_seq: AtomicU64::new(covered),
             checkpoint_request: Mutex::new(false),
             checkpoint_signal: Condvar::new(),
             queue_capacity: config.max_inflight_commits,
@@ -481,6 +482,9 @@ fn checkpoint(shared: &Shared) -> Result<CheckpointInfo> {
     let info = shared
         .store
         .checkpoint_unless(|| shared.failed.lock().clone())?;
+    shared
+        .checkpointed_seq
+        .fetch_max(info.meta.seq, Ordering::AcqRel);
     if info.readers_oldest.is_none() {
         // A reader of another process may still scan the log from its older checkpoint.
         shared

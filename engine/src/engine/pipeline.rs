@@ -69,6 +69,9 @@ pub(crate) struct Shared {
     pub failed: Mutex<Option<String>>,
     /// LSN a durable checkpoint covers; the writer deletes log segments up to it.
     pub covered_lsn: AtomicU64,
+    /// Sequence of the newest durable checkpoint (ahead of `covered_lsn` while readers of
+    /// other processes keep the log).
+    pub checkpointed_seq: AtomicU64,
     pub checkpoint_request: Mutex<bool>,
     pub checkpoint_signal: Condvar,
     pub queue_capacity: usize,
@@ -433,12 +436,17 @@ impl Writer {
     }
 
     fn maybe_request_checkpoint(&mut self) {
-        let by_size = self.wal.live_bytes() > self.config.checkpoint_wal_bytes
+        // Only commits no checkpoint covers call for one: the log may stay long (or covered
+        // and undeleted) while a reader of another process is registered.
+        let uncovered =
+            self.shared.store.head().seq > self.shared.checkpointed_seq.load(Ordering::Acquire);
+        let by_size = uncovered
+            && self.wal.live_bytes() > self.config.checkpoint_wal_bytes
             && self.last_checkpoint_request.elapsed() >= CHECKPOINT_REQUEST_GAP;
         let interval = self.config.checkpoint_interval_ms;
-        let by_age = interval > 0
-            && self.last_checkpoint_request.elapsed() >= Duration::from_millis(interval)
-            && self.shared.store.head().seq > self.shared.covered_lsn.load(Ordering::Acquire);
+        let by_age = uncovered
+            && interval > 0
+            && self.last_checkpoint_request.elapsed() >= Duration::from_millis(interval);
         if by_size || by_age {
             self.last_checkpoint_request = Instant::now();
             self.shared.request_checkpoint();

@@ -12,7 +12,9 @@
 //! file, not the process, so a reader and a writer in one process still see each other, and
 //! the kernel drops them when the reader's process dies. A reader registers at byte 0 (every
 //! generation) before it reads the meta page and moves to its generation after, so no
-//! checkpoint between the two can miss it. Elsewhere no registration exists, and a read-only
+//! checkpoint between the two can miss it. A writer that opens while readers are registered
+//! holds back the free list it loaded when they read an older generation. Elsewhere (not Linux,
+//! or a database no writer of this version has opened) no registration exists, and a read-only
 //! open beside a live writer carries the risk the module describes (see ARCHITECTURE.md).
 
 use std::fs::File;
@@ -32,12 +34,15 @@ pub struct ReaderTable {
 impl ReaderTable {
     pub fn open(dir: &Path) -> Result<Self> {
         let path = dir.join(READERS_FILE);
-        let file = std::fs::OpenOptions::new()
+        let created = std::fs::OpenOptions::new()
             .create(true)
             .truncate(false)
             .read(true)
             .write(true)
-            .open(&path)
+            .open(&path);
+        // Asking needs no write access: a file another user made is opened for reading.
+        let file = created
+            .or_else(|_| File::open(&path))
             .map_err(|e| AedbError::Io(format!("{}: {e}", path.display())))?;
         Ok(ReaderTable { file })
     }
@@ -51,39 +56,44 @@ impl ReaderRegistry for ReaderTable {
 
 /// A reader's registration; dropping it (or the process dying) ends it.
 pub struct ReaderRegistration {
-    _file: Option<File>,
+    /// Held for the locks it carries (None: not registered).
+    file: Option<File>,
 }
 
 impl ReaderRegistration {
     /// Register as reading every generation, before the meta page is read.
-    pub fn begin(dir: &Path) -> Result<Self> {
+    pub fn begin(dir: &Path) -> Self {
         let path = dir.join(READERS_FILE);
-        let create = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .read(true)
-            .write(true)
-            .open(&path);
-        // A directory this process may not write to: the file a writer made, read-only.
-        let Ok(file) = create.or_else(|_| File::open(&path)) else {
-            tracing::warn!(dir = %dir.display(), "read-only open is not registered: no READERS file and the directory is not writable");
-            return Ok(ReaderRegistration { _file: None });
-        };
-        ofd::lock_shared(&file, 0)
-            .map_err(|e| AedbError::Io(format!("{}: {e}", path.display())))?;
-        Ok(ReaderRegistration { _file: Some(file) })
+        // Never created here: a read-only open writes nothing. A writer of this version makes
+        // the file as it opens; a database no such writer has opened has no writer to tell.
+        let registered = File::open(&path).and_then(|file| {
+            ofd::lock_shared(&file, 0)?;
+            Ok(file)
+        });
+        match registered {
+            Ok(file) => ReaderRegistration { file: Some(file) },
+            Err(err) => {
+                tracing::warn!(path = %path.display(), error = %err, "read-only open is not registered with writers");
+                ReaderRegistration { file: None }
+            }
+        }
     }
 
-    /// The meta page read was of `generation`: hold that one only.
-    pub fn settle(&self, generation: u64) -> Result<()> {
-        let Some(file) = &self._file else {
-            return Ok(());
+    /// The meta page read was of `generation`: hold that one only. Should moving the lock
+    /// fail, the hold on every generation stays, which only keeps more pages from reuse.
+    pub fn settle(&self, generation: u64) {
+        let Some(file) = &self.file else {
+            return;
         };
-        if generation != 0 {
-            ofd::lock_shared(file, generation).map_err(|e| AedbError::Io(e.to_string()))?;
-            ofd::unlock(file, 0).map_err(|e| AedbError::Io(e.to_string()))?;
+        if generation == 0 {
+            return;
         }
-        Ok(())
+        match ofd::lock_shared(file, generation).and_then(|()| ofd::unlock(file, 0)) {
+            Ok(()) => {}
+            Err(err) => {
+                tracing::warn!(error = %err, generation, "reader keeps its hold on every generation")
+            }
+        }
     }
 }
 
@@ -172,18 +182,18 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let table = ReaderTable::open(dir.path()).expect("table");
         assert_eq!(table.oldest_generation().expect("ask"), None);
-        let first = ReaderRegistration::begin(dir.path()).expect("register");
+        let first = ReaderRegistration::begin(dir.path());
         assert_eq!(
             table.oldest_generation().expect("ask"),
             Some(0),
             "unsettled: every generation"
         );
-        first.settle(7).expect("settle");
+        first.settle(7);
         assert_eq!(table.oldest_generation().expect("ask"), Some(7));
-        let second = ReaderRegistration::begin(dir.path()).expect("register");
-        second.settle(12).expect("settle");
-        let third = ReaderRegistration::begin(dir.path()).expect("register");
-        third.settle(5).expect("settle");
+        let second = ReaderRegistration::begin(dir.path());
+        second.settle(12);
+        let third = ReaderRegistration::begin(dir.path());
+        third.settle(5);
         assert_eq!(table.oldest_generation().expect("ask"), Some(5));
         drop(third);
         assert_eq!(table.oldest_generation().expect("ask"), Some(7));

@@ -533,9 +533,13 @@ impl PageStore {
         })
     }
 
-    /// Install the registry of other processes' readers (before the first checkpoint).
+    /// Install the registry of other processes' readers, before the first write transaction:
+    /// readers already registered may read an older generation than the one this store opened,
+    /// whose pages its loaded free list can hold (`Allocator::readers_at_open`).
     pub fn set_reader_registry(&self, registry: Arc<dyn ReaderRegistry>) {
         *self.inner.readers.write() = Some(registry);
+        let oldest = self.readers_oldest();
+        self.inner.writer.lock().alloc.readers_at_open(oldest);
     }
 
     fn readers_oldest(&self) -> Option<u64> {
