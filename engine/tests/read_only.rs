@@ -139,22 +139,7 @@ fn a_reader_beside_a_checkpointing_writer_reads_its_version() {
         let info = writer.checkpoint_now().expect("checkpoint");
         assert!(info.readers_oldest.is_some(), "the writer sees the reader");
     }
-    let tree = reader.snapshot().tree("kv").expect("lookup").expect("tree");
-    let mut seen = 0;
-    for entry in tree.range(
-        std::ops::Bound::Unbounded,
-        std::ops::Bound::Unbounded,
-        false,
-    ) {
-        let (_, value) = entry.expect("a page of the reader's version was reused");
-        assert_eq!(
-            value,
-            vec![1u8; 200],
-            "the reader sees another version's rows"
-        );
-        seen += 1;
-    }
-    assert_eq!(seen, 2000);
+    assert_reader_sees_round(&reader, 1, 2000);
     assert!(reader.store().check().is_ok());
     drop(reader);
     let info = writer.checkpoint_now().expect("checkpoint");
@@ -199,22 +184,7 @@ fn a_reader_outliving_its_writer_is_still_honoured_by_the_next_writer() {
     for round in 4..7 {
         write_all(&second, round);
     }
-    let tree = reader.snapshot().tree("kv").expect("lookup").expect("tree");
-    let mut seen = 0;
-    for entry in tree.range(
-        std::ops::Bound::Unbounded,
-        std::ops::Bound::Unbounded,
-        false,
-    ) {
-        let (_, value) = entry.expect("a page of the reader's version was reused");
-        assert_eq!(
-            value,
-            vec![1u8; 200],
-            "the reader sees another version's rows"
-        );
-        seen += 1;
-    }
-    assert_eq!(seen, 2000);
+    assert_reader_sees_round(&reader, 1, 2000);
     drop(reader);
     second.shutdown().expect("shutdown");
 }
@@ -253,4 +223,25 @@ fn an_idle_writer_beside_a_reader_does_not_checkpoint_without_new_commits() {
         "checkpoints went on with nothing new to cover"
     );
     assert_eq!(writer.store().durable_meta().seq, writer.visible_head_seq());
+}
+
+/// Every row the reader reads is the one written in `round`, and there are `rows` of them: no
+/// page of its version was reused under it.
+fn assert_reader_sees_round(reader: &aedb::Engine, round: u8, rows: usize) {
+    let tree = reader.snapshot().tree("kv").expect("lookup").expect("tree");
+    let mut seen = 0;
+    for entry in tree.range(
+        std::ops::Bound::Unbounded,
+        std::ops::Bound::Unbounded,
+        false,
+    ) {
+        let (_, value) = entry.expect("a page of the reader's version was reused");
+        assert_eq!(
+            value,
+            vec![round; 200],
+            "the reader sees another version's rows"
+        );
+        seen += 1;
+    }
+    assert_eq!(seen, rows);
 }
