@@ -89,10 +89,13 @@ pub fn scan(
             // beside one): nothing redo needs was in it. A real gap in what redo needs is still
             // caught where the log's start is checked against the checkpoint.
             Err(WalError::Io(err))
-                if expected.is_none()
+                if expected.is_none_or(|e| e <= after_lsn + 1)
                     && index + 1 < count
                     && err.kind == aedb_pager::io::IoErrorKind::Os(libc::ENOENT) =>
             {
+                // Start over at the next segment: it must then begin within what the
+                // checkpoint covers, or the scan reports the gap.
+                expected = None;
                 continue;
             }
             Err(err) => return Err(err),

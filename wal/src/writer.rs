@@ -48,9 +48,6 @@ pub struct WalWriter {
     next_lsn: u64,
     chain: [u8; 32],
     written_lsn: u64,
-    /// The last LSN handed to the OS, whether or not its write was confirmed: after a failed
-    /// or partial write, frames up to it may still be on disk.
-    submitted_lsn: u64,
     synced_lsn: u64,
     /// (segment number, first LSN) of every live segment, oldest first.
     segments: VecDeque<(u64, u64)>,
@@ -98,7 +95,6 @@ impl WalWriter {
             next_lsn: last + 1,
             chain: scan.chain,
             written_lsn: last,
-            submitted_lsn: last,
             synced_lsn: last,
             segments,
         })
@@ -110,9 +106,7 @@ impl WalWriter {
     pub fn written_lsn(&self) -> u64 {
         self.written_lsn
     }
-    pub fn submitted_lsn(&self) -> u64 {
-        self.submitted_lsn
-    }
+
     pub fn synced_lsn(&self) -> u64 {
         self.synced_lsn
     }
@@ -181,7 +175,6 @@ impl WalWriter {
             return Ok(());
         }
         let wrote = !self.pending.is_empty();
-        self.submitted_lsn = last;
         let mut results = self.file.submit_now(ops).into_iter();
         // A write that went through counts as written even when the sync after it failed: the
         // commits it holds may be on disk, which their answer has to say.

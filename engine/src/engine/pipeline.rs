@@ -139,11 +139,14 @@ pub(crate) struct Writer {
     last_sync: Instant,
     last_checkpoint_request: Instant,
     bytes_since_sync: u64,
+    bytes_since_checkpoint_request: u64,
     truncated_through: u64,
 }
 
 impl Writer {
     pub fn new(shared: Arc<Shared>, wal: WalWriter, config: AedbConfig) -> Self {
+        // The log recovery left counts as logged since a request.
+        let logged = wal.live_bytes();
         let truncated_through = shared.covered_lsn.load(Ordering::Acquire);
         Writer {
             shared,
@@ -154,6 +157,7 @@ impl Writer {
             last_sync: Instant::now(),
             last_checkpoint_request: Instant::now(),
             bytes_since_sync: 0,
+            bytes_since_checkpoint_request: logged,
             truncated_through,
         }
     }
@@ -329,6 +333,7 @@ impl Writer {
         debug_assert_eq!(published, seq);
         self.retain_head();
         self.bytes_since_sync += payload.len() as u64;
+        self.bytes_since_checkpoint_request += payload.len() as u64;
         Ok(Ran {
             commit_seq: seq,
             wait_for: seq,
@@ -389,7 +394,9 @@ impl Writer {
             durable = durable.max(self.shared.store.durable_meta().seq);
         }
         let written = self.wal.written_lsn();
-        let submitted = self.wal.submitted_lsn();
+        // Every published commit may survive a latch: its frame may have reached the OS, or a
+        // checkpoint may have captured it and written its meta page before failing.
+        let published = self.wal.next_lsn() - 1;
         let waiters = std::mem::take(&mut self.waiters);
         for waiter in waiters {
             // After the latch only durability answers Ok: a written frame whose sync failed
@@ -408,7 +415,7 @@ impl Writer {
             } else if let Some(err) = &failed {
                 let _ = waiter
                     .reply
-                    .send(Err(unknown_outcome(err, waiter.wait_for, submitted)));
+                    .send(Err(unknown_outcome(err, waiter.wait_for, published)));
             } else {
                 self.waiters.push(waiter);
             }
@@ -416,7 +423,7 @@ impl Writer {
         if failed.is_some() || !unsynced || sync {
             for reply in self.sync_waiters.drain(..) {
                 let _ = reply.send(match &failed {
-                    Some(err) => Err(unknown_outcome(err, u64::MAX, submitted)),
+                    Some(err) => Err(unknown_outcome(err, u64::MAX, published)),
                     None => Ok(durable),
                 });
             }
@@ -440,8 +447,10 @@ impl Writer {
         // and undeleted) while a reader of another process is registered.
         let uncovered =
             self.shared.store.head().seq > self.shared.checkpointed_seq.load(Ordering::Acquire);
+        // Bytes logged since the last request, not the live log: while readers keep covered
+        // segments, the live log does not shrink after a checkpoint.
         let by_size = uncovered
-            && self.wal.live_bytes() > self.config.checkpoint_wal_bytes
+            && self.bytes_since_checkpoint_request > self.config.checkpoint_wal_bytes
             && self.last_checkpoint_request.elapsed() >= CHECKPOINT_REQUEST_GAP;
         let interval = self.config.checkpoint_interval_ms;
         let by_age = uncovered
@@ -449,19 +458,20 @@ impl Writer {
             && self.last_checkpoint_request.elapsed() >= Duration::from_millis(interval);
         if by_size || by_age {
             self.last_checkpoint_request = Instant::now();
+            self.bytes_since_checkpoint_request = 0;
             self.shared.request_checkpoint();
         }
     }
 }
 
-/// The error a commit waiting for its answer gets after the latch. A commit whose frame had
-/// been handed to the OS may still be on disk (its write, or part of it, went through), so the
-/// answer says the outcome is unknown rather than that it failed.
-fn unknown_outcome(err: &AedbError, wait_for: u64, submitted: u64) -> AedbError {
+/// The error a commit waiting for its answer gets after the latch. A published commit may
+/// still be on disk (its frame's write, or part of it, went through; or a checkpoint captured
+/// it), so the answer says the outcome is unknown rather than that it failed.
+fn unknown_outcome(err: &AedbError, wait_for: u64, published: u64) -> AedbError {
     match err {
-        AedbError::Failed(reason) if wait_for <= submitted => AedbError::Failed(format!(
-            "{reason}; the outcome of commit {wait_for} is unknown: its frame was handed to the \
-             OS but was not confirmed durable (reopen the database to see whether it survived)"
+        AedbError::Failed(reason) if wait_for <= published => AedbError::Failed(format!(
+            "{reason}; the outcome of commit {wait_for} is unknown: it was published but not \
+             confirmed durable (reopen the database to see whether it survived)"
         )),
         other => other.clone(),
     }
