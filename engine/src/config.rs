@@ -41,7 +41,7 @@ pub struct AedbConfig {
     pub max_inflight_commits: usize,
     /// The largest commit record (the effects of one commit), in bytes.
     pub max_transaction_bytes: u64,
-    /// Checkpoint when the live WAL exceeds this many bytes.
+    /// Checkpoint when this many bytes were logged since the last checkpoint request.
     pub checkpoint_wal_bytes: u64,
     /// Checkpoint at least this often while there are new commits (0: only by size or on demand).
     pub checkpoint_interval_ms: u64,
