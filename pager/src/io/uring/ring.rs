@@ -395,3 +395,9 @@ pub(super) fn complete_op(op: IoOp, res: i32) -> IoResult {
         IoOp::Grow { .. } => Ok(IoDone::Grow),
     }
 }
+
+/// A pause that grows with the rounds that moved nothing, so a failing ring is retried without
+/// burning a core (0.2 ms, doubling, at most about 50 ms).
+pub(super) fn back_off(stalls: u32) {
+    std::thread::sleep(std::time::Duration::from_micros(100 << stalls.min(9)));
+}
