@@ -3,8 +3,15 @@
 //!
 //! A page freed by copy-on-write in commit `s` is still reachable from every version before `s`
 //! and, until a checkpoint covering `s` is durable, from the durable checkpoint. It therefore
-//! waits in `pending` until (a) no pinned snapshot is older than `s` and (b) a checkpoint of
-//! generation `safe_generation` or later is durable (invariant 2 of the design).
+//! waits until (a) no pinned snapshot is older than `s` and (b) a checkpoint of generation
+//! `safe_generation` or later is durable (invariant 2 of the design).
+//!
+//! Waiting pages sit in two first-in-first-out queues, so that reclaiming costs what it frees
+//! rather than a scan of everything waiting: pages allocated since the last checkpoint capture
+//! wait only for snapshots (their `freed_at_seq` grows along the queue), the others also for a
+//! checkpoint (their `safe_generation` grows along the queue too). Reclaim pops from the fronts
+//! while the front entry may go. An entry never leaves before both its conditions hold; one
+//! out of order (the loaded free list held for readers at open) only waits longer.
 //!
 //! Free-list page layout after the common header (little-endian):
 //!
@@ -44,7 +51,10 @@ pub struct Allocator {
     page_size: u64,
     /// Pages that may be handed out now.
     free: BTreeSet<PageId>,
-    pending: VecDeque<PendingFree>,
+    /// Freed pages no checkpoint reaches: they wait only for snapshots.
+    waiting_snapshots: VecDeque<PendingFree>,
+    /// Freed pages a durable or captured checkpoint may reach.
+    waiting_checkpoint: VecDeque<PendingFree>,
     /// Pages in use or free; the next new page gets this id.
     page_count: u64,
     /// Pages the file has room for (its durable length / page size).
@@ -76,7 +86,8 @@ impl Allocator {
         Allocator {
             page_size: page_size as u64,
             free: BTreeSet::new(),
-            pending: VecDeque::new(),
+            waiting_snapshots: VecDeque::new(),
+            waiting_checkpoint: VecDeque::new(),
             page_count,
             file_pages,
             private: HashSet::new(),
@@ -104,7 +115,18 @@ impl Allocator {
     }
 
     pub fn pending_len(&self) -> usize {
-        self.pending.iter().map(|p| p.pages.len()).sum()
+        self.pending().map(|p| p.pages.len()).sum()
+    }
+
+    fn pending(&self) -> impl Iterator<Item = &PendingFree> {
+        self.waiting_snapshots
+            .iter()
+            .chain(self.waiting_checkpoint.iter())
+    }
+
+    /// Published pages the running transaction replaced or dropped so far.
+    pub fn freed_in_txn_count(&self) -> u64 {
+        (self.freed_in_txn.len() + self.freed_fresh_in_txn.len()) as u64
     }
 
     pub fn is_private(&self, id: PageId) -> bool {
@@ -174,14 +196,18 @@ impl Allocator {
             for id in &self.freed_fresh_in_txn {
                 self.fresh.remove(id);
             }
-            self.pending.push_back(PendingFree {
+            debug_assert!(self
+                .waiting_snapshots
+                .back()
+                .is_none_or(|last| last.freed_at_seq <= seq));
+            self.waiting_snapshots.push_back(PendingFree {
                 freed_at_seq: seq,
                 safe_generation: 0,
                 pages: std::mem::take(&mut self.freed_fresh_in_txn),
             });
         }
         if !self.freed_in_txn.is_empty() {
-            self.pending.push_back(PendingFree {
+            self.waiting_checkpoint.push_back(PendingFree {
                 freed_at_seq: seq,
                 safe_generation: self.next_generation,
                 pages: std::mem::take(&mut self.freed_in_txn),
@@ -201,25 +227,32 @@ impl Allocator {
         private
     }
 
-    /// Move pending pages that no pinned snapshot (all are at `oldest_pinned_seq` or newer) and
+    /// Move waiting pages that no pinned snapshot (all are at `oldest_pinned_seq` or newer) and
     /// no durable checkpoint can reach into the free set.
     /// Returns the pages that became free (their cached frames are garbage now).
     pub fn reclaim(&mut self, oldest_pinned_seq: u64) -> Vec<PageId> {
-        // Entries are not ordered by generation (fresh pages need none), so test each.
         let durable = self
             .readers_oldest
             .map_or(self.durable_generation, |r| r.min(self.durable_generation));
-        let mut kept = VecDeque::with_capacity(self.pending.len());
         let mut freed = Vec::new();
-        for entry in self.pending.drain(..) {
-            if entry.freed_at_seq <= oldest_pinned_seq && entry.safe_generation <= durable {
+        while let Some(front) = self.waiting_snapshots.front() {
+            if front.freed_at_seq > oldest_pinned_seq {
+                break;
+            }
+            if let Some(entry) = self.waiting_snapshots.pop_front() {
                 freed.extend_from_slice(&entry.pages);
                 self.free.extend(entry.pages);
-            } else {
-                kept.push_back(entry);
             }
         }
-        self.pending = kept;
+        while let Some(front) = self.waiting_checkpoint.front() {
+            if front.freed_at_seq > oldest_pinned_seq || front.safe_generation > durable {
+                break;
+            }
+            if let Some(entry) = self.waiting_checkpoint.pop_front() {
+                freed.extend_from_slice(&entry.pages);
+                self.free.extend(entry.pages);
+            }
+        }
         freed
     }
 
@@ -238,7 +271,7 @@ impl Allocator {
         // The old free-list pages are not part of the new checkpoint: free once it is durable.
         let old = std::mem::take(&mut self.durable_freelist_pages);
         if !old.is_empty() {
-            self.pending.push_back(PendingFree {
+            self.waiting_checkpoint.push_back(PendingFree {
                 freed_at_seq: 0,
                 safe_generation: generation,
                 pages: old,
@@ -256,7 +289,7 @@ impl Allocator {
         // From here on, new pages are unknown to this checkpoint.
         self.fresh.clear();
         let mut ids: Vec<PageId> = self.free.iter().copied().collect();
-        for pending in &self.pending {
+        for pending in self.pending() {
             ids.extend_from_slice(&pending.pages);
         }
         ids.sort_unstable();
@@ -307,7 +340,7 @@ impl Allocator {
         self.readers_oldest = oldest;
         if oldest.is_some_and(|r| r < self.durable_generation) && !self.free.is_empty() {
             let held = std::mem::take(&mut self.free);
-            self.pending.push_back(PendingFree {
+            self.waiting_checkpoint.push_back(PendingFree {
                 freed_at_seq: 0,
                 safe_generation: self.durable_generation,
                 pages: held.into_iter().collect(),
@@ -382,7 +415,7 @@ impl Allocator {
     pub fn unreachable_pages(&self) -> Vec<(PageId, &'static str)> {
         let mut out: Vec<(PageId, &'static str)> =
             self.free.iter().map(|id| (*id, "free")).collect();
-        for pending in &self.pending {
+        for pending in self.pending() {
             out.extend(pending.pages.iter().map(|id| (*id, "pending")));
         }
         out.extend(

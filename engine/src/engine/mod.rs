@@ -6,6 +6,7 @@
 mod lock;
 mod pipeline;
 mod readers;
+mod retained;
 mod structural;
 mod txn;
 
@@ -164,8 +165,10 @@ impl Engine {
             checkpoint_signal: Condvar::new(),
             queue_capacity: config.max_inflight_commits,
             stopping: std::sync::atomic::AtomicBool::new(false),
-            retained: Mutex::new(std::collections::VecDeque::new()),
-            retain_versions: config.max_versions,
+            retained: Mutex::new(retained::RetainedVersions::new(
+                config.max_versions,
+                retained_page_budget(config),
+            )),
             groups: AtomicU64::new(0),
             syncs: AtomicU64::new(0),
             catalog_changed_at: AtomicU64::new(head),
@@ -266,8 +269,9 @@ impl Engine {
         self.shared.structural.lock().of(tree)
     }
 
-    /// A snapshot of exactly commit `seq`: the head, or one of the `max_versions` most recent
-    /// commits. `Err(oldest)` when it is no longer retained (or `Err(head)` when it is in the
+    /// A snapshot of exactly commit `seq`: the head, or one of the most recent commits (at most
+    /// `max_versions`, and fewer when they would hold more than an eighth of the buffer pool
+    /// in replaced pages: see `retained.rs`). `Err(oldest)` when it is no longer retained (or `Err(head)` when it is in the
     /// future: compare with `visible_head_seq`).
     pub fn snapshot_at(&self, seq: u64) -> std::result::Result<Snapshot, u64> {
         let head = self.snapshot();
@@ -275,17 +279,14 @@ impl Engine {
             return Ok(head);
         }
         let retained = self.shared.retained.lock();
-        if let Some(found) = retained.iter().find(|s| s.seq() == seq) {
-            return Ok(found.clone());
+        if let Some(found) = retained.find(seq) {
+            return Ok(found);
         }
         let checkpoint = self.shared.store.checkpoint_snapshot();
         if checkpoint.seq() == seq {
             return Ok(checkpoint);
         }
-        let oldest = retained
-            .front()
-            .map_or(head.seq(), |s| s.seq())
-            .min(head.seq());
+        let oldest = retained.oldest_seq().unwrap_or(head.seq()).min(head.seq());
         Err(oldest)
     }
 
@@ -308,6 +309,12 @@ impl Engine {
             self.shared.groups.load(Ordering::Relaxed),
             self.shared.syncs.load(Ordering::Relaxed),
         )
+    }
+
+    /// (versions retained for `AtSeq` reads, pages they keep from reuse).
+    pub fn retention_stats(&self) -> (usize, u64) {
+        let retained = self.shared.retained.lock();
+        (retained.len(), retained.held_pages())
     }
 
     fn enqueue<T: Send + 'static>(
@@ -672,4 +679,10 @@ impl RedoBatch {
         }
         Ok(())
     }
+}
+
+/// Pages the retained versions may keep from reuse: an eighth of the buffer pool, so that the
+/// garbage they hold stays cached and comes back a little at a time.
+fn retained_page_budget(config: &AedbConfig) -> u64 {
+    (config.buffer_pool_bytes / u64::from(config.page_size) / 8).max(64)
 }

@@ -80,8 +80,7 @@ pub(crate) struct Shared {
     pub groups: AtomicU64,
     pub syncs: AtomicU64,
     /// Snapshots of the most recent commits, so reads `AtSeq(n)` can find them.
-    pub retained: Mutex<std::collections::VecDeque<aedb_pager::Snapshot>>,
-    pub retain_versions: usize,
+    pub retained: Mutex<super::retained::RetainedVersions>,
     /// Sequence of the newest commit that wrote the catalog tree (the head at open before
     /// any): caches of decoded schemas trust only what was read at or after it.
     pub catalog_changed_at: AtomicU64,
@@ -329,9 +328,10 @@ impl Writer {
             // Before publishing, like the catalog watermark.
             self.shared.structural.lock().note(deleted_from, seq);
         }
+        let freed = txn.freed_page_count();
         let published = txn.publish();
         debug_assert_eq!(published, seq);
-        self.retain_head();
+        self.retain_head(freed);
         self.bytes_since_sync += payload.len() as u64;
         self.bytes_since_checkpoint_request += payload.len() as u64;
         Ok(Ran {
@@ -341,15 +341,10 @@ impl Writer {
         })
     }
 
-    fn retain_head(&self) {
-        if self.shared.retain_versions == 0 {
-            return;
-        }
-        let snapshot = self.shared.store.snapshot();
+    fn retain_head(&self, freed_by_commit: u64) {
         let mut retained = self.shared.retained.lock();
-        retained.push_back(snapshot);
-        while retained.len() > self.shared.retain_versions {
-            retained.pop_front();
+        if retained.is_enabled() {
+            retained.push(self.shared.store.snapshot(), freed_by_commit);
         }
     }
 

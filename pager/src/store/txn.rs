@@ -17,6 +17,12 @@ pub struct WriteTxn {
 
 impl WriteTxn {
     /// The sequence number this transaction will publish.
+    /// Published pages this transaction replaced or dropped: once it is published, only older
+    /// versions reach them.
+    pub fn freed_page_count(&self) -> u64 {
+        self.writer.alloc.freed_in_txn_count()
+    }
+
     pub fn seq(&self) -> u64 {
         self.seq
     }
