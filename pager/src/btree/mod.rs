@@ -331,7 +331,7 @@ pub fn insert(
         return Ok(false);
     }
     let mut replaced = false;
-    let result = insert_rec(ctx, tree.root, key, &cell, &mut replaced, 0)?;
+    let result = insert_rec(ctx, tree.root, key, &cell, &mut replaced, 0, true)?;
     if !replaced {
         tree.len += 1;
     }
@@ -341,6 +341,8 @@ pub fn insert(
     Ok(replaced)
 }
 
+/// `right_edge`: `id` is the last node of its level (every ancestor descended to its last
+/// child), where an insert after the last key is an append.
 fn insert_rec(
     ctx: &mut WriteCtx<'_>,
     id: PageId,
@@ -348,6 +350,7 @@ fn insert_rec(
     cell: &[u8],
     replaced: &mut bool,
     depth: usize,
+    right_edge: bool,
 ) -> Result<ChildResult> {
     if depth > MAX_DEPTH {
         return Err(depth_error(id));
@@ -361,16 +364,21 @@ fn insert_rec(
             None
         } else {
             let pos = node.child_index(key)?;
-            Some((pos, node.child(pos)?))
+            Some((pos, node.child(pos)?, right_edge && pos + 1 == node.len()))
         }
     };
-    let Some((child_pos, child)) = descend else {
-        return insert_into_leaf(ctx, id, key, cell, replaced);
+    let Some((child_pos, child, child_on_edge)) = descend else {
+        return insert_into_leaf(ctx, id, key, cell, replaced, right_edge);
     };
-    let result = insert_rec(ctx, child, key, cell, replaced, depth + 1)?;
+    let result = insert_rec(ctx, child, key, cell, replaced, depth + 1, child_on_edge)?;
     let delta = if *replaced { 0 } else { 1 };
     let page = ctx.writable(id)?;
-    apply_child_result(ctx, page, child_pos, result, delta)
+    let packing = if child_on_edge {
+        Packing::Left
+    } else {
+        Packing::Even
+    };
+    apply_child_result(ctx, page, child_pos, result, delta, packing)
 }
 
 fn insert_into_leaf(
@@ -379,6 +387,7 @@ fn insert_into_leaf(
     key: &[u8],
     cell: &[u8],
     replaced: &mut bool,
+    right_edge: bool,
 ) -> Result<ChildResult> {
     let page = ctx.writable(id)?;
     let (pos, old) = {
@@ -399,7 +408,8 @@ fn insert_into_leaf(
     }
     let fitted = NodeMut::wrap(&mut page.write()).insert_cell(pos, cell);
     if fitted {
-        // A smaller value replacing a larger one can leave the leaf underfull.
+        // Only a smaller value replacing a larger one can make the leaf underfull; a leaf
+        // that grew is no worse than before (an append-built right edge stays as it is).
         let (count, used) = node_fill(&page)?;
         return Ok(ChildResult {
             entries: vec![Entry {
@@ -407,12 +417,19 @@ fn insert_into_leaf(
                 page: page.id(),
                 count,
             }],
-            underfull: used < ctx.min_fill(),
+            underfull: *replaced && used < ctx.min_fill(),
         });
     }
     let mut cells = node_cells(&page)?;
+    // An append to the last leaf keeps that leaf full and starts a new one, as SQLite and
+    // PostgreSQL do: keys inserted in order then fill their leaves instead of halving them.
+    let packing = if right_edge && pos == cells.len() {
+        Packing::Left
+    } else {
+        Packing::Even
+    };
     cells.insert(pos, cell.to_vec());
-    let entries = write_nodes(ctx, PageType::Leaf, vec![page], cells)?;
+    let entries = write_nodes(ctx, PageType::Leaf, vec![page], cells, packing)?;
     Ok(ChildResult {
         entries,
         underfull: false,
@@ -479,7 +496,7 @@ fn remove_rec(
         return Ok(None);
     };
     let page = ctx.writable(id)?;
-    apply_child_result(ctx, page, pos, result, -1).map(Some)
+    apply_child_result(ctx, page, pos, result, -1, Packing::Even).map(Some)
 }
 
 /// Put a modified child (cell `i` of the branch in `page`, which the transaction owns) back
@@ -491,6 +508,7 @@ fn apply_child_result(
     i: usize,
     result: ChildResult,
     delta: i64,
+    packing: Packing,
 ) -> Result<ChildResult> {
     let old_count = {
         let buf = page.read();
@@ -498,15 +516,16 @@ fn apply_child_result(
     };
     let single_count = old_count.saturating_add_signed(delta);
     if result.entries.len() == 1 && !result.underfull {
+        // Same size as before: a node that was healthy stays so, and one on the right edge
+        // that appends left underfull is not merged back (which would undo the append split).
         NodeMut::wrap(&mut page.write()).set_child(i, result.entries[0].page, single_count);
-        let (_, used) = node_fill(&page)?;
         return Ok(ChildResult {
             entries: vec![Entry {
                 key: Vec::new(),
                 page: page.id(),
                 count: 0,
             }],
-            underfull: used < ctx.min_fill(),
+            underfull: false,
         });
     }
     let mut cells = branch_entries(&page)?;
@@ -527,7 +546,7 @@ fn apply_child_result(
         .iter()
         .map(|e| encode_branch_cell(&e.key, e.page, e.count))
         .collect();
-    let entries = write_nodes(ctx, PageType::Branch, vec![page.clone()], encoded)?;
+    let entries = write_nodes(ctx, PageType::Branch, vec![page.clone()], encoded, packing)?;
     let underfull = entries.len() == 1 && node_fill(&page)?.1 < ctx.min_fill();
     Ok(ChildResult { entries, underfull })
 }
@@ -559,7 +578,7 @@ fn rebalance_pair(ctx: &mut WriteCtx<'_>, left: &Entry, right: &Entry) -> Result
         right_cells[0] = encode_branch_cell(&right.key, child, count);
     }
     cells.append(&mut right_cells);
-    let mut entries = write_nodes(ctx, kind, vec![left_page, right_page], cells)?;
+    let mut entries = write_nodes(ctx, kind, vec![left_page, right_page], cells, Packing::Even)?;
     entries[0].key = left.key.clone();
     Ok(entries)
 }
@@ -594,8 +613,33 @@ fn branch_entries(page: &PageRef) -> Result<Vec<Entry>> {
         .collect()
 }
 
-/// Split `total` bytes of cells into the fewest pages that hold them, evenly by bytes.
-fn partition(sizes: &[usize], usable: usize) -> Vec<std::ops::Range<usize>> {
+/// How cells that overflow a node are laid out over several.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Packing {
+    /// Evenly by bytes: room on both sides for inserts anywhere.
+    Even,
+    /// Each node as full as it goes, the remainder in the last: for appends at the right
+    /// edge, which will never insert into the nodes left behind.
+    Left,
+}
+
+/// Split cells of `sizes` bytes into pages of `usable` bytes: the fewest pages for `Even`,
+/// greedily for `Left`.
+fn partition(sizes: &[usize], usable: usize, packing: Packing) -> Vec<std::ops::Range<usize>> {
+    if packing == Packing::Left {
+        let mut groups = Vec::new();
+        let (mut start, mut acc) = (0, 0);
+        for (i, size) in sizes.iter().enumerate() {
+            if acc > 0 && acc + size > usable {
+                groups.push(start..i);
+                start = i;
+                acc = 0;
+            }
+            acc += size;
+        }
+        groups.push(start..sizes.len());
+        return groups;
+    }
     let total: usize = sizes.iter().sum();
     let mut pages = total.div_ceil(usable).max(1);
     loop {
@@ -628,10 +672,11 @@ fn write_nodes(
     kind: PageType,
     reuse: Vec<PageRef>,
     cells: Vec<Vec<u8>>,
+    packing: Packing,
 ) -> Result<Vec<Entry>> {
     let usable = node::usable_bytes(ctx.page_size());
     let sizes: Vec<usize> = cells.iter().map(|c| c.len() + SLOT_BYTES).collect();
-    let groups = partition(&sizes, usable);
+    let groups = partition(&sizes, usable, packing);
     let mut reuse = reuse.into_iter();
     let mut entries = Vec::with_capacity(groups.len());
     for group in groups {
@@ -690,7 +735,7 @@ fn grow_root(ctx: &mut WriteCtx<'_>, mut entries: Vec<Entry>) -> Result<PageId> 
             .iter()
             .map(|e| encode_branch_cell(&e.key, e.page, e.count))
             .collect();
-        entries = write_nodes(ctx, PageType::Branch, Vec::new(), cells)?;
+        entries = write_nodes(ctx, PageType::Branch, Vec::new(), cells, Packing::Even)?;
     }
     Ok(entries[0].page)
 }
@@ -812,7 +857,7 @@ impl LevelPacker {
         tail.append(&mut self.current);
         let pages = vec![ctx.new_page()?];
         self.entries
-            .extend(write_nodes(ctx, self.kind, pages, tail)?);
+            .extend(write_nodes(ctx, self.kind, pages, tail, Packing::Even)?);
         Ok(self.entries)
     }
 }

@@ -1,0 +1,100 @@
+//! How full inserts leave the leaves: keys inserted in order (appends at the right edge) fill
+//! them, keys in random order leave them between half and full, and either way the checker
+//! finds a valid tree, also after deletes shrink the right edge.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use aedb_pager::check::TreeReport;
+use aedb_pager::io::sim::SimVfs;
+use aedb_pager::io::Vfs;
+use aedb_pager::{PageStore, StoreConfig};
+
+const TREE: &str = "t";
+
+fn open() -> PageStore {
+    let vfs: Arc<dyn Vfs> = Arc::new(SimVfs::new());
+    let config = StoreConfig {
+        page_size: 4096,
+        buffer_pool_bytes: 4 << 20,
+        direct_io: false,
+    };
+    PageStore::open(vfs, Path::new("/db/data.aedb"), &config).expect("open")
+}
+
+fn key(n: u64) -> [u8; 8] {
+    n.to_be_bytes()
+}
+
+/// Fill of `TREE`'s nodes in the head version: bytes used over nodes × usable bytes (the few
+/// branch nodes count too).
+fn leaf_fill(store: &PageStore) -> (f64, TreeReport) {
+    let report = store.check();
+    assert!(report.is_ok(), "checker: {:?}", report.violations);
+    let tree = report
+        .trees
+        .iter()
+        .find(|t| t.name == TREE)
+        .expect("tree report")
+        .clone();
+    let usable = aedb_pager::btree::node::usable_bytes(4096) as f64;
+    let nodes = (tree.leaf_pages + tree.branch_pages) as f64;
+    (tree.used_bytes as f64 / (nodes * usable), tree)
+}
+
+fn insert_all(store: &PageStore, keys: impl Iterator<Item = u64>) {
+    let mut txn = store.begin_write().expect("begin");
+    for (i, k) in keys.enumerate() {
+        txn.insert(TREE, &key(k), &[i as u8; 100]).expect("insert");
+        if i % 500 == 499 {
+            txn.commit().expect("commit");
+            txn = store.begin_write().expect("begin");
+        }
+    }
+    txn.commit().expect("commit");
+}
+
+#[test]
+fn keys_in_order_fill_their_leaves() {
+    let store = open();
+    insert_all(&store, 0..10_000);
+    let (fill, tree) = leaf_fill(&store);
+    assert_eq!(tree.entries, 10_000);
+    assert!(fill >= 0.90, "ordered inserts filled leaves to {fill:.3}");
+}
+
+#[test]
+fn keys_in_random_order_split_evenly() {
+    let store = open();
+    insert_all(
+        &store,
+        (0..10_000u64).map(|n| n.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 16),
+    );
+    let (fill, tree) = leaf_fill(&store);
+    assert_eq!(tree.entries, 10_000);
+    assert!(
+        (0.5..0.95).contains(&fill),
+        "random inserts filled leaves to {fill:.3}"
+    );
+}
+
+#[test]
+fn deletes_at_the_right_edge_keep_the_tree_valid() {
+    let store = open();
+    insert_all(&store, 0..5_000);
+    let mut txn = store.begin_write().expect("begin");
+    for k in (1_000..5_000).rev() {
+        assert!(txn.remove(TREE, &key(k)).expect("remove"));
+    }
+    txn.commit().expect("commit");
+    let (_, tree) = leaf_fill(&store);
+    assert_eq!(tree.entries, 1_000);
+    // Appends again after the deletes, then a few inserts in the middle.
+    insert_all(
+        &store,
+        (5_000..8_000).chain((0..1_000).map(|k| k * 2 + 100_000)),
+    );
+    let (fill, tree) = leaf_fill(&store);
+    assert_eq!(tree.entries, 5_000);
+    assert!(fill > 0.5, "fill {fill:.3}");
+}
