@@ -133,7 +133,7 @@ impl Allocator {
         self.private.contains(&id)
     }
 
-    /// A page for the running transaction, growing the file (durably) when it is full.
+    /// A page for the running transaction, growing the file when it is full.
     pub fn allocate(&mut self, file: &dyn IoFile) -> Result<PageId> {
         let id = match self.free.pop_first() {
             Some(id) => id,
@@ -151,8 +151,10 @@ impl Allocator {
         Ok(id)
     }
 
-    /// Grow by an extent (1/8 of the file, at least 64 pages) and sync, so that the new space is
-    /// durable before any page that points into it can be.
+    /// Grow by an extent (1/8 of the file, at least 64 pages). Not synced here: only a durable
+    /// meta page makes pages in the new space reachable after a crash, and every checkpoint
+    /// syncs the data file (its length included) before it writes the meta page. Syncing here
+    /// stalled the commit that grew the file behind all the data the OS had cached.
     fn grow(&mut self, file: &dyn IoFile) -> Result<()> {
         let extent = (self.file_pages / 8).max(MIN_GROWTH_PAGES);
         let pages = self.file_pages + extent;
@@ -162,12 +164,9 @@ impl Allocator {
         }
         all_ok(submit_wait(
             file,
-            vec![
-                IoOp::Grow {
-                    len: pages * self.page_size,
-                },
-                IoOp::Sync,
-            ],
+            vec![IoOp::Grow {
+                len: pages * self.page_size,
+            }],
         ))?;
         self.file_pages = pages;
         Ok(())

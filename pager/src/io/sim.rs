@@ -264,11 +264,17 @@ impl SimVfs {
     /// Bytes of writes (and growths) not yet made durable, over every file: what a power loss
     /// now could drop. Zero after everything was synced.
     pub fn unsynced_writes(&self) -> usize {
+        self.unsynced_writes_under(Path::new("/"))
+    }
+
+    /// Writes (and growth) not yet synced in files under `dir`.
+    pub fn unsynced_writes_under(&self, dir: &Path) -> usize {
         self.state
             .lock()
             .files
-            .values()
-            .map(|f| f.pending.len())
+            .iter()
+            .filter(|(path, _)| path.starts_with(dir))
+            .map(|(_, f)| f.pending.len())
             .sum()
     }
 }
