@@ -39,6 +39,9 @@ pub enum AedbError {
     #[error("the instance is shut down")]
     Closed,
 
+    #[error("the commit body panicked ({0}); nothing of it was applied")]
+    CommitPanicked(String),
+
     #[error("the instance was opened read-only")]
     ReadOnly,
 
@@ -138,6 +141,7 @@ impl AedbError {
             AedbError::ValueTooLarge { .. } => "value_too_large",
             AedbError::TransactionTooLarge { .. } => "transaction_too_large",
             AedbError::Closed => "closed",
+            AedbError::CommitPanicked(_) => "commit_panicked",
             AedbError::ReadOnly => "read_only",
             AedbError::Validation(_) => "validation",
             AedbError::NotFound { resource_type, .. } => match resource_type {

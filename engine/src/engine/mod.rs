@@ -3,6 +3,7 @@
 //! processors) commits through [`Engine::commit`] with a body that applies effects to B+trees;
 //! the pipeline logs those effects, so redo never re-runs validation logic.
 
+mod leader;
 mod lock;
 mod pipeline;
 mod readers;
@@ -13,7 +14,6 @@ mod txn;
 use std::any::Any;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
@@ -28,6 +28,7 @@ pub use txn::LoggedTxn;
 use crate::config::AedbConfig;
 use crate::error::{AedbError, Result};
 use crate::CommitFinality;
+use leader::Pipeline;
 use lock::DirLock;
 use pipeline::{Msg, Shared, Writer};
 
@@ -57,8 +58,9 @@ pub struct RecoveryReport {
 
 pub struct Engine {
     shared: Arc<Shared>,
-    sender: Mutex<Option<SyncSender<Msg>>>,
-    writer: Mutex<Option<JoinHandle<WalWriter>>>,
+    /// The commit pipeline (None when read-only).
+    pipeline: Option<Arc<Pipeline>>,
+    writer: Mutex<Option<JoinHandle<Option<WalWriter>>>>,
     checkpointer: Mutex<Option<JoinHandle<()>>>,
     dir: PathBuf,
     recovery: RecoveryReport,
@@ -141,7 +143,7 @@ impl Engine {
         let durable = store.head().seq;
         Ok(Engine {
             shared: Self::shared(store, durable, &config),
-            sender: Mutex::new(None),
+            pipeline: None,
             writer: Mutex::new(None),
             checkpointer: Mutex::new(None),
             dir: dir.to_path_buf(),
@@ -163,7 +165,6 @@ impl Engine {
             checkpointed_seq: AtomicU64::new(covered),
             checkpoint_request: Mutex::new(false),
             checkpoint_signal: Condvar::new(),
-            queue_capacity: config.max_inflight_commits,
             stopping: std::sync::atomic::AtomicBool::new(false),
             retained: Mutex::new(retained::RetainedVersions::new(
                 config.max_versions,
@@ -204,12 +205,17 @@ impl Engine {
         }
         let (wal, recovery) = recover(&store, &vfs, dir, &config)?;
         let shared = Self::shared(store, wal.synced_lsn(), &config);
-        let (sender, receiver) = sync_channel(config.max_inflight_commits);
-        let writer = Writer::new(Arc::clone(&shared), wal, config.clone());
-        let writer = std::thread::Builder::new()
-            .name("aedb-writer".into())
-            .spawn(move || writer.run(receiver))
-            .map_err(|e| AedbError::Io(e.to_string()))?;
+        let pipeline = Arc::new(Pipeline::new(
+            Writer::new(Arc::clone(&shared), wal, config.clone()),
+            config.max_inflight_commits,
+        ));
+        let writer = {
+            let pipeline = Arc::clone(&pipeline);
+            std::thread::Builder::new()
+                .name("aedb-writer".into())
+                .spawn(move || pipeline.run_writer_thread())
+                .map_err(|e| AedbError::Io(e.to_string()))?
+        };
         let checkpointer = {
             let shared = Arc::clone(&shared);
             std::thread::Builder::new()
@@ -220,7 +226,7 @@ impl Engine {
         tracing::info!(dir = %dir.display(), backend = %vfs.kind(), seq = recovery.recovered_seq, replayed = recovery.frames_replayed, "database open");
         Ok(Engine {
             shared,
-            sender: Mutex::new(Some(sender)),
+            pipeline: Some(pipeline),
             writer: Mutex::new(Some(writer)),
             checkpointer: Mutex::new(Some(checkpointer)),
             dir: dir.to_path_buf(),
@@ -317,47 +323,50 @@ impl Engine {
         (retained.len(), retained.held_pages())
     }
 
+    /// Queue a commit; `lead`: the caller will try to run the group itself (blocking callers),
+    /// otherwise the writer thread is woken to run it.
     fn enqueue<T: Send + 'static>(
         &self,
         finality: CommitFinality,
         dry_run: bool,
+        lead: bool,
         body: impl FnOnce(&mut LoggedTxn) -> Result<T> + Send + 'static,
     ) -> Result<oneshot::Receiver<Result<pipeline::Committed>>> {
         self.shared.check_failed()?;
+        let pipeline = self.pipeline()?;
         let (reply, receiver) = oneshot::channel();
         let body: pipeline::Body =
             Box::new(move |txn| body(txn).map(|v| Box::new(v) as Box<dyn Any + Send>));
-        let sender = self.sender.lock();
-        let Some(sender) = sender.as_ref() else {
-            return Err(if self.read_only {
-                AedbError::ReadOnly
-            } else {
-                AedbError::Closed
-            });
-        };
-        match sender.try_send(Msg::Commit {
+        let msg = Msg::Commit {
             body,
             finality,
             dry_run,
             reply,
-        }) {
-            Ok(()) => Ok(receiver),
-            Err(TrySendError::Full(_)) => Err(AedbError::QueueFull {
-                capacity: self.shared.queue_capacity,
-            }),
-            Err(TrySendError::Disconnected(_)) => Err(AedbError::Closed),
+        };
+        pipeline.push(msg, !lead)?;
+        if lead {
+            pipeline.lead();
+        }
+        Ok(receiver)
+    }
+
+    fn pipeline(&self) -> Result<&Pipeline> {
+        match &self.pipeline {
+            Some(pipeline) => Ok(pipeline),
+            None => Err(AedbError::ReadOnly),
         }
     }
 
-    /// Commit atomically: `body` runs on the writer thread against the latest state; its
-    /// effects are logged and published. Returns at visibility or durability, as asked.
-    /// The body must not itself wait for another commit (it runs on the only writer).
+    /// Commit atomically: `body` runs on the writer against the latest state; its effects are
+    /// logged and published. Returns at visibility or durability, as asked. The body must not
+    /// itself wait for another commit (it runs on the only writer), and should not panic (a
+    /// panic fails the commit with `CommitPanicked`).
     pub async fn commit<T: Send + 'static>(
         &self,
         finality: CommitFinality,
         body: impl FnOnce(&mut LoggedTxn) -> Result<T> + Send + 'static,
     ) -> Result<CommitOutcome<T>> {
-        let receiver = self.enqueue(finality, false, body)?;
+        let receiver = self.enqueue(finality, false, false, body)?;
         let committed = receiver.await.map_err(|_| AedbError::Closed)??;
         downcast(committed)
     }
@@ -368,32 +377,32 @@ impl Engine {
         &self,
         body: impl FnOnce(&mut LoggedTxn) -> Result<T> + Send + 'static,
     ) -> Result<T> {
-        let receiver = self.enqueue(CommitFinality::Visible, true, body)?;
+        let receiver = self.enqueue(CommitFinality::Visible, true, false, body)?;
         let committed = receiver.await.map_err(|_| AedbError::Closed)??;
         downcast(committed).map(|o| o.value)
     }
 
-    /// `commit` for threads outside an async runtime.
+    /// `commit` for threads outside an async runtime. The calling thread runs the commit
+    /// (and the group it leads) itself when no other commit is running (`leader.rs`).
     pub fn commit_blocking<T: Send + 'static>(
         &self,
         finality: CommitFinality,
         body: impl FnOnce(&mut LoggedTxn) -> Result<T> + Send + 'static,
     ) -> Result<CommitOutcome<T>> {
-        let receiver = self.enqueue(finality, false, body)?;
+        let receiver = self.enqueue(finality, false, true, body)?;
         let committed = receiver.blocking_recv().map_err(|_| AedbError::Closed)??;
         downcast(committed)
     }
 
     /// Make every commit so far durable (an fsync in any durability mode).
     pub fn sync_blocking(&self) -> Result<u64> {
+        let pipeline = match &self.pipeline {
+            Some(pipeline) => pipeline,
+            None => return Err(AedbError::Closed),
+        };
         let (reply, receiver) = oneshot::channel();
-        {
-            let sender = self.sender.lock();
-            let sender = sender.as_ref().ok_or(AedbError::Closed)?;
-            sender
-                .send(Msg::Sync(reply))
-                .map_err(|_| AedbError::Closed)?;
-        }
+        pipeline.push(Msg::Sync(reply), false)?;
+        pipeline.lead();
         receiver.blocking_recv().map_err(|_| AedbError::Closed)?
     }
 
@@ -414,18 +423,19 @@ impl Engine {
     }
 
     fn stop(&self, checkpoint_at_end: bool) -> Result<()> {
-        let sender = self.sender.lock().take();
-        let Some(sender) = sender else {
+        let Some(pipeline) = &self.pipeline else {
             return Ok(());
         };
-        let _ = sender.send(Msg::Shutdown);
-        drop(sender);
+        let Some(writer) = self.writer.lock().take() else {
+            return Ok(());
+        };
+        pipeline.close();
         self.shared.stopping.store(true, Ordering::Release);
         self.shared.request_checkpoint();
         if let Some(handle) = self.checkpointer.lock().take() {
             let _ = handle.join();
         }
-        let wal = self.writer.lock().take().and_then(|h| h.join().ok());
+        let wal = writer.join().ok().flatten();
         self.shared.check_failed()?;
         if checkpoint_at_end {
             let info = checkpoint(&self.shared)?;

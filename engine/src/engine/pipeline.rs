@@ -1,10 +1,11 @@
-//! The commit pipeline: one writer thread applies commits in arrival order, appends each
-//! commit's frame, publishes it, and makes a whole group durable with one write and one fsync.
+//! The commit pipeline: the writer applies a group of commits in arrival order, appends each
+//! commit's frame, publishes it, and makes the whole group durable with one write and one
+//! fsync. Whichever thread leads runs it (`leader.rs`): a committing caller or the writer
+//! thread, one at a time.
 //!
 //! ```text
-//! callers --try_send--> [bounded queue] --> writer thread:
-//!     for each commit of the group: begin txn → body → prepare → append frame → publish
-//!     then: one write (+ one fsync, per durability mode) → answers
+//! for each commit of the group: begin txn → body → prepare → append frame → publish
+//! then: one write (+ one fsync, per durability mode) → answers
 //! ```
 //!
 //! Invariants:
@@ -19,8 +20,8 @@
 //! 5. The queue is bounded (`max_inflight_commits`); a full queue is `QueueFull`, never memory.
 
 use std::any::Any;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -35,7 +36,7 @@ use crate::error::{AedbError, Result};
 use crate::CommitFinality;
 
 /// Commits taken from the queue per group.
-const GROUP_MAX: usize = 1024;
+pub(crate) const GROUP_MAX: usize = 1024;
 /// How long the idle writer sleeps before looking at checkpoint-driven log truncation.
 const IDLE_WAKE: Duration = Duration::from_millis(100);
 /// Size-triggered checkpoint requests are at least this far apart.
@@ -59,7 +60,6 @@ pub(crate) enum Msg {
     },
     /// Make everything committed so far durable; replies with the durable head.
     Sync(oneshot::Sender<Result<u64>>),
-    Shutdown,
 }
 
 /// State the writer shares with the engine's other threads.
@@ -74,7 +74,6 @@ pub(crate) struct Shared {
     pub checkpointed_seq: AtomicU64,
     pub checkpoint_request: Mutex<bool>,
     pub checkpoint_signal: Condvar,
-    pub queue_capacity: usize,
     /// Set at shutdown: the checkpointer thread exits.
     pub stopping: std::sync::atomic::AtomicBool,
     pub groups: AtomicU64,
@@ -161,69 +160,43 @@ impl Writer {
         }
     }
 
-    /// The thread's body; returns the log writer at shutdown.
-    pub fn run(mut self, rx: Receiver<Msg>) -> WalWriter {
-        loop {
-            let first = match rx.recv_timeout(self.wait_time()) {
-                Ok(msg) => Some(msg),
-                Err(RecvTimeoutError::Timeout) => None,
-                Err(RecvTimeoutError::Disconnected) => Some(Msg::Shutdown),
-            };
-            let mut shutdown = false;
-            let mut group = Vec::new();
-            if let Some(first) = first {
-                group.push(first);
-                while group.len() < GROUP_MAX {
-                    match rx.try_recv() {
-                        Ok(msg) => group.push(msg),
-                        Err(_) => break,
-                    }
+    /// Run a group's messages (commits are applied and published; answers wait for
+    /// `finish_group`). Returns whether a message asked for a sync.
+    pub fn run(&mut self, group: Vec<Msg>) -> bool {
+        let mut force_sync = false;
+        for msg in group {
+            match msg {
+                Msg::Commit {
+                    body,
+                    dry_run: true,
+                    reply,
+                    ..
+                } => {
+                    let _ = reply.send(self.dry_run(body));
                 }
-            }
-            let mut force_sync = false;
-            for msg in group {
-                match msg {
-                    Msg::Commit {
-                        body,
-                        dry_run: true,
-                        reply,
-                        ..
-                    } => {
-                        let _ = reply.send(self.dry_run(body));
-                    }
-                    Msg::Commit {
-                        body,
-                        finality,
-                        reply,
-                        ..
-                    } => self.apply(body, finality, reply),
-                    Msg::Sync(reply) => {
-                        force_sync = true;
-                        self.sync_waiters.push(reply);
-                    }
-                    Msg::Shutdown => {
-                        shutdown = true;
-                        force_sync = true;
-                    }
+                Msg::Commit {
+                    body,
+                    finality,
+                    reply,
+                    ..
+                } => self.apply(body, finality, reply),
+                Msg::Sync(reply) => {
+                    force_sync = true;
+                    self.sync_waiters.push(reply);
                 }
-            }
-            self.shared.groups.fetch_add(1, Ordering::Relaxed);
-            self.finish_group(force_sync);
-            self.truncate_covered();
-            self.maybe_request_checkpoint();
-            if shutdown {
-                // Refuse whatever is still queued.
-                while let Ok(msg) = rx.try_recv() {
-                    if let Msg::Commit { reply, .. } = msg {
-                        let _ = reply.send(Err(AedbError::Closed));
-                    }
-                }
-                return self.wal;
             }
         }
+        self.shared.groups.fetch_add(1, Ordering::Relaxed);
+        force_sync
     }
 
-    fn wait_time(&self) -> Duration {
+    /// The log writer, at shutdown (after a final synced `finish_group`).
+    pub fn into_wal(self) -> WalWriter {
+        self.wal
+    }
+
+    /// How long the writer thread may sleep before it has timed work to do.
+    pub fn wait_time(&self) -> Duration {
         let unsynced = self.wal.synced_lsn() < self.wal.next_lsn() - 1;
         if self.config.durability_mode == DurabilityMode::Batch && unsynced {
             let interval = Duration::from_millis(self.config.batch_interval_ms);
@@ -273,7 +246,7 @@ impl Writer {
             Arc::clone(&self.shared.structural),
         );
         let seq = logged.seq();
-        let value = body(&mut logged)?;
+        let value = run_caught(body, &mut logged)?;
         Ok(Committed {
             commit_seq: seq,
             durable_head_seq: self.shared.durable_seq.load(Ordering::Acquire),
@@ -289,7 +262,7 @@ impl Writer {
             self.config.max_transaction_bytes as usize,
             Arc::clone(&self.shared.structural),
         );
-        let value = body(&mut logged)?;
+        let value = run_caught(body, &mut logged)?;
         if logged.is_discarded() {
             // Nothing is written, but the answer rests on the head the body read (an
             // idempotent replay answers with its original commit): it is as durable as that.
@@ -350,7 +323,7 @@ impl Writer {
 
     /// Write the group's frames; sync as the durability mode (or a waiter) requires; answer
     /// the waiters the sync covers.
-    fn finish_group(&mut self, force_sync: bool) {
+    pub fn finish_group(&mut self, force_sync: bool) {
         let unsynced = self.wal.synced_lsn() < self.wal.next_lsn() - 1;
         let sync = unsynced
             && match self.config.durability_mode {
@@ -425,7 +398,7 @@ impl Writer {
         }
     }
 
-    fn truncate_covered(&mut self) {
+    pub fn truncate_covered(&mut self) {
         let covered = self.shared.covered_lsn.load(Ordering::Acquire);
         if covered > self.truncated_through {
             match self.wal.remove_covered(covered) {
@@ -437,7 +410,7 @@ impl Writer {
         }
     }
 
-    fn maybe_request_checkpoint(&mut self) {
+    pub fn maybe_request_checkpoint(&mut self) {
         // Only commits no checkpoint covers call for one: the log may stay long (or covered
         // and undeleted) while a reader of another process is registered.
         let uncovered =
@@ -457,6 +430,20 @@ impl Writer {
             self.shared.request_checkpoint();
         }
     }
+}
+
+/// Run a commit's body; a panic in it fails that commit (its transaction is dropped, so
+/// nothing of it is applied) and the writer goes on.
+fn run_caught(body: Body, txn: &mut LoggedTxn) -> Result<Box<dyn Any + Send>> {
+    catch_unwind(AssertUnwindSafe(|| body(txn))).unwrap_or_else(|panic| {
+        let message = panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a non-string panic payload".to_string());
+        tracing::error!(%message, "a commit body panicked; the commit is abandoned");
+        Err(AedbError::CommitPanicked(message))
+    })
 }
 
 /// The error a commit waiting for its answer gets after the latch. A published commit may

@@ -1,0 +1,149 @@
+//! Who runs the commit pipeline: leader/follower group commit.
+//!
+//! A blocking committer pushes its commit onto the queue, then tries to take the writer. When
+//! the writer is free the committer becomes the leader: it drains the queue, runs the group
+//! (its own commit among them), writes and syncs the log on its own thread and answers every
+//! commit of the group. A lone commit therefore never leaves its thread: no hop to a writer
+//! thread and back (as in RocksDB's write thread and MySQL's binlog group commit). When another
+//! thread is leading, the commit waits for its answer and joins the next group.
+//!
+//! The writer thread leads too: for async committers (an async task must not block a runtime
+//! thread in fsync), for groups that queued while a caller led, and for timed work (Batch-mode
+//! syncs, log truncation after checkpoints, checkpoint requests by age).
+//!
+//! ```text
+//! commit_blocking: push → try_lock(writer)? ── yes → drain, run group, write+fsync, answer
+//!                                          └─ no ──→ wait for the answer
+//! after leading:   queue not empty? → wake the writer thread
+//! ```
+//!
+//! Invariants:
+//! 1. No commit is stranded: every pusher either tries to lead after pushing or wakes the
+//!    writer thread, and every leader looks at the queue after giving the writer up and wakes
+//!    the writer thread when it is not empty. A queued commit always has a leader after it.
+//! 2. The queue is bounded (`max_inflight_commits`); a full queue answers `QueueFull`.
+//! 3. Once closed, nothing more is queued; the writer thread drains what is there, syncs, and
+//!    takes the writer out, so no leader runs after shutdown.
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use aedb_wal::WalWriter;
+use parking_lot::{Condvar, Mutex};
+
+use super::pipeline::{Msg, Writer, GROUP_MAX};
+use crate::error::{AedbError, Result};
+
+struct QueueState {
+    msgs: VecDeque<Msg>,
+    closed: bool,
+}
+
+pub(crate) struct Pipeline {
+    queue: Mutex<QueueState>,
+    /// Wakes the writer thread: work queued that no caller leads, or shutdown.
+    wake: Condvar,
+    capacity: usize,
+    /// The writer state; `None` once the writer thread has shut it down.
+    writer: Mutex<Option<Writer>>,
+}
+
+impl Pipeline {
+    pub fn new(writer: Writer, capacity: usize) -> Self {
+        Pipeline {
+            queue: Mutex::new(QueueState {
+                msgs: VecDeque::new(),
+                closed: false,
+            }),
+            wake: Condvar::new(),
+            capacity,
+            writer: Mutex::new(Some(writer)),
+        }
+    }
+
+    /// Queue `msg`. `wake_writer`: the caller will not lead (async callers), so the writer
+    /// thread must.
+    pub fn push(&self, msg: Msg, wake_writer: bool) -> Result<()> {
+        let mut queue = self.queue.lock();
+        if queue.closed {
+            return Err(AedbError::Closed);
+        }
+        if queue.msgs.len() >= self.capacity {
+            return Err(AedbError::QueueFull {
+                capacity: self.capacity,
+            });
+        }
+        queue.msgs.push_back(msg);
+        drop(queue);
+        if wake_writer {
+            self.wake.notify_one();
+        }
+        Ok(())
+    }
+
+    /// Lead one group if the writer is free (the caller's own commit is in it unless more than
+    /// a group's worth queued before it); then hand what is left to the writer thread.
+    pub fn lead(&self) {
+        if let Some(mut guard) = self.writer.try_lock() {
+            if let Some(writer) = guard.as_mut() {
+                self.run_group(writer);
+                writer.maybe_request_checkpoint();
+            }
+        }
+        // Invariant 1: after the writer is free again.
+        if !self.queue.lock().msgs.is_empty() {
+            self.wake.notify_one();
+        }
+    }
+
+    /// Drain up to a group's worth of messages, run them, write (and sync) the log, answer.
+    fn run_group(&self, writer: &mut Writer) {
+        let group: Vec<Msg> = {
+            let mut queue = self.queue.lock();
+            let n = queue.msgs.len().min(GROUP_MAX);
+            queue.msgs.drain(..n).collect()
+        };
+        let force_sync = writer.run(group);
+        writer.finish_group(force_sync);
+    }
+
+    /// Stop taking commits and wake the writer thread to finish.
+    pub fn close(&self) {
+        self.queue.lock().closed = true;
+        self.wake.notify_one();
+    }
+
+    /// The writer thread's body; returns the log writer at shutdown.
+    pub fn run_writer_thread(&self) -> Option<WalWriter> {
+        let mut wait = Duration::ZERO;
+        loop {
+            {
+                let mut queue = self.queue.lock();
+                if queue.msgs.is_empty() && !queue.closed && !wait.is_zero() {
+                    self.wake.wait_for(&mut queue, wait);
+                }
+            }
+            let mut guard = self.writer.lock();
+            let writer = guard.as_mut()?;
+            // At least one group even when nothing is queued: a timed Batch sync.
+            loop {
+                self.run_group(writer);
+                if self.queue.lock().msgs.is_empty() {
+                    break;
+                }
+            }
+            writer.truncate_covered();
+            writer.maybe_request_checkpoint();
+            let closing = {
+                let queue = self.queue.lock();
+                queue.closed && queue.msgs.is_empty()
+            };
+            if closing {
+                // Invariant 3: nothing can be queued any more; everything run is synced.
+                writer.finish_group(true);
+                return guard.take().map(Writer::into_wal);
+            }
+            wait = writer.wait_time();
+        }
+    }
+}
