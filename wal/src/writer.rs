@@ -35,6 +35,14 @@ impl Default for WalConfig {
     }
 }
 
+/// How far ahead of small writes the segment is written with zeros. A segment is preallocated
+/// (`fallocate`), so its blocks start "unwritten": the first write into one makes the file
+/// system record the conversion, which `fdatasync` must then also make durable (measured on
+/// ext4: a quarter more per flush than overwriting written blocks). Writing zeros ahead in
+/// large pieces turns that into one conversion per piece instead of one per 4 KiB block.
+/// Zeros after the last frame read as the end of the log, as unwritten blocks do.
+const ZERO_AHEAD_BYTES: u64 = 256 << 10;
+
 pub struct WalWriter {
     vfs: Arc<dyn Vfs>,
     dir: PathBuf,
@@ -45,6 +53,8 @@ pub struct WalWriter {
     offset: u64,
     /// Frames appended but not yet written.
     pending: Vec<u8>,
+    /// The segment is written (frames or zeros) up to here.
+    zeroed_to: u64,
     next_lsn: u64,
     chain: [u8; 32],
     written_lsn: u64,
@@ -92,6 +102,7 @@ impl WalWriter {
             segment: number,
             offset: SEGMENT_HEADER_BYTES,
             pending: Vec::new(),
+            zeroed_to: SEGMENT_HEADER_BYTES,
             next_lsn: last + 1,
             chain: scan.chain,
             written_lsn: last,
@@ -159,12 +170,20 @@ impl WalWriter {
     /// Write every appended frame with one write, and make them durable with one fsync when
     /// `sync`. On error the writer must not be used again (the caller latches).
     pub fn flush(&mut self, sync: bool) -> Result<()> {
-        let mut ops = Vec::with_capacity(2);
-        if !self.pending.is_empty() {
+        let mut ops = Vec::with_capacity(3);
+        let wrote = !self.pending.is_empty();
+        if wrote {
             let buf = AlignedBuf::from_slice(&self.pending);
             ops.push(IoOp::Write {
                 offset: self.offset,
                 buf,
+            });
+        }
+        let zero = self.zero_ahead();
+        if let Some((offset, len)) = zero {
+            ops.push(IoOp::Write {
+                offset,
+                buf: AlignedBuf::zeroed(len as usize),
             });
         }
         let last = self.next_lsn - 1;
@@ -174,7 +193,6 @@ impl WalWriter {
         if ops.is_empty() {
             return Ok(());
         }
-        let wrote = !self.pending.is_empty();
         let mut results = self.file.submit_now(ops).into_iter();
         // A write that went through counts as written even when the sync after it failed: the
         // commits it holds may be on disk, which their answer has to say.
@@ -182,6 +200,7 @@ impl WalWriter {
             match results.next() {
                 Some(Ok(_)) => {
                     self.offset += self.pending.len() as u64;
+                    self.zeroed_to = self.zeroed_to.max(self.offset);
                     self.pending.clear();
                     self.written_lsn = last;
                 }
@@ -191,11 +210,35 @@ impl WalWriter {
         } else {
             self.written_lsn = last;
         }
+        if let Some((offset, len)) = zero {
+            match results.next() {
+                Some(Ok(_)) => self.zeroed_to = offset + len,
+                Some(Err(err)) => return Err(err.into()),
+                None => return Err(WalError::Io(missing_result())),
+            }
+        }
         all_ok(results.collect())?;
         if sync {
             self.synced_lsn = last;
         }
         Ok(())
+    }
+
+    /// The zeros to write after the pending frames (offset, length), if the write position is
+    /// near the end of the written part of the segment. Only with frames (a flush with nothing
+    /// to write writes nothing). Large groups convert their own blocks: zeros ahead of them
+    /// would double the bytes written for nothing.
+    fn zero_ahead(&self) -> Option<(u64, u64)> {
+        let end = self.offset + self.pending.len() as u64;
+        if self.pending.is_empty()
+            || self.pending.len() as u64 >= ZERO_AHEAD_BYTES / 4
+            || end + ZERO_AHEAD_BYTES / 2 <= self.zeroed_to
+        {
+            return None;
+        }
+        let from = end.max(self.zeroed_to);
+        let to = (end + ZERO_AHEAD_BYTES).min(self.config.segment_bytes);
+        (to > from).then_some((from, to - from))
     }
 
     /// Close the full segment (written and synced) and start the next one.
@@ -210,6 +253,7 @@ impl WalWriter {
         self.file = create_segment(&*self.vfs, &self.dir, header, self.config.segment_bytes)?;
         self.segment = number;
         self.offset = SEGMENT_HEADER_BYTES;
+        self.zeroed_to = SEGMENT_HEADER_BYTES;
         self.segments.push_back((number, self.next_lsn));
         Ok(())
     }

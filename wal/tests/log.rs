@@ -244,3 +244,40 @@ proptest! {
         let _ = aedb_wal::frame::decode_crc_only(&bytes);
     }
 }
+
+/// Small flushes land in blocks written with zeros ahead of them, a stretch at a time: one
+/// zero write per stretch, not one per flush; and the frames read back across the stretches.
+#[test]
+fn small_flushes_write_zeros_ahead_a_stretch_at_a_time() {
+    let vfs = SimVfs::new();
+    let integrity = full();
+    let (_, outcome) = read_all(&vfs, 0, &integrity, RecoveryMode::Strict).expect("scan");
+    let mut w = WalWriter::open(
+        Arc::new(vfs.clone()) as Arc<dyn Vfs>,
+        Path::new(DIR),
+        WalConfig {
+            segment_bytes: 4 << 20,
+            integrity: integrity.clone(),
+        },
+        &outcome,
+        0,
+    )
+    .expect("writer");
+    let before = vfs.write_points();
+    let flushes = 2_000u64;
+    for seq in 1..=flushes {
+        w.append(seq, &[seq as u8; 200]).expect("append");
+        w.flush(true).expect("flush");
+    }
+    // Each flush is a frame write and a sync; ~560 KB of frames cross a few 128 KiB stretches.
+    let points = vfs.write_points() - before;
+    let zero_writes = points - 2 * flushes;
+    assert!(
+        (2..=8).contains(&zero_writes),
+        "{zero_writes} zero writes for {flushes} small flushes"
+    );
+    drop(w);
+    let (frames, outcome) = read_all(&vfs, 0, &integrity, RecoveryMode::Strict).expect("scan");
+    assert_eq!(frames.len() as u64, flushes);
+    assert!(outcome.dropped.is_none());
+}

@@ -175,8 +175,8 @@ pub trait IoFile: Send + Sync {
     fn read_now(&self, offset: u64, buf: AlignedBuf) -> Result<AlignedBuf, IoError>;
 
     /// Run a batch on the calling thread and return its results (the contract of `submit`).
-    /// The WAL's append + fsync uses it: io_uring links the write and the fsync in one
-    /// submission on a small ring private to the calling thread, so no other thread is woken.
+    /// The WAL's write + fsync uses it: plain blocking syscalls, so no other thread is woken
+    /// (io_uring would hand the fsync of a buffered write to a kernel worker thread).
     fn submit_now(&self, ops: Vec<IoOp>) -> Vec<IoResult>;
 }
 
