@@ -378,11 +378,11 @@ impl BufferPool {
         written
     }
 
-    /// Every dirty frame, pinned, in page order, for a checkpoint to write. The pins keep the
-    /// frames resident until the writes have landed, so no reader can miss and read a page's
-    /// old bytes from disk meanwhile.
-    pub fn dirty_pages(&self) -> Vec<PageRef> {
-        let mut out: Vec<PageRef> = Vec::new();
+    /// The ids of every dirty frame, in page order, for a checkpoint to write. Nothing is
+    /// pinned: the checkpoint pins one batch at a time (`pin_if_dirty`), so a large dirty set
+    /// never keeps the pool from evicting; a page evicted meanwhile was written back.
+    pub fn dirty_page_ids(&self) -> Vec<PageId> {
+        let mut out: Vec<PageId> = Vec::new();
         for shard in &self.shards {
             let shard = shard.lock();
             out.extend(
@@ -390,24 +390,34 @@ impl BufferPool {
                     .frames
                     .values()
                     .filter(|f| f.dirty.load(Ordering::Acquire))
-                    .map(|f| PageRef(Arc::clone(f))),
+                    .map(|f| f.id),
             );
         }
-        out.sort_by_key(PageRef::id);
+        out.sort_unstable();
         out
     }
 
-    /// A sealed copy of a dirty page for writing, clearing its dirty mark (None when another
-    /// write-back got to it first). Copying chunk by chunk keeps a checkpoint's extra memory
-    /// to one batch.
-    pub fn sealed_copy(&self, page: &PageRef) -> Option<AlignedBuf> {
+    /// Pin page `id` if it is resident and dirty. The pin keeps the frame resident until its
+    /// write has landed, so no reader can miss and read the page's old bytes from disk.
+    pub fn pin_if_dirty(&self, id: PageId) -> Option<PageRef> {
+        let shard = self.shard(id).lock();
+        let frame = shard.frames.get(&id)?;
+        frame
+            .dirty
+            .load(Ordering::Acquire)
+            .then(|| PageRef(Arc::clone(frame)))
+    }
+
+    /// Copy a dirty page, sealed, into `dst` (one page long) for writing, clearing its dirty
+    /// mark. False when another write-back got to it first (nothing copied).
+    pub fn seal_into(&self, page: &PageRef, dst: &mut [u8]) -> bool {
         let data = page.0.data.read();
         if !page.0.dirty.swap(false, Ordering::AcqRel) {
-            return None;
+            return false;
         }
-        let mut copy = AlignedBuf::from_slice(&data);
-        page::seal(&mut copy);
-        Some(copy)
+        dst.copy_from_slice(&data);
+        page::seal(dst);
+        true
     }
 
     /// Wait until every eviction write-back that had started is complete (its bytes are with
@@ -415,11 +425,6 @@ impl BufferPool {
     pub fn wait_for_write_backs(&self) -> Option<String> {
         drop(self.write_backs_in_flight.write());
         self.failure()
-    }
-
-    /// Is the page's frame dirty (not yet written since its last change)?
-    pub fn is_dirty(&self, page: &PageRef) -> bool {
-        page.0.dirty.load(Ordering::Acquire)
     }
 
     /// Put back the dirty mark of a page whose checkpoint write failed.

@@ -35,7 +35,7 @@ use crate::error::{PagerError, Result};
 use crate::io::{all_ok, submit_wait, AlignedBuf, BackendKind, IoFile, IoOp, OpenOptions, Vfs};
 use crate::meta::{self, Meta};
 use crate::page::{self, PageId, PAGE_SIZE_DEFAULT, PAGE_SIZE_MAX, PAGE_SIZE_MIN};
-use crate::pool::{BufferPool, PoolStats};
+use crate::pool::{BufferPool, PageRef, PoolStats};
 
 mod file;
 mod snapshot;
@@ -417,6 +417,54 @@ impl PageStore {
         result
     }
 
+    /// Write one batch of a checkpoint's dirty pages (ids in order): the ones still dirty are
+    /// pinned for the batch, and runs of adjacent pages go out as one write each. Returns the
+    /// pages written; on failure the batch's pages are dirty again (for the next attempt).
+    fn write_checkpoint_batch(&self, ids: &[PageId]) -> Result<usize> {
+        let pool = &self.inner.pool;
+        let page_size = pool.page_size();
+        let pinned: Vec<PageRef> = ids.iter().filter_map(|id| pool.pin_if_dirty(*id)).collect();
+        let mut ops = Vec::new();
+        let mut written: Vec<&PageRef> = Vec::with_capacity(pinned.len());
+        let mut run = 0;
+        while run < pinned.len() {
+            let mut end = run + 1;
+            while end < pinned.len() && pinned[end].id() == pinned[end - 1].id() + 1 {
+                end += 1;
+            }
+            let mut buf = AlignedBuf::zeroed((end - run) * page_size);
+            let mut filled = 0;
+            for page in &pinned[run..end] {
+                // A page another write-back took meanwhile ends the run's contiguous prefix.
+                if !pool.seal_into(page, &mut buf[filled * page_size..(filled + 1) * page_size]) {
+                    break;
+                }
+                written.push(page);
+                filled += 1;
+            }
+            if filled > 0 {
+                let buf = if filled == end - run {
+                    buf
+                } else {
+                    AlignedBuf::from_slice(&buf[..filled * page_size])
+                };
+                ops.push(IoOp::Write {
+                    offset: pinned[run].id() * page_size as u64,
+                    buf,
+                });
+            }
+            run += filled.max(1);
+        }
+        if let Err(err) = all_ok(submit_wait(&*self.inner.file, ops)) {
+            // Pages not known to be on disk stay dirty for the next attempt (after reopen).
+            for page in written {
+                pool.mark_dirty(page);
+            }
+            return Err(err.into());
+        }
+        Ok(written.len())
+    }
+
     /// The checkpoint of the head version V, in this order (invariant 3 of the module):
     ///
     /// 1. Under the writer lock: capture V and the pages it does not use (its free list).
@@ -456,33 +504,11 @@ impl PageStore {
             };
             (meta, capture)
         };
-        let mut dirty = inner.pool.dirty_pages();
-        dirty.retain(|page| capture.covers(page.id()));
-        let page_size = inner.pool.page_size() as u64;
+        let mut dirty = inner.pool.dirty_page_ids();
+        dirty.retain(|id| capture.covers(*id));
         let mut pages_written = 0;
-        for (n, chunk) in dirty.chunks(CHECKPOINT_BATCH_PAGES).enumerate() {
-            let mut written = Vec::with_capacity(chunk.len());
-            let mut ops = Vec::with_capacity(chunk.len());
-            for page in chunk {
-                if let Some(buf) = inner.pool.sealed_copy(page) {
-                    ops.push(IoOp::Write {
-                        offset: page.id() * page_size,
-                        buf,
-                    });
-                    written.push(page);
-                }
-            }
-            pages_written += ops.len();
-            if let Err(err) = all_ok(submit_wait(&*inner.file, ops)) {
-                // Pages not known to be on disk stay dirty for the next attempt (after reopen).
-                for page in written
-                    .into_iter()
-                    .chain(dirty.get((n + 1) * CHECKPOINT_BATCH_PAGES..).unwrap_or(&[]))
-                {
-                    inner.pool.mark_dirty(page);
-                }
-                return Err(err.into());
-            }
+        for chunk in dirty.chunks(CHECKPOINT_BATCH_PAGES) {
+            pages_written += self.write_checkpoint_batch(chunk)?;
         }
         if let Some(reason) = inner.pool.wait_for_write_backs() {
             return Err(PagerError::Failed(reason));
@@ -490,10 +516,13 @@ impl PageStore {
         // Copy-on-write: nothing V reaches changes after the capture, so what was written is
         // what V holds.
         debug_assert!(
-            dirty.iter().all(|page| !inner.pool.is_dirty(page)),
+            dirty
+                .iter()
+                .all(|id| inner.pool.pin_if_dirty(*id).is_none()),
             "a page of the captured version changed during its checkpoint"
         );
         all_ok(submit_wait(&*inner.file, vec![IoOp::Sync]))?;
+        let page_size = inner.pool.page_size() as u64;
         let mut buf = AlignedBuf::zeroed(page_size as usize);
         meta.encode(&mut buf);
         all_ok(submit_wait(
