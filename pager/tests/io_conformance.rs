@@ -288,6 +288,26 @@ fn conformance(vfs: Arc<dyn Vfs>, dir: &Path) {
         "canceled write must not land"
     );
 
+    // A write-back after writes waits for them (a barrier) and leaves the bytes readable.
+    let done = submit_timed(
+        &*file,
+        vec![
+            IoOp::Write {
+                offset: 8 * 4096,
+                buf: pattern(8192, 88),
+            },
+            IoOp::WriteBack {
+                offset: 8 * 4096,
+                len: 8192,
+            },
+        ],
+    );
+    assert!(matches!(done[1], Ok(IoDone::WriteBack)), "{:?}", done[1]);
+    assert_eq!(
+        &read(&*vfs, &path, 8 * 4096, 8192).expect("read")[..],
+        &pattern(8192, 88)[..]
+    );
+
     // submit_now runs a batch on the calling thread with the same contract: a write then its
     // sync, and a failing op canceling the rest.
     let done = all_ok(file.submit_now(vec![

@@ -42,6 +42,10 @@ pub enum IoOp {
     Sync,
     /// Make the file at least `len` bytes long, with the space allocated. Not durable until `Sync`.
     Grow { len: u64 },
+    /// Start writing the range's cached pages to the device and wait until they are written
+    /// (Linux `sync_file_range`). Durable only after a `Sync`: this paces large writes so the
+    /// final sync has little left and other files' syncs do not queue behind all of them.
+    WriteBack { offset: u64, len: u64 },
 }
 
 impl IoOp {
@@ -51,17 +55,22 @@ impl IoOp {
             IoOp::Write { .. } => OpKind::Write,
             IoOp::Sync => OpKind::Sync,
             IoOp::Grow { .. } => OpKind::Grow,
+            IoOp::WriteBack { .. } => OpKind::WriteBack,
         }
     }
 
     fn is_barrier(&self) -> bool {
-        matches!(self, IoOp::Sync | IoOp::Grow { .. })
+        matches!(
+            self,
+            IoOp::Sync | IoOp::Grow { .. } | IoOp::WriteBack { .. }
+        )
     }
 
     fn offset(&self) -> u64 {
         match self {
             IoOp::Read { offset, .. } | IoOp::Write { offset, .. } => *offset,
             IoOp::Grow { len } => *len,
+            IoOp::WriteBack { offset, .. } => *offset,
             IoOp::Sync => 0,
         }
     }
@@ -84,6 +93,7 @@ pub enum IoDone {
     Write(AlignedBuf),
     Sync,
     Grow,
+    WriteBack,
 }
 
 impl IoDone {
@@ -91,7 +101,7 @@ impl IoDone {
     pub fn into_buf(self) -> Option<AlignedBuf> {
         match self {
             IoDone::Read(buf) | IoDone::Write(buf) => Some(buf),
-            IoDone::Sync | IoDone::Grow => None,
+            IoDone::Sync | IoDone::Grow | IoDone::WriteBack => None,
         }
     }
 }
@@ -102,6 +112,7 @@ pub enum OpKind {
     Write,
     Sync,
     Grow,
+    WriteBack,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

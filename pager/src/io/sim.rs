@@ -380,7 +380,8 @@ impl SimState {
     fn exec(&mut self, path: &Path, op: IoOp) -> IoResult {
         let kind = op.kind();
         let offset = op.offset();
-        if kind != OpKind::Read {
+        // A write-back only paces (nothing becomes durable): not a crash point of its own.
+        if kind != OpKind::Read && kind != OpKind::WriteBack {
             self.write_point(kind, offset)?;
         }
         self.check_fault(kind, path, offset)?;
@@ -419,6 +420,7 @@ impl SimState {
                 file.sync();
                 Ok(IoDone::Sync)
             }
+            IoOp::WriteBack { .. } => Ok(IoDone::WriteBack),
             IoOp::Grow { len } => {
                 if (file.current.len() as u64) < len {
                     file.current.resize(len as usize, 0);

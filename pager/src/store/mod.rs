@@ -47,7 +47,7 @@ pub use snapshot::{bound_ref, prefix_end, Range, Snapshot, TreeView};
 pub use txn::{TxnRange, WriteTxn};
 
 /// Pages written per batch during a checkpoint.
-const CHECKPOINT_BATCH_PAGES: usize = 256;
+const CHECKPOINT_BATCH_PAGES: usize = 128;
 
 #[derive(Debug, Clone)]
 pub struct StoreConfig {
@@ -454,6 +454,16 @@ impl PageStore {
                 });
             }
             run += filled.max(1);
+        }
+        // Pacing: wait until the batch is on the device before the next one, so a commit's log
+        // sync never queues behind more than one batch of checkpoint writes, and the final
+        // data sync has little left to write.
+        if let (Some(first), Some(last)) = (written.first(), written.last()) {
+            let offset = first.id() * page_size as u64;
+            ops.push(IoOp::WriteBack {
+                offset,
+                len: (last.id() + 1) * page_size as u64 - offset,
+            });
         }
         if let Err(err) = all_ok(submit_wait(&*self.inner.file, ops)) {
             // Pages not known to be on disk stay dirty for the next attempt (after reopen).

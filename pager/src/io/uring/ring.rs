@@ -370,6 +370,17 @@ pub(super) fn build_entry(
         Some(IoOp::Sync) => opcode::Fsync::new(fd)
             .flags(types::FsyncFlags::DATASYNC)
             .build(),
+        Some(IoOp::WriteBack { offset, len }) => {
+            let len = u32::try_from(*len).map_err(|_| too_large(OpKind::WriteBack, *offset))?;
+            opcode::SyncFileRange::new(fd, len)
+                .offset(*offset)
+                .flags(
+                    libc::SYNC_FILE_RANGE_WAIT_BEFORE
+                        | libc::SYNC_FILE_RANGE_WRITE
+                        | libc::SYNC_FILE_RANGE_WAIT_AFTER,
+                )
+                .build()
+        }
         Some(IoOp::Grow { .. }) | None => return Err(IoError::os(OpKind::Grow, 0, libc::EINVAL)),
     };
     Ok(entry.user_data(user_data))
@@ -393,6 +404,7 @@ pub(super) fn complete_op(op: IoOp, res: i32) -> IoResult {
         )),
         IoOp::Sync => Ok(IoDone::Sync),
         IoOp::Grow { .. } => Ok(IoDone::Grow),
+        IoOp::WriteBack { .. } => Ok(IoDone::WriteBack),
     }
 }
 
