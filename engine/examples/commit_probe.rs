@@ -4,7 +4,8 @@
 //! Reports p50/p99 of both, their ratio, and process CPU per commit. `benches/` (peer-bench W1)
 //! is the measurement of record; this is a development aid.
 //!
-//! `cargo run --release -p aedb --example commit_probe -- [dir] [commits]`
+//! `cargo run --release -p aedb --example commit_probe -- [dir] [commits] [writers]`: with
+//! more than one writer, `commits` are split among that many threads committing at once (W2).
 
 use std::fs::OpenOptions;
 use std::os::unix::fs::FileExt;
@@ -20,6 +21,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
     let dir = std::path::PathBuf::from(args.next().unwrap_or_else(|| "/tmp/aedb-probe".into()));
     let commits: usize = args.next().map(|s| s.parse()).transpose()?.unwrap_or(2_000);
+    let writers: usize = args.next().map(|s| s.parse()).transpose()?.unwrap_or(1);
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir)?;
 
@@ -45,16 +47,31 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     eprintln!("preloaded {PRELOAD} keys; measuring {commits} commits");
     let cpu0 = cpu_seconds();
     let wall0 = Instant::now();
+    let per_writer = commits / writers;
+    let engine = std::sync::Arc::new(engine);
+    let threads: Vec<_> = (0..writers)
+        .map(|w| {
+            let engine = std::sync::Arc::clone(&engine);
+            std::thread::spawn(move || -> Result<Vec<f64>, aedb::AedbError> {
+                let mut micros = Vec::with_capacity(per_writer);
+                for i in 0..per_writer as u64 {
+                    let key = mix(PRELOAD + (w * per_writer) as u64 + i).to_be_bytes();
+                    let start = Instant::now();
+                    engine.commit_blocking(CommitFinality::Durable, move |txn| {
+                        txn.insert("kv", &key, &[9u8; 100])?;
+                        Ok(())
+                    })?;
+                    micros.push(start.elapsed().as_secs_f64() * 1e6);
+                }
+                Ok(micros)
+            })
+        })
+        .collect();
     let mut micros = Vec::with_capacity(commits);
-    for i in 0..commits as u64 {
-        let key = mix(PRELOAD + i).to_be_bytes();
-        let start = Instant::now();
-        engine.commit_blocking(CommitFinality::Durable, move |txn| {
-            txn.insert("kv", &key, &[9u8; 100])?;
-            Ok(())
-        })?;
-        micros.push(start.elapsed().as_secs_f64() * 1e6);
+    for thread in threads {
+        micros.extend(thread.join().map_err(|_| "writer thread panicked")??);
     }
+    let commits = micros.len();
     let wall = wall0.elapsed().as_secs_f64();
     let cpu = cpu_seconds() - cpu0;
     let (p50, p99) = percentiles(&mut micros);

@@ -2,6 +2,7 @@
 //! them, keys in random order leave them between half and full, and either way the checker
 //! finds a valid tree, also after deletes shrink the right edge.
 
+use std::ops::Bound;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -97,4 +98,41 @@ fn deletes_at_the_right_edge_keep_the_tree_valid() {
     let (fill, tree) = leaf_fill(&store);
     assert_eq!(tree.entries, 5_000);
     assert!(fill > 0.5, "fill {fill:.3}");
+}
+
+/// Appends until the branch level splits at the right edge, then delete the last key: the
+/// right edge's nodes keep at least two cells, so the emptied leaf can be merged away (review
+/// finding: a one-child branch left an empty leaf the checker called corruption).
+#[test]
+fn deleting_after_an_append_split_of_a_branch_leaves_no_empty_node() {
+    let store = open();
+    let mut n = 0u64;
+    let mut branches_before = 0;
+    loop {
+        let mut txn = store.begin_write().expect("begin");
+        txn.insert(TREE, &key(n), &[7u8; 100]).expect("insert");
+        txn.commit().expect("commit");
+        n += 1;
+        let (_, tree) = leaf_fill(&store);
+        if branches_before == 1 && tree.branch_pages == 3 {
+            break;
+        }
+        branches_before = tree.branch_pages;
+        assert!(n < 100_000, "the root never split");
+    }
+    for k in (n - 3..n).rev() {
+        let mut txn = store.begin_write().expect("begin");
+        assert!(txn.remove(TREE, &key(k)).expect("remove"));
+        txn.commit().expect("commit");
+        let (_, tree) = leaf_fill(&store);
+        assert_eq!(tree.entries, k);
+    }
+    let snapshot = store.snapshot();
+    let view = snapshot.tree(TREE).expect("lookup").expect("tree");
+    let last: Vec<_> = view
+        .range(Bound::Unbounded, Bound::Unbounded, true)
+        .take(1)
+        .collect::<Result<_, _>>()
+        .expect("reverse scan");
+    assert_eq!(last[0].0, key(n - 4).to_vec());
 }

@@ -303,6 +303,15 @@ fn conformance(vfs: Arc<dyn Vfs>, dir: &Path) {
         ],
     );
     assert!(matches!(done[1], Ok(IoDone::WriteBack)), "{:?}", done[1]);
+    // Longer than 4 GiB (more than one io_uring entry can say) works too.
+    let done = submit_timed(
+        &*file,
+        vec![IoOp::WriteBack {
+            offset: 4096,
+            len: 5 << 30,
+        }],
+    );
+    assert!(matches!(done[0], Ok(IoDone::WriteBack)), "{:?}", done[0]);
     assert_eq!(
         &read(&*vfs, &path, 8 * 4096, 8192).expect("read")[..],
         &pattern(8192, 88)[..]

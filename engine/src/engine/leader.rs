@@ -26,12 +26,13 @@
 //!    takes the writer out, so no leader runs after shutdown.
 
 use std::collections::VecDeque;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::Duration;
 
 use aedb_wal::WalWriter;
 use parking_lot::{Condvar, Mutex};
 
-use super::pipeline::{Msg, Writer, GROUP_MAX};
+use super::pipeline::{panic_message, Msg, Writer, GROUP_MAX};
 use crate::error::{AedbError, Result};
 
 struct QueueState {
@@ -97,14 +98,24 @@ impl Pipeline {
     }
 
     /// Drain up to a group's worth of messages, run them, write (and sync) the log, answer.
+    /// A panic outside the commit bodies (which `Writer::run` catches one by one) leaves the
+    /// writer in an unknown state and the group's callers unanswered: the instance latches, so
+    /// nothing is acknowledged again until a reopen recovers.
     fn run_group(&self, writer: &mut Writer) {
         let group: Vec<Msg> = {
             let mut queue = self.queue.lock();
             let n = queue.msgs.len().min(GROUP_MAX);
             queue.msgs.drain(..n).collect()
         };
-        let force_sync = writer.run(group);
-        writer.finish_group(force_sync);
+        let ran = catch_unwind(AssertUnwindSafe(|| {
+            let force_sync = writer.run(group);
+            writer.finish_group(force_sync);
+        }));
+        if let Err(panic) = ran {
+            let message = panic_message(&*panic);
+            tracing::error!(%message, "the commit pipeline panicked");
+            writer.latch(format!("the commit pipeline panicked: {message}"));
+        }
     }
 
     /// Stop taking commits and wake the writer thread to finish.

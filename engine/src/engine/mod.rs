@@ -221,7 +221,15 @@ impl Engine {
             std::thread::Builder::new()
                 .name("aedb-checkpointer".into())
                 .spawn(move || checkpointer_loop(&shared))
-                .map_err(|e| AedbError::Io(e.to_string()))?
+        };
+        let checkpointer = match checkpointer {
+            Ok(handle) => handle,
+            Err(err) => {
+                // The writer thread holds the log and the data file: stop it before failing.
+                pipeline.close();
+                let _ = writer.join();
+                return Err(AedbError::Io(err.to_string()));
+            }
         };
         tracing::info!(dir = %dir.display(), backend = %vfs.kind(), seq = recovery.recovered_seq, replayed = recovery.frames_replayed, "database open");
         Ok(Engine {

@@ -190,6 +190,11 @@ impl Writer {
         force_sync
     }
 
+    /// Latch the instance (a panic escaped the pipeline itself, not a commit body).
+    pub fn latch(&self, reason: String) {
+        self.shared.latch(reason);
+    }
+
     /// The log writer, at shutdown (after a final synced `finish_group`).
     pub fn into_wal(self) -> WalWriter {
         self.wal
@@ -197,12 +202,17 @@ impl Writer {
 
     /// How long the writer thread may sleep before it has timed work to do.
     pub fn wait_time(&self) -> Duration {
-        let unsynced = self.wal.synced_lsn() < self.wal.next_lsn() - 1;
-        if self.config.durability_mode == DurabilityMode::Batch && unsynced {
+        // In Batch mode never sleep past an interval, synced or not: a caller leading a
+        // group may leave it unsynced without waking this thread.
+        if self.config.durability_mode == DurabilityMode::Batch {
             let interval = Duration::from_millis(self.config.batch_interval_ms);
-            interval
-                .saturating_sub(self.last_sync.elapsed())
-                .min(IDLE_WAKE)
+            let unsynced = self.wal.synced_lsn() < self.wal.next_lsn() - 1;
+            let wait = if unsynced {
+                interval.saturating_sub(self.last_sync.elapsed())
+            } else {
+                interval
+            };
+            wait.min(IDLE_WAKE).max(Duration::from_millis(1))
         } else {
             IDLE_WAKE
         }
@@ -436,14 +446,19 @@ impl Writer {
 /// nothing of it is applied) and the writer goes on.
 fn run_caught(body: Body, txn: &mut LoggedTxn) -> Result<Box<dyn Any + Send>> {
     catch_unwind(AssertUnwindSafe(|| body(txn))).unwrap_or_else(|panic| {
-        let message = panic
-            .downcast_ref::<&str>()
-            .map(|s| s.to_string())
-            .or_else(|| panic.downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "a non-string panic payload".to_string());
+        let message = panic_message(&*panic);
         tracing::error!(%message, "a commit body panicked; the commit is abandoned");
         Err(AedbError::CommitPanicked(message))
     })
+}
+
+/// The text of a panic's payload.
+pub(crate) fn panic_message(panic: &(dyn Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a non-string panic payload".to_string())
 }
 
 /// The error a commit waiting for its answer gets after the latch. A published commit may

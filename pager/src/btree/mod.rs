@@ -638,6 +638,15 @@ fn partition(sizes: &[usize], usable: usize, packing: Packing) -> Vec<std::ops::
             acc += size;
         }
         groups.push(start..sizes.len());
+        // The last node gets at least two cells: a branch with one child could not rebalance
+        // that child with a sibling once deletes empty it. The node before it stays over
+        // three quarters full (a cell is at most a quarter of a page).
+        if let [.., before, last] = groups.as_mut_slice() {
+            if last.len() == 1 && before.len() > 1 {
+                before.end -= 1;
+                last.start -= 1;
+            }
+        }
         return groups;
     }
     let total: usize = sizes.iter().sum();

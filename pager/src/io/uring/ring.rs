@@ -371,7 +371,8 @@ pub(super) fn build_entry(
             .flags(types::FsyncFlags::DATASYNC)
             .build(),
         Some(IoOp::WriteBack { offset, len }) => {
-            let len = u32::try_from(*len).map_err(|_| too_large(OpKind::WriteBack, *offset))?;
+            // Longer than one entry can say: to the end of the file (0), a superset.
+            let len = u32::try_from(*len).unwrap_or(0);
             opcode::SyncFileRange::new(fd, len)
                 .offset(*offset)
                 .flags(
