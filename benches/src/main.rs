@@ -39,7 +39,8 @@ struct Args {
     /// Where the engines' directories go (a fresh one per engine per workload, removed after).
     #[arg(long)]
     dir: Option<PathBuf>,
-    /// Rounds; the median is reported. Engines are interleaved within each round.
+    /// Rounds; the median is reported. Engines are interleaved within each round, in a rotating
+    /// order: round r starts at engine r mod n.
     #[arg(long, default_value_t = 3)]
     rounds: usize,
     /// Engines, in round order; the first is the reference for ratios. Default: aedb,redb,lmdb

@@ -13,7 +13,7 @@ use std::time::Instant;
 use anyhow::Result;
 
 use super::flush;
-use super::{progress, remove_dir, RunConfig};
+use super::{progress, remove_dir, round_order, RunConfig};
 use crate::data::{Dataset, KEY_BYTES, VALUE_BYTES};
 use crate::durable::{self, has_checkpoint, DurableConfig};
 use crate::engines::EngineKind;
@@ -93,7 +93,8 @@ pub fn run(ctx: &RunConfig) -> Result<Table> {
     );
 
     for round in 0..ctx.rounds {
-        for (index, spec) in engines.iter().enumerate() {
+        for index in round_order(engines.len(), round) {
+            let spec = &engines[index];
             if spec.kind == EngineKind::Seed && round > 0 {
                 // Its 100 MiB load alone takes about 100 s here: one round keeps the run short.
                 continue;

@@ -11,7 +11,7 @@ use std::time::Instant;
 use anyhow::Result;
 
 use super::flush::{self, cpu_seconds, FlushTarget, Latency};
-use super::{progress, remove_dir, RunConfig};
+use super::{progress, remove_dir, round_order, RunConfig};
 use crate::data::Dataset;
 use crate::durable::{self, DurableConfig};
 use crate::report::{count, median, Better, Table, Unit};
@@ -79,7 +79,8 @@ pub fn run_w1(ctx: &RunConfig) -> Result<Table> {
     for round in 0..ctx.rounds {
         let raw = raw_flush(ctx, "w1")?;
         flushes.push(raw);
-        for (index, spec) in engines.iter().enumerate() {
+        for index in round_order(engines.len(), round) {
+            let spec = &engines[index];
             let dir = ctx.fresh_dir("w1", spec, round)?;
             let engine = durable::open(spec, &dir, durable_config(ctx))?;
             durable::load(&*engine, &data, &preload, sizes.durable_load_batch)?;
@@ -169,7 +170,8 @@ pub fn run_w2(ctx: &RunConfig) -> Result<Table> {
     for round in 0..ctx.rounds {
         let raw = raw_flush(ctx, "w2")?;
         flushes.push(raw);
-        for (index, spec) in engines.iter().enumerate() {
+        for index in round_order(engines.len(), round) {
+            let spec = &engines[index];
             let dir = ctx.fresh_dir("w2", spec, round)?;
             let engine = durable::open(spec, &dir, durable_config(ctx))?;
             durable::load(&*engine, &data, &preload, sizes.durable_load_batch)?;

@@ -15,7 +15,7 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use clap::ValueEnum;
 
-use super::{flush, progress, remove_dir, RunConfig, Sizes};
+use super::{flush, progress, remove_dir, round_order, RunConfig, Sizes};
 use crate::data::{Dataset, KEY_BYTES, VALUE_BYTES};
 use crate::durable::{self, DurableConfig};
 use crate::engines::EngineSpec;
@@ -131,7 +131,8 @@ pub fn run(ctx: &RunConfig) -> Result<Table> {
     );
     let can_drop = ctx.drop_caches && super::cold_get::drop_page_cache().is_ok();
     let mut notes = Vec::new();
-    for &log_mib in sizes.w8_log_mib {
+    // One round per log size: each size starts one engine later (see `round_order`).
+    for (size_round, &log_mib) in sizes.w8_log_mib.iter().enumerate() {
         let rows = log_rows(log_mib);
         let payload = (rows * (KEY_BYTES + VALUE_BYTES)) as f64;
         let open_row = table.add_row(
@@ -162,7 +163,8 @@ pub fn run(ctx: &RunConfig) -> Result<Table> {
             Unit::Seconds,
             Better::Neither,
         );
-        for (index, spec) in engines.iter().enumerate() {
+        for index in round_order(engines.len(), size_round) {
+            let spec = &engines[index];
             let dir = ctx.fresh_dir(&format!("w8-{log_mib}"), spec, 0)?;
             let (last, build_seconds) = build_log_and_kill(ctx, spec, &dir, log_mib)?;
             table.record(build_row, index, build_seconds);
