@@ -1,8 +1,8 @@
 //! `peer-bench`: aedb against its peers on the benchmark guide's workloads: the storage core
 //! (`aedb-pager`) against redb and LMDB with durability off (W3, W4, W5, W6, W12), and the durable
-//! engine (`aedb::Engine`) against SQLite, redb, LMDB, fjall and the original aedb 0.1.9 with every
-//! commit durable (W1, W2, W8, W9), and the public `AedbInstance` API against the original aedb's
-//! (W11) and, through YCSB A/B/C, against SQLite (W7).
+//! engine (`aedb::Engine`) against SQLite, redb, LMDB, fjall, RocksDB and the original aedb 0.1.9
+//! with every commit durable (W1, W2, W8, W9), and the public `AedbInstance` API against the
+//! original aedb's (W11) and, through YCSB A/B/C, against SQLite (W7).
 //!
 //! Prints markdown: the machine and command, then one table per workload with the median of the
 //! rounds per engine and ratios oriented so that > 1 means aedb is better.
@@ -43,9 +43,10 @@ struct Args {
     /// order: round r starts at engine r mod n.
     #[arg(long, default_value_t = 3)]
     rounds: usize,
-    /// Engines, in round order; the first is the reference for ratios. Default: aedb,redb,lmdb
-    /// for the storage-core workloads, aedb,sqlite,redb,lmdb,fjall,seed for the durable ones
-    /// (seed: the original aedb 0.1.9).
+    /// Engines; the first is the reference for ratios (and starts round 0; each later round
+    /// starts one engine later). Default: aedb,redb,lmdb for the storage-core workloads,
+    /// aedb,sqlite,redb,lmdb,fjall,rocksdb,seed for the durable ones (seed: the original aedb
+    /// 0.1.9).
     #[arg(long, value_enum, value_delimiter = ',')]
     engines: Option<Vec<EngineKind>>,
     /// aedb page size(s); several give one aedb column per size (e.g. 4096,8192,16384).
@@ -66,7 +67,7 @@ struct Args {
 }
 
 const CORE_ENGINES: [EngineKind; 3] = [EngineKind::Aedb, EngineKind::Redb, EngineKind::Lmdb];
-const DURABLE_ENGINES: [EngineKind; 6] = [
+const DURABLE_ENGINES: [EngineKind; 7] = [
     EngineKind::Aedb,
     EngineKind::Sqlite,
     EngineKind::Redb,
@@ -76,6 +77,7 @@ const DURABLE_ENGINES: [EngineKind; 6] = [
 ];
 
 fn main() -> Result<()> {
+    EngineKind::Rocksdb,
     let args = Args::parse();
     anyhow::ensure!(args.rounds > 0, "--rounds must be at least 1");
     let sizes = if args.quick {

@@ -234,7 +234,7 @@ pub fn run(ctx: &RunConfig) -> Result<Table> {
         }
     }
     table.note(format!(
-        "One round per size. The log is written as durable commits of 1,000 new keys (24 + 150 bytes each) after a checkpoint of the {} preloaded keys, with automatic checkpoints off (aedb `checkpoint_wal_bytes` 2^50, `checkpoint_interval_ms` 0; SQLite `wal_autocheckpoint=0`); then the writer process is killed with SIGKILL.",
+        "One round per size. The log is written as durable commits of 1,000 new keys (24 + 150 bytes each) after a checkpoint of the {} preloaded keys, with automatic checkpoints off (aedb `checkpoint_wal_bytes` 2^50, `checkpoint_interval_ms` 0; SQLite `wal_autocheckpoint=0`; RocksDB `write_buffer_size` 2 GiB, so the whole log stays in its WAL and memtable; fjall cannot defer its background flushes and runs on its defaults); then the writer process is killed with SIGKILL. Each size starts one engine later than the one before.",
         count(sizes.durable_preload)
     ));
     table.note(if can_drop {
@@ -242,7 +242,7 @@ pub fn run(ctx: &RunConfig) -> Result<Table> {
     } else {
         "The page cache could not be dropped (not root, or --no-drop-caches): recovery read the log from memory."
     });
-    table.note("Timed: opening the engine (its recovery) plus one read of the last key written, which must return the value written. redb repairs its file after an unclean shutdown; LMDB has no log (its last commit is already in place); fjall replays its journal; SQLite rebuilds its WAL index; aedb replays its WAL into the B+trees; the original aedb loads its checkpoint and replays its WAL.");
+    table.note("Timed: opening the engine (its recovery) plus one read of the last key written, which must return the value written. redb repairs its file after an unclean shutdown; LMDB has no log (its last commit is already in place); fjall replays its journal (what its background flushes had not yet written out); RocksDB replays its WAL into a memtable and, by default (`avoid_flush_during_recovery` = false), flushes it to an L0 file before `open` returns; SQLite rebuilds its WAL index; aedb replays its WAL into the B+trees; the original aedb loads its checkpoint and replays its WAL.");
     for note in notes {
         table.note(note);
     }
