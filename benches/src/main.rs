@@ -55,6 +55,10 @@ struct Args {
     /// aedb O_DIRECT setting(s); `false,true` gives one aedb column per setting.
     #[arg(long, value_delimiter = ',', default_value = "false")]
     direct_io: Vec<bool>,
+    /// W1's measured commits (default 2,000; 200 with --quick), e.g. for a short run under strace
+    /// (benches/scripts/fsync_counts.sh).
+    #[arg(long)]
+    w1_commits: Option<usize>,
     /// Do not drop the OS page cache before W5's first gets.
     #[arg(long)]
     no_drop_caches: bool,
@@ -73,18 +77,22 @@ const DURABLE_ENGINES: [EngineKind; 7] = [
     EngineKind::Redb,
     EngineKind::Lmdb,
     EngineKind::Fjall,
+    EngineKind::Rocksdb,
     EngineKind::Seed,
 ];
 
 fn main() -> Result<()> {
-    EngineKind::Rocksdb,
     let args = Args::parse();
     anyhow::ensure!(args.rounds > 0, "--rounds must be at least 1");
-    let sizes = if args.quick {
+    let mut sizes = if args.quick {
         Sizes::quick()
     } else {
         Sizes::full()
     };
+    if let Some(commits) = args.w1_commits {
+        anyhow::ensure!(commits > 0, "--w1-commits must be at least 1");
+        sizes.w1_commits = commits;
+    }
     let core_kinds = args.engines.clone().unwrap_or(CORE_ENGINES.to_vec());
     let durable_kinds = args.engines.clone().unwrap_or(DURABLE_ENGINES.to_vec());
     if args.writer_child {
