@@ -11,7 +11,8 @@
 # libclang for bindgen; as root on Debian, libclang-dev is installed when missing.
 set -euo pipefail
 cd "$(dirname "$0")"
-if ! ls /usr/lib/llvm-*/lib/libclang.so* /usr/lib/*/libclang-[0-9]*.so* >/dev/null 2>&1 \
+if ! compgen -G '/usr/lib/llvm-*/lib/libclang.so*' >/dev/null \
+  && ! compgen -G '/usr/lib/*/libclang-[0-9]*.so*' >/dev/null \
   && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   apt-get install -y libclang-dev >/dev/null
 fi
