@@ -1,14 +1,21 @@
 #!/usr/bin/env bash
 # Build peer-bench and run what docs/BENCHMARKS.md reports: the storage-core suite, the aedb
 # page-size comparison (W3, W4, W5, W12), the aedb O_DIRECT comparison (W5), and the durable
-# workloads (W1, W2, W8, W9) against SQLite, redb, LMDB, fjall and the original aedb 0.1.9.
+# workloads (W1, W2, W8, W9) against SQLite, redb, LMDB, fjall, RocksDB and the original aedb 0.1.9.
 # Markdown is printed and kept in $OUT (default /tmp/aedb-bench-results); data goes under $DATA
 # (default /tmp/aedb-bench). About 9 minutes on 2 cores for the storage core, about 10 more for
 # the durable workloads, and about 3 more for the API level: W11 against the original aedb, W7
 # (YCSB) against SQLite.
 # ONLY=core, ONLY=durable or ONLY=api runs one part.
+# The first build compiles RocksDB's C++ (librocksdb-sys: over an hour on 2 cores) and needs
+# libclang for bindgen; as root on Debian, libclang-dev is installed when missing.
 set -euo pipefail
 cd "$(dirname "$0")"
+if ! compgen -G '/usr/lib/llvm-*/lib/libclang.so*' >/dev/null \
+  && ! compgen -G '/usr/lib/*/libclang-[0-9]*.so*' >/dev/null \
+  && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  apt-get install -y libclang-dev >/dev/null
+fi
 OUT=${OUT:-/tmp/aedb-bench-results}
 DATA=${DATA:-/tmp/aedb-bench}
 ONLY=${ONLY:-all}

@@ -1,8 +1,8 @@
 //! `peer-bench`: aedb against its peers on the benchmark guide's workloads: the storage core
 //! (`aedb-pager`) against redb and LMDB with durability off (W3, W4, W5, W6, W12), and the durable
-//! engine (`aedb::Engine`) against SQLite, redb, LMDB, fjall and the original aedb 0.1.9 with every
-//! commit durable (W1, W2, W8, W9), and the public `AedbInstance` API against the original aedb's
-//! (W11) and, through YCSB A/B/C, against SQLite (W7).
+//! engine (`aedb::Engine`) against SQLite, redb, LMDB, fjall, RocksDB and the original aedb 0.1.9
+//! with every commit durable (W1, W2, W8, W9), and the public `AedbInstance` API against the
+//! original aedb's (W11) and, through YCSB A/B/C, against SQLite (W7).
 //!
 //! Prints markdown: the machine and command, then one table per workload with the median of the
 //! rounds per engine and ratios oriented so that > 1 means aedb is better.
@@ -39,12 +39,14 @@ struct Args {
     /// Where the engines' directories go (a fresh one per engine per workload, removed after).
     #[arg(long)]
     dir: Option<PathBuf>,
-    /// Rounds; the median is reported. Engines are interleaved within each round.
+    /// Rounds; the median is reported. Engines are interleaved within each round, in a rotating
+    /// order: round r starts at engine r mod n.
     #[arg(long, default_value_t = 3)]
     rounds: usize,
-    /// Engines, in round order; the first is the reference for ratios. Default: aedb,redb,lmdb
-    /// for the storage-core workloads, aedb,sqlite,redb,lmdb,fjall,seed for the durable ones
-    /// (seed: the original aedb 0.1.9).
+    /// Engines; the first is the reference for ratios (and starts round 0; each later round
+    /// starts one engine later). Default: aedb,redb,lmdb for the storage-core workloads,
+    /// aedb,sqlite,redb,lmdb,fjall,rocksdb,seed for the durable ones (seed: the original aedb
+    /// 0.1.9).
     #[arg(long, value_enum, value_delimiter = ',')]
     engines: Option<Vec<EngineKind>>,
     /// aedb page size(s); several give one aedb column per size (e.g. 4096,8192,16384).
@@ -53,6 +55,10 @@ struct Args {
     /// aedb O_DIRECT setting(s); `false,true` gives one aedb column per setting.
     #[arg(long, value_delimiter = ',', default_value = "false")]
     direct_io: Vec<bool>,
+    /// W1's measured commits (default 2,000; 200 with --quick), e.g. for a short run under strace
+    /// (benches/scripts/fsync_counts.sh).
+    #[arg(long)]
+    w1_commits: Option<usize>,
     /// Do not drop the OS page cache before W5's first gets.
     #[arg(long)]
     no_drop_caches: bool,
@@ -65,23 +71,28 @@ struct Args {
 }
 
 const CORE_ENGINES: [EngineKind; 3] = [EngineKind::Aedb, EngineKind::Redb, EngineKind::Lmdb];
-const DURABLE_ENGINES: [EngineKind; 6] = [
+const DURABLE_ENGINES: [EngineKind; 7] = [
     EngineKind::Aedb,
     EngineKind::Sqlite,
     EngineKind::Redb,
     EngineKind::Lmdb,
     EngineKind::Fjall,
+    EngineKind::Rocksdb,
     EngineKind::Seed,
 ];
 
 fn main() -> Result<()> {
     let args = Args::parse();
     anyhow::ensure!(args.rounds > 0, "--rounds must be at least 1");
-    let sizes = if args.quick {
+    let mut sizes = if args.quick {
         Sizes::quick()
     } else {
         Sizes::full()
     };
+    if let Some(commits) = args.w1_commits {
+        anyhow::ensure!(commits > 0, "--w1-commits must be at least 1");
+        sizes.w1_commits = commits;
+    }
     let core_kinds = args.engines.clone().unwrap_or(CORE_ENGINES.to_vec());
     let durable_kinds = args.engines.clone().unwrap_or(DURABLE_ENGINES.to_vec());
     if args.writer_child {

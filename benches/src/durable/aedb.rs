@@ -1,5 +1,13 @@
 //! aedb's durable engine (`aedb::Engine`): `DurabilityMode::Full`, `CommitFinality::Durable`,
-//! one tree named `kv`, checkpoints only on demand (`checkpoint_interval_ms = 0`).
+//! one tree named `kv`.
+//!
+//! Checkpoints as in normal operation (W1, W2): `AedbConfig::default()`'s triggers, untouched — a
+//! checkpoint every `checkpoint_wal_bytes` (256 MiB) of log and at least every
+//! `checkpoint_interval_ms` (60 s) while there are new commits. Manual checkpoints (W8, W9):
+//! `checkpoint_interval_ms` 0 and `checkpoint_wal_bytes` 2^50, so only the workload's
+//! `checkpoint_now` runs one (recovery's own checkpoint after a replay stays at its default).
+//! Otherwise the defaults, except the buffer pool (the workload's cache size), the page size and
+//! O_DIRECT (the run's `--page-size` and `--direct-io`).
 
 use std::path::Path;
 
@@ -22,14 +30,18 @@ pub struct AedbDurable {
 /// The configuration W1, W2, W8 and W9 open aedb with.
 pub fn config(spec: &EngineSpec, config: DurableConfig) -> AedbConfig {
     let defaults = AedbConfig::default();
+    let (checkpoint_interval_ms, checkpoint_wal_bytes) = if config.manual_checkpoints {
+        (0, 1 << 50)
+    } else {
+        (
+            defaults.checkpoint_interval_ms,
+            defaults.checkpoint_wal_bytes,
+        )
+    };
     AedbConfig {
         durability_mode: DurabilityMode::Full,
-        checkpoint_interval_ms: 0,
-        checkpoint_wal_bytes: if config.manual_checkpoints {
-            1 << 50
-        } else {
-            defaults.checkpoint_wal_bytes
-        },
+        checkpoint_interval_ms,
+        checkpoint_wal_bytes,
         buffer_pool_bytes: config.cache_bytes,
         page_size: spec.page_size,
         direct_io: spec.direct_io,

@@ -1,6 +1,15 @@
 //! fjall (LSM): one keyspace `kv`; a durable commit is the write followed by
 //! `Database::persist(PersistMode::SyncData)`. Its flushes and compactions run on background
 //! threads that share the same two cores (W1 reports CPU time per commit for that reason).
+//!
+//! fjall's defaults except the block cache (the workload's cache size). Checkpoints as in normal
+//! operation, in every workload: a memtable is flushed to a segment by a background worker when it
+//! reaches 64 MiB (`max_memtable_size`), or when the journals pass 512 MiB
+//! (`max_journaling_size`); compaction runs in the background too (workers: min(cores, 4), 2
+//! here). It has no setting to defer them, so W8 replays only what was not flushed yet, and W9
+//! (no explicit checkpoint step) does not run on it. Its journal is preallocated (64 MiB, by
+//! `set_len`) and appended through a buffer; `persist(SyncData)` flushes the buffer, then
+//! `fdatasync`s the journal.
 
 use std::path::Path;
 

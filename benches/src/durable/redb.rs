@@ -1,4 +1,9 @@
-//! redb: one table `kv` of byte slices, every commit `Durability::Immediate` (redb's default).
+//! redb: one table `kv` of byte slices, every commit `Durability::Immediate` (redb's default);
+//! otherwise redb's defaults, except the cache (the workload's cache size).
+//!
+//! Checkpoints: none to configure. redb has no log: a durable commit writes its copy-on-write
+//! B-tree pages and flips the header's commit slot in place, so there is nothing to fold in later
+//! (no checkpoint in W9; W8 measures its repair after an unclean shutdown).
 
 use std::path::Path;
 

@@ -1,7 +1,9 @@
 //! The original aedb 0.1.9 (`seed`): `DurabilityMode::Full`, KV pairs in project `bench`, scope
 //! `app`; single-pair commits through `commit_with_finality(KvSet, CommitFinality::Durable)`,
 //! batches through `commit_many_atomic` (in `Full` mode a commit returns only after its epoch's
-//! fsync; the batch path checks `durable_head_seq` and forces an fsync if it ever lags). Its API is
+//! fsync; the batch path checks `durable_head_seq` and forces an fsync if it ever lags). Every
+//! other setting is its `AedbConfig::default()`; it has no automatic checkpoint trigger to set
+//! (its checkpoints run on `checkpoint_now` only, in every workload). Its API is
 //! async: each instance has its own tokio runtime, and the calling threads block on it.
 
 use std::path::Path;

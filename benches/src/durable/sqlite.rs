@@ -1,7 +1,11 @@
 //! SQLite (rusqlite, bundled): `journal_mode=WAL`, `synchronous=FULL`, table
 //! `kv(k BLOB PRIMARY KEY, v BLOB) WITHOUT ROWID`, cached statements, `cache_size` = the pool.
 //!
-//! Checkpoints (W9) run PASSIVE on a second connection, as SQLite's auto-checkpoint would.
+//! Checkpoints as in normal operation (W1, W2): SQLite's default auto-checkpoint
+//! (`wal_autocheckpoint` = 1,000 pages), a PASSIVE checkpoint run by the committing connection at
+//! the end of the commit that takes the WAL past it (so inside that commit's time). Manual
+//! checkpoints (W8, W9): `wal_autocheckpoint=0`; W9's checkpoints run PASSIVE on a second
+//! connection, as SQLite's auto-checkpoint would.
 //!
 //! One connection behind a mutex serves every writer thread: SQLite admits one writer at a time
 //! anyway, and a mutex hands the lock over without its busy-handler sleeps (the friendlier setup

@@ -58,6 +58,8 @@ pub enum EngineKind {
     Sqlite,
     /// fjall, an LSM (durable workloads only).
     Fjall,
+    /// RocksDB, an LSM (durable workloads only).
+    Rocksdb,
     /// The original aedb 0.1.9 (durable workloads only).
     Seed,
 }

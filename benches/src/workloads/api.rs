@@ -18,7 +18,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 
-use super::{progress, remove_dir, RunConfig};
+use super::{progress, remove_dir, round_order, RunConfig};
 use crate::data::SplitMix64;
 use crate::report::{count, Better, Table, Unit};
 
@@ -526,7 +526,8 @@ pub fn run_w11(ctx: &RunConfig) -> Result<Table> {
     let open_first = row(&mut table, "open to first PK query");
     let micros = |seconds: f64, n: usize| seconds * 1e6 / n as f64;
     for round in 0..ctx.rounds {
-        for (engine, (which, label)) in engines.iter().enumerate() {
+        for engine in round_order(engines.len(), round) {
+            let (which, label) = &engines[engine];
             let dir = ctx.root.join("W11").join(format!("{label}-r{round}"));
             remove_dir(&dir)?;
             std::fs::create_dir_all(&dir).with_context(|| format!("create {}", dir.display()))?;

@@ -9,7 +9,7 @@
 
 use anyhow::Result;
 
-use super::{progress, remove_dir, timed, RunConfig};
+use super::{progress, remove_dir, round_order, timed, RunConfig};
 use crate::data::{Batch, Dataset};
 use crate::engines::{self, OpenConfig};
 use crate::report::{count, Better, Table, Unit};
@@ -44,7 +44,8 @@ pub fn run(ctx: &RunConfig) -> Result<Table> {
     );
 
     for round in 0..ctx.rounds {
-        for (index, spec) in ctx.engines.iter().enumerate() {
+        for index in round_order(ctx.engines.len(), round) {
+            let spec = &ctx.engines[index];
             let dir = ctx.fresh_dir("w3-batches", spec, round)?;
             let engine = engines::open(spec, &dir, config)?;
             let seconds = timed(|| {

@@ -7,7 +7,7 @@
 
 use anyhow::{Context, Result};
 
-use super::{check_found, dir_bytes, open_loaded, progress, remove_dir, RunConfig};
+use super::{check_found, dir_bytes, open_loaded, progress, remove_dir, round_order, RunConfig};
 use crate::data::{random_indices, Dataset};
 use crate::engines::{self, Engine, OpenConfig};
 use crate::report::{count, si, Better, Table, Unit};
@@ -68,7 +68,8 @@ pub fn run(ctx: &RunConfig) -> Result<Table> {
     let warm_order = random_indices(data.len(), sizes.cold_gets, 0x5_0002);
     let steady_order = random_indices(data.len(), sizes.cold_gets, 0x5_0003);
     for round in 0..ctx.rounds {
-        for (index, (spec, dir)) in ctx.engines.iter().zip(&dirs).enumerate() {
+        for index in round_order(ctx.engines.len(), round) {
+            let (spec, dir) = (&ctx.engines[index], &dirs[index]);
             let engine = engines::open(spec, dir, config)?;
             if let Some(row) = first_row {
                 drop_page_cache()?;

@@ -3,7 +3,7 @@
 
 use anyhow::Result;
 
-use super::{check_found, open_loaded, progress, remove_dir, RunConfig};
+use super::{check_found, open_loaded, progress, remove_dir, round_order, RunConfig};
 use crate::data::{random_indices, Dataset};
 use crate::engines::{Engine, EngineKind, EngineSpec, OpenConfig};
 use crate::report::{count, si, Better, Table, Unit};
@@ -55,7 +55,8 @@ pub fn run(ctx: &RunConfig) -> Result<Table> {
         })
         .collect();
     for round in 0..ctx.rounds {
-        for (index, (engine, _)) in loaded.iter().enumerate() {
+        for index in round_order(loaded.len(), round) {
+            let engine = &loaded[index].0;
             for (row, threads) in rows.iter().zip(THREADS) {
                 let rate = gets_per_second(&**engine, &data, &orders[..threads])?;
                 table.record(*row, index, rate);

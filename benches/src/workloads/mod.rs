@@ -132,6 +132,15 @@ impl RunConfig {
     }
 }
 
+/// The engine indices `0..engines` in the order round `round` runs them: starting at engine
+/// `round mod engines` and wrapping around, so no engine always runs first (right after the raw
+/// flush probe, on the coolest machine) or last. Results stay recorded under each engine's own
+/// index, so the table's columns and the reference of the ratios (the first engine) do not move.
+pub fn round_order(engines: usize, round: usize) -> impl Iterator<Item = usize> {
+    let start = if engines == 0 { 0 } else { round % engines };
+    (0..engines).map(move |i| (start + i) % engines)
+}
+
 pub fn remove_dir(dir: &Path) -> Result<()> {
     match std::fs::remove_dir_all(dir) {
         Err(err) if err.kind() != std::io::ErrorKind::NotFound => {
@@ -200,4 +209,19 @@ pub fn dir_bytes(dir: &Path) -> Result<(u64, u64)> {
         }
     }
     Ok(total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::round_order;
+
+    #[test]
+    fn each_round_starts_one_engine_later() {
+        let order = |round| round_order(3, round).collect::<Vec<_>>();
+        assert_eq!(order(0), [0, 1, 2]);
+        assert_eq!(order(1), [1, 2, 0]);
+        assert_eq!(order(2), [2, 0, 1]);
+        assert_eq!(order(3), [0, 1, 2]);
+        assert_eq!(round_order(0, 5).count(), 0);
+    }
 }

@@ -15,7 +15,7 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use clap::ValueEnum;
 
-use super::{flush, progress, remove_dir, RunConfig, Sizes};
+use super::{flush, progress, remove_dir, round_order, RunConfig, Sizes};
 use crate::data::{Dataset, KEY_BYTES, VALUE_BYTES};
 use crate::durable::{self, DurableConfig};
 use crate::engines::EngineSpec;
@@ -131,7 +131,8 @@ pub fn run(ctx: &RunConfig) -> Result<Table> {
     );
     let can_drop = ctx.drop_caches && super::cold_get::drop_page_cache().is_ok();
     let mut notes = Vec::new();
-    for &log_mib in sizes.w8_log_mib {
+    // One round per log size: each size starts one engine later (see `round_order`).
+    for (size_round, &log_mib) in sizes.w8_log_mib.iter().enumerate() {
         let rows = log_rows(log_mib);
         let payload = (rows * (KEY_BYTES + VALUE_BYTES)) as f64;
         let open_row = table.add_row(
@@ -162,7 +163,8 @@ pub fn run(ctx: &RunConfig) -> Result<Table> {
             Unit::Seconds,
             Better::Neither,
         );
-        for (index, spec) in engines.iter().enumerate() {
+        for index in round_order(engines.len(), size_round) {
+            let spec = &engines[index];
             let dir = ctx.fresh_dir(&format!("w8-{log_mib}"), spec, 0)?;
             let (last, build_seconds) = build_log_and_kill(ctx, spec, &dir, log_mib)?;
             table.record(build_row, index, build_seconds);
@@ -232,7 +234,7 @@ pub fn run(ctx: &RunConfig) -> Result<Table> {
         }
     }
     table.note(format!(
-        "One round per size. The log is written as durable commits of 1,000 new keys (24 + 150 bytes each) after a checkpoint of the {} preloaded keys, with automatic checkpoints off (aedb `checkpoint_wal_bytes` 2^50, `checkpoint_interval_ms` 0; SQLite `wal_autocheckpoint=0`); then the writer process is killed with SIGKILL.",
+        "One round per size. The log is written as durable commits of 1,000 new keys (24 + 150 bytes each) after a checkpoint of the {} preloaded keys, with automatic checkpoints off (aedb `checkpoint_wal_bytes` 2^50, `checkpoint_interval_ms` 0; SQLite `wal_autocheckpoint=0`; RocksDB `write_buffer_size` 2 GiB, so the whole log stays in its WAL and memtable; fjall cannot defer its background flushes and runs on its defaults); then the writer process is killed with SIGKILL. Each size starts one engine later than the one before.",
         count(sizes.durable_preload)
     ));
     table.note(if can_drop {
@@ -240,7 +242,7 @@ pub fn run(ctx: &RunConfig) -> Result<Table> {
     } else {
         "The page cache could not be dropped (not root, or --no-drop-caches): recovery read the log from memory."
     });
-    table.note("Timed: opening the engine (its recovery) plus one read of the last key written, which must return the value written. redb repairs its file after an unclean shutdown; LMDB has no log (its last commit is already in place); fjall replays its journal; SQLite rebuilds its WAL index; aedb replays its WAL into the B+trees; the original aedb loads its checkpoint and replays its WAL.");
+    table.note("Timed: opening the engine (its recovery) plus one read of the last key written, which must return the value written. redb repairs its file after an unclean shutdown; LMDB has no log (its last commit is already in place); fjall replays its journal (what its background flushes had not yet written out); RocksDB replays its WAL into a memtable and, by default (`avoid_flush_during_recovery` = false), flushes it to an L0 file before `open` returns; SQLite rebuilds its WAL index; aedb replays its WAL into the B+trees; the original aedb loads its checkpoint and replays its WAL.");
     for note in notes {
         table.note(note);
     }

@@ -2,7 +2,7 @@
 
 use anyhow::Result;
 
-use super::{open_loaded, progress, remove_dir, timed, RunConfig};
+use super::{open_loaded, progress, remove_dir, round_order, timed, RunConfig};
 use crate::data::{random_indices, Dataset};
 use crate::engines::{Engine, OpenConfig};
 use crate::report::{count, Better, Table, Unit};
@@ -42,7 +42,8 @@ pub fn run(ctx: &RunConfig) -> Result<Table> {
         Better::Higher,
     );
     for round in 0..ctx.rounds {
-        for (index, (engine, _)) in loaded.iter().enumerate() {
+        for index in round_order(loaded.len(), round) {
+            let engine = &loaded[index].0;
             let seconds = timed(|| short_scans(&**engine, &data, &starts, sizes.scan_len))?;
             table.record(short_row, index, starts.len() as f64 / seconds);
             let mut bytes = 0;

@@ -28,7 +28,7 @@ use anyhow::{Context, Result};
 use parking_lot::Mutex;
 use rusqlite::{params, Connection};
 
-use super::{progress, remove_dir, RunConfig};
+use super::{progress, remove_dir, round_order, RunConfig};
 use crate::data::SplitMix64;
 use crate::report::{count, Better, Table, Unit};
 
@@ -323,7 +323,8 @@ pub fn run_w7(ctx: &RunConfig) -> Result<Table> {
         .map(|(label, _)| table.add_row(*label, Unit::PerSecond, Better::Higher))
         .collect();
     for round in 0..ctx.rounds {
-        for (engine, label) in labels.iter().enumerate() {
+        for engine in round_order(labels.len(), round) {
+            let label = &labels[engine];
             let dir = ctx.root.join("W7").join(format!("{label}-r{round}"));
             remove_dir(&dir)?;
             std::fs::create_dir_all(&dir).with_context(|| format!("create {}", dir.display()))?;
