@@ -59,6 +59,9 @@ struct Args {
     /// (benches/scripts/fsync_counts.sh).
     #[arg(long)]
     w1_commits: Option<usize>,
+    /// W8's log sizes in MiB (default 64,256; 8 with --quick), e.g. `--w8-log-mib 64`.
+    #[arg(long, value_delimiter = ',')]
+    w8_log_mib: Option<Vec<u64>>,
     /// Do not drop the OS page cache before W5's first gets.
     #[arg(long)]
     no_drop_caches: bool,
@@ -92,6 +95,10 @@ fn main() -> Result<()> {
     if let Some(commits) = args.w1_commits {
         anyhow::ensure!(commits > 0, "--w1-commits must be at least 1");
         sizes.w1_commits = commits;
+    }
+    if let Some(sizes_mib) = &args.w8_log_mib {
+        // Sizes are static tables; one leaked list per run is fine.
+        sizes.w8_log_mib = Box::leak(sizes_mib.clone().into_boxed_slice());
     }
     let core_kinds = args.engines.clone().unwrap_or(CORE_ENGINES.to_vec());
     let durable_kinds = args.engines.clone().unwrap_or(DURABLE_ENGINES.to_vec());
