@@ -3,10 +3,10 @@
 //! Applied one op at a time, redo cost a descent from the root, a page lookup per level and a
 //! leaf edit per op (about 6 µs, ~20 MB/s of log). Instead, each frame's ops are buffered per
 //! tree (its payload is copied once; an op is an index into it), and at a bound the ops of each
-//! tree are sorted by key — stably, so log order decides among equal keys and the last logged
-//! wins — and merged into the tree in one pass (`WriteTxn::apply_sorted`). The result is the
-//! state the ops leave one by one: puts and deletes of different keys commute, and those of one
-//! key are reduced to the last.
+//! tree are sorted by key and then by log order, reduced to the last logged op of each key, and
+//! merged into the tree in one pass (`WriteTxn::apply_sorted`), a chunk of consecutive keys at
+//! a time. The result is the state the ops leave one by one: puts and deletes of different keys
+//! commute, and those of one key come down to the last.
 //!
 //! Barriers: `CreateTree` and `DropTree` of a tree first merge what is buffered for that tree
 //! (ops of other trees commute with them). A tree that a buffered put would have created is
@@ -30,6 +30,10 @@ use crate::error::{AedbError, Result};
 /// at most 64 MiB more).
 pub(super) const REDO_BUFFER_BYTES: usize = 64 << 20;
 
+/// Sorted ops are merged a chunk of about this many key and value bytes at a time, gathered
+/// into a buffer that stays in cache (see `merge_ops`).
+const MERGE_CHUNK_BYTES: usize = 1 << 20;
+
 /// `OpRef::value_len` of a delete.
 const DELETE: u32 = u32::MAX;
 
@@ -38,6 +42,7 @@ const DELETE: u32 = u32::MAX;
 struct OpRef {
     /// The key's first 8 bytes, zero-padded, big-endian: most comparisons of the sort end here.
     prefix: u64,
+    /// Also the op's place in the log: payloads are appended in log order.
     key_at: u32,
     key_len: u32,
     value_at: u32,
@@ -69,6 +74,10 @@ pub(super) struct RedoBatch {
     buffered_bytes: usize,
     /// Merge at this many buffered bytes ([`REDO_BUFFER_BYTES`]; less in tests).
     bound: usize,
+    /// Keys and values of the chunk being merged.
+    gathered: Vec<u8>,
+    /// [`MERGE_CHUNK_BYTES`] (less in tests).
+    chunk_bytes: usize,
 }
 
 impl RedoBatch {
@@ -83,13 +92,16 @@ impl RedoBatch {
             last_tree: 0,
             buffered_bytes: 0,
             bound: REDO_BUFFER_BYTES,
+            gathered: Vec::new(),
+            chunk_bytes: MERGE_CHUNK_BYTES,
         }
     }
 
     #[cfg(test)]
-    fn with_bound(head_seq: u64, bound: usize) -> Self {
+    fn with_bounds(head_seq: u64, bound: usize, chunk_bytes: usize) -> Self {
         RedoBatch {
             bound,
+            chunk_bytes,
             ..RedoBatch::new(head_seq)
         }
     }
@@ -107,8 +119,10 @@ impl RedoBatch {
         let buffers = ops
             .iter()
             .any(|op| matches!(op, WalOpRef::Put { .. } | WalOpRef::Delete { .. }));
-        // Where the copy starts (the buffer stays below 4 GiB: its bound plus one payload).
+        // Where the copy starts. Offsets are u32: the buffer holds less than its bound plus one
+        // payload (64 MiB at most).
         let base = self.payloads.len();
+        debug_assert!(base + payload.len() <= u32::MAX as usize);
         if buffers {
             if self.payloads.capacity() == 0 {
                 self.payloads.reserve(REDO_BUFFER_BYTES);
@@ -167,12 +181,24 @@ impl RedoBatch {
 
     /// Merge what is buffered for `tree` (a barrier before creating or dropping it).
     fn merge_tree(&mut self, store: &PageStore, tree: &str) -> Result<()> {
-        let Some(&at) = self.tree_index.get(tree) else {
-            return Ok(());
+        match self.tree_index.get(tree) {
+            Some(&at) => self.merge_at(store, at),
+            None => Ok(()),
+        }
+    }
+
+    /// Merge the ops buffered for `self.trees[at]`; its entry stays, empty, for more.
+    fn merge_at(&mut self, store: &PageStore, at: usize) -> Result<()> {
+        let TreeOps { name, ops, put } = &mut self.trees[at];
+        let put = std::mem::take(put);
+        let merging = Merging {
+            slot: &mut self.txn,
+            store,
+            payloads: &self.payloads,
+            gathered: &mut self.gathered,
+            chunk_bytes: self.chunk_bytes,
         };
-        let ops = std::mem::take(&mut self.trees[at].ops);
-        let put = std::mem::take(&mut self.trees[at].put);
-        merge_ops(&mut self.txn, store, &self.payloads, tree, ops, put)
+        merging.merge_ops(name, ops, put)
     }
 
     /// Merge everything buffered and publish it as the last redone commit's version.
@@ -190,19 +216,11 @@ impl RedoBatch {
 
     /// Merge everything buffered into the transaction.
     fn merge_all(&mut self, store: &PageStore) -> Result<()> {
-        let mut trees = std::mem::take(&mut self.trees);
-        self.tree_index.clear();
         // In name order: the same log gives the same pages.
-        trees.sort_by(|a, b| a.name.cmp(&b.name));
-        for tree in trees {
-            merge_ops(
-                &mut self.txn,
-                store,
-                &self.payloads,
-                &tree.name,
-                tree.ops,
-                tree.put,
-            )?;
+        let mut order: Vec<usize> = (0..self.trees.len()).collect();
+        order.sort_by(|&a, &b| self.trees[a].name.cmp(&self.trees[b].name));
+        for at in order {
+            self.merge_at(store, at)?;
         }
         self.payloads.clear();
         self.buffered_bytes = 0;
@@ -234,67 +252,119 @@ fn op_ref(payload: &[u8], base: usize, key: &[u8], value: Option<&[u8]>) -> OpRe
     }
 }
 
-/// Sort a tree's buffered ops by key (stably: in log order among equal keys), keep the last of
-/// each key, and merge them into the tree.
-fn merge_ops(
-    slot: &mut Option<WriteTxn>,
-    store: &PageStore,
-    payloads: &[u8],
-    tree: &str,
-    mut ops: Vec<OpRef>,
-    put: bool,
-) -> Result<()> {
-    if ops.is_empty() && !put {
-        return Ok(());
+/// What merging a tree's ops works with.
+struct Merging<'m> {
+    slot: &'m mut Option<WriteTxn>,
+    store: &'m PageStore,
+    payloads: &'m [u8],
+    gathered: &'m mut Vec<u8>,
+    chunk_bytes: usize,
+}
+
+impl Merging<'_> {
+    fn bytes(&self, at: u32, len: u32) -> &[u8] {
+        &self.payloads[at as usize..at as usize + len as usize]
     }
-    let bytes = |at: u32, len: u32| &payloads[at as usize..at as usize + len as usize];
-    let key = |op: &OpRef| bytes(op.key_at, op.key_len);
-    ops.sort_by(|a, b| a.prefix.cmp(&b.prefix).then_with(|| key(a).cmp(key(b))));
-    // The last op of each key (keys with different prefixes differ: no key bytes are read).
-    let mut last: Vec<OpRef> = Vec::with_capacity(ops.len());
-    for op in ops {
-        match last.last_mut() {
-            Some(prev) if prev.prefix == op.prefix && key(prev) == key(&op) => *prev = op,
-            _ => last.push(op),
+
+    fn key(&self, op: &OpRef) -> &[u8] {
+        self.bytes(op.key_at, op.key_len)
+    }
+
+    /// Sort a tree's buffered ops by key (in log order among equal keys), keep the last of each
+    /// key, and merge them into the tree. `ops` is left empty.
+    fn merge_ops(self, tree: &str, ops: &mut Vec<OpRef>, put: bool) -> Result<()> {
+        if ops.is_empty() && !put {
+            return Ok(());
         }
-    }
-    // Gathered in key order into one buffer: the merge then reads keys and values in sequence.
-    // Read in sorted order where they lie, they would be a cache miss each, one after another
-    // behind the merge's comparisons; here the loads are independent and overlap.
-    let size: usize = last
-        .iter()
-        .map(|op| {
-            op.key_len as usize
-                + if op.value_len == DELETE {
-                    0
-                } else {
-                    op.value_len as usize
+        // `key_at` grows in log order: it orders equal keys as they were logged.
+        ops.sort_unstable_by(|a, b| {
+            (a.prefix.cmp(&b.prefix))
+                .then_with(|| self.key(a).cmp(self.key(b)))
+                .then(a.key_at.cmp(&b.key_at))
+        });
+        // The last op of each key (keys with different prefixes differ: no key bytes are read).
+        let mut kept: usize = 0;
+        for i in 0..ops.len() {
+            let op = ops[i];
+            match kept.checked_sub(1).map(|last| ops[last]) {
+                Some(last) if last.prefix == op.prefix && self.key(&last) == self.key(&op) => {
+                    ops[kept - 1] = op;
                 }
-        })
-        .sum();
-    let mut gathered = Vec::with_capacity(size);
-    for op in &last {
-        gathered.extend_from_slice(key(op));
-        if op.value_len != DELETE {
-            gathered.extend_from_slice(bytes(op.value_at, op.value_len));
+                _ => {
+                    ops[kept] = op;
+                    kept += 1;
+                }
+            }
         }
+        ops.truncate(kept);
+        let Merging {
+            slot,
+            store,
+            payloads,
+            gathered,
+            chunk_bytes,
+        } = self;
+        let txn = txn(slot, store)?;
+        if put {
+            // As the first put would have, even when a later delete of the same key undoes it.
+            txn.create_tree(tree)?;
+        }
+        // Chunks of consecutive keys, each gathered into one buffer and merged. Read in key
+        // order where they lie, keys and values would be a cache miss each, one after another
+        // behind the merge's comparisons; gathered, the loads are independent and overlap, and
+        // the merge reads them in sequence. The buffer is reused: it stays in cache.
+        for chunk in chunks(ops, chunk_bytes) {
+            gathered.clear();
+            for op in chunk {
+                gathered.extend_from_slice(&payloads[op.key_at as usize..][..op.key_len as usize]);
+                if op.value_len != DELETE {
+                    gathered.extend_from_slice(
+                        &payloads[op.value_at as usize..][..op.value_len as usize],
+                    );
+                }
+            }
+            let mut sorted: Vec<(&[u8], Option<&[u8]>)> = Vec::with_capacity(chunk.len());
+            let mut rest = &gathered[..];
+            for op in chunk {
+                let (key, after) = rest.split_at(op.key_len as usize);
+                let (value, after) = match op.value_len {
+                    DELETE => (None, after),
+                    len => {
+                        let (value, after) = after.split_at(len as usize);
+                        (Some(value), after)
+                    }
+                };
+                rest = after;
+                sorted.push((key, value));
+            }
+            txn.apply_sorted(tree, &sorted)?;
+        }
+        ops.clear();
+        Ok(())
     }
-    let mut sorted: Vec<(&[u8], Option<&[u8]>)> = Vec::with_capacity(last.len());
-    let mut at = 0;
-    for op in &last {
-        let (key, rest) = gathered[at..].split_at(op.key_len as usize);
-        at += op.key_len as usize;
-        let value = (op.value_len != DELETE).then(|| &rest[..op.value_len as usize]);
-        at += value.map_or(0, <[u8]>::len);
-        sorted.push((key, value));
-    }
-    let txn = txn(slot, store)?;
-    if put {
-        // As the first put would have, even when a later delete of the same key undoes it.
-        txn.create_tree(tree)?;
-    }
-    txn.apply_sorted(tree, &sorted)?;
-    Ok(())
+}
+
+/// `ops` in runs of about `chunk_bytes` of keys and values (at least one op each).
+fn chunks(ops: &[OpRef], chunk_bytes: usize) -> impl Iterator<Item = &[OpRef]> {
+    let mut rest = ops;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let mut bytes = 0;
+        let mut end = 0;
+        while end < rest.len() && (end == 0 || bytes < chunk_bytes) {
+            let op = rest[end];
+            bytes += op.key_len as usize;
+            if op.value_len != DELETE {
+                bytes += op.value_len as usize;
+            }
+            end += 1;
+        }
+        let (chunk, tail) = rest.split_at(end);
+        rest = tail;
+        Some(chunk)
+    })
 }
 
 #[cfg(test)]
@@ -415,10 +485,11 @@ mod tests {
         fn merged_redo_leaves_what_op_by_op_redo_left(
             frames in proptest::collection::vec(proptest::collection::vec(op(), 0..30), 1..40),
             bound in prop_oneof![Just(1usize), Just(300), Just(5_000), Just(REDO_BUFFER_BYTES)],
+            chunk_bytes in prop_oneof![Just(1usize), Just(200), Just(MERGE_CHUNK_BYTES)],
         ) {
             let store = open();
             let head = store.head().seq;
-            let mut batch = RedoBatch::with_bound(head, bound);
+            let mut batch = RedoBatch::with_bounds(head, bound, chunk_bytes);
             for (i, ops) in frames.iter().enumerate() {
                 batch.apply(&store, head + 1 + i as u64, &record(ops)).expect("redo");
             }
