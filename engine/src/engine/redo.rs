@@ -50,6 +50,18 @@ struct OpRef {
     value_len: u32,
 }
 
+impl OpRef {
+    /// The bytes from the key to the end of the value (one copy gathers both; a record holds
+    /// the value right after the key and its length).
+    fn span(&self) -> std::ops::Range<usize> {
+        let end = match self.value_len {
+            DELETE => self.key_at + self.key_len,
+            len => self.value_at + len,
+        };
+        self.key_at as usize..end as usize
+    }
+}
+
 #[derive(Default)]
 struct TreeOps {
     name: String,
@@ -243,11 +255,13 @@ fn op_ref(payload: &[u8], base: usize, key: &[u8], value: Option<&[u8]>) -> OpRe
     let mut prefix = [0u8; 8];
     let n = key.len().min(8);
     prefix[..n].copy_from_slice(&key[..n]);
+    debug_assert!(value.is_none_or(|v| at(v) >= at(key) + key.len() as u32));
     OpRef {
         prefix: u64::from_be_bytes(prefix),
         key_at: at(key),
         key_len: key.len() as u32,
-        value_at: value.map_or(0, at),
+        // A delete's "value" is empty, right after the key (see `OpRef::span`).
+        value_at: value.map_or(at(key) + key.len() as u32, at),
         value_len: value.map_or(DELETE, |v| v.len() as u32),
     }
 }
@@ -316,24 +330,15 @@ impl Merging<'_> {
         for chunk in chunks(ops, chunk_bytes) {
             gathered.clear();
             for op in chunk {
-                gathered.extend_from_slice(&payloads[op.key_at as usize..][..op.key_len as usize]);
-                if op.value_len != DELETE {
-                    gathered.extend_from_slice(
-                        &payloads[op.value_at as usize..][..op.value_len as usize],
-                    );
-                }
+                gathered.extend_from_slice(&payloads[op.span()]);
             }
             let mut sorted: Vec<(&[u8], Option<&[u8]>)> = Vec::with_capacity(chunk.len());
             let mut rest = &gathered[..];
             for op in chunk {
-                let (key, after) = rest.split_at(op.key_len as usize);
-                let (value, after) = match op.value_len {
-                    DELETE => (None, after),
-                    len => {
-                        let (value, after) = after.split_at(len as usize);
-                        (Some(value), after)
-                    }
-                };
+                let (span, after) = rest.split_at(op.span().len());
+                let key = &span[..op.key_len as usize];
+                let value =
+                    (op.value_len != DELETE).then(|| &span[(op.value_at - op.key_at) as usize..]);
                 rest = after;
                 sorted.push((key, value));
             }
@@ -354,11 +359,7 @@ fn chunks(ops: &[OpRef], chunk_bytes: usize) -> impl Iterator<Item = &[OpRef]> {
         let mut bytes = 0;
         let mut end = 0;
         while end < rest.len() && (end == 0 || bytes < chunk_bytes) {
-            let op = rest[end];
-            bytes += op.key_len as usize;
-            if op.value_len != DELETE {
-                bytes += op.value_len as usize;
-            }
+            bytes += rest[end].span().len();
             end += 1;
         }
         let (chunk, tail) = rest.split_at(end);
