@@ -57,7 +57,7 @@ pub fn merge_sorted<K: AsRef<[u8]>, V: AsRef<[u8]>>(
         cells: Cells::default(),
     };
     let outcome = if tree.root == 0 {
-        merger.merge_leaf(None, ops, true)?
+        merger.merge_into_empty(ops)?
     } else {
         let root = merger.ctx.pool.get(tree.root)?;
         merger.merge_node(root, ops, 0, true)?
@@ -107,19 +107,27 @@ fn needs_fix(slots: &[Slot], i: usize, right_edge: bool, min_fill: usize) -> boo
     !exempt && (slot.deficient || slot.used.is_some_and(|used| used < min_fill))
 }
 
-/// Split cells of `sizes` bytes into the fewest pages of `usable` bytes, sharing the bytes evenly.
-/// Unlike `partition` (made for a node or two that split or merge), it retargets after every
-/// page: one merge may lay out thousands of cells, where small shortfalls on each page would
-/// add up to an overfull last one.
+/// Split cells of `sizes` bytes into pages of `usable` bytes filled to about `fill` bytes (one
+/// page when they fit in one), sharing the bytes evenly. Unlike `partition` (made for a node or
+/// two that split or merge), it retargets after every page: one merge may lay out thousands of
+/// cells, where small shortfalls on each page would add up to an overfull last one.
 ///
-/// Every page but a lone one holds more than a quarter of `usable` (more than half on average):
-/// while two or more pages remain, the target is above half, and a page closes within half a
-/// cell (at most an eighth) of it.
-fn partition_even(sizes: &[usize], usable: usize) -> Vec<std::ops::Range<usize>> {
-    let target_for = |remaining: usize| remaining.div_ceil(remaining.div_ceil(usable).max(1));
+/// Every page but a lone one holds more than a quarter of `usable`: while two or more pages
+/// remain, the target is above half of `fill` (at least 3/8 of `usable`), and a page closes
+/// within half a cell (at most an eighth of `usable`) of it.
+fn partition_even(sizes: &[usize], usable: usize, fill: usize) -> Vec<std::ops::Range<usize>> {
+    debug_assert!(fill >= usable * 3 / 4 && fill <= usable);
+    let pages_for = |bytes: usize| {
+        if bytes <= usable {
+            1
+        } else {
+            bytes.div_ceil(fill).max(2)
+        }
+    };
+    let target_for = |remaining: usize| remaining.div_ceil(pages_for(remaining));
     let mut remaining: usize = sizes.iter().sum();
     let mut target = target_for(remaining);
-    let mut groups = Vec::with_capacity(remaining.div_ceil(usable).max(1));
+    let mut groups = Vec::with_capacity(pages_for(remaining));
     let (mut start, mut acc) = (0, 0);
     for (i, &size) in sizes.iter().enumerate() {
         if acc > 0 && (acc + size > usable || acc + size / 2 > target) {
@@ -203,41 +211,62 @@ impl Merger<'_, '_> {
         if depth > MAX_DEPTH {
             return Err(depth_error(page.id()));
         }
-        let is_leaf = NodeRef::new(&page.read(), page.id())?.is_leaf();
-        if is_leaf {
-            return self.merge_leaf(Some(page), ops, right_edge);
+        if NodeRef::new(&page.read(), page.id())?.is_leaf() {
+            return self.merge_leaves(vec![(page, ops)], right_edge);
         }
         let children = branch_entries(&page)?;
         if children.is_empty() {
             return Err(PagerError::corrupt(page.id(), "empty branch"));
         }
+        // Each child's share of the ops.
+        let mut bounds = Vec::with_capacity(children.len());
+        let mut start = 0;
+        for next in children.iter().skip(1) {
+            let end = start + ops[start..].partition_point(|(key, _)| key.as_ref() < &next.key[..]);
+            bounds.push(start..end);
+            start = end;
+        }
+        bounds.push(start..ops.len());
         let last = children.len() - 1;
         let mut slots = Vec::with_capacity(children.len() + 1);
         let (mut changed, mut only_last_changed) = (false, true);
-        let mut start = 0;
-        let mut children = children.into_iter().enumerate().peekable();
-        while let Some((i, child)) = children.next() {
-            let end = match children.peek() {
-                Some((_, next)) => {
-                    start + ops[start..].partition_point(|(key, _)| key.as_ref() < &next.key[..])
-                }
-                None => ops.len(),
-            };
-            let child_ops = &ops[start..end];
-            start = end;
-            if child_ops.is_empty() {
+        let mut children = children.into_iter().zip(bounds).enumerate().peekable();
+        while let Some((i, (child, bound))) = children.next() {
+            if bound.is_empty() {
                 slots.push(Slot::kept(child));
                 continue;
             }
             let child_page = self.ctx.pool.get(child.page)?;
-            match self.merge_node(child_page, child_ops, depth + 1, right_edge && i == last)? {
-                Outcome::Unchanged => slots.push(Slot::kept(child)),
+            let is_leaf = NodeRef::new(&child_page.read(), child.page)?.is_leaf();
+            // Leaves with ops next to each other are merged as one run (see `merge_leaves`).
+            let mut run = vec![child];
+            let mut pages = vec![(child_page, &ops[bound])];
+            while let Some((_, (next, bound))) =
+                children.next_if(|(_, (_, bound))| is_leaf && !bound.is_empty())
+            {
+                pages.push((self.ctx.pool.get(next.page)?, &ops[bound]));
+                run.push(next);
+            }
+            let end = i + run.len() - 1;
+            let on_edge = right_edge && end == last;
+            let outcome = if is_leaf {
+                self.merge_leaves(pages, on_edge)?
+            } else {
+                match pages.into_iter().next() {
+                    Some((child_page, child_ops)) => {
+                        self.merge_node(child_page, child_ops, depth + 1, on_edge)?
+                    }
+                    None => Outcome::Unchanged,
+                }
+            };
+            match outcome {
+                Outcome::Unchanged => slots.extend(run.into_iter().map(Slot::kept)),
                 Outcome::Replaced(mut nodes) => {
                     changed = true;
                     only_last_changed &= i == last;
                     // The first node keeps the separator (every key below it is still >= it).
                     if let Some(first) = nodes.first_mut() {
-                        first.entry.key = child.key;
+                        first.entry.key = std::mem::take(&mut run[0].key);
                     }
                     slots.append(&mut nodes);
                 }
@@ -266,25 +295,49 @@ impl Merger<'_, '_> {
         Ok(Outcome::Replaced(nodes))
     }
 
-    /// Merge into a leaf (`None`: the tree is empty).
-    fn merge_leaf<K: AsRef<[u8]>, V: AsRef<[u8]>>(
+    /// Merge into the empty tree: a run of leaves with no leaf yet.
+    fn merge_into_empty<K: AsRef<[u8]>, V: AsRef<[u8]>>(
         &mut self,
-        old: Option<PageRef>,
         ops: &[(K, Option<V>)],
+    ) -> Result<Outcome> {
+        self.cells.clear();
+        for op in ops {
+            self.put_new(op)?;
+        }
+        if self.cells.is_empty() {
+            return Ok(Outcome::Unchanged);
+        }
+        let target = self.ctx.new_page()?;
+        // Every key is past the (absent) last one: an append at the right edge.
+        self.lay_out(PageType::Leaf, vec![target], Packing::Left)
+            .map(Outcome::Replaced)
+    }
+
+    /// Merge into a run of leaves next to each other, each with its ops. Their cells and the
+    /// puts go into one sequence, laid out again over the run's pages (and more when it grew):
+    /// leaves that each gain a little fill their pages together instead of each splitting in
+    /// two half-full ones. `right_edge`: the run ends at the right edge.
+    fn merge_leaves<K: AsRef<[u8]>, V: AsRef<[u8]>>(
+        &mut self,
+        run: Vec<(PageRef, &[(K, Option<V>)])>,
         right_edge: bool,
     ) -> Result<Outcome> {
         self.cells.clear();
         let before = self.stats;
         let mut replaced_values = Vec::new();
-        let mut append = right_edge;
-        let mut k = 0;
-        if let Some(page) = &old {
+        // An append: one leaf on the right edge, every op past its last key.
+        let mut append = right_edge && run.len() == 1;
+        for (page, ops) in &run {
             let buf = page.read();
             let node = NodeRef::new(&buf, page.id())?;
+            if !node.is_leaf() {
+                return Err(PagerError::corrupt(page.id(), "a branch among leaves"));
+            }
             let n = node.len();
             if n > 0 {
                 append &= ops[0].0.as_ref() > node.key(n - 1)?;
             }
+            let mut k = 0;
             for j in 0..n {
                 let key = node.key(j)?;
                 while k < ops.len() && ops[k].0.as_ref() < key {
@@ -307,9 +360,9 @@ impl Merger<'_, '_> {
                     self.cells.push(node.cell(j)?);
                 }
             }
-        }
-        for op in &ops[k..] {
-            self.put_new(op)?;
+            for op in &ops[k..] {
+                self.put_new(op)?;
+            }
         }
         if self.stats == before {
             return Ok(Outcome::Unchanged);
@@ -317,20 +370,21 @@ impl Merger<'_, '_> {
         for value in &replaced_values {
             self.ctx.free_value(value)?;
         }
-        if self.cells.is_empty() {
-            if let Some(page) = old {
+        let mut targets = Vec::with_capacity(run.len());
+        for (page, _) in run {
+            if self.cells.is_empty() {
                 let id = page.id();
                 drop(page);
                 self.ctx.free(id);
+            } else {
+                targets.push(self.rewrite_target(page)?);
             }
+        }
+        if self.cells.is_empty() {
             return Ok(Outcome::Replaced(Vec::new()));
         }
-        let target = match old {
-            Some(page) => self.rewrite_target(page)?,
-            None => self.ctx.new_page()?,
-        };
         let packing = if append { Packing::Left } else { Packing::Even };
-        self.lay_out(PageType::Leaf, vec![target], packing)
+        self.lay_out(PageType::Leaf, targets, packing)
             .map(Outcome::Replaced)
     }
 
@@ -498,7 +552,8 @@ impl Merger<'_, '_> {
         let cells = self.cells.slices();
         let sizes: Vec<usize> = cells.iter().map(|c| c.len() + SLOT_BYTES).collect();
         let groups = match packing {
-            Packing::Even => partition_even(&sizes, usable),
+            // Room for later inserts, as a bulk load leaves.
+            Packing::Even => partition_even(&sizes, usable, usable * BULK_FILL_PERCENT / 100),
             Packing::Left => partition(&sizes, usable, Packing::Left),
         };
         let mut targets = targets.into_iter();
@@ -534,7 +589,8 @@ mod tests {
             sizes in proptest::collection::vec(8usize..=1014, 1..3000),
         ) {
             let usable = node::usable_bytes(4096);
-            let groups = partition_even(&sizes, usable);
+            let fill = usable * 9 / 10;
+            let groups = partition_even(&sizes, usable, fill);
             let total: usize = sizes.iter().sum();
             proptest::prop_assert_eq!(groups.first().map(|g| g.start), Some(0));
             proptest::prop_assert_eq!(groups.last().map(|g| g.end), Some(sizes.len()));
@@ -546,8 +602,8 @@ mod tests {
                 proptest::prop_assert!(!group.is_empty() && bytes <= usable);
                 proptest::prop_assert!(groups.len() == 1 || bytes >= usable / 4, "{} bytes", bytes);
             }
-            // Pages three quarters full on average at least (cells are up to a quarter).
-            proptest::prop_assert!(groups.len() <= (total * 4).div_ceil(usable * 3) + 1);
+            // Pages filled to about `fill` (less half a cell, up to an eighth) on average.
+            proptest::prop_assert!(groups.len() <= total.div_ceil(fill - usable / 8) + 1);
         }
     }
 }
