@@ -78,6 +78,9 @@ pub fn merge_sorted<K: AsRef<[u8]>, V: AsRef<[u8]>>(
     Ok(stats)
 }
 
+/// An operation of a merged batch: a key and its new value (`None` deletes).
+type Op<K, V> = (K, Option<V>);
+
 /// A node standing in a branch during a merge.
 struct Slot {
     entry: Entry,
@@ -319,7 +322,7 @@ impl Merger<'_, '_> {
     /// two half-full ones. `right_edge`: the run ends at the right edge.
     fn merge_leaves<K: AsRef<[u8]>, V: AsRef<[u8]>>(
         &mut self,
-        run: Vec<(PageRef, &[(K, Option<V>)])>,
+        run: Vec<(PageRef, &[Op<K, V>])>,
         right_edge: bool,
     ) -> Result<Outcome> {
         self.cells.clear();
