@@ -225,7 +225,13 @@ impl Merger<'_, '_> {
         let mut bounds = Vec::with_capacity(children.len());
         let mut start = 0;
         for next in children.iter().skip(1) {
-            let end = start + ops[start..].partition_point(|(key, _)| key.as_ref() < &next.key[..]);
+            let rest = &ops[start..];
+            let end = match rest.first() {
+                Some((key, _)) if key.as_ref() < &next.key[..] => {
+                    start + rest.partition_point(|(key, _)| key.as_ref() < &next.key[..])
+                }
+                _ => start,
+            };
             bounds.push(start..end);
             start = end;
         }
