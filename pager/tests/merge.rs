@@ -405,3 +405,40 @@ fn a_range_deleted_but_one_key_leaves_a_lone_child_to_repair() {
         pair.verify();
     }
 }
+
+/// Deletes that leave the right edge with a branch of one child: the merge must not leave it
+/// so (a later op-by-op delete that empties that child could not rebalance it with a sibling,
+/// and the branch would keep an empty leaf). Long keys make nodes of about 17 cells; every cut
+/// point is tried.
+#[test]
+fn deletes_on_the_right_edge_leave_no_branch_with_one_child() {
+    let long_key = |k: u32| {
+        let mut key = format!("{k:08}").into_bytes();
+        key.resize(200, b'x');
+        key
+    };
+    const KEYS: u32 = 3_000;
+    for cut in (0..KEYS).step_by(7) {
+        for keep in [1u32, 18] {
+            let store = open(512);
+            let load: Vec<Op> = (0..KEYS)
+                .map(|k| (long_key(k), Some(value(8, k as u8))))
+                .collect();
+            let mut txn = store.begin_write().expect("begin");
+            txn.apply_sorted(TREE, &load).expect("load");
+            txn.commit().expect("commit");
+            let deletes: Vec<Op> = (cut + keep..KEYS).map(|k| (long_key(k), None)).collect();
+            let mut txn = store.begin_write().expect("begin");
+            txn.apply_sorted(TREE, &deletes).expect("merge");
+            txn.commit().expect("commit");
+            assert_checked(&store, &format!("cut {cut} keep {keep}: after the merge"));
+            // Delete what was kept one by one, as normal operation would.
+            let mut txn = store.begin_write().expect("begin");
+            for k in (cut..(cut + keep).min(KEYS)).rev() {
+                assert!(txn.remove(TREE, &long_key(k)).expect("remove"));
+            }
+            txn.commit().expect("commit");
+            assert_checked(&store, &format!("cut {cut} keep {keep}: after the removes"));
+        }
+    }
+}

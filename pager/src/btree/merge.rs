@@ -14,9 +14,11 @@
 //! the remainder last), every other rewrite shares its cells evenly, and a node off the right
 //! edge left below a quarter full is merged with or refilled from a neighbour.
 //!
-//! A branch whose children all went but one that needs a neighbour cannot give it one: it hands
-//! itself up *deficient*. The rebalancing that gives the branch a neighbour joins both nodes'
-//! children and repairs the child among them (level by level, when that child is deficient too).
+//! No branch but the root is left with a single child, on the right edge too: a later delete
+//! that empties that child could not rebalance it with a sibling. A branch whose children all
+//! went but one hands itself up *deficient*, and its parent joins it with a neighbour: both
+//! nodes' children are laid out again together, and the lone child, if it needs a neighbour,
+//! finds one among them (level by level, when that child is deficient too).
 
 use super::*;
 
@@ -62,6 +64,15 @@ pub fn merge_sorted<K: AsRef<[u8]>, V: AsRef<[u8]>>(
         let root = merger.ctx.pool.get(tree.root)?;
         merger.merge_node(root, ops, 0, true)?
     };
+    let outcome = match outcome {
+        // The root's replacements become the children of a new root: none may be a lone
+        // branch there either.
+        Outcome::Replaced(mut nodes) if nodes.len() > 1 => {
+            merger.fix_underfull(&mut nodes, true, 0)?;
+            Outcome::Replaced(nodes)
+        }
+        outcome => outcome,
+    };
     let stats = merger.stats;
     if let Outcome::Replaced(nodes) = outcome {
         tree.root = if nodes.is_empty() {
@@ -87,8 +98,8 @@ struct Slot {
     /// Bytes it uses, when this merge wrote it (a node it did not touch is as healthy as the
     /// tree was).
     used: Option<usize>,
-    /// A branch whose single child needs a neighbour it could not give: rebalancing it must
-    /// repair its children.
+    /// A branch with a single child: it must be joined with a neighbour (even on the right
+    /// edge), and its child may need one too.
     deficient: bool,
 }
 
@@ -103,11 +114,12 @@ impl Slot {
 }
 
 /// Slot `i` of a branch's children must be merged with or refilled from a neighbour. The last
-/// child of a node on the right edge may stay underfull (appends leave it so).
+/// child of a node on the right edge may stay underfull (appends leave it so), unless it is a
+/// branch of one child.
 fn needs_fix(slots: &[Slot], i: usize, right_edge: bool, min_fill: usize) -> bool {
     let slot = &slots[i];
     let exempt = right_edge && i + 1 == slots.len();
-    !exempt && (slot.deficient || slot.used.is_some_and(|used| used < min_fill))
+    slot.deficient || (!exempt && slot.used.is_some_and(|used| used < min_fill))
 }
 
 /// Split cells of `sizes` bytes into pages of `usable` bytes filled to about `fill` bytes (one
@@ -296,12 +308,9 @@ impl Merger<'_, '_> {
             Packing::Even
         };
         let target = self.rewrite_target(page)?;
-        let mut nodes = self.write_branch(vec![target], &slots, packing)?;
-        if nodes.len() == 1 {
-            nodes[0].deficient =
-                slots.len() == 1 && needs_fix(&slots, 0, right_edge, self.min_fill);
-        }
-        Ok(Outcome::Replaced(nodes))
+        // A node of one child comes back deficient (see `lay_out`).
+        self.write_branch(vec![target], &slots, packing)
+            .map(Outcome::Replaced)
     }
 
     /// Merge into the empty tree: a run of leaves with no leaf yet.
@@ -481,10 +490,6 @@ impl Merger<'_, '_> {
         if let Some(first) = nodes.first_mut() {
             first.entry.key = left.entry.key.clone();
         }
-        if nodes.len() == 1 {
-            nodes[0].deficient =
-                children.len() == 1 && needs_fix(&children, 0, right_edge, self.min_fill);
-        }
         Ok(nodes)
     }
 
@@ -510,9 +515,7 @@ impl Merger<'_, '_> {
                 let node = NodeRef::new(&buf, entry.page)?;
                 let used = node.used_bytes_fast();
                 Ok(Slot {
-                    // A small branch may be deficient too: look at its children when it is
-                    // rebalanced.
-                    deficient: !node.is_leaf() && used < self.min_fill,
+                    deficient: !node.is_leaf() && node.len() == 1,
                     used: Some(used),
                     entry,
                 })
@@ -572,11 +575,12 @@ impl Merger<'_, '_> {
                 Some(page) => page,
                 None => self.ctx.new_page()?,
             };
+            let lone = kind == PageType::Branch && group.len() == 1;
             let entry = write_group(&page, kind, &cells[group], self.ctx.seq)?;
             nodes.push(Slot {
                 entry,
                 used: Some(node_fill(&page)?.1),
-                deficient: false,
+                deficient: lone,
             });
         }
         for leftover in targets {
