@@ -12,5 +12,5 @@ pub mod writer;
 pub use error::{Result, WalError};
 pub use frame::Integrity;
 pub use reader::{scan, RecoveryMode, ScanOutcome};
-pub use record::{decode_record, RecordBuilder, WalOp};
+pub use record::{decode_record, decode_record_ref, RecordBuilder, WalOp, WalOpRef};
 pub use writer::{WalConfig, WalWriter};

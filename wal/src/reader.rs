@@ -20,7 +20,7 @@ use aedb_pager::io::Vfs;
 
 use crate::error::{Result, WalError};
 use crate::frame::{self, FrameHeader, FrameProblem, Integrity, FRAME_MAGIC};
-use crate::segment::{list_segments, read_segment, SegmentHeader, SEGMENT_HEADER_BYTES};
+use crate::segment::{list_segments, read_segment_into, SegmentHeader, SEGMENT_HEADER_BYTES};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum RecoveryMode {
@@ -78,13 +78,15 @@ pub fn scan(
     let mut end: Option<End> = None;
     let mut finished = false;
     let count = segments.len();
+    // One buffer for every segment read.
+    let mut buffer = Vec::new();
     for (index, (number, path)) in segments.into_iter().enumerate() {
         if finished {
             out.stale.push(path);
             continue;
         }
-        let bytes = match read_segment(vfs, &path) {
-            Ok(bytes) => bytes,
+        let bytes = match read_segment_into(vfs, &path, &mut buffer) {
+            Ok(()) => &buffer[..],
             // A live writer deleted it after its checkpoint covered it (a read-only scan runs
             // beside one): nothing redo needs was in it. A real gap in what redo needs is still
             // caught where the log's start is checked against the checkpoint.
@@ -100,7 +102,7 @@ pub fn scan(
             }
             Err(err) => return Err(err),
         };
-        let header = match SegmentHeader::decode(&bytes, &path) {
+        let header = match SegmentHeader::decode(bytes, &path) {
             Ok(header) if header.number == number => header,
             Ok(_) | Err(_) if index + 1 == count => {
                 // A newest segment whose creation never became durable holds no frame (its
@@ -154,7 +156,7 @@ pub fn scan(
                 missing: next,
                 problem: None,
             });
-            check_evidence(&bytes, &end, after_lsn, mode, &mut out)?;
+            check_evidence(bytes, &end, after_lsn, mode, &mut out)?;
             finished = true;
             out.stale.push(path);
             continue;

@@ -37,6 +37,58 @@ pub enum WalOp {
     },
 }
 
+/// An op borrowing its tree name, key and value from the record's bytes: redo decodes a frame
+/// without an allocation per op.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WalOpRef<'a> {
+    Put {
+        tree: &'a str,
+        key: &'a [u8],
+        value: &'a [u8],
+    },
+    Delete {
+        tree: &'a str,
+        key: &'a [u8],
+    },
+    CreateTree {
+        tree: &'a str,
+    },
+    DropTree {
+        tree: &'a str,
+    },
+}
+
+impl WalOpRef<'_> {
+    pub fn tree(&self) -> &str {
+        match self {
+            WalOpRef::Put { tree, .. }
+            | WalOpRef::Delete { tree, .. }
+            | WalOpRef::CreateTree { tree }
+            | WalOpRef::DropTree { tree } => tree,
+        }
+    }
+
+    pub fn to_owned_op(&self) -> WalOp {
+        match *self {
+            WalOpRef::Put { tree, key, value } => WalOp::Put {
+                tree: tree.to_string(),
+                key: key.to_vec(),
+                value: value.to_vec(),
+            },
+            WalOpRef::Delete { tree, key } => WalOp::Delete {
+                tree: tree.to_string(),
+                key: key.to_vec(),
+            },
+            WalOpRef::CreateTree { tree } => WalOp::CreateTree {
+                tree: tree.to_string(),
+            },
+            WalOpRef::DropTree { tree } => WalOp::DropTree {
+                tree: tree.to_string(),
+            },
+        }
+    }
+}
+
 /// Builds a commit record op by op, as the transaction applies them.
 #[derive(Debug, Clone)]
 pub struct RecordBuilder {
@@ -137,20 +189,29 @@ impl<'a> Reader<'a> {
         Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
     }
 
-    fn blob(&mut self) -> Result<Vec<u8>> {
+    fn blob(&mut self) -> Result<&'a [u8]> {
         let len = self.u32()? as usize;
-        Ok(self.take(len)?.to_vec())
+        self.take(len)
     }
 
-    fn tree(&mut self) -> Result<String> {
+    fn tree(&mut self) -> Result<&'a str> {
         let len = self.u16()? as usize;
-        String::from_utf8(self.take(len)?.to_vec())
+        std::str::from_utf8(self.take(len)?)
             .map_err(|_| WalError::BadRecord("tree name is not UTF-8".into()))
     }
 }
 
 /// Decode a commit record; any inconsistency is an error, never a panic.
 pub fn decode_record(bytes: &[u8]) -> Result<Vec<WalOp>> {
+    Ok(decode_record_ref(bytes)?
+        .iter()
+        .map(WalOpRef::to_owned_op)
+        .collect())
+}
+
+/// [`decode_record`] without copying: the ops borrow from `bytes`. The whole record is checked
+/// before any op is returned.
+pub fn decode_record_ref(bytes: &[u8]) -> Result<Vec<WalOpRef<'_>>> {
     let mut r = Reader { bytes, at: 0 };
     let version = r.u8()?;
     if version != RECORD_VERSION {
@@ -163,17 +224,17 @@ pub fn decode_record(bytes: &[u8]) -> Result<Vec<WalOp>> {
         let kind = r.u8()?;
         let tree = r.tree()?;
         ops.push(match kind {
-            1 => WalOp::Put {
+            1 => WalOpRef::Put {
                 tree,
                 key: r.blob()?,
                 value: r.blob()?,
             },
-            2 => WalOp::Delete {
+            2 => WalOpRef::Delete {
                 tree,
                 key: r.blob()?,
             },
-            3 => WalOp::CreateTree { tree },
-            4 => WalOp::DropTree { tree },
+            3 => WalOpRef::CreateTree { tree },
+            4 => WalOpRef::DropTree { tree },
             other => return Err(WalError::BadRecord(format!("unknown op kind {other}"))),
         });
     }
@@ -215,6 +276,17 @@ mod tests {
             ]
         );
         assert!(decode_record(&[1, 5, 0, 0, 0]).is_err());
+        let mut b = RecordBuilder::default();
+        b.put("t", b"k", b"v");
+        let bytes = b.finish();
+        assert_eq!(
+            decode_record_ref(&bytes).unwrap(),
+            vec![WalOpRef::Put {
+                tree: "t",
+                key: b"k",
+                value: b"v"
+            }]
+        );
         assert!(decode_record(&[]).is_err());
     }
 }

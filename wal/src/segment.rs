@@ -161,6 +161,15 @@ pub fn sync_all(vfs: &dyn Vfs, dir: &Path) -> Result<()> {
 
 /// Read a whole segment file (bounded by the segment size, plus one oversize frame at most).
 pub fn read_segment(vfs: &dyn Vfs, path: &Path) -> Result<Vec<u8>> {
+    let mut out = Vec::new();
+    read_segment_into(vfs, path, &mut out)?;
+    Ok(out)
+}
+
+/// [`read_segment`] into `out` (cleared first): a scan reads every segment into one buffer,
+/// whose memory is then touched once, not once per segment.
+pub fn read_segment_into(vfs: &dyn Vfs, path: &Path, out: &mut Vec<u8>) -> Result<()> {
+    out.clear();
     let file = vfs.open(
         path,
         OpenOptions {
@@ -169,7 +178,7 @@ pub fn read_segment(vfs: &dyn Vfs, path: &Path) -> Result<Vec<u8>> {
         },
     )?;
     let len = file.len()?;
-    let mut out = Vec::with_capacity(len as usize);
+    out.reserve(len as usize);
     const CHUNK: u64 = 4 << 20;
     // One chunk buffer for the whole file, read on this thread: recovery waits for every
     // chunk anyway, and a fresh zeroed chunk per read cost a memset and page faults each.
@@ -184,7 +193,7 @@ pub fn read_segment(vfs: &dyn Vfs, path: &Path) -> Result<Vec<u8>> {
         out.extend_from_slice(&chunk);
         offset += n;
     }
-    Ok(out)
+    Ok(())
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@ mod leader;
 mod lock;
 mod pipeline;
 mod readers;
+mod redo;
 mod retained;
 mod structural;
 mod txn;
@@ -19,7 +20,7 @@ use std::thread::JoinHandle;
 
 use aedb_pager::io::{os_vfs, BackendKind, IoErrorKind, Vfs};
 use aedb_pager::{CheckpointInfo, PageStore, ReaderRegistry, Snapshot, StoreConfig};
-use aedb_wal::{decode_record, scan, Integrity, WalConfig, WalError, WalOp, WalWriter};
+use aedb_wal::{scan, Integrity, WalConfig, WalError, WalWriter};
 use parking_lot::{Condvar, Mutex};
 use tokio::sync::oneshot;
 
@@ -31,6 +32,7 @@ use crate::CommitFinality;
 use leader::Pipeline;
 use lock::DirLock;
 use pipeline::{Msg, Shared, Writer};
+use redo::RedoBatch;
 
 pub const DATA_FILE: &str = "data.aedb";
 pub const WAL_DIR: &str = "wal";
@@ -554,8 +556,8 @@ fn redo_log(
 ) -> Result<(aedb_wal::ScanOutcome, RecoveryReport)> {
     let meta = store.durable_meta();
     let integrity = integrity(config);
-    // Many logged commits are redone in one write transaction, published as the last one's
-    // version: far fewer catalog updates and publications than one per frame.
+    // Logged ops are buffered and merged into the trees in sorted batches, each published as
+    // the last redone commit's version (`redo.rs`).
     let mut batch = RedoBatch::new(store.head().seq);
     let outcome = scan(
         &**vfs,
@@ -569,7 +571,7 @@ fn redo_log(
                 .map_err(|e| WalError::BadRecord(format!("redo of LSN {}: {e}", header.lsn)))
         },
     )?;
-    batch.finish()?;
+    batch.finish(store)?;
     // Redo evicts pages through the pool: a write-back that failed latched it, and what was
     // redone may not be on disk.
     if let Some(reason) = store.failure() {
@@ -633,70 +635,6 @@ fn recover(
         report.checkpointed_after_redo = true;
     }
     Ok((wal, report))
-}
-
-/// Frames redone per write transaction at recovery.
-const REDO_BATCH_FRAMES: u64 = 4096;
-
-/// The write transaction recovery redoes frames into.
-struct RedoBatch {
-    txn: Option<aedb_pager::WriteTxn>,
-    frames: u64,
-    last_seq: u64,
-}
-
-impl RedoBatch {
-    fn new(head_seq: u64) -> Self {
-        RedoBatch {
-            txn: None,
-            frames: 0,
-            last_seq: head_seq,
-        }
-    }
-
-    fn apply(&mut self, store: &PageStore, seq: u64, payload: &[u8]) -> Result<()> {
-        if seq != self.last_seq + 1 {
-            return Err(AedbError::Corruption(format!(
-                "frame of commit {seq} where commit {} was due",
-                self.last_seq + 1
-            )));
-        }
-        let ops = decode_record(payload)?;
-        if self.txn.is_none() {
-            self.txn = Some(store.begin_write()?);
-        }
-        let Some(txn) = self.txn.as_mut() else {
-            return Err(AedbError::Closed);
-        };
-        for op in ops {
-            match op {
-                WalOp::Put { tree, key, value } => {
-                    txn.insert(&tree, &key, &value)?;
-                }
-                WalOp::Delete { tree, key } => {
-                    txn.remove(&tree, &key)?;
-                }
-                WalOp::CreateTree { tree } => txn.create_tree(&tree)?,
-                WalOp::DropTree { tree } => {
-                    txn.drop_tree(&tree)?;
-                }
-            }
-        }
-        self.last_seq = seq;
-        self.frames += 1;
-        if self.frames.is_multiple_of(REDO_BATCH_FRAMES) {
-            self.finish()?;
-        }
-        Ok(())
-    }
-
-    /// Publish what was redone so far as the last redone commit's version.
-    fn finish(&mut self) -> Result<()> {
-        if let Some(txn) = self.txn.take() {
-            txn.commit_as(self.last_seq)?;
-        }
-        Ok(())
-    }
 }
 
 /// Pages the retained versions may keep from reuse: an eighth of the buffer pool, so that the

@@ -15,6 +15,7 @@
 //!    from a sibling by that operation.
 
 pub mod cursor;
+mod merge;
 pub mod node;
 
 use std::ops::Bound;
@@ -26,7 +27,9 @@ use crate::overflow;
 use crate::page::{self, read_u64, PageId, PageType};
 use crate::pool::{BufferPool, PageRef};
 
-use node::{encode_branch_cell, encode_leaf_cell, LeafValue, NodeMut, NodeRef, SLOT_BYTES};
+pub use merge::{merge_sorted, MergeStats};
+
+use node::{encode_branch_cell, encode_leaf_cell_into, LeafValue, NodeMut, NodeRef, SLOT_BYTES};
 
 /// The largest value accepted (values beyond a leaf cell's share go to overflow pages).
 pub const MAX_VALUE_BYTES: usize = 64 << 20;
@@ -140,6 +143,14 @@ impl WriteCtx<'_> {
 
     /// The leaf cell for `key` → `value`, writing an overflow chain when the value is large.
     fn leaf_cell(&mut self, key: &[u8], value: &[u8]) -> Result<Vec<u8>> {
+        let tail = value.len().min(node::max_cell_bytes(self.page_size()));
+        let mut cell = Vec::with_capacity(node::LEAF_CELL_OVERHEAD + key.len() + tail);
+        self.leaf_cell_into(&mut cell, key, value)?;
+        Ok(cell)
+    }
+
+    /// [`WriteCtx::leaf_cell`], appending the cell to `out`.
+    fn leaf_cell_into(&mut self, out: &mut Vec<u8>, key: &[u8], value: &[u8]) -> Result<()> {
         let max_key = node::max_key_bytes(self.page_size());
         if key.len() > max_key {
             return Err(PagerError::KeyTooLarge {
@@ -155,7 +166,8 @@ impl WriteCtx<'_> {
         }
         let inline_len = node::LEAF_CELL_OVERHEAD + key.len() + value.len() + SLOT_BYTES;
         if inline_len <= node::max_cell_bytes(self.page_size()) {
-            return Ok(encode_leaf_cell(key, LeafValue::Inline(value)));
+            encode_leaf_cell_into(out, key, LeafValue::Inline(value));
+            return Ok(());
         }
         let count = overflow::pages_for(value.len(), self.page_size());
         let mut pages = Vec::with_capacity(count);
@@ -163,13 +175,15 @@ impl WriteCtx<'_> {
             pages.push(self.new_page()?);
         }
         overflow::write_chain(&pages, value, self.seq);
-        Ok(encode_leaf_cell(
+        encode_leaf_cell_into(
+            out,
             key,
             LeafValue::Overflow {
                 len: value.len() as u64,
                 first: pages[0].id(),
             },
-        ))
+        );
+        Ok(())
     }
 
     /// Free the overflow pages of a value that is being replaced or deleted.
@@ -702,12 +716,18 @@ fn write_nodes(
 }
 
 /// Write one node from its cells; a branch's first key moves out to become the separator.
-fn write_group(page: &PageRef, kind: PageType, cells: &[Vec<u8>], seq: u64) -> Result<Entry> {
+fn write_group<C: AsRef<[u8]>>(
+    page: &PageRef,
+    kind: PageType,
+    cells: &[C],
+    seq: u64,
+) -> Result<Entry> {
     let mut buf = page.write();
     let mut node = NodeMut::init(&mut buf, kind, page.id(), seq);
     let mut key = Vec::new();
     let mut count = 0u64;
     for (j, cell) in cells.iter().enumerate() {
+        let cell = cell.as_ref();
         let fitted = if kind == PageType::Branch {
             let key_len = page::read_u16(cell, 0) as usize;
             let (child, child_count) = (read_u64(cell, 2), read_u64(cell, 10));

@@ -71,20 +71,29 @@ pub enum LeafValue<'a> {
 }
 
 pub fn encode_leaf_cell(key: &[u8], value: LeafValue<'_>) -> Vec<u8> {
-    let (flags, len, tail_len) = match value {
-        LeafValue::Inline(v) => (0u8, v.len() as u32, v.len()),
-        LeafValue::Overflow { len, .. } => (OVERFLOW_FLAG, len as u32, 8),
+    let tail_len = match value {
+        LeafValue::Inline(v) => v.len(),
+        LeafValue::Overflow { .. } => 8,
     };
     let mut cell = Vec::with_capacity(LEAF_CELL_OVERHEAD + key.len() + tail_len);
-    cell.extend_from_slice(&(key.len() as u16).to_le_bytes());
-    cell.push(flags);
-    cell.extend_from_slice(&len.to_le_bytes());
-    cell.extend_from_slice(key);
-    match value {
-        LeafValue::Inline(v) => cell.extend_from_slice(v),
-        LeafValue::Overflow { first, .. } => cell.extend_from_slice(&first.to_le_bytes()),
-    }
+    encode_leaf_cell_into(&mut cell, key, value);
     cell
+}
+
+/// [`encode_leaf_cell`], appending the cell to `out` (a merge builds many cells in one buffer).
+pub fn encode_leaf_cell_into(out: &mut Vec<u8>, key: &[u8], value: LeafValue<'_>) {
+    let (flags, len) = match value {
+        LeafValue::Inline(v) => (0u8, v.len() as u32),
+        LeafValue::Overflow { len, .. } => (OVERFLOW_FLAG, len as u32),
+    };
+    out.extend_from_slice(&(key.len() as u16).to_le_bytes());
+    out.push(flags);
+    out.extend_from_slice(&len.to_le_bytes());
+    out.extend_from_slice(key);
+    match value {
+        LeafValue::Inline(v) => out.extend_from_slice(v),
+        LeafValue::Overflow { first, .. } => out.extend_from_slice(&first.to_le_bytes()),
+    }
 }
 
 pub fn encode_branch_cell(key: &[u8], child: PageId, count: u64) -> Vec<u8> {

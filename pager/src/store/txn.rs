@@ -108,6 +108,21 @@ impl WriteTxn {
         self.modify(tree, |ctx, record| btree::remove(ctx, record, key))
     }
 
+    /// Apply puts (`Some`) and deletes (`None`) of strictly increasing keys in one pass over the
+    /// tree (`btree::merge_sorted`): the state one `insert` or `remove` per op would leave.
+    /// Deletes alone do not create the tree (as `remove` does not).
+    pub fn apply_sorted<K: AsRef<[u8]>, V: AsRef<[u8]>>(
+        &mut self,
+        tree: &str,
+        ops: &[(K, Option<V>)],
+    ) -> Result<btree::MergeStats> {
+        let puts = ops.iter().any(|(_, value)| value.is_some());
+        if !puts && self.record(tree)?.root == 0 {
+            return Ok(btree::MergeStats::default());
+        }
+        self.modify(tree, |ctx, record| btree::merge_sorted(ctx, record, ops))
+    }
+
     /// Load strictly increasing keys into an empty tree in one pass.
     pub fn bulk_load<I, K, V>(&mut self, tree: &str, items: I) -> Result<u64>
     where
