@@ -425,11 +425,6 @@ impl PageStore {
         let page_size = pool.page_size();
         let pinned: Vec<PageRef> = ids.iter().filter_map(|id| pool.pin_if_dirty(*id)).collect();
         let mut ops = Vec::new();
-        // Pacing: after the batch's writes (a write-back is a barrier), wait until each run is
-        // on the device before the next batch, so a commit's log sync never queues behind more
-        // than one batch of checkpoint writes, and the final data sync has little left. One
-        // per run: a range from the batch's first to last page could span gigabytes.
-        let mut write_backs = Vec::new();
         let mut written: Vec<&PageRef> = Vec::with_capacity(pinned.len());
         let mut run = 0;
         while run < pinned.len() {
@@ -453,16 +448,26 @@ impl PageStore {
                 } else {
                     AlignedBuf::from_slice(&buf[..filled * page_size])
                 };
-                let offset = pinned[run].id() * page_size as u64;
-                write_backs.push(IoOp::WriteBack {
-                    offset,
-                    len: buf.len() as u64,
+                ops.push(IoOp::Write {
+                    offset: pinned[run].id() * page_size as u64,
+                    buf,
                 });
-                ops.push(IoOp::Write { offset, buf });
             }
             run += filled.max(1);
         }
-        ops.append(&mut write_backs);
+        // Pacing: after the batch's writes (a write-back is a barrier), wait until they are on
+        // the device before the next batch, so a commit's log sync never queues behind more
+        // than one batch of checkpoint writes, and the final data sync has little left. One
+        // range from the first to the last page (clean pages in it cost nothing): one per run
+        // would be a syscall per page when the dirty pages are scattered. The range may pass
+        // 4 GiB; every backend takes that (io_uring as "to the end of the file").
+        if let (Some(first), Some(last)) = (written.first(), written.last()) {
+            let offset = first.id() * page_size as u64;
+            ops.push(IoOp::WriteBack {
+                offset,
+                len: (last.id() + 1) * page_size as u64 - offset,
+            });
+        }
         if let Err(err) = all_ok(submit_wait(&*self.inner.file, ops)) {
             // Pages not known to be on disk stay dirty for the next attempt (after reopen).
             for page in written {
