@@ -76,7 +76,7 @@ pub fn run(ctx: &RunConfig) -> Result<Table> {
         "{} uniformly random gets of loaded keys per thread per round; one long-lived read transaction (snapshot) per thread.",
         count(sizes.hot_gets)
     ));
-    table.note("Every get returns the value to the caller: borrowed from the page (redb guard, LMDB mmap slice, BTreeMap reference) or, for aedb, copied into a new `Vec` (`TreeView::get`).");
+    table.note("Every get hands the value to the caller where it lies: redb's guard, LMDB's mmap slice, the BTreeMap's reference, aedb's `TreeView::get_with`.");
     Ok(table)
 }
 
