@@ -4,12 +4,12 @@
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
-use aedb::engine::{DATA_FILE, WAL_DIR};
 use aedb::storage::meta::{Meta, MAGIC};
 use aedb::storage::page::{
     self, read_u32, read_u64, valid_page_size, PageId, PAGE_SIZE_MAX, PAGE_SIZE_MIN,
 };
 use aedb::storage::PagerError;
+use aedb::{DATA_FILE, WAL_DIR};
 
 use crate::util::{CliError, Res};
 

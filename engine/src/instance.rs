@@ -35,7 +35,7 @@ use crate::commit::{
 };
 use crate::config::AedbConfig;
 use crate::cursor::{CursorCodec, PageCursor};
-use crate::engine::Engine;
+use crate::durable::Engine;
 use crate::error::{AedbError, ResourceType, Result};
 use crate::schema_cache::SchemaCache;
 use crate::CommitFinality;

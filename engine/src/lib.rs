@@ -2,13 +2,13 @@
 //!
 //! Layers: the storage core (`aedb::storage`: paged copy-on-write B+trees, buffer pool,
 //! snapshots, checkpoints, over io_uring or pread/pwrite), the write-ahead log (`aedb::wal`),
-//! the durable engine (`aedb::engine`: recovery, the group-commit pipeline, checkpoints), and
+//! the durable engine (`durable`: recovery, the group-commit pipeline, checkpoints), and
 //! the API of the README (`AedbInstance`: namespaces, tables, KV, queries).
 
 pub mod commit;
 pub mod config;
 mod cursor;
-pub mod engine;
+mod durable;
 pub mod error;
 mod instance;
 mod schema_cache;
@@ -28,7 +28,7 @@ pub use aedb_pager as storage;
 /// The write-ahead log: see the `aedb-wal` crate.
 pub use aedb_wal as wal;
 
-pub use engine::{CommitOutcome, Engine, LoggedTxn, RecoveryReport};
+pub use durable::{CommitOutcome, Engine, LoggedTxn, RecoveryReport, DATA_FILE, WAL_DIR};
 pub use error::AedbError;
 pub use instance::{
     encode_primary_key, AedbInstance, CallerContext, KvScanResult, PreflightPlan, PreflightResult,

@@ -72,7 +72,7 @@ fn page_bound_lets_bulk_garbage_be_reused() -> Result<(), Box<dyn std::error::Er
     drop(engine);
     // 60 rewrites of ~120 KB: with every replaced page held for 1,024 commits the file would
     // pass 10 MiB; reused, it stays a small multiple of the live data.
-    let len = std::fs::metadata(dir.path().join(aedb::engine::DATA_FILE))?.len();
+    let len = std::fs::metadata(dir.path().join(aedb::DATA_FILE))?.len();
     assert!(len < 4 << 20, "data file grew to {len} bytes");
     Ok(())
 }

@@ -14,7 +14,7 @@ use super::tables::{
     delete_row, matching_rows, read_row, row_key, validate_row, write_row, RowLimits,
 };
 use super::validation::*;
-use crate::engine::LoggedTxn;
+use crate::durable::LoggedTxn;
 use crate::error::{AedbError, Result};
 
 pub struct Limits {

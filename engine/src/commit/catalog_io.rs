@@ -6,7 +6,7 @@ use aedb_catalog::namespace::{
 };
 use aedb_catalog::schema::TableSchema;
 
-use crate::engine::LoggedTxn;
+use crate::durable::LoggedTxn;
 use crate::error::{AedbError, ResourceType, Result};
 
 pub fn not_found(resource_type: ResourceType, id: impl Into<String>) -> AedbError {

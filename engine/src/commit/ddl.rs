@@ -17,7 +17,7 @@ use super::catalog_io::{
     refuse_system, require_scope,
 };
 use super::tables::{index_entry, rebuild_index};
-use crate::engine::LoggedTxn;
+use crate::durable::LoggedTxn;
 use crate::error::{AedbError, ResourceType, Result};
 
 /// Apply one DDL operation; false when an if-(not-)exists guard made it a no-op.

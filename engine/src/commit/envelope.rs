@@ -30,7 +30,7 @@ use super::kv::KvEntry;
 use super::read_set::{point_version, revalidate, ReadKey, ReadSet};
 use super::tables::read_row;
 use super::validation::Mutation;
-use crate::engine::LoggedTxn;
+use crate::durable::LoggedTxn;
 use crate::error::{AedbError, Result};
 use crate::instance::CallerContext;
 

@@ -24,7 +24,7 @@ use aedb_pager::store::{bound_ref, prefix_end};
 
 use super::catalog_io::load_table;
 use super::kv::KvEntry;
-use crate::engine::LoggedTxn;
+use crate::durable::LoggedTxn;
 use crate::error::{AedbError, Result};
 
 #[derive(Debug, Clone, PartialEq)]

@@ -10,7 +10,7 @@ use aedb_catalog::schema::{Constraint, IndexDef, TableSchema};
 use aedb_catalog::types::{Row, Value};
 use aedb_pager::store::prefix_end;
 
-use crate::engine::LoggedTxn;
+use crate::durable::LoggedTxn;
 use crate::error::{AedbError, Result};
 
 pub struct RowLimits {

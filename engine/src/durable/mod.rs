@@ -3,10 +3,12 @@
 //! processors) commits through [`Engine::commit`] with a body that applies effects to B+trees;
 //! the pipeline logs those effects, so redo never re-runs validation logic.
 
+mod checkpointer;
 mod leader;
 mod lock;
 mod pipeline;
 mod readers;
+mod recovery;
 mod redo;
 mod retained;
 mod structural;
@@ -20,7 +22,7 @@ use std::thread::JoinHandle;
 
 use aedb_pager::io::{os_vfs, BackendKind, IoErrorKind, Vfs};
 use aedb_pager::{CheckpointInfo, PageStore, ReaderRegistry, Snapshot, StoreConfig};
-use aedb_wal::{scan, Integrity, WalConfig, WalError, WalWriter};
+use aedb_wal::WalWriter;
 use parking_lot::{Condvar, Mutex};
 use tokio::sync::oneshot;
 
@@ -29,10 +31,11 @@ pub use txn::LoggedTxn;
 use crate::config::AedbConfig;
 use crate::error::{AedbError, Result};
 use crate::CommitFinality;
+use checkpointer::{checkpoint, checkpointer_loop};
 use leader::Pipeline;
 use lock::DirLock;
 use pipeline::{Msg, Shared, Writer};
-use redo::RedoBatch;
+use recovery::{recover, redo_log};
 
 pub const DATA_FILE: &str = "data.aedb";
 pub const WAL_DIR: &str = "wal";
@@ -501,140 +504,6 @@ fn downcast<T: 'static>(committed: pipeline::Committed) -> Result<CommitOutcome<
             "commit body returned an unexpected type".into(),
         )),
     }
-}
-
-/// Checkpoint the head, unless the engine has latched: a checkpoint started after the log
-/// failed would make durable commits that were already answered `Failed` (see `finish_group`).
-fn checkpoint(shared: &Shared) -> Result<CheckpointInfo> {
-    let info = shared
-        .store
-        .checkpoint_unless(|| shared.failed.lock().clone())?;
-    shared
-        .checkpointed_seq
-        .fetch_max(info.meta.seq, Ordering::AcqRel);
-    if info.readers_oldest.is_none() {
-        // A reader of another process may still scan the log from its older checkpoint.
-        shared
-            .covered_lsn
-            .fetch_max(info.meta.wal_position, Ordering::AcqRel);
-    }
-    // A durable checkpoint makes every commit up to it durable, whatever the log's state.
-    shared
-        .durable_seq
-        .fetch_max(info.meta.seq, Ordering::AcqRel);
-    Ok(info)
-}
-
-/// Runs requested checkpoints off the writer thread, so commits never wait for one.
-fn checkpointer_loop(shared: &Shared) {
-    loop {
-        {
-            let mut request = shared.checkpoint_request.lock();
-            while !*request {
-                shared.checkpoint_signal.wait(&mut request);
-            }
-            *request = false;
-        }
-        if shared.stopping.load(Ordering::Acquire) {
-            return;
-        }
-        if shared.failed.lock().is_some() {
-            continue;
-        }
-        if let Err(err) = checkpoint(shared) {
-            shared.latch(format!("checkpoint failed: {err}"));
-        }
-    }
-}
-
-/// Analysis and redo, nothing written: returns what the log scan found and the report.
-fn redo_log(
-    store: &PageStore,
-    vfs: &Arc<dyn Vfs>,
-    dir: &Path,
-    config: &AedbConfig,
-) -> Result<(aedb_wal::ScanOutcome, RecoveryReport)> {
-    let meta = store.durable_meta();
-    let integrity = integrity(config);
-    // Logged ops are buffered and merged into the trees in sorted batches, each published as
-    // the last redone commit's version (`redo.rs`).
-    let mut batch = RedoBatch::new(store.head().seq);
-    let outcome = scan(
-        &**vfs,
-        &dir.join(WAL_DIR),
-        meta.wal_position,
-        &integrity,
-        config.recovery_mode,
-        |header, payload| {
-            batch
-                .apply(store, header.seq, payload)
-                .map_err(|e| WalError::BadRecord(format!("redo of LSN {}: {e}", header.lsn)))
-        },
-    )?;
-    batch.finish(store)?;
-    // Redo evicts pages through the pool: a write-back that failed latched it, and what was
-    // redone may not be on disk.
-    if let Some(reason) = store.failure() {
-        return Err(AedbError::Failed(format!(
-            "recovery could not write: {reason}"
-        )));
-    }
-    let report = RecoveryReport {
-        checkpoint_seq: meta.seq,
-        frames_replayed: outcome.frames_replayed,
-        bytes_replayed: outcome.bytes_replayed,
-        recovered_seq: store.head().seq,
-        dropped: outcome.dropped.clone(),
-        checkpointed_after_redo: false,
-    };
-    if let Some(dropped) = &outcome.dropped {
-        tracing::warn!(%dropped, "recovery stopped before the end of the log files");
-    }
-    Ok((outcome, report))
-}
-
-fn integrity(config: &AedbConfig) -> Integrity {
-    Integrity {
-        hash_chain: config.hash_chain_required,
-        hmac_key: config.hmac_key,
-    }
-}
-
-/// Recovery, then the log writer: the newest valid meta page, every valid frame after its WAL
-/// position applied in LSN order, a checkpoint when the redo was long.
-fn recover(
-    store: &PageStore,
-    vfs: &Arc<dyn Vfs>,
-    dir: &Path,
-    config: &AedbConfig,
-) -> Result<(WalWriter, RecoveryReport)> {
-    let meta = store.durable_meta();
-    let wal_dir = dir.join(WAL_DIR);
-    // What redo reads must be what a power loss after this open leaves (the store synced the
-    // data file as it opened): see `segment::sync_all`.
-    aedb_wal::segment::sync_all(&**vfs, &wal_dir)?;
-    vfs.sync_dir(dir)
-        .map_err(|e| AedbError::Io(e.to_string()))?;
-    let (outcome, mut report) = redo_log(store, vfs, dir, config)?;
-    let wal_config = WalConfig {
-        segment_bytes: config.max_segment_bytes,
-        integrity: integrity(config),
-    };
-    let mut wal = WalWriter::open(
-        Arc::clone(vfs),
-        &wal_dir,
-        wal_config,
-        &outcome,
-        meta.wal_position,
-    )?;
-    if outcome.frames_replayed > config.recovery_checkpoint_frames {
-        let info = store.checkpoint()?;
-        if info.readers_oldest.is_none() {
-            wal.remove_covered(info.meta.seq)?;
-        }
-        report.checkpointed_after_redo = true;
-    }
-    Ok((wal, report))
 }
 
 /// Pages the retained versions may keep from reuse: an eighth of the buffer pool, so that the

@@ -1,0 +1,53 @@
+//! Checkpoints of the durable engine: the background checkpointer and the one function every
+//! checkpoint goes through, which advances the durable and WAL-covered marks it makes true.
+
+use std::sync::atomic::Ordering;
+
+use aedb_pager::CheckpointInfo;
+
+use super::pipeline::Shared;
+use crate::error::Result;
+
+/// Checkpoint the head, unless the engine has latched: a checkpoint started after the log
+/// failed would make durable commits that were already answered `Failed` (see `finish_group`).
+pub(super) fn checkpoint(shared: &Shared) -> Result<CheckpointInfo> {
+    let info = shared
+        .store
+        .checkpoint_unless(|| shared.failed.lock().clone())?;
+    shared
+        .checkpointed_seq
+        .fetch_max(info.meta.seq, Ordering::AcqRel);
+    if info.readers_oldest.is_none() {
+        // A reader of another process may still scan the log from its older checkpoint.
+        shared
+            .covered_lsn
+            .fetch_max(info.meta.wal_position, Ordering::AcqRel);
+    }
+    // A durable checkpoint makes every commit up to it durable, whatever the log's state.
+    shared
+        .durable_seq
+        .fetch_max(info.meta.seq, Ordering::AcqRel);
+    Ok(info)
+}
+
+/// Runs requested checkpoints off the writer thread, so commits never wait for one.
+pub(super) fn checkpointer_loop(shared: &Shared) {
+    loop {
+        {
+            let mut request = shared.checkpoint_request.lock();
+            while !*request {
+                shared.checkpoint_signal.wait(&mut request);
+            }
+            *request = false;
+        }
+        if shared.stopping.load(Ordering::Acquire) {
+            return;
+        }
+        if shared.failed.lock().is_some() {
+            continue;
+        }
+        if let Err(err) = checkpoint(shared) {
+            shared.latch(format!("checkpoint failed: {err}"));
+        }
+    }
+}

@@ -1,0 +1,105 @@
+//! Recovery at open: analysis (the newest valid meta page, the log scanned from its WAL
+//! position), redo (every valid frame merged into the trees in sorted batches, `redo.rs`), and
+//! the log writer opened after the last valid frame.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use aedb_pager::io::Vfs;
+use aedb_pager::PageStore;
+use aedb_wal::{scan, Integrity, WalConfig, WalError, WalWriter};
+
+use super::redo::RedoBatch;
+use super::{RecoveryReport, WAL_DIR};
+use crate::config::AedbConfig;
+use crate::error::{AedbError, Result};
+
+/// Analysis and redo, nothing written: returns what the log scan found and the report.
+pub(super) fn redo_log(
+    store: &PageStore,
+    vfs: &Arc<dyn Vfs>,
+    dir: &Path,
+    config: &AedbConfig,
+) -> Result<(aedb_wal::ScanOutcome, RecoveryReport)> {
+    let meta = store.durable_meta();
+    let integrity = integrity(config);
+    // Logged ops are buffered and merged into the trees in sorted batches, each published as
+    // the last redone commit's version (`redo.rs`).
+    let mut batch = RedoBatch::new(store.head().seq);
+    let outcome = scan(
+        &**vfs,
+        &dir.join(WAL_DIR),
+        meta.wal_position,
+        &integrity,
+        config.recovery_mode,
+        |header, payload| {
+            batch
+                .apply(store, header.seq, payload)
+                .map_err(|e| WalError::BadRecord(format!("redo of LSN {}: {e}", header.lsn)))
+        },
+    )?;
+    batch.finish(store)?;
+    // Redo evicts pages through the pool: a write-back that failed latched it, and what was
+    // redone may not be on disk.
+    if let Some(reason) = store.failure() {
+        return Err(AedbError::Failed(format!(
+            "recovery could not write: {reason}"
+        )));
+    }
+    let report = RecoveryReport {
+        checkpoint_seq: meta.seq,
+        frames_replayed: outcome.frames_replayed,
+        bytes_replayed: outcome.bytes_replayed,
+        recovered_seq: store.head().seq,
+        dropped: outcome.dropped.clone(),
+        checkpointed_after_redo: false,
+    };
+    if let Some(dropped) = &outcome.dropped {
+        tracing::warn!(%dropped, "recovery stopped before the end of the log files");
+    }
+    Ok((outcome, report))
+}
+
+pub(super) fn integrity(config: &AedbConfig) -> Integrity {
+    Integrity {
+        hash_chain: config.hash_chain_required,
+        hmac_key: config.hmac_key,
+    }
+}
+
+/// Recovery, then the log writer: the newest valid meta page, every valid frame after its WAL
+/// position applied in LSN order, a checkpoint when the redo was long.
+pub(super) fn recover(
+    store: &PageStore,
+    vfs: &Arc<dyn Vfs>,
+    dir: &Path,
+    config: &AedbConfig,
+) -> Result<(WalWriter, RecoveryReport)> {
+    let meta = store.durable_meta();
+    let wal_dir = dir.join(WAL_DIR);
+    // What redo reads must be what a power loss after this open leaves (the store synced the
+    // data file as it opened): see `segment::sync_all`.
+    aedb_wal::segment::sync_all(&**vfs, &wal_dir)?;
+    vfs.sync_dir(dir)
+        .map_err(|e| AedbError::Io(e.to_string()))?;
+    let (outcome, mut report) = redo_log(store, vfs, dir, config)?;
+    let wal_config = WalConfig {
+        segment_bytes: config.max_segment_bytes,
+        integrity: integrity(config),
+    };
+    let mut wal = WalWriter::open(
+        Arc::clone(vfs),
+        &wal_dir,
+        wal_config,
+        &outcome,
+        meta.wal_position,
+    )?;
+    if outcome.frames_replayed > config.recovery_checkpoint_frames {
+        let info = store.checkpoint()?;
+        if info.readers_oldest.is_none() {
+            wal.remove_covered(info.meta.seq)?;
+        }
+        report.checkpointed_after_redo = true;
+    }
+    Ok((wal, report))
+}
