@@ -71,7 +71,7 @@ impl Checker<'_> {
         });
     }
 
-    fn tree(&mut self, name: &str, location: &str) -> Option<TreeView> {
+    fn tree(&mut self, name: &str, location: &str) -> Option<TreeView<'static>> {
         match self.snapshot.tree(name) {
             Ok(view) => view,
             Err(e) => {

@@ -39,6 +39,9 @@ pub enum AedbError {
     #[error("the instance is shut down")]
     Closed,
 
+    #[error("an operation of this commit failed ({0}); nothing of it was applied")]
+    TransactionPoisoned(String),
+
     #[error("the commit body panicked ({0}); nothing of it was applied")]
     CommitPanicked(String),
 
@@ -166,6 +169,7 @@ impl AedbError {
             AedbError::Overflow => "overflow",
             AedbError::Conflict(_) => "conflict",
             AedbError::Unsupported(_) => "unsupported",
+            AedbError::TransactionPoisoned(_) => "transaction_poisoned",
             AedbError::AssertionFailed { .. } => "assertion_failed",
         }
     }
@@ -180,6 +184,7 @@ impl From<PagerError> for AedbError {
             PagerError::InvalidConfig(message) => AedbError::InvalidConfig { message },
             PagerError::Failed(reason) | PagerError::Refused(reason) => AedbError::Failed(reason),
             PagerError::ReadOnly => AedbError::ReadOnly,
+            PagerError::Poisoned(reason) => AedbError::TransactionPoisoned(reason),
             other @ (PagerError::Checksum { .. }
             | PagerError::Corrupt { .. }
             | PagerError::WrongPageType { .. }

@@ -49,6 +49,14 @@ pub enum PagerError {
     #[error("the store is read-only")]
     ReadOnly,
 
+    /// A write transaction an operation failed in: it cannot be published.
+    #[error("the transaction cannot commit: {0}")]
+    Poisoned(String),
+
+    /// An API used against its contract (a bug in the caller, not bad data or configuration).
+    #[error("misuse: {0}")]
+    Misuse(String),
+
     /// A checkpoint its caller called off before it captured anything (nothing was written).
     #[error("checkpoint refused: {0}")]
     Refused(String),

@@ -25,6 +25,6 @@ pub use io::{BackendKind, IoBackendChoice};
 pub use meta::Meta;
 pub use page::{PageId, PAGE_SIZE_DEFAULT};
 pub use store::{
-    CheckpointInfo, PageStore, Range, ReaderRegistry, Snapshot, StoreConfig, TreeView, Version,
-    WriteTxn,
+    CheckpointInfo, PageStore, Range, ReadTrees, ReaderRegistry, Snapshot, StoreConfig, TreeView,
+    Version, WriteTxn,
 };

@@ -165,3 +165,27 @@ fn snapshots_of_one_head_share_a_pin_that_outlives_the_head() {
     );
     assert!(store.check().is_ok(), "{:?}", store.check().violations);
 }
+
+/// A failed operation poisons the write transaction: it can still be read and dropped, but
+/// `commit` refuses, and the head is unchanged.
+#[test]
+fn a_failed_operation_poisons_the_write_transaction() {
+    let store = store(64);
+    let head = store.head().seq;
+    let mut txn = store.begin_write().expect("begin");
+    txn.insert("t", b"a", b"1").expect("insert");
+    assert!(txn.poisoned().is_none());
+    let huge = vec![1u8; 64 * 1024];
+    assert!(txn.insert("t", &huge, b"x").is_err());
+    assert!(txn.poisoned().is_some(), "the failure must poison");
+    assert_eq!(
+        txn.get("t", b"a").expect("read").as_deref(),
+        Some(&b"1"[..])
+    );
+    match txn.commit() {
+        Err(aedb_pager::PagerError::Poisoned(_)) => {}
+        other => panic!("expected Poisoned, got {other:?}"),
+    }
+    assert_eq!(store.head().seq, head);
+    assert_eq!(store.snapshot().get("t", b"a").expect("read"), None);
+}

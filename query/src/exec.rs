@@ -17,7 +17,7 @@ use aedb_catalog::rows::decode_row;
 use aedb_catalog::schema::TableSchema;
 use aedb_catalog::types::{Row, Value};
 use aedb_pager::store::bound_ref;
-use aedb_pager::{Snapshot, TreeView};
+use aedb_pager::{ReadTrees, TreeView};
 
 use crate::error::QueryError;
 use crate::eval::{check_expr, eval};
@@ -50,7 +50,7 @@ fn internal(err: impl std::fmt::Display) -> QueryError {
 
 /// Read a table row by its encoded primary key.
 pub fn read_row(
-    tree: &TreeView,
+    tree: &TreeView<'_>,
     schema: &TableSchema,
     pk: &[u8],
 ) -> Result<Option<Row>, QueryError> {
@@ -115,7 +115,7 @@ pub(crate) fn check_query(schema: &TableSchema, query: &Query) -> Result<Vec<Str
 /// Candidate rows in primary-key order, resuming after `after`; calls `visit` until it returns
 /// false. Returns whether the source ran out.
 fn scan_candidates(
-    snapshot: &Snapshot,
+    snapshot: &impl ReadTrees,
     schema: &TableSchema,
     access: &Access,
     after: &Option<Vec<u8>>,
@@ -190,7 +190,7 @@ fn scan_candidates(
 }
 
 fn scan_range(
-    tree: &TreeView,
+    tree: &TreeView<'_>,
     schema: &TableSchema,
     lower: Bound<Vec<u8>>,
     upper: Bound<Vec<u8>>,
@@ -208,7 +208,7 @@ fn scan_range(
 
 /// Run one page of `query` on `snapshot`.
 pub fn execute(
-    snapshot: &Snapshot,
+    snapshot: &impl ReadTrees,
     schema: &TableSchema,
     query: &Query,
     request: &PageRequest,
@@ -264,7 +264,7 @@ pub fn execute(
 }
 
 fn page_in_key_order(
-    snapshot: &Snapshot,
+    snapshot: &impl ReadTrees,
     schema: &TableSchema,
     access: &Access,
     request: &PageRequest,
@@ -305,7 +305,7 @@ fn page_in_key_order(
 }
 
 fn collect_all(
-    snapshot: &Snapshot,
+    snapshot: &impl ReadTrees,
     schema: &TableSchema,
     access: &Access,
     max_scan_rows: u64,
@@ -366,7 +366,7 @@ fn sort_key(schema: &TableSchema, order_by: &[(String, Order)], pk: &[u8], row: 
 }
 
 fn page_sorted(
-    snapshot: &Snapshot,
+    snapshot: &impl ReadTrees,
     schema: &TableSchema,
     query: &Query,
     access: &Access,

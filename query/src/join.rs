@@ -24,7 +24,7 @@ use aedb_catalog::rows::{decode_row, decode_row_into};
 use aedb_catalog::schema::{ColumnDef, TableSchema};
 use aedb_catalog::types::{Row, Value};
 use aedb_pager::store::prefix_end;
-use aedb_pager::{Snapshot, TreeView};
+use aedb_pager::{ReadTrees, TreeView};
 
 use crate::error::QueryError;
 use crate::eval::eval;
@@ -38,12 +38,12 @@ fn internal(err: impl std::fmt::Display) -> QueryError {
 }
 
 /// How a join finds the rows of its table that match one left value.
-enum Probe {
+enum Probe<'r> {
     /// The right column is the table's one primary-key column.
     PrimaryKey,
     /// An index whose first column is the right column.
     Index {
-        tree: Option<TreeView>,
+        tree: Option<TreeView<'r>>,
         columns: usize,
     },
     /// The table hashed on the right column: encoded value → (encoded key, row), key order.
@@ -52,10 +52,10 @@ enum Probe {
 
 struct JoinStep<'a> {
     schema: &'a TableSchema,
-    tree: Option<TreeView>,
+    tree: Option<TreeView<'a>>,
     /// Position of the left join column in the rows joined so far.
     left: usize,
-    probe: Probe,
+    probe: Probe<'a>,
     outer: bool,
     /// Reused between probes: the matches of the current row (no vector per row).
     scratch: RefCell<Vec<(Vec<u8>, Row)>>,
@@ -129,13 +129,13 @@ impl JoinStep<'_> {
 }
 
 /// Pick the probe for joining `schema` on its column `right`.
-fn choose_probe(
-    snapshot: &Snapshot,
+fn choose_probe<'r>(
+    snapshot: &'r impl ReadTrees,
     schema: &TableSchema,
-    tree: &Option<TreeView>,
+    tree: &Option<TreeView<'_>>,
     right: usize,
     max_rows: u64,
-) -> Result<Probe, QueryError> {
+) -> Result<Probe<'r>, QueryError> {
     let right_name = &schema.columns[right].name;
     if schema.primary_key.len() == 1 && &schema.primary_key[0] == right_name {
         return Ok(Probe::PrimaryKey);
@@ -189,7 +189,7 @@ fn resolve(combined: &TableSchema, name: &str, default_alias: &str) -> Result<us
 
 /// Run a join query: `joined` holds each join's table schema, in the query's order.
 pub fn execute_join(
-    snapshot: &Snapshot,
+    snapshot: &impl ReadTrees,
     base: &TableSchema,
     joined: &[&TableSchema],
     query: &Query,
@@ -464,7 +464,7 @@ fn no_match(
 /// key to `key` and its values to `row` and return true; otherwise leave both as they were.
 fn probe_primary_key(
     schema: &TableSchema,
-    tree: &TreeView,
+    tree: &TreeView<'_>,
     left: usize,
     key: &mut Vec<u8>,
     row: &mut Row,
@@ -511,7 +511,7 @@ fn start_row(
 /// One page in combined-key order: base rows stream from the page's start, each expanded to
 /// its joined rows; stops when the page is full or `max_scan_rows` joined rows were examined.
 fn page_in_key_order(
-    base_tree: &TreeView,
+    base_tree: &TreeView<'_>,
     base: &TableSchema,
     steps: &[JoinStep],
     request: &PageRequest,

@@ -257,6 +257,9 @@ impl Writer {
         );
         let seq = logged.seq();
         let value = run_caught(body, &mut logged)?;
+        if let Some(err) = logged.take_poison() {
+            return Err(err);
+        }
         Ok(Committed {
             commit_seq: seq,
             durable_head_seq: self.shared.durable_seq.load(Ordering::Acquire),
@@ -273,6 +276,10 @@ impl Writer {
             Arc::clone(&self.shared.structural),
         );
         let value = run_caught(body, &mut logged)?;
+        if let Some(err) = logged.take_poison() {
+            // An operation failed part-way and the body went on: nothing of it is published.
+            return Err(err);
+        }
         if logged.is_discarded() {
             // Nothing is written, but the answer rests on the head the body read (an
             // idempotent replay answers with its original commit): it is as durable as that.

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 
-use aedb_pager::{store::TxnRange, WriteTxn};
+use aedb_pager::{Range, ReadTrees, TreeView, WriteTxn};
 use aedb_wal::RecordBuilder;
 
 use super::structural::StructuralVersions;
@@ -21,6 +21,9 @@ pub struct LoggedTxn {
     /// Trees this transaction deleted keys from (or dropped), for structural versions.
     deleted_from: Vec<String>,
     structural: Arc<Mutex<StructuralVersions>>,
+    /// The first write operation that failed: the commit fails with it whatever the body
+    /// returns, since the trees may hold part of that operation.
+    poison: Option<AedbError>,
 }
 
 impl LoggedTxn {
@@ -37,7 +40,13 @@ impl LoggedTxn {
             wrote_catalog: false,
             deleted_from: Vec::new(),
             structural,
+            poison: None,
         }
+    }
+
+    /// The error that poisoned this transaction, if one did: the commit must fail with it.
+    pub(crate) fn take_poison(&mut self) -> Option<AedbError> {
+        self.poison.take()
     }
 
     pub(crate) fn into_parts(self) -> (WriteTxn, RecordBuilder) {
@@ -98,8 +107,9 @@ impl LoggedTxn {
         self.txn.seq()
     }
 
-    fn check_size(&self) -> Result<()> {
-        let len = self.record.len_bytes();
+    /// Refuse a record that would outgrow the limit, before anything is changed.
+    fn check_room(&self, more: usize) -> Result<()> {
+        let len = self.record.len_bytes() + more;
         if len > self.max_bytes {
             return Err(AedbError::TransactionTooLarge {
                 len,
@@ -109,42 +119,63 @@ impl LoggedTxn {
         Ok(())
     }
 
+    /// Poison the transaction when `result` failed: the trees may hold part of the operation,
+    /// so this commit can only be dropped (`WriteTxn::poison`).
+    fn guard<T>(&mut self, result: Result<T>) -> Result<T> {
+        if let Err(err) = &result {
+            self.poison(err.clone());
+        }
+        result
+    }
+
+    /// Poison the transaction: an operation failed part-way, so this commit must fail with
+    /// `err` whatever its body returns. The first error is kept.
+    pub fn poison(&mut self, err: AedbError) {
+        self.txn.poison(err.to_string());
+        if self.poison.is_none() {
+            self.poison = Some(err);
+        }
+    }
+
     /// Insert or replace; true when a value was replaced.
     pub fn insert(&mut self, tree: &str, key: &[u8], value: &[u8]) -> Result<bool> {
-        if self.record.len_bytes() + key.len() + value.len() > self.max_bytes {
-            return Err(AedbError::TransactionTooLarge {
-                len: self.record.len_bytes() + key.len() + value.len(),
-                max: self.max_bytes,
-            });
-        }
+        // Frame overhead per op is small next to the bytes; the record's own length check
+        // below catches the rest.
+        self.check_room(key.len() + value.len())?;
         self.note_tree(tree);
-        let replaced = self.txn.insert(tree, key, value)?;
+        let replaced = self.txn.insert(tree, key, value);
+        let replaced = self.guard(replaced.map_err(AedbError::from))?;
         self.record.put(tree, key, value);
-        self.check_size()?;
+        let fits = self.check_room(0);
+        self.guard(fits)?;
         Ok(replaced)
     }
 
     /// Delete; true when the key was there (only then is anything logged).
     pub fn remove(&mut self, tree: &str, key: &[u8]) -> Result<bool> {
         self.note_tree(tree);
-        let removed = self.txn.remove(tree, key)?;
+        let removed = self.txn.remove(tree, key);
+        let removed = self.guard(removed.map_err(AedbError::from))?;
         if removed {
             self.note_delete(tree);
             self.record.delete(tree, key);
-            self.check_size()?;
+            let fits = self.check_room(0);
+            self.guard(fits)?;
         }
         Ok(removed)
     }
 
     pub fn create_tree(&mut self, tree: &str) -> Result<()> {
-        self.txn.create_tree(tree)?;
+        let created = self.txn.create_tree(tree);
+        self.guard(created.map_err(AedbError::from))?;
         self.record.create_tree(tree);
         Ok(())
     }
 
     pub fn drop_tree(&mut self, tree: &str) -> Result<bool> {
         self.note_tree(tree);
-        let existed = self.txn.drop_tree(tree)?;
+        let existed = self.txn.drop_tree(tree);
+        let existed = self.guard(existed.map_err(AedbError::from))?;
         if existed {
             self.note_delete(tree);
             self.record.drop_tree(tree);
@@ -152,25 +183,49 @@ impl LoggedTxn {
         Ok(existed)
     }
 
-    pub fn get(&mut self, tree: &str, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        Ok(self.txn.get(tree, key)?)
+    /// [`ReadTrees::get`], callable without the trait in scope.
+    pub fn get(&self, tree: &str, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        Ok(ReadTrees::get(self, tree, key)?)
     }
 
-    pub fn len(&mut self, tree: &str) -> Result<u64> {
-        Ok(self.txn.len(tree)?)
+    /// [`ReadTrees::len`], callable without the trait in scope.
+    pub fn len(&self, tree: &str) -> Result<u64> {
+        Ok(ReadTrees::len(self, tree)?)
     }
 
-    pub fn count(&mut self, tree: &str, lower: Bound<&[u8]>, upper: Bound<&[u8]>) -> Result<u64> {
-        Ok(self.txn.count(tree, lower, upper)?)
+    /// [`ReadTrees::count`], callable without the trait in scope.
+    pub fn count(&self, tree: &str, lower: Bound<&[u8]>, upper: Bound<&[u8]>) -> Result<u64> {
+        Ok(ReadTrees::count(self, tree, lower, upper)?)
     }
 
-    pub fn range<'t>(
-        &'t mut self,
+    /// [`ReadTrees::range`], callable without the trait in scope.
+    pub fn range(
+        &self,
         tree: &str,
         lower: Bound<&[u8]>,
         upper: Bound<&[u8]>,
         reverse: bool,
-    ) -> Result<TxnRange<'t>> {
-        Ok(self.txn.range(tree, lower, upper, reverse)?)
+    ) -> Result<Range<'_>> {
+        Ok(ReadTrees::range(self, tree, lower, upper, reverse)?)
+    }
+}
+
+/// Reads see this commit's own writes (the write transaction's).
+impl ReadTrees for LoggedTxn {
+    fn tree(&self, name: &str) -> aedb_pager::Result<Option<TreeView<'_>>> {
+        self.txn.tree(name)
+    }
+
+    fn empty_range(&self) -> Range<'_> {
+        self.txn.empty_range()
+    }
+
+    fn count(
+        &self,
+        tree: &str,
+        lower: Bound<&[u8]>,
+        upper: Bound<&[u8]>,
+    ) -> aedb_pager::Result<u64> {
+        ReadTrees::count(&self.txn, tree, lower, upper)
     }
 }

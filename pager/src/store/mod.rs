@@ -38,13 +38,15 @@ use crate::page::{self, PageId, PAGE_SIZE_DEFAULT, PAGE_SIZE_MAX, PAGE_SIZE_MIN}
 use crate::pool::{BufferPool, PageRef, PoolStats};
 
 mod file;
+mod read;
 mod snapshot;
 mod txn;
 
 use file::{create_file, load_freelist, make_meta_durable, read_meta_or_unfinished};
+pub use read::{bound_ref, prefix_end, ReadTrees};
 use snapshot::Pin;
-pub use snapshot::{bound_ref, prefix_end, Range, Snapshot, TreeView};
-pub use txn::{TxnRange, WriteTxn};
+pub use snapshot::{Range, Snapshot, TreeView};
+pub use txn::WriteTxn;
 
 /// Pages written per batch during a checkpoint.
 const CHECKPOINT_BATCH_PAGES: usize = 128;
@@ -381,6 +383,7 @@ impl PageStore {
             },
             trees: BTreeMap::new(),
             committed: false,
+            poisoned: None,
         })
     }
 

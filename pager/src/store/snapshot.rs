@@ -1,5 +1,7 @@
 //! Pinned versions and what reads them: snapshots, tree views, ranges.
 
+use std::marker::PhantomData;
+
 use super::*;
 
 /// Keeps a version's pages from being reused while any clone of its snapshot lives.
@@ -54,7 +56,7 @@ impl Snapshot {
     }
 
     /// The tree named `name`, or None.
-    pub fn tree(&self, name: &str) -> Result<Option<TreeView>> {
+    pub fn tree(&self, name: &str) -> Result<Option<TreeView<'static>>> {
         let cached = self.pin.trees.read().get(name).copied();
         let record = match cached {
             Some(record) => record,
@@ -68,18 +70,14 @@ impl Snapshot {
                 record
             }
         };
-        let Some(record) = record else {
-            return Ok(None);
-        };
-        let root_page = match record.root {
-            0 => None,
-            root => Some(self.pool().get(root)?),
-        };
-        Ok(Some(TreeView {
-            snapshot: self.clone(),
-            record,
-            root_page,
-        }))
+        match record {
+            Some(record) => Ok(Some(TreeView::new(
+                self.pool(),
+                Some(self.clone()),
+                record,
+            )?)),
+            None => Ok(None),
+        }
     }
 
     /// The record of tree `name` in the tree of trees.
@@ -108,25 +106,60 @@ impl Snapshot {
         }
         Ok(out)
     }
+}
 
+impl Snapshot {
+    /// [`ReadTrees::get`], callable without the trait in scope.
     pub fn get(&self, tree: &str, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        match self.tree(tree)? {
-            Some(view) => view.get(key),
-            None => Ok(None),
-        }
+        ReadTrees::get(self, tree, key)
     }
 }
 
-/// One tree of a snapshot: point reads, cursors and counts without a tree-of-trees lookup.
+impl ReadTrees for Snapshot {
+    fn tree(&self, name: &str) -> Result<Option<TreeView<'_>>> {
+        Snapshot::tree(self, name)
+    }
+
+    fn empty_range(&self) -> Range<'_> {
+        Range::empty(self.pool())
+    }
+}
+
+/// One tree as a reader sees it: point reads, cursors and counts without a tree-of-trees
+/// lookup. A snapshot's view (`TreeView<'static>`) keeps its version pinned; a write
+/// transaction's view borrows the transaction, so the tree cannot change under it.
 #[derive(Clone)]
-pub struct TreeView {
-    snapshot: Snapshot,
+pub struct TreeView<'a> {
+    pool: Arc<BufferPool>,
+    /// The snapshot whose version the view reads (None: a write transaction's view, kept
+    /// alive by the borrow).
+    snapshot: Option<Snapshot>,
     record: TreeRecord,
     /// The root page, pinned for the view's life (None for an empty tree).
     root_page: Option<crate::pool::PageRef>,
+    _reader: PhantomData<&'a ()>,
 }
 
-impl TreeView {
+impl<'a> TreeView<'a> {
+    /// The view of a tree whose record the caller read from a version it keeps alive for `'a`.
+    pub(super) fn new(
+        pool: &Arc<BufferPool>,
+        snapshot: Option<Snapshot>,
+        record: TreeRecord,
+    ) -> Result<Self> {
+        let root_page = match record.root {
+            0 => None,
+            root => Some(pool.get(root)?),
+        };
+        Ok(TreeView {
+            pool: Arc::clone(pool),
+            snapshot,
+            record,
+            root_page,
+            _reader: PhantomData,
+        })
+    }
+
     pub fn record(&self) -> TreeRecord {
         self.record
     }
@@ -146,13 +179,13 @@ impl TreeView {
     /// [`TreeView::get`], handing the value to `read` where it lies (decode without a copy).
     pub fn get_with<R>(&self, key: &[u8], read: impl FnOnce(&[u8]) -> R) -> Result<Option<R>> {
         match &self.root_page {
-            Some(root) => btree::get_from_with(self.snapshot.pool(), root, key, read),
+            Some(root) => btree::get_from_with(&self.pool, root, key, read),
             None => Ok(None),
         }
     }
 
     /// Entries within the bounds, in key order (or reverse order).
-    pub fn range(&self, lower: Bound<&[u8]>, upper: Bound<&[u8]>, reverse: bool) -> Range {
+    pub fn range(&self, lower: Bound<&[u8]>, upper: Bound<&[u8]>, reverse: bool) -> Range<'a> {
         self.range_owned(owned_bound(lower), owned_bound(upper), reverse)
     }
 
@@ -162,21 +195,22 @@ impl TreeView {
         lower: Bound<Vec<u8>>,
         upper: Bound<Vec<u8>>,
         reverse: bool,
-    ) -> Range {
+    ) -> Range<'a> {
         Range {
             cursor: Cursor::new(
-                Arc::clone(self.snapshot.pool()),
+                Arc::clone(&self.pool),
                 self.record.root,
                 lower,
                 upper,
                 reverse,
             ),
-            _snapshot: Some(self.snapshot.clone()),
+            _snapshot: self.snapshot.clone(),
+            _reader: PhantomData,
         }
     }
 
     /// Entries whose key starts with `prefix`.
-    pub fn prefix(&self, prefix: &[u8], reverse: bool) -> Range {
+    pub fn prefix(&self, prefix: &[u8], reverse: bool) -> Range<'a> {
         let upper = prefix_end(prefix);
         let upper_bound = match &upper {
             Some(end) => Bound::Excluded(end.as_slice()),
@@ -187,7 +221,7 @@ impl TreeView {
 
     /// Entries within the bounds, counted in O(height).
     pub fn count(&self, lower: Bound<&[u8]>, upper: Bound<&[u8]>) -> Result<u64> {
-        count_range(self.snapshot.pool(), self.record.root, lower, upper)
+        count_range(&self.pool, self.record.root, lower, upper)
     }
 }
 
@@ -206,34 +240,30 @@ pub(super) fn count_range(
     Ok(high.saturating_sub(low))
 }
 
-/// Borrow an owned bound.
-pub fn bound_ref(bound: &Bound<Vec<u8>>) -> Bound<&[u8]> {
-    match bound {
-        Bound::Included(k) => Bound::Included(k.as_slice()),
-        Bound::Excluded(k) => Bound::Excluded(k.as_slice()),
-        Bound::Unbounded => Bound::Unbounded,
-    }
-}
-
-/// The smallest key greater than every key with this prefix (None: no such key).
-pub fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
-    let mut end = prefix.to_vec();
-    while let Some(last) = end.pop() {
-        if last < 0xff {
-            end.push(last + 1);
-            return Some(end);
-        }
-    }
-    None
-}
-
-/// An iterator over a key range that keeps its version pinned.
-pub struct Range {
+/// An iterator over a key range that keeps its version readable: a snapshot's range pins the
+/// version, a write transaction's range borrows the transaction.
+pub struct Range<'a> {
     cursor: Cursor,
     _snapshot: Option<Snapshot>,
+    _reader: PhantomData<&'a ()>,
 }
 
-impl Range {
+impl Range<'_> {
+    /// A range with no entries (the range of a tree that does not exist).
+    pub(super) fn empty(pool: &Arc<BufferPool>) -> Self {
+        Range {
+            cursor: Cursor::new(
+                Arc::clone(pool),
+                0,
+                Bound::Unbounded,
+                Bound::Unbounded,
+                false,
+            ),
+            _snapshot: None,
+            _reader: PhantomData,
+        }
+    }
+
     pub fn seek(&mut self, key: &[u8]) {
         self.cursor.seek(key);
     }
@@ -245,7 +275,7 @@ impl Range {
     }
 }
 
-impl Iterator for Range {
+impl Iterator for Range<'_> {
     type Item = Result<(Vec<u8>, Vec<u8>)>;
     fn next(&mut self) -> Option<Self::Item> {
         self.cursor.next()

@@ -13,6 +13,9 @@ pub struct WriteTxn {
     /// Trees this transaction has opened: their current record and whether it changed.
     pub(super) trees: BTreeMap<String, (TreeRecord, bool)>,
     pub(super) committed: bool,
+    /// Why this transaction may no longer publish: an operation failed after it may have
+    /// rewritten pages, so the trees are not what any sequence of successful operations leaves.
+    pub(super) poisoned: Option<String>,
 }
 
 impl WriteTxn {
@@ -51,16 +54,39 @@ impl WriteTxn {
         )
     }
 
+    /// The record of tree `name` as this transaction sees it (None: the tree does not exist).
+    fn lookup(&self, name: &str) -> Result<Option<TreeRecord>> {
+        if let Some((record, _)) = self.trees.get(name) {
+            return Ok(Some(*record));
+        }
+        let root = self.catalog.root;
+        btree::get_with(&self.store.inner.pool, root, name.as_bytes(), |bytes| {
+            TreeRecord::decode(bytes, root)
+        })?
+        .transpose()
+    }
+
+    /// The record of tree `name`, remembered for the writes that follow.
     fn record(&mut self, name: &str) -> Result<TreeRecord> {
         if let Some((record, _)) = self.trees.get(name) {
             return Ok(*record);
         }
-        let record = match btree::get(&self.store.inner.pool, self.catalog.root, name.as_bytes())? {
-            Some(bytes) => TreeRecord::decode(&bytes, self.catalog.root)?,
-            None => TreeRecord::default(),
-        };
+        let record = self.lookup(name)?.unwrap_or_default();
         self.trees.insert(name.to_string(), (record, false));
         Ok(record)
+    }
+
+    /// Forbid publishing: an operation above the pager failed part-way (e.g. after writing an
+    /// index entry but before the row). The first reason is kept.
+    pub fn poison(&mut self, reason: impl Into<String>) {
+        if self.poisoned.is_none() {
+            self.poisoned = Some(reason.into());
+        }
+    }
+
+    /// Why this transaction cannot publish, if it cannot.
+    pub fn poisoned(&self) -> Option<&str> {
+        self.poisoned.as_deref()
     }
 
     fn check_tree_name(&self, name: &str) -> Result<()> {
@@ -84,9 +110,12 @@ impl WriteTxn {
         let mut record = self.record(name)?;
         let (mut ctx, trees, _) = self.ctx();
         let result = op(&mut ctx, &mut record);
-        // Even on error the record reflects pages already rewritten; an error aborts the
-        // transaction in every caller above, so only consistency within it matters.
+        // Even on error the record reflects pages already rewritten, so the transaction is
+        // poisoned: it can be read and dropped, never published.
         trees.insert(name.to_string(), (record, true));
+        if let Err(err) = &result {
+            self.poison(format!("an operation on tree {name:?} failed: {err}"));
+        }
         result
     }
 
@@ -133,40 +162,30 @@ impl WriteTxn {
         self.modify(tree, |ctx, record| btree::bulk_load(ctx, record, items))
     }
 
-    pub fn get(&mut self, tree: &str, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        let record = self.record(tree)?;
-        btree::get(&self.store.inner.pool, record.root, key)
+    /// [`ReadTrees::get`], callable without the trait in scope.
+    pub fn get(&self, tree: &str, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        ReadTrees::get(self, tree, key)
     }
 
-    pub fn len(&mut self, tree: &str) -> Result<u64> {
-        Ok(self.record(tree)?.len)
+    /// [`ReadTrees::len`], callable without the trait in scope.
+    pub fn len(&self, tree: &str) -> Result<u64> {
+        ReadTrees::len(self, tree)
     }
 
-    pub fn count(&mut self, tree: &str, lower: Bound<&[u8]>, upper: Bound<&[u8]>) -> Result<u64> {
-        let record = self.record(tree)?;
-        count_range(&self.store.inner.pool, record.root, lower, upper)
+    /// [`ReadTrees::count`], callable without the trait in scope.
+    pub fn count(&self, tree: &str, lower: Bound<&[u8]>, upper: Bound<&[u8]>) -> Result<u64> {
+        ReadTrees::count(self, tree, lower, upper)
     }
 
-    /// Entries of the tree as this transaction sees them. The borrow keeps the tree unchanged
-    /// while the range is alive.
-    pub fn range<'t>(
-        &'t mut self,
+    /// [`ReadTrees::range`], callable without the trait in scope.
+    pub fn range(
+        &self,
         tree: &str,
         lower: Bound<&[u8]>,
         upper: Bound<&[u8]>,
         reverse: bool,
-    ) -> Result<TxnRange<'t>> {
-        let record = self.record(tree)?;
-        Ok(TxnRange {
-            cursor: Cursor::new(
-                Arc::clone(&self.store.inner.pool),
-                record.root,
-                owned_bound(lower),
-                owned_bound(upper),
-                reverse,
-            ),
-            _txn: std::marker::PhantomData,
-        })
+    ) -> Result<Range<'_>> {
+        ReadTrees::range(self, tree, lower, upper, reverse)
     }
 
     /// Delete a tree and free all its pages. True when it existed.
@@ -198,6 +217,9 @@ impl WriteTxn {
     ///
     /// [`publish`]: WriteTxn::publish
     pub fn prepare(&mut self) -> Result<()> {
+        if let Some(reason) = &self.poisoned {
+            return Err(PagerError::Poisoned(reason.clone()));
+        }
         let changed: Vec<(String, TreeRecord)> = self
             .trees
             .iter()
@@ -222,6 +244,7 @@ impl WriteTxn {
             self.trees.values().all(|(_, changed)| !changed),
             "publish before prepare: tree records would be lost"
         );
+        debug_assert!(self.poisoned.is_none(), "publish of a poisoned transaction");
         let version = Version {
             seq: self.seq,
             root: self.catalog.root,
@@ -243,7 +266,7 @@ impl WriteTxn {
     /// transaction and publishes the last one's sequence.
     pub fn commit_as(mut self, seq: u64) -> Result<u64> {
         if seq < self.seq {
-            return Err(PagerError::InvalidConfig(format!(
+            return Err(PagerError::Misuse(format!(
                 "cannot publish version {seq} before {}",
                 self.seq
             )));
@@ -266,15 +289,24 @@ impl Drop for WriteTxn {
     }
 }
 
-/// A range read inside a write transaction.
-pub struct TxnRange<'t> {
-    cursor: Cursor,
-    _txn: std::marker::PhantomData<&'t mut WriteTxn>,
-}
+/// Reads see this transaction's own writes. A view or range borrows the transaction, so no
+/// write can change the tree under it.
+impl ReadTrees for WriteTxn {
+    fn tree(&self, name: &str) -> Result<Option<TreeView<'_>>> {
+        match self.lookup(name)? {
+            Some(record) => Ok(Some(TreeView::new(&self.store.inner.pool, None, record)?)),
+            None => Ok(None),
+        }
+    }
 
-impl Iterator for TxnRange<'_> {
-    type Item = Result<(Vec<u8>, Vec<u8>)>;
-    fn next(&mut self) -> Option<Self::Item> {
-        self.cursor.next()
+    fn empty_range(&self) -> Range<'_> {
+        Range::empty(&self.store.inner.pool)
+    }
+
+    fn count(&self, tree: &str, lower: Bound<&[u8]>, upper: Bound<&[u8]>) -> Result<u64> {
+        match self.lookup(tree)? {
+            Some(record) => count_range(&self.store.inner.pool, record.root, lower, upper),
+            None => Ok(0),
+        }
     }
 }
