@@ -9,8 +9,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use aedb_catalog::keys::encode_key;
 use aedb_catalog::namespace::{
-    decode_entry, kv_tree, project_key, scope_key, scope_prefix, table_key, table_prefix,
-    ProjectEntry, ScopeEntry, CATALOG_TREE, DEFAULT_SCOPE_ID,
+    decode_entry, project_key, scope_key, scope_prefix, table_key, table_prefix, ProjectEntry,
+    ScopeEntry, CATALOG_TREE, DEFAULT_SCOPE_ID,
 };
 use aedb_catalog::schema::TableSchema;
 use aedb_catalog::{DdlOperation, DdlResult};
@@ -21,7 +21,7 @@ use aedb_query::plan::{ConsistencyMode, Query, QueryOptions, QueryResult};
 use aedb_query::planner::Plan;
 use aedb_query::QueryError;
 
-use crate::commit::apply::{apply, counter_shard_key, Applied, Limits};
+use crate::commit::apply::{apply, Applied, Limits};
 use crate::commit::envelope::{apply_envelope, EnvelopeOutcome, IdempotencyWindow};
 use crate::commit::kv::KvEntry;
 use crate::commit::read_set::{plan_read_set, ReadSet};
@@ -38,6 +38,7 @@ use crate::cursor::{CursorCodec, PageCursor};
 use crate::durable::Engine;
 use crate::error::{AedbError, ResourceType, Result};
 use crate::schema_cache::SchemaCache;
+use crate::stored;
 use crate::CommitFinality;
 
 /// Who is calling (permissions arrive with the security issue; outside secure mode any caller,
@@ -544,9 +545,7 @@ impl AedbInstance {
             let tables =
                 Self::catalog_prefix(&snapshot, &table_prefix(project_id, &scope.scope_id))?.len()
                     as u32;
-            let kv = snapshot
-                .tree(&kv_tree(project_id, &scope.scope_id))?
-                .map_or(0, |t| t.len());
+            let kv = stored::kv::len(&snapshot, project_id, &scope.scope_id)?;
             out.push(ScopeInfo {
                 scope_id: scope.scope_id,
                 table_count: tables,
@@ -1001,21 +1000,14 @@ impl AedbInstance {
         shard_count: u16,
         consistency: ConsistencyMode,
     ) -> std::result::Result<u64, QueryError> {
-        let mut total = 0u64;
-        for shard in 0..shard_count {
-            let physical = counter_shard_key(key, shard);
-            if let Some(entry) = self
-                .kv_get_no_auth(project_id, scope_id, &physical, consistency)
-                .await?
-            {
-                let value = crate::commit::kv::as_u64(&entry.value)
-                    .map_err(|e| QueryError::InternalError(e.to_string()))?;
-                total = total
-                    .checked_add(value)
-                    .ok_or_else(|| QueryError::InternalError("counter sum overflows u64".into()))?;
-            }
-        }
-        Ok(total)
+        let snapshot = self.snapshot_for(consistency)?;
+        Ok(stored::counters::sum(
+            &snapshot,
+            project_id,
+            scope_id,
+            key,
+            shard_count,
+        )?)
     }
 
     /// Read one key. Outside secure mode any caller may read.
@@ -1039,12 +1031,7 @@ impl AedbInstance {
         consistency: ConsistencyMode,
     ) -> std::result::Result<Option<KvEntry>, QueryError> {
         let snapshot = self.snapshot_for(consistency)?;
-        match snapshot.get(&kv_tree(project_id, scope_id), key)? {
-            Some(bytes) => KvEntry::decode(bytes)
-                .map(Some)
-                .map_err(|e| QueryError::InternalError(e.to_string())),
-            None => Ok(None),
-        }
+        Ok(stored::kv::get(&snapshot, project_id, scope_id, key)?)
     }
 
     /// Keys starting with `prefix`, in order, a page of at most `limit` (and `max_scan_rows`).
@@ -1140,20 +1127,8 @@ impl AedbInstance {
             Some(c) => Bound::Excluded(c.last_key.clone()),
             None => start,
         };
-        let mut entries = Vec::with_capacity(page_size.min(64));
-        let mut more = false;
-        if let Some(tree) = snapshot.tree(&kv_tree(project_id, scope_id))? {
-            for item in tree.range_owned(start, end, false) {
-                let (key, bytes) = item?;
-                if entries.len() == page_size {
-                    more = true;
-                    break;
-                }
-                let entry =
-                    KvEntry::decode(bytes).map_err(|e| QueryError::InternalError(e.to_string()))?;
-                entries.push((key, entry));
-            }
-        }
+        let (entries, more) =
+            stored::kv::scan(&snapshot, project_id, scope_id, start, end, page_size)?;
         let next = match (more, entries.last()) {
             (true, Some((key, _))) => Some(self.cursors.encode(&PageCursor {
                 snapshot_seq: snapshot.seq(),
@@ -1228,11 +1203,6 @@ impl ReadTx<'_> {
         scope_id: &str,
         key: &[u8],
     ) -> std::result::Result<Option<KvEntry>, QueryError> {
-        match self.snapshot.get(&kv_tree(project_id, scope_id), key)? {
-            Some(bytes) => KvEntry::decode(bytes)
-                .map(Some)
-                .map_err(|e| QueryError::InternalError(e.to_string())),
-            None => Ok(None),
-        }
+        Ok(stored::kv::get(&self.snapshot, project_id, scope_id, key)?)
     }
 }

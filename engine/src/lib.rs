@@ -12,6 +12,7 @@ mod durable;
 pub mod error;
 mod instance;
 mod schema_cache;
+pub mod stored;
 
 /// Schemas, types and DDL (`aedb::catalog::DdlOperation`, `aedb::catalog::types::Value`, …).
 pub mod catalog {

@@ -3,17 +3,16 @@
 //! transaction), so a failed mutation commits nothing.
 
 use aedb_catalog::keys::encode_key;
-use aedb_catalog::namespace::kv_tree;
 use aedb_catalog::schema::TableSchema;
 use aedb_catalog::types::{ColumnType, Row, Value};
 
-use super::catalog_io::{load_table, refuse_system, require_scope};
+use super::catalog_io::{load_table, refuse_system};
 use super::ddl::apply_ddl;
-use super::kv::{as_u256, as_u64, u256_add, u256_sub, KvEntry};
 use super::tables::{
     delete_row, matching_rows, read_row, row_key, validate_row, write_row, RowLimits,
 };
 use super::validation::*;
+use super::wide::{u256_add, u256_sub};
 use crate::durable::LoggedTxn;
 use crate::error::{AedbError, Result};
 
@@ -33,7 +32,7 @@ pub struct Applied {
     pub affected_rows: u64,
 }
 
-fn rows(n: u64) -> Applied {
+pub(crate) fn rows(n: u64) -> Applied {
     Applied {
         ddl_applied: None,
         affected_rows: n,
@@ -218,314 +217,22 @@ pub fn apply(txn: &mut LoggedTxn, mutation: &Mutation, limits: &Limits) -> Resul
             )
             .map(|_| rows(1))
         }
-        M::KvSet {
-            project_id,
-            scope_id,
-            key,
-            value,
-        } => {
-            kv_check(txn, project_id, scope_id, key, limits)?;
-            if value.len() > limits.max_kv_value_bytes {
-                return Err(AedbError::ValueTooLarge {
-                    len: value.len(),
-                    max: limits.max_kv_value_bytes,
-                });
-            }
-            kv_put(txn, project_id, scope_id, key, value.clone()).map(|_| rows(1))
-        }
-        M::KvDel {
-            project_id,
-            scope_id,
-            key,
-        } => {
-            kv_check(txn, project_id, scope_id, key, limits)?;
-            let removed = txn.remove(&kv_tree(project_id, scope_id), key)?;
-            Ok(rows(removed as u64))
-        }
-        M::KvIncU256 {
-            project_id,
-            scope_id,
-            key,
-            amount_be,
-        } => u256_op(
-            txn,
-            project_id,
-            scope_id,
-            key,
-            limits,
-            KvU256MissingPolicy::TreatAsZero,
-            |cur| {
-                u256_add(&cur, amount_be)
-                    .map(Some)
-                    .ok_or(AedbError::Overflow)
-            },
-        ),
-        M::KvDecU256 {
-            project_id,
-            scope_id,
-            key,
-            amount_be,
-        } => u256_op(
-            txn,
-            project_id,
-            scope_id,
-            key,
-            limits,
-            KvU256MissingPolicy::TreatAsZero,
-            |cur| {
-                u256_sub(&cur, amount_be)
-                    .map(Some)
-                    .ok_or(AedbError::Underflow)
-            },
-        ),
-        M::KvAddU256Ex {
-            project_id,
-            scope_id,
-            key,
-            amount_be,
-            on_missing,
-            on_overflow,
-        } => u256_op(
-            txn,
-            project_id,
-            scope_id,
-            key,
-            limits,
-            *on_missing,
-            |cur| match (u256_add(&cur, amount_be), on_overflow) {
-                (Some(v), _) => Ok(Some(v)),
-                (None, KvU256OverflowPolicy::Saturate) => Ok(Some([0xff; 32])),
-                (None, KvU256OverflowPolicy::Reject) => Err(AedbError::Overflow),
-            },
-        ),
-        M::KvSubU256Ex {
-            project_id,
-            scope_id,
-            key,
-            amount_be,
-            on_missing,
-            on_underflow,
-        } => u256_op(
-            txn,
-            project_id,
-            scope_id,
-            key,
-            limits,
-            *on_missing,
-            |cur| match (u256_sub(&cur, amount_be), on_underflow) {
-                (Some(v), _) => Ok(Some(v)),
-                (None, KvU256UnderflowPolicy::NoOp) => Ok(None),
-                (None, KvU256UnderflowPolicy::Reject) => Err(AedbError::Underflow),
-            },
-        ),
-        M::KvMaxU256 {
-            project_id,
-            scope_id,
-            key,
-            candidate_be,
-            on_missing,
-        }
-        | M::KvMinU256 {
-            project_id,
-            scope_id,
-            key,
-            candidate_be,
-            on_missing,
-        } => {
-            let max = matches!(mutation, M::KvMaxU256 { .. });
-            u256_op(txn, project_id, scope_id, key, limits, *on_missing, |cur| {
-                let next = if max {
-                    cur.max(*candidate_be)
-                } else {
-                    cur.min(*candidate_be)
-                };
-                Ok(Some(next))
-            })
-        }
-        M::KvMutateU256 {
-            project_id,
-            scope_id,
-            key,
-            op,
-            operand_be,
-            expected_seq,
-        } => {
-            kv_check(txn, project_id, scope_id, key, limits)?;
-            let entry = kv_get(txn, project_id, scope_id, key)?;
-            check_version(entry.as_ref(), *expected_seq)?;
-            let cur = entry
-                .as_ref()
-                .map(|e| as_u256(&e.value))
-                .transpose()?
-                .unwrap_or([0; 32]);
-            let next = match op {
-                KvU256MutatorOp::Set => *operand_be,
-                KvU256MutatorOp::Add => u256_add(&cur, operand_be).ok_or(AedbError::Overflow)?,
-                KvU256MutatorOp::Sub => u256_sub(&cur, operand_be).ok_or(AedbError::Underflow)?,
-            };
-            kv_put(txn, project_id, scope_id, key, next.to_vec()).map(|_| rows(1))
-        }
-        M::KvAddU64Ex {
-            project_id,
-            scope_id,
-            key,
-            amount_be,
-            on_missing,
-            on_overflow,
-        } => {
-            let amount = u64::from_be_bytes(*amount_be);
-            u64_op(
-                txn,
-                project_id,
-                scope_id,
-                key,
-                limits,
-                *on_missing == KvU64MissingPolicy::Reject,
-                |cur| match (cur.checked_add(amount), on_overflow) {
-                    (Some(v), _) => Ok(Some(v)),
-                    (None, KvU64OverflowPolicy::Saturate) => Ok(Some(u64::MAX)),
-                    (None, KvU64OverflowPolicy::Reject) => Err(AedbError::Overflow),
-                },
-            )
-        }
-        M::KvSubU64Ex {
-            project_id,
-            scope_id,
-            key,
-            amount_be,
-            on_missing,
-            on_underflow,
-        } => {
-            let amount = u64::from_be_bytes(*amount_be);
-            u64_op(
-                txn,
-                project_id,
-                scope_id,
-                key,
-                limits,
-                *on_missing == KvU64MissingPolicy::Reject,
-                |cur| match (cur.checked_sub(amount), on_underflow) {
-                    (Some(v), _) => Ok(Some(v)),
-                    (None, KvU64UnderflowPolicy::NoOp) => Ok(None),
-                    (None, KvU64UnderflowPolicy::Reject) => Err(AedbError::Underflow),
-                },
-            )
-        }
-        M::KvMaxU64 {
-            project_id,
-            scope_id,
-            key,
-            candidate_be,
-            on_missing,
-        }
-        | M::KvMinU64 {
-            project_id,
-            scope_id,
-            key,
-            candidate_be,
-            on_missing,
-        } => {
-            let max = matches!(mutation, M::KvMaxU64 { .. });
-            let candidate = u64::from_be_bytes(*candidate_be);
-            u64_op(
-                txn,
-                project_id,
-                scope_id,
-                key,
-                limits,
-                *on_missing == KvU64MissingPolicy::Reject,
-                |cur| {
-                    Ok(Some(if max {
-                        cur.max(candidate)
-                    } else {
-                        cur.min(candidate)
-                    }))
-                },
-            )
-        }
-        M::KvMutateU64 {
-            project_id,
-            scope_id,
-            key,
-            op,
-            operand_be,
-            expected_seq,
-        } => {
-            kv_check(txn, project_id, scope_id, key, limits)?;
-            let entry = kv_get(txn, project_id, scope_id, key)?;
-            check_version(entry.as_ref(), *expected_seq)?;
-            let cur = entry
-                .as_ref()
-                .map(|e| as_u64(&e.value))
-                .transpose()?
-                .unwrap_or(0);
-            let operand = u64::from_be_bytes(*operand_be);
-            let next = match op {
-                KvU64MutatorOp::Set => operand,
-                KvU64MutatorOp::Add => cur.checked_add(operand).ok_or(AedbError::Overflow)?,
-                KvU64MutatorOp::Sub => cur.checked_sub(operand).ok_or(AedbError::Underflow)?,
-            };
-            kv_put(txn, project_id, scope_id, key, next.to_be_bytes().to_vec()).map(|_| rows(1))
-        }
-        M::KvSubIntEx {
-            project_id,
-            scope_id,
-            key,
-            amount,
-            on_missing,
-            on_underflow,
-        } => {
-            let sub = match amount {
-                KvIntegerAmount::U64(amount_be) => Mutation::KvSubU64Ex {
-                    project_id: project_id.clone(),
-                    scope_id: scope_id.clone(),
-                    key: key.clone(),
-                    amount_be: *amount_be,
-                    on_missing: match on_missing {
-                        KvIntegerMissingPolicy::TreatAsZero => KvU64MissingPolicy::TreatAsZero,
-                        KvIntegerMissingPolicy::Reject => KvU64MissingPolicy::Reject,
-                    },
-                    on_underflow: match on_underflow {
-                        KvIntegerUnderflowPolicy::Reject => KvU64UnderflowPolicy::Reject,
-                        KvIntegerUnderflowPolicy::NoOp => KvU64UnderflowPolicy::NoOp,
-                    },
-                },
-                KvIntegerAmount::U256(amount_be) => Mutation::KvSubU256Ex {
-                    project_id: project_id.clone(),
-                    scope_id: scope_id.clone(),
-                    key: key.clone(),
-                    amount_be: *amount_be,
-                    on_missing: match on_missing {
-                        KvIntegerMissingPolicy::TreatAsZero => KvU256MissingPolicy::TreatAsZero,
-                        KvIntegerMissingPolicy::Reject => KvU256MissingPolicy::Reject,
-                    },
-                    on_underflow: match on_underflow {
-                        KvIntegerUnderflowPolicy::Reject => KvU256UnderflowPolicy::Reject,
-                        KvIntegerUnderflowPolicy::NoOp => KvU256UnderflowPolicy::NoOp,
-                    },
-                },
-            };
-            apply(txn, &sub, limits)
-        }
-        M::CounterAdd {
-            project_id,
-            scope_id,
-            key,
-            amount_be,
-            shard_count,
-            shard_hint,
-        } => {
-            if *shard_count == 0 || *shard_count > MAX_COUNTER_SHARDS {
-                return Err(AedbError::Validation(format!(
-                    "shard_count must be in 1..={MAX_COUNTER_SHARDS}"
-                )));
-            }
-            let physical = counter_shard_key(key, (*shard_hint % *shard_count as u32) as u16);
-            let amount = u64::from_be_bytes(*amount_be);
-            u64_op(txn, project_id, scope_id, &physical, limits, false, |cur| {
-                cur.checked_add(amount).map(Some).ok_or(AedbError::Overflow)
-            })
-        }
+        M::KvSet { .. }
+        | M::KvDel { .. }
+        | M::KvIncU256 { .. }
+        | M::KvDecU256 { .. }
+        | M::KvAddU256Ex { .. }
+        | M::KvSubU256Ex { .. }
+        | M::KvMaxU256 { .. }
+        | M::KvMinU256 { .. }
+        | M::KvMutateU256 { .. }
+        | M::KvAddU64Ex { .. }
+        | M::KvSubU64Ex { .. }
+        | M::KvMaxU64 { .. }
+        | M::KvMinU64 { .. }
+        | M::KvMutateU64 { .. }
+        | M::KvSubIntEx { .. }
+        | M::CounterAdd { .. } => super::kv::apply(txn, mutation, limits),
         M::Accumulate { .. }
         | M::ExposeAccumulator { .. }
         | M::ExposeAccumulatorBatch { .. }
@@ -536,15 +243,6 @@ pub fn apply(txn: &mut LoggedTxn, mutation: &Mutation, limits: &Limits) -> Resul
             "events arrive with the events issue".into(),
         )),
     }
-}
-
-/// The physical key of one shard of a sharded counter.
-pub fn counter_shard_key(key: &[u8], shard: u16) -> Vec<u8> {
-    let mut physical = b"__aedb_counter_shard__".to_vec();
-    physical.extend_from_slice(&(key.len() as u32).to_be_bytes());
-    physical.extend_from_slice(key);
-    physical.extend_from_slice(&shard.to_be_bytes());
-    physical
 }
 
 fn table(txn: &mut LoggedTxn, project: &str, scope: &str, name: &str) -> Result<TableSchema> {
@@ -788,121 +486,4 @@ fn table_u256(
     let mut new = old.clone();
     new.values[i] = Value::U256(next);
     write_row(txn, &schema, &pk, Some(&old), &new)
-}
-
-fn kv_check(
-    txn: &mut LoggedTxn,
-    project: &str,
-    scope: &str,
-    key: &[u8],
-    limits: &Limits,
-) -> Result<()> {
-    if key.len() > limits.max_kv_key_bytes {
-        return Err(AedbError::KeyTooLarge {
-            len: key.len(),
-            max: limits.max_kv_key_bytes,
-        });
-    }
-    require_scope(txn, project, scope)
-}
-
-pub fn kv_get(
-    txn: &mut LoggedTxn,
-    project: &str,
-    scope: &str,
-    key: &[u8],
-) -> Result<Option<KvEntry>> {
-    txn.get(&kv_tree(project, scope), key)?
-        .map(KvEntry::decode)
-        .transpose()
-}
-
-fn kv_put(
-    txn: &mut LoggedTxn,
-    project: &str,
-    scope: &str,
-    key: &[u8],
-    value: Vec<u8>,
-) -> Result<()> {
-    let seq = txn.seq();
-    let created_at = kv_get(txn, project, scope, key)?.map_or(seq, |e| e.created_at);
-    let entry = KvEntry {
-        value,
-        version: seq,
-        created_at,
-    };
-    txn.insert(&kv_tree(project, scope), key, &entry.encode())?;
-    Ok(())
-}
-
-fn check_version(entry: Option<&KvEntry>, expected: Option<u64>) -> Result<()> {
-    if let Some(expected) = expected {
-        let actual = entry.map_or(0, |e| e.version);
-        if actual != expected {
-            // As the original: a failed compare-and-swap is a failed KeyVersion assertion.
-            return Err(AedbError::AssertionFailed {
-                index: 0,
-                assertion: format!("KeyVersion(expected_seq: {expected})"),
-                actual: format!("Version({actual})"),
-            });
-        }
-    }
-    Ok(())
-}
-
-/// Read-modify-write of a U256 KV value; `op` returns None for "leave it unchanged".
-fn u256_op(
-    txn: &mut LoggedTxn,
-    project: &str,
-    scope: &str,
-    key: &[u8],
-    limits: &Limits,
-    on_missing: KvU256MissingPolicy,
-    op: impl FnOnce([u8; 32]) -> Result<Option<[u8; 32]>>,
-) -> Result<Applied> {
-    kv_check(txn, project, scope, key, limits)?;
-    let entry = kv_get(txn, project, scope, key)?;
-    let current = match &entry {
-        Some(e) => as_u256(&e.value)?,
-        None if on_missing == KvU256MissingPolicy::Reject => {
-            return Err(AedbError::Validation(
-                "u256 key missing and policy is Reject".into(),
-            ));
-        }
-        None => [0; 32],
-    };
-    match op(current)? {
-        Some(next) if entry.is_none() || next != current => {
-            kv_put(txn, project, scope, key, next.to_vec()).map(|_| rows(1))
-        }
-        _ => Ok(rows(0)),
-    }
-}
-
-fn u64_op(
-    txn: &mut LoggedTxn,
-    project: &str,
-    scope: &str,
-    key: &[u8],
-    limits: &Limits,
-    reject_missing: bool,
-    op: impl FnOnce(u64) -> Result<Option<u64>>,
-) -> Result<Applied> {
-    kv_check(txn, project, scope, key, limits)?;
-    let entry = kv_get(txn, project, scope, key)?;
-    let current = match &entry {
-        Some(e) => as_u64(&e.value)?,
-        None if reject_missing => {
-            return Err(AedbError::Validation(
-                "u64 key missing and policy is Reject".into(),
-            ))
-        }
-        None => 0,
-    };
-    match op(current)? {
-        Some(next) if entry.is_none() || next != current => {
-            kv_put(txn, project, scope, key, next.to_be_bytes().to_vec()).map(|_| rows(1))
-        }
-        _ => Ok(rows(0)),
-    }
 }

@@ -20,19 +20,19 @@ use std::ops::Bound;
 
 use aedb_catalog::expr::Expr;
 use aedb_catalog::keys::encode_key;
-use aedb_catalog::namespace::kv_tree;
 use aedb_catalog::types::Value;
 use sha2::{Digest, Sha256};
 
 use super::apply::{apply, column_of, Limits};
 use super::catalog_io::load_table;
-use super::kv::KvEntry;
 use super::read_set::{point_version, revalidate, ReadKey, ReadSet};
 use super::tables::read_row;
 use super::validation::Mutation;
+use super::wide::{i128_to_i256, i256_add, u256_add};
 use crate::durable::LoggedTxn;
 use crate::error::{AedbError, Result};
 use crate::instance::CallerContext;
+use crate::stored::kv;
 
 pub const IDEMPOTENCY_TREE: &str = "sys:idempotency";
 /// Sequence (8 bytes BE) ‖ record key → written-at µs (u64 LE): the records in age order.
@@ -429,37 +429,6 @@ pub(crate) fn apply_envelope(
     Ok(EnvelopeOutcome::Applied)
 }
 
-fn kv_entry(
-    txn: &mut LoggedTxn,
-    project: &str,
-    scope: &str,
-    key: &[u8],
-) -> Result<Option<KvEntry>> {
-    txn.get(&kv_tree(project, scope), key)?
-        .map(KvEntry::decode)
-        .transpose()
-}
-
-/// Two's-complement 256-bit big-endian addition; None on signed overflow.
-fn i256_add(a: &[u8; 32], b: &[u8; 32]) -> Option<[u8; 32]> {
-    let mut out = [0u8; 32];
-    let mut carry = 0u16;
-    for i in (0..32).rev() {
-        let sum = a[i] as u16 + b[i] as u16 + carry;
-        out[i] = sum as u8;
-        carry = sum >> 8;
-    }
-    let negative = |v: &[u8; 32]| v[0] & 0x80 != 0;
-    (negative(a) != negative(b) || negative(&out) == negative(a)).then_some(out)
-}
-
-/// An i128 as a 256-bit two's-complement big-endian value.
-fn i128_to_i256(v: i128) -> [u8; 32] {
-    let mut out = if v < 0 { [0xff; 32] } else { [0; 32] };
-    out[16..].copy_from_slice(&v.to_be_bytes());
-    out
-}
-
 /// The sum of one column's values (Nulls skipped; an empty sum is Integer 0): exact for
 /// integer kinds (an Integer when it fits, else U64, else I256), IEEE for floats, 256-bit for
 /// U256 and I256.
@@ -486,7 +455,7 @@ fn sum_values<'a>(values: impl Iterator<Item = &'a Value>) -> Result<Value> {
             (Sum::Float(total), Value::Float(f)) => Sum::Float(total + f),
             (Sum::Empty, Value::U256(v)) => Sum::Unsigned(*v),
             (Sum::Unsigned(total), Value::U256(v)) => {
-                Sum::Unsigned(super::kv::u256_add(&total, v).ok_or_else(overflow)?)
+                Sum::Unsigned(u256_add(&total, v).ok_or_else(overflow)?)
             }
             (Sum::Empty, Value::I256(v)) => Sum::Signed(*v),
             (Sum::Signed(total), Value::I256(v)) => {
@@ -523,7 +492,7 @@ fn evaluate(txn: &mut LoggedTxn, assertion: &ReadAssertion) -> Result<(bool, Str
             key,
             expected,
         } => {
-            let entry = kv_entry(txn, project_id, scope_id, key)?;
+            let entry = kv::get(txn, project_id, scope_id, key)?;
             (
                 entry.as_ref().is_some_and(|e| &e.value == expected),
                 format!("{:?}", entry.map(|e| e.value)),
@@ -536,7 +505,7 @@ fn evaluate(txn: &mut LoggedTxn, assertion: &ReadAssertion) -> Result<(bool, Str
             op,
             threshold,
         } => {
-            let entry = kv_entry(txn, project_id, scope_id, key)?;
+            let entry = kv::get(txn, project_id, scope_id, key)?;
             (
                 entry
                     .as_ref()
@@ -550,7 +519,7 @@ fn evaluate(txn: &mut LoggedTxn, assertion: &ReadAssertion) -> Result<(bool, Str
             key,
             expected,
         } => {
-            let exists = kv_entry(txn, project_id, scope_id, key)?.is_some();
+            let exists = kv::get(txn, project_id, scope_id, key)?.is_some();
             (exists == *expected, format!("exists={exists}"))
         }
         A::KeyVersion {
@@ -559,7 +528,7 @@ fn evaluate(txn: &mut LoggedTxn, assertion: &ReadAssertion) -> Result<(bool, Str
             key,
             expected_seq,
         } => {
-            let version = kv_entry(txn, project_id, scope_id, key)?.map_or(0, |e| e.version);
+            let version = kv::get(txn, project_id, scope_id, key)?.map_or(0, |e| e.version);
             (version == *expected_seq, format!("version={version}"))
         }
         A::RowVersion {

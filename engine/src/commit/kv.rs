@@ -1,115 +1,417 @@
-//! The KV space of a scope: entries, and the fixed-width numeric helpers.
-//!
-//! Stored value: `version: u64 LE ‖ created_at: u64 LE ‖ value bytes`, where `version` is the
-//! sequence of the last write and `created_at` the sequence of the first.
+//! Applying the KV and counter mutations: checks, version guards, and the overflow and
+//! missing-key policies of the numeric read-modify-writes. What an entry is and where it lives
+//! belongs to the KV owner (`stored::kv`) and the counter owner (`stored::counters`).
 
+use super::apply::{apply as apply_any, rows, Applied, Limits};
+use super::catalog_io::require_scope;
+use super::validation::*;
+use super::wide::{as_u256, as_u64, u256_add, u256_sub};
+use crate::durable::LoggedTxn;
 use crate::error::{AedbError, Result};
+use crate::stored::{counters, kv};
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct KvEntry {
-    pub value: Vec<u8>,
-    /// Commit sequence of the last write.
-    pub version: u64,
-    /// Commit sequence of the first write (not a timestamp, as in the original).
-    pub created_at: u64,
-}
+pub use crate::stored::kv::KvEntry;
 
-impl KvEntry {
-    pub fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(16 + self.value.len());
-        out.extend_from_slice(&self.version.to_le_bytes());
-        out.extend_from_slice(&self.created_at.to_le_bytes());
-        out.extend_from_slice(&self.value);
-        out
-    }
-
-    /// Takes the stored bytes: the value is what follows the two sequences, moved down in
-    /// place rather than copied into a new allocation.
-    pub fn decode(mut bytes: Vec<u8>) -> Result<Self> {
-        if bytes.len() < 16 {
-            return Err(AedbError::Corruption(format!(
-                "KV entry of {} bytes",
-                bytes.len()
-            )));
+/// Apply one KV or counter mutation (the dispatcher sends no other kind here).
+pub(crate) fn apply(txn: &mut LoggedTxn, mutation: &Mutation, limits: &Limits) -> Result<Applied> {
+    use Mutation as M;
+    match mutation {
+        M::KvSet {
+            project_id,
+            scope_id,
+            key,
+            value,
+        } => {
+            kv_check(txn, project_id, scope_id, key, limits)?;
+            if value.len() > limits.max_kv_value_bytes {
+                return Err(AedbError::ValueTooLarge {
+                    len: value.len(),
+                    max: limits.max_kv_value_bytes,
+                });
+            }
+            kv::put(txn, project_id, scope_id, key, value.clone()).map(|_| rows(1))
         }
-        let mut v = [0u8; 8];
-        v.copy_from_slice(&bytes[..8]);
-        let mut c = [0u8; 8];
-        c.copy_from_slice(&bytes[8..16]);
-        bytes.drain(..16);
-        Ok(KvEntry {
-            value: bytes,
-            version: u64::from_le_bytes(v),
-            created_at: u64::from_le_bytes(c),
-        })
-    }
-}
-
-pub fn u256_add(a: &[u8; 32], b: &[u8; 32]) -> Option<[u8; 32]> {
-    let mut out = [0u8; 32];
-    let mut carry = 0u16;
-    for i in (0..32).rev() {
-        let sum = a[i] as u16 + b[i] as u16 + carry;
-        out[i] = sum as u8;
-        carry = sum >> 8;
-    }
-    (carry == 0).then_some(out)
-}
-
-pub fn u256_sub(a: &[u8; 32], b: &[u8; 32]) -> Option<[u8; 32]> {
-    if a < b {
-        return None;
-    }
-    let mut out = [0u8; 32];
-    let mut borrow = 0i16;
-    for i in (0..32).rev() {
-        let mut diff = a[i] as i16 - b[i] as i16 - borrow;
-        borrow = 0;
-        if diff < 0 {
-            diff += 256;
-            borrow = 1;
+        M::KvDel {
+            project_id,
+            scope_id,
+            key,
+        } => {
+            kv_check(txn, project_id, scope_id, key, limits)?;
+            let removed = kv::delete(txn, project_id, scope_id, key)?;
+            Ok(rows(removed as u64))
         }
-        out[i] = diff as u8;
+        M::KvIncU256 {
+            project_id,
+            scope_id,
+            key,
+            amount_be,
+        } => u256_op(
+            txn,
+            project_id,
+            scope_id,
+            key,
+            limits,
+            KvU256MissingPolicy::TreatAsZero,
+            |cur| {
+                u256_add(&cur, amount_be)
+                    .map(Some)
+                    .ok_or(AedbError::Overflow)
+            },
+        ),
+        M::KvDecU256 {
+            project_id,
+            scope_id,
+            key,
+            amount_be,
+        } => u256_op(
+            txn,
+            project_id,
+            scope_id,
+            key,
+            limits,
+            KvU256MissingPolicy::TreatAsZero,
+            |cur| {
+                u256_sub(&cur, amount_be)
+                    .map(Some)
+                    .ok_or(AedbError::Underflow)
+            },
+        ),
+        M::KvAddU256Ex {
+            project_id,
+            scope_id,
+            key,
+            amount_be,
+            on_missing,
+            on_overflow,
+        } => u256_op(
+            txn,
+            project_id,
+            scope_id,
+            key,
+            limits,
+            *on_missing,
+            |cur| match (u256_add(&cur, amount_be), on_overflow) {
+                (Some(v), _) => Ok(Some(v)),
+                (None, KvU256OverflowPolicy::Saturate) => Ok(Some([0xff; 32])),
+                (None, KvU256OverflowPolicy::Reject) => Err(AedbError::Overflow),
+            },
+        ),
+        M::KvSubU256Ex {
+            project_id,
+            scope_id,
+            key,
+            amount_be,
+            on_missing,
+            on_underflow,
+        } => u256_op(
+            txn,
+            project_id,
+            scope_id,
+            key,
+            limits,
+            *on_missing,
+            |cur| match (u256_sub(&cur, amount_be), on_underflow) {
+                (Some(v), _) => Ok(Some(v)),
+                (None, KvU256UnderflowPolicy::NoOp) => Ok(None),
+                (None, KvU256UnderflowPolicy::Reject) => Err(AedbError::Underflow),
+            },
+        ),
+        M::KvMaxU256 {
+            project_id,
+            scope_id,
+            key,
+            candidate_be,
+            on_missing,
+        }
+        | M::KvMinU256 {
+            project_id,
+            scope_id,
+            key,
+            candidate_be,
+            on_missing,
+        } => {
+            let max = matches!(mutation, M::KvMaxU256 { .. });
+            u256_op(txn, project_id, scope_id, key, limits, *on_missing, |cur| {
+                let next = if max {
+                    cur.max(*candidate_be)
+                } else {
+                    cur.min(*candidate_be)
+                };
+                Ok(Some(next))
+            })
+        }
+        M::KvMutateU256 {
+            project_id,
+            scope_id,
+            key,
+            op,
+            operand_be,
+            expected_seq,
+        } => {
+            kv_check(txn, project_id, scope_id, key, limits)?;
+            let entry = kv::get(txn, project_id, scope_id, key)?;
+            check_version(entry.as_ref(), *expected_seq)?;
+            let cur = entry
+                .as_ref()
+                .map(|e| as_u256(&e.value))
+                .transpose()?
+                .unwrap_or([0; 32]);
+            let next = match op {
+                KvU256MutatorOp::Set => *operand_be,
+                KvU256MutatorOp::Add => u256_add(&cur, operand_be).ok_or(AedbError::Overflow)?,
+                KvU256MutatorOp::Sub => u256_sub(&cur, operand_be).ok_or(AedbError::Underflow)?,
+            };
+            kv::put(txn, project_id, scope_id, key, next.to_vec()).map(|_| rows(1))
+        }
+        M::KvAddU64Ex {
+            project_id,
+            scope_id,
+            key,
+            amount_be,
+            on_missing,
+            on_overflow,
+        } => {
+            let amount = u64::from_be_bytes(*amount_be);
+            u64_op(
+                txn,
+                project_id,
+                scope_id,
+                key,
+                limits,
+                *on_missing == KvU64MissingPolicy::Reject,
+                |cur| match (cur.checked_add(amount), on_overflow) {
+                    (Some(v), _) => Ok(Some(v)),
+                    (None, KvU64OverflowPolicy::Saturate) => Ok(Some(u64::MAX)),
+                    (None, KvU64OverflowPolicy::Reject) => Err(AedbError::Overflow),
+                },
+            )
+        }
+        M::KvSubU64Ex {
+            project_id,
+            scope_id,
+            key,
+            amount_be,
+            on_missing,
+            on_underflow,
+        } => {
+            let amount = u64::from_be_bytes(*amount_be);
+            u64_op(
+                txn,
+                project_id,
+                scope_id,
+                key,
+                limits,
+                *on_missing == KvU64MissingPolicy::Reject,
+                |cur| match (cur.checked_sub(amount), on_underflow) {
+                    (Some(v), _) => Ok(Some(v)),
+                    (None, KvU64UnderflowPolicy::NoOp) => Ok(None),
+                    (None, KvU64UnderflowPolicy::Reject) => Err(AedbError::Underflow),
+                },
+            )
+        }
+        M::KvMaxU64 {
+            project_id,
+            scope_id,
+            key,
+            candidate_be,
+            on_missing,
+        }
+        | M::KvMinU64 {
+            project_id,
+            scope_id,
+            key,
+            candidate_be,
+            on_missing,
+        } => {
+            let max = matches!(mutation, M::KvMaxU64 { .. });
+            let candidate = u64::from_be_bytes(*candidate_be);
+            u64_op(
+                txn,
+                project_id,
+                scope_id,
+                key,
+                limits,
+                *on_missing == KvU64MissingPolicy::Reject,
+                |cur| {
+                    Ok(Some(if max {
+                        cur.max(candidate)
+                    } else {
+                        cur.min(candidate)
+                    }))
+                },
+            )
+        }
+        M::KvMutateU64 {
+            project_id,
+            scope_id,
+            key,
+            op,
+            operand_be,
+            expected_seq,
+        } => {
+            kv_check(txn, project_id, scope_id, key, limits)?;
+            let entry = kv::get(txn, project_id, scope_id, key)?;
+            check_version(entry.as_ref(), *expected_seq)?;
+            let cur = entry
+                .as_ref()
+                .map(|e| as_u64(&e.value))
+                .transpose()?
+                .unwrap_or(0);
+            let operand = u64::from_be_bytes(*operand_be);
+            let next = match op {
+                KvU64MutatorOp::Set => operand,
+                KvU64MutatorOp::Add => cur.checked_add(operand).ok_or(AedbError::Overflow)?,
+                KvU64MutatorOp::Sub => cur.checked_sub(operand).ok_or(AedbError::Underflow)?,
+            };
+            kv::put(txn, project_id, scope_id, key, next.to_be_bytes().to_vec()).map(|_| rows(1))
+        }
+        M::KvSubIntEx {
+            project_id,
+            scope_id,
+            key,
+            amount,
+            on_missing,
+            on_underflow,
+        } => {
+            let sub = match amount {
+                KvIntegerAmount::U64(amount_be) => Mutation::KvSubU64Ex {
+                    project_id: project_id.clone(),
+                    scope_id: scope_id.clone(),
+                    key: key.clone(),
+                    amount_be: *amount_be,
+                    on_missing: match on_missing {
+                        KvIntegerMissingPolicy::TreatAsZero => KvU64MissingPolicy::TreatAsZero,
+                        KvIntegerMissingPolicy::Reject => KvU64MissingPolicy::Reject,
+                    },
+                    on_underflow: match on_underflow {
+                        KvIntegerUnderflowPolicy::Reject => KvU64UnderflowPolicy::Reject,
+                        KvIntegerUnderflowPolicy::NoOp => KvU64UnderflowPolicy::NoOp,
+                    },
+                },
+                KvIntegerAmount::U256(amount_be) => Mutation::KvSubU256Ex {
+                    project_id: project_id.clone(),
+                    scope_id: scope_id.clone(),
+                    key: key.clone(),
+                    amount_be: *amount_be,
+                    on_missing: match on_missing {
+                        KvIntegerMissingPolicy::TreatAsZero => KvU256MissingPolicy::TreatAsZero,
+                        KvIntegerMissingPolicy::Reject => KvU256MissingPolicy::Reject,
+                    },
+                    on_underflow: match on_underflow {
+                        KvIntegerUnderflowPolicy::Reject => KvU256UnderflowPolicy::Reject,
+                        KvIntegerUnderflowPolicy::NoOp => KvU256UnderflowPolicy::NoOp,
+                    },
+                },
+            };
+            apply_any(txn, &sub, limits)
+        }
+        M::CounterAdd {
+            project_id,
+            scope_id,
+            key,
+            amount_be,
+            shard_count,
+            shard_hint,
+        } => {
+            if *shard_count == 0 || *shard_count > MAX_COUNTER_SHARDS {
+                return Err(AedbError::Validation(format!(
+                    "shard_count must be in 1..={MAX_COUNTER_SHARDS}"
+                )));
+            }
+            let physical = counters::shard_key(key, (*shard_hint % *shard_count as u32) as u16);
+            let amount = u64::from_be_bytes(*amount_be);
+            u64_op(txn, project_id, scope_id, &physical, limits, false, |cur| {
+                cur.checked_add(amount).map(Some).ok_or(AedbError::Overflow)
+            })
+        }
+        _ => Err(AedbError::Validation("not a KV or counter mutation".into())),
     }
-    Some(out)
 }
 
-pub fn as_u256(bytes: &[u8]) -> Result<[u8; 32]> {
-    bytes
-        .try_into()
-        .map_err(|_| AedbError::Validation("invalid u256 bytes length".into()))
-}
-
-pub fn as_u64(bytes: &[u8]) -> Result<u64> {
-    let raw: [u8; 8] = bytes
-        .try_into()
-        .map_err(|_| AedbError::Validation("invalid u64 bytes length".into()))?;
-    Ok(u64::from_be_bytes(raw))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn n(v: u128) -> [u8; 32] {
-        let mut out = [0u8; 32];
-        out[16..].copy_from_slice(&v.to_be_bytes());
-        out
+fn kv_check(
+    txn: &mut LoggedTxn,
+    project: &str,
+    scope: &str,
+    key: &[u8],
+    limits: &Limits,
+) -> Result<()> {
+    if key.len() > limits.max_kv_key_bytes {
+        return Err(AedbError::KeyTooLarge {
+            len: key.len(),
+            max: limits.max_kv_key_bytes,
+        });
     }
+    require_scope(txn, project, scope)
+}
 
-    #[test]
-    fn u256_arithmetic() {
-        assert_eq!(u256_add(&n(5), &n(7)), Some(n(12)));
-        assert_eq!(u256_add(&n(u128::MAX), &n(1)).map(|r| r[15]), Some(1));
-        assert_eq!(u256_add(&[0xff; 32], &n(1)), None);
-        assert_eq!(u256_sub(&n(7), &n(5)), Some(n(2)));
-        assert_eq!(u256_sub(&n(5), &n(7)), None);
-        let entry = KvEntry {
-            value: b"v".to_vec(),
-            version: 3,
-            created_at: 1,
-        };
-        assert_eq!(KvEntry::decode(entry.encode()).unwrap(), entry);
-        assert!(KvEntry::decode(b"short".to_vec()).is_err());
+fn check_version(entry: Option<&KvEntry>, expected: Option<u64>) -> Result<()> {
+    if let Some(expected) = expected {
+        let actual = entry.map_or(0, |e| e.version);
+        if actual != expected {
+            // As the original: a failed compare-and-swap is a failed KeyVersion assertion.
+            return Err(AedbError::AssertionFailed {
+                index: 0,
+                assertion: format!("KeyVersion(expected_seq: {expected})"),
+                actual: format!("Version({actual})"),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Read-modify-write of a U256 KV value; `op` returns None for "leave it unchanged".
+fn u256_op(
+    txn: &mut LoggedTxn,
+    project: &str,
+    scope: &str,
+    key: &[u8],
+    limits: &Limits,
+    on_missing: KvU256MissingPolicy,
+    op: impl FnOnce([u8; 32]) -> Result<Option<[u8; 32]>>,
+) -> Result<Applied> {
+    kv_check(txn, project, scope, key, limits)?;
+    let entry = kv::get(txn, project, scope, key)?;
+    let current = match &entry {
+        Some(e) => as_u256(&e.value)?,
+        None if on_missing == KvU256MissingPolicy::Reject => {
+            return Err(AedbError::Validation(
+                "u256 key missing and policy is Reject".into(),
+            ));
+        }
+        None => [0; 32],
+    };
+    match op(current)? {
+        Some(next) if entry.is_none() || next != current => {
+            kv::put(txn, project, scope, key, next.to_vec()).map(|_| rows(1))
+        }
+        _ => Ok(rows(0)),
+    }
+}
+
+fn u64_op(
+    txn: &mut LoggedTxn,
+    project: &str,
+    scope: &str,
+    key: &[u8],
+    limits: &Limits,
+    reject_missing: bool,
+    op: impl FnOnce(u64) -> Result<Option<u64>>,
+) -> Result<Applied> {
+    kv_check(txn, project, scope, key, limits)?;
+    let entry = kv::get(txn, project, scope, key)?;
+    let current = match &entry {
+        Some(e) => as_u64(&e.value)?,
+        None if reject_missing => {
+            return Err(AedbError::Validation(
+                "u64 key missing and policy is Reject".into(),
+            ))
+        }
+        None => 0,
+    };
+    match op(current)? {
+        Some(next) if entry.is_none() || next != current => {
+            kv::put(txn, project, scope, key, next.to_be_bytes().to_vec()).map(|_| rows(1))
+        }
+        _ => Ok(rows(0)),
     }
 }

@@ -10,6 +10,7 @@ pub mod kv;
 pub mod read_set;
 pub(crate) mod tables;
 pub mod validation;
+pub(crate) mod wide;
 
 pub use envelope::{
     ActionCommitOutcome, ActionCommitResult, ActionEnvelopeRequest, IdempotencyKey, ReadAssertion,

@@ -1,0 +1,17 @@
+//! The owners of each kind of stored data. Each module is the one place that opens its trees,
+//! knows its key and value encodings, and reads them (over `ReadTrees`, so a snapshot and a
+//! commit's transaction read alike) and writes them (in a commit's `LoggedTxn`). Everything
+//! else — mutation application, the API, the tools — calls the owner.
+//!
+//! Tree names come from one registry (`aedb_catalog::namespace`), so no two kinds collide.
+//!
+//! | owner | trees | key | value |
+//! |---|---|---|---|
+//! | `catalog` | `sys:catalog` | `P\0`/`S\0`/`T\0`/`N\0` prefixed ids | catalog entries |
+//! | `kv` | `kv:<project>\0<scope>` | the user's key | `version ‖ created_at ‖ bytes` |
+//! | `counters` | the KV tree of the scope | `__aedb_counter_shard__ ‖ len ‖ key ‖ shard` | u64 BE in a KV entry |
+//! | `idempotency` | `sys:idempotency`, `sys:idempotency_by_seq` | caller ‖ key; seq ‖ record key | record; written-at |
+//! | `rows` | `t:<table id>`, `i:<table id>:<index>` | primary key; index entry | row; empty |
+
+pub mod counters;
+pub mod kv;
