@@ -1127,7 +1127,7 @@ impl AedbInstance {
             Some(c) => Bound::Excluded(c.last_key.clone()),
             None => start,
         };
-        let (entries, more) =
+        let stored::kv::KvPage { entries, more } =
             stored::kv::scan(&snapshot, project_id, scope_id, start, end, page_size)?;
         let next = match (more, entries.last()) {
             (true, Some((key, _))) => Some(self.cursors.encode(&PageCursor {

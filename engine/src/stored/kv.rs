@@ -77,7 +77,13 @@ pub fn len(reader: &impl ReadTrees, project: &str, scope: &str) -> Result<u64> {
     Ok(reader.len(&kv_tree(project, scope))?)
 }
 
-/// Up to `page_size` entries within the bounds, in key order, and whether more follow.
+/// A page of a KV scan: entries in key order, and whether more follow.
+pub struct KvPage {
+    pub entries: Vec<(Vec<u8>, KvEntry)>,
+    pub more: bool,
+}
+
+/// Up to `page_size` entries within the bounds, in key order.
 pub fn scan(
     reader: &impl ReadTrees,
     project: &str,
@@ -85,19 +91,23 @@ pub fn scan(
     start: Bound<Vec<u8>>,
     end: Bound<Vec<u8>>,
     page_size: usize,
-) -> Result<(Vec<(Vec<u8>, KvEntry)>, bool)> {
-    let mut entries = Vec::with_capacity(page_size.min(64));
+) -> Result<KvPage> {
+    let mut page = KvPage {
+        entries: Vec::with_capacity(page_size.min(64)),
+        more: false,
+    };
     let Some(tree) = reader.tree(&kv_tree(project, scope))? else {
-        return Ok((entries, false));
+        return Ok(page);
     };
     for item in tree.range_owned(start, end, false) {
         let (key, bytes) = item?;
-        if entries.len() == page_size {
-            return Ok((entries, true));
+        if page.entries.len() == page_size {
+            page.more = true;
+            break;
         }
-        entries.push((key, KvEntry::decode(bytes)?));
+        page.entries.push((key, KvEntry::decode(bytes)?));
     }
-    Ok((entries, false))
+    Ok(page)
 }
 
 /// Write `value` under `key`: the version becomes this commit's sequence, `created_at` stays
