@@ -37,24 +37,10 @@ use crate::config::AedbConfig;
 use crate::cursor::{CursorCodec, PageCursor};
 use crate::durable::Engine;
 use crate::error::{AedbError, ResourceType, Result};
+pub use crate::permission::CallerContext;
 use crate::schema_cache::SchemaCache;
 use crate::stored;
 use crate::CommitFinality;
-
-/// Who is calling (permissions arrive with the security issue; outside secure mode any caller,
-/// or none, may read).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CallerContext {
-    pub caller_id: String,
-}
-
-impl CallerContext {
-    pub fn new(caller_id: impl Into<String>) -> Self {
-        CallerContext {
-            caller_id: caller_id.into(),
-        }
-    }
-}
 
 /// Advisory outcome of `preflight`.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -11,6 +11,7 @@ mod cursor;
 mod durable;
 pub mod error;
 mod instance;
+pub mod permission;
 mod schema_cache;
 pub mod stored;
 

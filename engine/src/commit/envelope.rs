@@ -31,125 +31,21 @@ use super::validation::Mutation;
 use super::wide::{i128_to_i256, i256_add, u256_add};
 use crate::durable::LoggedTxn;
 use crate::error::{AedbError, Result};
-use crate::instance::CallerContext;
+use crate::permission::CallerContext;
+use crate::stored::idempotency::{self, FingerprintKind, IdempotencyRecord};
 use crate::stored::kv;
 
-pub const IDEMPOTENCY_TREE: &str = "sys:idempotency";
-/// Sequence (8 bytes BE) ‖ record key → written-at µs (u64 LE): the records in age order.
-pub const IDEMPOTENCY_BY_SEQ_TREE: &str = "sys:idempotency_by_seq";
-/// Expired records a keyed commit deletes at most (bounds the work a commit takes on).
-pub const PRUNE_PER_COMMIT: usize = 64;
+pub use crate::stored::idempotency::{
+    IdempotencyWindow, IDEMPOTENCY_BY_SEQ_TREE, IDEMPOTENCY_TREE, PRUNE_PER_COMMIT,
+};
 
-/// How long an idempotency record answers replays.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct IdempotencyWindow {
-    pub commits: u64,
-    pub micros: u64,
-}
-
-/// A stored record: `seq: u64 LE ‖ fingerprint (32) ‖ written_at_micros: u64 LE`.
-struct IdempotencyRecord {
-    seq: u64,
-    fingerprint: [u8; 32],
-    written_at_micros: u64,
-}
-
-impl IdempotencyRecord {
-    const BYTES: usize = 48;
-
-    fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(Self::BYTES);
-        out.extend_from_slice(&self.seq.to_le_bytes());
-        out.extend_from_slice(&self.fingerprint);
-        out.extend_from_slice(&self.written_at_micros.to_le_bytes());
-        out
-    }
-
-    /// Records of the first layout (40 bytes, no time) read as written at time 0: expired.
-    const BYTES_WITHOUT_TIME: usize = 40;
-
-    fn decode(bytes: &[u8]) -> Result<Self> {
-        if bytes.len() != Self::BYTES && bytes.len() != Self::BYTES_WITHOUT_TIME {
-            return Err(AedbError::Corruption(format!(
-                "idempotency record of {} bytes",
-                bytes.len()
-            )));
-        }
-        let u64_at = |at: usize| {
-            let mut raw = [0u8; 8];
-            raw.copy_from_slice(&bytes[at..at + 8]);
-            u64::from_le_bytes(raw)
-        };
-        let mut fingerprint = [0u8; 32];
-        fingerprint.copy_from_slice(&bytes[8..40]);
-        Ok(IdempotencyRecord {
-            seq: u64_at(0),
-            fingerprint,
-            written_at_micros: if bytes.len() == Self::BYTES {
-                u64_at(40)
-            } else {
-                0
-            },
-        })
-    }
-}
-
-impl IdempotencyWindow {
-    /// A record written at `seq`, `written_at` no longer answers at (`now_seq`, `now`).
-    fn expired(&self, seq: u64, written_at: u64, now_seq: u64, now: u64) -> bool {
-        now_seq.saturating_sub(seq) > self.commits || now.saturating_sub(written_at) > self.micros
-    }
-}
-
-fn by_seq_key(seq: u64, record_key: &[u8]) -> Vec<u8> {
-    [&seq.to_be_bytes()[..], record_key].concat()
-}
-
-/// Delete up to [`PRUNE_PER_COMMIT`] of the oldest records that have expired.
-/// The age index entry decides expiry alone (the sequence in its key, the time in its value),
-/// so the scan stops at the first live record: a keyed commit with nothing to prune reads one
-/// entry.
-fn prune_idempotency(txn: &mut LoggedTxn, limits: &Limits) -> Result<()> {
-    let (now_seq, now) = (txn.seq(), limits.now_micros);
-    let malformed = || AedbError::Corruption("malformed idempotency age entry".into());
-    let mut expired = Vec::new();
-    for item in txn.range(
-        IDEMPOTENCY_BY_SEQ_TREE,
-        Bound::Unbounded,
-        Bound::Unbounded,
-        false,
-    )? {
-        let (key, value) = item?;
-        let seq = key
-            .get(..8)
-            .and_then(|b| b.try_into().ok())
-            .ok_or_else(malformed)?;
-        let written_at = value[..].try_into().map_err(|_| malformed())?;
-        let (seq, written_at) = (u64::from_be_bytes(seq), u64::from_le_bytes(written_at));
-        if !limits
-            .idempotency_window
-            .expired(seq, written_at, now_seq, now)
-        {
-            break; // oldest first: the rest are younger
-        }
-        expired.push(key);
-        if expired.len() == PRUNE_PER_COMMIT {
-            break;
-        }
-    }
-    for by_seq in expired {
-        txn.remove(IDEMPOTENCY_TREE, &by_seq[8..])?;
-        txn.remove(IDEMPOTENCY_BY_SEQ_TREE, &by_seq)?;
-    }
-    Ok(())
-}
 /// Deeper assertion trees are refused.
 pub const MAX_ASSERTION_DEPTH: usize = 16;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct IdempotencyKey(pub [u8; 16]);
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
 pub enum WriteClass {
     /// Forces an fsync of its commit even in `Batch` mode.
     Economic,
@@ -157,7 +53,7 @@ pub enum WriteClass {
     Standard,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub enum CompareOp {
     Eq,
     Ne,
@@ -181,7 +77,7 @@ impl CompareOp {
     }
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub enum ReadAssertion {
     KeyEquals {
         project_id: String,
@@ -270,7 +166,7 @@ impl ReadAssertion {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Default, serde::Serialize)]
 pub struct WriteIntent {
     pub mutations: Vec<Mutation>,
 }
@@ -319,18 +215,27 @@ pub(crate) enum EnvelopeOutcome {
     Duplicate(u64),
 }
 
-fn idempotency_record_key(caller: &Option<CallerContext>, key: &IdempotencyKey) -> Vec<u8> {
-    let mut out = caller
-        .as_ref()
-        .map_or(Vec::new(), |c| c.caller_id.as_bytes().to_vec());
-    out.push(0);
-    out.extend_from_slice(&key.0);
-    out
+/// The request's fingerprint: SHA-256 over a domain tag and the canonical (postcard) encoding
+/// of everything but the caller and the key. The encoding follows the declared order of each
+/// type's fields and variants: that order is part of the stored format, pinned by
+/// `the_fingerprint_is_pinned` below.
+pub(crate) fn fingerprint(envelope: &TransactionEnvelope) -> Result<[u8; 32]> {
+    let canonical = postcard::to_stdvec(&(
+        &envelope.write_class,
+        &envelope.assertions,
+        &envelope.read_set,
+        &envelope.write_intent,
+        envelope.base_seq,
+    ))
+    .map_err(|e| AedbError::Validation(format!("request cannot be encoded: {e}")))?;
+    let mut hash = Sha256::new();
+    hash.update(b"aedb idempotency v2\0");
+    hash.update(&canonical);
+    Ok(hash.finalize().into())
 }
 
-fn fingerprint(envelope: &TransactionEnvelope) -> [u8; 32] {
-    // The Debug form names every field and value: two requests with the same form are the same
-    // request. (Within one version of the crate; records are short-lived.)
+/// The fingerprint of records written before the canonical encoding: the `Debug` text.
+fn debug_text_fingerprint(envelope: &TransactionEnvelope) -> [u8; 32] {
     let text = format!(
         "{:?}|{:?}|{:?}|{:?}|{:?}",
         envelope.write_class,
@@ -340,6 +245,18 @@ fn fingerprint(envelope: &TransactionEnvelope) -> [u8; 32] {
         envelope.base_seq
     );
     Sha256::digest(text.as_bytes()).into()
+}
+
+/// Whether a stored record was written for this same request.
+fn same_request(
+    record: &IdempotencyRecord,
+    envelope: &TransactionEnvelope,
+    canonical: &[u8; 32],
+) -> bool {
+    match record.kind {
+        FingerprintKind::Canonical => &record.fingerprint == canonical,
+        FingerprintKind::DebugText => record.fingerprint == debug_text_fingerprint(envelope),
+    }
 }
 
 pub(crate) fn apply_envelope(
@@ -352,16 +269,14 @@ pub(crate) fn apply_envelope(
             "transaction envelope has no mutations".into(),
         ));
     }
-    let fingerprint = fingerprint(envelope);
-    let record_key = envelope
-        .idempotency_key
-        .as_ref()
-        .map(|k| idempotency_record_key(&envelope.caller, k));
+    let fingerprint = fingerprint(envelope)?;
+    let record_key = envelope.idempotency_key.as_ref().map(|k| {
+        idempotency::record_key(envelope.caller.as_ref().map(|c| c.caller_id.as_str()), &k.0)
+    });
     let window = limits.idempotency_window;
     let mut replaced: Option<u64> = None;
     if let Some(record_key) = &record_key {
-        if let Some(bytes) = txn.get(IDEMPOTENCY_TREE, record_key)? {
-            let record = IdempotencyRecord::decode(&bytes)?;
+        if let Some(record) = idempotency::lookup(txn, record_key)? {
             if window.expired(
                 record.seq,
                 record.written_at_micros,
@@ -369,7 +284,7 @@ pub(crate) fn apply_envelope(
                 limits.now_micros,
             ) {
                 replaced = Some(record.seq);
-            } else if record.fingerprint != fingerprint {
+            } else if !same_request(&record, envelope, &fingerprint) {
                 return Err(AedbError::Validation(
                     "idempotency key reuse with different request".into(),
                 ));
@@ -404,27 +319,14 @@ pub(crate) fn apply_envelope(
         apply(txn, mutation, limits)?;
     }
     if let Some(record_key) = record_key {
-        let keep = window.commits > 0 || window.micros > 0;
-        if let Some(old) = replaced {
-            txn.remove(IDEMPOTENCY_BY_SEQ_TREE, &by_seq_key(old, &record_key))?;
-            if !keep {
-                txn.remove(IDEMPOTENCY_TREE, &record_key)?;
-            }
-        }
-        prune_idempotency(txn, limits)?;
-        if keep {
-            let record = IdempotencyRecord {
-                seq: txn.seq(),
-                fingerprint,
-                written_at_micros: limits.now_micros,
-            };
-            txn.insert(IDEMPOTENCY_TREE, &record_key, &record.encode())?;
-            txn.insert(
-                IDEMPOTENCY_BY_SEQ_TREE,
-                &by_seq_key(record.seq, &record_key),
-                &record.written_at_micros.to_le_bytes(),
-            )?;
-        }
+        idempotency::record(
+            txn,
+            &record_key,
+            replaced,
+            fingerprint,
+            window,
+            limits.now_micros,
+        )?;
     }
     Ok(EnvelopeOutcome::Applied)
 }
@@ -691,5 +593,77 @@ mod tests {
             "mixed kinds"
         );
         assert!(sum(vec![Value::Text("x".into())]).is_err());
+    }
+
+    fn sample_envelope() -> TransactionEnvelope {
+        TransactionEnvelope {
+            caller: Some(CallerContext::new("svc")),
+            idempotency_key: Some(IdempotencyKey([7; 16])),
+            write_class: WriteClass::Economic,
+            assertions: vec![ReadAssertion::KeyExists {
+                project_id: "p".into(),
+                scope_id: "app".into(),
+                key: b"k".to_vec(),
+                expected: false,
+            }],
+            read_set: ReadSet::default(),
+            write_intent: WriteIntent {
+                mutations: vec![Mutation::KvSet {
+                    project_id: "p".into(),
+                    scope_id: "app".into(),
+                    key: b"k".to_vec(),
+                    value: b"v".to_vec(),
+                }],
+            },
+            base_seq: 3,
+        }
+    }
+
+    fn hex(bytes: &[u8]) -> String {
+        bytes.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// The fingerprint is stored: its encoding must not change by accident (a reordered
+    /// variant or field, a new dependency version). If this fails on purpose, add a new
+    /// `FingerprintKind` rather than changing the bytes old records were written with.
+    #[test]
+    fn the_fingerprint_is_pinned() {
+        let envelope = sample_envelope();
+        let print = fingerprint(&envelope).expect("encodable");
+        assert_eq!(
+            hex(&print),
+            "2d8c3d9d392dd22857cce3177c5ad242f70be6277e0949c402bf0de8f2e1939b"
+        );
+        let mut other = sample_envelope();
+        other.caller = None;
+        other.idempotency_key = None;
+        assert_eq!(
+            fingerprint(&other).ok(),
+            Some(print),
+            "caller and key are not part of it"
+        );
+        other.base_seq = 4;
+        assert_ne!(fingerprint(&other).ok(), Some(print));
+    }
+
+    /// A record written before the canonical encoding still recognises its own replay.
+    #[test]
+    fn records_of_the_debug_text_kind_still_match() {
+        let envelope = sample_envelope();
+        let canonical = fingerprint(&envelope).expect("encodable");
+        let old = IdempotencyRecord {
+            seq: 1,
+            fingerprint: debug_text_fingerprint(&envelope),
+            written_at_micros: 0,
+            kind: FingerprintKind::DebugText,
+        };
+        assert!(same_request(&old, &envelope, &canonical));
+        let mut changed = sample_envelope();
+        changed.base_seq = 9;
+        assert!(!same_request(
+            &old,
+            &changed,
+            &fingerprint(&changed).expect("encodable")
+        ));
     }
 }

@@ -27,7 +27,7 @@ use super::kv::KvEntry;
 use crate::durable::LoggedTxn;
 use crate::error::{AedbError, Result};
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub enum ReadKey {
     TableRow {
         project_id: String,
@@ -42,7 +42,7 @@ pub enum ReadKey {
     },
 }
 
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Default, serde::Serialize)]
 pub enum ReadBound<T> {
     #[default]
     Unbounded,
@@ -50,7 +50,7 @@ pub enum ReadBound<T> {
     Excluded(T),
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub enum ReadRange {
     /// Bounds are primary-key tuples; a tuple shorter than the key is a prefix (an included
     /// end takes every key starting with it).
@@ -69,20 +69,20 @@ pub enum ReadRange {
     },
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct ReadSetEntry {
     pub key: ReadKey,
     pub version_at_read: u64,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct ReadRangeEntry {
     pub range: ReadRange,
     pub max_version_at_read: u64,
     pub structural_version_at_read: u64,
 }
 
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Default, serde::Serialize)]
 pub struct ReadSet {
     pub points: Vec<ReadSetEntry>,
     pub ranges: Vec<ReadRangeEntry>,

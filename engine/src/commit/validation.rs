@@ -114,7 +114,7 @@ impl Mutation {
     }
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub enum Mutation {
     Insert {
         project_id: String,
@@ -356,14 +356,14 @@ pub enum Mutation {
     },
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub enum ConflictTarget {
     PrimaryKey,
     Index(String),
     Columns(Vec<String>),
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub enum ConflictAction {
     DoNothing,
     /// Copy the proposed row's non-Null values over the existing row.
@@ -372,7 +372,7 @@ pub enum ConflictAction {
     DoUpdateWith(Vec<(String, UpdateExpr)>),
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub enum UpdateExpr {
     Value(Value),
     Existing(String),
@@ -383,7 +383,7 @@ pub enum UpdateExpr {
     },
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub enum TableUpdateExpr {
     Value(Value),
     CopyColumn(String),
@@ -391,59 +391,59 @@ pub enum TableUpdateExpr {
     Coalesce(Value),
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub enum KvU256MissingPolicy {
     TreatAsZero,
     Reject,
 }
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub enum KvU256OverflowPolicy {
     Reject,
     Saturate,
 }
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub enum KvU256UnderflowPolicy {
     Reject,
     NoOp,
 }
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub enum KvU256MutatorOp {
     Set,
     Add,
     Sub,
 }
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub enum KvU64MissingPolicy {
     TreatAsZero,
     Reject,
 }
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub enum KvU64OverflowPolicy {
     Reject,
     Saturate,
 }
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub enum KvU64UnderflowPolicy {
     Reject,
     NoOp,
 }
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub enum KvU64MutatorOp {
     Set,
     Add,
     Sub,
 }
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub enum KvIntegerAmount {
     U64([u8; 8]),
     U256([u8; 32]),
 }
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub enum KvIntegerMissingPolicy {
     TreatAsZero,
     Reject,
 }
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub enum KvIntegerUnderflowPolicy {
     Reject,
     NoOp,

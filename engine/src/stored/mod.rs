@@ -14,4 +14,5 @@
 //! | `rows` | `t:<table id>`, `i:<table id>:<index>` | primary key; index entry | row; empty |
 
 pub mod counters;
+pub mod idempotency;
 pub mod kv;
