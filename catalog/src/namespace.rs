@@ -46,8 +46,13 @@ pub fn validate_identifier(what: &str, name: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// Prefix of every project key.
+pub fn project_prefix() -> Vec<u8> {
+    b"P\0".to_vec()
+}
+
 pub fn project_key(project: &str) -> Vec<u8> {
-    [b"P\0", project.as_bytes()].concat()
+    [&project_prefix()[..], project.as_bytes()].concat()
 }
 
 pub fn scope_key(project: &str, scope: &str) -> Vec<u8> {

@@ -8,10 +8,7 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use aedb_catalog::keys::encode_key;
-use aedb_catalog::namespace::{
-    decode_entry, project_key, scope_key, scope_prefix, table_key, table_prefix, ProjectEntry,
-    ScopeEntry, CATALOG_TREE, DEFAULT_SCOPE_ID,
-};
+use aedb_catalog::namespace::DEFAULT_SCOPE_ID;
 use aedb_catalog::schema::TableSchema;
 use aedb_catalog::{DdlOperation, DdlResult};
 use aedb_pager::store::prefix_end;
@@ -40,6 +37,7 @@ use crate::error::{AedbError, ResourceType, Result};
 pub use crate::permission::CallerContext;
 use crate::schema_cache::SchemaCache;
 use crate::stored;
+use crate::stored::catalog;
 use crate::CommitFinality;
 
 /// Advisory outcome of `preflight`.
@@ -116,6 +114,7 @@ impl AedbInstance {
     /// Open (creating when empty) the database in `dir`, recovering it after a crash.
     pub fn open(config: AedbConfig, dir: &Path) -> Result<Self> {
         let engine = Engine::open(config.clone(), dir)?;
+        catalog::watch(&engine)?;
         let cursors = CursorCodec::for_dir(dir, config.hmac_key, false)?;
         Ok(AedbInstance {
             engine: Arc::new(engine),
@@ -130,6 +129,7 @@ impl AedbInstance {
     /// `AedbError::ReadOnly`.
     pub fn open_read_only(config: AedbConfig, dir: &Path) -> Result<Self> {
         let engine = Engine::open_read_only(config.clone(), dir)?;
+        catalog::watch(&engine)?;
         let cursors = CursorCodec::for_dir(dir, config.hmac_key, true)?;
         Ok(AedbInstance {
             engine: Arc::new(engine),
@@ -405,30 +405,12 @@ impl AedbInstance {
         .map(|_| ())
     }
 
-    fn catalog_get(snapshot: &Snapshot, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        Ok(snapshot.get(CATALOG_TREE, key)?)
-    }
-
-    fn catalog_prefix(snapshot: &Snapshot, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
-        let Some(tree) = snapshot.tree(CATALOG_TREE)? else {
-            return Ok(Vec::new());
-        };
-        let end = prefix_end(prefix);
-        let upper = match &end {
-            Some(e) => Bound::Excluded(e.as_slice()),
-            None => Bound::Unbounded,
-        };
-        tree.range(Bound::Included(prefix), upper, false)
-            .collect::<std::result::Result<Vec<_>, _>>()
-            .map_err(Into::into)
-    }
-
     pub async fn project_exists(&self, project_id: &str) -> Result<bool> {
-        Ok(Self::catalog_get(&self.engine.snapshot(), &project_key(project_id))?.is_some())
+        Ok(catalog::get_project(&self.engine.snapshot(), project_id)?.is_some())
     }
 
     pub async fn scope_exists(&self, project_id: &str, scope_id: &str) -> Result<bool> {
-        Ok(Self::catalog_get(&self.engine.snapshot(), &scope_key(project_id, scope_id))?.is_some())
+        Ok(catalog::get_scope(&self.engine.snapshot(), project_id, scope_id)?.is_some())
     }
 
     pub async fn table_exists(
@@ -437,11 +419,7 @@ impl AedbInstance {
         scope_id: &str,
         table: &str,
     ) -> Result<bool> {
-        Ok(Self::catalog_get(
-            &self.engine.snapshot(),
-            &table_key(project_id, scope_id, table),
-        )?
-        .is_some())
+        Ok(catalog::find_table(&self.engine.snapshot(), project_id, scope_id, table)?.is_some())
     }
 
     pub async fn index_exists(
@@ -461,10 +439,8 @@ impl AedbInstance {
     pub async fn list_projects(&self) -> Result<Vec<ProjectInfo>> {
         let snapshot = self.engine.snapshot();
         let mut out = Vec::new();
-        for (_, bytes) in Self::catalog_prefix(&snapshot, b"P\0")? {
-            let entry: ProjectEntry = decode_entry(&bytes).map_err(AedbError::Corruption)?;
-            let scope_count =
-                Self::catalog_prefix(&snapshot, &scope_prefix(&entry.project_id))?.len() as u32;
+        for entry in catalog::projects(&snapshot)? {
+            let scope_count = catalog::scope_count(&snapshot, &entry.project_id)? as u32;
             out.push(ProjectInfo {
                 project_id: entry.project_id,
                 scope_count,
@@ -476,27 +452,20 @@ impl AedbInstance {
 
     pub async fn list_scopes(&self, project_id: &str) -> Result<Vec<String>> {
         let snapshot = self.engine.snapshot();
-        if Self::catalog_get(&snapshot, &project_key(project_id))?.is_none() {
+        if catalog::get_project(&snapshot, project_id)?.is_none() {
             return Err(AedbError::NotFound {
                 resource_type: ResourceType::Project,
                 resource_id: project_id.into(),
             });
         }
-        Self::catalog_prefix(&snapshot, &scope_prefix(project_id))?
+        Ok(catalog::scopes(&snapshot, project_id)?
             .into_iter()
-            .map(|(_, bytes)| {
-                decode_entry::<ScopeEntry>(&bytes)
-                    .map(|s| s.scope_id)
-                    .map_err(AedbError::Corruption)
-            })
-            .collect()
+            .map(|s| s.scope_id)
+            .collect())
     }
 
     pub async fn list_tables(&self, project_id: &str, scope_id: &str) -> Result<Vec<TableSchema>> {
-        Self::catalog_prefix(&self.engine.snapshot(), &table_prefix(project_id, scope_id))?
-            .into_iter()
-            .map(|(_, bytes)| decode_entry(&bytes).map_err(AedbError::Corruption))
-            .collect()
+        catalog::tables(&self.engine.snapshot(), project_id, scope_id)
     }
 
     /// Each table of a scope with its column, index and row counts (rows counted in O(height)).
@@ -507,8 +476,7 @@ impl AedbInstance {
     ) -> Result<Vec<TableInfo>> {
         let snapshot = self.engine.snapshot();
         let mut out = Vec::new();
-        for (_, bytes) in Self::catalog_prefix(&snapshot, &table_prefix(project_id, scope_id))? {
-            let schema: TableSchema = decode_entry(&bytes).map_err(AedbError::Corruption)?;
+        for schema in catalog::tables(&snapshot, project_id, scope_id)? {
             let rows = snapshot
                 .tree(&aedb_catalog::namespace::table_tree(schema.table_id))?
                 .map_or(0, |t| t.len());
@@ -526,11 +494,8 @@ impl AedbInstance {
     pub async fn list_scopes_info(&self, project_id: &str) -> Result<Vec<ScopeInfo>> {
         let snapshot = self.engine.snapshot();
         let mut out = Vec::new();
-        for (_, bytes) in Self::catalog_prefix(&snapshot, &scope_prefix(project_id))? {
-            let scope: ScopeEntry = decode_entry(&bytes).map_err(AedbError::Corruption)?;
-            let tables =
-                Self::catalog_prefix(&snapshot, &table_prefix(project_id, &scope.scope_id))?.len()
-                    as u32;
+        for scope in catalog::scopes(&snapshot, project_id)? {
+            let tables = catalog::table_count(&snapshot, project_id, &scope.scope_id)? as u32;
             let kv = stored::kv::len(&snapshot, project_id, &scope.scope_id)?;
             out.push(ScopeInfo {
                 scope_id: scope.scope_id,
@@ -577,16 +542,7 @@ impl AedbInstance {
         scope_id: &str,
         table: &str,
     ) -> Result<TableSchema> {
-        match Self::catalog_get(
-            &self.engine.snapshot(),
-            &table_key(project_id, scope_id, table),
-        )? {
-            Some(bytes) => decode_entry(&bytes).map_err(AedbError::Corruption),
-            None => Err(AedbError::NotFound {
-                resource_type: ResourceType::Table,
-                resource_id: table.into(),
-            }),
-        }
+        catalog::load_table(&self.engine.snapshot(), project_id, scope_id, table)
     }
 
     // ---- reads ----
@@ -629,22 +585,19 @@ impl AedbInstance {
         let name = (project, scope, table);
         if let Some(schema) = self
             .schemas
-            .get(name, snapshot.seq(), || self.engine.catalog_changed_at())
+            .get(name, snapshot.seq(), || self.engine.watched_changed_at())
         {
             return Ok((schema, true));
         }
-        let watermark = self.engine.catalog_changed_at();
-        let key = table_key(project, scope, table);
-        if let Some(bytes) = snapshot.get(CATALOG_TREE, &key)? {
-            let schema = Arc::new(decode_entry(&bytes).map_err(QueryError::InternalError)?);
+        let watermark = self.engine.watched_changed_at();
+        if let Some(schema) = catalog::find_table(snapshot, project, scope, table)? {
+            let schema = Arc::new(schema);
             self.schemas
                 .insert(name, snapshot.seq(), watermark, Arc::clone(&schema));
             return Ok((schema, true));
         }
-        match self.engine.snapshot().get(CATALOG_TREE, &key)? {
-            Some(bytes) => decode_entry(&bytes)
-                .map(|s| (Arc::new(s), false))
-                .map_err(QueryError::InternalError),
+        match catalog::find_table(&self.engine.snapshot(), project, scope, table)? {
+            Some(schema) => Ok((Arc::new(schema), false)),
             None => Err(QueryError::TableNotFound {
                 project_id: project.into(),
                 table: table.into(),

@@ -1,7 +1,7 @@
 //! Decoded table schemas shared by queries, so a point query does not look up and decode its
 //! table's catalog entry every time (measured: a third of a hot PK query).
 //!
-//! Validity rests on the engine's catalog watermark (`Engine::catalog_changed_at`), the
+//! Validity rests on the engine's catalog watermark (`Engine::watched_changed_at`, watching `sys:catalog`), the
 //! sequence of the newest commit that wrote the catalog, raised before that commit is
 //! published. An entry read at snapshot `L` answers a query at snapshot `S` only when both are
 //! at or after the watermark: no commit between them changed the catalog. Anything older (an

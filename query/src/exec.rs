@@ -206,6 +206,54 @@ fn scan_range(
     Ok(true)
 }
 
+/// Rows matching `predicate`, in primary-key order, up to `limit`, read along the planner's
+/// access path (a point or range on the key or an index reads only what it covers). Refuses to
+/// examine more than `max_scan_rows` candidates. This is how `DeleteWhere` and `UpdateWhere`
+/// find their rows inside a commit (the reader is then the commit's transaction).
+pub fn matching_rows(
+    reader: &impl ReadTrees,
+    schema: &TableSchema,
+    predicate: &aedb_catalog::expr::Expr,
+    limit: Option<usize>,
+    max_scan_rows: u64,
+) -> Result<Vec<(Vec<u8>, Row)>, QueryError> {
+    check_expr(predicate, schema)?;
+    let access = access_path(schema, Some(predicate));
+    let index_of = |c: &str| schema.column_index(c);
+    let mut out = Vec::new();
+    let mut examined = 0u64;
+    let mut over = false;
+    scan_candidates(
+        reader,
+        schema,
+        &access,
+        &None,
+        max_scan_rows,
+        &mut |pk, row| {
+            examined += 1;
+            if examined > max_scan_rows {
+                over = true;
+                return Ok(false);
+            }
+            if eval(predicate, &row, &index_of) {
+                out.push((pk, row));
+                if limit.is_some_and(|l| out.len() >= l) {
+                    return Ok(false);
+                }
+            }
+            Ok(true)
+        },
+    )?;
+    if over {
+        let estimated = reader.len(&table_tree(schema.table_id))?;
+        return Err(QueryError::ScanBoundExceeded {
+            estimated_rows: estimated,
+            max_scan_rows,
+        });
+    }
+    Ok(out)
+}
+
 /// Run one page of `query` on `snapshot`.
 pub fn execute(
     snapshot: &impl ReadTrees,

@@ -6,7 +6,6 @@ use aedb_catalog::keys::encode_key;
 use aedb_catalog::schema::TableSchema;
 use aedb_catalog::types::{ColumnType, Row, Value};
 
-use super::catalog_io::{load_table, refuse_system};
 use super::ddl::apply_ddl;
 use super::tables::{
     delete_row, matching_rows, read_row, row_key, validate_row, write_row, RowLimits,
@@ -15,6 +14,7 @@ use super::validation::*;
 use super::wide::{u256_add, u256_sub};
 use crate::durable::LoggedTxn;
 use crate::error::{AedbError, Result};
+use crate::stored::catalog::{load_table, refuse_system};
 
 pub struct Limits {
     pub rows: RowLimits,

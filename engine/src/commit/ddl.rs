@@ -1,24 +1,21 @@
 //! Applying DDL inside a commit. Every change is a write to the catalog tree (and the creation
 //! or dropping of data trees), so it is logged, durable and replayed like any other commit.
 
-use std::ops::Bound;
-
 use aedb_catalog::expr::Expr;
 use aedb_catalog::namespace::{
-    decode_entry, encode_entry, index_tree, kv_tree, project_key, scope_key, scope_prefix,
-    table_prefix, table_tree, ProjectEntry, ScopeEntry, CATALOG_TREE, DEFAULT_SCOPE_ID,
+    index_tree, kv_tree, table_tree, ProjectEntry, ScopeEntry, DEFAULT_SCOPE_ID,
 };
 use aedb_catalog::schema::{ColumnDef, Constraint, IndexDef, IndexType, TableSchema};
 use aedb_catalog::{DdlOperation, TableAlteration};
-use aedb_pager::store::prefix_end;
 
-use super::catalog_io::{
-    check_id, find_table, get_project, get_scope, load_table, next_table_id, not_found, put_table,
-    refuse_system, require_scope,
-};
 use super::tables::{index_entry, rebuild_index};
 use crate::durable::LoggedTxn;
 use crate::error::{AedbError, ResourceType, Result};
+use crate::stored::catalog;
+use crate::stored::catalog::{
+    check_id, find_table, get_project, get_scope, load_table, next_table_id, not_found, put_table,
+    refuse_system, require_scope,
+};
 
 /// Apply one DDL operation; false when an if-(not-)exists guard made it a no-op.
 pub fn apply_ddl(txn: &mut LoggedTxn, op: &DdlOperation, now_micros: u64) -> Result<bool> {
@@ -152,7 +149,7 @@ fn create_project(
         owner_id: owner.clone(),
         created_at_micros: now,
     };
-    txn.insert(CATALOG_TREE, &project_key(project), &encode_entry(&entry))?;
+    catalog::put_project(txn, &entry)?;
     // As in the original: every project starts with the scope `app`.
     create_scope(txn, project, DEFAULT_SCOPE_ID, owner, true, now)?;
     Ok(true)
@@ -185,25 +182,8 @@ fn create_scope(
         owner_id: owner.clone(),
         created_at_micros: now,
     };
-    txn.insert(
-        CATALOG_TREE,
-        &scope_key(project, scope),
-        &encode_entry(&entry),
-    )?;
+    catalog::put_scope(txn, &entry)?;
     Ok(true)
-}
-
-/// Catalog entries under a key prefix.
-fn entries_with_prefix(txn: &mut LoggedTxn, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
-    let end = prefix_end(prefix);
-    let upper = match &end {
-        Some(e) => Bound::Excluded(e.as_slice()),
-        None => Bound::Unbounded,
-    };
-    let range = txn.range(CATALOG_TREE, Bound::Included(prefix), upper, false)?;
-    range
-        .collect::<std::result::Result<Vec<_>, _>>()
-        .map_err(Into::into)
 }
 
 fn drop_scope(txn: &mut LoggedTxn, project: &str, scope: &str, if_exists: bool) -> Result<bool> {
@@ -213,13 +193,12 @@ fn drop_scope(txn: &mut LoggedTxn, project: &str, scope: &str, if_exists: bool) 
         }
         return Err(not_found(ResourceType::Scope, format!("{project}.{scope}")));
     }
-    for (key, bytes) in entries_with_prefix(txn, &table_prefix(project, scope))? {
-        let schema: TableSchema = decode_entry(&bytes).map_err(AedbError::Corruption)?;
+    for schema in catalog::tables(txn, project, scope)? {
         drop_table_trees(txn, &schema)?;
-        txn.remove(CATALOG_TREE, &key)?;
+        catalog::remove_table(txn, project, scope, &schema.table_name)?;
     }
     txn.drop_tree(&kv_tree(project, scope))?;
-    txn.remove(CATALOG_TREE, &scope_key(project, scope))?;
+    catalog::remove_scope(txn, project, scope)?;
     Ok(true)
 }
 
@@ -231,12 +210,10 @@ fn drop_project(txn: &mut LoggedTxn, project: &str, if_exists: bool) -> Result<b
         }
         return Err(not_found(ResourceType::Project, project));
     }
-    let scopes = entries_with_prefix(txn, &scope_prefix(project))?;
-    for (_, bytes) in scopes {
-        let scope: ScopeEntry = decode_entry(&bytes).map_err(AedbError::Corruption)?;
+    for scope in catalog::scopes(txn, project)? {
         drop_scope(txn, project, &scope.scope_id, true)?;
     }
-    txn.remove(CATALOG_TREE, &project_key(project))?;
+    catalog::remove_project(txn, project)?;
     Ok(true)
 }
 
@@ -329,10 +306,7 @@ fn drop_table(
         return Err(not_found(ResourceType::Table, table));
     };
     drop_table_trees(txn, &schema)?;
-    txn.remove(
-        CATALOG_TREE,
-        &aedb_catalog::namespace::table_key(project, scope, table),
-    )?;
+    catalog::remove_table(txn, project, scope, table)?;
     Ok(true)
 }
 

@@ -24,7 +24,6 @@ use aedb_catalog::types::Value;
 use sha2::{Digest, Sha256};
 
 use super::apply::{apply, column_of, Limits};
-use super::catalog_io::load_table;
 use super::read_set::{point_version, revalidate, ReadKey, ReadSet};
 use super::tables::read_row;
 use super::validation::Mutation;
@@ -32,6 +31,7 @@ use super::wide::{i128_to_i256, i256_add, u256_add};
 use crate::durable::LoggedTxn;
 use crate::error::{AedbError, Result};
 use crate::permission::CallerContext;
+use crate::stored::catalog::load_table;
 use crate::stored::idempotency::{self, FingerprintKind, IdempotencyRecord};
 use crate::stored::kv;
 

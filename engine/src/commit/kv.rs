@@ -3,11 +3,11 @@
 //! belongs to the KV owner (`stored::kv`) and the counter owner (`stored::counters`).
 
 use super::apply::{apply as apply_any, rows, Applied, Limits};
-use super::catalog_io::require_scope;
 use super::validation::*;
 use super::wide::{as_u256, as_u64, u256_add, u256_sub};
 use crate::durable::LoggedTxn;
 use crate::error::{AedbError, Result};
+use crate::stored::catalog::require_scope;
 use crate::stored::{counters, kv};
 
 pub use crate::stored::kv::KvEntry;

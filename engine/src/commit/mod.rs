@@ -2,7 +2,6 @@
 //! and how mutations are applied to the trees inside a commit.
 
 pub(crate) mod apply;
-pub(crate) mod catalog_io;
 pub(crate) mod ddl;
 pub mod envelope;
 pub mod executor;

@@ -22,10 +22,10 @@ use aedb_catalog::rows::row_version;
 use aedb_catalog::types::Value;
 use aedb_pager::store::{bound_ref, prefix_end};
 
-use super::catalog_io::load_table;
 use super::kv::KvEntry;
 use crate::durable::LoggedTxn;
 use crate::error::{AedbError, Result};
+use crate::stored::catalog::load_table;
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub enum ReadKey {
@@ -274,7 +274,7 @@ pub(crate) fn revalidate(
         // A table dropped and created again under its name has a new tree: the old tree's
         // deletes are not under this name. Any catalog delete since the read counts.
         if let ReadRange::TableRange { .. } = entry.range {
-            let catalog = txn.structural_version(aedb_catalog::namespace::CATALOG_TREE);
+            let catalog = crate::stored::catalog::structural_version(txn);
             if catalog > read_at {
                 return Err(AedbError::Conflict(format!(
                     "range structural conflict: the catalog lost an entry at seq {catalog}"
@@ -300,17 +300,8 @@ pub(crate) fn plan_read_set(
     let table = mutation.target_table();
     let table_id = match table {
         Some((project, scope, name)) => {
-            let key = aedb_catalog::namespace::table_key(project, scope, name);
-            snapshot
-                .get(aedb_catalog::namespace::CATALOG_TREE, &key)?
-                .map(|bytes| {
-                    aedb_catalog::namespace::decode_entry::<aedb_catalog::schema::TableSchema>(
-                        &bytes,
-                    )
-                    .map(|s| s.table_id)
-                    .map_err(AedbError::Corruption)
-                })
-                .transpose()?
+            crate::stored::catalog::find_table(snapshot, project, scope, name)?
+                .map(|schema| schema.table_id)
         }
         None => None,
     };

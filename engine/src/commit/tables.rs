@@ -275,10 +275,10 @@ pub fn rebuild_index(txn: &mut LoggedTxn, schema: &TableSchema, def: &IndexDef) 
     Ok(())
 }
 
-/// Rows matching `predicate`, in key order, up to `limit`; refuses to examine more than
-/// `max_scan_rows` rows.
+/// Rows matching `predicate`, in key order, up to `limit`, found through the query planner
+/// (`aedb_query::exec::matching_rows`); refuses to examine more than `max_scan_rows` rows.
 pub fn matching_rows(
-    txn: &mut LoggedTxn,
+    txn: &LoggedTxn,
     schema: &TableSchema,
     predicate: &Expr,
     limit: Option<usize>,
@@ -287,26 +287,15 @@ pub fn matching_rows(
     if limit == Some(0) {
         return Err(AedbError::Validation("limit must be positive".into()));
     }
-    aedb_query::eval::check_expr(predicate, schema)?;
-    let tree = table_tree(schema.table_id);
-    let mut out = Vec::new();
-    let mut examined = 0u64;
-    for item in txn.range(&tree, Bound::Unbounded, Bound::Unbounded, false)? {
-        let (pk, bytes) = item?;
-        examined += 1;
-        if examined > max_scan_rows {
-            return Err(AedbError::Validation(format!(
-                "mutation scan bound exceeded: more than {max_scan_rows} rows examined"
-            )));
-        }
-        let row = schema
-            .from_stored(decode_row(&bytes).map_err(|e| AedbError::Corruption(e.to_string()))?);
-        if super::ddl::check_holds(schema, predicate, &row) {
-            out.push((pk, row));
-            if limit.is_some_and(|l| out.len() >= l) {
-                break;
-            }
-        }
+    match aedb_query::exec::matching_rows(txn, schema, predicate, limit, max_scan_rows) {
+        Ok(rows) => Ok(rows),
+        Err(aedb_query::QueryError::ScanBoundExceeded {
+            estimated_rows,
+            max_scan_rows,
+        }) => Err(AedbError::Validation(format!(
+            "mutation scan bound exceeded: more than {max_scan_rows} rows examined \
+             (about {estimated_rows} candidates)"
+        ))),
+        Err(other) => Err(other.into()),
     }
-    Ok(out)
 }

@@ -177,7 +177,8 @@ impl Engine {
             )),
             groups: AtomicU64::new(0),
             syncs: AtomicU64::new(0),
-            catalog_changed_at: AtomicU64::new(head),
+            watched_tree: std::sync::OnceLock::new(),
+            watched_changed_at: AtomicU64::new(head),
             structural: Arc::new(Mutex::new(structural::StructuralVersions::new(head))),
         })
     }
@@ -276,10 +277,23 @@ impl Engine {
         self.shared.store.snapshot()
     }
 
-    /// Sequence of the newest commit that wrote the catalog tree (at least the head at open).
-    /// Two snapshots at or after it see the same catalog.
-    pub fn catalog_changed_at(&self) -> u64 {
-        self.shared.catalog_changed_at.load(Ordering::SeqCst)
+    /// Track commits that write `tree` (see [`Engine::watched_changed_at`]). One tree per
+    /// engine, set before the first commit that writes it; the layer above names it (the
+    /// schema catalog), so this core knows no tree by name.
+    pub fn watch_tree(&self, tree: &str) -> Result<()> {
+        let set = self.shared.watched_tree.get_or_init(|| Arc::from(tree));
+        if &**set != tree {
+            return Err(AedbError::InvalidConfig {
+                message: format!("engine already watches tree {set:?}, not {tree:?}"),
+            });
+        }
+        Ok(())
+    }
+
+    /// Sequence of the newest commit that wrote the watched tree (at least the head at open).
+    /// Two snapshots at or after it see the same watched tree.
+    pub fn watched_changed_at(&self) -> u64 {
+        self.shared.watched_changed_at.load(Ordering::SeqCst)
     }
 
     /// Sequence of the newest commit that deleted a key from `tree` or dropped it (at least

@@ -80,9 +80,11 @@ pub(crate) struct Shared {
     pub syncs: AtomicU64,
     /// Snapshots of the most recent commits, so reads `AtSeq(n)` can find them.
     pub retained: Mutex<super::retained::RetainedVersions>,
-    /// Sequence of the newest commit that wrote the catalog tree (the head at open before
-    /// any): caches of decoded schemas trust only what was read at or after it.
-    pub catalog_changed_at: AtomicU64,
+    /// The tree whose writes are tracked (set once, by the layer above: the schema catalog).
+    pub watched_tree: std::sync::OnceLock<Arc<str>>,
+    /// Sequence of the newest commit that wrote the watched tree (the head at open before
+    /// any): caches of what was decoded from it trust only what was read at or after it.
+    pub watched_changed_at: AtomicU64,
     pub structural: Arc<Mutex<super::structural::StructuralVersions>>,
 }
 
@@ -254,6 +256,7 @@ impl Writer {
             txn,
             self.config.max_transaction_bytes as usize,
             Arc::clone(&self.shared.structural),
+            self.shared.watched_tree.get().cloned(),
         );
         let seq = logged.seq();
         let value = run_caught(body, &mut logged)?;
@@ -274,6 +277,7 @@ impl Writer {
             txn,
             self.config.max_transaction_bytes as usize,
             Arc::clone(&self.shared.structural),
+            self.shared.watched_tree.get().cloned(),
         );
         let value = run_caught(body, &mut logged)?;
         if let Some(err) = logged.take_poison() {
@@ -289,7 +293,7 @@ impl Writer {
                 value,
             });
         }
-        let wrote_catalog = logged.wrote_catalog();
+        let wrote_watched = logged.wrote_watched();
         let deleted_from = logged.take_deleted_from();
         let (mut txn, record) = logged.into_parts();
         let seq = txn.seq();
@@ -307,11 +311,11 @@ impl Writer {
             Err(err) => return Err(err.into()),
         };
         debug_assert_eq!(lsn, seq, "frame LSN must equal the commit sequence");
-        if wrote_catalog {
+        if wrote_watched {
             // Before the commit is published: a reader that sees this commit's snapshot also
             // sees the new watermark and does not trust a schema read before it.
             self.shared
-                .catalog_changed_at
+                .watched_changed_at
                 .fetch_max(seq, Ordering::SeqCst);
         }
         if !deleted_from.is_empty() {

@@ -17,7 +17,9 @@ pub struct LoggedTxn {
     record: RecordBuilder,
     max_bytes: usize,
     discarded: bool,
-    wrote_catalog: bool,
+    /// The tree whose writes the engine watches (`Engine::watch_tree`), if any.
+    watched: Option<Arc<str>>,
+    wrote_watched: bool,
     /// Trees this transaction deleted keys from (or dropped), for structural versions.
     deleted_from: Vec<String>,
     structural: Arc<Mutex<StructuralVersions>>,
@@ -31,13 +33,15 @@ impl LoggedTxn {
         txn: WriteTxn,
         max_bytes: usize,
         structural: Arc<Mutex<StructuralVersions>>,
+        watched: Option<Arc<str>>,
     ) -> Self {
         LoggedTxn {
             txn,
             record: RecordBuilder::default(),
             max_bytes,
             discarded: false,
-            wrote_catalog: false,
+            watched,
+            wrote_watched: false,
             deleted_from: Vec::new(),
             structural,
             poison: None,
@@ -63,8 +67,8 @@ impl LoggedTxn {
         self.discarded
     }
 
-    pub(crate) fn wrote_catalog(&self) -> bool {
-        self.wrote_catalog
+    pub(crate) fn wrote_watched(&self) -> bool {
+        self.wrote_watched
     }
 
     /// Sequence of the newest commit before this one that deleted from `tree` (at least the
@@ -84,8 +88,8 @@ impl LoggedTxn {
     }
 
     fn note_tree(&mut self, tree: &str) {
-        if tree == aedb_catalog::namespace::CATALOG_TREE {
-            self.wrote_catalog = true;
+        if self.watched.as_deref() == Some(tree) {
+            self.wrote_watched = true;
         }
     }
 

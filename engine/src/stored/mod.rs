@@ -13,6 +13,7 @@
 //! | `idempotency` | `sys:idempotency`, `sys:idempotency_by_seq` | caller ‖ key; seq ‖ record key | record; written-at |
 //! | `rows` | `t:<table id>`, `i:<table id>:<index>` | primary key; index entry | row; empty |
 
+pub mod catalog;
 pub mod counters;
 pub mod idempotency;
 pub mod kv;
