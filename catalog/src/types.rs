@@ -4,6 +4,7 @@ use std::cmp::Ordering;
 
 use serde::{Deserialize, Serialize};
 
+// Variant order is part of the file format (catalog entries): pinned by catalog/tests/golden.rs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum ColumnType {
     Text,
@@ -71,6 +72,9 @@ pub mod tag {
 /// A value. The derived order and equality are the total order of the original: first by kind
 /// (Null < Boolean < U8 < U64 < Integer < U256 < I256 < Timestamp < Float < Text < Json < Blob),
 /// then by value (floats by their total order).
+///
+/// In catalog entries (defaults, predicates) a value is serde-encoded, and its serde variant
+/// order (not [`tag`]) is part of the file format: pinned by catalog/tests/golden.rs.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum Value {
     Text(String),
