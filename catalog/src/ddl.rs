@@ -9,6 +9,8 @@ use serde::{Deserialize, Serialize};
 use crate::expr::Expr;
 use crate::schema::{ColumnDef, Constraint, IndexType};
 
+// Not part of the file format: no file holds a serde-encoded DDL operation (the catalog stores
+// the resulting entries, pinned by catalog/tests/golden.rs).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum DdlOperation {
     CreateProject {

@@ -10,6 +10,7 @@ pub const MAX_EXPR_DEPTH: usize = 32;
 pub const MAX_EXPR_IN_LIST_VALUES: usize = 10_000;
 pub const MAX_LIKE_PATTERN_BYTES: usize = 256;
 
+// Variant order is part of the file format (catalog entries): pinned by catalog/tests/golden.rs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Expr {
     Eq(String, Value),

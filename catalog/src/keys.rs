@@ -2,7 +2,7 @@
 //! gives the order of the values (the total order of `Value`). Primary keys and index keys are
 //! stored in B+trees under these encodings.
 //!
-//! Each value: a tag byte (the kind's rank) then
+//! Each value: a tag byte (`types::tag`, numbered in kind order) then
 //!
 //! | kind | bytes after the tag |
 //! |---|---|
@@ -16,7 +16,7 @@
 //! | Float | 8: the IEEE bits, all flipped when negative, else the sign bit set |
 //! | Text, Json, Blob | the bytes with 0x00 escaped as 0x00 0xFF, then 0x00 0x00 |
 
-use crate::types::Value;
+use crate::types::{tag, Value};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("malformed key encoding at byte {at}: {reason}")]
@@ -26,7 +26,7 @@ pub struct KeyDecodeError {
 }
 
 pub fn encode_value(out: &mut Vec<u8>, value: &Value) {
-    out.push(value.kind_rank());
+    out.push(value.tag());
     match value {
         Value::Null => {}
         Value::Boolean(b) => out.push(*b as u8),
@@ -77,7 +77,7 @@ pub fn encode_key(values: &[Value]) -> Vec<u8> {
 /// Decode one value from the front of `bytes`; returns it and the bytes it took.
 pub fn decode_value(bytes: &[u8]) -> Result<(Value, usize), KeyDecodeError> {
     let err = |at, reason| KeyDecodeError { at, reason };
-    let Some(&tag) = bytes.first() else {
+    let Some(&kind) = bytes.first() else {
         return Err(err(0, "empty"));
     };
     let fixed = |n: usize| bytes.get(1..1 + n).ok_or(err(1, "truncated value"));
@@ -86,15 +86,15 @@ pub fn decode_value(bytes: &[u8]) -> Result<(Value, usize), KeyDecodeError> {
         raw.copy_from_slice(b);
         u64::from_be_bytes(raw)
     };
-    Ok(match tag {
-        0 => (Value::Null, 1),
-        1 => (Value::Boolean(fixed(1)?[0] != 0), 2),
-        2 => (Value::U8(fixed(1)?[0]), 2),
-        3 => (Value::U64(u64_at(fixed(8)?)), 9),
-        4 | 7 => {
+    Ok(match kind {
+        tag::NULL => (Value::Null, 1),
+        tag::BOOLEAN => (Value::Boolean(fixed(1)?[0] != 0), 2),
+        tag::U8 => (Value::U8(fixed(1)?[0]), 2),
+        tag::U64 => (Value::U64(u64_at(fixed(8)?)), 9),
+        tag::INTEGER | tag::TIMESTAMP => {
             let v = (u64_at(fixed(8)?) ^ (1 << 63)) as i64;
             (
-                if tag == 4 {
+                if kind == tag::INTEGER {
                     Value::Integer(v)
                 } else {
                     Value::Timestamp(v)
@@ -102,17 +102,17 @@ pub fn decode_value(bytes: &[u8]) -> Result<(Value, usize), KeyDecodeError> {
                 9,
             )
         }
-        5 | 6 => {
+        tag::U256 | tag::I256 => {
             let mut v = [0u8; 32];
             v.copy_from_slice(fixed(32)?);
-            if tag == 6 {
+            if kind == tag::I256 {
                 v[0] ^= 0x80;
                 (Value::I256(v), 33)
             } else {
                 (Value::U256(v), 33)
             }
         }
-        8 => {
+        tag::FLOAT => {
             let ordered = u64_at(fixed(8)?);
             let bits = if ordered >> 63 == 1 {
                 ordered & !(1 << 63)
@@ -121,7 +121,7 @@ pub fn decode_value(bytes: &[u8]) -> Result<(Value, usize), KeyDecodeError> {
             };
             (Value::Float(f64::from_bits(bits)), 9)
         }
-        9..=11 => {
+        tag::TEXT | tag::JSON | tag::BLOB => {
             let mut raw = Vec::new();
             let mut i = 1;
             loop {
@@ -139,11 +139,11 @@ pub fn decode_value(bytes: &[u8]) -> Result<(Value, usize), KeyDecodeError> {
                     (None, _) => return Err(err(i, "unterminated string")),
                 }
             }
-            let value = match tag {
-                11 => Value::Blob(raw),
+            let value = match kind {
+                tag::BLOB => Value::Blob(raw),
                 _ => {
                     let text = String::from_utf8(raw).map_err(|_| err(1, "text is not UTF-8"))?;
-                    if tag == 9 {
+                    if kind == tag::TEXT {
                         Value::Text(text)
                     } else {
                         Value::Json(text)

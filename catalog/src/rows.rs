@@ -5,7 +5,7 @@
 //! | 1 | row format: 1 (no version) or 2 (versioned) |
 //! | varint | format 2 only: the row's version, the sequence of the commit that last wrote it |
 //! | varint | number of values `n` |
-//! | … | `n` values: tag byte (as in `keys.rs`), then the payload |
+//! | … | `n` values: tag byte (`types::tag`, as in `keys.rs`), then the payload |
 //!
 //! The engine stores format 2 (read sets and `RowVersion` assertions compare versions); a
 //! format-1 row reads as version 1 ("exists, written at an unknown sequence": 0 would mean
@@ -16,7 +16,7 @@
 //! LEB128 (7 bits a byte, low first). Rows written before a column was added hold fewer values;
 //! readers see the missing trailing columns as Null (or the column default).
 
-use crate::types::{Row, Value};
+use crate::types::{tag, Row, Value};
 
 const FORMAT_PLAIN: u8 = 1;
 /// The version a format-1 row reads as: it exists, written at some unknown sequence.
@@ -63,7 +63,7 @@ fn encode(row: &Row, version: Option<u64>) -> Vec<u8> {
     }
     put_varint(&mut out, row.values.len() as u64);
     for value in &row.values {
-        out.push(value.kind_rank());
+        out.push(value.tag());
         match value {
             Value::Null => {}
             Value::Boolean(b) => out.push(*b as u8),
@@ -182,36 +182,36 @@ fn decode_into(bytes: &[u8], out: &mut Vec<Value>) -> Result<u64, RowDecodeError
 /// One value: its tag, then its payload.
 #[inline(always)]
 fn decode_value(c: &mut Cursor) -> Result<Value, RowDecodeError> {
-    let tag = c.take(1)?[0];
-    Ok(match tag {
-        0 => Value::Null,
-        1 => Value::Boolean(c.take(1)?[0] != 0),
-        2 => Value::U8(c.take(1)?[0]),
-        3 => Value::U64(u64::from_le_bytes(c.array8()?)),
-        4 => Value::Integer(i64::from_le_bytes(c.array8()?)),
-        7 => Value::Timestamp(i64::from_le_bytes(c.array8()?)),
-        8 => Value::Float(f64::from_bits(u64::from_le_bytes(c.array8()?))),
-        5 | 6 => {
+    let kind = c.take(1)?[0];
+    Ok(match kind {
+        tag::NULL => Value::Null,
+        tag::BOOLEAN => Value::Boolean(c.take(1)?[0] != 0),
+        tag::U8 => Value::U8(c.take(1)?[0]),
+        tag::U64 => Value::U64(u64::from_le_bytes(c.array8()?)),
+        tag::INTEGER => Value::Integer(i64::from_le_bytes(c.array8()?)),
+        tag::TIMESTAMP => Value::Timestamp(i64::from_le_bytes(c.array8()?)),
+        tag::FLOAT => Value::Float(f64::from_bits(u64::from_le_bytes(c.array8()?))),
+        tag::U256 | tag::I256 => {
             let mut v = [0u8; 32];
             v.copy_from_slice(c.take(32)?);
-            if tag == 5 {
+            if kind == tag::U256 {
                 Value::U256(v)
             } else {
                 Value::I256(v)
             }
         }
-        9 | 10 => {
+        tag::TEXT | tag::JSON => {
             let len = c.varint()? as usize;
             let text = std::str::from_utf8(c.take(len)?)
                 .map_err(|_| c.err("text is not UTF-8"))?
                 .to_string();
-            if tag == 9 {
+            if kind == tag::TEXT {
                 Value::Text(text)
             } else {
                 Value::Json(text)
             }
         }
-        11 => {
+        tag::BLOB => {
             let len = c.varint()? as usize;
             Value::Blob(c.take(len)?.to_vec())
         }

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use crate::expr::Expr;
 use crate::types::{ColumnType, Row, Value};
 
+// Field order is part of the file format (catalog entries): pinned by catalog/tests/golden.rs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ColumnDef {
     pub name: String,
@@ -12,6 +13,7 @@ pub struct ColumnDef {
     pub nullable: bool,
 }
 
+// Variant order is part of the file format (catalog entries): pinned by catalog/tests/golden.rs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub enum IndexType {
     #[default]
@@ -31,6 +33,7 @@ impl IndexType {
     }
 }
 
+// Field order is part of the file format (catalog entries): pinned by catalog/tests/golden.rs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct IndexDef {
     pub project_id: String,
@@ -42,6 +45,8 @@ pub struct IndexDef {
     pub partial_filter: Option<Expr>,
 }
 
+// Variant and field order are part of the file format (catalog entries): pinned by
+// catalog/tests/golden.rs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Constraint {
     Unique { name: String, columns: Vec<String> },
@@ -50,6 +55,7 @@ pub enum Constraint {
     Default { column: String, value: Value },
 }
 
+// Field order is part of the file format (catalog entries): pinned by catalog/tests/golden.rs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TableSchema {
     pub project_id: String,

@@ -4,6 +4,7 @@ use std::cmp::Ordering;
 
 use serde::{Deserialize, Serialize};
 
+// Variant order is part of the file format (catalog entries): pinned by catalog/tests/golden.rs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum ColumnType {
     Text,
@@ -49,9 +50,31 @@ impl ColumnType {
     }
 }
 
+/// The wire tag of each value kind: the byte a value starts with in the key encoding
+/// (`keys.rs`) and in the row encoding (`rows.rs`), docs/FORMAT.md "Key encoding". Part of the
+/// file format, never renumbered: pinned by catalog/tests/golden.rs. The numbers follow the kind
+/// order of `Value`'s total order, which the key encoding preserves by comparing tags first.
+pub mod tag {
+    pub const NULL: u8 = 0;
+    pub const BOOLEAN: u8 = 1;
+    pub const U8: u8 = 2;
+    pub const U64: u8 = 3;
+    pub const INTEGER: u8 = 4;
+    pub const U256: u8 = 5;
+    pub const I256: u8 = 6;
+    pub const TIMESTAMP: u8 = 7;
+    pub const FLOAT: u8 = 8;
+    pub const TEXT: u8 = 9;
+    pub const JSON: u8 = 10;
+    pub const BLOB: u8 = 11;
+}
+
 /// A value. The derived order and equality are the total order of the original: first by kind
 /// (Null < Boolean < U8 < U64 < Integer < U256 < I256 < Timestamp < Float < Text < Json < Blob),
 /// then by value (floats by their total order).
+///
+/// In catalog entries (defaults, predicates) a value is serde-encoded, and its serde variant
+/// order (not [`tag`]) is part of the file format: pinned by catalog/tests/golden.rs.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum Value {
     Text(String),
@@ -72,22 +95,28 @@ pub enum Value {
 }
 
 impl Value {
-    /// Position of the kind in the total order.
-    pub fn kind_rank(&self) -> u8 {
+    /// The kind's wire tag (see [`tag`]): the first byte of the value in keys and rows.
+    pub fn tag(&self) -> u8 {
         match self {
-            Value::Null => 0,
-            Value::Boolean(_) => 1,
-            Value::U8(_) => 2,
-            Value::U64(_) => 3,
-            Value::Integer(_) => 4,
-            Value::U256(_) => 5,
-            Value::I256(_) => 6,
-            Value::Timestamp(_) => 7,
-            Value::Float(_) => 8,
-            Value::Text(_) => 9,
-            Value::Json(_) => 10,
-            Value::Blob(_) => 11,
+            Value::Null => tag::NULL,
+            Value::Boolean(_) => tag::BOOLEAN,
+            Value::U8(_) => tag::U8,
+            Value::U64(_) => tag::U64,
+            Value::Integer(_) => tag::INTEGER,
+            Value::U256(_) => tag::U256,
+            Value::I256(_) => tag::I256,
+            Value::Timestamp(_) => tag::TIMESTAMP,
+            Value::Float(_) => tag::FLOAT,
+            Value::Text(_) => tag::TEXT,
+            Value::Json(_) => tag::JSON,
+            Value::Blob(_) => tag::BLOB,
         }
+    }
+
+    /// Position of the kind in the total order. It is the wire tag: the key encoding sorts by
+    /// the tag byte first, so the tags are numbered in kind order (see [`tag`]).
+    pub fn kind_rank(&self) -> u8 {
+        self.tag()
     }
 
     pub fn kind_name(&self) -> &'static str {
