@@ -5,12 +5,12 @@
 //! the durable engine (`durable`: recovery, the group-commit pipeline, checkpoints), and
 //! the API of the README (`AedbInstance`: namespaces, tables, KV, queries).
 
+mod api;
 pub mod commit;
 pub mod config;
 mod cursor;
 mod durable;
 pub mod error;
-mod instance;
 pub mod permission;
 mod schema_cache;
 pub mod stored;
@@ -30,12 +30,13 @@ pub use aedb_pager as storage;
 /// The write-ahead log: see the `aedb-wal` crate.
 pub use aedb_wal as wal;
 
+pub use api::{
+    encode_primary_key, AedbInstance, KvScanResult, PreflightPlan, PreflightResult, ProjectInfo,
+    ReadTx,
+};
 pub use durable::{CommitOutcome, Engine, LoggedTxn, RecoveryReport, DATA_FILE, WAL_DIR};
 pub use error::AedbError;
-pub use instance::{
-    encode_primary_key, AedbInstance, CallerContext, KvScanResult, PreflightPlan, PreflightResult,
-    ProjectInfo, ReadTx,
-};
+pub use permission::CallerContext;
 
 /// When a commit call returns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -1,0 +1,125 @@
+//! `AedbInstance`: the public API of the README — namespaces, DDL, mutations, queries, KV —
+//! over the durable engine. Every write is a `Mutation` applied inside one commit of the
+//! engine's pipeline; every read runs on a pinned snapshot chosen by its `ConsistencyMode`.
+//!
+//! One file per API area, each an `impl AedbInstance` block: `write.rs` (commits, envelopes,
+//! DDL, preflight), `namespaces.rs` (projects, scopes, tables), `read.rs` (queries, read
+//! transactions), `kv.rs` (KV and counters). The logic lives below: mutation application in
+//! `commit/`, stored data in `stored/`, queries in the query crate.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use aedb_catalog::keys::encode_key;
+use aedb_pager::CheckpointInfo;
+
+use crate::commit::apply::Limits;
+use crate::commit::envelope::IdempotencyWindow;
+use crate::commit::tables::RowLimits;
+use crate::config::AedbConfig;
+use crate::cursor::CursorCodec;
+use crate::durable::Engine;
+use crate::error::{AedbError, Result};
+use crate::schema_cache::SchemaCache;
+use crate::stored::catalog;
+
+mod kv;
+mod namespaces;
+mod read;
+mod write;
+
+pub use kv::KvScanResult;
+pub use namespaces::ProjectInfo;
+pub use read::ReadTx;
+pub use write::{PreflightPlan, PreflightResult};
+
+pub struct AedbInstance {
+    engine: Arc<Engine>,
+    config: AedbConfig,
+    cursors: CursorCodec,
+    schemas: SchemaCache,
+}
+
+fn now_micros() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64)
+}
+
+impl AedbInstance {
+    /// Open (creating when empty) the database in `dir`, recovering it after a crash.
+    pub fn open(config: AedbConfig, dir: &Path) -> Result<Self> {
+        let engine = Engine::open(config.clone(), dir)?;
+        catalog::watch(&engine)?;
+        let cursors = CursorCodec::for_dir(dir, config.hmac_key, false)?;
+        Ok(AedbInstance {
+            engine: Arc::new(engine),
+            config,
+            cursors,
+            schemas: SchemaCache::default(),
+        })
+    }
+
+    /// Open for reading only: no byte of the directory changes and no lock is taken, so it
+    /// works beside a live process (seen as of its newest durable log frame). Writes return
+    /// `AedbError::ReadOnly`.
+    pub fn open_read_only(config: AedbConfig, dir: &Path) -> Result<Self> {
+        let engine = Engine::open_read_only(config.clone(), dir)?;
+        catalog::watch(&engine)?;
+        let cursors = CursorCodec::for_dir(dir, config.hmac_key, true)?;
+        Ok(AedbInstance {
+            engine: Arc::new(engine),
+            config,
+            cursors,
+            schemas: SchemaCache::default(),
+        })
+    }
+
+    /// The durable engine underneath (for storage-level tools and tests).
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    pub(super) fn limits(&self) -> Limits {
+        Limits {
+            rows: RowLimits {
+                max_table_value_bytes: self.config.max_table_value_bytes,
+                max_scan_rows: self.config.max_scan_rows,
+                max_batch_rows: self.config.max_batch_rows,
+            },
+            max_kv_key_bytes: self.config.max_kv_key_bytes,
+            max_kv_value_bytes: self.config.max_kv_value_bytes,
+            now_micros: now_micros(),
+            idempotency_window: IdempotencyWindow {
+                commits: self.config.idempotency_window_commits,
+                micros: self
+                    .config
+                    .idempotency_window_seconds
+                    .saturating_mul(1_000_000),
+            },
+        }
+    }
+
+    // ---- operations ----
+
+    /// Checkpoint now; commits and queries go on meanwhile.
+    pub async fn checkpoint_now(&self) -> Result<CheckpointInfo> {
+        self.engine.checkpoint_now()
+    }
+
+    /// Make everything durable, checkpoint, release the directory lock.
+    pub async fn shutdown(self) -> Result<()> {
+        match Arc::try_unwrap(self.engine) {
+            Ok(engine) => engine.shutdown(),
+            Err(_) => Err(AedbError::Validation(
+                "the instance is still in use elsewhere".into(),
+            )),
+        }
+    }
+}
+
+/// The encoded primary key of a tuple (for callers building keys, e.g. tests and tools).
+pub fn encode_primary_key(values: &[aedb_catalog::types::Value]) -> Vec<u8> {
+    encode_key(values)
+}

@@ -1,0 +1,238 @@
+//! Writes: commits of mutations, many at once, envelopes, DDL; preflight.
+
+use aedb_catalog::{DdlOperation, DdlResult};
+
+use crate::commit::apply::{apply, Applied};
+use crate::commit::envelope::{apply_envelope, EnvelopeOutcome};
+use crate::commit::read_set::{plan_read_set, ReadSet};
+use crate::commit::{
+    ActionCommitOutcome, ActionCommitResult, ActionEnvelopeRequest, CommitResult,
+    IdempotencyOutcome, Mutation, TransactionEnvelope, WriteIntent,
+};
+use crate::error::{AedbError, Result};
+use crate::CommitFinality;
+
+use super::AedbInstance;
+
+/// Advisory outcome of `preflight`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PreflightResult {
+    Ok { affected_rows: u64 },
+    Err { reason: String },
+}
+
+/// Advisory plan of a mutation: whether it would apply now, and what it would touch. Commit
+/// it guarded with `TransactionEnvelope { read_set, base_seq, write_intent, .. }` to have it
+/// abort with `Conflict` if anything it read changes first.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PreflightPlan {
+    pub valid: bool,
+    /// What the mutation reads, at the versions seen at `base_seq`.
+    pub read_set: ReadSet,
+    pub write_intent: WriteIntent,
+    /// The version the plan was made against.
+    pub base_seq: u64,
+    pub estimated_affected_rows: u64,
+    pub errors: Vec<String>,
+    /// (B+tree, key) pairs the mutation would write or delete.
+    pub touched_keys: Vec<(String, Vec<u8>)>,
+}
+
+impl AedbInstance {
+    // ---- writes ----
+
+    /// Commit one mutation; returns once it is visible.
+    pub async fn commit(&self, mutation: Mutation) -> Result<CommitResult> {
+        self.commit_with_finality(mutation, CommitFinality::Visible)
+            .await
+    }
+
+    /// Commit one mutation; `Durable` waits for its WAL frame to be fsynced.
+    pub async fn commit_with_finality(
+        &self,
+        mutation: Mutation,
+        finality: CommitFinality,
+    ) -> Result<CommitResult> {
+        self.commit_many_with_finality(vec![mutation], finality)
+            .await
+            .map(|(r, _)| r)
+    }
+
+    /// Commit one mutation, validated against the latest state inside the writer (every commit
+    /// is: there is no window between validation and apply).
+    pub async fn commit_with_preflight(&self, mutation: Mutation) -> Result<CommitResult> {
+        self.commit(mutation).await
+    }
+
+    /// Commit many mutations atomically: all or nothing, one sequence number.
+    pub async fn commit_many_atomic(&self, mutations: Vec<Mutation>) -> Result<CommitResult> {
+        if mutations.is_empty() {
+            return Err(AedbError::Validation(
+                "transaction envelope has no mutations".into(),
+            ));
+        }
+        self.commit_many_with_finality(mutations, CommitFinality::Visible)
+            .await
+            .map(|(r, _)| r)
+    }
+
+    pub(super) async fn commit_many_with_finality(
+        &self,
+        mutations: Vec<Mutation>,
+        finality: CommitFinality,
+    ) -> Result<(CommitResult, Vec<Applied>)> {
+        let limits = self.limits();
+        let outcome = self
+            .engine
+            .commit(finality, move |txn| {
+                mutations
+                    .iter()
+                    .map(|m| apply(txn, m, &limits))
+                    .collect::<Result<Vec<_>>>()
+            })
+            .await?;
+        Ok((
+            CommitResult {
+                commit_seq: outcome.commit_seq,
+                durable_head_seq: outcome.durable_head_seq,
+                idempotency: IdempotencyOutcome::Applied,
+                canonical_commit_seq: outcome.commit_seq,
+            },
+            outcome.value,
+        ))
+    }
+
+    /// Commit an envelope: its mutations atomically, after its assertions hold, once per
+    /// idempotency key (a replay returns the first commit, marked `Duplicate`).
+    pub async fn commit_envelope(&self, envelope: TransactionEnvelope) -> Result<CommitResult> {
+        self.commit_envelope_with_finality(envelope, CommitFinality::Visible)
+            .await
+    }
+
+    pub async fn commit_envelope_with_finality(
+        &self,
+        envelope: TransactionEnvelope,
+        finality: CommitFinality,
+    ) -> Result<CommitResult> {
+        let limits = self.limits();
+        let finality = if envelope.write_class == crate::commit::WriteClass::Economic {
+            CommitFinality::Durable
+        } else {
+            finality
+        };
+        let outcome = self
+            .engine
+            .commit(finality, move |txn| apply_envelope(txn, &envelope, &limits))
+            .await?;
+        Ok(match outcome.value {
+            EnvelopeOutcome::Applied => CommitResult {
+                commit_seq: outcome.commit_seq,
+                durable_head_seq: outcome.durable_head_seq,
+                idempotency: IdempotencyOutcome::Applied,
+                canonical_commit_seq: outcome.commit_seq,
+            },
+            EnvelopeOutcome::Duplicate(original) => CommitResult {
+                commit_seq: original,
+                // The real durable head: a replay answered Visible in Batch or OsBuffered mode
+                // may come before the original is durable, and must not claim it is.
+                durable_head_seq: outcome.durable_head_seq,
+                idempotency: IdempotencyOutcome::Duplicate,
+                canonical_commit_seq: original,
+            },
+        })
+    }
+
+    /// One action: effects and metadata in one atomic, idempotent commit.
+    pub async fn commit_action_envelope(
+        &self,
+        request: ActionEnvelopeRequest,
+    ) -> Result<ActionCommitResult> {
+        let envelope = TransactionEnvelope {
+            caller: request.caller,
+            idempotency_key: Some(request.idempotency_key),
+            write_class: request.write_class,
+            assertions: request.assertions,
+            read_set: ReadSet::default(),
+            write_intent: WriteIntent {
+                mutations: request.mutations,
+            },
+            base_seq: request.base_seq,
+        };
+        let result = self.commit_envelope(envelope).await?;
+        Ok(ActionCommitResult {
+            commit_seq: result.commit_seq,
+            durable_head_seq: result.durable_head_seq,
+            outcome: match result.idempotency {
+                IdempotencyOutcome::Applied => ActionCommitOutcome::Applied,
+                IdempotencyOutcome::Duplicate => ActionCommitOutcome::Duplicate,
+            },
+        })
+    }
+
+    /// Commit a DDL operation; `applied` is false when an if-(not-)exists guard made it a no-op.
+    pub async fn commit_ddl(&self, op: DdlOperation) -> Result<DdlResult> {
+        let (result, applied) = self
+            .commit_many_with_finality(vec![Mutation::Ddl(op)], CommitFinality::Visible)
+            .await?;
+        Ok(DdlResult {
+            applied: applied.first().and_then(|a| a.ddl_applied).unwrap_or(false),
+            seq: result.commit_seq,
+        })
+    }
+
+    /// What the mutation would do against the latest state (advisory: state may change).
+    pub async fn preflight(&self, mutation: Mutation) -> PreflightResult {
+        let limits = self.limits();
+        match self
+            .engine
+            .dry_run(move |txn| apply(txn, &mutation, &limits))
+            .await
+        {
+            Ok(applied) => PreflightResult::Ok {
+                affected_rows: applied.affected_rows,
+            },
+            Err(err) => PreflightResult::Err {
+                reason: err.to_string(),
+            },
+        }
+    }
+
+    /// Plan a mutation against the latest state without committing it (advisory).
+    pub async fn preflight_plan(&self, mutation: Mutation) -> PreflightPlan {
+        let limits = self.limits();
+        let snapshot = self.engine.snapshot();
+        let base_seq = snapshot.seq();
+        let write_intent = WriteIntent {
+            mutations: vec![mutation.clone()],
+        };
+        let planned = self
+            .engine
+            .dry_run(move |txn| {
+                let applied = apply(txn, &mutation, &limits)?;
+                let touched = txn.touched();
+                let read_set = plan_read_set(&snapshot, &mutation, &touched)?;
+                Ok((applied.affected_rows, touched, read_set))
+            })
+            .await;
+        match planned {
+            Ok((affected, touched_keys, read_set)) => PreflightPlan {
+                valid: true,
+                read_set,
+                write_intent,
+                base_seq,
+                estimated_affected_rows: affected,
+                errors: Vec::new(),
+                touched_keys,
+            },
+            Err(err) => PreflightPlan {
+                valid: false,
+                read_set: ReadSet::default(),
+                write_intent,
+                base_seq,
+                estimated_affected_rows: 0,
+                errors: vec![err.to_string()],
+                touched_keys: Vec::new(),
+            },
+        }
+    }
+}
