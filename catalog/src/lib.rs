@@ -2,7 +2,9 @@
 //! rows and catalog entries. It knows nothing of storage; the engine stores what it encodes.
 
 pub mod ddl;
+pub mod eval;
 pub mod expr;
+pub mod index;
 pub mod keys;
 pub mod namespace;
 pub mod rows;

@@ -240,3 +240,10 @@ impl From<AedbError> for aedb_query::QueryError {
         }
     }
 }
+
+impl From<aedb_catalog::eval::ExprError> for AedbError {
+    fn from(err: aedb_catalog::eval::ExprError) -> Self {
+        // The same error a query would report, as the write path always has.
+        aedb_query::QueryError::from(err).into()
+    }
+}

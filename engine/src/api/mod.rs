@@ -16,7 +16,7 @@ use aedb_pager::CheckpointInfo;
 
 use crate::commit::apply::Limits;
 use crate::commit::envelope::IdempotencyWindow;
-use crate::commit::tables::RowLimits;
+use crate::commit::row_rules::RowLimits;
 use crate::config::AedbConfig;
 use crate::cursor::CursorCodec;
 use crate::durable::Engine;

@@ -8,7 +8,6 @@ use aedb_catalog::namespace::{
 use aedb_catalog::schema::{ColumnDef, Constraint, IndexDef, IndexType, TableSchema};
 use aedb_catalog::{DdlOperation, TableAlteration};
 
-use super::tables::{index_entry, rebuild_index};
 use crate::durable::LoggedTxn;
 use crate::error::{AedbError, ResourceType, Result};
 use crate::stored::catalog;
@@ -16,6 +15,8 @@ use crate::stored::catalog::{
     check_id, find_table, get_project, get_scope, load_table, next_table_id, not_found, put_table,
     refuse_system, require_scope,
 };
+use crate::stored::rows::rebuild_index;
+use aedb_catalog::index::index_entry;
 
 /// Apply one DDL operation; false when an if-(not-)exists guard made it a no-op.
 pub fn apply_ddl(txn: &mut LoggedTxn, op: &DdlOperation, now_micros: u64) -> Result<bool> {
@@ -435,11 +436,11 @@ fn add_constraint(
         Constraint::Default { column, value } => {
             column_exists(schema, column)?;
             let i = schema.column_index(column).unwrap_or(0);
-            super::tables::check_value(schema, i, value)?;
+            super::row_rules::check_value(schema, i, value)?;
         }
         Constraint::NotNull { column } => {
             column_exists(schema, column)?;
-            let rows = super::tables::all_rows(txn, schema)?;
+            let rows = crate::stored::rows::all_rows(txn, schema)?;
             let i = schema.column_index(column).unwrap_or(0);
             if rows
                 .iter()
@@ -452,8 +453,8 @@ fn add_constraint(
             }
         }
         Constraint::Check { name, expr } => {
-            aedb_query::eval::check_expr(expr, schema)?;
-            let rows = super::tables::all_rows(txn, schema)?;
+            aedb_catalog::eval::check_expr(expr, schema)?;
+            let rows = crate::stored::rows::all_rows(txn, schema)?;
             if rows.iter().any(|(_, r)| !check_holds(schema, expr, r)) {
                 return Err(AedbError::CheckConstraintFailed {
                     table,
@@ -482,7 +483,7 @@ fn add_constraint(
 }
 
 pub fn check_holds(schema: &TableSchema, expr: &Expr, row: &aedb_catalog::types::Row) -> bool {
-    aedb_query::eval::eval(expr, row, &|c| schema.column_index(c))
+    aedb_catalog::eval::eval(expr, row, &|c| schema.column_index(c))
 }
 
 fn add_index(txn: &mut LoggedTxn, schema: &mut TableSchema, def: IndexDef) -> Result<()> {
@@ -501,7 +502,7 @@ fn add_index(txn: &mut LoggedTxn, schema: &mut TableSchema, def: IndexDef) -> Re
         }
     }
     if let Some(filter) = &def.partial_filter {
-        aedb_query::eval::check_expr(filter, schema)?;
+        aedb_catalog::eval::check_expr(filter, schema)?;
     }
     schema.indexes.push(def.clone());
     txn.create_tree(&index_tree(schema.table_id, &def.index_name))?;

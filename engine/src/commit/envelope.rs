@@ -23,9 +23,9 @@ use aedb_catalog::keys::encode_key;
 use aedb_catalog::types::Value;
 use sha2::{Digest, Sha256};
 
-use super::apply::{apply, column_of, Limits};
+use super::apply::{apply, Limits};
 use super::read_set::{point_version, revalidate, ReadKey, ReadSet};
-use super::tables::read_row;
+use super::tables::column_of;
 use super::validation::Mutation;
 use super::wide::{i128_to_i256, i256_add, u256_add};
 use crate::durable::LoggedTxn;
@@ -34,6 +34,7 @@ use crate::permission::CallerContext;
 use crate::stored::catalog::load_table;
 use crate::stored::idempotency::{self, FingerprintKind, IdempotencyRecord};
 use crate::stored::kv;
+use crate::stored::rows::read_row;
 
 pub use crate::stored::idempotency::{
     IdempotencyWindow, IDEMPOTENCY_BY_SEQ_TREE, IDEMPOTENCY_TREE, PRUNE_PER_COMMIT,
@@ -433,6 +434,42 @@ fn evaluate(txn: &mut LoggedTxn, assertion: &ReadAssertion) -> Result<(bool, Str
             let version = kv::get(txn, project_id, scope_id, key)?.map_or(0, |e| e.version);
             (version == *expected_seq, format!("version={version}"))
         }
+        A::RowVersion { .. }
+        | A::SumCompare { .. }
+        | A::RowExists { .. }
+        | A::RowColumnCompare { .. }
+        | A::CountCompare { .. } => evaluate_on_table(txn, assertion)?,
+        A::All(all) => {
+            for a in all {
+                let (holds, actual) = evaluate(txn, a)?;
+                if !holds {
+                    return Ok((false, actual));
+                }
+            }
+            (true, String::new())
+        }
+        A::Any(any) => {
+            let mut last = String::new();
+            for a in any {
+                let (holds, actual) = evaluate(txn, a)?;
+                if holds {
+                    return Ok((true, actual));
+                }
+                last = actual;
+            }
+            (false, last)
+        }
+        A::Not(inner) => {
+            let (holds, actual) = evaluate(txn, inner)?;
+            (!holds, actual)
+        }
+    })
+}
+
+/// The assertions on a table's rows.
+fn evaluate_on_table(txn: &mut LoggedTxn, assertion: &ReadAssertion) -> Result<(bool, String)> {
+    use ReadAssertion as A;
+    Ok(match assertion {
         A::RowVersion {
             project_id,
             scope_id,
@@ -461,7 +498,7 @@ fn evaluate(txn: &mut LoggedTxn, assertion: &ReadAssertion) -> Result<(bool, Str
             let schema = load_table(txn, project_id, scope_id, table_name)?;
             let i = column_of(&schema, column)?;
             let everything = Expr::IsNotNull(column.clone());
-            let rows = super::tables::matching_rows(
+            let rows = super::row_rules::matching_rows(
                 txn,
                 &schema,
                 filter.as_ref().unwrap_or(&everything),
@@ -469,7 +506,7 @@ fn evaluate(txn: &mut LoggedTxn, assertion: &ReadAssertion) -> Result<(bool, Str
                 u64::MAX,
             )?;
             let sum = sum_values(rows.iter().filter_map(|(_, r)| r.values.get(i)))?;
-            let holds = aedb_query::eval::compare(&sum, threshold).is_some_and(|o| op.holds(o));
+            let holds = aedb_catalog::eval::compare(&sum, threshold).is_some_and(|o| op.holds(o));
             (holds, format!("sum={sum:?}"))
         }
         A::RowExists {
@@ -498,7 +535,7 @@ fn evaluate(txn: &mut LoggedTxn, assertion: &ReadAssertion) -> Result<(bool, Str
             let value = row.and_then(|r| r.values.get(i).cloned());
             let holds = value
                 .as_ref()
-                .and_then(|v| aedb_query::eval::compare(v, threshold))
+                .and_then(|v| aedb_catalog::eval::compare(v, threshold))
                 .is_some_and(|o| op.holds(o));
             (holds, format!("{value:?}"))
         }
@@ -514,36 +551,12 @@ fn evaluate(txn: &mut LoggedTxn, assertion: &ReadAssertion) -> Result<(bool, Str
             let tree = aedb_catalog::namespace::table_tree(schema.table_id);
             let count = match filter {
                 None => txn.count(&tree, Bound::Unbounded, Bound::Unbounded)?,
-                Some(expr) => {
-                    super::tables::matching_rows(txn, &schema, expr, None, u64::MAX)?.len() as u64
-                }
+                Some(expr) => super::row_rules::matching_rows(txn, &schema, expr, None, u64::MAX)?
+                    .len() as u64,
             };
             (op.holds(count.cmp(threshold)), format!("count={count}"))
         }
-        A::All(all) => {
-            for a in all {
-                let (holds, actual) = evaluate(txn, a)?;
-                if !holds {
-                    return Ok((false, actual));
-                }
-            }
-            (true, String::new())
-        }
-        A::Any(any) => {
-            let mut last = String::new();
-            for a in any {
-                let (holds, actual) = evaluate(txn, a)?;
-                if holds {
-                    return Ok((true, actual));
-                }
-                last = actual;
-            }
-            (false, last)
-        }
-        A::Not(inner) => {
-            let (holds, actual) = evaluate(txn, inner)?;
-            (!holds, actual)
-        }
+        _ => return Err(AedbError::Validation("not a table assertion".into())),
     })
 }
 

@@ -40,6 +40,85 @@ pub(crate) fn apply(txn: &mut LoggedTxn, mutation: &Mutation, limits: &Limits) -
             let removed = kv::delete(txn, project_id, scope_id, key)?;
             Ok(rows(removed as u64))
         }
+        M::KvIncU256 { .. }
+        | M::KvDecU256 { .. }
+        | M::KvAddU256Ex { .. }
+        | M::KvSubU256Ex { .. }
+        | M::KvMaxU256 { .. }
+        | M::KvMinU256 { .. }
+        | M::KvMutateU256 { .. } => apply_u256(txn, mutation, limits),
+        M::KvAddU64Ex { .. }
+        | M::KvSubU64Ex { .. }
+        | M::KvMaxU64 { .. }
+        | M::KvMinU64 { .. }
+        | M::KvMutateU64 { .. } => apply_u64(txn, mutation, limits),
+        M::KvSubIntEx {
+            project_id,
+            scope_id,
+            key,
+            amount,
+            on_missing,
+            on_underflow,
+        } => {
+            let sub = match amount {
+                KvIntegerAmount::U64(amount_be) => Mutation::KvSubU64Ex {
+                    project_id: project_id.clone(),
+                    scope_id: scope_id.clone(),
+                    key: key.clone(),
+                    amount_be: *amount_be,
+                    on_missing: match on_missing {
+                        KvIntegerMissingPolicy::TreatAsZero => KvU64MissingPolicy::TreatAsZero,
+                        KvIntegerMissingPolicy::Reject => KvU64MissingPolicy::Reject,
+                    },
+                    on_underflow: match on_underflow {
+                        KvIntegerUnderflowPolicy::Reject => KvU64UnderflowPolicy::Reject,
+                        KvIntegerUnderflowPolicy::NoOp => KvU64UnderflowPolicy::NoOp,
+                    },
+                },
+                KvIntegerAmount::U256(amount_be) => Mutation::KvSubU256Ex {
+                    project_id: project_id.clone(),
+                    scope_id: scope_id.clone(),
+                    key: key.clone(),
+                    amount_be: *amount_be,
+                    on_missing: match on_missing {
+                        KvIntegerMissingPolicy::TreatAsZero => KvU256MissingPolicy::TreatAsZero,
+                        KvIntegerMissingPolicy::Reject => KvU256MissingPolicy::Reject,
+                    },
+                    on_underflow: match on_underflow {
+                        KvIntegerUnderflowPolicy::Reject => KvU256UnderflowPolicy::Reject,
+                        KvIntegerUnderflowPolicy::NoOp => KvU256UnderflowPolicy::NoOp,
+                    },
+                },
+            };
+            apply_any(txn, &sub, limits)
+        }
+        M::CounterAdd {
+            project_id,
+            scope_id,
+            key,
+            amount_be,
+            shard_count,
+            shard_hint,
+        } => {
+            if *shard_count == 0 || *shard_count > MAX_COUNTER_SHARDS {
+                return Err(AedbError::Validation(format!(
+                    "shard_count must be in 1..={MAX_COUNTER_SHARDS}"
+                )));
+            }
+            let physical = counters::shard_key(key, (*shard_hint % *shard_count as u32) as u16);
+            let amount = u64::from_be_bytes(*amount_be);
+            u64_op(txn, project_id, scope_id, &physical, limits, false, |cur| {
+                cur.checked_add(amount).map(Some).ok_or(AedbError::Overflow)
+            })
+        }
+        _ => Err(AedbError::Validation("not a KV or counter mutation".into())),
+    }
+}
+
+/// The U256 read-modify-writes.
+fn apply_u256(txn: &mut LoggedTxn, mutation: &Mutation, limits: &Limits) -> Result<Applied> {
+    use Mutation as M;
+    match mutation {
         M::KvIncU256 {
             project_id,
             scope_id,
@@ -163,6 +242,14 @@ pub(crate) fn apply(txn: &mut LoggedTxn, mutation: &Mutation, limits: &Limits) -
             };
             kv::put(txn, project_id, scope_id, key, next.to_vec()).map(|_| rows(1))
         }
+        _ => Err(AedbError::Validation("not a U256 KV mutation".into())),
+    }
+}
+
+/// The u64 read-modify-writes.
+fn apply_u64(txn: &mut LoggedTxn, mutation: &Mutation, limits: &Limits) -> Result<Applied> {
+    use Mutation as M;
+    match mutation {
         M::KvAddU64Ex {
             project_id,
             scope_id,
@@ -265,66 +352,7 @@ pub(crate) fn apply(txn: &mut LoggedTxn, mutation: &Mutation, limits: &Limits) -
             };
             kv::put(txn, project_id, scope_id, key, next.to_be_bytes().to_vec()).map(|_| rows(1))
         }
-        M::KvSubIntEx {
-            project_id,
-            scope_id,
-            key,
-            amount,
-            on_missing,
-            on_underflow,
-        } => {
-            let sub = match amount {
-                KvIntegerAmount::U64(amount_be) => Mutation::KvSubU64Ex {
-                    project_id: project_id.clone(),
-                    scope_id: scope_id.clone(),
-                    key: key.clone(),
-                    amount_be: *amount_be,
-                    on_missing: match on_missing {
-                        KvIntegerMissingPolicy::TreatAsZero => KvU64MissingPolicy::TreatAsZero,
-                        KvIntegerMissingPolicy::Reject => KvU64MissingPolicy::Reject,
-                    },
-                    on_underflow: match on_underflow {
-                        KvIntegerUnderflowPolicy::Reject => KvU64UnderflowPolicy::Reject,
-                        KvIntegerUnderflowPolicy::NoOp => KvU64UnderflowPolicy::NoOp,
-                    },
-                },
-                KvIntegerAmount::U256(amount_be) => Mutation::KvSubU256Ex {
-                    project_id: project_id.clone(),
-                    scope_id: scope_id.clone(),
-                    key: key.clone(),
-                    amount_be: *amount_be,
-                    on_missing: match on_missing {
-                        KvIntegerMissingPolicy::TreatAsZero => KvU256MissingPolicy::TreatAsZero,
-                        KvIntegerMissingPolicy::Reject => KvU256MissingPolicy::Reject,
-                    },
-                    on_underflow: match on_underflow {
-                        KvIntegerUnderflowPolicy::Reject => KvU256UnderflowPolicy::Reject,
-                        KvIntegerUnderflowPolicy::NoOp => KvU256UnderflowPolicy::NoOp,
-                    },
-                },
-            };
-            apply_any(txn, &sub, limits)
-        }
-        M::CounterAdd {
-            project_id,
-            scope_id,
-            key,
-            amount_be,
-            shard_count,
-            shard_hint,
-        } => {
-            if *shard_count == 0 || *shard_count > MAX_COUNTER_SHARDS {
-                return Err(AedbError::Validation(format!(
-                    "shard_count must be in 1..={MAX_COUNTER_SHARDS}"
-                )));
-            }
-            let physical = counters::shard_key(key, (*shard_hint % *shard_count as u32) as u16);
-            let amount = u64::from_be_bytes(*amount_be);
-            u64_op(txn, project_id, scope_id, &physical, limits, false, |cur| {
-                cur.checked_add(amount).map(Some).ok_or(AedbError::Overflow)
-            })
-        }
-        _ => Err(AedbError::Validation("not a KV or counter mutation".into())),
+        _ => Err(AedbError::Validation("not a u64 KV mutation".into())),
     }
 }
 

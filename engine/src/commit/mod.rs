@@ -7,6 +7,7 @@ pub mod envelope;
 pub mod executor;
 pub mod kv;
 pub mod read_set;
+pub(crate) mod row_rules;
 pub(crate) mod tables;
 pub mod validation;
 pub(crate) mod wide;

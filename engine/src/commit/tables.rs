@@ -1,301 +1,453 @@
-//! Table rows inside a commit: validation, writes with index maintenance, deletes, scans.
+//! Applying the table mutations: inserts and upserts (with conflict targets and actions),
+//! deletes, updates by predicate (rows found through the query planner), and U256 column
+//! arithmetic. Rows are read and written through their owner, `stored::rows`; what a row must
+//! satisfy is `row_rules.rs`.
 
-use std::ops::Bound;
-
-use aedb_catalog::expr::Expr;
 use aedb_catalog::keys::encode_key;
-use aedb_catalog::namespace::{index_tree, table_tree};
-use aedb_catalog::rows::{decode_row, encode_row_at};
-use aedb_catalog::schema::{Constraint, IndexDef, TableSchema};
-use aedb_catalog::types::{Row, Value};
-use aedb_pager::store::prefix_end;
+use aedb_catalog::schema::TableSchema;
+use aedb_catalog::types::{ColumnType, Row, Value};
 
+use super::apply::{rows, Applied, Limits};
+use super::row_rules::{matching_rows, row_key, validate_row};
+use super::validation::*;
+use super::wide::{u256_add, u256_sub};
 use crate::durable::LoggedTxn;
 use crate::error::{AedbError, Result};
+use crate::stored::catalog::{load_table, refuse_system};
+use crate::stored::rows::{delete_row, read_row, unique_holder, write_row};
 
-pub struct RowLimits {
-    pub max_table_value_bytes: usize,
-    pub max_scan_rows: u64,
-    pub max_batch_rows: usize,
-}
-
-/// Type and nullability of one value for column `i`.
-pub fn check_value(schema: &TableSchema, i: usize, value: &Value) -> Result<()> {
-    let column = &schema.columns[i];
-    match value {
-        Value::Null if !column.nullable || schema.primary_key.contains(&column.name) => {
-            Err(AedbError::NotNullViolation {
-                table: schema.table_name.clone(),
-                column: column.name.clone(),
-            })
-        }
-        Value::Null => Ok(()),
-        Value::Float(f) if !f.is_finite() => Err(AedbError::Validation(format!(
-            "column {} rejects {f}",
-            column.name
-        ))),
-        other if other.column_type() != Some(column.col_type) => Err(AedbError::TypeMismatch {
-            table: schema.table_name.clone(),
-            column: column.name.clone(),
-            expected: column.col_type.name().into(),
-            actual: other.kind_name().into(),
-        }),
-        _ => Ok(()),
-    }
-}
-
-/// Apply defaults, then check arity, types, nullability, sizes and check constraints.
-pub fn validate_row(schema: &TableSchema, row: &mut Row, limits: &RowLimits) -> Result<()> {
-    if row.values.len() != schema.columns.len() {
-        return Err(AedbError::Validation(format!(
-            "row column count mismatch: table {} has {} columns, the row {}",
-            schema.table_name,
-            schema.columns.len(),
-            row.values.len()
-        )));
-    }
-    for (i, value) in row.values.iter_mut().enumerate() {
-        if value.is_null() {
-            if let Some(default) = schema.default_for(&schema.columns[i].name) {
-                *value = default.clone();
+/// Apply one table mutation (the dispatcher sends no other kind here).
+pub(crate) fn apply(txn: &mut LoggedTxn, mutation: &Mutation, limits: &Limits) -> Result<Applied> {
+    use Mutation as M;
+    match mutation {
+        M::Insert { .. }
+        | M::Upsert { .. }
+        | M::InsertBatch { .. }
+        | M::UpsertBatch { .. }
+        | M::UpsertOnConflict { .. }
+        | M::UpsertBatchOnConflict { .. } => apply_put(txn, mutation, limits),
+        M::Delete {
+            project_id,
+            scope_id,
+            table_name,
+            primary_key,
+        } => {
+            let schema = table(txn, project_id, scope_id, table_name)?;
+            if primary_key.len() != schema.primary_key.len() {
+                return Err(AedbError::Validation("primary key length mismatch".into()));
+            }
+            let pk = encode_key(primary_key);
+            match read_row(txn, &schema, &pk)? {
+                Some(old) => delete_row(txn, &schema, &pk, &old).map(|_| rows(1)),
+                None => Ok(rows(0)),
             }
         }
-    }
-    for (i, value) in row.values.iter().enumerate() {
-        check_value(schema, i, value)?;
-        if value.payload_len() > limits.max_table_value_bytes {
-            return Err(AedbError::ValueTooLarge {
-                len: value.payload_len(),
-                max: limits.max_table_value_bytes,
-            });
-        }
-    }
-    for constraint in &schema.constraints {
-        match constraint {
-            Constraint::NotNull { column } => {
-                if schema
-                    .column_index(column)
-                    .and_then(|i| row.values.get(i))
-                    .is_none_or(Value::is_null)
-                {
-                    return Err(AedbError::NotNullViolation {
-                        table: schema.table_name.clone(),
-                        column: column.clone(),
-                    });
-                }
+        M::DeleteWhere {
+            project_id,
+            scope_id,
+            table_name,
+            predicate,
+            limit,
+        } => {
+            let schema = table(txn, project_id, scope_id, table_name)?;
+            let found = matching_rows(txn, &schema, predicate, *limit, limits.rows.max_scan_rows)?;
+            for (pk, old) in &found {
+                delete_row(txn, &schema, pk, old)?;
             }
-            Constraint::Check { name, expr } => {
-                if !super::ddl::check_holds(schema, expr, row) {
-                    return Err(AedbError::CheckConstraintFailed {
-                        table: schema.table_name.clone(),
-                        constraint: name.clone(),
-                    });
-                }
+            Ok(rows(found.len() as u64))
+        }
+        M::UpdateWhere {
+            project_id,
+            scope_id,
+            table_name,
+            predicate,
+            updates,
+            limit,
+        } => {
+            let exprs: Vec<(String, TableUpdateExpr)> = updates
+                .iter()
+                .map(|(c, v)| (c.clone(), TableUpdateExpr::Value(v.clone())))
+                .collect();
+            update_where(
+                txn, project_id, scope_id, table_name, predicate, &exprs, *limit, limits,
+            )
+        }
+        M::UpdateWhereExpr {
+            project_id,
+            scope_id,
+            table_name,
+            predicate,
+            updates,
+            limit,
+        } => update_where(
+            txn, project_id, scope_id, table_name, predicate, updates, *limit, limits,
+        ),
+        M::TableIncU256 {
+            project_id,
+            scope_id,
+            table_name,
+            primary_key,
+            column,
+            amount_be,
+        }
+        | M::TableDecU256 {
+            project_id,
+            scope_id,
+            table_name,
+            primary_key,
+            column,
+            amount_be,
+        } => {
+            let increment = matches!(mutation, M::TableIncU256 { .. });
+            table_u256(
+                txn,
+                project_id,
+                scope_id,
+                table_name,
+                primary_key,
+                column,
+                amount_be,
+                increment,
+            )
+            .map(|_| rows(1))
+        }
+        _ => Err(AedbError::Validation("not a table mutation".into())),
+    }
+}
+
+/// Inserts and upserts, one row or a batch, with or without a conflict target.
+fn apply_put(txn: &mut LoggedTxn, mutation: &Mutation, limits: &Limits) -> Result<Applied> {
+    use Mutation as M;
+    match mutation {
+        M::Insert {
+            project_id,
+            scope_id,
+            table_name,
+            primary_key,
+            row,
+        } => {
+            let schema = table(txn, project_id, scope_id, table_name)?;
+            put_row(txn, &schema, Some(primary_key), row.clone(), true, limits).map(|_| rows(1))
+        }
+        M::Upsert {
+            project_id,
+            scope_id,
+            table_name,
+            primary_key,
+            row,
+        } => {
+            let schema = table(txn, project_id, scope_id, table_name)?;
+            put_row(txn, &schema, Some(primary_key), row.clone(), false, limits).map(|_| rows(1))
+        }
+        M::InsertBatch {
+            project_id,
+            scope_id,
+            table_name,
+            rows: batch,
+        }
+        | M::UpsertBatch {
+            project_id,
+            scope_id,
+            table_name,
+            rows: batch,
+        } => {
+            let insert = matches!(mutation, M::InsertBatch { .. });
+            if batch.len() > limits.rows.max_batch_rows {
+                return Err(AedbError::Validation(format!(
+                    "batch of {} rows exceeds max_batch_rows ({})",
+                    batch.len(),
+                    limits.rows.max_batch_rows
+                )));
             }
-            Constraint::Unique { .. } | Constraint::Default { .. } => {}
+            let schema = table(txn, project_id, scope_id, table_name)?;
+            for row in batch {
+                put_row(txn, &schema, None, row.clone(), insert, limits)?;
+            }
+            Ok(rows(batch.len() as u64))
         }
+        M::UpsertOnConflict {
+            project_id,
+            scope_id,
+            table_name,
+            row,
+            conflict_target,
+            conflict_action,
+        } => {
+            let schema = table(txn, project_id, scope_id, table_name)?;
+            upsert_on_conflict(
+                txn,
+                &schema,
+                row.clone(),
+                conflict_target,
+                conflict_action,
+                limits,
+            )
+            .map(|_| rows(1))
+        }
+        M::UpsertBatchOnConflict {
+            project_id,
+            scope_id,
+            table_name,
+            rows: batch,
+            conflict_target,
+            conflict_action,
+        } => {
+            let schema = table(txn, project_id, scope_id, table_name)?;
+            for row in batch {
+                upsert_on_conflict(
+                    txn,
+                    &schema,
+                    row.clone(),
+                    conflict_target,
+                    conflict_action,
+                    limits,
+                )?;
+            }
+            Ok(rows(batch.len() as u64))
+        }
+        _ => Err(AedbError::Validation("not an insert or upsert".into())),
     }
-    Ok(())
 }
 
-pub fn pk_values(schema: &TableSchema, row: &Row) -> Vec<Value> {
-    schema
-        .pk_positions()
-        .into_iter()
-        .map(|i| row.values.get(i).cloned().unwrap_or(Value::Null))
-        .collect()
+fn table(txn: &mut LoggedTxn, project: &str, scope: &str, name: &str) -> Result<TableSchema> {
+    refuse_system(project)?;
+    load_table(txn, project, scope, name)
 }
 
-/// The encoded key of a row, checking an explicitly given primary key against the row's.
-pub fn row_key(schema: &TableSchema, row: &Row, explicit: Option<&[Value]>) -> Result<Vec<u8>> {
-    let derived = pk_values(schema, row);
-    if let Some(explicit) = explicit {
-        if explicit.len() != derived.len() {
-            return Err(AedbError::Validation(format!(
-                "primary key length mismatch: table {} has {} key columns, {} given",
-                schema.table_name,
-                derived.len(),
-                explicit.len()
-            )));
-        }
-        if explicit != derived.as_slice() {
-            return Err(AedbError::Validation(format!(
-                "the primary key {explicit:?} does not match the row's key columns {derived:?}"
-            )));
-        }
-    }
-    Ok(encode_key(&derived))
-}
-
-/// The index entry of a row: one rule, shared with the checker.
-pub use aedb_query::index::index_entry;
-
-fn index_prefix_len(def: &IndexDef, entry: &[u8]) -> Result<usize> {
-    aedb_catalog::keys::decode_prefix(entry, def.columns.len())
-        .map(|(_, used)| used)
-        .map_err(|e| AedbError::Corruption(e.to_string()))
-}
-
-/// A unique index must not hold the same values under another primary key.
-fn check_unique(
+fn put_row(
     txn: &mut LoggedTxn,
     schema: &TableSchema,
-    def: &IndexDef,
-    entry: &[u8],
-    pk: &[u8],
+    explicit_pk: Option<&[Value]>,
+    mut row: Row,
+    insert: bool,
+    limits: &Limits,
 ) -> Result<()> {
-    let prefix = &entry[..index_prefix_len(def, entry)?];
-    let end = prefix_end(prefix);
-    let upper = match &end {
-        Some(e) => Bound::Excluded(e.as_slice()),
-        None => Bound::Unbounded,
-    };
-    let tree = index_tree(schema.table_id, &def.index_name);
-    let found: Vec<Vec<u8>> = txn
-        .range(&tree, Bound::Included(prefix), upper, false)?
-        .take(2)
-        .map(|item| item.map(|(k, _)| k))
-        .collect::<std::result::Result<_, _>>()?;
-    if found.iter().any(|k| &k[prefix.len()..] != pk) {
-        return Err(AedbError::UniqueViolation {
+    validate_row(schema, &mut row, &limits.rows)?;
+    let pk = row_key(schema, &row, explicit_pk)?;
+    let old = read_row(txn, schema, &pk)?;
+    if insert && old.is_some() {
+        return Err(AedbError::DuplicatePK {
             table: schema.table_name.clone(),
-            index: def.index_name.clone(),
             key: format!(
                 "{:?}",
-                aedb_catalog::keys::decode_key(prefix).unwrap_or_default()
+                aedb_catalog::keys::decode_key(&pk).unwrap_or_default()
             ),
         });
     }
-    Ok(())
+    write_row(txn, schema, &pk, old.as_ref(), &row)
 }
 
-/// The primary key of the row holding `row`'s values in unique index `def`, if any.
-pub fn unique_holder(
-    txn: &mut LoggedTxn,
-    schema: &TableSchema,
-    def: &IndexDef,
-    row: &Row,
-) -> Result<Option<Vec<u8>>> {
-    let Some(entry) = index_entry(schema, def, row, &[]) else {
-        return Ok(None);
+/// The unique index a conflict target names (by name, or by its exact columns).
+fn conflict_index<'s>(
+    schema: &'s TableSchema,
+    target: &ConflictTarget,
+) -> Result<&'s aedb_catalog::schema::IndexDef> {
+    let found = match target {
+        ConflictTarget::Index(name) => schema.index(name),
+        ConflictTarget::Columns(columns) => schema
+            .indexes
+            .iter()
+            .find(|i| i.index_type.is_unique() && &i.columns == columns),
+        ConflictTarget::PrimaryKey => None,
     };
-    let end = prefix_end(&entry);
-    let upper = match &end {
-        Some(e) => Bound::Excluded(e.as_slice()),
-        None => Bound::Unbounded,
-    };
-    let tree = index_tree(schema.table_id, &def.index_name);
-    let first = txn
-        .range(&tree, Bound::Included(&entry), upper, false)?
-        .next()
-        .transpose()?;
-    Ok(first.map(|(key, _)| key[entry.len()..].to_vec()))
-}
-
-pub fn read_row(txn: &mut LoggedTxn, schema: &TableSchema, pk: &[u8]) -> Result<Option<Row>> {
-    match txn.get(&table_tree(schema.table_id), pk)? {
-        Some(bytes) => Ok(Some(schema.from_stored(
-            decode_row(&bytes).map_err(|e| AedbError::Corruption(e.to_string()))?,
+    match found {
+        Some(def) if def.index_type.is_unique() => Ok(def),
+        _ => Err(AedbError::Validation(format!(
+            "conflict target {target:?} must be the primary key or a UniqueHash index of {}",
+            schema.table_name
         ))),
-        None => Ok(None),
     }
 }
 
-/// Store `new` under `pk`, replacing `old`, keeping every index in step.
-pub fn write_row(
+/// Position of column `name`, or `UnknownColumn`.
+pub(crate) fn column_of(schema: &TableSchema, name: &str) -> Result<usize> {
+    schema
+        .column_index(name)
+        .ok_or_else(|| AedbError::UnknownColumn {
+            table: schema.table_name.clone(),
+            column: name.to_string(),
+        })
+}
+
+fn upsert_on_conflict(
     txn: &mut LoggedTxn,
     schema: &TableSchema,
-    pk: &[u8],
-    old: Option<&Row>,
-    new: &Row,
+    mut row: Row,
+    target: &ConflictTarget,
+    action: &ConflictAction,
+    limits: &Limits,
 ) -> Result<()> {
-    for def in &schema.indexes {
-        let old_entry = old.and_then(|o| index_entry(schema, def, o, pk));
-        let new_entry = index_entry(schema, def, new, pk);
-        if old_entry == new_entry {
-            continue;
+    validate_row(schema, &mut row, &limits.rows)?;
+    let existing = match target {
+        ConflictTarget::PrimaryKey => {
+            let pk = row_key(schema, &row, None)?;
+            read_row(txn, schema, &pk)?.map(|old| (pk, old))
         }
-        let tree = index_tree(schema.table_id, &def.index_name);
-        if let Some(entry) = &new_entry {
-            if def.index_type.is_unique() {
-                check_unique(txn, schema, def, entry, pk)?;
+        ConflictTarget::Columns(columns) if *columns == schema.primary_key => {
+            let pk = row_key(schema, &row, None)?;
+            read_row(txn, schema, &pk)?.map(|old| (pk, old))
+        }
+        ConflictTarget::Index(_) | ConflictTarget::Columns(_) => {
+            let def = conflict_index(schema, target)?;
+            match unique_holder(txn, schema, def, &row)? {
+                Some(pk) => read_row(txn, schema, &pk)?.map(|old| (pk, old)),
+                None => None,
             }
         }
-        if let Some(entry) = old_entry {
-            txn.remove(&tree, &entry)?;
+    };
+    let Some((pk, old)) = existing else {
+        let pk = row_key(schema, &row, None)?;
+        return write_row(txn, schema, &pk, None, &row);
+    };
+    let mut merged = old.clone();
+    match action {
+        ConflictAction::DoNothing => return Ok(()),
+        ConflictAction::DoMerge => {
+            // The existing row keeps its key (the proposed one may differ on a unique-index
+            // conflict).
+            let key_columns = schema.pk_positions();
+            for (i, value) in row.values.iter().enumerate() {
+                if !value.is_null() && !key_columns.contains(&i) {
+                    merged.values[i] = value.clone();
+                }
+            }
         }
-        if let Some(entry) = new_entry {
-            txn.insert(&tree, &entry, &[])?;
+        ConflictAction::DoUpdate(updates) => {
+            for (column, value) in updates {
+                let i = column_of(schema, column)?;
+                merged.values[i] = value.clone();
+            }
+        }
+        ConflictAction::DoUpdateWith(updates) => {
+            for (column, expr) in updates {
+                let i = column_of(schema, column)?;
+                merged.values[i] = match expr {
+                    UpdateExpr::Value(v) => v.clone(),
+                    UpdateExpr::Existing(c) => old.values[column_of(schema, c)?].clone(),
+                    UpdateExpr::Proposed(c) => row.values[column_of(schema, c)?].clone(),
+                    UpdateExpr::AddI64 {
+                        existing_column,
+                        proposed_column,
+                    } => {
+                        let a = &old.values[column_of(schema, existing_column)?];
+                        let b = &row.values[column_of(schema, proposed_column)?];
+                        match (a, b) {
+                            (Value::Integer(a), Value::Integer(b)) => {
+                                Value::Integer(a.checked_add(*b).ok_or(AedbError::Overflow)?)
+                            }
+                            _ => {
+                                return Err(AedbError::Validation(
+                                    "AddI64 needs Integer columns".into(),
+                                ))
+                            }
+                        }
+                    }
+                };
+            }
         }
     }
-    txn.insert(
-        &table_tree(schema.table_id),
-        pk,
-        &encode_row_at(&schema.to_stored(new), txn.seq()),
-    )?;
-    Ok(())
-}
-
-pub fn delete_row(txn: &mut LoggedTxn, schema: &TableSchema, pk: &[u8], old: &Row) -> Result<()> {
-    for def in &schema.indexes {
-        if let Some(entry) = index_entry(schema, def, old, pk) {
-            txn.remove(&index_tree(schema.table_id, &def.index_name), &entry)?;
-        }
-    }
-    txn.remove(&table_tree(schema.table_id), pk)?;
-    Ok(())
-}
-
-/// Every row (for building an index or checking a new constraint).
-pub fn all_rows(txn: &mut LoggedTxn, schema: &TableSchema) -> Result<Vec<(Vec<u8>, Row)>> {
-    let tree = table_tree(schema.table_id);
-    let range = txn.range(&tree, Bound::Unbounded, Bound::Unbounded, false)?;
-    let mut rows = Vec::new();
-    for item in range {
-        let (pk, bytes) = item?;
-        rows.push((
-            pk,
-            schema
-                .from_stored(decode_row(&bytes).map_err(|e| AedbError::Corruption(e.to_string()))?),
+    if schema
+        .pk_positions()
+        .iter()
+        .any(|i| merged.values[*i] != old.values[*i])
+    {
+        return Err(AedbError::Validation(
+            "a conflict action may not change primary key columns".into(),
         ));
     }
-    Ok(rows)
+    validate_row(schema, &mut merged, &limits.rows)?;
+    write_row(txn, schema, &pk, Some(&old), &merged)
 }
 
-pub fn rebuild_index(txn: &mut LoggedTxn, schema: &TableSchema, def: &IndexDef) -> Result<()> {
-    let tree = index_tree(schema.table_id, &def.index_name);
-    for (pk, row) in all_rows(txn, schema)? {
-        if let Some(entry) = index_entry(schema, def, &row, &pk) {
-            if def.index_type.is_unique() {
-                check_unique(txn, schema, def, &entry, &pk)?;
-            }
-            txn.insert(&tree, &entry, &[])?;
-        }
-    }
-    Ok(())
-}
-
-/// Rows matching `predicate`, in key order, up to `limit`, found through the query planner
-/// (`aedb_query::exec::matching_rows`); refuses to examine more than `max_scan_rows` rows.
-pub fn matching_rows(
-    txn: &LoggedTxn,
-    schema: &TableSchema,
-    predicate: &Expr,
+#[allow(clippy::too_many_arguments)]
+fn update_where(
+    txn: &mut LoggedTxn,
+    project: &str,
+    scope: &str,
+    table_name: &str,
+    predicate: &aedb_catalog::expr::Expr,
+    updates: &[(String, TableUpdateExpr)],
     limit: Option<usize>,
-    max_scan_rows: u64,
-) -> Result<Vec<(Vec<u8>, Row)>> {
-    if limit == Some(0) {
-        return Err(AedbError::Validation("limit must be positive".into()));
+    limits: &Limits,
+) -> Result<Applied> {
+    let schema = table(txn, project, scope, table_name)?;
+    if updates.is_empty() {
+        return Err(AedbError::Validation("updates must not be empty".into()));
     }
-    match aedb_query::exec::matching_rows(txn, schema, predicate, limit, max_scan_rows) {
-        Ok(rows) => Ok(rows),
-        Err(aedb_query::QueryError::ScanBoundExceeded {
-            estimated_rows,
-            max_scan_rows,
-        }) => Err(AedbError::Validation(format!(
-            "mutation scan bound exceeded: more than {max_scan_rows} rows examined \
-             (about {estimated_rows} candidates)"
-        ))),
-        Err(other) => Err(other.into()),
+    let mut targets = Vec::with_capacity(updates.len());
+    for (column, expr) in updates {
+        let i = column_of(&schema, column)?;
+        if schema.primary_key.contains(column) {
+            return Err(AedbError::Validation(format!(
+                "update may not change primary key column {column}"
+            )));
+        }
+        targets.push((i, expr));
     }
+    let found = matching_rows(txn, &schema, predicate, limit, limits.rows.max_scan_rows)?;
+    for (pk, old) in &found {
+        let mut new = old.clone();
+        for (i, expr) in &targets {
+            new.values[*i] = match expr {
+                TableUpdateExpr::Value(v) => v.clone(),
+                TableUpdateExpr::CopyColumn(c) => old.values[column_of(&schema, c)?].clone(),
+                TableUpdateExpr::AddI64(n) => match &old.values[*i] {
+                    Value::Integer(v) => {
+                        Value::Integer(v.checked_add(*n).ok_or(AedbError::Overflow)?)
+                    }
+                    _ => {
+                        return Err(AedbError::Validation(
+                            "AddI64 needs a non-null Integer column".into(),
+                        ))
+                    }
+                },
+                TableUpdateExpr::Coalesce(v) => {
+                    if old.values[*i].is_null() {
+                        v.clone()
+                    } else {
+                        old.values[*i].clone()
+                    }
+                }
+            };
+        }
+        validate_row(&schema, &mut new, &limits.rows)?;
+        write_row(txn, &schema, pk, Some(old), &new)?;
+    }
+    Ok(rows(found.len() as u64))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn table_u256(
+    txn: &mut LoggedTxn,
+    project: &str,
+    scope: &str,
+    table_name: &str,
+    primary_key: &[Value],
+    column: &str,
+    amount: &[u8; 32],
+    increment: bool,
+) -> Result<()> {
+    let schema = table(txn, project, scope, table_name)?;
+    let i = column_of(&schema, column)?;
+    if schema.columns[i].col_type != ColumnType::U256 {
+        return Err(AedbError::Validation(format!(
+            "column {column} is not U256"
+        )));
+    }
+    let pk = encode_key(primary_key);
+    let old = read_row(txn, &schema, &pk)?
+        .ok_or_else(|| AedbError::Validation("row not found".into()))?;
+    let Value::U256(current) = &old.values[i] else {
+        return Err(AedbError::Validation(format!(
+            "column {column} holds no U256 value"
+        )));
+    };
+    let next = if increment {
+        u256_add(current, amount).ok_or(AedbError::Overflow)?
+    } else {
+        u256_sub(current, amount).ok_or(AedbError::Underflow)?
+    };
+    let mut new = old.clone();
+    new.values[i] = Value::U256(next);
+    write_row(txn, &schema, &pk, Some(&old), &new)
 }

@@ -17,3 +17,4 @@ pub mod catalog;
 pub mod counters;
 pub mod idempotency;
 pub mod kv;
+pub mod rows;
