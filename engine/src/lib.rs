@@ -17,12 +17,32 @@ pub mod stored;
 
 /// Schemas, types and DDL (`aedb::catalog::DdlOperation`, `aedb::catalog::types::Value`, …).
 pub mod catalog {
+    pub use aedb_catalog::namespace::DEFAULT_SCOPE_ID;
     pub use aedb_catalog::*;
+
+    /// Table schemas (`aedb::catalog::schema::{TableSchema, ColumnDef, …}`), and the
+    /// alterations of `DdlOperation::AlterTable`, where the original has them.
+    pub mod schema {
+        pub use aedb_catalog::ddl::TableAlteration;
+        pub use aedb_catalog::schema::*;
+    }
 }
 
 /// Queries (`aedb::query::plan::{Query, Expr, QueryOptions, ConsistencyMode}`).
 pub mod query {
+    pub use crate::api::KvScanResult;
     pub use aedb_query::*;
+
+    /// Query results (`aedb::query::executor::QueryResult`), where the original has them.
+    pub mod executor {
+        pub use aedb_query::exec::*;
+        pub use aedb_query::plan::QueryResult;
+    }
+}
+
+/// Preflight results (`aedb::preflight::PreflightResult`), where the original has them.
+pub mod preflight {
+    pub use crate::api::{PreflightPlan, PreflightResult};
 }
 
 /// The storage core: see the `aedb-pager` crate.
@@ -30,9 +50,10 @@ pub use aedb_pager as storage;
 /// The write-ahead log: see the `aedb-wal` crate.
 pub use aedb_wal as wal;
 
+pub use aedb_catalog::DdlResult;
 pub use api::{
     encode_primary_key, AedbInstance, KvScanResult, PreflightPlan, PreflightResult, ProjectInfo,
-    ReadTx,
+    ReadTx, ScopeInfo, TableInfo,
 };
 pub use durable::{CommitOutcome, Engine, LoggedTxn, RecoveryReport, DATA_FILE, WAL_DIR};
 pub use error::AedbError;

@@ -48,17 +48,17 @@ mod modules {
     use aedb::catalog::schema;
     use aedb::catalog::types;
     use aedb::commit;
-    // MISSING: use aedb::commit::action; // module missing: `pub mod action` in crate::commit (see mod action below)
+    use aedb::commit::action; // module missing: `pub mod action` in crate::commit (see mod action below)
     use aedb::commit::executor;
-    // MISSING: use aedb::commit::tx; // module missing: `pub mod tx` in crate::commit (see mod tx below)
+    use aedb::commit::tx; // module missing: `pub mod tx` in crate::commit (see mod tx below)
     use aedb::commit::validation;
     use aedb::config;
     use aedb::error;
     use aedb::permission;
-    // MISSING: use aedb::preflight; // module missing: `pub mod preflight` at the crate root (see mod preflight below)
+    use aedb::preflight; // module missing: `pub mod preflight` at the crate root (see mod preflight below)
     use aedb::query;
     use aedb::query::error as query_error;
-    // MISSING: use aedb::query::executor as query_executor; // module missing: `aedb::query::executor` (see mod query below)
+    use aedb::query::executor as query_executor; // module missing: `aedb::query::executor` (see mod query below)
     use aedb::query::plan;
     use aedb::query::planner;
     // README "API Areas": `aedb::checkpoint`, `aedb::recovery` ("durability and restore path").
@@ -69,16 +69,16 @@ mod modules {
 /// Spec §1 (namespaces, schema, DDL), §1.3 value model, §1.5–1.7 DDL, alterations, indexes.
 mod catalog {
     // §1.1
-    // MISSING: use aedb::catalog::DEFAULT_SCOPE_ID; // re-export `aedb_catalog::namespace::DEFAULT_SCOPE_ID` in `aedb::catalog`
-    // §1.2, §1.5
+    use aedb::catalog::DEFAULT_SCOPE_ID; // re-export `aedb_catalog::namespace::DEFAULT_SCOPE_ID` in `aedb::catalog`
+                                         // §1.2, §1.5
     use aedb::catalog::DdlOperation;
     // MISSING: use aedb::DdlBatchOrderMode; // type missing (no commit_ddl_batch_with_mode): enum {AsProvided, DependencyAware} at the root
     // MISSING: use aedb::DdlBatchResult; // type missing (no commit_ddl_batch): struct {seq, results: Vec<DdlResult>} at the root
-    // MISSING: use aedb::DdlResult; // re-export `aedb::catalog::DdlResult` (aedb_catalog::ddl) at the crate root
+    use aedb::DdlResult; // re-export `aedb::catalog::DdlResult` (aedb_catalog::ddl) at the crate root
     use aedb::ProjectInfo;
-    // MISSING: use aedb::ScopeInfo; // re-export `api::namespaces::ScopeInfo` at the crate root
-    // MISSING: use aedb::TableInfo; // re-export `api::namespaces::TableInfo` at the crate root
-    // §1.3
+    use aedb::ScopeInfo; // re-export `api::namespaces::ScopeInfo` at the crate root
+    use aedb::TableInfo; // re-export `api::namespaces::TableInfo` at the crate root
+                         // §1.3
     use aedb::catalog::schema::ColumnDef;
     use aedb::catalog::schema::TableSchema;
     use aedb::catalog::types::ColumnType;
@@ -88,15 +88,15 @@ mod catalog {
     use aedb::catalog::schema::Constraint;
     // MISSING: use aedb::catalog::schema::ForeignKey; // type missing (foreign keys): struct {name, columns, references_project_id, references_scope_id, references_table, references_columns, on_delete, on_update}
     // MISSING: use aedb::catalog::schema::ForeignKeyAction; // type missing (foreign keys): enum {Restrict, Cascade, SetNull, SetDefault, NoAction}
-    // MISSING: use aedb::catalog::schema::TableAlteration; // re-export `aedb_catalog::ddl::TableAlteration` in `aedb::catalog::schema`
-    // §1.7
+    use aedb::catalog::schema::TableAlteration; // re-export `aedb_catalog::ddl::TableAlteration` in `aedb::catalog::schema`
+                                                // §1.7
     use aedb::catalog::schema::IndexDef;
     use aedb::catalog::schema::IndexType;
 }
 
 /// Spec §2: the `Mutation` enum and its argument types, "module `aedb::commit::validation`".
 mod validation {
-    // MISSING: use aedb::commit::validation::CompareOp; // re-export `crate::commit::envelope::CompareOp` in `aedb::commit::validation`
+    use aedb::commit::validation::CompareOp; // re-export `crate::commit::envelope::CompareOp` in `aedb::commit::validation`
     use aedb::commit::validation::ConflictAction;
     use aedb::commit::validation::ConflictTarget;
     use aedb::commit::validation::KvIntegerAmount;
@@ -130,30 +130,30 @@ mod executor {
 /// Spec §3.4 (envelopes, read sets, assertions, idempotency) and §3.6 (`PreflightPlan`).
 mod tx {
     // MISSING: use aedb::commit::tx::AssertionActual; // type missing: enum {Missing, Bool(bool), Version(u64), Bytes(Vec<u8>), Value(Value), Count(u64)} in commit::tx
-    // MISSING: use aedb::commit::tx::IdempotencyKey; // module commit::tx: re-export crate::commit::envelope::IdempotencyKey
-    // MISSING: use aedb::commit::tx::PreflightPlan; // module commit::tx: re-export crate::PreflightPlan (api::write::PreflightPlan)
-    // MISSING: use aedb::commit::tx::ReadAssertion; // module commit::tx: re-export crate::commit::envelope::ReadAssertion
-    // MISSING: use aedb::commit::tx::ReadBound; // module commit::tx: re-export crate::commit::read_set::ReadBound
-    // MISSING: use aedb::commit::tx::ReadKey; // module commit::tx: re-export crate::commit::read_set::ReadKey
-    // MISSING: use aedb::commit::tx::ReadRange; // module commit::tx: re-export crate::commit::read_set::ReadRange
-    // MISSING: use aedb::commit::tx::ReadRangeEntry; // module commit::tx: re-export crate::commit::read_set::ReadRangeEntry
-    // MISSING: use aedb::commit::tx::ReadSet; // module commit::tx: re-export crate::commit::read_set::ReadSet
-    // MISSING: use aedb::commit::tx::ReadSetEntry; // module commit::tx: re-export crate::commit::read_set::ReadSetEntry
-    // MISSING: use aedb::commit::tx::TransactionEnvelope; // module commit::tx: re-export crate::commit::envelope::TransactionEnvelope
-    // MISSING: use aedb::commit::tx::WriteClass; // module commit::tx: re-export crate::commit::envelope::WriteClass
-    // MISSING: use aedb::commit::tx::WriteIntent; // module commit::tx: re-export crate::commit::envelope::WriteIntent
+    use aedb::commit::tx::IdempotencyKey; // module commit::tx: re-export crate::commit::envelope::IdempotencyKey
+    use aedb::commit::tx::PreflightPlan; // module commit::tx: re-export crate::PreflightPlan (api::write::PreflightPlan)
+    use aedb::commit::tx::ReadAssertion; // module commit::tx: re-export crate::commit::envelope::ReadAssertion
+    use aedb::commit::tx::ReadBound; // module commit::tx: re-export crate::commit::read_set::ReadBound
+    use aedb::commit::tx::ReadKey; // module commit::tx: re-export crate::commit::read_set::ReadKey
+    use aedb::commit::tx::ReadRange; // module commit::tx: re-export crate::commit::read_set::ReadRange
+    use aedb::commit::tx::ReadRangeEntry; // module commit::tx: re-export crate::commit::read_set::ReadRangeEntry
+    use aedb::commit::tx::ReadSet; // module commit::tx: re-export crate::commit::read_set::ReadSet
+    use aedb::commit::tx::ReadSetEntry; // module commit::tx: re-export crate::commit::read_set::ReadSetEntry
+    use aedb::commit::tx::TransactionEnvelope; // module commit::tx: re-export crate::commit::envelope::TransactionEnvelope
+    use aedb::commit::tx::WriteClass; // module commit::tx: re-export crate::commit::envelope::WriteClass
+    use aedb::commit::tx::WriteIntent; // module commit::tx: re-export crate::commit::envelope::WriteIntent
 }
 
 /// Spec §3.5: action envelopes, "`aedb::commit::action`".
 mod action {
-    // MISSING: use aedb::commit::action::ActionCommitOutcome; // module commit::action: re-export crate::commit::envelope::ActionCommitOutcome
-    // MISSING: use aedb::commit::action::ActionCommitResult; // module commit::action: re-export crate::commit::envelope::ActionCommitResult
-    // MISSING: use aedb::commit::action::ActionEnvelopeRequest; // module commit::action: re-export crate::commit::envelope::ActionEnvelopeRequest
+    use aedb::commit::action::ActionCommitOutcome; // module commit::action: re-export crate::commit::envelope::ActionCommitOutcome
+    use aedb::commit::action::ActionCommitResult; // module commit::action: re-export crate::commit::envelope::ActionCommitResult
+    use aedb::commit::action::ActionEnvelopeRequest; // module commit::action: re-export crate::commit::envelope::ActionEnvelopeRequest
 }
 
 /// Spec §3.6: preflight.
 mod preflight {
-    // MISSING: use aedb::preflight::PreflightResult; // module preflight: re-export crate::PreflightResult (api::write::PreflightResult)
+    use aedb::preflight::PreflightResult; // module preflight: re-export crate::PreflightResult (api::write::PreflightResult)
 }
 
 /// Spec §4: queries, "`aedb::query::plan`, `aedb::query::executor`"; §4.9 `QueryError`.
@@ -176,17 +176,17 @@ mod query {
     use aedb::query::plan::ConsistencyMode;
     use aedb::query::plan::QueryOptions;
     // §4.6
-    // MISSING: use aedb::query::executor::QueryResult; // module query::executor: re-export aedb_query::plan::QueryResult
-    // §4.9
+    use aedb::query::executor::QueryResult; // module query::executor: re-export aedb_query::plan::QueryResult
+                                            // §4.9
     use aedb::query::error::QueryError;
 }
 
 /// Spec §5: KV API result types.
 mod kv {
     // MISSING: use aedb::query::KvCursor; // type missing: struct {snapshot_seq, last_key: Vec<u8>, page_size: u64}; KvScanResult.cursor is Option<String> here, Option<KvCursor> in the spec
-    // MISSING: use aedb::query::KvScanResult; // re-export crate::KvScanResult (api::kv::KvScanResult) in `aedb::query`
-    // MISSING: use aedb::query::ScopedKvEntry; // type missing (no kv_scan_all_scopes): struct {scope_id, key, value, version} in aedb::query
-    // MISSING: use aedb::storage::keyspace::KvEntry; // `aedb::storage` is the pager crate: needs `pub mod keyspace { pub use crate::stored::kv::KvEntry; }` inside it
+    use aedb::query::KvScanResult; // re-export crate::KvScanResult (api::kv::KvScanResult) in `aedb::query`
+                                   // MISSING: use aedb::query::ScopedKvEntry; // type missing (no kv_scan_all_scopes): struct {scope_id, key, value, version} in aedb::query
+                                   // MISSING: use aedb::storage::keyspace::KvEntry; // `aedb::storage` is the pager crate: needs `pub mod keyspace { pub use crate::stored::kv::KvEntry; }` inside it
 }
 
 /// Spec §9.1: callers (permissions themselves are a later issue).
@@ -378,19 +378,44 @@ fn error_traits() {
 /// Small enums the spec spells out variant by variant (§3.2–3.6, §4.5, §10), at the spec's paths.
 #[allow(unreachable_patterns)]
 mod enum_shapes {
-    // MISSING: use aedb::commit::action::ActionCommitOutcome; // module commit::action (see above)
+    use aedb::commit::action::ActionCommitOutcome; // module commit::action (see above)
     use aedb::commit::executor::IdempotencyOutcome;
-    // MISSING: use aedb::commit::tx::WriteClass; // module commit::tx (see above)
-    // MISSING: use aedb::commit::validation::CompareOp; // re-export in commit::validation (see above)
+    use aedb::commit::tx::WriteClass; // module commit::tx (see above)
+    use aedb::commit::validation::CompareOp; // re-export in commit::validation (see above)
     use aedb::config::{DurabilityMode, RecoveryMode};
-    // MISSING: use aedb::preflight::PreflightResult; // module preflight (see above)
+    use aedb::preflight::PreflightResult; // module preflight (see above)
     use aedb::query::plan::ConsistencyMode;
     use aedb::CommitFinality;
 
-    // MISSING: pub fn compare_op(a: CompareOp) { match a { CompareOp::Eq | CompareOp::Ne | CompareOp::Gt | CompareOp::Gte | CompareOp::Lt | CompareOp::Lte => {} _ => {} } }
-    // MISSING: pub fn write_class(b: WriteClass) { match b { WriteClass::Economic | WriteClass::Standard => {} _ => {} } }
-    // MISSING: pub fn action_outcome(d: ActionCommitOutcome) { match d { ActionCommitOutcome::Applied | ActionCommitOutcome::Duplicate => {} _ => {} } }
-    // MISSING: pub fn preflight_result(e: PreflightResult) { match e { PreflightResult::Ok { affected_rows: _ } | PreflightResult::Err { reason: _ } => {} _ => {} } }
+    pub fn compare_op(a: CompareOp) {
+        match a {
+            CompareOp::Eq
+            | CompareOp::Ne
+            | CompareOp::Gt
+            | CompareOp::Gte
+            | CompareOp::Lt
+            | CompareOp::Lte => {}
+            _ => {}
+        }
+    }
+    pub fn write_class(b: WriteClass) {
+        match b {
+            WriteClass::Economic | WriteClass::Standard => {}
+            _ => {}
+        }
+    }
+    pub fn action_outcome(d: ActionCommitOutcome) {
+        match d {
+            ActionCommitOutcome::Applied | ActionCommitOutcome::Duplicate => {}
+            _ => {}
+        }
+    }
+    pub fn preflight_result(e: PreflightResult) {
+        match e {
+            PreflightResult::Ok { affected_rows: _ } | PreflightResult::Err { reason: _ } => {}
+            _ => {}
+        }
+    }
 
     pub fn idempotency_outcome(c: IdempotencyOutcome) {
         match c {
@@ -474,9 +499,15 @@ fn public_paths_resolve_and_error_variants_match() {
         aedb::CommitFinality::default(),
         aedb::CommitFinality::Visible
     );
-    // MISSING: assert_eq!(aedb::commit::tx::IdempotencyKey([7; 16]).0, [7; 16]); // module commit::tx
-    // MISSING: assert_eq!(aedb::commit::tx::WriteClass::default(), aedb::commit::tx::WriteClass::Standard); // module commit::tx
-    // MISSING: assert!(matches!(aedb::preflight::PreflightResult::Ok { affected_rows: 1 }, aedb::preflight::PreflightResult::Ok { .. })); // module preflight
+    assert_eq!(aedb::commit::tx::IdempotencyKey([7; 16]).0, [7; 16]); // module commit::tx
+    assert_eq!(
+        aedb::commit::tx::WriteClass::default(),
+        aedb::commit::tx::WriteClass::Standard
+    ); // module commit::tx
+    assert!(matches!(
+        aedb::preflight::PreflightResult::Ok { affected_rows: 1 },
+        aedb::preflight::PreflightResult::Ok { .. }
+    )); // module preflight
 }
 
 fn assertion_failed_checks(e: &AedbError) {

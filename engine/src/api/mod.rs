@@ -30,7 +30,7 @@ mod read;
 mod write;
 
 pub use kv::KvScanResult;
-pub use namespaces::ProjectInfo;
+pub use namespaces::{ProjectInfo, ScopeInfo, TableInfo};
 pub use read::ReadTx;
 pub use write::{PreflightPlan, PreflightResult};
 

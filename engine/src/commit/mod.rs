@@ -20,3 +20,19 @@ pub use executor::{CommitResult, IdempotencyOutcome};
 pub use kv::KvEntry;
 pub use read_set::{ReadBound, ReadKey, ReadRange, ReadRangeEntry, ReadSet, ReadSetEntry};
 pub use validation::Mutation;
+
+/// Transaction envelopes and read sets (`aedb::commit::tx`), where the original has them.
+pub mod tx {
+    pub use super::envelope::{
+        IdempotencyKey, ReadAssertion, TransactionEnvelope, WriteClass, WriteIntent,
+    };
+    pub use super::read_set::{
+        ReadBound, ReadKey, ReadRange, ReadRangeEntry, ReadSet, ReadSetEntry,
+    };
+    pub use crate::api::PreflightPlan;
+}
+
+/// Action envelopes (`aedb::commit::action`), where the original has them.
+pub mod action {
+    pub use super::envelope::{ActionCommitOutcome, ActionCommitResult, ActionEnvelopeRequest};
+}

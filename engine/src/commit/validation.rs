@@ -1,6 +1,9 @@
 //! `Mutation` (`aedb::commit::validation::Mutation`): every write, as in the original aedb
 //! (variants 1–34; the original's order-book variants are not part of this product).
 
+/// Where the original has it.
+pub use super::envelope::CompareOp;
+
 use aedb_catalog::expr::Expr;
 use aedb_catalog::types::{Row, Value};
 use aedb_catalog::DdlOperation;
