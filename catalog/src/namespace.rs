@@ -12,6 +12,7 @@ pub const MAX_IDENTIFIER_BYTES: usize = 128;
 pub const CATALOG_TREE: &str = "sys:catalog";
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+// Field order is part of the file format: pinned by catalog/tests/golden.rs.
 pub struct ProjectEntry {
     pub project_id: String,
     pub owner_id: Option<String>,
@@ -19,6 +20,7 @@ pub struct ProjectEntry {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+// Field order is part of the file format: pinned by catalog/tests/golden.rs.
 pub struct ScopeEntry {
     pub project_id: String,
     pub scope_id: String,
