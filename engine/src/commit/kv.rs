@@ -4,7 +4,7 @@
 
 use super::apply::{apply as apply_any, rows, Applied, Limits};
 use super::validation::*;
-use super::wide::{as_u256, as_u64, u256_add, u256_sub};
+use super::wide::StoredUint;
 use crate::durable::LoggedTxn;
 use crate::error::{AedbError, Result};
 use crate::stored::catalog::require_scope;
@@ -107,7 +107,7 @@ pub(crate) fn apply(txn: &mut LoggedTxn, mutation: &Mutation, limits: &Limits) -
             }
             let physical = counters::shard_key(key, (*shard_hint % *shard_count as u32) as u16);
             let amount = u64::from_be_bytes(*amount_be);
-            u64_op(txn, project_id, scope_id, &physical, limits, false, |cur| {
+            update::<u64>(txn, project_id, scope_id, &physical, limits, false, |cur| {
                 cur.checked_add(amount).map(Some).ok_or(AedbError::Overflow)
             })
         }
@@ -124,15 +124,15 @@ fn apply_u256(txn: &mut LoggedTxn, mutation: &Mutation, limits: &Limits) -> Resu
             scope_id,
             key,
             amount_be,
-        } => u256_op(
+        } => update(
             txn,
             project_id,
             scope_id,
             key,
             limits,
-            KvU256MissingPolicy::TreatAsZero,
-            |cur| {
-                u256_add(&cur, amount_be)
+            false,
+            |cur: [u8; 32]| {
+                cur.checked_add(*amount_be)
                     .map(Some)
                     .ok_or(AedbError::Overflow)
             },
@@ -142,15 +142,15 @@ fn apply_u256(txn: &mut LoggedTxn, mutation: &Mutation, limits: &Limits) -> Resu
             scope_id,
             key,
             amount_be,
-        } => u256_op(
+        } => update(
             txn,
             project_id,
             scope_id,
             key,
             limits,
-            KvU256MissingPolicy::TreatAsZero,
-            |cur| {
-                u256_sub(&cur, amount_be)
+            false,
+            |cur: [u8; 32]| {
+                cur.checked_sub(*amount_be)
                     .map(Some)
                     .ok_or(AedbError::Underflow)
             },
@@ -162,14 +162,14 @@ fn apply_u256(txn: &mut LoggedTxn, mutation: &Mutation, limits: &Limits) -> Resu
             amount_be,
             on_missing,
             on_overflow,
-        } => u256_op(
+        } => update(
             txn,
             project_id,
             scope_id,
             key,
             limits,
-            *on_missing,
-            |cur| match (u256_add(&cur, amount_be), on_overflow) {
+            *on_missing == KvU256MissingPolicy::Reject,
+            |cur: [u8; 32]| match (cur.checked_add(*amount_be), on_overflow) {
                 (Some(v), _) => Ok(Some(v)),
                 (None, KvU256OverflowPolicy::Saturate) => Ok(Some([0xff; 32])),
                 (None, KvU256OverflowPolicy::Reject) => Err(AedbError::Overflow),
@@ -182,14 +182,14 @@ fn apply_u256(txn: &mut LoggedTxn, mutation: &Mutation, limits: &Limits) -> Resu
             amount_be,
             on_missing,
             on_underflow,
-        } => u256_op(
+        } => update(
             txn,
             project_id,
             scope_id,
             key,
             limits,
-            *on_missing,
-            |cur| match (u256_sub(&cur, amount_be), on_underflow) {
+            *on_missing == KvU256MissingPolicy::Reject,
+            |cur: [u8; 32]| match (cur.checked_sub(*amount_be), on_underflow) {
                 (Some(v), _) => Ok(Some(v)),
                 (None, KvU256UnderflowPolicy::NoOp) => Ok(None),
                 (None, KvU256UnderflowPolicy::Reject) => Err(AedbError::Underflow),
@@ -210,14 +210,22 @@ fn apply_u256(txn: &mut LoggedTxn, mutation: &Mutation, limits: &Limits) -> Resu
             on_missing,
         } => {
             let max = matches!(mutation, M::KvMaxU256 { .. });
-            u256_op(txn, project_id, scope_id, key, limits, *on_missing, |cur| {
-                let next = if max {
-                    cur.max(*candidate_be)
-                } else {
-                    cur.min(*candidate_be)
-                };
-                Ok(Some(next))
-            })
+            update(
+                txn,
+                project_id,
+                scope_id,
+                key,
+                limits,
+                *on_missing == KvU256MissingPolicy::Reject,
+                |cur: [u8; 32]| {
+                    let next = if max {
+                        cur.max(*candidate_be)
+                    } else {
+                        cur.min(*candidate_be)
+                    };
+                    Ok(Some(next))
+                },
+            )
         }
         M::KvMutateU256 {
             project_id,
@@ -227,20 +235,20 @@ fn apply_u256(txn: &mut LoggedTxn, mutation: &Mutation, limits: &Limits) -> Resu
             operand_be,
             expected_seq,
         } => {
-            kv_check(txn, project_id, scope_id, key, limits)?;
-            let entry = kv::get(txn, project_id, scope_id, key)?;
-            check_version(entry.as_ref(), *expected_seq)?;
-            let cur = entry
-                .as_ref()
-                .map(|e| as_u256(&e.value))
-                .transpose()?
-                .unwrap_or([0; 32]);
-            let next = match op {
-                KvU256MutatorOp::Set => *operand_be,
-                KvU256MutatorOp::Add => u256_add(&cur, operand_be).ok_or(AedbError::Overflow)?,
-                KvU256MutatorOp::Sub => u256_sub(&cur, operand_be).ok_or(AedbError::Underflow)?,
-            };
-            kv::put(txn, project_id, scope_id, key, next.to_vec()).map(|_| rows(1))
+            let operand = *operand_be;
+            mutate(
+                txn,
+                project_id,
+                scope_id,
+                key,
+                limits,
+                *expected_seq,
+                |cur: [u8; 32]| match op {
+                    KvU256MutatorOp::Set => Ok(operand),
+                    KvU256MutatorOp::Add => cur.checked_add(operand).ok_or(AedbError::Overflow),
+                    KvU256MutatorOp::Sub => cur.checked_sub(operand).ok_or(AedbError::Underflow),
+                },
+            )
         }
         _ => Err(AedbError::Validation("not a U256 KV mutation".into())),
     }
@@ -259,7 +267,7 @@ fn apply_u64(txn: &mut LoggedTxn, mutation: &Mutation, limits: &Limits) -> Resul
             on_overflow,
         } => {
             let amount = u64::from_be_bytes(*amount_be);
-            u64_op(
+            update::<u64>(
                 txn,
                 project_id,
                 scope_id,
@@ -282,7 +290,7 @@ fn apply_u64(txn: &mut LoggedTxn, mutation: &Mutation, limits: &Limits) -> Resul
             on_underflow,
         } => {
             let amount = u64::from_be_bytes(*amount_be);
-            u64_op(
+            update::<u64>(
                 txn,
                 project_id,
                 scope_id,
@@ -312,7 +320,7 @@ fn apply_u64(txn: &mut LoggedTxn, mutation: &Mutation, limits: &Limits) -> Resul
         } => {
             let max = matches!(mutation, M::KvMaxU64 { .. });
             let candidate = u64::from_be_bytes(*candidate_be);
-            u64_op(
+            update::<u64>(
                 txn,
                 project_id,
                 scope_id,
@@ -336,21 +344,20 @@ fn apply_u64(txn: &mut LoggedTxn, mutation: &Mutation, limits: &Limits) -> Resul
             operand_be,
             expected_seq,
         } => {
-            kv_check(txn, project_id, scope_id, key, limits)?;
-            let entry = kv::get(txn, project_id, scope_id, key)?;
-            check_version(entry.as_ref(), *expected_seq)?;
-            let cur = entry
-                .as_ref()
-                .map(|e| as_u64(&e.value))
-                .transpose()?
-                .unwrap_or(0);
             let operand = u64::from_be_bytes(*operand_be);
-            let next = match op {
-                KvU64MutatorOp::Set => operand,
-                KvU64MutatorOp::Add => cur.checked_add(operand).ok_or(AedbError::Overflow)?,
-                KvU64MutatorOp::Sub => cur.checked_sub(operand).ok_or(AedbError::Underflow)?,
-            };
-            kv::put(txn, project_id, scope_id, key, next.to_be_bytes().to_vec()).map(|_| rows(1))
+            mutate(
+                txn,
+                project_id,
+                scope_id,
+                key,
+                limits,
+                *expected_seq,
+                |cur: u64| match op {
+                    KvU64MutatorOp::Set => Ok(operand),
+                    KvU64MutatorOp::Add => cur.checked_add(operand).ok_or(AedbError::Overflow),
+                    KvU64MutatorOp::Sub => cur.checked_sub(operand).ok_or(AedbError::Underflow),
+                },
+            )
         }
         _ => Err(AedbError::Validation("not a u64 KV mutation".into())),
     }
@@ -387,59 +394,57 @@ fn check_version(entry: Option<&KvEntry>, expected: Option<u64>) -> Result<()> {
     Ok(())
 }
 
-/// Read-modify-write of a U256 KV value; `op` returns None for "leave it unchanged".
-fn u256_op(
-    txn: &mut LoggedTxn,
-    project: &str,
-    scope: &str,
-    key: &[u8],
-    limits: &Limits,
-    on_missing: KvU256MissingPolicy,
-    op: impl FnOnce([u8; 32]) -> Result<Option<[u8; 32]>>,
-) -> Result<Applied> {
-    kv_check(txn, project, scope, key, limits)?;
-    let entry = kv::get(txn, project, scope, key)?;
-    let current = match &entry {
-        Some(e) => as_u256(&e.value)?,
-        None if on_missing == KvU256MissingPolicy::Reject => {
-            return Err(AedbError::Validation(
-                "u256 key missing and policy is Reject".into(),
-            ));
-        }
-        None => [0; 32],
-    };
-    match op(current)? {
-        Some(next) if entry.is_none() || next != current => {
-            kv::put(txn, project, scope, key, next.to_vec()).map(|_| rows(1))
-        }
-        _ => Ok(rows(0)),
-    }
-}
-
-fn u64_op(
+/// Read-modify-write of a numeric KV value; `op` returns None for "leave it unchanged". A
+/// missing key reads as zero unless `reject_missing`.
+#[allow(clippy::too_many_arguments)]
+fn update<N: StoredUint>(
     txn: &mut LoggedTxn,
     project: &str,
     scope: &str,
     key: &[u8],
     limits: &Limits,
     reject_missing: bool,
-    op: impl FnOnce(u64) -> Result<Option<u64>>,
+    op: impl FnOnce(N) -> Result<Option<N>>,
 ) -> Result<Applied> {
     kv_check(txn, project, scope, key, limits)?;
     let entry = kv::get(txn, project, scope, key)?;
     let current = match &entry {
-        Some(e) => as_u64(&e.value)?,
+        Some(e) => N::decode(&e.value)?,
         None if reject_missing => {
-            return Err(AedbError::Validation(
-                "u64 key missing and policy is Reject".into(),
-            ))
+            return Err(AedbError::Validation(format!(
+                "{} key missing and policy is Reject",
+                N::NAME
+            )));
         }
-        None => 0,
+        None => N::ZERO,
     };
     match op(current)? {
         Some(next) if entry.is_none() || next != current => {
-            kv::put(txn, project, scope, key, next.to_be_bytes().to_vec()).map(|_| rows(1))
+            kv::put(txn, project, scope, key, next.encode()).map(|_| rows(1))
         }
         _ => Ok(rows(0)),
     }
+}
+
+/// Compare-and-set of a numeric KV value: fails unless the entry's version is `expected`
+/// (when given); a missing key reads as zero.
+#[allow(clippy::too_many_arguments)]
+fn mutate<N: StoredUint>(
+    txn: &mut LoggedTxn,
+    project: &str,
+    scope: &str,
+    key: &[u8],
+    limits: &Limits,
+    expected: Option<u64>,
+    next: impl FnOnce(N) -> Result<N>,
+) -> Result<Applied> {
+    kv_check(txn, project, scope, key, limits)?;
+    let entry = kv::get(txn, project, scope, key)?;
+    check_version(entry.as_ref(), expected)?;
+    let current = entry
+        .as_ref()
+        .map(|e| N::decode(&e.value))
+        .transpose()?
+        .unwrap_or(N::ZERO);
+    kv::put(txn, project, scope, key, next(current)?.encode()).map(|_| rows(1))
 }

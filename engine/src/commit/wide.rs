@@ -54,6 +54,52 @@ pub fn i128_to_i256(v: i128) -> [u8; 32] {
     out
 }
 
+/// An unsigned integer of fixed width as a KV value stores it (big-endian bytes): the one
+/// read-modify-write of the KV mutations serves every width through it.
+pub trait StoredUint: Copy + Ord {
+    const NAME: &'static str;
+    const ZERO: Self;
+    fn decode(bytes: &[u8]) -> Result<Self>;
+    fn encode(self) -> Vec<u8>;
+    fn checked_add(self, other: Self) -> Option<Self>;
+    fn checked_sub(self, other: Self) -> Option<Self>;
+}
+
+impl StoredUint for u64 {
+    const NAME: &'static str = "u64";
+    const ZERO: Self = 0;
+    fn decode(bytes: &[u8]) -> Result<Self> {
+        as_u64(bytes)
+    }
+    fn encode(self) -> Vec<u8> {
+        self.to_be_bytes().to_vec()
+    }
+    fn checked_add(self, other: Self) -> Option<Self> {
+        u64::checked_add(self, other)
+    }
+    fn checked_sub(self, other: Self) -> Option<Self> {
+        u64::checked_sub(self, other)
+    }
+}
+
+/// A U256: 32 big-endian bytes (so the byte order is the numeric order).
+impl StoredUint for [u8; 32] {
+    const NAME: &'static str = "u256";
+    const ZERO: Self = [0; 32];
+    fn decode(bytes: &[u8]) -> Result<Self> {
+        as_u256(bytes)
+    }
+    fn encode(self) -> Vec<u8> {
+        self.to_vec()
+    }
+    fn checked_add(self, other: Self) -> Option<Self> {
+        u256_add(&self, &other)
+    }
+    fn checked_sub(self, other: Self) -> Option<Self> {
+        u256_sub(&self, &other)
+    }
+}
+
 pub fn as_u256(bytes: &[u8]) -> Result<[u8; 32]> {
     bytes
         .try_into()

@@ -249,15 +249,20 @@ impl Writer {
         });
     }
 
-    /// Run a body on a transaction that is then dropped: nothing is logged or published.
-    fn dry_run(&mut self, body: Body) -> Result<Committed> {
+    /// A write transaction for one commit's body.
+    fn begin(&self) -> Result<LoggedTxn> {
         let txn = self.shared.store.begin_write()?;
-        let mut logged = LoggedTxn::new(
+        Ok(LoggedTxn::new(
             txn,
             self.config.max_transaction_bytes as usize,
             Arc::clone(&self.shared.structural),
             self.shared.watched_tree.get().cloned(),
-        );
+        ))
+    }
+
+    /// Run a body on a transaction that is then dropped: nothing is logged or published.
+    fn dry_run(&mut self, body: Body) -> Result<Committed> {
+        let mut logged = self.begin()?;
         let seq = logged.seq();
         let value = run_caught(body, &mut logged)?;
         if let Some(err) = logged.take_poison() {
@@ -272,13 +277,7 @@ impl Writer {
 
     fn run_body(&mut self, body: Body) -> Result<Ran> {
         self.shared.check_failed()?;
-        let txn = self.shared.store.begin_write()?;
-        let mut logged = LoggedTxn::new(
-            txn,
-            self.config.max_transaction_bytes as usize,
-            Arc::clone(&self.shared.structural),
-            self.shared.watched_tree.get().cloned(),
-        );
+        let mut logged = self.begin()?;
         let value = run_caught(body, &mut logged)?;
         if let Some(err) = logged.take_poison() {
             // An operation failed part-way and the body went on: nothing of it is published.
