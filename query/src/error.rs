@@ -1,5 +1,66 @@
 //! `QueryError`: what a read can fail with.
 
+use aedb_pager::io::{IoErrorKind, OpKind};
+use aedb_pager::PagerError;
+
+/// Which check found damaged data: the kind of a [`QueryError::Corruption`] (and of the engine's
+/// `AedbError::DataCorruption`, which carries the same fields).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum CorruptionKind {
+    /// A data-file page whose stored checksum does not match its bytes.
+    Checksum,
+    /// A data-file page of another type than the reference to it expects.
+    WrongPageType,
+    /// A data-file page whose content fails a structural check.
+    Malformed,
+    /// A log frame whose HMAC does not verify (a wrong key, or an altered frame), or that is
+    /// protected by an HMAC differently from the configuration (an HMAC and no key configured,
+    /// a key configured and no HMAC).
+    LogHmac,
+    /// A log frame or segment that does not continue the hash chain, or lacks a chain hash the
+    /// configuration requires.
+    LogChain,
+    /// A log frame whose checks hold but whose LSN is not the one due.
+    LogOrder,
+    /// Damage a layer reported only as text (`AedbError::Corruption`).
+    Other,
+}
+
+impl CorruptionKind {
+    /// The damaged page and the check that found it, for a pager error that reports damage to
+    /// one page.
+    pub fn of_page(err: &PagerError) -> Option<(u64, CorruptionKind)> {
+        match err {
+            PagerError::Checksum { page, .. } => Some((*page, CorruptionKind::Checksum)),
+            PagerError::WrongPageType { page, .. } => Some((*page, CorruptionKind::WrongPageType)),
+            PagerError::Corrupt { page, .. } => Some((*page, CorruptionKind::Malformed)),
+            _ => None,
+        }
+    }
+
+    /// A stable name, for logs and machine-readable output.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CorruptionKind::Checksum => "checksum",
+            CorruptionKind::WrongPageType => "wrong_page_type",
+            CorruptionKind::Malformed => "malformed",
+            CorruptionKind::LogHmac => "log_hmac",
+            CorruptionKind::LogChain => "log_chain",
+            CorruptionKind::LogOrder => "log_order",
+            CorruptionKind::Other => "other",
+        }
+    }
+
+    /// Whether the damage is in the write-ahead log (else in the data file, or not known).
+    pub fn is_log(self) -> bool {
+        matches!(
+            self,
+            CorruptionKind::LogHmac | CorruptionKind::LogChain | CorruptionKind::LogOrder
+        )
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[non_exhaustive]
 pub enum QueryError {
@@ -33,12 +94,39 @@ pub enum QueryError {
     PermissionDenied(String),
     #[error("internal error: {0}")]
     InternalError(String),
+    /// Stored data is damaged. `page` names the data-file page when a page check found it;
+    /// `message` is the description of the layer that found it (it names the page too).
+    #[error("data corruption: {message}")]
+    Corruption {
+        page: Option<u64>,
+        kind: CorruptionKind,
+        message: String,
+    },
+    /// An I/O failure. `op` and `kind` are set when the storage layer reported them (a read of
+    /// the data file); an I/O error that came through the engine's `AedbError::Io` has only its
+    /// message.
+    #[error("I/O error: {message}")]
+    Io {
+        op: Option<OpKind>,
+        kind: Option<IoErrorKind>,
+        message: String,
+    },
 }
 
 impl QueryError {
     pub fn invalid(reason: impl Into<String>) -> Self {
         QueryError::InvalidQuery {
             reason: reason.into(),
+        }
+    }
+
+    /// Damage reported only as text (a stored record that does not decode): corruption of
+    /// kind `Other`, no page.
+    pub fn corruption(message: impl Into<String>) -> Self {
+        QueryError::Corruption {
+            page: None,
+            kind: CorruptionKind::Other,
+            message: message.into(),
         }
     }
 
@@ -54,12 +142,128 @@ impl QueryError {
             QueryError::SeqGarbageCollected { .. } => "snapshot_released",
             QueryError::PermissionDenied(_) => "permission_denied",
             QueryError::InternalError(_) => "internal",
+            QueryError::Corruption { .. } => "corruption",
+            QueryError::Io { .. } => "io",
+        }
+    }
+
+    /// The damaged data-file page, when the error is corruption a page check found.
+    pub fn corrupt_page(&self) -> Option<u64> {
+        match self {
+            QueryError::Corruption { page, .. } => *page,
+            _ => None,
         }
     }
 }
 
-impl From<aedb_pager::PagerError> for QueryError {
-    fn from(err: aedb_pager::PagerError) -> Self {
-        QueryError::InternalError(err.to_string())
+/// Damage to a page is [`QueryError::Corruption`] naming it, an I/O failure
+/// [`QueryError::Io`] with its op and kind. Neither valid meta page is corruption of kind
+/// `Other`, as the engine reports it (`AedbError::Corruption`). The rest is
+/// `InternalError`: on a read it is a bug, not a property of the data.
+impl From<PagerError> for QueryError {
+    fn from(err: PagerError) -> Self {
+        if let Some((page, kind)) = CorruptionKind::of_page(&err) {
+            return QueryError::Corruption {
+                page: Some(page),
+                kind,
+                message: err.to_string(),
+            };
+        }
+        match err {
+            PagerError::Io(io) => QueryError::Io {
+                op: Some(io.op),
+                kind: Some(io.kind),
+                message: io.to_string(),
+            },
+            other @ PagerError::NoValidMeta { .. } => QueryError::corruption(other.to_string()),
+            other => QueryError::InternalError(other.to_string()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use aedb_pager::io::IoError;
+    use aedb_pager::page::PageType;
+
+    use super::*;
+
+    #[test]
+    fn page_damage_is_corruption_naming_the_page() {
+        let cases = [
+            (
+                PagerError::Checksum {
+                    page: 7,
+                    stored: 1,
+                    computed: 2,
+                },
+                CorruptionKind::Checksum,
+            ),
+            (
+                PagerError::WrongPageType {
+                    page: 7,
+                    expected: PageType::Leaf,
+                    found: 9,
+                },
+                CorruptionKind::WrongPageType,
+            ),
+            (
+                PagerError::corrupt(7, "bad slot"),
+                CorruptionKind::Malformed,
+            ),
+        ];
+        for (err, kind) in cases {
+            let text = err.to_string();
+            let q = QueryError::from(err);
+            assert_eq!(
+                q,
+                QueryError::Corruption {
+                    page: Some(7),
+                    kind,
+                    message: text.clone(),
+                }
+            );
+            assert_eq!(q.code_str(), "corruption");
+            assert_eq!(q.corrupt_page(), Some(7));
+            assert_eq!(q.to_string(), format!("data corruption: {text}"));
+            assert!(q.to_string().contains("page 7"), "{q}");
+        }
+    }
+
+    #[test]
+    fn io_keeps_its_op_and_kind() {
+        let io = IoError::os(OpKind::Read, 8192, libc_eio());
+        let q = QueryError::from(PagerError::Io(io.clone()));
+        assert_eq!(
+            q,
+            QueryError::Io {
+                op: Some(OpKind::Read),
+                kind: Some(IoErrorKind::Os(libc_eio())),
+                message: io.to_string(),
+            }
+        );
+        assert_eq!(q.code_str(), "io");
+    }
+
+    #[test]
+    fn no_valid_meta_is_corruption_and_misuse_is_internal() {
+        let q = QueryError::from(PagerError::NoValidMeta {
+            path: "data.aedb".into(),
+            reason: "zeros".into(),
+        });
+        assert!(matches!(
+            q,
+            QueryError::Corruption {
+                page: None,
+                kind: CorruptionKind::Other,
+                ..
+            }
+        ));
+        let q = QueryError::from(PagerError::Misuse("x".into()));
+        assert_eq!(q.code_str(), "internal");
+    }
+
+    fn libc_eio() -> i32 {
+        5
     }
 }
