@@ -4,7 +4,10 @@
 use std::path::PathBuf;
 
 use aedb_pager::PagerError;
+use aedb_wal::frame::FrameProblem;
 use aedb_wal::WalError;
+
+pub use aedb_query::error::CorruptionKind;
 
 #[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
@@ -12,8 +15,21 @@ pub enum AedbError {
     #[error("I/O error: {0}")]
     Io(String),
 
+    /// Damage reported only as text: a stored record that does not decode, a damaged log
+    /// frame or segment header, neither valid meta page. Damage a check classified is
+    /// [`AedbError::DataCorruption`]; both have the code "corruption".
     #[error("data corruption: {0}")]
     Corruption(String),
+
+    /// Damage a check classified: a data-file page that fails its checksum, type or structure
+    /// check (`page` names it), or a log frame that fails its HMAC, hash chain or order check
+    /// (`page` is `None`; the message names the segment and offset).
+    #[error("data corruption: {message}")]
+    DataCorruption {
+        page: Option<u64>,
+        kind: CorruptionKind,
+        message: String,
+    },
 
     #[error("{path} is locked by another process")]
     Locked { path: PathBuf },
@@ -108,6 +124,14 @@ pub enum AedbError {
         assertion: String,
         actual: String,
     },
+
+    /// A write (a predicate mutation, a read-set revalidation) would examine more than
+    /// `max_scan_rows` rows; `estimated_rows` is what it examined or expected to.
+    #[error("scan of about {estimated_rows} rows exceeds max_scan_rows ({max_scan_rows})")]
+    ScanBoundExceeded {
+        estimated_rows: u64,
+        max_scan_rows: u64,
+    },
 }
 
 /// What a `NotFound` / `AlreadyExists` error is about.
@@ -135,7 +159,7 @@ impl AedbError {
     pub fn code_str(&self) -> &'static str {
         match self {
             AedbError::Io(_) => "io",
-            AedbError::Corruption(_) => "corruption",
+            AedbError::Corruption(_) | AedbError::DataCorruption { .. } => "corruption",
             AedbError::Locked { .. } => "locked",
             AedbError::QueueFull { .. } => "queue_full",
             AedbError::Failed(_) => "failed",
@@ -171,12 +195,49 @@ impl AedbError {
             AedbError::Unsupported(_) => "unsupported",
             AedbError::TransactionPoisoned(_) => "transaction_poisoned",
             AedbError::AssertionFailed { .. } => "assertion_failed",
+            AedbError::ScanBoundExceeded { .. } => "scan_bound_exceeded",
+        }
+    }
+
+    /// Whether stored data is damaged (either corruption variant).
+    pub fn is_corruption(&self) -> bool {
+        matches!(
+            self,
+            AedbError::Corruption(_) | AedbError::DataCorruption { .. }
+        )
+    }
+
+    /// The damaged data-file page, when the error is corruption a page check found.
+    pub fn corrupt_page(&self) -> Option<u64> {
+        match self {
+            AedbError::DataCorruption { page, .. } => *page,
+            _ => None,
+        }
+    }
+
+    /// The kind of damage: `Some(CorruptionKind::Other)` for damage reported only as text,
+    /// `None` when the error is not corruption.
+    pub fn corruption_kind(&self) -> Option<CorruptionKind> {
+        match self {
+            AedbError::DataCorruption { kind, .. } => Some(*kind),
+            AedbError::Corruption(_) => Some(CorruptionKind::Other),
+            _ => None,
         }
     }
 }
 
+/// Damage to a page becomes [`AedbError::DataCorruption`] naming the page. Neither valid
+/// meta page stays [`AedbError::Corruption`] and an I/O failure [`AedbError::Io`] with the
+/// text of the `IoError` (op, offset, kind), as callers match them (engine/tests).
 impl From<PagerError> for AedbError {
     fn from(err: PagerError) -> Self {
+        if let Some((page, kind)) = CorruptionKind::of_page(&err) {
+            return AedbError::DataCorruption {
+                page: Some(page),
+                kind,
+                message: err.to_string(),
+            };
+        }
         match err {
             PagerError::Io(io) => AedbError::Io(io.to_string()),
             PagerError::KeyTooLarge { len, max } => AedbError::KeyTooLarge { len, max },
@@ -185,17 +246,30 @@ impl From<PagerError> for AedbError {
             PagerError::Failed(reason) | PagerError::Refused(reason) => AedbError::Failed(reason),
             PagerError::ReadOnly => AedbError::ReadOnly,
             PagerError::Poisoned(reason) => AedbError::TransactionPoisoned(reason),
-            other @ (PagerError::Checksum { .. }
-            | PagerError::Corrupt { .. }
-            | PagerError::WrongPageType { .. }
-            | PagerError::NoValidMeta { .. }) => AedbError::Corruption(other.to_string()),
+            other @ PagerError::NoValidMeta { .. } => AedbError::Corruption(other.to_string()),
             other => AedbError::Validation(other.to_string()),
         }
     }
 }
 
+/// A log frame or segment that fails an integrity check (HMAC, hash chain, order) becomes
+/// [`AedbError::DataCorruption`] of a log kind; other damage to the log stays
+/// [`AedbError::Corruption`].
 impl From<WalError> for AedbError {
     fn from(err: WalError) -> Self {
+        let kind = match &err {
+            WalError::Io(_) | WalError::FrameTooLarge { .. } => None,
+            WalError::Corrupt { reason, .. } => log_check(reason),
+            WalError::MissingKey => Some(CorruptionKind::LogHmac),
+            _ => None,
+        };
+        if let Some(kind) = kind {
+            return AedbError::DataCorruption {
+                page: None,
+                kind,
+                message: err.to_string(),
+            };
+        }
         match err {
             WalError::Io(io) => AedbError::Io(io.to_string()),
             WalError::FrameTooLarge { len, max } => AedbError::TransactionTooLarge { len, max },
@@ -204,23 +278,81 @@ impl From<WalError> for AedbError {
     }
 }
 
+/// The integrity check a log `Corrupt` reason reports, if any. The WAL names the check only in
+/// the reason's text: `frame LSN n fails verification: {FrameProblem:?}` and `segment header
+/// breaks the hash chain` (wal/src/reader.rs); the problem names are taken from
+/// `FrameProblem` itself, so that a rename there does not go unnoticed.
+fn log_check(reason: &str) -> Option<CorruptionKind> {
+    const VERIFICATION: &str = "fails verification: ";
+    if reason.contains("segment header breaks the hash chain") {
+        return Some(CorruptionKind::LogChain);
+    }
+    let (_, problem) = reason.split_once(VERIFICATION)?;
+    let named = |p: FrameProblem| problem.starts_with(&format!("{p:?}"));
+    if named(FrameProblem::HmacMismatch) {
+        Some(CorruptionKind::LogHmac)
+    } else if named(FrameProblem::ChainMismatch) {
+        Some(CorruptionKind::LogChain)
+    } else if problem.starts_with("Protection(") {
+        // frame.rs / reader.rs: a frame protected otherwise than configured, or out of order.
+        Some(if problem.contains("HMAC") {
+            CorruptionKind::LogHmac
+        } else if problem.contains("chain hash") {
+            CorruptionKind::LogChain
+        } else {
+            CorruptionKind::LogOrder
+        })
+    } else {
+        None
+    }
+}
+
 pub type Result<T, E = AedbError> = std::result::Result<T, E>;
 
+/// Corruption, I/O and the scan bound stay typed; `TableNotFound` and `ColumnNotFound` become
+/// their engine forms; the rest is `Validation` with the query error's text.
 impl From<aedb_query::QueryError> for AedbError {
     fn from(err: aedb_query::QueryError) -> Self {
+        use aedb_query::QueryError;
         match err {
-            aedb_query::QueryError::TableNotFound { table, .. } => AedbError::NotFound {
+            QueryError::TableNotFound { table, .. } => AedbError::NotFound {
                 resource_type: ResourceType::Table,
                 resource_id: table,
             },
-            aedb_query::QueryError::ColumnNotFound { table, column } => {
+            QueryError::ColumnNotFound { table, column } => {
                 AedbError::UnknownColumn { table, column }
             }
+            QueryError::ScanBoundExceeded {
+                estimated_rows,
+                max_scan_rows,
+            } => AedbError::ScanBoundExceeded {
+                estimated_rows,
+                max_scan_rows,
+            },
+            QueryError::Corruption {
+                page: None,
+                kind: CorruptionKind::Other,
+                message,
+            } => AedbError::Corruption(message),
+            QueryError::Corruption {
+                page,
+                kind,
+                message,
+            } => AedbError::DataCorruption {
+                page,
+                kind,
+                message,
+            },
+            // The op and kind are in the message (`IoError`'s text).
+            QueryError::Io { message, .. } => AedbError::Io(message),
             other => AedbError::Validation(other.to_string()),
         }
     }
 }
 
+/// Corruption, I/O and the scan bound stay typed (`Corruption(text)` is corruption of kind
+/// `Other` without a page); `Validation`, a missing table and an unknown column become their
+/// query forms; the rest is `InternalError` with the error's text.
 impl From<AedbError> for aedb_query::QueryError {
     fn from(err: AedbError) -> Self {
         use aedb_query::QueryError;
@@ -236,6 +368,28 @@ impl From<AedbError> for aedb_query::QueryError {
             AedbError::UnknownColumn { table, column } => {
                 QueryError::ColumnNotFound { table, column }
             }
+            AedbError::ScanBoundExceeded {
+                estimated_rows,
+                max_scan_rows,
+            } => QueryError::ScanBoundExceeded {
+                estimated_rows,
+                max_scan_rows,
+            },
+            AedbError::DataCorruption {
+                page,
+                kind,
+                message,
+            } => QueryError::Corruption {
+                page,
+                kind,
+                message,
+            },
+            AedbError::Corruption(message) => QueryError::corruption(message),
+            AedbError::Io(message) => QueryError::Io {
+                op: None,
+                kind: None,
+                message,
+            },
             other => QueryError::InternalError(other.to_string()),
         }
     }
