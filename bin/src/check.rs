@@ -25,7 +25,7 @@ use serde_json::json;
 
 use crate::cli::DbArgs;
 use crate::datafile::{read_metas, DataFile};
-use crate::db::open_error;
+use crate::db::{open_error, Seen};
 use crate::util::{
     fmt_tree_key, key_values, CliError, Ctx, Progress, Res, Table, EXIT_FOUND, EXIT_OK,
 };
@@ -512,10 +512,19 @@ pub fn invariants(ctx: &mut Ctx<'_>, db: &DbArgs) -> Res<i32> {
     }
     // Engine-level checks on the recovered state (checkpoint plus log, in memory).
     let config = db.config()?;
+    let config_key = config.hmac_key.is_some();
     match aedb::AedbInstance::open_read_only(config, dir) {
         Err(e) => violations.push(Violation {
             location: dir.display().to_string(),
-            problem: open_error(dir, &e).message,
+            problem: open_error(
+                dir,
+                &e,
+                Seen {
+                    key_given: config_key,
+                    meta_valid: metas.current.is_some(),
+                },
+            )
+            .message,
         }),
         Ok(instance) => {
             let engine = instance.engine();

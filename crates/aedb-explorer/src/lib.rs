@@ -10,7 +10,8 @@ use std::io::Write;
 use aedb::catalog::namespace::table_tree;
 use aedb::catalog::schema::{Constraint, TableSchema};
 use aedb::query::plan::{Query, QueryOptions};
-use aedb::{AedbInstance, CallerContext};
+use aedb::query::QueryError;
+use aedb::{AedbError, AedbInstance, CallerContext};
 use aedb_cli::cli::DbArgs;
 use aedb_cli::db::{block_on, open_read_only};
 use aedb_cli::util::{
@@ -175,13 +176,27 @@ fn status(ctx: &Ctx<'_>) -> i32 {
     }
 }
 
-fn api_error(db: &DbArgs, e: impl std::fmt::Display) -> CliError {
-    let text = e.to_string();
-    let damaged = ["checksum", "corrupt", "page type", "misdirected"]
-        .iter()
-        .any(|w| text.contains(w));
-    let err = CliError::at(&db.data_dir, text);
-    if damaged {
+/// What the explorer needs of an engine error: its text, and whether it is damaged data.
+trait EngineError: std::fmt::Display {
+    fn is_damage(&self) -> bool;
+}
+
+impl EngineError for AedbError {
+    fn is_damage(&self) -> bool {
+        self.is_corruption()
+    }
+}
+
+impl EngineError for QueryError {
+    fn is_damage(&self) -> bool {
+        matches!(self, QueryError::Corruption { .. })
+    }
+}
+
+/// An engine error of a command; damaged data gets the command that lists the damage.
+fn api_error(db: &DbArgs, e: impl EngineError) -> CliError {
+    let err = CliError::at(&db.data_dir, &e);
+    if e.is_damage() {
         err.hint(format!(
             "the data file is damaged: `aedb check invariants --data-dir {}` lists every \
              damaged page",
@@ -283,8 +298,8 @@ fn row_count(instance: &AedbInstance, schema: &TableSchema) -> u64 {
 fn tables(ctx: &mut Ctx<'_>, db: &DbArgs, at: &Scope) -> Res<i32> {
     let instance = open_read_only(db, ctx)?;
     if !block_on(instance.scope_exists(&at.project, &at.scope))?.map_err(|e| api_error(db, e))? {
-        return Err(api_error(
-            db,
+        return Err(CliError::at(
+            &db.data_dir,
             format!("scope {}/{} does not exist", at.project, at.scope),
         )
         .hint(format!(
@@ -529,8 +544,8 @@ fn scan_kv(
     };
     let instance = open_read_only(db, ctx)?;
     if !block_on(instance.scope_exists(&at.project, &at.scope))?.map_err(|e| api_error(db, e))? {
-        return Err(api_error(
-            db,
+        return Err(CliError::at(
+            &db.data_dir,
             format!("scope {}/{} does not exist", at.project, at.scope),
         ));
     }
