@@ -161,7 +161,31 @@ async fn a_damaged_page_is_corruption_naming_it_on_reads_and_writes() {
     assert_eq!(err.corrupt_page(), Some(page));
     assert_eq!(err.corruption_kind(), Some(CorruptionKind::Checksum));
 
-    // Nothing of the failed write was applied; the instance still works elsewhere.
+    // A predicate write: it finds its rows through the query layer, so the damage passes
+    // PagerError -> QueryError -> AedbError and stays the same corruption.
+    let err = db
+        .commit(Mutation::DeleteWhere {
+            project_id: "p".into(),
+            scope_id: "app".into(),
+            table_name: "t".into(),
+            predicate: aedb::catalog::expr::col("id").gte(Value::Integer(0)),
+            limit: None,
+        })
+        .await
+        .expect_err("the delete reads the damaged page");
+    assert!(
+        matches!(
+            &err,
+            AedbError::DataCorruption {
+                page: Some(p),
+                kind: CorruptionKind::Checksum,
+                ..
+            } if *p == page
+        ),
+        "{err:?}"
+    );
+
+    // Nothing of the failed writes was applied; the instance still works elsewhere.
     db.create_project("q").await.expect("an unrelated write");
     db.shutdown().await.expect("shutdown");
 }
