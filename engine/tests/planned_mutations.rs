@@ -172,7 +172,7 @@ async fn a_predicate_no_path_covers_is_held_to_the_bound() -> TestResult {
         })
         .await;
     assert!(
-        matches!(&result, Err(AedbError::Validation(m)) if m.contains("scan bound")),
+        matches!(&result, Err(AedbError::ScanBoundExceeded { .. })),
         "got {result:?}"
     );
     // Nothing was deleted.

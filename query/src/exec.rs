@@ -55,7 +55,9 @@ pub fn read_row(
     pk: &[u8],
 ) -> Result<Option<Row>, QueryError> {
     match tree.get_with(pk, decode_row)? {
-        Some(row) => Ok(Some(schema.from_stored(row.map_err(internal)?))),
+        Some(row) => Ok(Some(
+            schema.from_stored(row.map_err(|e| QueryError::corruption(e.to_string()))?),
+        )),
         None => Ok(None),
     }
 }
@@ -164,7 +166,8 @@ fn scan_candidates(
             let mut pks = Vec::new();
             for item in itree.range(bound_ref(lower), bound_ref(upper), false) {
                 let (ikey, _) = item?;
-                let (_, used) = decode_prefix(&ikey, def.columns.len()).map_err(internal)?;
+                let (_, used) = decode_prefix(&ikey, def.columns.len())
+                    .map_err(|e| QueryError::corruption(e.to_string()))?;
                 let pk = ikey[used..].to_vec();
                 if after.as_ref().is_none_or(|a| &pk > a) {
                     pks.push(pk);
@@ -198,7 +201,8 @@ fn scan_range(
 ) -> Result<bool, QueryError> {
     for item in tree.range(bound_ref(&lower), bound_ref(&upper), false) {
         let (pk, bytes) = item?;
-        let row = schema.from_stored(decode_row(&bytes).map_err(internal)?);
+        let row = schema
+            .from_stored(decode_row(&bytes).map_err(|e| QueryError::corruption(e.to_string()))?);
         if !visit(pk, row)? {
             return Ok(false);
         }

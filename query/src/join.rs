@@ -34,7 +34,7 @@ use crate::exec::{
 use crate::plan::{JoinType, Query};
 
 fn internal(err: impl std::fmt::Display) -> QueryError {
-    QueryError::InternalError(err.to_string())
+    QueryError::corruption(err.to_string())
 }
 
 /// How a join finds the rows of its table that match one left value.

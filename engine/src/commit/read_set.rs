@@ -217,9 +217,10 @@ pub(crate) fn range_max_version(
         let (_, bytes) = item?;
         seen += 1;
         if seen > max_rows {
-            return Err(AedbError::Validation(format!(
-                "a read-set range over more than max_scan_rows ({max_rows}) entries cannot be revalidated"
-            )));
+            return Err(AedbError::ScanBoundExceeded {
+                estimated_rows: seen,
+                max_scan_rows: max_rows,
+            });
         }
         let version = if is_table {
             row_version(&bytes).map_err(|e| AedbError::Corruption(e.to_string()))?

@@ -135,15 +135,6 @@ pub fn matching_rows(
     if limit == Some(0) {
         return Err(AedbError::Validation("limit must be positive".into()));
     }
-    match aedb_query::exec::matching_rows(txn, schema, predicate, limit, max_scan_rows) {
-        Ok(rows) => Ok(rows),
-        Err(aedb_query::QueryError::ScanBoundExceeded {
-            estimated_rows,
-            max_scan_rows,
-        }) => Err(AedbError::Validation(format!(
-            "mutation scan bound exceeded: more than {max_scan_rows} rows examined \
-             (about {estimated_rows} candidates)"
-        ))),
-        Err(other) => Err(other.into()),
-    }
+    aedb_query::exec::matching_rows(txn, schema, predicate, limit, max_scan_rows)
+        .map_err(AedbError::from)
 }
