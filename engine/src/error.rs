@@ -34,8 +34,8 @@ pub enum AedbError {
     #[error("{path} is locked by another process")]
     Locked { path: PathBuf },
 
-    #[error("the commit queue is full ({capacity} commits waiting); retry later")]
-    QueueFull { capacity: usize },
+    #[error("the commit queue is full (max_inflight_commits); retry later")]
+    QueueFull,
 
     #[error("the instance stopped accepting durable work after an I/O failure ({0}); reopen it to recover")]
     Failed(String),
@@ -118,6 +118,50 @@ pub enum AedbError {
     #[error("not supported yet: {0}")]
     Unsupported(String),
 
+    #[error("encoding failed: {0}")]
+    Encode(String),
+
+    #[error("decoding failed: {0}")]
+    Decode(String),
+
+    #[error("integrity check failed: {message}")]
+    IntegrityError { message: String },
+
+    #[error("unavailable: {message}")]
+    Unavailable { message: String },
+
+    #[error("a checkpoint is in progress")]
+    CheckpointInProgress,
+
+    #[error("foreign key '{fk_name}' of table '{table}': no row {ref_key} in '{ref_table}'")]
+    ForeignKeyViolation {
+        fk_name: String,
+        table: String,
+        ref_table: String,
+        ref_key: String,
+    },
+
+    #[error("permission denied: {0}")]
+    PermissionDenied(String),
+
+    #[error("timed out")]
+    Timeout,
+
+    #[error("timed out waiting for a partition lock")]
+    PartitionLockTimeout,
+
+    #[error("timed out applying an epoch")]
+    EpochApplyTimeout,
+
+    #[error("parallel apply was cancelled")]
+    ParallelApplyCancelled,
+
+    #[error("a parallel apply worker panicked")]
+    ParallelApplyWorkerPanicked,
+
+    #[error("the snapshot expired")]
+    SnapshotExpired,
+
     #[error("read assertion {index} failed: {assertion} (actual: {actual})")]
     AssertionFailed {
         index: usize,
@@ -161,7 +205,20 @@ impl AedbError {
             AedbError::Io(_) => "io",
             AedbError::Corruption(_) | AedbError::DataCorruption { .. } => "corruption",
             AedbError::Locked { .. } => "locked",
-            AedbError::QueueFull { .. } => "queue_full",
+            AedbError::QueueFull => "queue_full",
+            AedbError::Encode(_) => "encode",
+            AedbError::Decode(_) => "decode",
+            AedbError::IntegrityError { .. } => "integrity_error",
+            AedbError::Unavailable { .. } => "unavailable",
+            AedbError::CheckpointInProgress => "checkpoint_in_progress",
+            AedbError::ForeignKeyViolation { .. } => "foreign_key_violation",
+            AedbError::PermissionDenied(_) => "permission_denied",
+            AedbError::Timeout => "timeout",
+            AedbError::PartitionLockTimeout => "partition_lock_timeout",
+            AedbError::EpochApplyTimeout => "epoch_apply_timeout",
+            AedbError::ParallelApplyCancelled => "parallel_apply_cancelled",
+            AedbError::ParallelApplyWorkerPanicked => "parallel_apply_worker_panicked",
+            AedbError::SnapshotExpired => "snapshot_expired",
             AedbError::Failed(_) => "failed",
             AedbError::InvalidConfig { .. } => "invalid_config",
             AedbError::KeyTooLarge { .. } => "key_too_large",
@@ -389,6 +446,13 @@ impl From<AedbError> for aedb_query::QueryError {
                 op: None,
                 kind: None,
                 message,
+            },
+            // As the original: a full queue reads as the snapshot limit.
+            AedbError::QueueFull => QueryError::SnapshotLimitReached,
+            AedbError::SnapshotExpired => QueryError::SnapshotExpired,
+            AedbError::PermissionDenied(permission) => QueryError::PermissionDenied {
+                permission,
+                scope: String::new(),
             },
             other => QueryError::InternalError(other.to_string()),
         }

@@ -59,7 +59,7 @@ async fn oversize_value_and_transaction_and_full_queue() -> Result<(), Box<dyn s
     for task in tasks {
         match task.await? {
             Ok(_) => ok += 1,
-            Err(err @ AedbError::QueueFull { .. }) => {
+            Err(err @ AedbError::QueueFull) => {
                 assert_eq!(err.code_str(), "queue_full");
                 full += 1;
             }

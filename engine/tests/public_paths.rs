@@ -220,13 +220,13 @@ use aedb::query::error::QueryError;
 fn aedb_error_variant(e: &AedbError) -> &'static str {
     match e {
         AedbError::Io(..) => "Io",
-        // MISSING: AedbError::Encode(..) => "Encode", // variant missing (original: Encode(String))
-        // MISSING: AedbError::Decode(..) => "Decode", // variant missing (original: Decode(String))
+        AedbError::Encode(..) => "Encode", // variant missing (original: Encode(String))
+        AedbError::Decode(..) => "Decode", // variant missing (original: Decode(String))
         AedbError::Validation(..) => "Validation",
         AedbError::InvalidConfig { message: _ } => "InvalidConfig",
-        // MISSING: AedbError::IntegrityError { message: _ } => "IntegrityError", // variant missing (spec: IntegrityError{message})
-        // MISSING: AedbError::Unavailable { message: _ } => "Unavailable", // variant missing (spec: Unavailable{message})
-        // MISSING: AedbError::CheckpointInProgress => "CheckpointInProgress", // variant missing (spec: unit)
+        AedbError::IntegrityError { message: _ } => "IntegrityError", // variant missing (spec: IntegrityError{message})
+        AedbError::Unavailable { message: _ } => "Unavailable", // variant missing (spec: Unavailable{message})
+        AedbError::CheckpointInProgress => "CheckpointInProgress", // variant missing (spec: unit)
         AedbError::AlreadyExists {
             resource_type: _,
             resource_id: _,
@@ -242,12 +242,12 @@ fn aedb_error_variant(e: &AedbError) -> &'static str {
             key: _,
         } => "UniqueViolation",
         // variant missing (spec: ForeignKeyViolation{fk_name, table, ref_table, ref_key}):
-        // MISSING: AedbError::ForeignKeyViolation {
-        // MISSING:     fk_name: _,
-        // MISSING:     table: _,
-        // MISSING:     ref_table: _,
-        // MISSING:     ref_key: _,
-        // MISSING: } => "ForeignKeyViolation",
+        AedbError::ForeignKeyViolation {
+            fk_name: _,
+            table: _,
+            ref_table: _,
+            ref_key: _,
+        } => "ForeignKeyViolation",
         AedbError::CheckConstraintFailed {
             table: _,
             constraint: _,
@@ -272,14 +272,17 @@ fn aedb_error_variant(e: &AedbError) -> &'static str {
         }
         AedbError::Underflow => "Underflow",
         AedbError::Overflow => "Overflow",
-        // MISSING: AedbError::QueueFull => "QueueFull", // shape differs: spec unit `QueueFull`, here `QueueFull { capacity }`
-        // MISSING: AedbError::PermissionDenied(message) => { let _: &String = message; "PermissionDenied" } // variant missing (spec: PermissionDenied(String))
-        // MISSING: AedbError::Timeout => "Timeout", // variant missing (spec: unit)
-        // MISSING: AedbError::PartitionLockTimeout => "PartitionLockTimeout", // variant missing (spec: unit)
-        // MISSING: AedbError::EpochApplyTimeout => "EpochApplyTimeout", // variant missing (spec: unit)
-        // MISSING: AedbError::ParallelApplyCancelled => "ParallelApplyCancelled", // variant missing (spec: unit)
-        // MISSING: AedbError::ParallelApplyWorkerPanicked => "ParallelApplyWorkerPanicked", // variant missing (spec: unit)
-        // MISSING: AedbError::SnapshotExpired => "SnapshotExpired", // variant missing (spec: unit)
+        AedbError::QueueFull => "QueueFull", // shape differs: spec unit `QueueFull`, here `QueueFull { capacity }`
+        AedbError::PermissionDenied(message) => {
+            let _: &String = message;
+            "PermissionDenied"
+        } // variant missing (spec: PermissionDenied(String))
+        AedbError::Timeout => "Timeout",     // variant missing (spec: unit)
+        AedbError::PartitionLockTimeout => "PartitionLockTimeout", // variant missing (spec: unit)
+        AedbError::EpochApplyTimeout => "EpochApplyTimeout", // variant missing (spec: unit)
+        AedbError::ParallelApplyCancelled => "ParallelApplyCancelled", // variant missing (spec: unit)
+        AedbError::ParallelApplyWorkerPanicked => "ParallelApplyWorkerPanicked", // variant missing (spec: unit)
+        AedbError::SnapshotExpired => "SnapshotExpired", // variant missing (spec: unit)
         AedbError::AssertionFailed {
             index,
             assertion: _,
@@ -341,10 +344,10 @@ fn query_error_variant(e: &QueryError) -> &'static str {
         } => "ScanBoundExceeded",
         QueryError::InvalidQuery { reason: _ } => "InvalidQuery",
         // shape differs: spec `PermissionDenied{permission, scope}`, here `PermissionDenied(String)`:
-        // MISSING: QueryError::PermissionDenied {
-        // MISSING:     permission: _,
-        // MISSING:     scope: _,
-        // MISSING: } => "PermissionDenied",
+        QueryError::PermissionDenied {
+            permission: _,
+            scope: _,
+        } => "PermissionDenied",
         QueryError::SeqNotYetVisible {
             requested: _,
             current: _,
@@ -353,9 +356,9 @@ fn query_error_variant(e: &QueryError) -> &'static str {
             requested: _,
             oldest_available: _,
         } => "SeqGarbageCollected",
-        // MISSING: QueryError::CursorExpired { original_seq: _ } => "CursorExpired", // variant missing (spec: CursorExpired{original_seq})
-        // MISSING: QueryError::SnapshotExpired => "SnapshotExpired", // variant missing (spec: unit)
-        // MISSING: QueryError::SnapshotLimitReached => "SnapshotLimitReached", // variant missing (spec: unit)
+        QueryError::CursorExpired { original_seq: _ } => "CursorExpired", // variant missing (spec: CursorExpired{original_seq})
+        QueryError::SnapshotExpired => "SnapshotExpired", // variant missing (spec: unit)
+        QueryError::SnapshotLimitReached => "SnapshotLimitReached", // variant missing (spec: unit)
         QueryError::InternalError(message) => {
             let _: &String = message;
             "InternalError"
@@ -473,8 +476,13 @@ fn public_paths_resolve_and_error_variants_match() {
     assert_eq!(aedb_error_variant(&e), "NotFound");
     assert_eq!(e.code_str(), "project_not_found");
     assert_eq!(aedb_error_variant(&AedbError::Underflow), "Underflow");
-    // MISSING: assert_eq!(aedb_error_variant(&AedbError::Timeout), "Timeout"); // AedbError::Timeout (unit)
-    // MISSING: assert_eq!(aedb_error_variant(&AedbError::PermissionDenied("caller_id 'system' is reserved for internal use".into())), "PermissionDenied"); // AedbError::PermissionDenied(String)
+    assert_eq!(aedb_error_variant(&AedbError::Timeout), "Timeout"); // AedbError::Timeout (unit)
+    assert_eq!(
+        aedb_error_variant(&AedbError::PermissionDenied(
+            "caller_id 'system' is reserved for internal use".into()
+        )),
+        "PermissionDenied"
+    ); // AedbError::PermissionDenied(String)
     assert_eq!(resource_type_variant(ResourceType::Index), "Index");
 
     let q = QueryError::InvalidQuery {
@@ -484,7 +492,10 @@ fn public_paths_resolve_and_error_variants_match() {
     // §4.9: `From<AedbError>` maps Validation → InvalidQuery.
     let q: QueryError = AedbError::Validation("bad".into()).into();
     assert_eq!(query_error_variant(&q), "InvalidQuery");
-    // MISSING: assert_eq!(query_error_variant(&QueryError::SnapshotLimitReached), "SnapshotLimitReached"); // QueryError::SnapshotLimitReached (unit)
+    assert_eq!(
+        query_error_variant(&QueryError::SnapshotLimitReached),
+        "SnapshotLimitReached"
+    ); // QueryError::SnapshotLimitReached (unit)
 
     let m = Mutation::KvSet {
         project_id: "demo".into(),

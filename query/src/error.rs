@@ -90,8 +90,15 @@ pub enum QueryError {
         requested: u64,
         oldest_available: u64,
     },
-    #[error("permission denied: {0}")]
-    PermissionDenied(String),
+    #[error("permission denied: {permission} on {scope}")]
+    PermissionDenied { permission: String, scope: String },
+    /// A cursor whose snapshot is no longer retained.
+    #[error("cursor expired: its snapshot {original_seq} is no longer retained")]
+    CursorExpired { original_seq: u64 },
+    #[error("the snapshot expired")]
+    SnapshotExpired,
+    #[error("too many snapshots are held open")]
+    SnapshotLimitReached,
     #[error("internal error: {0}")]
     InternalError(String),
     /// Stored data is damaged. `page` names the data-file page when a page check found it;
@@ -140,7 +147,10 @@ impl QueryError {
             QueryError::InvalidQuery { .. } => "invalid_query",
             QueryError::SeqNotYetVisible { .. } => "seq_not_yet_visible",
             QueryError::SeqGarbageCollected { .. } => "snapshot_released",
-            QueryError::PermissionDenied(_) => "permission_denied",
+            QueryError::PermissionDenied { .. } => "permission_denied",
+            QueryError::CursorExpired { .. } => "cursor_expired",
+            QueryError::SnapshotExpired => "snapshot_expired",
+            QueryError::SnapshotLimitReached => "snapshot_limit_reached",
             QueryError::InternalError(_) => "internal",
             QueryError::Corruption { .. } => "corruption",
             QueryError::Io { .. } => "io",

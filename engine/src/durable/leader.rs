@@ -70,9 +70,7 @@ impl Pipeline {
             return Err(AedbError::Closed);
         }
         if queue.msgs.len() >= self.capacity {
-            return Err(AedbError::QueueFull {
-                capacity: self.capacity,
-            });
+            return Err(AedbError::QueueFull);
         }
         queue.msgs.push_back(msg);
         drop(queue);
