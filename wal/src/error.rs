@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use aedb_pager::io::IoError;
+use aedb_io::IoError;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]

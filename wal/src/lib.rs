@@ -1,6 +1,6 @@
 //! aedb's write-ahead log: frames (`frame.rs`), commit records (`record.rs`), segment files
 //! (`segment.rs`), the group-commit writer (`writer.rs`) and the redo reader (`reader.rs`).
-//! It reaches files only through the pager's I/O seam, so the simulator covers it too.
+//! It reaches files only through the I/O layer (`aedb-io`), so the simulator covers it too.
 
 pub mod error;
 pub mod frame;

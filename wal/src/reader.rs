@@ -16,7 +16,7 @@
 
 use std::path::{Path, PathBuf};
 
-use aedb_pager::io::Vfs;
+use aedb_io::Vfs;
 
 use crate::error::{Result, WalError};
 use crate::frame::{self, FrameHeader, FrameProblem, Integrity, FRAME_MAGIC};
@@ -93,7 +93,7 @@ pub fn scan(
             Err(WalError::Io(err))
                 if expected.is_none_or(|e| e <= after_lsn + 1)
                     && index + 1 < count
-                    && err.kind == aedb_pager::io::IoErrorKind::Os(libc::ENOENT) =>
+                    && err.kind == aedb_io::IoErrorKind::Os(libc::ENOENT) =>
             {
                 // Start over at the next segment: it must then begin within what the
                 // checkpoint covers, or the scan reports the gap.

@@ -16,7 +16,7 @@
 
 use std::path::{Path, PathBuf};
 
-use aedb_pager::io::{all_ok, submit_wait, AlignedBuf, IoFile, IoOp, OpenOptions, Vfs};
+use aedb_io::{all_ok, submit_wait, AlignedBuf, IoFile, IoOp, OpenOptions, Vfs};
 
 use crate::error::{Result, WalError};
 

@@ -13,7 +13,7 @@ use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use aedb_pager::io::{all_ok, AlignedBuf, IoFile, IoOp, OpenOptions, Vfs};
+use aedb_io::{all_ok, AlignedBuf, IoFile, IoOp, OpenOptions, Vfs};
 
 use crate::error::{Result, WalError};
 use crate::frame::{self, FrameHeader, Integrity, MAX_PAYLOAD_BYTES};
@@ -279,11 +279,11 @@ impl WalWriter {
     }
 }
 
-fn missing_result() -> aedb_pager::io::IoError {
-    aedb_pager::io::IoError::new(
-        aedb_pager::io::OpKind::Write,
+fn missing_result() -> aedb_io::IoError {
+    aedb_io::IoError::new(
+        aedb_io::OpKind::Write,
         0,
-        aedb_pager::io::IoErrorKind::Closed,
+        aedb_io::IoErrorKind::Closed,
         "the backend returned no result for the write",
     )
 }

@@ -4,8 +4,8 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use aedb_pager::io::sim::{CrashMode, SimVfs};
-use aedb_pager::io::Vfs;
+use aedb_io::sim::{CrashMode, SimVfs};
+use aedb_io::Vfs;
 use aedb_wal::segment::{list_segments, SEGMENT_HEADER_BYTES};
 use aedb_wal::{scan, Integrity, RecoveryMode, ScanOutcome, WalConfig, WalError, WalWriter};
 use proptest::prelude::*;
@@ -225,8 +225,8 @@ proptest! {
             bytes.truncate(cut);
         }
         let image = SimVfs::new();
-        let file = image.open(&path, aedb_pager::io::OpenOptions { create: true, ..Default::default() }).unwrap();
-        aedb_pager::io::all_ok(aedb_pager::io::submit_wait(&*file, vec![aedb_pager::io::IoOp::Write { offset: 0, buf: aedb_pager::io::AlignedBuf::from_slice(&bytes) }])).unwrap();
+        let file = image.open(&path, aedb_io::OpenOptions { create: true, ..Default::default() }).unwrap();
+        aedb_io::all_ok(aedb_io::submit_wait(&*file, vec![aedb_io::IoOp::Write { offset: 0, buf: aedb_io::AlignedBuf::from_slice(&bytes) }])).unwrap();
         drop(vfs);
         let mode = if strict { RecoveryMode::Strict } else { RecoveryMode::Permissive };
         let result = read_all(&image, 0, &full(), mode);

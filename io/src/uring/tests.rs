@@ -1,7 +1,7 @@
 //! Tests of the io_uring backend: the ring thread at its bounds and on failure.
 
 use super::*;
-use crate::io::AlignedBuf;
+use crate::AlignedBuf;
 use std::sync::Mutex;
 
 fn pattern(len: usize, seed: u64) -> AlignedBuf {

@@ -4,8 +4,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use aedb_pager::io::sim::{Fault, SimVfs};
-use aedb_pager::io::{
+use aedb_io::sim::{Fault, SimVfs};
+use aedb_io::{
     all_ok, os_vfs, submit_async, submit_wait, AlignedBuf, BackendKind, IoBackendChoice, IoDone,
     IoErrorKind, IoFile, IoOp, IoResult, OpKind, OpenOptions, Vfs,
 };
@@ -30,7 +30,7 @@ fn read(
     path: &Path,
     offset: u64,
     len: usize,
-) -> Result<AlignedBuf, aedb_pager::io::IoError> {
+) -> Result<AlignedBuf, aedb_io::IoError> {
     let file = vfs.open(path, OpenOptions::default())?;
     let mut done = all_ok(submit_wait(
         &*file,
@@ -455,9 +455,9 @@ fn simulated_backend_conforms() {
 #[test]
 fn auto_falls_back_when_io_uring_is_disabled() {
     // Set for this test binary only; other tests ask for backends explicitly.
-    std::env::set_var(aedb_pager::io::DISABLE_IO_URING_ENV, "1");
+    std::env::set_var(aedb_io::DISABLE_IO_URING_ENV, "1");
     let vfs = os_vfs(IoBackendChoice::Auto).expect("auto");
-    std::env::remove_var(aedb_pager::io::DISABLE_IO_URING_ENV);
+    std::env::remove_var(aedb_io::DISABLE_IO_URING_ENV);
     assert_eq!(vfs.kind(), BackendKind::Sync);
     let (_tmp, dir) = temp_dir();
     conformance(vfs, &dir);
@@ -549,7 +549,7 @@ fn simulator_crash_images_separate_synced_from_unsynced() {
     )
     .expect("create g");
 
-    let process = sim.crash_image(aedb_pager::io::sim::CrashMode::ProcessCrash, 1);
+    let process = sim.crash_image(aedb_io::sim::CrashMode::ProcessCrash, 1);
     assert_eq!(
         process.file_bytes(&path).expect("file")[..4096],
         pattern(4096, 2)[..]
@@ -557,7 +557,7 @@ fn simulator_crash_images_separate_synced_from_unsynced() {
     assert_eq!(process.file_bytes(&path).expect("file").len(), 8192);
     assert!(process.exists(&other));
 
-    let power = sim.crash_image(aedb_pager::io::sim::CrashMode::PowerLoss, 1);
+    let power = sim.crash_image(aedb_io::sim::CrashMode::PowerLoss, 1);
     assert_eq!(
         power.file_bytes(&path).expect("file"),
         pattern(4096, 1).to_vec()
@@ -565,7 +565,7 @@ fn simulator_crash_images_separate_synced_from_unsynced() {
     assert!(!power.exists(&other), "an entry never made durable is lost");
 
     for seed in 0..32 {
-        let torn = sim.crash_image(aedb_pager::io::sim::CrashMode::TornWrite, seed);
+        let torn = sim.crash_image(aedb_io::sim::CrashMode::TornWrite, seed);
         let bytes = torn.file_bytes(&path).expect("file");
         assert_eq!(bytes.len(), 4096, "unsynced growth is lost");
         // Each 512-byte sector is wholly old or wholly new.
