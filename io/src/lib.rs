@@ -15,6 +15,8 @@
 //! 4. Results come back in op order, exactly one per op, through one call of the completion.
 
 pub mod buf;
+pub mod files;
+mod lock;
 #[cfg(feature = "sim")]
 pub mod sim;
 pub mod sync;
@@ -30,6 +32,7 @@ use std::task::{Context, Poll, Waker};
 use parking_lot::{Condvar, Mutex};
 
 pub use buf::{AlignedBuf, IO_ALIGN};
+pub use files::{read_whole_file, write_file_durably};
 
 /// One operation of a batch.
 #[derive(Debug)]
@@ -113,6 +116,8 @@ pub enum OpKind {
     Sync,
     Grow,
     WriteBack,
+    /// A lock operation of a [`LockFile`].
+    Lock,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -239,6 +244,31 @@ pub trait Vfs: Send + Sync {
     /// Make the directory's entries (files created or removed in it) durable.
     fn sync_dir(&self, dir: &Path) -> Result<(), IoError>;
     fn list_dir(&self, dir: &Path) -> Result<Vec<PathBuf>, IoError>;
+    /// Rename `from` to `to`, replacing `to` if it exists, atomically (rename(2)). The new name
+    /// is durable once its directory is synced ([`Vfs::sync_dir`]); until then a power loss may
+    /// leave the old one.
+    fn rename(&self, from: &Path, to: &Path) -> Result<(), IoError>;
+    /// Open `path` to hold locks on it (created when `opts.create` and not `opts.read_only`;
+    /// `direct` is ignored). The locks are those of the open file (flock and open-file-
+    /// description locks), so two opens in one process exclude each other as two processes do;
+    /// dropping the [`LockFile`] releases its locks, and so does the death of its process.
+    fn open_lock(&self, path: &Path, opts: OpenOptions) -> Result<Box<dyn LockFile>, IoError>;
+}
+
+/// A file held for its locks. Two kinds, independent of each other as on Linux: the whole
+/// file's exclusive lock (`flock`) and shared locks on single bytes (open-file-description
+/// locks, `F_OFD_SETLK`; elsewhere than Linux the OS backends take none and see none).
+pub trait LockFile: Send + Sync {
+    /// Take the whole file's exclusive lock without waiting: `Ok(false)` when another open file
+    /// holds it.
+    fn try_lock_exclusive(&self) -> Result<bool, IoError>;
+    /// Hold a shared lock on the byte at `offset` (no-op if this file holds it already).
+    fn lock_shared_byte(&self, offset: u64) -> Result<(), IoError>;
+    /// Release this file's shared lock on the byte at `offset`, if it holds one.
+    fn unlock_byte(&self, offset: u64) -> Result<(), IoError>;
+    /// The lowest byte on which another open file holds a shared lock (this file's own locks
+    /// do not count), or None.
+    fn lowest_locked_byte(&self) -> Result<Option<u64>, IoError>;
 }
 
 /// Set (to anything but `0`) to make `Auto` skip io_uring.

@@ -6,8 +6,15 @@
 //! crash ([`CrashMode`]): what a killed process leaves, what a power loss leaves, and the
 //! torn and garbage variants a real device may produce.
 //!
-//! Every op that changes the disk (write, sync, grow, create, remove, directory sync) is a
-//! numbered *write point*. [`SimVfs::crash_at`] makes the machine crash at a given point: that op
+//! Names and contents are apart, as in a real file system: a directory entry names an inode,
+//! so a rename moves a name (durable once its directory is synced) and an unlinked file stays
+//! readable and writable through the handles still open on it.
+//!
+//! Locks ([`LockFile`]) live in memory, per inode and per open lock file, and a crash image
+//! starts with none: the processes that held them died with the machine.
+//!
+//! Every op that changes the disk (write, sync, grow, create, remove, rename, directory sync)
+//! is a numbered *write point*. [`SimVfs::crash_at`] makes the machine crash at a given point: that op
 //! and every later one fail with [`IoErrorKind::Crashed`]. A crash-point sweep runs a workload
 //! once to count its points, then once per point.
 //!
@@ -23,7 +30,7 @@ use parking_lot::Mutex;
 
 use super::{
     run_in_order, BackendKind, Completion, IoDone, IoError, IoErrorKind, IoFile, IoOp, IoResult,
-    OpKind, OpenOptions, Vfs,
+    LockFile, OpKind, OpenOptions, Vfs,
 };
 
 /// The unit a device writes atomically.
@@ -116,12 +123,29 @@ impl SimFile {
     }
 }
 
+/// An inode's number.
+type Ino = u64;
+
+/// The locks on one inode, by the open lock file (its owner number) that holds them.
+#[derive(Debug, Default)]
+struct LockTable {
+    exclusive: Option<u64>,
+    shared: BTreeMap<u64 /* byte */, BTreeSet<u64 /* owner */>>,
+}
+
 #[derive(Default)]
 struct SimState {
-    files: BTreeMap<PathBuf, SimFile>,
+    /// File contents by inode.
+    files: BTreeMap<Ino, SimFile>,
+    next_ino: Ino,
+    /// Handles open per inode: an inode no name reaches lives while one is open.
+    open: BTreeMap<Ino, usize>,
     dirs: BTreeSet<PathBuf>,
-    entries_current: BTreeSet<PathBuf>,
-    entries_durable: BTreeSet<PathBuf>,
+    /// Names, as processes see them and as made durable by `sync_dir`.
+    entries_current: BTreeMap<PathBuf, Ino>,
+    entries_durable: BTreeMap<PathBuf, Ino>,
+    locks: BTreeMap<Ino, LockTable>,
+    next_owner: u64,
     write_points: u64,
     crash_at: Option<u64>,
     crashed: bool,
@@ -137,8 +161,18 @@ pub struct SimVfs {
 
 struct SimFileHandle {
     state: Arc<Mutex<SimState>>,
+    /// The name it was opened by (what faults and flips match).
     path: PathBuf,
+    ino: Ino,
     read_only: bool,
+}
+
+/// An open lock file of the simulator.
+struct SimLockHandle {
+    state: Arc<Mutex<SimState>>,
+    path: PathBuf,
+    ino: Ino,
+    owner: u64,
 }
 
 impl SimVfs {
@@ -196,7 +230,10 @@ impl SimVfs {
     /// Change stored bytes in place, durable and current alike (rot at rest, or a test's edit).
     pub fn corrupt(&self, path: &Path, offset: u64, bytes: &[u8]) {
         let mut state = self.state.lock();
-        if let Some(file) = state.files.get_mut(path) {
+        let Some(&ino) = state.entries_current.get(path) else {
+            return;
+        };
+        if let Some(file) = state.files.get_mut(&ino) {
             for data in [&mut file.durable, &mut file.current] {
                 let start = (offset as usize).min(data.len());
                 let end = (start + bytes.len()).min(data.len());
@@ -207,7 +244,14 @@ impl SimVfs {
 
     /// The current bytes of a file, as a process would read them.
     pub fn file_bytes(&self, path: &Path) -> Option<Vec<u8>> {
-        self.state.lock().files.get(path).map(|f| f.current.clone())
+        let state = self.state.lock();
+        let ino = state.entries_current.get(path)?;
+        state.files.get(ino).map(|f| f.current.clone())
+    }
+
+    /// The names a power loss now would keep: those made durable by a directory sync.
+    pub fn durable_entries(&self) -> Vec<PathBuf> {
+        self.state.lock().entries_durable.keys().cloned().collect()
     }
 
     /// The machine after a crash now, as the next process sees it.
@@ -220,8 +264,19 @@ impl SimVfs {
     pub fn crash_image(&self, mode: CrashMode, seed: u64) -> SimVfs {
         let state = self.state.lock();
         if mode == CrashMode::ProcessCrash {
+            // Inodes only open handles kept alive die with the process.
+            let named: BTreeSet<Ino> = state
+                .entries_current
+                .values()
+                .chain(state.entries_durable.values())
+                .copied()
+                .collect();
             let image = SimState {
-                files: state.files.clone(),
+                files: named
+                    .iter()
+                    .filter_map(|ino| Some((*ino, state.files.get(ino)?.clone())))
+                    .collect(),
+                next_ino: state.next_ino,
                 dirs: state.dirs.clone(),
                 entries_current: state.entries_current.clone(),
                 entries_durable: state.entries_durable.clone(),
@@ -234,21 +289,25 @@ impl SimVfs {
         let mut rng = SplitMix64(seed);
         let entries = state.entries_durable.clone();
         let mut image = SimState {
+            next_ino: state.next_ino,
             dirs: state.dirs.clone(),
             entries_current: entries.clone(),
             entries_durable: entries.clone(),
             ..SimState::default()
         };
-        for path in &entries {
-            let Some(file) = state.files.get(path) else {
+        for ino in entries.values() {
+            let Some(file) = state.files.get(ino) else {
                 continue;
             };
+            if image.files.contains_key(ino) {
+                continue;
+            }
             let bytes = match mode {
                 CrashMode::PowerLoss => file.durable.clone(),
                 _ => image_after_power_loss(file, mode, &mut rng),
             };
             image.files.insert(
-                path.clone(),
+                *ino,
                 SimFile {
                     durable: bytes.clone(),
                     current: bytes,
@@ -269,12 +328,13 @@ impl SimVfs {
 
     /// Writes (and growth) not yet synced in files under `dir`.
     pub fn unsynced_writes_under(&self, dir: &Path) -> usize {
-        self.state
-            .lock()
-            .files
+        let state = self.state.lock();
+        state
+            .entries_current
             .iter()
             .filter(|(path, _)| path.starts_with(dir))
-            .map(|(_, f)| f.pending.len())
+            .filter_map(|(_, ino)| state.files.get(ino))
+            .map(|f| f.pending.len())
             .sum()
     }
 }
@@ -377,7 +437,7 @@ impl SimState {
         Ok(())
     }
 
-    fn exec(&mut self, path: &Path, op: IoOp) -> IoResult {
+    fn exec(&mut self, ino: Ino, path: &Path, op: IoOp) -> IoResult {
         let kind = op.kind();
         let offset = op.offset();
         // A write-back only paces (nothing becomes durable): not a crash point of its own.
@@ -385,7 +445,7 @@ impl SimState {
             self.write_point(kind, offset)?;
         }
         self.check_fault(kind, path, offset)?;
-        let Some(file) = self.files.get_mut(path) else {
+        let Some(file) = self.files.get_mut(&ino) else {
             return Err(IoError::os(kind, offset, libc::EBADF));
         };
         match op {
@@ -430,6 +490,62 @@ impl SimState {
             }
         }
     }
+
+    /// A new, empty inode named `path` (replacing what the name reached).
+    fn create(&mut self, path: &Path) -> Ino {
+        let ino = self.next_ino;
+        self.next_ino += 1;
+        self.files.insert(ino, SimFile::default());
+        if let Some(old) = self.entries_current.insert(path.to_path_buf(), ino) {
+            self.forget_if_unreachable(old);
+        }
+        ino
+    }
+
+    /// Drop an inode that no name, durable or not, and no open handle reaches any more.
+    fn forget_if_unreachable(&mut self, ino: Ino) {
+        let named = self
+            .entries_current
+            .values()
+            .chain(self.entries_durable.values())
+            .any(|&i| i == ino);
+        if !named && !self.open.contains_key(&ino) {
+            self.files.remove(&ino);
+            self.locks.remove(&ino);
+        }
+    }
+
+    fn opened(&mut self, ino: Ino) {
+        *self.open.entry(ino).or_insert(0) += 1;
+    }
+
+    fn closed(&mut self, ino: Ino) {
+        if let Some(count) = self.open.get_mut(&ino) {
+            *count -= 1;
+            if *count == 0 {
+                self.open.remove(&ino);
+                self.forget_if_unreachable(ino);
+            }
+        }
+    }
+
+    /// The inode `path` names, created when allowed (a write point) and missing.
+    fn lookup_or_create(&mut self, path: &Path, opts: OpenOptions) -> Result<Ino, IoError> {
+        if let Some(&ino) = self.entries_current.get(path) {
+            return Ok(ino);
+        }
+        if !opts.create || opts.read_only {
+            return Err(IoError::os(OpKind::Read, 0, libc::ENOENT).with_path(path));
+        }
+        self.write_point(OpKind::Write, 0)?;
+        Ok(self.create(path))
+    }
+
+    /// A lock op's checks: the machine is up and no fault is injected for it.
+    fn lock_op(&mut self, ino: Ino, path: &Path, offset: u64) -> Result<&mut LockTable, IoError> {
+        self.check_fault(OpKind::Lock, path, offset)?;
+        Ok(self.locks.entry(ino).or_default())
+    }
 }
 
 fn crashed(op: OpKind, offset: u64) -> IoError {
@@ -448,33 +564,30 @@ impl Vfs for SimVfs {
 
     fn open(&self, path: &Path, opts: OpenOptions) -> Result<Arc<dyn IoFile>, IoError> {
         let mut state = self.state.lock();
-        if !state.entries_current.contains(path) {
-            if !opts.create || opts.read_only {
-                return Err(IoError::os(OpKind::Read, 0, libc::ENOENT).with_path(path));
-            }
-            state.write_point(OpKind::Write, 0)?;
-            state.entries_current.insert(path.to_path_buf());
-            state.files.insert(path.to_path_buf(), SimFile::default());
-        }
+        let ino = state.lookup_or_create(path, opts)?;
+        state.opened(ino);
         Ok(Arc::new(SimFileHandle {
             state: Arc::clone(&self.state),
             path: path.to_path_buf(),
+            ino,
             read_only: opts.read_only,
         }))
     }
 
     fn exists(&self, path: &Path) -> bool {
         let state = self.state.lock();
-        state.entries_current.contains(path) || state.dirs.contains(path)
+        state.entries_current.contains_key(path) || state.dirs.contains(path)
     }
 
     fn remove(&self, path: &Path) -> Result<(), IoError> {
         let mut state = self.state.lock();
         state.write_point(OpKind::Write, 0)?;
-        if state.entries_current.remove(path) {
-            Ok(())
-        } else {
-            Err(IoError::os(OpKind::Write, 0, libc::ENOENT).with_path(path))
+        match state.entries_current.remove(path) {
+            Some(ino) => {
+                state.forget_if_unreachable(ino);
+                Ok(())
+            }
+            None => Err(IoError::os(OpKind::Write, 0, libc::ENOENT).with_path(path)),
         }
     }
 
@@ -491,15 +604,24 @@ impl Vfs for SimVfs {
         let mut state = self.state.lock();
         state.write_point(OpKind::Sync, 0)?;
         state.check_fault(OpKind::Sync, dir, 0)?;
-        let in_dir = |p: &PathBuf| p.parent() == Some(dir);
-        let current: Vec<PathBuf> = state
+        let in_dir = |p: &Path| p.parent() == Some(dir);
+        let current: Vec<(PathBuf, Ino)> = state
             .entries_current
             .iter()
-            .filter(|p| in_dir(p))
-            .cloned()
+            .filter(|(p, _)| in_dir(p))
+            .map(|(p, ino)| (p.clone(), *ino))
             .collect();
-        state.entries_durable.retain(|p| !in_dir(p));
+        let dropped: Vec<Ino> = state
+            .entries_durable
+            .iter()
+            .filter(|(p, _)| in_dir(p))
+            .map(|(_, ino)| *ino)
+            .collect();
+        state.entries_durable.retain(|p, _| !in_dir(p));
         state.entries_durable.extend(current);
+        for ino in dropped {
+            state.forget_if_unreachable(ino);
+        }
         Ok(())
     }
 
@@ -507,42 +629,70 @@ impl Vfs for SimVfs {
         let state = self.state.lock();
         Ok(state
             .entries_current
-            .iter()
+            .keys()
             .filter(|p| p.parent() == Some(dir))
             .cloned()
             .collect())
+    }
+
+    fn rename(&self, from: &Path, to: &Path) -> Result<(), IoError> {
+        let mut state = self.state.lock();
+        state.write_point(OpKind::Write, 0)?;
+        let Some(ino) = state.entries_current.remove(from) else {
+            return Err(IoError::os(OpKind::Write, 0, libc::ENOENT).with_path(from));
+        };
+        if let Some(replaced) = state.entries_current.insert(to.to_path_buf(), ino) {
+            if replaced != ino {
+                state.forget_if_unreachable(replaced);
+            }
+        }
+        Ok(())
+    }
+
+    fn open_lock(&self, path: &Path, opts: OpenOptions) -> Result<Box<dyn LockFile>, IoError> {
+        let mut state = self.state.lock();
+        if state.crashed {
+            return Err(crashed(OpKind::Lock, 0));
+        }
+        let ino = state.lookup_or_create(path, opts)?;
+        state.opened(ino);
+        let owner = state.next_owner;
+        state.next_owner += 1;
+        Ok(Box::new(SimLockHandle {
+            state: Arc::clone(&self.state),
+            path: path.to_path_buf(),
+            ino,
+            owner,
+        }))
+    }
+}
+
+impl SimFileHandle {
+    fn run(&self, state: &mut SimState, ops: Vec<IoOp>) -> Vec<IoResult> {
+        run_in_order(ops, |op| {
+            if self.read_only && op.kind() != OpKind::Read {
+                return Err(IoError::os(op.kind(), op.offset(), libc::EBADF));
+            }
+            state.exec(self.ino, &self.path, op)
+        })
     }
 }
 
 impl IoFile for SimFileHandle {
     fn submit(&self, ops: Vec<IoOp>, done: Completion) {
-        let results = {
-            let mut state = self.state.lock();
-            run_in_order(ops, |op| {
-                if self.read_only && op.kind() != OpKind::Read {
-                    return Err(IoError::os(op.kind(), op.offset(), libc::EBADF));
-                }
-                state.exec(&self.path, op)
-            })
-        };
+        let results = self.run(&mut self.state.lock(), ops);
         done(results)
     }
 
     fn submit_now(&self, ops: Vec<IoOp>) -> Vec<IoResult> {
-        let mut state = self.state.lock();
-        run_in_order(ops, |op| {
-            if self.read_only && op.kind() != OpKind::Read {
-                return Err(IoError::os(op.kind(), op.offset(), libc::EBADF));
-            }
-            state.exec(&self.path, op)
-        })
+        self.run(&mut self.state.lock(), ops)
     }
 
     fn read_now(&self, offset: u64, buf: super::AlignedBuf) -> Result<super::AlignedBuf, IoError> {
         let result = self
             .state
             .lock()
-            .exec(&self.path, IoOp::Read { offset, buf });
+            .exec(self.ino, &self.path, IoOp::Read { offset, buf });
         match result? {
             IoDone::Read(buf) => Ok(buf),
             _ => Err(IoError::os(OpKind::Read, offset, libc::EIO)),
@@ -553,9 +703,74 @@ impl IoFile for SimFileHandle {
         let state = self.state.lock();
         state
             .files
-            .get(&self.path)
+            .get(&self.ino)
             .map(|f| f.current.len() as u64)
             .ok_or_else(|| IoError::os(OpKind::Read, 0, libc::EBADF))
+    }
+}
+
+impl Drop for SimFileHandle {
+    fn drop(&mut self) {
+        self.state.lock().closed(self.ino);
+    }
+}
+
+impl LockFile for SimLockHandle {
+    fn try_lock_exclusive(&self) -> Result<bool, IoError> {
+        let mut state = self.state.lock();
+        let table = state.lock_op(self.ino, &self.path, 0)?;
+        match table.exclusive {
+            Some(holder) if holder != self.owner => Ok(false),
+            _ => {
+                table.exclusive = Some(self.owner);
+                Ok(true)
+            }
+        }
+    }
+
+    fn lock_shared_byte(&self, offset: u64) -> Result<(), IoError> {
+        let mut state = self.state.lock();
+        let table = state.lock_op(self.ino, &self.path, offset)?;
+        table.shared.entry(offset).or_default().insert(self.owner);
+        Ok(())
+    }
+
+    fn unlock_byte(&self, offset: u64) -> Result<(), IoError> {
+        let mut state = self.state.lock();
+        let table = state.lock_op(self.ino, &self.path, offset)?;
+        if let Some(owners) = table.shared.get_mut(&offset) {
+            owners.remove(&self.owner);
+            if owners.is_empty() {
+                table.shared.remove(&offset);
+            }
+        }
+        Ok(())
+    }
+
+    fn lowest_locked_byte(&self) -> Result<Option<u64>, IoError> {
+        let mut state = self.state.lock();
+        let table = state.lock_op(self.ino, &self.path, 0)?;
+        Ok(table
+            .shared
+            .iter()
+            .find(|(_, owners)| owners.iter().any(|&o| o != self.owner))
+            .map(|(byte, _)| *byte))
+    }
+}
+
+impl Drop for SimLockHandle {
+    fn drop(&mut self) {
+        let mut state = self.state.lock();
+        if let Some(table) = state.locks.get_mut(&self.ino) {
+            if table.exclusive == Some(self.owner) {
+                table.exclusive = None;
+            }
+            for owners in table.shared.values_mut() {
+                owners.remove(&self.owner);
+            }
+            table.shared.retain(|_, owners| !owners.is_empty());
+        }
+        state.closed(self.ino);
     }
 }
 

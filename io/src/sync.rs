@@ -6,9 +6,10 @@ use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use super::lock::open_os_lock;
 use super::{
     run_in_order, AlignedBuf, BackendKind, Completion, IoDone, IoError, IoFile, IoOp, IoResult,
-    OpKind, OpenOptions, Vfs,
+    LockFile, OpKind, OpenOptions, Vfs,
 };
 
 pub struct SyncVfs;
@@ -40,6 +41,12 @@ impl Vfs for SyncVfs {
     }
     fn list_dir(&self, dir: &Path) -> Result<Vec<PathBuf>, IoError> {
         list_os_dir(dir)
+    }
+    fn rename(&self, from: &Path, to: &Path) -> Result<(), IoError> {
+        rename_os(from, to)
+    }
+    fn open_lock(&self, path: &Path, opts: OpenOptions) -> Result<Box<dyn LockFile>, IoError> {
+        open_os_lock(path, opts)
     }
 }
 
@@ -165,6 +172,10 @@ pub(crate) fn grow_os_file(file: &File, len: u64) -> Result<(), IoError> {
     }
     file.set_len(len)
         .map_err(|e| IoError::from_os(OpKind::Grow, len, &e))
+}
+
+pub(crate) fn rename_os(from: &Path, to: &Path) -> Result<(), IoError> {
+    std::fs::rename(from, to).map_err(|e| IoError::from_os(OpKind::Write, 0, &e).with_path(from))
 }
 
 pub(crate) fn remove_os_file(path: &Path) -> Result<(), IoError> {

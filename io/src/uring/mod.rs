@@ -30,13 +30,14 @@ use std::sync::Arc;
 
 use io_uring::{opcode, squeue, types, IoUring};
 
+use super::lock::open_os_lock;
 use super::sync::{
     create_os_dir_all, exec_blocking, grow_os_file, list_os_dir, open_os_file, os_file_len,
-    remove_os_file, sync_os_dir,
+    remove_os_file, rename_os, sync_os_dir,
 };
 use super::{
     run_in_order, BackendKind, Completion, IoDone, IoError, IoErrorKind, IoFile, IoOp, IoResult,
-    OpKind, OpenOptions, Vfs,
+    LockFile, OpKind, OpenOptions, Vfs,
 };
 
 /// Submission queue entries of the ring.
@@ -121,6 +122,12 @@ impl Vfs for UringVfs {
     }
     fn list_dir(&self, dir: &Path) -> Result<Vec<PathBuf>, IoError> {
         list_os_dir(dir)
+    }
+    fn rename(&self, from: &Path, to: &Path) -> Result<(), IoError> {
+        rename_os(from, to)
+    }
+    fn open_lock(&self, path: &Path, opts: OpenOptions) -> Result<Box<dyn LockFile>, IoError> {
+        open_os_lock(path, opts)
     }
 }
 
