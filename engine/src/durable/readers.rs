@@ -8,8 +8,9 @@
 //! checkpoint the writer asks for the lowest locked byte and reuses nothing that generation
 //! reaches, and deletes no log segment while any reader is registered.
 //!
-//! The locks are open-file-description locks (`F_OFD_SETLK`, Linux): they belong to the open
-//! file, not the process, so a reader and a writer in one process still see each other, and
+//! The locks are open-file-description locks (`F_OFD_SETLK`, Linux), taken through the I/O
+//! layer (`LockFile`; the simulator keeps them in memory): they belong to the open file, not
+//! the process, so a reader and a writer in one process still see each other, and
 //! the kernel drops them when the reader's process dies. A reader registers at byte 0 (every
 //! generation) before it reads the meta page and moves to its generation after, so no
 //! checkpoint between the two can miss it. A writer that opens while readers are registered
@@ -17,57 +18,80 @@
 //! or a database no writer of this version has opened) no registration exists, and a read-only
 //! open beside a live writer carries the risk the module describes (see ARCHITECTURE.md).
 
-use std::fs::File;
 use std::path::Path;
 
+use aedb_pager::io::sync::SyncVfs;
+use aedb_pager::io::{IoError, IoErrorKind, LockFile, OpenOptions, Vfs};
 use aedb_pager::ReaderRegistry;
 
 use crate::error::{AedbError, Result};
 
 pub const READERS_FILE: &str = "READERS";
 
+const READ_ONLY: OpenOptions = OpenOptions {
+    create: false,
+    read_only: true,
+    direct: false,
+};
+
 /// The writer's side: asks which generation the oldest reader reads.
 pub struct ReaderTable {
-    file: File,
+    file: Box<dyn LockFile>,
 }
 
 impl ReaderTable {
+    /// The table on the OS's file system (the locks are the kernel's, whatever the backend).
     pub fn open(dir: &Path) -> Result<Self> {
+        Self::open_in(&SyncVfs, dir)
+    }
+
+    pub fn open_in(vfs: &dyn Vfs, dir: &Path) -> Result<Self> {
         let path = dir.join(READERS_FILE);
-        let created = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .read(true)
-            .write(true)
-            .open(&path);
+        let create = OpenOptions {
+            create: true,
+            ..OpenOptions::default()
+        };
         // Asking needs no write access: a file another user made is opened for reading.
-        let file = created
-            .or_else(|_| File::open(&path))
-            .map_err(|e| AedbError::Io(format!("{}: {e}", path.display())))?;
+        let file = vfs
+            .open_lock(&path, create)
+            .or_else(|_| vfs.open_lock(&path, READ_ONLY))
+            .map_err(|e| AedbError::Io(e.to_string()))?;
         Ok(ReaderTable { file })
     }
 }
 
 impl ReaderRegistry for ReaderTable {
     fn oldest_generation(&self) -> std::io::Result<Option<u64>> {
-        ofd::lowest_shared_lock(&self.file)
+        self.file.lowest_locked_byte().map_err(to_std)
+    }
+}
+
+fn to_std(err: IoError) -> std::io::Error {
+    match err.kind {
+        IoErrorKind::Os(errno) => std::io::Error::from_raw_os_error(errno),
+        _ => std::io::Error::other(err),
     }
 }
 
 /// A reader's registration; dropping it (or the process dying) ends it.
 pub struct ReaderRegistration {
     /// Held for the locks it carries (None: not registered).
-    file: Option<File>,
+    file: Option<Box<dyn LockFile>>,
 }
 
 impl ReaderRegistration {
-    /// Register as reading every generation, before the meta page is read.
+    /// Register as reading every generation, before the meta page is read (on the OS's file
+    /// system).
     pub fn begin(dir: &Path) -> Self {
+        Self::begin_in(&SyncVfs, dir)
+    }
+
+    pub fn begin_in(vfs: &dyn Vfs, dir: &Path) -> Self {
         let path = dir.join(READERS_FILE);
         // Never created here: a read-only open writes nothing. A writer of this version makes
         // the file as it opens; a database no such writer has opened has no writer to tell.
-        let registered = File::open(&path).and_then(|file| {
-            ofd::lock_shared(&file, 0)?;
+        let registered = vfs.open_lock(&path, READ_ONLY).and_then(|file| {
+            file.lock_shared_byte(0)?;
             Ok(file)
         });
         match registered {
@@ -88,87 +112,15 @@ impl ReaderRegistration {
         if generation == 0 {
             return;
         }
-        match ofd::lock_shared(file, generation).and_then(|()| ofd::unlock(file, 0)) {
+        match file
+            .lock_shared_byte(generation)
+            .and_then(|()| file.unlock_byte(0))
+        {
             Ok(()) => {}
             Err(err) => {
                 tracing::warn!(error = %err, generation, "reader keeps its hold on every generation")
             }
         }
-    }
-}
-
-#[cfg(target_os = "linux")]
-mod ofd {
-    use std::fs::File;
-    use std::os::fd::AsRawFd;
-
-    fn flock(kind: i32, start: u64, len: u64) -> std::io::Result<libc::flock> {
-        let overflow = || std::io::Error::from_raw_os_error(libc::EOVERFLOW);
-        // SAFETY: a plain C struct; every field that matters is set below.
-        let mut lock: libc::flock = unsafe { std::mem::zeroed() };
-        lock.l_type = kind as libc::c_short;
-        lock.l_whence = libc::SEEK_SET as libc::c_short;
-        lock.l_start = libc::off_t::try_from(start).map_err(|_| overflow())?;
-        lock.l_len = libc::off_t::try_from(len).map_err(|_| overflow())?;
-        lock.l_pid = 0; // required for OFD locks
-        Ok(lock)
-    }
-
-    fn fcntl(file: &File, cmd: i32, lock: &mut libc::flock) -> std::io::Result<()> {
-        // SAFETY: a valid descriptor and a valid, initialised flock.
-        if unsafe { libc::fcntl(file.as_raw_fd(), cmd, lock as *mut libc::flock) } == -1 {
-            return Err(std::io::Error::last_os_error());
-        }
-        Ok(())
-    }
-
-    pub fn lock_shared(file: &File, byte: u64) -> std::io::Result<()> {
-        fcntl(file, libc::F_OFD_SETLK, &mut flock(libc::F_RDLCK, byte, 1)?)
-    }
-
-    pub fn unlock(file: &File, byte: u64) -> std::io::Result<()> {
-        fcntl(file, libc::F_OFD_SETLK, &mut flock(libc::F_UNLCK, byte, 1)?)
-    }
-
-    /// The lowest byte anyone holds a shared lock on, or None. `F_OFD_GETLK` names one
-    /// conflicting lock, not necessarily the lowest: ask again below it until none is left.
-    pub fn lowest_shared_lock(file: &File) -> std::io::Result<Option<u64>> {
-        let mut below: Option<u64> = None;
-        loop {
-            // len 0 means "to the end of any file".
-            let len = below.unwrap_or(0);
-            if below == Some(0) {
-                return Ok(below);
-            }
-            let mut probe = flock(libc::F_WRLCK, 0, len)?;
-            fcntl(file, libc::F_OFD_GETLK, &mut probe)?;
-            if probe.l_type == libc::F_UNLCK as libc::c_short {
-                return Ok(below);
-            }
-            let start = u64::try_from(probe.l_start).unwrap_or(0);
-            debug_assert!(
-                below.is_none_or(|b| start < b),
-                "GETLK answered outside its range"
-            );
-            below = Some(start);
-        }
-    }
-}
-
-#[cfg(not(target_os = "linux"))]
-mod ofd {
-    use std::fs::File;
-
-    pub fn lock_shared(_file: &File, _byte: u64) -> std::io::Result<()> {
-        Ok(())
-    }
-
-    pub fn unlock(_file: &File, _byte: u64) -> std::io::Result<()> {
-        Ok(())
-    }
-
-    pub fn lowest_shared_lock(_file: &File) -> std::io::Result<Option<u64>> {
-        Ok(None)
     }
 }
 
@@ -200,6 +152,25 @@ mod tests {
         drop(first);
         assert_eq!(table.oldest_generation().expect("ask"), Some(12));
         drop(second);
+        assert_eq!(table.oldest_generation().expect("ask"), None);
+    }
+
+    #[test]
+    fn registration_works_the_same_in_the_simulator() {
+        use aedb_pager::io::sim::SimVfs;
+        let sim = SimVfs::new();
+        let dir = Path::new("/db");
+        let unregistered = ReaderRegistration::begin_in(&sim, dir);
+        assert!(
+            unregistered.file.is_none(),
+            "a reader never creates READERS"
+        );
+        let table = ReaderTable::open_in(&sim, dir).expect("table");
+        let reader = ReaderRegistration::begin_in(&sim, dir);
+        assert_eq!(table.oldest_generation().expect("ask"), Some(0));
+        reader.settle(3);
+        assert_eq!(table.oldest_generation().expect("ask"), Some(3));
+        drop(reader);
         assert_eq!(table.oldest_generation().expect("ask"), None);
     }
 }
