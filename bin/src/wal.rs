@@ -172,12 +172,21 @@ fn chain_hash(prev: &[u8; 32], header: &[u8], payload: &[u8]) -> [u8; 32] {
     hasher.finalize().into()
 }
 
-fn frame_mac(key: &[u8; 32], header: &[u8], payload: &[u8], hash: &[u8; 32]) -> Option<[u8; 32]> {
-    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key).ok()?;
+/// Whether `tag` is the frame's HMAC, compared in constant time.
+fn frame_mac_ok(
+    key: &[u8; 32],
+    header: &[u8],
+    payload: &[u8],
+    hash: &[u8; 32],
+    tag: &[u8],
+) -> bool {
+    let Ok(mut mac) = <Hmac<Sha256> as Mac>::new_from_slice(key) else {
+        return false;
+    };
     mac.update(header);
     mac.update(payload);
     mac.update(hash);
-    Some(mac.finalize().into_bytes().into())
+    mac.verify_slice(tag).is_ok()
 }
 
 /// Segment files of the log directory, by number.
@@ -377,8 +386,8 @@ fn analyse_segment(number: u64, path: PathBuf, bytes: &[u8], key: Option<[u8; 32
         let hmac_check = if header.flags & FLAG_HMAC != 0 {
             match key {
                 Some(key) => {
-                    let ok = frame_mac(&key, &frame[..36], payload, &hash)
-                        .is_some_and(|mac| frame[at..at + HASH_BYTES] == mac);
+                    let tag = &frame[at..at + HASH_BYTES];
+                    let ok = frame_mac_ok(&key, &frame[..36], payload, &hash, tag);
                     if ok {
                         Check::Ok
                     } else {

@@ -134,7 +134,8 @@ fn chain_hash(prev: &[u8; 32], header: &[u8], payload: &[u8]) -> [u8; 32] {
     hasher.finalize().into()
 }
 
-fn frame_mac(key: &[u8; 32], header: &[u8], payload: &[u8], hash: &[u8; 32]) -> [u8; 32] {
+/// The HMAC state of a frame, fed with everything it covers.
+fn frame_hmac(key: &[u8; 32], header: &[u8], payload: &[u8], hash: &[u8; 32]) -> Hmac<Sha256> {
     let mut mac = match <Hmac<Sha256> as Mac>::new_from_slice(key) {
         Ok(mac) => mac,
         Err(_) => unreachable!("HMAC accepts keys of any length"),
@@ -142,7 +143,14 @@ fn frame_mac(key: &[u8; 32], header: &[u8], payload: &[u8], hash: &[u8; 32]) -> 
     mac.update(header);
     mac.update(payload);
     mac.update(hash);
-    mac.finalize().into_bytes().into()
+    mac
+}
+
+fn frame_mac(key: &[u8; 32], header: &[u8], payload: &[u8], hash: &[u8; 32]) -> [u8; 32] {
+    frame_hmac(key, header, payload, hash)
+        .finalize()
+        .into_bytes()
+        .into()
 }
 
 /// Why bytes are not a valid frame.
@@ -256,9 +264,10 @@ pub fn decode<'a>(
                 "frame carries an HMAC and no key is configured".into(),
             ));
         };
-        if frame[at..at + HASH_BYTES] != frame_mac(key, &frame[..36], payload, &hash) {
-            return Err(FrameProblem::HmacMismatch);
-        }
+        // In constant time: how much of a forged tag matches must not show in the time taken.
+        frame_hmac(key, &frame[..36], payload, &hash)
+            .verify_slice(&frame[at..at + HASH_BYTES])
+            .map_err(|_| FrameProblem::HmacMismatch)?;
     }
     Ok((header, payload, hash))
 }
