@@ -36,9 +36,7 @@ use sha2::{Digest, Sha256};
 
 use crate::cli::DbArgs;
 use crate::db::{block_on, open_read_only};
-use crate::util::{
-    hex, human_bytes, key_values, CliError, Ctx, Progress, Res, EXIT_FOUND, EXIT_OK,
-};
+use crate::util::{human_bytes, key_values, CliError, Ctx, Progress, Res, EXIT_FOUND, EXIT_OK};
 
 pub const MAGIC: &[u8; 8] = b"AEDBDUMP";
 pub const TRAILER_MAGIC: &[u8; 8] = b"AEDBDEND";
@@ -454,7 +452,7 @@ fn sections_json(sections: &[Section]) -> Json {
     Json::Array(
         sections
             .iter()
-            .map(|s| json!({"name": s.name, "count": s.count, "digest": hex(&s.digest)}))
+            .map(|s| json!({"name": s.name, "count": s.count, "digest": hex::encode(s.digest)}))
             .collect(),
     )
 }
@@ -526,7 +524,7 @@ pub fn export(ctx: &mut Ctx<'_>, db: &DbArgs, out: &Path) -> Res<i32> {
             "tables": counts.tables,
             "table_rows": counts.table_rows,
             "kv_entries": counts.kv_entries,
-            "parity": hex(&checksum),
+            "parity": hex::encode(checksum),
             "sections": sections_json(&sections),
         });
         writer.record(KIND_END, end.to_string().as_bytes())?;
@@ -559,7 +557,7 @@ pub fn export(ctx: &mut Ctx<'_>, db: &DbArgs, out: &Path) -> Res<i32> {
             "ok": true,
             "dump": out.display().to_string(),
             "snapshot_seq": snapshot.seq(),
-            "parity": hex(&checksum),
+            "parity": hex::encode(checksum),
             "projects": counts.projects,
             "scopes": counts.scopes,
             "tables": counts.tables,
@@ -581,7 +579,7 @@ pub fn export(ctx: &mut Ctx<'_>, db: &DbArgs, out: &Path) -> Res<i32> {
                 format!("{} ({} rows)", counts.tables, counts.table_rows),
             ),
             ("kv entries", counts.kv_entries.to_string()),
-            ("parity", hex(&checksum)),
+            ("parity", hex::encode(checksum)),
             ("size", human_bytes(bytes)),
         ]))?;
     }
@@ -937,12 +935,12 @@ pub fn read_dump(path: &Path, mut apply: impl FnMut(&Item) -> Res<()>) -> Res<Du
         .and_then(Json::as_str)
         .unwrap_or_default()
         .to_string();
-    if claimed != hex(&checksum) {
+    if claimed != hex::encode(checksum) {
         return Err(CliError::at(
             path,
             format!(
                 "damaged dump: its end record claims parity {claimed}, its records give {}",
-                hex(&checksum)
+                hex::encode(checksum)
             ),
         ));
     }
@@ -1013,8 +1011,8 @@ fn report_parity(
             "dump": dump.display().to_string(),
             "data_dir": dir.display().to_string(),
             "restored": restored,
-            "expected": hex(&expected.parity),
-            "actual": hex(&checksum),
+            "expected": hex::encode(expected.parity),
+            "actual": hex::encode(checksum),
             "tables": counts.tables,
             "table_rows": counts.table_rows,
             "kv_entries": counts.kv_entries,
@@ -1033,8 +1031,8 @@ fn report_parity(
                     "no".into()
                 },
             ),
-            ("expected", hex(&expected.parity)),
-            ("actual", hex(&checksum)),
+            ("expected", hex::encode(expected.parity)),
+            ("actual", hex::encode(checksum)),
             (
                 "dump holds",
                 format!(

@@ -13,8 +13,8 @@ use serde_json::{json, Value as Json};
 use crate::cli::DbArgs;
 use crate::datafile::{read_metas, DataFile, RawMeta};
 use crate::util::{
-    clip, fmt_tree_key, hex, human_bytes, key_values, percent, CliError, Ctx, Res, Table,
-    EXIT_FOUND, EXIT_OK,
+    clip, fmt_tree_key, human_bytes, key_values, percent, CliError, Ctx, Res, Table, EXIT_FOUND,
+    EXIT_OK,
 };
 use crate::walk::{walk, PageInfo, Role, Walk};
 
@@ -252,7 +252,7 @@ pub fn dump(ctx: &mut Ctx<'_>, db: &DbArgs, id: PageId, with_hex: bool) -> Res<i
                 kind.map_or("unknown".to_string(), |k| format!("{k:?}").to_lowercase())
             ),
         ),
-        ("reserved", format!("0x{}", hex(&buf[5..8]))),
+        ("reserved", format!("0x{}", hex::encode(&buf[5..8]))),
         (
             "page id",
             format!(
@@ -376,7 +376,7 @@ pub fn dump(ctx: &mut Ctx<'_>, db: &DbArgs, id: PageId, with_hex: bool) -> Res<i
             "body": body,
             "owner": owner,
             "error": verdict.as_ref().err(),
-            "hex": if with_hex { json!(hex(&buf)) } else { Json::Null },
+            "hex": if with_hex { json!(hex::encode(&buf)) } else { Json::Null },
         }))?;
     } else {
         ctx.line(format!(
@@ -476,7 +476,7 @@ fn node_body(buf: &[u8], id: PageId, page_size: usize, tree: &str) -> (String, J
                 Err(e) => format!("ERROR: {e}"),
             };
             cells.push(json!({"cell": i, "offset": offset, "key": shown_key,
-                "key_hex": hex(key), "value": value}));
+                "key_hex": hex::encode(key), "value": value}));
             table.row(vec![
                 i.to_string(),
                 offset.to_string(),
@@ -489,7 +489,7 @@ fn node_body(buf: &[u8], id: PageId, page_size: usize, tree: &str) -> (String, J
                 (Err(e), _) | (_, Err(e)) => (format!("ERROR: {e}"), String::new()),
             };
             cells.push(json!({"cell": i, "offset": offset, "key": shown_key,
-                "key_hex": hex(key), "child": child, "entries": entries}));
+                "key_hex": hex::encode(key), "child": child, "entries": entries}));
             table.row(vec![
                 i.to_string(),
                 offset.to_string(),

@@ -5,7 +5,7 @@ use serde_json::{json, Value as Json};
 use crate::cli::DbArgs;
 use crate::datafile::{read_metas, DataFile};
 use crate::util::{
-    clip, fmt_tree_key, hex, percent, CliError, Ctx, Res, Table, EXIT_FOUND, EXIT_OK, TREE_OF_TREES,
+    clip, fmt_tree_key, percent, CliError, Ctx, Res, Table, EXIT_FOUND, EXIT_OK, TREE_OF_TREES,
 };
 use crate::walk::{catalog_tables, describe_tree, find_tree, levels, walk, Item, NodeView};
 
@@ -105,7 +105,7 @@ fn node_json(tree: &str, n: &NodeView) -> Json {
         .enumerate()
         .map(|(i, item)| match item {
             Item::Child { key, child, count } => json!({
-                "key": key_text(tree, key, i == 0), "key_hex": hex(key),
+                "key": key_text(tree, key, i == 0), "key_hex": hex::encode(key),
                 "child": child, "entries": count
             }),
             Item::Entry {
@@ -113,7 +113,7 @@ fn node_json(tree: &str, n: &NodeView) -> Json {
                 value_len,
                 overflow,
             } => json!({
-                "key": key_text(tree, key, false), "key_hex": hex(key),
+                "key": key_text(tree, key, false), "key_hex": hex::encode(key),
                 "value_bytes": value_len, "overflow_page": overflow
             }),
         })

@@ -269,26 +269,15 @@ pub fn key_values(pairs: &[(&str, String)]) -> String {
     lines.join("\n")
 }
 
-pub fn hex(bytes: &[u8]) -> String {
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        let _ = write!(out, "{b:02x}");
-    }
-    out
-}
-
+/// Bytes given in hexadecimal (an optional `0x` first), e.g. a key or a key prefix.
 pub fn parse_hex(text: &str) -> Result<Vec<u8>, String> {
-    let text = text.strip_prefix("0x").unwrap_or(text);
-    if !text.len().is_multiple_of(2) {
-        return Err(format!("{text:?} has an odd number of hex digits"));
+    let digits = text.strip_prefix("0x").unwrap_or(text);
+    if let Some(c) = digits.chars().find(|c| !c.is_ascii_hexdigit()) {
+        return Err(format!(
+            "{text:?} is not hexadecimal ({c:?} is not a hex digit)"
+        ));
     }
-    (0..text.len())
-        .step_by(2)
-        .map(|i| {
-            u8::from_str_radix(&text[i..i + 2], 16)
-                .map_err(|_| format!("{text:?} is not hexadecimal"))
-        })
-        .collect()
+    hex::decode(digits).map_err(|_| format!("{text:?} has an odd number of hex digits"))
 }
 
 /// A 32-byte key given as 64 hex digits.
@@ -307,7 +296,7 @@ pub fn printable(bytes: &[u8]) -> String {
     if !bytes.is_empty() && bytes.iter().all(|b| (0x20..0x7f).contains(b)) {
         format!("{:?}", String::from_utf8_lossy(bytes))
     } else {
-        format!("0x{}", hex(bytes))
+        format!("0x{}", hex::encode(bytes))
     }
 }
 
@@ -342,8 +331,8 @@ pub fn fmt_value(value: &Value) -> String {
         Value::Integer(v) | Value::Timestamp(v) => v.to_string(),
         Value::Float(v) => format!("{v:?}"),
         Value::Boolean(v) => v.to_string(),
-        Value::U256(v) | Value::I256(v) => format!("0x{}", hex(v)),
-        Value::Blob(v) => format!("0x{}", hex(v)),
+        Value::U256(v) | Value::I256(v) => format!("0x{}", hex::encode(v)),
+        Value::Blob(v) => format!("0x{}", hex::encode(v)),
         Value::Null => "NULL".into(),
     }
 }
@@ -404,7 +393,7 @@ pub fn fmt_tree_key(tree: &str, key: &[u8]) -> String {
             let parts: Vec<String> = values.iter().map(fmt_key_value).collect();
             return format!("({})", parts.join(", "));
         }
-        return format!("0x{}", hex(key));
+        return format!("0x{}", hex::encode(key));
     }
     if tree == aedb::catalog::namespace::CATALOG_TREE {
         return printable_catalog_key(key);
@@ -457,6 +446,11 @@ mod tests {
         assert_eq!(parse_hex("0x00ff10"), Ok(vec![0, 255, 16]));
         assert!(parse_hex("abc").is_err());
         assert!(parse_hex("zz").is_err());
-        assert_eq!(hex(&[1, 0xab]), "01ab");
+        assert_eq!(parse_hex(""), Ok(vec![]));
+        for text in ["aé0", "é", "0xé1", "ab\u{1F600}"] {
+            let err = parse_hex(text).expect_err(text);
+            assert!(err.contains("is not a hex digit"), "{text:?}: {err}");
+        }
+        assert_eq!(hex::encode([1, 0xab]), "01ab");
     }
 }

@@ -15,7 +15,7 @@ use aedb::{AedbError, AedbInstance, CallerContext};
 use aedb_cli::cli::DbArgs;
 use aedb_cli::db::{block_on, open_read_only};
 use aedb_cli::util::{
-    clip, fmt_value, hex, key_values, parse_hex, printable, value_json, CliError, Ctx, Res, Table,
+    clip, fmt_value, key_values, parse_hex, printable, value_json, CliError, Ctx, Res, Table,
     EXIT_FOUND, EXIT_OK,
 };
 use clap::{Args, Parser, Subcommand};
@@ -563,9 +563,9 @@ fn scan_kv(
     if ctx.json {
         ctx.print_json(&json!({
             "entries": page.entries.iter().map(|(k, e)| json!({
-                "key_hex": hex(k),
+                "key_hex": hex::encode(k),
                 "key": printable(k),
-                "value_hex": hex(&e.value),
+                "value_hex": hex::encode(&e.value),
                 "version": e.version,
                 "created_at": e.created_at,
             })).collect::<Vec<_>>(),
@@ -580,9 +580,9 @@ fn scan_kv(
             .text_column(2);
         for (k, e) in &page.entries {
             table.row(vec![
-                cell(hex(k), wide),
+                cell(hex::encode(k), wide),
                 cell(printable(k), wide),
-                cell(hex(&e.value), wide),
+                cell(hex::encode(&e.value), wide),
                 e.version.to_string(),
                 e.created_at.to_string(),
             ]);
