@@ -82,7 +82,7 @@ impl Engine for AedbEngine {
 }
 
 struct AedbReader {
-    tree: TreeView,
+    tree: TreeView<'static>,
 }
 
 impl Reader for AedbReader {
