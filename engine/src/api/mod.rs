@@ -52,8 +52,7 @@ impl AedbInstance {
     pub fn open(config: AedbConfig, dir: &Path) -> Result<Self> {
         let engine = Engine::open(config.clone(), dir)?;
         catalog::watch(&engine)?;
-        let cursors =
-            CursorCodec::for_dir(&aedb_pager::io::sync::SyncVfs, dir, config.hmac_key, false)?;
+        let cursors = CursorCodec::for_dir(&*engine.vfs(), dir, config.hmac_key, false)?;
         Ok(AedbInstance {
             engine: Arc::new(engine),
             config,
@@ -68,8 +67,7 @@ impl AedbInstance {
     pub fn open_read_only(config: AedbConfig, dir: &Path) -> Result<Self> {
         let engine = Engine::open_read_only(config.clone(), dir)?;
         catalog::watch(&engine)?;
-        let cursors =
-            CursorCodec::for_dir(&aedb_pager::io::sync::SyncVfs, dir, config.hmac_key, true)?;
+        let cursors = CursorCodec::for_dir(&*engine.vfs(), dir, config.hmac_key, true)?;
         Ok(AedbInstance {
             engine: Arc::new(engine),
             config,

@@ -9,7 +9,6 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use aedb_pager::io::sync::SyncVfs;
 use aedb_pager::io::{BackendKind, LockFile, OpenOptions, Vfs};
 
 use crate::error::{AedbError, Result};
@@ -25,11 +24,6 @@ pub struct DirLock {
 }
 
 impl DirLock {
-    /// The lock on the OS's file system (any OS backend's locks are the same `flock`).
-    pub fn acquire(dir: &Path) -> Result<Self> {
-        Self::acquire_in(&SyncVfs, dir)
-    }
-
     /// The lock through `vfs`. The simulator has no dying process whose workers could still
     /// hold it, so there it is refused at once.
     pub fn acquire_in(vfs: &dyn Vfs, dir: &Path) -> Result<Self> {
@@ -70,14 +64,14 @@ mod tests {
     #[test]
     fn second_lock_is_refused_until_the_first_is_dropped() {
         let dir = tempfile::tempdir().unwrap();
-        let first = DirLock::acquire(dir.path()).unwrap();
+        let first = DirLock::acquire_in(&aedb_pager::io::sync::SyncVfs, dir.path()).unwrap();
         // flock locks belong to the open file description: a second open conflicts.
-        match DirLock::acquire(dir.path()) {
+        match DirLock::acquire_in(&aedb_pager::io::sync::SyncVfs, dir.path()) {
             Err(AedbError::Locked { path }) => assert_eq!(path, first.path()),
             other => panic!("expected Locked, got {:?}", other.map(|_| ())),
         }
         drop(first);
-        assert!(DirLock::acquire(dir.path()).is_ok());
+        assert!(DirLock::acquire_in(&aedb_pager::io::sync::SyncVfs, dir.path()).is_ok());
     }
 
     #[test]

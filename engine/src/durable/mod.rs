@@ -92,10 +92,10 @@ impl Engine {
             vfs.create_dir_all(dir)
                 .map_err(|e| AedbError::Io(e.to_string()))?;
             sync_in_parent(&*vfs, dir)?;
-            Some(DirLock::acquire(dir)?)
+            Some(DirLock::acquire_in(&*vfs, dir)?)
         };
         let readers: Option<Arc<dyn ReaderRegistry>> = match lock {
-            Some(_) => Some(Arc::new(readers::ReaderTable::open(dir)?)),
+            Some(_) => Some(Arc::new(readers::ReaderTable::open_in(&*vfs, dir)?)),
             None => None,
         };
         Self::open_inner(config, dir, vfs, lock, readers)
@@ -120,7 +120,7 @@ impl Engine {
             if vfs.kind() == BackendKind::Simulated || !vfs.exists(&dir.join(DATA_FILE)) {
                 None
             } else {
-                Some(readers::ReaderRegistration::begin(dir))
+                Some(readers::ReaderRegistration::begin_in(&*vfs, dir))
             };
         Self::open_read_only_inner(config, dir, vfs, registration)
     }
@@ -253,6 +253,11 @@ impl Engine {
 
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// The file system the engine runs on (files beside the data file use it too).
+    pub fn vfs(&self) -> Arc<dyn Vfs> {
+        self.shared.store.vfs()
     }
 
     /// The lock file held while open (None on a simulated file system).

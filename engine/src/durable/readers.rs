@@ -20,7 +20,6 @@
 
 use std::path::Path;
 
-use aedb_pager::io::sync::SyncVfs;
 use aedb_pager::io::{IoError, IoErrorKind, LockFile, OpenOptions, Vfs};
 use aedb_pager::ReaderRegistry;
 
@@ -40,11 +39,6 @@ pub struct ReaderTable {
 }
 
 impl ReaderTable {
-    /// The table on the OS's file system (the locks are the kernel's, whatever the backend).
-    pub fn open(dir: &Path) -> Result<Self> {
-        Self::open_in(&SyncVfs, dir)
-    }
-
     pub fn open_in(vfs: &dyn Vfs, dir: &Path) -> Result<Self> {
         let path = dir.join(READERS_FILE);
         let create = OpenOptions {
@@ -80,12 +74,6 @@ pub struct ReaderRegistration {
 }
 
 impl ReaderRegistration {
-    /// Register as reading every generation, before the meta page is read (on the OS's file
-    /// system).
-    pub fn begin(dir: &Path) -> Self {
-        Self::begin_in(&SyncVfs, dir)
-    }
-
     pub fn begin_in(vfs: &dyn Vfs, dir: &Path) -> Self {
         let path = dir.join(READERS_FILE);
         // Never created here: a read-only open writes nothing. A writer of this version makes
@@ -132,9 +120,10 @@ mod tests {
     #[cfg(target_os = "linux")]
     fn the_writer_sees_the_oldest_registered_generation() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let table = ReaderTable::open(dir.path()).expect("table");
+        let table =
+            ReaderTable::open_in(&aedb_pager::io::sync::SyncVfs, dir.path()).expect("table");
         assert_eq!(table.oldest_generation().expect("ask"), None);
-        let first = ReaderRegistration::begin(dir.path());
+        let first = ReaderRegistration::begin_in(&aedb_pager::io::sync::SyncVfs, dir.path());
         assert_eq!(
             table.oldest_generation().expect("ask"),
             Some(0),
@@ -142,9 +131,9 @@ mod tests {
         );
         first.settle(7);
         assert_eq!(table.oldest_generation().expect("ask"), Some(7));
-        let second = ReaderRegistration::begin(dir.path());
+        let second = ReaderRegistration::begin_in(&aedb_pager::io::sync::SyncVfs, dir.path());
         second.settle(12);
-        let third = ReaderRegistration::begin(dir.path());
+        let third = ReaderRegistration::begin_in(&aedb_pager::io::sync::SyncVfs, dir.path());
         third.settle(5);
         assert_eq!(table.oldest_generation().expect("ask"), Some(5));
         drop(third);

@@ -250,6 +250,11 @@ impl PageStore {
         &self.inner.path
     }
 
+    /// The file system the store's file lives on.
+    pub fn vfs(&self) -> Arc<dyn Vfs> {
+        Arc::clone(&self.inner.vfs)
+    }
+
     pub fn backend(&self) -> BackendKind {
         self.inner.vfs.kind()
     }
