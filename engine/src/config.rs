@@ -55,7 +55,7 @@ pub struct AedbConfig {
     pub buffer_pool_bytes: u64,
     /// Recent commits kept readable with `ConsistencyMode::AtSeq` (their pages are pinned): at
     /// most this many, and fewer when the pages they keep from reuse would pass an eighth of
-    /// the buffer pool (`engine/src/engine/retained.rs`).
+    /// the buffer pool (`engine/src/durable/retained.rs`).
     pub max_versions: usize,
     /// Rows a query or a `DeleteWhere`/`UpdateWhere` may examine per page or call.
     pub max_scan_rows: u64,
