@@ -209,7 +209,7 @@ impl AedbInstance {
             .engine
             .dry_run(move |txn| {
                 let applied = apply(txn, &mutation, &limits)?;
-                let touched = txn.touched();
+                let touched = txn.touched()?;
                 let read_set = plan_read_set(&snapshot, &mutation, &touched)?;
                 Ok((applied.affected_rows, touched, read_set))
             })

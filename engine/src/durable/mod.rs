@@ -465,9 +465,17 @@ impl Engine {
         self.shared.stopping.store(true, Ordering::Release);
         self.shared.request_checkpoint();
         if let Some(handle) = self.checkpointer.lock().take() {
-            let _ = handle.join();
+            if handle.join().is_err() {
+                self.shared.latch("the checkpointer thread panicked".into());
+            }
         }
-        let wal = writer.join().ok().flatten();
+        let wal = match writer.join() {
+            Ok(wal) => wal,
+            Err(_) => {
+                self.shared.latch("the writer thread panicked".into());
+                None
+            }
+        };
         self.shared.check_failed()?;
         if checkpoint_at_end {
             let info = checkpoint(&self.shared)?;

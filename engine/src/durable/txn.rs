@@ -94,16 +94,18 @@ impl LoggedTxn {
     }
 
     /// Every (tree, key) this transaction has written or deleted so far, in order.
-    pub fn touched(&self) -> Vec<(String, Vec<u8>)> {
-        let ops = aedb_wal::decode_record(&self.record.clone().finish()).unwrap_or_default();
-        ops.into_iter()
+    pub fn touched(&self) -> Result<Vec<(String, Vec<u8>)>> {
+        // The record was built here: failing to read it back is a bug, reported, not hidden.
+        let ops = aedb_wal::decode_record(&self.record.clone().finish())?;
+        Ok(ops
+            .into_iter()
             .filter_map(|op| match op {
                 aedb_wal::WalOp::Put { tree, key, .. } | aedb_wal::WalOp::Delete { tree, key } => {
                     Some((tree, key))
                 }
                 aedb_wal::WalOp::CreateTree { .. } | aedb_wal::WalOp::DropTree { .. } => None,
             })
-            .collect()
+            .collect())
     }
 
     /// The sequence number this commit will get.
