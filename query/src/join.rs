@@ -187,19 +187,18 @@ fn resolve(combined: &TableSchema, name: &str, default_alias: &str) -> Result<us
         })
 }
 
-/// Run a join query: `joined` holds each join's table schema, in the query's order.
-pub fn execute_join(
-    snapshot: &impl ReadTrees,
+/// The schema of joined rows (columns named `alias.column`, every table's key), and the
+/// aliases, the base table's first.
+fn combined_schema(
     base: &TableSchema,
     joined: &[&TableSchema],
     query: &Query,
-    request: &PageRequest,
-) -> Result<PageOut, QueryError> {
+) -> Result<(TableSchema, Vec<String>), QueryError> {
     let base_alias = query
         .table_alias
         .clone()
         .unwrap_or_else(|| base.table_name.clone());
-    let mut aliases = vec![base_alias.clone()];
+    let mut aliases = vec![base_alias];
     for spec in query.joins.iter().take(joined.len()) {
         let alias = spec.alias.clone().unwrap_or_else(|| spec.table.clone());
         if aliases.contains(&alias) {
@@ -247,12 +246,24 @@ pub fn execute_join(
     }
     combined.slots = (0..combined.columns.len() as u32).collect();
     combined.slot_count = combined.columns.len() as u32;
-    let columns = check_query(&combined, query)?;
+    Ok((combined, aliases))
+}
 
+/// One step per join: where its left value comes from, and how it finds matching rows.
+fn join_steps<'a>(
+    snapshot: &'a impl ReadTrees,
+    base: &TableSchema,
+    joined: &[&'a TableSchema],
+    query: &Query,
+    combined: &TableSchema,
+    aliases: &[String],
+    request: &PageRequest,
+) -> Result<Vec<JoinStep<'a>>, QueryError> {
+    let base_alias = &aliases[0];
     let mut steps: Vec<JoinStep> = Vec::new();
     let mut width = base.columns.len();
     for ((spec, schema), alias) in query.joins.iter().zip(joined).zip(aliases.iter().skip(1)) {
-        let left = resolve(&combined, &spec.left_column, &base_alias)?;
+        let left = resolve(combined, &spec.left_column, base_alias)?;
         if left >= width {
             return Err(QueryError::invalid(format!(
                 "join column {} must come from an earlier table",
@@ -281,6 +292,22 @@ pub fn execute_join(
         });
         width += schema.columns.len();
     }
+
+    Ok(steps)
+}
+
+/// Run a join query: `joined` holds each join's table schema, in the query's order.
+pub fn execute_join(
+    snapshot: &impl ReadTrees,
+    base: &TableSchema,
+    joined: &[&TableSchema],
+    query: &Query,
+    request: &PageRequest,
+) -> Result<PageOut, QueryError> {
+    let (combined, aliases) = combined_schema(base, joined, query)?;
+    let columns = check_query(&combined, query)?;
+
+    let steps = join_steps(snapshot, base, joined, query, &combined, &aliases, request)?;
 
     let index_of = |c: &str| combined.column_index(c);
     let pk_positions = combined.pk_positions();

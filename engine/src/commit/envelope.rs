@@ -632,10 +632,6 @@ mod tests {
         }
     }
 
-    fn hex(bytes: &[u8]) -> String {
-        bytes.iter().map(|b| format!("{b:02x}")).collect()
-    }
-
     /// The fingerprint is stored: its encoding must not change by accident (a reordered
     /// variant or field, a new dependency version). If this fails on purpose, add a new
     /// `FingerprintKind` rather than changing the bytes old records were written with.
@@ -644,7 +640,7 @@ mod tests {
         let envelope = sample_envelope();
         let print = fingerprint(&envelope).expect("encodable");
         assert_eq!(
-            hex(&print),
+            hex::encode(print),
             "2d8c3d9d392dd22857cce3177c5ad242f70be6277e0949c402bf0de8f2e1939b"
         );
         let mut other = sample_envelope();
