@@ -6,10 +6,9 @@ use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::lock::open_os_lock;
 use super::{
     run_in_order, AlignedBuf, BackendKind, Completion, IoDone, IoError, IoFile, IoOp, IoResult,
-    LockFile, OpKind, OpenOptions, Vfs,
+    OpKind, OpenOptions, Vfs,
 };
 
 pub struct SyncVfs;
@@ -27,27 +26,7 @@ impl Vfs for SyncVfs {
             file: open_os_file(path, opts)?,
         }))
     }
-    fn exists(&self, path: &Path) -> bool {
-        path.exists()
-    }
-    fn remove(&self, path: &Path) -> Result<(), IoError> {
-        remove_os_file(path)
-    }
-    fn create_dir_all(&self, dir: &Path) -> Result<(), IoError> {
-        create_os_dir_all(dir)
-    }
-    fn sync_dir(&self, dir: &Path) -> Result<(), IoError> {
-        sync_os_dir(dir)
-    }
-    fn list_dir(&self, dir: &Path) -> Result<Vec<PathBuf>, IoError> {
-        list_os_dir(dir)
-    }
-    fn rename(&self, from: &Path, to: &Path) -> Result<(), IoError> {
-        rename_os(from, to)
-    }
-    fn open_lock(&self, path: &Path, opts: OpenOptions) -> Result<Box<dyn LockFile>, IoError> {
-        open_os_lock(path, opts)
-    }
+    crate::sync::os_namespace_ops!();
 }
 
 impl IoFile for SyncFile {
@@ -173,6 +152,46 @@ pub(crate) fn grow_os_file(file: &File, len: u64) -> Result<(), IoError> {
     file.set_len(len)
         .map_err(|e| IoError::from_os(OpKind::Grow, len, &e))
 }
+
+/// The `Vfs` methods on names, directories and locks that every OS backend runs the same way
+/// (plain syscalls on the calling thread): only how files are read and written differs.
+macro_rules! os_namespace_ops {
+    () => {
+        fn exists(&self, path: &std::path::Path) -> bool {
+            path.exists()
+        }
+        fn remove(&self, path: &std::path::Path) -> Result<(), $crate::IoError> {
+            $crate::sync::remove_os_file(path)
+        }
+        fn create_dir_all(&self, dir: &std::path::Path) -> Result<(), $crate::IoError> {
+            $crate::sync::create_os_dir_all(dir)
+        }
+        fn sync_dir(&self, dir: &std::path::Path) -> Result<(), $crate::IoError> {
+            $crate::sync::sync_os_dir(dir)
+        }
+        fn list_dir(
+            &self,
+            dir: &std::path::Path,
+        ) -> Result<Vec<std::path::PathBuf>, $crate::IoError> {
+            $crate::sync::list_os_dir(dir)
+        }
+        fn rename(
+            &self,
+            from: &std::path::Path,
+            to: &std::path::Path,
+        ) -> Result<(), $crate::IoError> {
+            $crate::sync::rename_os(from, to)
+        }
+        fn open_lock(
+            &self,
+            path: &std::path::Path,
+            opts: $crate::OpenOptions,
+        ) -> Result<Box<dyn $crate::LockFile>, $crate::IoError> {
+            $crate::lock::open_os_lock(path, opts)
+        }
+    };
+}
+pub(crate) use os_namespace_ops;
 
 pub(crate) fn rename_os(from: &Path, to: &Path) -> Result<(), IoError> {
     std::fs::rename(from, to).map_err(|e| IoError::from_os(OpKind::Write, 0, &e).with_path(from))

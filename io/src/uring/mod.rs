@@ -24,20 +24,16 @@
 use std::collections::VecDeque;
 use std::fs::File;
 use std::os::fd::AsRawFd;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::Arc;
 
 use io_uring::{opcode, squeue, types, IoUring};
 
-use super::lock::open_os_lock;
-use super::sync::{
-    create_os_dir_all, exec_blocking, grow_os_file, list_os_dir, open_os_file, os_file_len,
-    remove_os_file, rename_os, sync_os_dir,
-};
+use super::sync::{exec_blocking, grow_os_file, open_os_file, os_file_len};
 use super::{
     run_in_order, BackendKind, Completion, IoDone, IoError, IoErrorKind, IoFile, IoOp, IoResult,
-    LockFile, OpKind, OpenOptions, Vfs,
+    OpKind, OpenOptions, Vfs,
 };
 
 /// Submission queue entries of the ring.
@@ -108,27 +104,7 @@ impl Vfs for UringVfs {
             tx: self.tx.clone(),
         }))
     }
-    fn exists(&self, path: &Path) -> bool {
-        path.exists()
-    }
-    fn remove(&self, path: &Path) -> Result<(), IoError> {
-        remove_os_file(path)
-    }
-    fn create_dir_all(&self, dir: &Path) -> Result<(), IoError> {
-        create_os_dir_all(dir)
-    }
-    fn sync_dir(&self, dir: &Path) -> Result<(), IoError> {
-        sync_os_dir(dir)
-    }
-    fn list_dir(&self, dir: &Path) -> Result<Vec<PathBuf>, IoError> {
-        list_os_dir(dir)
-    }
-    fn rename(&self, from: &Path, to: &Path) -> Result<(), IoError> {
-        rename_os(from, to)
-    }
-    fn open_lock(&self, path: &Path, opts: OpenOptions) -> Result<Box<dyn LockFile>, IoError> {
-        open_os_lock(path, opts)
-    }
+    crate::sync::os_namespace_ops!();
 }
 
 impl IoFile for UringFile {
