@@ -223,6 +223,36 @@ pub fn matching_rows(
 ) -> Result<Vec<(Vec<u8>, Row)>, QueryError> {
     check_expr(predicate, schema)?;
     let access = access_path(schema, Some(predicate));
+    match rows_along(reader, schema, &access, predicate, limit, max_scan_rows) {
+        // An index range reads every key it covers before any row (index order is not key
+        // order), so a popular value can exceed the bound although a limited mutation needs
+        // only its first rows in key order: those a key-order scan finds within the bound.
+        Err(QueryError::ScanBoundExceeded { .. })
+            if limit.is_some() && matches!(access, Access::IndexRange { .. }) =>
+        {
+            rows_along(
+                reader,
+                schema,
+                &Access::FullScan,
+                predicate,
+                limit,
+                max_scan_rows,
+            )
+        }
+        other => other,
+    }
+}
+
+/// Rows matching `predicate` along `access`, in key order, up to `limit`, examining at most
+/// `max_scan_rows` candidates.
+fn rows_along(
+    reader: &impl ReadTrees,
+    schema: &TableSchema,
+    access: &Access,
+    predicate: &aedb_catalog::expr::Expr,
+    limit: Option<usize>,
+    max_scan_rows: u64,
+) -> Result<Vec<(Vec<u8>, Row)>, QueryError> {
     let index_of = |c: &str| schema.column_index(c);
     let mut out = Vec::new();
     let mut examined = 0u64;
@@ -230,7 +260,7 @@ pub fn matching_rows(
     scan_candidates(
         reader,
         schema,
-        &access,
+        access,
         &None,
         max_scan_rows,
         &mut |pk, row| {

@@ -479,6 +479,20 @@ fn add_constraint(
         }
     }
     schema.constraints.push(constraint.clone());
+    if matches!(constraint, Constraint::Default { .. }) {
+        // Rows stored before the column's slot now read as the default, not Null: their index
+        // entries (and unique checks, partial filters) must say so too.
+        rebuild_all_indexes(txn, schema)?;
+    }
+    Ok(())
+}
+
+/// Rebuild every secondary index of the table from its rows as `schema` reads them.
+fn rebuild_all_indexes(txn: &mut LoggedTxn, schema: &TableSchema) -> Result<()> {
+    for def in &schema.indexes {
+        txn.drop_tree(&index_tree(schema.table_id, &def.index_name))?;
+        rebuild_index(txn, schema, def)?;
+    }
     Ok(())
 }
 

@@ -200,8 +200,13 @@ impl WriteTxn {
         for page in pages {
             ctx.free(page);
         }
-        btree::remove(&mut ctx, catalog, name.as_bytes())?;
+        let removed = btree::remove(&mut ctx, catalog, name.as_bytes());
         trees.remove(name);
+        if let Err(err) = &removed {
+            // The pages are freed but the tree of trees may still name them.
+            self.poison(format!("dropping tree {name:?} failed: {err}"));
+        }
+        removed?;
         Ok(existed)
     }
 
@@ -228,9 +233,16 @@ impl WriteTxn {
             .collect();
         for (name, record) in changed {
             let (mut ctx, trees, catalog) = self.ctx();
-            btree::insert(&mut ctx, catalog, name.as_bytes(), &record.encode())?;
-            if let Some(entry) = trees.get_mut(&name) {
-                entry.1 = false;
+            let written = btree::insert(&mut ctx, catalog, name.as_bytes(), &record.encode());
+            if written.is_ok() {
+                if let Some(entry) = trees.get_mut(&name) {
+                    entry.1 = false;
+                }
+            }
+            if let Err(err) = written {
+                // Earlier records were already written into the tree of trees in place.
+                self.poison(format!("recording tree {name:?} failed: {err}"));
+                return Err(err);
             }
         }
         Ok(())
