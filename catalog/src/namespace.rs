@@ -146,6 +146,101 @@ pub fn kv_tree(project: &str, scope: &str) -> String {
     format!("kv:{project}:{scope}")
 }
 
+/// What a tree holds, read back from its name: the inverse of [`CATALOG_TREE`],
+/// [`table_tree`], [`index_tree`] and [`kv_tree`], for tools that meet trees by name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TreeKind<'a> {
+    /// [`CATALOG_TREE`].
+    Catalog,
+    /// A table's rows ([`table_tree`]).
+    Table { table_id: u64 },
+    /// A secondary index ([`index_tree`]).
+    Index { table_id: u64, index: &'a str },
+    /// A scope's KV space ([`kv_tree`]).
+    Kv { project: &'a str, scope: &'a str },
+    /// Another engine tree, `sys:…` (the idempotency records): its whole name.
+    System(&'a str),
+    /// A name the engine does not give: as it is.
+    Other(&'a str),
+}
+
+/// The kind of the tree named `name` (see [`TreeKind`]).
+pub fn parse_tree_name(name: &str) -> TreeKind<'_> {
+    if name == CATALOG_TREE {
+        return TreeKind::Catalog;
+    }
+    if name.starts_with("sys:") {
+        return TreeKind::System(name);
+    }
+    if let Some(table_id) = name.strip_prefix("t:").and_then(parse_table_id) {
+        return TreeKind::Table { table_id };
+    }
+    if let Some((id, index)) = name
+        .strip_prefix("i:")
+        .and_then(|rest| rest.split_once(':'))
+    {
+        if let Some(table_id) = parse_table_id(id) {
+            return TreeKind::Index { table_id, index };
+        }
+    }
+    if let Some((project, scope)) = name
+        .strip_prefix("kv:")
+        .and_then(|rest| rest.split_once(':'))
+    {
+        return TreeKind::Kv { project, scope };
+    }
+    TreeKind::Other(name)
+}
+
+/// A table id as [`table_tree`] writes it: decimal digits, no sign, no leading zero.
+fn parse_table_id(digits: &str) -> Option<u64> {
+    let canonical = digits.bytes().all(|b| b.is_ascii_digit())
+        && (digits.len() == 1 || !digits.starts_with('0'));
+    digits.parse().ok().filter(|_| canonical)
+}
+
+/// What a key of [`CATALOG_TREE`] names: the inverse of [`project_key`], [`scope_key`],
+/// [`table_key`] and [`NEXT_TABLE_ID_KEY`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CatalogKey<'a> {
+    Project {
+        project: &'a str,
+    },
+    Scope {
+        project: &'a str,
+        scope: &'a str,
+    },
+    Table {
+        project: &'a str,
+        scope: &'a str,
+        table: &'a str,
+    },
+    NextTableId,
+    /// A key no catalog entry has (or not UTF-8).
+    Other,
+}
+
+/// The entry a catalog key names (see [`CatalogKey`]).
+pub fn parse_catalog_key(key: &[u8]) -> CatalogKey<'_> {
+    if key == NEXT_TABLE_ID_KEY {
+        return CatalogKey::NextTableId;
+    }
+    let Ok(text) = std::str::from_utf8(key) else {
+        return CatalogKey::Other;
+    };
+    let parts: Vec<&str> = text.split('\0').collect();
+    match parts.as_slice() {
+        ["P", project] => CatalogKey::Project { project },
+        ["S", project, scope] => CatalogKey::Scope { project, scope },
+        ["T", project, scope, table] => CatalogKey::Table {
+            project,
+            scope,
+            table,
+        },
+        _ => CatalogKey::Other,
+    }
+}
+
 /// Encode a catalog entry (postcard: a frozen, documented format; see docs/FORMAT.md).
 pub fn encode_entry<T: Serialize>(entry: &T) -> Vec<u8> {
     match postcard::to_stdvec(entry) {
@@ -171,6 +266,90 @@ mod tests {
         assert!(table_key("p", "s", "t").starts_with(&table_prefix("p", "s")));
         for id in [0, 7, 10, 12_345, u64::MAX] {
             assert_eq!(table_tree(id), format!("t:{id}"));
+        }
+    }
+
+    #[test]
+    fn tree_names_parse_back_to_what_built_them() {
+        assert_eq!(parse_tree_name(CATALOG_TREE), TreeKind::Catalog);
+        for table_id in [0, 7, 10, 12_345, u64::MAX] {
+            assert_eq!(
+                parse_tree_name(&table_tree(table_id)),
+                TreeKind::Table { table_id }
+            );
+            assert_eq!(
+                parse_tree_name(&table_tree_name(table_id)),
+                TreeKind::Table { table_id }
+            );
+            for index in ["by_name", "a-b", "x"] {
+                assert_eq!(
+                    parse_tree_name(&index_tree(table_id, index)),
+                    TreeKind::Index { table_id, index }
+                );
+            }
+        }
+        for (project, scope) in [("demo", "app"), ("_system", "x-y"), ("p", "s")] {
+            assert_eq!(
+                parse_tree_name(&kv_tree(project, scope)),
+                TreeKind::Kv { project, scope }
+            );
+        }
+        assert_eq!(
+            parse_tree_name("sys:idempotency"),
+            TreeKind::System("sys:idempotency")
+        );
+        for other in [
+            "t:",
+            "t:x",
+            "t:07",
+            "t:+7",
+            "t:-1",
+            "t:18446744073709551616",
+            "i:1",
+            "i:x:y",
+            "kv:p",
+            "(tree of trees)",
+            "",
+        ] {
+            assert_eq!(parse_tree_name(other), TreeKind::Other(other), "{other:?}");
+        }
+    }
+
+    #[test]
+    fn catalog_keys_parse_back_to_what_built_them() {
+        assert_eq!(
+            parse_catalog_key(&project_key("demo")),
+            CatalogKey::Project { project: "demo" }
+        );
+        assert_eq!(
+            parse_catalog_key(&scope_key("demo", "app")),
+            CatalogKey::Scope {
+                project: "demo",
+                scope: "app"
+            }
+        );
+        assert_eq!(
+            parse_catalog_key(&table_key("demo", "app", "users")),
+            CatalogKey::Table {
+                project: "demo",
+                scope: "app",
+                table: "users"
+            }
+        );
+        assert_eq!(
+            parse_catalog_key(NEXT_TABLE_ID_KEY),
+            CatalogKey::NextTableId
+        );
+        for other in [
+            &b"P"[..],
+            b"P\0a\0b",
+            b"S\0a",
+            b"T\0a\0b",
+            b"X\0a",
+            b"P\0\xff",
+            b"",
+        ] {
+            assert_eq!(parse_catalog_key(other), CatalogKey::Other, "{other:?}");
         }
     }
 }
