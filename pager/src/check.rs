@@ -7,6 +7,10 @@
 //!   or free (free set, free list, waiting to be freed) — no leaks, no double use.
 //!
 //! It never stops at the first problem: it returns every violation with its page.
+//!
+//! Tools that map a file page by page (the `aedb` command's `pages` and `tree` commands) walk
+//! it with [`walk_file`] and a [`Visitor`], which is told every page the walk claims, every
+//! node and overflow page it reads, and every violation as it is found.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -66,6 +70,28 @@ impl CheckReport {
     }
 }
 
+/// What the walk meets, in walk order: the tree of trees and then every tree it names (each
+/// depth first, a leaf's overflow chains before its next cell), then the free list (a data
+/// file's) or the allocator's other pages (a live store's), then the leaked pages. Every
+/// method does nothing unless implemented; the checker alone walks with `()`.
+pub trait Visitor {
+    /// The walk enters a tree: the tree of trees first, named `(tree of trees)`.
+    fn tree(&mut self, _name: &str, _record: TreeRecord) {}
+    /// Page `id` is claimed as `what`: `tree node` or `overflow` (of the current tree),
+    /// `free-list`, `free` or `pending`. A page claimed twice is a violation instead.
+    fn page(&mut self, _id: PageId, _what: &'static str) {}
+    /// A node of the current tree, read, verified and decoded, and the bytes its slots and
+    /// cells use.
+    fn node(&mut self, _node: &NodeRef<'_>, _used: usize) {}
+    /// An overflow page of the current tree and its data bytes.
+    fn overflow(&mut self, _id: PageId, _used: u64) {}
+    /// A violation, as it is found. `damaged`: its page could not be read, does not verify,
+    /// or does not decode as what it was reached as.
+    fn violation(&mut self, _violation: &Violation, _damaged: bool) {}
+}
+
+impl Visitor for () {}
+
 type Loader<'a> = dyn Fn(PageId) -> Result<AlignedBuf> + 'a;
 
 struct Walker<'a> {
@@ -74,14 +100,23 @@ struct Walker<'a> {
     page_count: u64,
     owner: HashMap<PageId, &'static str>,
     violations: Vec<Violation>,
+    visitor: &'a mut dyn Visitor,
 }
 
 impl Walker<'_> {
     fn violation(&mut self, page: Option<PageId>, message: impl Into<String>) {
-        self.violations.push(Violation {
-            page,
-            message: message.into(),
-        });
+        self.report(page, message.into(), false);
+    }
+
+    /// A violation where the page could not be read or decoded.
+    fn damaged(&mut self, page: PageId, message: impl Into<String>) {
+        self.report(Some(page), message.into(), true);
+    }
+
+    fn report(&mut self, page: Option<PageId>, message: String, damaged: bool) {
+        let violation = Violation { page, message };
+        self.visitor.violation(&violation, damaged);
+        self.violations.push(violation);
     }
 
     /// Record that `id` is used as `what`; false when it must not be followed.
@@ -97,10 +132,12 @@ impl Walker<'_> {
             self.violation(Some(id), format!("used twice: as {previous} and as {what}"));
             return false;
         }
+        self.visitor.page(id, what);
         true
     }
 
     fn walk_tree(&mut self, name: &str, record: TreeRecord) -> TreeReport {
+        self.visitor.tree(name, record);
         let mut report = TreeReport {
             name: name.to_string(),
             ..TreeReport::default()
@@ -163,19 +200,20 @@ impl Walker<'_> {
         let buf = match (self.load)(id) {
             Ok(buf) => buf,
             Err(err) => {
-                self.violation(Some(id), err.to_string());
+                self.damaged(id, err.to_string());
                 return None;
             }
         };
         let node = match NodeRef::new(&buf, id) {
             Ok(node) => node,
             Err(err) => {
-                self.violation(Some(id), err.to_string());
+                self.damaged(id, err.to_string());
                 return None;
             }
         };
         match node.used_bytes() {
             Ok(used) => {
+                self.visitor.node(&node, used);
                 report.used_bytes += used as u64;
                 let min = node::usable_bytes(self.page_size) / 4;
                 // The right edge (no upper bound) may be underfull: appends split there by
@@ -189,7 +227,7 @@ impl Walker<'_> {
                 }
             }
             Err(err) => {
-                self.violation(Some(id), err.to_string());
+                self.damaged(id, err.to_string());
                 return None;
             }
         }
@@ -206,7 +244,7 @@ impl Walker<'_> {
             let key = match node.key(i) {
                 Ok(key) => key,
                 Err(err) => {
-                    self.violation(Some(id), err.to_string());
+                    self.damaged(id, err.to_string());
                     return None;
                 }
             };
@@ -242,7 +280,7 @@ impl Walker<'_> {
             let (child, count) = match (node.child(i), node.child_count(i)) {
                 (Ok(child), Ok(count)) => (child, count),
                 (Err(err), _) | (_, Err(err)) => {
-                    self.violation(Some(id), err.to_string());
+                    self.damaged(id, err.to_string());
                     return None;
                 }
             };
@@ -303,19 +341,20 @@ impl Walker<'_> {
             let buf = match (self.load)(next) {
                 Ok(buf) => buf,
                 Err(err) => {
-                    self.violation(Some(next), err.to_string());
+                    self.damaged(next, err.to_string());
                     return;
                 }
             };
             if page::page_type_byte(&buf) != PageType::Overflow as u8 {
-                self.violation(Some(next), "overflow chain reaches a page of another type");
+                self.damaged(next, "overflow chain reaches a page of another type");
                 return;
             }
             let used = page::read_u32(&buf, 32) as u64;
             if used > per_page || used > remaining {
-                self.violation(Some(next), format!("overflow page claims {used} bytes"));
+                self.damaged(next, format!("overflow page claims {used} bytes"));
                 return;
             }
+            self.visitor.overflow(next, used);
             debug_assert!(OVERFLOW_HEADER_BYTES as u64 + used <= buf.len() as u64);
             remaining -= used;
             next = page::read_u64(&buf, 24);
@@ -356,23 +395,19 @@ impl Walker<'_> {
         }
     }
 
-    fn finish(self, report: &mut CheckReport) {
-        let mut violations = self.violations;
+    fn finish(mut self, report: &mut CheckReport) {
         let mut reachable = 0u64;
         let mut free = 0u64;
         for id in 2..self.page_count {
             match self.owner.get(&id) {
-                None => violations.push(Violation {
-                    page: Some(id),
-                    message: "leaked: neither reachable nor free".into(),
-                }),
+                None => self.violation(Some(id), "leaked: neither reachable nor free"),
                 Some(&"free") | Some(&"free-list") | Some(&"pending") => free += 1,
                 Some(_) => reachable += 1,
             }
         }
         report.reachable_pages = reachable;
         report.free_pages = free;
-        report.violations = violations;
+        report.violations = self.violations;
     }
 }
 
@@ -436,6 +471,11 @@ pub fn collect_tree_pages(pool: &BufferPool, root: PageId, pages: &mut Vec<PageI
 /// Check the durable state of a data file, reading every page from disk (nothing is cached,
 /// nothing is written).
 pub fn check_file(pool: &BufferPool, meta: &Meta) -> CheckReport {
+    walk_file(pool, meta, &mut ())
+}
+
+/// [`check_file`], telling `visitor` what the walk meets.
+pub fn walk_file(pool: &BufferPool, meta: &Meta, visitor: &mut dyn Visitor) -> CheckReport {
     let load = |id: PageId| pool.read_from_disk(id);
     let mut walker = Walker {
         load: &load,
@@ -443,6 +483,7 @@ pub fn check_file(pool: &BufferPool, meta: &Meta) -> CheckReport {
         page_count: meta.page_count,
         owner: HashMap::new(),
         violations: Vec::new(),
+        visitor,
     };
     let mut report = CheckReport {
         page_size: meta.page_size as u64,
@@ -468,7 +509,7 @@ pub fn check_file(pool: &BufferPool, meta: &Meta) -> CheckReport {
                 next = following;
             }
             Err(err) => {
-                walker.violation(Some(next), err.to_string());
+                walker.damaged(next, err.to_string());
                 break;
             }
         }
@@ -503,6 +544,7 @@ impl PageStore {
                 page_count: alloc.page_count(),
                 owner: HashMap::new(),
                 violations: Vec::new(),
+                visitor: &mut (),
             };
             let mut report = CheckReport {
                 page_size: self.page_size() as u64,
