@@ -70,13 +70,23 @@ impl CheckReport {
     }
 }
 
-/// What the walk meets, in walk order: the tree of trees and then every tree it names (each
-/// depth first, a leaf's overflow chains before its next cell), then the free list (a data
-/// file's) or the allocator's other pages (a live store's), then the leaked pages. Every
-/// method does nothing unless implemented; the checker alone walks with `()`.
+/// The parts of a walk, in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Part<'a> {
+    /// A tree: the tree of trees first (named `(tree of trees)`), then each tree it names.
+    Tree { name: &'a str, record: TreeRecord },
+    /// The free list (a data file's) or the allocator's other pages (a live store's).
+    Free,
+    /// The pages below the page count nothing claimed: each a leak.
+    Leaked,
+}
+
+/// What the walk meets, in walk order: each [`Part`] as it is entered, and within it the pages
+/// (a tree depth first, a leaf's overflow chains before its next cell). Every method does
+/// nothing unless implemented; the checker alone walks with `()`.
 pub trait Visitor {
-    /// The walk enters a tree: the tree of trees first, named `(tree of trees)`.
-    fn tree(&mut self, _name: &str, _record: TreeRecord) {}
+    /// The walk enters `part`.
+    fn enter(&mut self, _part: Part<'_>) {}
     /// Page `id` is claimed as `what`: `tree node` or `overflow` (of the current tree),
     /// `free-list`, `free` or `pending`. A page claimed twice is a violation instead.
     fn page(&mut self, _id: PageId, _what: &'static str) {}
@@ -137,7 +147,7 @@ impl Walker<'_> {
     }
 
     fn walk_tree(&mut self, name: &str, record: TreeRecord) -> TreeReport {
-        self.visitor.tree(name, record);
+        self.visitor.enter(Part::Tree { name, record });
         let mut report = TreeReport {
             name: name.to_string(),
             ..TreeReport::default()
@@ -398,6 +408,7 @@ impl Walker<'_> {
     fn finish(mut self, report: &mut CheckReport) {
         let mut reachable = 0u64;
         let mut free = 0u64;
+        self.visitor.enter(Part::Leaked);
         for id in 2..self.page_count {
             match self.owner.get(&id) {
                 None => self.violation(Some(id), "leaked: neither reachable nor free"),
@@ -491,6 +502,7 @@ pub fn walk_file(pool: &BufferPool, meta: &Meta, visitor: &mut dyn Visitor) -> C
         ..CheckReport::default()
     };
     walker.walk_all(meta.root, meta.tree_count, &mut report);
+    walker.visitor.enter(Part::Free);
     let mut next = meta.freelist_root;
     let mut listed = 0u64;
     while next != 0 {
@@ -552,6 +564,7 @@ impl PageStore {
                 ..CheckReport::default()
             };
             walker.walk_all(head.root, head.tree_count, &mut report);
+            walker.visitor.enter(Part::Free);
             for (id, what) in alloc.unreachable_pages() {
                 walker.mark(id, what);
             }

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use aedb_pager::btree::node::NodeRef;
-use aedb_pager::check::{walk_file, CheckReport, Violation, Visitor};
+use aedb_pager::check::{walk_file, CheckReport, Part, Violation, Visitor};
 use aedb_pager::io::sim::SimVfs;
 use aedb_pager::io::{all_ok, submit_wait, AlignedBuf, IoOp, OpenOptions, Vfs};
 use aedb_pager::page::PageId;
@@ -25,11 +25,23 @@ struct Recorder {
     branches: u64,
     overflow: u64,
     violations: Vec<(Violation, bool)>,
+    parts_after_trees: Vec<&'static str>,
+}
+
+fn part_name(part: Part<'_>) -> &'static str {
+    match part {
+        Part::Tree { .. } => "tree",
+        Part::Free => "free",
+        Part::Leaked => "leaked",
+    }
 }
 
 impl Visitor for Recorder {
-    fn tree(&mut self, name: &str, record: TreeRecord) {
-        self.trees.push((name.to_string(), record));
+    fn enter(&mut self, part: Part<'_>) {
+        match part {
+            Part::Tree { name, record } => self.trees.push((name.to_string(), record)),
+            Part::Free | Part::Leaked => self.parts_after_trees.push(part_name(part)),
+        }
     }
     fn page(&mut self, id: PageId, what: &'static str) {
         let tree = self.trees.len().saturating_sub(1);
@@ -93,6 +105,7 @@ fn a_sound_file_is_told_page_by_page_as_the_report_counts_it() {
     let names: Vec<&str> = seen.trees.iter().map(|(n, _)| n.as_str()).collect();
     assert_eq!(names, ["(tree of trees)", "large", "small"]);
     assert_eq!(seen.trees[2].1.len, 400);
+    assert_eq!(seen.parts_after_trees, ["free", "leaked"]);
     assert_eq!(seen.claimed_twice, 0);
     // Every page below the page count is claimed once: reachable or free.
     let claimed: Vec<PageId> = seen.claims.keys().copied().collect();
