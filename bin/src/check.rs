@@ -7,29 +7,25 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Bound;
 use std::path::Path;
-use std::sync::Arc;
 
 use aedb::catalog::keys::{decode_key, decode_prefix, encode_key};
 use aedb::catalog::namespace::{
-    decode_entry, index_tree, kv_tree, table_tree, ProjectEntry, ScopeEntry, CATALOG_TREE,
-    NEXT_TABLE_ID_KEY,
+    decode_entry, index_tree, kv_tree, parse_tree_name, table_tree, ProjectEntry, ScopeEntry,
+    TreeKind, CATALOG_TREE, NEXT_TABLE_ID_KEY,
 };
 use aedb::catalog::rows::decode_row;
 use aedb::catalog::schema::TableSchema;
 use aedb::catalog::types::Value;
-use aedb::storage::check::check_file;
-use aedb::storage::io::{os_vfs, IoBackendChoice, OpenOptions};
-use aedb::storage::pool::BufferPool;
-use aedb::storage::{Snapshot, TreeView};
+use aedb_pager::{Snapshot, TreeView};
 use serde_json::json;
 
 use crate::cli::DbArgs;
 use crate::datafile::{read_metas, DataFile};
 use crate::db::{open_error, Seen};
 use crate::util::{
-    fmt_tree_key, key_values, CliError, Ctx, Progress, Res, Table, EXIT_FOUND, EXIT_OK,
+    fmt_encoded_key, fmt_tree_key, key_values, Ctx, Progress, Res, Table, EXIT_FOUND, EXIT_OK,
 };
-use crate::walk::{walk, Role};
+use crate::walk::{self, Role, Walk};
 
 /// Violations listed per index or table at most (the count is always exact).
 const MAX_LISTED: usize = 10;
@@ -266,7 +262,7 @@ impl Checker<'_> {
                 }
             };
             rows += 1;
-            let shown = fmt_tree_key("t:", &key);
+            let shown = fmt_encoded_key(&key);
             let stored = match decode_row(&bytes) {
                 Ok(r) => r,
                 Err(e) => {
@@ -433,30 +429,9 @@ impl Checker<'_> {
     }
 }
 
-/// The pager's checker on the data file as of `meta`, every page read from disk.
-fn storage_check(df: &DataFile, meta: &aedb::storage::Meta) -> Res<aedb::storage::CheckReport> {
-    let vfs = os_vfs(IoBackendChoice::Sync).map_err(|e| CliError::at(&df.path, e))?;
-    let file = vfs
-        .open(
-            &df.path,
-            OpenOptions {
-                create: false,
-                read_only: true,
-                direct: false,
-            },
-        )
-        .map_err(|e| CliError::at(&df.path, e))?;
-    let page_size = meta.page_size as usize;
-    let pool = BufferPool::new(Arc::clone(&file), page_size, 64 * page_size as u64)
-        .map_err(|e| CliError::at(&df.path, e))?
-        .with_read_only(true);
-    Ok(check_file(&pool, meta))
-}
-
-/// Name the tree (and role) of each damaged page, from a walk of the file.
-fn locate(df: &DataFile, meta: &aedb::storage::Meta) -> impl Fn(u64) -> String {
-    let w = walk(df, meta, &Progress::hidden());
-    move |page: u64| match w.pages.get(page as usize) {
+/// Name the tree (and role) of a damaged page, from the walk that found it.
+fn locate(w: &Walk, page: u64) -> String {
+    match w.pages.get(page as usize) {
         Some(info) if matches!(info.role, Role::Branch | Role::Leaf | Role::Overflow) => {
             let tree = w.tree_name(info).unwrap_or("?");
             let what = w.describe(tree);
@@ -493,16 +468,15 @@ pub fn invariants(ctx: &mut Ctx<'_>, db: &DbArgs) -> Res<i32> {
     if let Some(meta) = metas.current {
         summary.pages = meta.page_count;
         let spinner = ctx.progress(0, "storage");
-        let report = storage_check(&df, &meta)?;
+        let w = walk::check(&df, &meta, &Progress::hidden())?;
         spinner.finish();
-        if !report.violations.is_empty() {
-            let locate = locate(&df, &meta);
-            for v in &report.violations {
-                violations.push(Violation {
-                    location: v.page.map_or_else(|| "data file".to_string(), &locate),
-                    problem: v.message.clone(),
-                });
-            }
+        for v in &w.report.violations {
+            violations.push(Violation {
+                location: v
+                    .page
+                    .map_or_else(|| "data file".to_string(), |page| locate(&w, page)),
+                problem: v.message.clone(),
+            });
         }
     } else {
         violations.push(Violation {
@@ -554,7 +528,7 @@ pub fn invariants(ctx: &mut Ctx<'_>, db: &DbArgs) -> Res<i32> {
                 .trees()
                 .map(|t| {
                     t.iter()
-                        .filter(|(n, _)| n.starts_with("t:"))
+                        .filter(|(n, _)| matches!(parse_tree_name(n), TreeKind::Table { .. }))
                         .map(|(_, r)| r.len)
                         .sum()
                 })

@@ -3,13 +3,16 @@
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-use aedb::storage::meta::{Meta, MAGIC};
-use aedb::storage::page::{
+use aedb::{DATA_FILE, WAL_DIR};
+use aedb_pager::io::{os_vfs, IoBackendChoice, OpenOptions};
+use aedb_pager::meta::{Meta, MAGIC};
+use aedb_pager::page::{
     self, read_u32, read_u64, valid_page_size, PageId, PAGE_SIZE_MAX, PAGE_SIZE_MIN,
 };
-use aedb::storage::PagerError;
-use aedb::{DATA_FILE, WAL_DIR};
+use aedb_pager::pool::BufferPool;
+use aedb_pager::PagerError;
 
 use crate::util::{CliError, Res};
 
@@ -98,6 +101,21 @@ impl DataFile {
 
     pub fn pages(&self, page_size: usize) -> u64 {
         self.len / page_size as u64
+    }
+
+    /// A buffer pool over the file, opened read-only through the pager's I/O layer: for the
+    /// pager's own readers (its checker, its B+tree lookups and cursors).
+    pub fn pool(&self, page_size: usize) -> Res<Arc<BufferPool>> {
+        let at = |e: &dyn std::fmt::Display| CliError::at(&self.path, e);
+        let vfs = os_vfs(IoBackendChoice::Sync).map_err(|e| at(&e))?;
+        let options = OpenOptions {
+            create: false,
+            read_only: true,
+            direct: false,
+        };
+        let file = vfs.open(&self.path, options).map_err(|e| at(&e))?;
+        let pool = BufferPool::new(file, page_size, 64 * page_size as u64).map_err(|e| at(&e))?;
+        Ok(Arc::new(pool.with_read_only(true)))
     }
 }
 

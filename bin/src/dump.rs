@@ -20,17 +20,17 @@ use std::ops::Bound;
 use std::path::{Path, PathBuf};
 
 use aedb::catalog::namespace::{
-    decode_entry, encode_entry, kv_tree, scope_prefix, table_prefix, table_tree, ProjectEntry,
-    ScopeEntry, CATALOG_TREE, DEFAULT_SCOPE_ID,
+    decode_entry, encode_entry, kv_tree, parse_tree_name, scope_prefix, table_prefix, table_tree,
+    ProjectEntry, ScopeEntry, TreeKind, CATALOG_TREE, DEFAULT_SCOPE_ID,
 };
 use aedb::catalog::rows::{decode_row, encode_row};
 use aedb::catalog::schema::{Constraint, TableSchema};
 use aedb::catalog::types::Row;
 use aedb::catalog::{DdlOperation, TableAlteration};
 use aedb::commit::validation::Mutation;
-use aedb::storage::store::prefix_end;
-use aedb::storage::Snapshot;
 use aedb::AedbInstance;
+use aedb_pager::store::prefix_end;
+use aedb_pager::Snapshot;
 use serde_json::{json, Value as Json};
 use sha2::{Digest, Sha256};
 
@@ -260,7 +260,7 @@ pub fn traverse(
                         let stored = decode_row(&stored).map_err(|e| {
                             storage_error(
                                 dir,
-                                &format!("{what}: row {}", crate::util::fmt_tree_key("t:", &key)),
+                                &format!("{what}: row {}", crate::util::fmt_encoded_key(&key)),
                                 e,
                             )
                         })?;
@@ -306,7 +306,12 @@ fn item_count(snapshot: &Snapshot) -> u64 {
         .map(|trees| {
             trees
                 .iter()
-                .filter(|(n, _)| n.starts_with("t:") || n.starts_with("kv:"))
+                .filter(|(n, _)| {
+                    matches!(
+                        parse_tree_name(n),
+                        TreeKind::Table { .. } | TreeKind::Kv { .. }
+                    )
+                })
                 .map(|(_, r)| r.len)
                 .sum()
         })

@@ -3,11 +3,11 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use aedb::storage::alloc::{decode_freelist_page, FREELIST_HEADER_BYTES};
-use aedb::storage::btree::node::{usable_bytes, LeafValue, NodeRef, NODE_HEADER_BYTES, SLOT_BYTES};
-use aedb::storage::meta::Meta;
-use aedb::storage::overflow::data_per_page;
-use aedb::storage::page::{self, read_u16, read_u32, read_u64, PageId, PageType};
+use aedb_pager::alloc::{decode_freelist_page, FREELIST_HEADER_BYTES};
+use aedb_pager::btree::node::{usable_bytes, LeafValue, NodeRef, NODE_HEADER_BYTES, SLOT_BYTES};
+use aedb_pager::meta::Meta;
+use aedb_pager::overflow::data_per_page;
+use aedb_pager::page::{self, read_u16, read_u32, read_u64, PageId, PageType};
 use serde_json::{json, Value as Json};
 
 use crate::cli::DbArgs;
@@ -27,7 +27,7 @@ fn open_and_walk(ctx: &mut Ctx<'_>, db: &DbArgs, what: &str) -> Res<(DataFile, W
     }
     let meta = metas.require(&df.path)?;
     let progress = ctx.progress(df.pages(meta.page_size as usize), what);
-    let walk = walk(&df, &meta, &progress);
+    let walk = walk(&df, &meta, &progress)?;
     progress.finish();
     Ok((df, walk))
 }
@@ -200,7 +200,7 @@ fn finish(ctx: &mut Ctx<'_>, path: &Path, w: &Walk) -> Res<i32> {
 
 /// Which tree owns page `id` (a walk of the node pages; None when no tree reaches it).
 fn owner_of(df: &DataFile, meta: &Meta, id: PageId) -> Option<(String, Role)> {
-    let w = walk(df, meta, &crate::util::Progress::hidden());
+    let w = walk(df, meta, &crate::util::Progress::hidden()).ok()?;
     let info: PageInfo = *w.pages.get(id as usize)?;
     match info.role {
         Role::Branch | Role::Leaf | Role::Overflow => {

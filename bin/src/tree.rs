@@ -1,13 +1,149 @@
 //! `aedb tree list|dump`: the tree of trees and each tree's structure, level by level.
 
+use std::collections::HashSet;
+
+use aedb_pager::btree::node::{usable_bytes, LeafValue, NodeRef};
+use aedb_pager::btree::MAX_DEPTH;
+use aedb_pager::page::{PageId, PageType};
 use serde_json::{json, Value as Json};
 
 use crate::cli::DbArgs;
 use crate::datafile::{read_metas, DataFile};
 use crate::util::{
-    clip, fmt_tree_key, percent, CliError, Ctx, Res, Table, EXIT_FOUND, EXIT_OK, TREE_OF_TREES,
+    clip, describe_tree, fmt_tree_key, percent, CliError, Ctx, Res, Table, EXIT_FOUND, EXIT_OK,
+    TREE_OF_TREES,
 };
-use crate::walk::{catalog_tables, describe_tree, find_tree, levels, walk, Item, NodeView};
+use crate::walk::{catalog_tables, find_tree, walk};
+
+/// One node of a tree, for the level-by-level dump.
+#[derive(Debug, Clone)]
+pub struct NodeView {
+    pub id: PageId,
+    pub kind: Result<PageType, String>,
+    pub cells: usize,
+    pub fill: f64,
+    pub entries: u64,
+    /// (key, child, count) of a branch; (key, value length, overflow page) of a leaf.
+    pub items: Vec<Item>,
+}
+
+#[derive(Debug, Clone)]
+pub enum Item {
+    Child {
+        key: Vec<u8>,
+        child: PageId,
+        count: u64,
+    },
+    Entry {
+        key: Vec<u8>,
+        value_len: u64,
+        overflow: Option<PageId>,
+    },
+}
+
+/// A tree's nodes level by level from `root` (breadth first), reading at most `max_pages`;
+/// true when that bound stopped it.
+pub fn levels(
+    df: &DataFile,
+    page_size: usize,
+    root: PageId,
+    max_pages: usize,
+) -> (Vec<Vec<NodeView>>, bool) {
+    let mut out = Vec::new();
+    let mut stopped = false;
+    if root == 0 {
+        return (out, stopped);
+    }
+    let mut frontier = vec![root];
+    let mut read = 0usize;
+    let mut seen = HashSet::new();
+    while !frontier.is_empty() && out.len() <= MAX_DEPTH {
+        let mut level = Vec::new();
+        let mut next = Vec::new();
+        for id in frontier {
+            if read >= max_pages {
+                stopped = true;
+                break;
+            }
+            if !seen.insert(id) {
+                continue;
+            }
+            read += 1;
+            level.push(view_node(df, page_size, id, &mut next));
+        }
+        out.push(level);
+        frontier = next;
+    }
+    (out, stopped)
+}
+
+fn view_node(df: &DataFile, page_size: usize, id: PageId, next: &mut Vec<PageId>) -> NodeView {
+    let mut view = NodeView {
+        id,
+        kind: Err(String::new()),
+        cells: 0,
+        fill: 0.0,
+        entries: 0,
+        items: Vec::new(),
+    };
+    let buf = match df.verified_page(id, page_size) {
+        Ok(buf) => buf,
+        Err(reason) => {
+            view.kind = Err(reason);
+            return view;
+        }
+    };
+    let node = match NodeRef::new(&buf, id) {
+        Ok(node) => node,
+        Err(err) => {
+            view.kind = Err(err.to_string());
+            return view;
+        }
+    };
+    view.kind = Ok(node.kind());
+    view.cells = node.len();
+    view.fill = node.used_bytes().unwrap_or(0) as f64 / usable_bytes(page_size) as f64;
+    view.entries = node.entry_count().unwrap_or(0);
+    for i in 0..node.len() {
+        let key = match node.key(i) {
+            Ok(key) => key.to_vec(),
+            Err(err) => {
+                view.kind = Err(err.to_string());
+                break;
+            }
+        };
+        if node.is_leaf() {
+            match node.leaf_value(i) {
+                Ok(LeafValue::Inline(v)) => view.items.push(Item::Entry {
+                    key,
+                    value_len: v.len() as u64,
+                    overflow: None,
+                }),
+                Ok(LeafValue::Overflow { len, first }) => view.items.push(Item::Entry {
+                    key,
+                    value_len: len,
+                    overflow: Some(first),
+                }),
+                Err(err) => {
+                    view.kind = Err(err.to_string());
+                    break;
+                }
+            }
+        } else {
+            match (node.child(i), node.child_count(i)) {
+                (Ok(child), Ok(count)) => {
+                    next.push(child);
+                    view.items.push(Item::Child { key, child, count });
+                }
+                (Err(err), _) | (_, Err(err)) => {
+                    view.kind = Err(err.to_string());
+                    break;
+                }
+            }
+        }
+    }
+    view
+}
 
 pub fn list(ctx: &mut Ctx<'_>, db: &DbArgs) -> Res<i32> {
     let df = DataFile::open(&db.data_dir)?;
@@ -17,7 +153,7 @@ pub fn list(ctx: &mut Ctx<'_>, db: &DbArgs) -> Res<i32> {
     }
     let meta = metas.require(&df.path)?;
     let progress = ctx.progress(df.pages(meta.page_size as usize), "trees");
-    let w = walk(&df, &meta, &progress);
+    let w = walk(&df, &meta, &progress)?;
     progress.finish();
     if ctx.json {
         let trees: Vec<Json> = w
@@ -137,10 +273,11 @@ pub fn dump(ctx: &mut Ctx<'_>, db: &DbArgs, name: &str, keys: bool, max_pages: u
     }
     let meta = metas.require(&df.path)?;
     let page_size = meta.page_size as usize;
+    let pool = df.pool(page_size)?;
     let (root, recorded) = if name == TREE_OF_TREES {
         (meta.root, meta.tree_count)
     } else {
-        match find_tree(&df, &meta, name) {
+        match find_tree(&pool, &meta, name) {
             Ok(Some(record)) => (record.root, record.len),
             Ok(None) => {
                 return Err(
@@ -160,7 +297,7 @@ pub fn dump(ctx: &mut Ctx<'_>, db: &DbArgs, name: &str, keys: bool, max_pages: u
             }
         }
     };
-    let tables = catalog_tables(&df, &meta);
+    let tables = catalog_tables(&pool, &meta);
     let what = describe_tree(name, &tables);
     let (lvls, stopped) = levels(&df, page_size, root, max_pages);
     let bad: Vec<(u64, String)> = lvls
@@ -196,7 +333,7 @@ pub fn dump(ctx: &mut Ctx<'_>, db: &DbArgs, name: &str, keys: bool, max_pages: u
         for (depth, level) in lvls.iter().enumerate() {
             let label = match (depth, level.first().map(|n| &n.kind)) {
                 (0, _) => "root",
-                (_, Some(Ok(aedb::storage::page::PageType::Leaf))) => "leaves",
+                (_, Some(Ok(PageType::Leaf))) => "leaves",
                 _ => "branches",
             };
             ctx.line(format!("level {depth} ({label}): {} pages", level.len()))?;

@@ -1,12 +1,16 @@
 //! What every command shares: errors with a path and a hint, the output context (human or
 //! `--json`), aligned tables, progress bars, and the rendering of values and keys.
 
+use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::io::Write;
 use std::path::Path;
 
 use aedb::catalog::keys::decode_key;
+use aedb::catalog::namespace::{parse_tree_name, TreeKind};
+use aedb::catalog::schema::TableSchema;
 use aedb::catalog::types::Value;
+use aedb::stored::idempotency::{IDEMPOTENCY_BY_SEQ_TREE, IDEMPOTENCY_TREE};
 use serde_json::{json, Value as Json};
 
 /// A failure that ends a command: what went wrong (naming the path involved) and, when there
@@ -385,23 +389,55 @@ pub fn value_json(value: &Value) -> Json {
 
 /// A key of the named tree, decoded the way that tree encodes its keys.
 pub fn fmt_tree_key(tree: &str, key: &[u8]) -> String {
-    if tree.starts_with("t:") || tree.starts_with("i:") {
-        if key.is_empty() {
-            return "()".into();
-        }
-        if let Ok(values) = decode_key(key) {
-            let parts: Vec<String> = values.iter().map(fmt_key_value).collect();
-            return format!("({})", parts.join(", "));
-        }
-        return format!("0x{}", hex::encode(key));
-    }
-    if tree == aedb::catalog::namespace::CATALOG_TREE {
-        return printable_catalog_key(key);
-    }
     if tree == TREE_OF_TREES {
         return format!("{:?}", String::from_utf8_lossy(key));
     }
-    printable(key)
+    match parse_tree_name(tree) {
+        TreeKind::Table { .. } | TreeKind::Index { .. } => fmt_encoded_key(key),
+        TreeKind::Catalog => printable_catalog_key(key),
+        _ => printable(key),
+    }
+}
+
+/// An encoded key tuple (a primary key, an index entry) as `(v1, v2, …)`, else as hex.
+pub fn fmt_encoded_key(key: &[u8]) -> String {
+    if key.is_empty() {
+        return "()".into();
+    }
+    match decode_key(key) {
+        Ok(values) => {
+            let parts: Vec<String> = values.iter().map(fmt_key_value).collect();
+            format!("({})", parts.join(", "))
+        }
+        Err(_) => format!("0x{}", hex::encode(key)),
+    }
+}
+
+/// What a named tree holds, in words, from its name and the catalog's `tables` (by id).
+pub fn describe_tree(tree: &str, tables: &HashMap<u64, TableSchema>) -> String {
+    if tree == TREE_OF_TREES {
+        return "names every other tree".into();
+    }
+    let table = |id: u64| {
+        tables
+            .get(&id)
+            .map(|s| format!("{}/{}/{}", s.project_id, s.scope_id, s.table_name))
+    };
+    match parse_tree_name(tree) {
+        TreeKind::Catalog => "catalog".into(),
+        TreeKind::System(IDEMPOTENCY_TREE) => "idempotency records".into(),
+        TreeKind::System(IDEMPOTENCY_BY_SEQ_TREE) => "idempotency records by age".into(),
+        TreeKind::Table { table_id } => match table(table_id) {
+            Some(name) => format!("table {name}"),
+            None => format!("table id {table_id} (not in the catalog)"),
+        },
+        TreeKind::Index { table_id, index } => match table(table_id) {
+            Some(name) => format!("index {index} of {name}"),
+            None => format!("index {index} of table id {table_id} (not in the catalog)"),
+        },
+        TreeKind::Kv { project, scope } => format!("KV space {project}/{scope}"),
+        TreeKind::System(_) | TreeKind::Other(_) => String::new(),
+    }
 }
 
 /// The name under which the tree of trees appears in the debugging commands.

@@ -7,21 +7,22 @@ use std::path::{Path, PathBuf};
 
 use aedb::catalog::namespace::{decode_entry, CATALOG_TREE};
 use aedb::catalog::schema::TableSchema;
-use aedb::storage::io::{os_vfs, IoBackendChoice};
-use aedb::wal::frame::{
+use aedb_pager::io::{os_vfs, IoBackendChoice};
+use aedb_wal::frame::{
     decode_crc_only, peek_header, FrameHeader, FrameProblem, FRAME_HEADER_BYTES, FRAME_MAGIC,
     HASH_BYTES,
 };
-use aedb::wal::segment::{parse_segment_name, SegmentHeader, SEGMENT_HEADER_BYTES};
-use aedb::wal::{decode_record, scan, Integrity, RecoveryMode, WalOp};
+use aedb_wal::segment::{parse_segment_name, SegmentHeader, SEGMENT_HEADER_BYTES};
+use aedb_wal::{decode_record, scan, Integrity, RecoveryMode, WalOp};
 use hmac::{Hmac, Mac};
 use serde_json::{json, Value as Json};
 use sha2::{Digest, Sha256};
 
 use crate::cli::DbArgs;
 use crate::datafile::{read_metas, wal_dir, DataFile};
+use crate::util::describe_tree;
 use crate::util::{clip, fmt_tree_key, key_values, CliError, Ctx, Res, Table, EXIT_FOUND, EXIT_OK};
-use crate::walk::{catalog_tables, describe_tree};
+use crate::walk::catalog_tables;
 
 const FLAG_CHAIN: u8 = 1;
 const FLAG_HMAC: u8 = 2;
@@ -504,10 +505,10 @@ pub fn dump(
     for line in metas.damage(&df.path) {
         ctx.damage(line);
     }
-    let mut tables = metas
-        .current
-        .map(|m| catalog_tables(&df, &m))
-        .unwrap_or_default();
+    let mut tables = match metas.current {
+        Some(m) => catalog_tables(&df.pool(m.page_size as usize)?, &m),
+        None => Default::default(),
+    };
     let analysis = analyse(dir, config.hmac_key);
     if let Some(e) = analysis.errors.first() {
         return Err(CliError::new(e.clone()));
