@@ -1,6 +1,6 @@
 //! KV entries: the owner of the KV space of each scope.
 //!
-//! Tree `kv:<project>\0<scope>` (`namespace::kv_tree`); key: the caller's bytes; value:
+//! Tree `kv:<project>:<scope>` (`namespace::kv_tree`); key: the caller's bytes; value:
 //! `version: u64 LE ‖ created_at: u64 LE ‖ value bytes`, where `version` is the sequence of the
 //! last write and `created_at` the sequence of the first.
 

@@ -8,7 +8,7 @@
 //! | owner | trees | key | value |
 //! |---|---|---|---|
 //! | `catalog` | `sys:catalog` | `P\0`/`S\0`/`T\0`/`N\0` prefixed ids | catalog entries |
-//! | `kv` | `kv:<project>\0<scope>` | the user's key | `version ‖ created_at ‖ bytes` |
+//! | `kv` | `kv:<project>:<scope>` | the user's key | `version ‖ created_at ‖ bytes` |
 //! | `counters` | the KV tree of the scope | `__aedb_counter_shard__ ‖ len ‖ key ‖ shard` | u64 BE in a KV entry |
 //! | `idempotency` | `sys:idempotency`, `sys:idempotency_by_seq` | caller ‖ key; seq ‖ record key | record; written-at |
 //! | `rows` | `t:<table id>`, `i:<table id>:<index>` | primary key; index entry | row; empty |

@@ -82,13 +82,34 @@ pub fn unique_holder(
     Ok(first.map(|(key, _)| key[entry.len()..].to_vec()))
 }
 
+/// A stored row, decoded into column order.
+fn decode_stored(schema: &TableSchema, bytes: &[u8]) -> Result<Row> {
+    decode_row(bytes)
+        .map(|stored| schema.from_stored(stored))
+        .map_err(|e| AedbError::Corruption(e.to_string()))
+}
+
 pub fn read_row(reader: &impl ReadTrees, schema: &TableSchema, pk: &[u8]) -> Result<Option<Row>> {
     match reader.get(&table_tree(schema.table_id), pk)? {
-        Some(bytes) => Ok(Some(schema.from_stored(
-            decode_row(&bytes).map_err(|e| AedbError::Corruption(e.to_string()))?,
-        ))),
+        Some(bytes) => Ok(Some(decode_stored(schema, &bytes)?)),
         None => Ok(None),
     }
+}
+
+/// A table's rows in primary-key order, read as the iterator goes (nothing is collected): each
+/// its primary key and the row in column order, or why its bytes do not decode (its key still
+/// known). An error of the iterator itself is the tree's: a page that cannot be read.
+pub fn scan<'r, R: ReadTrees>(
+    reader: &'r R,
+    schema: &'r TableSchema,
+) -> Result<impl Iterator<Item = Result<(Vec<u8>, Result<Row>)>> + 'r> {
+    let tree = table_tree(schema.table_id);
+    let range = reader.range(&tree, Bound::Unbounded, Bound::Unbounded, false)?;
+    Ok(range.map(move |item| {
+        let (pk, bytes) = item?;
+        let row = decode_stored(schema, &bytes);
+        Ok((pk, row))
+    }))
 }
 
 /// Store `new` under `pk`, replacing `old`, keeping every index in step.
@@ -138,18 +159,9 @@ pub fn delete_row(txn: &mut LoggedTxn, schema: &TableSchema, pk: &[u8], old: &Ro
 
 /// Every row (for building an index or checking a new constraint).
 pub fn all_rows(reader: &impl ReadTrees, schema: &TableSchema) -> Result<Vec<(Vec<u8>, Row)>> {
-    let tree = table_tree(schema.table_id);
-    let range = reader.range(&tree, Bound::Unbounded, Bound::Unbounded, false)?;
-    let mut rows = Vec::new();
-    for item in range {
-        let (pk, bytes) = item?;
-        rows.push((
-            pk,
-            schema
-                .from_stored(decode_row(&bytes).map_err(|e| AedbError::Corruption(e.to_string()))?),
-        ));
-    }
-    Ok(rows)
+    scan(reader, schema)?
+        .map(|item| item.and_then(|(pk, row)| Ok((pk, row?))))
+        .collect()
 }
 
 pub fn rebuild_index(txn: &mut LoggedTxn, schema: &TableSchema, def: &IndexDef) -> Result<()> {
