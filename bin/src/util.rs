@@ -273,6 +273,17 @@ pub fn key_values(pairs: &[(&str, String)]) -> String {
     lines.join("\n")
 }
 
+/// What the engine says went wrong, without its category: a damaged page or entry in the
+/// pager's or the decoder's own words (`page 56: checksum mismatch …`).
+pub fn engine_detail(err: &aedb::AedbError) -> String {
+    match err {
+        aedb::AedbError::Corruption(message) | aedb::AedbError::DataCorruption { message, .. } => {
+            message.clone()
+        }
+        other => other.to_string(),
+    }
+}
+
 /// Bytes given in hexadecimal (an optional `0x` first), e.g. a key or a key prefix.
 pub fn parse_hex(text: &str) -> Result<Vec<u8>, String> {
     let digits = text.strip_prefix("0x").unwrap_or(text);
