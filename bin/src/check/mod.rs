@@ -57,6 +57,18 @@ fn locate(w: &Walk, page: u64) -> String {
 }
 
 pub fn invariants(ctx: &mut Ctx<'_>, db: &DbArgs) -> Res<i32> {
+    let (violations, summary) = analyse(ctx, db)?;
+    render(ctx, &db.data_dir, &violations, &summary)?;
+    Ok(if violations.is_empty() {
+        EXIT_OK
+    } else {
+        EXIT_FOUND
+    })
+}
+
+/// Every violation, in order (the data file's, the log's, the recovered version's, the
+/// catalog's), and what was checked.
+fn analyse(ctx: &mut Ctx<'_>, db: &DbArgs) -> Res<(Vec<Violation>, Summary)> {
     let dir: &Path = &db.data_dir;
     let df = DataFile::open(dir)?;
     let metas = read_metas(&df)?;
@@ -155,6 +167,10 @@ pub fn invariants(ctx: &mut Ctx<'_>, db: &DbArgs) -> Res<i32> {
         }
     }
     violations.dedup();
+    Ok((violations, summary))
+}
+
+fn render(ctx: &mut Ctx<'_>, dir: &Path, violations: &[Violation], summary: &Summary) -> Res<()> {
     let ok = violations.is_empty();
     if ctx.json {
         ctx.print_json(&json!({
@@ -189,11 +205,11 @@ pub fn invariants(ctx: &mut Ctx<'_>, db: &DbArgs) -> Res<i32> {
         ]))?;
         if !ok {
             let mut table = Table::new(&["LOCATION", "VIOLATION"]);
-            for v in &violations {
+            for v in violations {
                 table.row(vec![v.location.clone(), v.problem.clone()]);
             }
             ctx.line(table.render().trim_end())?;
         }
     }
-    Ok(if ok { EXIT_OK } else { EXIT_FOUND })
+    Ok(())
 }
