@@ -217,6 +217,77 @@ pub fn decode_crc_only(bytes: &[u8]) -> Result<FrameHeader, FrameProblem> {
     Ok(header)
 }
 
+/// The state of a frame's chain hash or HMAC.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Check {
+    /// The frame carries none.
+    Absent,
+    Ok,
+    Mismatch,
+    /// Present, not verified: the chain was not asked for, or no HMAC key is known.
+    Unverified,
+}
+
+/// A frame whose magic, bounds and CRC hold, with its chain hash and HMAC verified as far as
+/// asked: what [`check`] finds, before any configuration decides what it requires.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Checked<'a> {
+    pub header: FrameHeader,
+    pub payload: &'a [u8],
+    /// The frame's chain hash (the one it carries, else the previous one unchanged).
+    pub hash: [u8; 32],
+    pub chain: Check,
+    pub hmac: Check,
+}
+
+/// Check the frame at the start of `bytes`: magic, bounds and CRC (a failure of any is the
+/// error), then its chain hash against `prev_hash` when `verify_chain`, and its HMAC when a
+/// `key` is given (in constant time).
+pub fn check<'a>(
+    bytes: &'a [u8],
+    prev_hash: &[u8; 32],
+    verify_chain: bool,
+    key: Option<&[u8; 32]>,
+) -> Result<Checked<'a>, FrameProblem> {
+    let header = decode_crc_only(bytes)?;
+    let frame = &bytes[..header.total_len()];
+    let payload = &frame[FRAME_HEADER_BYTES..FRAME_HEADER_BYTES + header.len as usize];
+    let mut at = FRAME_HEADER_BYTES + header.len as usize;
+    let mut hash = *prev_hash;
+    let mut chain = Check::Absent;
+    if header.flags & FLAG_CHAIN != 0 {
+        let mut stored = [0u8; 32];
+        stored.copy_from_slice(&frame[at..at + HASH_BYTES]);
+        at += HASH_BYTES;
+        chain = match verify_chain {
+            false => Check::Unverified,
+            true if stored == chain_hash(prev_hash, &frame[..36], payload) => Check::Ok,
+            true => Check::Mismatch,
+        };
+        hash = stored;
+    }
+    let mut hmac = Check::Absent;
+    if header.flags & FLAG_HMAC != 0 {
+        // In constant time: how much of a forged tag matches must not show in the time taken.
+        hmac = match key {
+            None => Check::Unverified,
+            Some(key) => match frame_hmac(key, &frame[..36], payload, &hash)
+                .verify_slice(&frame[at..at + HASH_BYTES])
+            {
+                Ok(()) => Check::Ok,
+                Err(_) => Check::Mismatch,
+            },
+        };
+    }
+    Ok(Checked {
+        header,
+        payload,
+        hash,
+        chain,
+        hmac,
+    })
+}
+
 /// Verify a whole frame at the start of `bytes`: CRC, then chain and HMAC as configured.
 /// Returns the header, the payload range and the frame's chain hash.
 pub fn decode<'a>(
@@ -224,52 +295,47 @@ pub fn decode<'a>(
     integrity: &Integrity,
     prev_hash: &[u8; 32],
 ) -> Result<(FrameHeader, &'a [u8], [u8; 32]), FrameProblem> {
-    let header = peek_header(bytes)?;
-    let total = header.total_len();
-    if bytes.len() < total {
-        return Err(FrameProblem::Truncated);
-    }
-    let frame = &bytes[..total];
-    let stored_crc = u32::from_le_bytes([frame[36], frame[37], frame[38], frame[39]]);
-    if stored_crc != frame_crc(frame) {
-        return Err(FrameProblem::Checksum);
-    }
-    let payload = &frame[FRAME_HEADER_BYTES..FRAME_HEADER_BYTES + header.len as usize];
-    let has_chain = header.flags & FLAG_CHAIN != 0;
-    let has_mac = header.flags & FLAG_HMAC != 0;
-    if integrity.hash_chain && !has_chain {
+    let frame = check(
+        bytes,
+        prev_hash,
+        integrity.hash_chain,
+        integrity.hmac_key.as_ref(),
+    )?;
+    if integrity.hash_chain && frame.chain == Check::Absent {
         return Err(FrameProblem::Protection(
             "frame has no chain hash but the configuration requires one".into(),
         ));
     }
-    if integrity.hmac_key.is_some() && !has_mac {
+    if integrity.hmac_key.is_some() && frame.hmac == Check::Absent {
         return Err(FrameProblem::Protection(
             "frame has no HMAC but a key is configured".into(),
         ));
     }
-    let mut at = FRAME_HEADER_BYTES + header.len as usize;
-    let mut hash = *prev_hash;
-    if has_chain {
-        let mut stored = [0u8; 32];
-        stored.copy_from_slice(&frame[at..at + HASH_BYTES]);
-        at += HASH_BYTES;
-        if integrity.hash_chain && stored != chain_hash(prev_hash, &frame[..36], payload) {
-            return Err(FrameProblem::ChainMismatch);
+    match (frame.chain, frame.hmac) {
+        (Check::Mismatch, _) => Err(FrameProblem::ChainMismatch),
+        (_, Check::Unverified) => Err(FrameProblem::Protection(
+            "frame carries an HMAC and no key is configured".into(),
+        )),
+        (_, Check::Mismatch) => Err(FrameProblem::HmacMismatch),
+        _ => Ok((frame.header, frame.payload, frame.hash)),
+    }
+}
+
+/// Every frame in `bytes` whose magic, bounds and CRC hold, wherever it starts, with its
+/// offset in `bytes`: what lies past damage, where the previous chain hash is unknown.
+pub fn frames_within(bytes: &[u8]) -> impl Iterator<Item = (usize, FrameHeader)> + '_ {
+    let magic = memchr::memmem::Finder::new(FRAME_MAGIC);
+    let mut at = 0;
+    std::iter::from_fn(move || {
+        while let Some(pos) = magic.find(&bytes[at..]) {
+            let start = at + pos;
+            at = start + 1;
+            if let Ok(header) = decode_crc_only(&bytes[start..]) {
+                return Some((start, header));
+            }
         }
-        hash = stored;
-    }
-    if has_mac {
-        let Some(key) = &integrity.hmac_key else {
-            return Err(FrameProblem::Protection(
-                "frame carries an HMAC and no key is configured".into(),
-            ));
-        };
-        // In constant time: how much of a forged tag matches must not show in the time taken.
-        frame_hmac(key, &frame[..36], payload, &hash)
-            .verify_slice(&frame[at..at + HASH_BYTES])
-            .map_err(|_| FrameProblem::HmacMismatch)?;
-    }
-    Ok((header, payload, hash))
+        None
+    })
 }
 
 #[cfg(test)]
@@ -323,6 +389,50 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn check_reports_each_protection_without_a_policy() {
+        let integrity = Integrity {
+            hash_chain: true,
+            hmac_key: Some([1; 32]),
+        };
+        let mut out = Vec::new();
+        let hash = encode(&mut out, header(1), b"x", &integrity, &[0; 32]);
+        let checked = |prev: &[u8; 32], verify_chain, key: Option<&[u8; 32]>| {
+            check(&out, prev, verify_chain, key).map(|c| (c.chain, c.hmac, c.hash))
+        };
+        assert_eq!(
+            checked(&[0; 32], true, Some(&[1; 32])),
+            Ok((Check::Ok, Check::Ok, hash))
+        );
+        assert_eq!(
+            checked(&[7; 32], true, Some(&[2; 32])),
+            Ok((Check::Mismatch, Check::Mismatch, hash))
+        );
+        assert_eq!(
+            checked(&[7; 32], false, None),
+            Ok((Check::Unverified, Check::Unverified, hash))
+        );
+        let mut plain = Vec::new();
+        encode(&mut plain, header(1), b"x", &Integrity::default(), &[3; 32]);
+        assert_eq!(
+            check(&plain, &[3; 32], true, Some(&[1; 32])).map(|c| (c.chain, c.hmac, c.hash)),
+            Ok((Check::Absent, Check::Absent, [3; 32]))
+        );
+        let mut damaged = out.clone();
+        damaged[41] ^= 1;
+        assert_eq!(
+            check(&damaged, &[0; 32], true, None).err(),
+            Some(FrameProblem::Checksum)
+        );
+        // Frames found past damage: each whole frame wherever it starts.
+        let mut log = vec![0xAA; 7];
+        log.extend_from_slice(&plain);
+        log.extend_from_slice(&damaged);
+        log.extend_from_slice(&out);
+        let found: Vec<usize> = frames_within(&log).map(|(at, _)| at).collect();
+        assert_eq!(found, [7, 7 + plain.len() + damaged.len()]);
     }
 
     #[test]

@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use aedb_io::Vfs;
 
 use crate::error::{Result, WalError};
-use crate::frame::{self, FrameHeader, FrameProblem, Integrity, FRAME_MAGIC};
+use crate::frame::{self, FrameHeader, FrameProblem, Integrity};
 use crate::segment::{list_segments, read_segment_into, SegmentHeader, SEGMENT_HEADER_BYTES};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -72,75 +72,120 @@ pub fn scan(
     mut redo: impl FnMut(&FrameHeader, &[u8]) -> Result<()>,
 ) -> Result<ScanOutcome> {
     let segments = list_segments(vfs, dir)?;
-    let mut out = ScanOutcome::default();
-    let mut expected: Option<u64> = None;
-    let mut chain = [0u8; 32];
-    let mut end: Option<End> = None;
-    let mut finished = false;
+    let mut scanner = Scanner {
+        after_lsn,
+        integrity,
+        mode,
+        out: ScanOutcome::default(),
+        expected: None,
+        chain: [0u8; 32],
+        end: None,
+        finished: false,
+    };
     let count = segments.len();
     // One buffer for every segment read.
     let mut buffer = Vec::new();
     for (index, (number, path)) in segments.into_iter().enumerate() {
-        if finished {
-            out.stale.push(path);
+        if scanner.finished {
+            scanner.out.stale.push(path);
             continue;
         }
+        let newest = index + 1 == count;
         let bytes = match read_segment_into(vfs, &path, &mut buffer) {
             Ok(()) => &buffer[..],
             // A live writer deleted it after its checkpoint covered it (a read-only scan runs
             // beside one): nothing redo needs was in it. A real gap in what redo needs is still
             // caught where the log's start is checked against the checkpoint.
             Err(WalError::Io(err))
-                if expected.is_none_or(|e| e <= after_lsn + 1)
-                    && index + 1 < count
+                if scanner.expected.is_none_or(|e| e <= after_lsn + 1)
+                    && !newest
                     && err.kind == aedb_io::IoErrorKind::Os(libc::ENOENT) =>
             {
                 // Start over at the next segment: it must then begin within what the
                 // checkpoint covers, or the scan reports the gap.
-                expected = None;
+                scanner.expected = None;
                 continue;
             }
             Err(err) => return Err(err),
         };
-        let header = match SegmentHeader::decode(bytes, &path) {
-            Ok(header) if header.number == number => header,
-            Ok(_) | Err(_) if index + 1 == count => {
+        let Some(header) = scanner.header(bytes, &path, number, newest)? else {
+            break;
+        };
+        if scanner.joins(bytes, &path, &header)? {
+            scanner.frames(bytes, &path, number, &header, &mut redo)?;
+        }
+    }
+    Ok(scanner.finish())
+}
+
+/// A scan's state from segment to segment.
+struct Scanner<'a> {
+    after_lsn: u64,
+    integrity: &'a Integrity,
+    mode: RecoveryMode,
+    out: ScanOutcome,
+    /// The LSN the next segment continues at (none before the first).
+    expected: Option<u64>,
+    chain: [u8; 32],
+    /// Where the frames of the last segment read ended, and why.
+    end: Option<End>,
+    /// The valid log has ended: later segments are stale.
+    finished: bool,
+}
+
+impl Scanner<'_> {
+    /// The segment's header; None when it is the newest segment and its header is damaged
+    /// (it is then stale, and the scan ends).
+    fn header(
+        &mut self,
+        bytes: &[u8],
+        path: &Path,
+        number: u64,
+        newest: bool,
+    ) -> Result<Option<SegmentHeader>> {
+        match SegmentHeader::decode(bytes, path) {
+            Ok(header) if header.number == number => Ok(Some(header)),
+            Ok(_) | Err(_) if newest => {
                 // A newest segment whose creation never became durable holds no frame (its
                 // first frame is written only after the header is synced). One that holds a
                 // valid frame had a good header once: it was damaged since, and dropping it
                 // drops acknowledged commits — unless the checkpoint covers all it holds.
                 let frames = bytes.get(SEGMENT_HEADER_BYTES as usize..).unwrap_or(&[]);
-                if let Some(lsn) = valid_frame_after(frames, after_lsn) {
+                if let Some(lsn) = valid_frame_after(frames, self.after_lsn) {
                     let reason = format!(
                         "segment header is damaged, but the segment holds frames (LSN {lsn})"
                     );
-                    match mode {
-                        RecoveryMode::Strict => return Err(corrupt(&path, 0, reason)),
+                    match self.mode {
+                        RecoveryMode::Strict => return Err(corrupt(path, 0, reason)),
                         RecoveryMode::Permissive => {
                             tracing::warn!(segment = %path.display(), %reason, "permissive recovery drops the segment");
-                            out.dropped = Some(format!("{}: {reason}", path.display()));
+                            self.out.dropped = Some(format!("{}: {reason}", path.display()));
                         }
                     }
                 }
-                out.stale.push(path);
-                break;
+                self.out.stale.push(path.to_path_buf());
+                Ok(None)
             }
-            Ok(header) => {
-                return Err(corrupt(
-                    &path,
-                    0,
-                    format!("header names segment {}", header.number),
-                ))
-            }
-            Err(err) => return Err(err),
-        };
-        let next = expected.unwrap_or(header.first_lsn);
+            Ok(header) => Err(corrupt(
+                path,
+                0,
+                format!("header names segment {}", header.number),
+            )),
+            Err(err) => Err(err),
+        }
+    }
+
+    /// Whether the segment continues the valid log; when it does not, the log ended in the
+    /// previous segment and this one is stale (after a look for evidence that it ended early).
+    fn joins(&mut self, bytes: &[u8], path: &Path, header: &SegmentHeader) -> Result<bool> {
+        let after_lsn = self.after_lsn;
+        let next = self.expected.unwrap_or(header.first_lsn);
         let continues = header.first_lsn == next
             // The checkpoint may cover frames the log never made durable.
             || (header.first_lsn > next && header.first_lsn <= after_lsn + 1);
-        if expected.is_none() && header.first_lsn > after_lsn + 1 {
+        if self.expected.is_none() && header.first_lsn > after_lsn + 1 {
             return Err(corrupt(
-                &path,
+                path,
                 0,
                 format!(
                     "log starts at LSN {} but the checkpoint covers only up to {after_lsn}",
@@ -150,31 +195,31 @@ pub fn scan(
         }
         if !continues {
             // The log ended in the previous segment; this and later segments are stale.
-            let end = end.take().unwrap_or(End {
-                segment: path.clone(),
+            let end = self.end.take().unwrap_or(End {
+                segment: path.to_path_buf(),
                 offset: 0,
                 missing: next,
                 problem: None,
             });
-            check_evidence(bytes, &end, after_lsn, mode, &mut out)?;
-            finished = true;
-            out.stale.push(path);
-            continue;
+            check_evidence(bytes, &end, after_lsn, self.mode, &mut self.out)?;
+            self.finished = true;
+            self.out.stale.push(path.to_path_buf());
+            return Ok(false);
         }
-        if integrity.hash_chain
-            && expected.is_some()
+        if self.integrity.hash_chain
+            && self.expected.is_some()
             && header.first_lsn == next
-            && header.chain != chain
+            && header.chain != self.chain
         {
             return Err(corrupt(
-                &path,
+                path,
                 0,
                 "segment header breaks the hash chain".into(),
             ));
         }
-        if let Some(e) = end.take() {
+        if let Some(e) = self.end.take() {
             if e.problem.is_some() {
-                out.dropped = Some(format!(
+                self.out.dropped = Some(format!(
                     "torn tail in {} at offset {} (LSN {}) abandoned by an earlier recovery",
                     e.segment.display(),
                     e.offset,
@@ -182,91 +227,106 @@ pub fn scan(
                 ));
             }
         }
-        chain = header.chain;
+        Ok(true)
+    }
+
+    /// The segment's frames up to the first that is not the next valid one.
+    fn frames(
+        &mut self,
+        bytes: &[u8],
+        path: &Path,
+        number: u64,
+        header: &SegmentHeader,
+        redo: &mut impl FnMut(&FrameHeader, &[u8]) -> Result<()>,
+    ) -> Result<()> {
+        self.chain = header.chain;
         let mut lsn = header.first_lsn;
         let mut offset = SEGMENT_HEADER_BYTES as usize;
-        out.segments.push(LiveSegment {
+        self.out.segments.push(LiveSegment {
             number,
             first_lsn: header.first_lsn,
-            path: path.clone(),
+            path: path.to_path_buf(),
         });
-        loop {
-            match frame::decode(bytes.get(offset..).unwrap_or(&[]), integrity, &chain) {
+        let rest = |offset: usize| bytes.get(offset..).unwrap_or(&[]);
+        let end = loop {
+            match frame::decode(rest(offset), self.integrity, &self.chain) {
                 Ok((fh, payload, hash)) if fh.lsn == lsn => {
-                    if fh.lsn > after_lsn {
+                    if fh.lsn > self.after_lsn {
                         redo(&fh, payload)?;
-                        out.frames_replayed += 1;
-                        out.bytes_replayed += fh.total_len() as u64;
+                        self.out.frames_replayed += 1;
+                        self.out.bytes_replayed += fh.total_len() as u64;
                     }
-                    chain = hash;
-                    out.last_lsn = fh.lsn;
+                    self.chain = hash;
+                    self.out.last_lsn = fh.lsn;
                     offset += fh.total_len();
                     lsn += 1;
                 }
-                result => {
-                    let problem = match result {
-                        Ok((fh, _, _)) => Some(FrameProblem::Protection(format!(
-                            "LSN {} where {lsn} was due",
-                            fh.lsn
-                        ))),
-                        Err(FrameProblem::NoFrame) => None,
-                        Err(problem) => Some(problem),
-                    };
-                    let e = End {
-                        segment: path.clone(),
-                        offset: offset as u64,
-                        missing: lsn,
-                        problem,
-                    };
-                    // A frame whose CRC holds but whose chain or HMAC does not was not torn: it
-                    // was altered, or the key is wrong.
-                    if let Some(problem) = e.problem.as_ref().filter(|p| p.is_not_torn()) {
-                        let reason = format!("frame LSN {lsn} fails verification: {problem:?}");
-                        match mode {
-                            RecoveryMode::Strict => {
-                                return Err(corrupt(&path, offset as u64, reason))
-                            }
-                            RecoveryMode::Permissive => {
-                                out.dropped = Some(format!(
-                                    "{} at offset {offset}: {reason}",
-                                    path.display()
-                                ));
-                                finished = true;
-                                end = Some(e);
-                                break;
-                            }
-                        }
-                    }
-                    // Zeros can hide a lost sector as well as mark the end: look further either way.
-                    check_evidence(
-                        &bytes[(offset + 1).min(bytes.len())..],
-                        &e,
-                        after_lsn,
-                        mode,
-                        &mut out,
-                    )?;
-                    if out.dropped.is_some() && mode == RecoveryMode::Permissive {
-                        finished = true;
-                    }
-                    end = Some(e);
-                    break;
+                Ok((fh, _, _)) => {
+                    let due = format!("LSN {} where {lsn} was due", fh.lsn);
+                    break (lsn, Some(FrameProblem::Protection(due)));
+                }
+                Err(FrameProblem::NoFrame) => break (lsn, None),
+                Err(problem) => break (lsn, Some(problem)),
+            }
+        };
+        let (missing, problem) = end;
+        self.ended(
+            bytes,
+            End {
+                segment: path.to_path_buf(),
+                offset: offset as u64,
+                missing,
+                problem,
+            },
+        )?;
+        self.out.chain = self.chain;
+        self.expected = Some(lsn);
+        Ok(())
+    }
+
+    /// The segment's frames ended at `e`: damage, a torn tail, or the end of the log.
+    fn ended(&mut self, bytes: &[u8], e: End) -> Result<()> {
+        let offset = e.offset as usize;
+        // A frame whose CRC holds but whose chain or HMAC does not was not torn: it was
+        // altered, or the key is wrong.
+        if let Some(problem) = e.problem.as_ref().filter(|p| p.is_not_torn()) {
+            let reason = format!("frame LSN {} fails verification: {problem:?}", e.missing);
+            match self.mode {
+                RecoveryMode::Strict => return Err(corrupt(&e.segment, e.offset, reason)),
+                RecoveryMode::Permissive => {
+                    self.out.dropped = Some(format!(
+                        "{} at offset {offset}: {reason}",
+                        e.segment.display()
+                    ));
+                    self.finished = true;
+                    self.end = Some(e);
+                    return Ok(());
                 }
             }
         }
-        out.chain = chain;
-        expected = Some(lsn);
-    }
-    if let Some(e) = end {
-        if let (Some(problem), None) = (&e.problem, &out.dropped) {
-            out.dropped = Some(format!(
-                "torn tail in {} at offset {} (LSN {}): {problem:?}",
-                e.segment.display(),
-                e.offset,
-                e.missing
-            ));
+        // Zeros can hide a lost sector as well as mark the end: look further either way.
+        let later = &bytes[(offset + 1).min(bytes.len())..];
+        check_evidence(later, &e, self.after_lsn, self.mode, &mut self.out)?;
+        if self.out.dropped.is_some() && self.mode == RecoveryMode::Permissive {
+            self.finished = true;
         }
+        self.end = Some(e);
+        Ok(())
     }
-    Ok(out)
+
+    fn finish(mut self) -> ScanOutcome {
+        if let Some(e) = self.end {
+            if let (Some(problem), None) = (&e.problem, &self.out.dropped) {
+                self.out.dropped = Some(format!(
+                    "torn tail in {} at offset {} (LSN {}): {problem:?}",
+                    e.segment.display(),
+                    e.offset,
+                    e.missing
+                ));
+            }
+        }
+        self.out
+    }
 }
 
 fn corrupt(path: &Path, offset: u64, reason: String) -> WalError {
@@ -280,19 +340,15 @@ fn corrupt(path: &Path, offset: u64, reason: String) -> WalError {
 /// The LSN of the first frame in `bytes` whose checksum holds and that redo would need (past
 /// the checkpoint's `after_lsn`), if any.
 fn valid_frame_after(bytes: &[u8], after_lsn: u64) -> Option<u64> {
-    let magic = memchr::memmem::Finder::new(FRAME_MAGIC);
-    let mut at = 0;
-    while let Some(pos) = magic.find(&bytes[at..]) {
-        let start = at + pos;
-        if let Some(fh) = frame::decode_crc_only(&bytes[start..])
-            .ok()
-            .filter(|fh| fh.lsn > after_lsn)
-        {
-            return Some(fh.lsn);
-        }
-        at = start + 1;
-    }
-    None
+    frame::frames_within(bytes)
+        .map(|(_, fh)| fh.lsn)
+        .find(|lsn| *lsn > after_lsn)
+}
+
+/// Whether `later`, a valid frame written after LSN `missing` was due, says that `missing` had
+/// been made durable (its synced-through LSN covers it): then `missing` was not a torn tail.
+pub fn proves_durable(later: &FrameHeader, missing: u64) -> bool {
+    later.lsn >= missing && later.synced_through >= missing
 }
 
 /// Is there a valid frame in `bytes` that says the missing LSN had been made durable, and that
@@ -305,34 +361,27 @@ fn check_evidence(
     mode: RecoveryMode,
     out: &mut ScanOutcome,
 ) -> Result<()> {
-    let magic = memchr::memmem::Finder::new(FRAME_MAGIC);
-    let mut at = 0;
-    while let Some(pos) = magic.find(&bytes[at..]) {
-        let start = at + pos;
-        if let Ok(fh) = frame::decode_crc_only(&bytes[start..]) {
-            let needed = fh.lsn > after_lsn;
-            if fh.lsn >= end.missing && fh.synced_through >= end.missing && needed {
-                let reason = format!(
-                    "frame LSN {} is damaged ({:?}) but LSN {} written later says it was durable",
-                    end.missing,
-                    end.problem.clone().unwrap_or(FrameProblem::NoFrame),
-                    fh.lsn
-                );
-                return match mode {
-                    RecoveryMode::Strict => Err(corrupt(&end.segment, end.offset, reason)),
-                    RecoveryMode::Permissive => {
-                        tracing::warn!(segment = %end.segment.display(), offset = end.offset, %reason, "permissive recovery drops the rest of the log");
-                        out.dropped = Some(format!(
-                            "{} at offset {}: {reason}",
-                            end.segment.display(),
-                            end.offset
-                        ));
-                        Ok(())
-                    }
-                };
-            }
+    let Some((_, fh)) = frame::frames_within(bytes)
+        .find(|(_, fh)| proves_durable(fh, end.missing) && fh.lsn > after_lsn)
+    else {
+        return Ok(());
+    };
+    let reason = format!(
+        "frame LSN {} is damaged ({:?}) but LSN {} written later says it was durable",
+        end.missing,
+        end.problem.clone().unwrap_or(FrameProblem::NoFrame),
+        fh.lsn
+    );
+    match mode {
+        RecoveryMode::Strict => Err(corrupt(&end.segment, end.offset, reason)),
+        RecoveryMode::Permissive => {
+            tracing::warn!(segment = %end.segment.display(), offset = end.offset, %reason, "permissive recovery drops the rest of the log");
+            out.dropped = Some(format!(
+                "{} at offset {}: {reason}",
+                end.segment.display(),
+                end.offset
+            ));
+            Ok(())
         }
-        at = start + 1;
     }
-    Ok(())
 }
