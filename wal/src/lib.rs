@@ -4,6 +4,7 @@
 
 pub mod error;
 pub mod frame;
+pub mod inspect;
 pub mod reader;
 pub mod record;
 pub mod segment;
