@@ -38,9 +38,28 @@ fn decile_header() -> Vec<&'static str> {
     ]
 }
 
+/// The figures of `pages stat`, from a walk.
+struct Stat {
+    bad: Vec<PageId>,
+    reachable: u64,
+    /// Bytes of cells and slots in nodes plus data in overflow pages.
+    live: u64,
+    /// Pages by role (unreadable ones apart).
+    counts: Vec<(Role, u64)>,
+}
+
 pub fn stat(ctx: &mut Ctx<'_>, db: &DbArgs) -> Res<i32> {
     let (df, w) = open_and_walk(ctx, db, "pages")?;
-    let page_size = w.page_size as u64;
+    let stat = figures(&w);
+    if ctx.json {
+        stat_json(ctx, &df, &w, &stat)?;
+    } else {
+        stat_text(ctx, &df, &w, &stat)?;
+    }
+    finish(ctx, &df.path, &w)
+}
+
+fn figures(w: &Walk) -> Stat {
     let bad = w.bad_pages();
     let reachable: u64 = w.trees.iter().map(|t| t.pages()).sum();
     let used: u64 = w.trees.iter().map(|t| t.used_bytes).sum();
@@ -60,29 +79,38 @@ pub fn stat(ctx: &mut Ctx<'_>, db: &DbArgs) -> Res<i32> {
             )
         })
         .collect();
-    if ctx.json {
-        let trees: Vec<Json> = w
-            .trees
-            .iter()
-            .map(|t| {
-                json!({
-                    "name": t.name,
-                    "what": w.describe(&t.name),
-                    "branch_pages": t.branch_pages,
-                    "leaf_pages": t.leaf_pages,
-                    "overflow_pages": t.overflow_pages,
-                    "leaf_fill_deciles": t.leaf_fill,
-                    "branch_fill_deciles": t.branch_fill,
-                    "mean_fill": t.fill(w.page_size),
-                })
+    Stat {
+        bad,
+        reachable,
+        live,
+        counts,
+    }
+}
+
+fn stat_json(ctx: &mut Ctx<'_>, df: &DataFile, w: &Walk, stat: &Stat) -> Res<()> {
+    let (bad, reachable, live, counts) = (&stat.bad, stat.reachable, stat.live, &stat.counts);
+    let trees: Vec<Json> = w
+        .trees
+        .iter()
+        .map(|t| {
+            json!({
+                "name": t.name,
+                "what": w.describe(&t.name),
+                "branch_pages": t.branch_pages,
+                "leaf_pages": t.leaf_pages,
+                "overflow_pages": t.overflow_pages,
+                "leaf_fill_deciles": t.leaf_fill,
+                "branch_fill_deciles": t.branch_fill,
+                "mean_fill": t.fill(w.page_size),
             })
-            .collect();
-        let mut by_type = serde_json::Map::new();
-        for (role, n) in &counts {
-            by_type.insert(role.name().into(), json!(n));
-        }
-        by_type.insert("unreadable".into(), json!(bad.len()));
-        ctx.print_json(&json!({
+        })
+        .collect();
+    let mut by_type = serde_json::Map::new();
+    for (role, n) in counts {
+        by_type.insert(role.name().into(), json!(n));
+    }
+    by_type.insert("unreadable".into(), json!(bad.len()));
+    ctx.print_json(&json!({
             "data_file": df.path.display().to_string(),
             "page_size": w.page_size,
             "page_count": w.meta.page_count,
@@ -97,82 +125,84 @@ pub fn stat(ctx: &mut Ctx<'_>, db: &DbArgs) -> Res<i32> {
             "trees": trees,
             "unreadable_pages": bad,
             "problems": w.problems.iter().map(|p| p.to_string()).collect::<Vec<_>>(),
-        }))?;
-    } else {
-        ctx.line(key_values(&[
-            ("data file", df.path.display().to_string()),
-            (
-                "checkpoint",
-                format!(
-                    "generation {}, commit seq {}",
-                    w.meta.generation, w.meta.seq
-                ),
+    }))
+}
+
+fn stat_text(ctx: &mut Ctx<'_>, df: &DataFile, w: &Walk, stat: &Stat) -> Res<()> {
+    let (bad, reachable, live, counts) = (&stat.bad, stat.reachable, stat.live, &stat.counts);
+    let page_size = w.page_size as u64;
+    ctx.line(key_values(&[
+        ("data file", df.path.display().to_string()),
+        (
+            "checkpoint",
+            format!(
+                "generation {}, commit seq {}",
+                w.meta.generation, w.meta.seq
             ),
-            ("page size", format!("{} bytes", w.page_size)),
-            (
-                "page count",
-                format!("{} (pages 2.. are in use or free)", w.meta.page_count),
+        ),
+        ("page size", format!("{} bytes", w.page_size)),
+        (
+            "page count",
+            format!("{} (pages 2.. are in use or free)", w.meta.page_count),
+        ),
+        (
+            "file size",
+            format!(
+                "{} ({} pages; {} past the page count, preallocated)",
+                human_bytes(df.len),
+                w.file_pages,
+                w.file_pages.saturating_sub(w.meta.page_count)
             ),
-            (
-                "file size",
-                format!(
-                    "{} ({} pages; {} past the page count, preallocated)",
-                    human_bytes(df.len),
-                    w.file_pages,
-                    w.file_pages.saturating_sub(w.meta.page_count)
-                ),
+        ),
+        (
+            "live data",
+            format!(
+                "{} in {reachable} reachable pages ({}); {} of the file",
+                human_bytes(live),
+                human_bytes(reachable * page_size),
+                percent(live as f64, df.len as f64)
             ),
-            (
-                "live data",
-                format!(
-                    "{} in {reachable} reachable pages ({}); {} of the file",
-                    human_bytes(live),
-                    human_bytes(reachable * page_size),
-                    percent(live as f64, df.len as f64)
-                ),
+        ),
+        (
+            "free list",
+            format!(
+                "{} free pages listed in {} free-list pages",
+                w.freelist_ids, w.freelist_pages
             ),
-            (
-                "free list",
-                format!(
-                    "{} free pages listed in {} free-list pages",
-                    w.freelist_ids, w.freelist_pages
-                ),
-            ),
-        ]))?;
-        let mut table = Table::new(&["TYPE", "PAGES", "BYTES"]);
-        for (role, n) in &counts {
-            table.row(vec![
-                role.name().into(),
-                n.to_string(),
-                human_bytes(n * page_size),
-            ]);
-        }
+        ),
+    ]))?;
+    let mut table = Table::new(&["TYPE", "PAGES", "BYTES"]);
+    for (role, n) in counts {
         table.row(vec![
-            "unreadable".into(),
-            bad.len().to_string(),
-            human_bytes(bad.len() as u64 * page_size),
+            role.name().into(),
+            n.to_string(),
+            human_bytes(n * page_size),
         ]);
-        ctx.line("\npages by type")?;
-        ctx.line(table.render())?;
-        let mut headers = vec!["TREE", "WHAT", "LEAVES"];
-        headers.extend(decile_header());
-        headers.push("MEAN");
-        let mut fill = Table::new(&headers);
-        for t in &w.trees {
-            let mut row = vec![
-                t.name.clone(),
-                clip(&w.describe(&t.name), 36),
-                t.leaf_pages.to_string(),
-            ];
-            row.extend(t.leaf_fill.iter().map(|n| n.to_string()));
-            row.push(percent(t.fill(w.page_size), 1.0));
-            fill.row(row);
-        }
-        ctx.line("fill factor per tree (leaf pages by fill; MEAN over leaves and branches)")?;
-        ctx.line(fill.render())?;
-        report_problems(ctx, &w)?;
     }
-    finish(ctx, &df.path, &w)
+    table.row(vec![
+        "unreadable".into(),
+        bad.len().to_string(),
+        human_bytes(bad.len() as u64 * page_size),
+    ]);
+    ctx.line("\npages by type")?;
+    ctx.line(table.render())?;
+    let mut headers = vec!["TREE", "WHAT", "LEAVES"];
+    headers.extend(decile_header());
+    headers.push("MEAN");
+    let mut fill = Table::new(&headers);
+    for t in &w.trees {
+        let mut row = vec![
+            t.name.clone(),
+            clip(&w.describe(&t.name), 36),
+            t.leaf_pages.to_string(),
+        ];
+        row.extend(t.leaf_fill.iter().map(|n| n.to_string()));
+        row.push(percent(t.fill(w.page_size), 1.0));
+        fill.row(row);
+    }
+    ctx.line("fill factor per tree (leaf pages by fill; MEAN over leaves and branches)")?;
+    ctx.line(fill.render())?;
+    report_problems(ctx, w)
 }
 
 fn report_problems(ctx: &mut Ctx<'_>, w: &Walk) -> Res<()> {
@@ -210,9 +240,49 @@ fn owner_of(df: &DataFile, meta: &Meta, id: PageId) -> Option<(String, Role)> {
     }
 }
 
+/// One page as `pages dump` shows it.
+struct PageView {
+    id: PageId,
+    page_size: usize,
+    buf: Vec<u8>,
+    verdict: Result<PageType, String>,
+    stored: u32,
+    computed: u32,
+    type_byte: u8,
+    /// The tree of the page, when a tree reaches it.
+    owner: String,
+    /// The page's role now, when known.
+    role: Option<Role>,
+    /// The common header, field by field.
+    header: Vec<(&'static str, String)>,
+    /// The layout of its type.
+    body: (String, Json),
+}
+
 pub fn dump(ctx: &mut Ctx<'_>, db: &DbArgs, id: PageId, with_hex: bool) -> Res<i32> {
     let df = DataFile::open(&db.data_dir)?;
-    let metas = read_metas(&df)?;
+    let view = read_page(ctx, db, &df, id)?;
+    if ctx.json {
+        render_page_json(ctx, &view, with_hex)?;
+    } else {
+        render_page_text(ctx, &df, &view, with_hex)?;
+    }
+    // A free page holds no data: the engine never writes one back once freed (a checkpoint
+    // writes only pages its version reaches), so whatever bytes it has are not damage.
+    let free = matches!(view.role, Some(Role::Free));
+    if let (Err(e), false) = (&view.verdict, free) {
+        ctx.damage(format!("{}: page {id}: {e}", df.path.display()));
+    }
+    Ok(if ctx.damage.is_empty() {
+        EXIT_OK
+    } else {
+        EXIT_FOUND
+    })
+}
+
+/// Page `id` read, verified and decoded, with its role from a walk of the file.
+fn read_page(ctx: &mut Ctx<'_>, db: &DbArgs, df: &DataFile, id: PageId) -> Res<PageView> {
+    let metas = read_metas(df)?;
     for line in metas.damage(&df.path) {
         ctx.damage(line);
     }
@@ -223,70 +293,96 @@ pub fn dump(ctx: &mut Ctx<'_>, db: &DbArgs, id: PageId, with_hex: bool) -> Res<i
             db.data_dir.display()
         ))
     })?;
-    let verdict = page::verify(&buf, id).map_err(|e| e.to_string());
-    let stored = read_u32(&buf, 0);
-    let computed = crc32fast::hash(&buf[4..]);
-    let type_byte = page::page_type_byte(&buf);
-    let kind = PageType::from_byte(type_byte);
     let (owner, role) = match (metas.current, id) {
         (_, 0 | 1) => (String::new(), Some(Role::Meta)),
-        (Some(meta), _) => match owner_of(&df, &meta, id) {
+        (Some(meta), _) => match owner_of(df, &meta, id) {
             Some((tree, role)) => (tree, Some(role)),
             None => (String::new(), None),
         },
         (None, _) => (String::new(), None),
     };
+    let mut view = PageView {
+        id,
+        page_size,
+        verdict: page::verify(&buf, id).map_err(|e| e.to_string()),
+        stored: read_u32(&buf, 0),
+        computed: crc32fast::hash(&buf[4..]),
+        type_byte: page::page_type_byte(&buf),
+        owner,
+        role,
+        header: Vec::new(),
+        body: (String::new(), Json::Null),
+        buf,
+    };
+    view.header = header_fields(&view);
+    let page_count = metas.current.map_or(u64::MAX, |m| m.page_count);
+    view.body = page_body(&view, page_count);
+    Ok(view)
+}
+
+/// The common page header, field by field, the verifier's verdict and the role now.
+fn header_fields(v: &PageView) -> Vec<(&'static str, String)> {
+    let kind = PageType::from_byte(v.type_byte);
+    let id_now = page::page_id(&v.buf);
     let mut header = vec![
         (
             "checksum",
-            if stored == computed {
-                format!("valid ({stored:#010x})")
+            if v.stored == v.computed {
+                format!("valid ({:#010x})", v.stored)
             } else {
-                format!("INVALID: stored {stored:#010x}, computed {computed:#010x}")
+                format!(
+                    "INVALID: stored {:#010x}, computed {:#010x}",
+                    v.stored, v.computed
+                )
             },
         ),
         (
             "type",
             format!(
-                "{type_byte} ({})",
+                "{} ({})",
+                v.type_byte,
                 kind.map_or("unknown".to_string(), |k| format!("{k:?}").to_lowercase())
             ),
         ),
-        ("reserved", format!("0x{}", hex::encode(&buf[5..8]))),
+        ("reserved", format!("0x{}", hex::encode(&v.buf[5..8]))),
         (
             "page id",
             format!(
-                "{}{}",
-                page::page_id(&buf),
-                if page::page_id(&buf) == id {
+                "{id_now}{}",
+                if id_now == v.id {
                     ""
                 } else {
                     " (MISDIRECTED: not this page's number)"
                 }
             ),
         ),
-        ("written at seq", page::page_seq(&buf).to_string()),
+        ("written at seq", page::page_seq(&v.buf).to_string()),
         (
             "verdict",
-            match &verdict {
+            match &v.verdict {
                 Ok(_) => "verifies".into(),
                 Err(e) => format!("DOES NOT VERIFY: {e}"),
             },
         ),
     ];
-    if let Some(role) = role {
-        let role_text = if owner.is_empty() {
+    if let Some(role) = v.role {
+        let role_text = if v.owner.is_empty() {
             role.name().to_string()
         } else {
-            format!("{} of tree {owner}", role.name())
+            format!("{} of tree {}", role.name(), v.owner)
         };
         header.push(("role now", role_text));
     }
-    let mut body = Json::Null;
+    header
+}
+
+/// The layout of the page's type, as text and as JSON.
+fn page_body(v: &PageView, page_count: u64) -> (String, Json) {
+    let (buf, page_size) = (&v.buf[..], v.page_size);
     let mut text = String::new();
-    match kind {
+    let body = match PageType::from_byte(v.type_byte) {
         Some(PageType::Meta) => {
-            let raw = RawMeta::read(&buf);
+            let raw = RawMeta::read(buf);
             let _ = writeln!(
                 text,
                 "{}",
@@ -304,19 +400,17 @@ pub fn dump(ctx: &mut Ctx<'_>, db: &DbArgs, id: PageId, with_hex: bool) -> Res<i
                     ("trees", raw.tree_count.to_string()),
                 ])
             );
-            body = json!({"generation": raw.generation, "seq": raw.seq, "root": raw.root,
+            json!({"generation": raw.generation, "seq": raw.seq, "root": raw.root,
                 "freelist_root": raw.freelist_root, "freelist_len": raw.freelist_len,
                 "page_count": raw.page_count, "wal_position": raw.wal_position,
-                "tree_count": raw.tree_count, "page_size": raw.page_size});
+                "tree_count": raw.tree_count, "page_size": raw.page_size})
         }
         Some(PageType::Branch | PageType::Leaf) => {
-            let (t, j) = node_body(&buf, id, page_size, &owner);
-            text = t;
-            body = j;
+            return node_body(buf, v.id, page_size, &v.owner)
         }
         Some(PageType::Overflow) => {
-            let next = read_u64(&buf, 24);
-            let used = read_u32(&buf, 32);
+            let next = read_u64(buf, 24);
+            let used = read_u32(buf, 32);
             let _ = writeln!(
                 text,
                 "{}",
@@ -332,13 +426,12 @@ pub fn dump(ctx: &mut Ctx<'_>, db: &DbArgs, id: PageId, with_hex: bool) -> Res<i
                     ),
                 ])
             );
-            body = json!({"next": next, "data_bytes": used});
+            json!({"next": next, "data_bytes": used})
         }
         Some(PageType::FreeList) => {
-            let page_count = metas.current.map_or(u64::MAX, |m| m.page_count);
-            let next = read_u64(&buf, 24);
-            let count = read_u32(&buf, 32);
-            let ids = decode_freelist_page(&buf, id, page_count)
+            let next = read_u64(buf, 24);
+            let count = read_u32(buf, 32);
+            let ids = decode_freelist_page(buf, v.id, page_count)
                 .map(|(ids, _)| ids)
                 .map_err(|e| e.to_string());
             let _ = writeln!(text, "next free-list page  {next}");
@@ -352,57 +445,54 @@ pub fn dump(ctx: &mut Ctx<'_>, db: &DbArgs, id: PageId, with_hex: bool) -> Res<i
                     let _ = writeln!(text, "free pages           cannot decode: {e}");
                 }
             }
-            body = json!({"next": next, "count": count, "ids": ids.ok(),
-                "capacity": (page_size - FREELIST_HEADER_BYTES) / 8});
+            json!({"next": next, "count": count, "ids": ids.ok(),
+                "capacity": (page_size - FREELIST_HEADER_BYTES) / 8})
         }
         None => {
             let _ = writeln!(text, "(unknown page type: no layout to decode)");
+            Json::Null
         }
+    };
+    (text, body)
+}
+
+fn render_page_json(ctx: &mut Ctx<'_>, v: &PageView, with_hex: bool) -> Res<()> {
+    let mut fields = serde_json::Map::new();
+    for (k, value) in &v.header {
+        fields.insert(k.replace(' ', "_"), json!(value));
     }
-    if ctx.json {
-        let mut fields = serde_json::Map::new();
-        for (k, v) in &header {
-            fields.insert(k.replace(' ', "_"), json!(v));
-        }
-        ctx.print_json(&json!({
-            "page": id,
-            "page_size": page_size,
-            "offset": id * page_size as u64,
-            "checksum_valid": stored == computed,
-            "stored_crc": stored,
-            "computed_crc": computed,
-            "type": type_byte,
-            "header": fields,
-            "body": body,
-            "owner": owner,
-            "error": verdict.as_ref().err(),
-            "hex": if with_hex { json!(hex::encode(&buf)) } else { Json::Null },
-        }))?;
-    } else {
-        ctx.line(format!(
-            "page {id} of {} (offset {}, {page_size} bytes)",
-            df.path.display(),
-            id * page_size as u64
-        ))?;
-        ctx.line(key_values(&header))?;
+    ctx.print_json(&json!({
+        "page": v.id,
+        "page_size": v.page_size,
+        "offset": v.id * v.page_size as u64,
+        "checksum_valid": v.stored == v.computed,
+        "stored_crc": v.stored,
+        "computed_crc": v.computed,
+        "type": v.type_byte,
+        "header": fields,
+        "body": v.body.1,
+        "owner": v.owner,
+        "error": v.verdict.as_ref().err(),
+        "hex": if with_hex { json!(hex::encode(&v.buf)) } else { Json::Null },
+    }))
+}
+
+fn render_page_text(ctx: &mut Ctx<'_>, df: &DataFile, v: &PageView, with_hex: bool) -> Res<()> {
+    ctx.line(format!(
+        "page {} of {} (offset {}, {} bytes)",
+        v.id,
+        df.path.display(),
+        v.id * v.page_size as u64,
+        v.page_size
+    ))?;
+    ctx.line(key_values(&v.header))?;
+    ctx.line("")?;
+    ctx.line(v.body.0.trim_end())?;
+    if with_hex {
         ctx.line("")?;
-        ctx.line(text.trim_end())?;
-        if with_hex {
-            ctx.line("")?;
-            ctx.line(hexdump(&buf))?;
-        }
+        ctx.line(hexdump(&v.buf))?;
     }
-    // A free page holds no data: the engine never writes one back once freed (a checkpoint
-    // writes only pages its version reaches), so whatever bytes it has are not damage.
-    let free = matches!(role, Some(crate::walk::Role::Free));
-    if let (Err(e), false) = (verdict, free) {
-        ctx.damage(format!("{}: page {id}: {e}", df.path.display()));
-    }
-    Ok(if ctx.damage.is_empty() {
-        EXIT_OK
-    } else {
-        EXIT_FOUND
-    })
+    Ok(())
 }
 
 /// A B+tree node's header and cells, decoded defensively.

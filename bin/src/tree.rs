@@ -265,9 +265,54 @@ fn node_json(tree: &str, n: &NodeView) -> Json {
     })
 }
 
+/// One tree as `tree dump` shows it.
+struct TreeDump<'a> {
+    name: &'a str,
+    what: String,
+    root: PageId,
+    recorded: u64,
+    levels: Vec<Vec<NodeView>>,
+    /// `--max-pages` stopped the reading.
+    stopped: bool,
+    /// Pages that could not be read or decoded, and why.
+    bad: Vec<(PageId, String)>,
+}
+
 pub fn dump(ctx: &mut Ctx<'_>, db: &DbArgs, name: &str, keys: bool, max_pages: usize) -> Res<i32> {
     let df = DataFile::open(&db.data_dir)?;
-    let metas = read_metas(&df)?;
+    let tree = read_tree(ctx, db, &df, name, max_pages)?;
+    if ctx.json {
+        dump_json(ctx, &tree)?;
+    } else {
+        dump_text(ctx, &tree, keys)?;
+        if tree.stopped {
+            ctx.line(format!(
+                "(stopped after {max_pages} pages: --max-pages reads more)"
+            ))?;
+        }
+    }
+    for (id, e) in &tree.bad {
+        ctx.damage(format!(
+            "{}: tree {name}: page {id}: {e}",
+            df.path.display()
+        ));
+    }
+    Ok(if ctx.damage.is_empty() {
+        EXIT_OK
+    } else {
+        EXIT_FOUND
+    })
+}
+
+/// The tree named `name` found in the tree of trees and read level by level.
+fn read_tree<'a>(
+    ctx: &mut Ctx<'_>,
+    db: &DbArgs,
+    df: &DataFile,
+    name: &'a str,
+    max_pages: usize,
+) -> Res<TreeDump<'a>> {
+    let metas = read_metas(df)?;
     for line in metas.damage(&df.path) {
         ctx.damage(line);
     }
@@ -297,108 +342,111 @@ pub fn dump(ctx: &mut Ctx<'_>, db: &DbArgs, name: &str, keys: bool, max_pages: u
             }
         }
     };
-    let tables = catalog_tables(&pool, &meta);
-    let what = describe_tree(name, &tables);
-    let (lvls, stopped) = levels(&df, page_size, root, max_pages);
-    let bad: Vec<(u64, String)> = lvls
+    let what = describe_tree(name, &catalog_tables(&pool, &meta));
+    let (levels, stopped) = levels(df, page_size, root, max_pages);
+    let bad = levels
         .iter()
         .flatten()
         .filter_map(|n| n.kind.as_ref().err().map(|e| (n.id, e.clone())))
         .collect();
-    if ctx.json {
-        let levels_json: Vec<Json> = lvls
-            .iter()
-            .map(|l| Json::Array(l.iter().map(|n| node_json(name, n)).collect()))
-            .collect();
-        ctx.print_json(&json!({
-            "tree": name,
-            "what": what,
-            "root": root,
-            "recorded_entries": recorded,
-            "height": lvls.len(),
-            "stopped_at_max_pages": stopped,
-            "levels": levels_json,
-            "unreadable": bad.iter().map(|(id, e)| json!({"page": id, "error": e})).collect::<Vec<_>>(),
-        }))?;
-    } else {
-        ctx.line(format!(
-            "tree {name}{}: root page {root}, {recorded} entries recorded, height {}",
-            if what.is_empty() {
-                String::new()
-            } else {
-                format!(" ({what})")
-            },
-            lvls.len()
-        ))?;
-        for (depth, level) in lvls.iter().enumerate() {
-            let label = match (depth, level.first().map(|n| &n.kind)) {
-                (0, _) => "root",
-                (_, Some(Ok(PageType::Leaf))) => "leaves",
-                _ => "branches",
-            };
-            ctx.line(format!("level {depth} ({label}): {} pages", level.len()))?;
-            for n in level {
-                let kind = match &n.kind {
-                    Ok(k) => format!("{k:?}").to_lowercase(),
-                    Err(e) => {
-                        ctx.line(format!("  page {}  UNREADABLE: {e}", n.id))?;
-                        continue;
-                    }
-                };
-                let span = match (n.items.first(), n.items.last()) {
-                    (Some(Item::Entry { key: a, .. }), Some(Item::Entry { key: b, .. })) => {
-                        format!(
-                            "  keys {} .. {}",
-                            key_text(name, a, false),
-                            key_text(name, b, false)
-                        )
-                    }
-                    _ => String::new(),
-                };
-                ctx.line(format!(
-                    "  page {}  {kind}  {} cells  {} entries  fill {}{span}",
-                    n.id,
-                    n.cells,
-                    n.entries,
-                    percent(n.fill, 1.0)
-                ))?;
-                for (i, item) in n.items.iter().enumerate() {
-                    match item {
-                        Item::Child { key, child, count } => ctx.line(format!(
-                            "    {} -> page {child} ({count} entries)",
-                            key_text(name, key, i == 0)
-                        ))?,
-                        Item::Entry {
-                            key,
-                            value_len,
-                            overflow,
-                        } if keys => ctx.line(format!(
-                            "    {}  {value_len} bytes{}",
-                            key_text(name, key, false),
-                            overflow
-                                .map(|p| format!(" (overflow from page {p})"))
-                                .unwrap_or_default()
-                        ))?,
-                        Item::Entry { .. } => {}
-                    }
-                }
-            }
+    Ok(TreeDump {
+        name,
+        what,
+        root,
+        recorded,
+        levels,
+        stopped,
+        bad,
+    })
+}
+
+fn dump_json(ctx: &mut Ctx<'_>, t: &TreeDump<'_>) -> Res<()> {
+    let levels_json: Vec<Json> = t
+        .levels
+        .iter()
+        .map(|l| Json::Array(l.iter().map(|n| node_json(t.name, n)).collect()))
+        .collect();
+    ctx.print_json(&json!({
+        "tree": t.name,
+        "what": t.what,
+        "root": t.root,
+        "recorded_entries": t.recorded,
+        "height": t.levels.len(),
+        "stopped_at_max_pages": t.stopped,
+        "levels": levels_json,
+        "unreadable": t.bad.iter().map(|(id, e)| json!({"page": id, "error": e})).collect::<Vec<_>>(),
+    }))
+}
+
+fn dump_text(ctx: &mut Ctx<'_>, t: &TreeDump<'_>, keys: bool) -> Res<()> {
+    let name = t.name;
+    ctx.line(format!(
+        "tree {name}{}: root page {}, {} entries recorded, height {}",
+        if t.what.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", t.what)
+        },
+        t.root,
+        t.recorded,
+        t.levels.len()
+    ))?;
+    for (depth, level) in t.levels.iter().enumerate() {
+        let label = match (depth, level.first().map(|n| &n.kind)) {
+            (0, _) => "root",
+            (_, Some(Ok(PageType::Leaf))) => "leaves",
+            _ => "branches",
+        };
+        ctx.line(format!("level {depth} ({label}): {} pages", level.len()))?;
+        for n in level {
+            node_text(ctx, name, n, keys)?;
         }
     }
-    if stopped && !ctx.json {
-        ctx.line(format!(
-            "(stopped after {max_pages} pages: --max-pages reads more)"
-        ))?;
+    Ok(())
+}
+
+/// A node's line, and a line per branch cell (per leaf cell with `keys`).
+fn node_text(ctx: &mut Ctx<'_>, name: &str, n: &NodeView, keys: bool) -> Res<()> {
+    let kind = match &n.kind {
+        Ok(k) => format!("{k:?}").to_lowercase(),
+        Err(e) => return ctx.line(format!("  page {}  UNREADABLE: {e}", n.id)),
+    };
+    let span = match (n.items.first(), n.items.last()) {
+        (Some(Item::Entry { key: a, .. }), Some(Item::Entry { key: b, .. })) => {
+            format!(
+                "  keys {} .. {}",
+                key_text(name, a, false),
+                key_text(name, b, false)
+            )
+        }
+        _ => String::new(),
+    };
+    ctx.line(format!(
+        "  page {}  {kind}  {} cells  {} entries  fill {}{span}",
+        n.id,
+        n.cells,
+        n.entries,
+        percent(n.fill, 1.0)
+    ))?;
+    for (i, item) in n.items.iter().enumerate() {
+        match item {
+            Item::Child { key, child, count } => ctx.line(format!(
+                "    {} -> page {child} ({count} entries)",
+                key_text(name, key, i == 0)
+            ))?,
+            Item::Entry {
+                key,
+                value_len,
+                overflow,
+            } if keys => ctx.line(format!(
+                "    {}  {value_len} bytes{}",
+                key_text(name, key, false),
+                overflow
+                    .map(|p| format!(" (overflow from page {p})"))
+                    .unwrap_or_default()
+            ))?,
+            Item::Entry { .. } => {}
+        }
     }
-    for (id, e) in &bad {
-        ctx.damage(format!(
-            "{}: tree {name}: page {id}: {e}",
-            df.path.display()
-        ));
-    }
-    Ok(if ctx.damage.is_empty() {
-        EXIT_OK
-    } else {
-        EXIT_FOUND
-    })
+    Ok(())
 }
