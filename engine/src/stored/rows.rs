@@ -96,6 +96,11 @@ pub fn read_row(reader: &impl ReadTrees, schema: &TableSchema, pk: &[u8]) -> Res
     }
 }
 
+/// The rows of a table, counted in O(height).
+pub fn count(reader: &impl ReadTrees, schema: &TableSchema) -> Result<u64> {
+    Ok(reader.len(&table_tree(schema.table_id))?)
+}
+
 /// A table's rows in primary-key order, read as the iterator goes (nothing is collected): each
 /// its primary key and the row in column order, or why its bytes do not decode (its key still
 /// known). An error of the iterator itself is the tree's: a page that cannot be read.
