@@ -7,7 +7,6 @@
 use std::ffi::OsString;
 use std::io::Write;
 
-use aedb::catalog::namespace::table_tree;
 use aedb::catalog::schema::{Constraint, TableSchema};
 use aedb::query::plan::{Query, QueryOptions};
 use aedb::query::QueryError;
@@ -286,13 +285,7 @@ fn scopes(ctx: &mut Ctx<'_>, db: &DbArgs, project: &str) -> Res<i32> {
 }
 
 fn row_count(instance: &AedbInstance, schema: &TableSchema) -> u64 {
-    instance
-        .engine()
-        .snapshot()
-        .tree(&table_tree(schema.table_id))
-        .ok()
-        .flatten()
-        .map_or(0, |t| t.len())
+    aedb::stored::rows::count(&instance.engine().snapshot(), schema).unwrap_or(0)
 }
 
 fn tables(ctx: &mut Ctx<'_>, db: &DbArgs, at: &Scope) -> Res<i32> {
