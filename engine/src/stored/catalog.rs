@@ -166,16 +166,18 @@ pub fn remove_table(txn: &mut LoggedTxn, project: &str, scope: &str, table: &str
     Ok(())
 }
 
+/// The table-id counter's value as stored (u64 LE under `NEXT_TABLE_ID_KEY`).
+pub fn decode_table_id_counter(bytes: &[u8]) -> Result<u64> {
+    let raw: [u8; 8] = bytes
+        .try_into()
+        .map_err(|_| AedbError::Corruption("table id counter".into()))?;
+    Ok(u64::from_le_bytes(raw))
+}
+
 /// Take the next table id (ids are never reused).
 pub fn next_table_id(txn: &mut LoggedTxn) -> Result<u64> {
     let current = match txn.get(CATALOG_TREE, NEXT_TABLE_ID_KEY)? {
-        Some(bytes) => {
-            let raw: [u8; 8] = bytes
-                .as_slice()
-                .try_into()
-                .map_err(|_| AedbError::Corruption("table id counter".into()))?;
-            u64::from_le_bytes(raw)
-        }
+        Some(bytes) => decode_table_id_counter(&bytes)?,
         None => 1,
     };
     txn.insert(
