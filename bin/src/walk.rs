@@ -156,10 +156,6 @@ pub struct Walk {
 }
 
 impl Walk {
-    pub fn count(&self, role: Role) -> u64 {
-        self.pages.iter().filter(|p| p.role == role).count() as u64
-    }
-
     pub fn bad_pages(&self) -> Vec<PageId> {
         self.pages
             .iter()

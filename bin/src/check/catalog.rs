@@ -16,7 +16,7 @@ use aedb::catalog::schema::{IndexDef, TableSchema};
 use aedb::catalog::types::{Row, Value};
 use aedb::query::index::index_entry;
 use aedb::stored::kv::KvEntry;
-use aedb::stored::rows;
+use aedb::stored::{catalog, rows};
 use aedb_pager::{Snapshot, TreeView};
 
 use super::{Summary, Violation};
@@ -175,8 +175,8 @@ impl Checker<'_> {
                     Ok(s) => self.violation(location, format!("names table {}", table_name(&s))),
                     Err(e) => self.violation(location, e),
                 },
-                CatalogKey::NextTableId => match <[u8; 8]>::try_from(value.as_slice()) {
-                    Ok(raw) => c.next_table_id = Some(u64::from_le_bytes(raw)),
+                CatalogKey::NextTableId => match catalog::decode_table_id_counter(&value) {
+                    Ok(next) => c.next_table_id = Some(next),
                     Err(_) => self.violation(location, format!("counter of {} bytes", value.len())),
                 },
                 CatalogKey::Other => {

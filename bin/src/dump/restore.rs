@@ -67,21 +67,25 @@ impl Restorer<'_> {
         let Some(t) = self.table.take() else {
             return Ok(());
         };
-        let what = format!("table {}/{}/{}", t.project_id, t.scope_id, t.table_name);
         for c in &t.constraints {
             if matches!(c, Constraint::Default { .. }) {
-                self.commit(
-                    &what,
-                    Mutation::Ddl(DdlOperation::AlterTable {
-                        project_id: t.project_id.clone(),
-                        scope_id: t.scope_id.clone(),
-                        table_name: t.table_name.clone(),
-                        alteration: TableAlteration::AddConstraint(c.clone()),
-                    }),
-                )?;
+                self.add_constraint(&t, c)?;
             }
         }
         Ok(())
+    }
+
+    fn add_constraint(&self, t: &TableSchema, c: &Constraint) -> Res<()> {
+        let what = format!("table {}/{}/{}", t.project_id, t.scope_id, t.table_name);
+        self.commit(
+            &what,
+            Mutation::Ddl(DdlOperation::AlterTable {
+                project_id: t.project_id.clone(),
+                scope_id: t.scope_id.clone(),
+                table_name: t.table_name.clone(),
+                alteration: TableAlteration::AddConstraint(c.clone()),
+            }),
+        )
     }
 
     /// Done with a project: drop the default scope if the dump did not have it.
@@ -195,18 +199,9 @@ impl Restorer<'_> {
             if let Constraint::Unique { name, .. } = c {
                 implied.push(name.clone());
             }
-            if matches!(c, Constraint::Default { .. }) {
-                continue;
+            if !matches!(c, Constraint::Default { .. }) {
+                self.add_constraint(t, c)?;
             }
-            self.commit(
-                &what,
-                Mutation::Ddl(DdlOperation::AlterTable {
-                    project_id: t.project_id.clone(),
-                    scope_id: t.scope_id.clone(),
-                    table_name: t.table_name.clone(),
-                    alteration: TableAlteration::AddConstraint(c.clone()),
-                }),
-            )?;
         }
         for i in t
             .indexes
