@@ -44,7 +44,7 @@ mod txn;
 
 use file::{create_file, load_freelist, make_meta_durable, read_meta_or_unfinished};
 pub use read::{bound_ref, prefix_end, ReadTrees};
-use snapshot::Pin;
+use snapshot::{Pin, ViewSource};
 pub use snapshot::{Range, Snapshot, TreeView};
 pub use txn::WriteTxn;
 

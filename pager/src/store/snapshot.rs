@@ -72,8 +72,7 @@ impl Snapshot {
         };
         match record {
             Some(record) => Ok(Some(TreeView::new(
-                self.pool(),
-                Some(self.clone()),
+                ViewSource::Snapshot(self.clone()),
                 record,
             )?)),
             None => Ok(None),
@@ -130,34 +129,40 @@ impl ReadTrees for Snapshot {
 /// transaction's view borrows the transaction, so the tree cannot change under it.
 #[derive(Clone)]
 pub struct TreeView<'a> {
-    pool: Arc<BufferPool>,
-    /// The snapshot whose version the view reads (None: a write transaction's view, kept
-    /// alive by the borrow).
-    snapshot: Option<Snapshot>,
+    source: ViewSource,
     record: TreeRecord,
     /// The root page, pinned for the view's life (None for an empty tree).
     root_page: Option<crate::pool::PageRef>,
     _reader: PhantomData<&'a ()>,
 }
 
+/// What keeps a view's version readable and gives its pool.
+#[derive(Clone)]
+pub(super) enum ViewSource {
+    /// A snapshot's view: the snapshot pins the version (and holds the pool, so a view costs
+    /// one reference count, not two: hot reads on many threads share these counters).
+    Snapshot(Snapshot),
+    /// A write transaction's view, kept valid by the borrow.
+    Txn(Arc<BufferPool>),
+}
+
 impl<'a> TreeView<'a> {
-    /// The view of a tree whose record the caller read from a version it keeps alive for `'a`.
-    pub(super) fn new(
-        pool: &Arc<BufferPool>,
-        snapshot: Option<Snapshot>,
-        record: TreeRecord,
-    ) -> Result<Self> {
+    /// The view of a tree whose record the caller read from the version `source` keeps.
+    pub(super) fn new(source: ViewSource, record: TreeRecord) -> Result<Self> {
         let root_page = match record.root {
             0 => None,
-            root => Some(pool.get(root)?),
+            root => Some(source.pool().get(root)?),
         };
         Ok(TreeView {
-            pool: Arc::clone(pool),
-            snapshot,
+            source,
             record,
             root_page,
             _reader: PhantomData,
         })
+    }
+
+    fn pool(&self) -> &Arc<BufferPool> {
+        self.source.pool()
     }
 
     pub fn record(&self) -> TreeRecord {
@@ -179,7 +184,7 @@ impl<'a> TreeView<'a> {
     /// [`TreeView::get`], handing the value to `read` where it lies (decode without a copy).
     pub fn get_with<R>(&self, key: &[u8], read: impl FnOnce(&[u8]) -> R) -> Result<Option<R>> {
         match &self.root_page {
-            Some(root) => btree::get_from_with(&self.pool, root, key, read),
+            Some(root) => btree::get_from_with(self.pool(), root, key, read),
             None => Ok(None),
         }
     }
@@ -198,13 +203,16 @@ impl<'a> TreeView<'a> {
     ) -> Range<'a> {
         Range {
             cursor: Cursor::new(
-                Arc::clone(&self.pool),
+                Arc::clone(self.pool()),
                 self.record.root,
                 lower,
                 upper,
                 reverse,
             ),
-            _snapshot: self.snapshot.clone(),
+            _snapshot: match &self.source {
+                ViewSource::Snapshot(snapshot) => Some(snapshot.clone()),
+                ViewSource::Txn(_) => None,
+            },
             _reader: PhantomData,
         }
     }
@@ -221,7 +229,7 @@ impl<'a> TreeView<'a> {
 
     /// Entries within the bounds, counted in O(height).
     pub fn count(&self, lower: Bound<&[u8]>, upper: Bound<&[u8]>) -> Result<u64> {
-        count_range(&self.pool, self.record.root, lower, upper)
+        count_range(self.pool(), self.record.root, lower, upper)
     }
 }
 
@@ -238,6 +246,15 @@ pub(super) fn count_range(
         Bound::Excluded(k) => btree::rank(pool, root, Bound::Included(k))?,
     };
     Ok(high.saturating_sub(low))
+}
+
+impl ViewSource {
+    fn pool(&self) -> &Arc<BufferPool> {
+        match self {
+            ViewSource::Snapshot(snapshot) => snapshot.pool(),
+            ViewSource::Txn(pool) => pool,
+        }
+    }
 }
 
 /// An iterator over a key range that keeps its version readable: a snapshot's range pins the

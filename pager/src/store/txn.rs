@@ -306,7 +306,10 @@ impl Drop for WriteTxn {
 impl ReadTrees for WriteTxn {
     fn tree(&self, name: &str) -> Result<Option<TreeView<'_>>> {
         match self.lookup(name)? {
-            Some(record) => Ok(Some(TreeView::new(&self.store.inner.pool, None, record)?)),
+            Some(record) => Ok(Some(TreeView::new(
+                ViewSource::Txn(Arc::clone(&self.store.inner.pool)),
+                record,
+            )?)),
             None => Ok(None),
         }
     }
