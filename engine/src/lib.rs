@@ -45,8 +45,29 @@ pub mod preflight {
     pub use crate::api::{PreflightPlan, PreflightResult};
 }
 
-/// The storage core: see the `aedb-pager` crate.
-pub use aedb_pager as storage;
+/// The storage core as users of `aedb` meet it: the I/O backends (the simulated one too, for
+/// crash tests of their own code), snapshots and what reads them, checkpoint results, the
+/// pager's errors, and the invariant checker. Its internals (pages, the pool, B+tree nodes,
+/// allocation) are the `aedb-pager` crate's, which the tools use directly.
+pub mod storage {
+    pub use aedb_pager::check::check_file;
+    pub use aedb_pager::io;
+    pub use aedb_pager::{
+        max_key_bytes, BackendKind, CheckReport, CheckpointInfo, IoBackendChoice, Meta, PageStore,
+        PagerError, Range, ReadTrees, Snapshot, TreeRecord, TreeView, Version, Violation,
+        MAX_VALUE_BYTES,
+    };
+
+    /// Page identity and kind, as errors name them.
+    pub mod page {
+        pub use aedb_pager::page::{PageId, PageType, PAGE_SIZE_DEFAULT};
+    }
+
+    /// KV entries (`aedb::storage::keyspace::KvEntry`), where the original has them.
+    pub mod keyspace {
+        pub use crate::stored::kv::KvEntry;
+    }
+}
 /// The write-ahead log: see the `aedb-wal` crate.
 pub use aedb_wal as wal;
 

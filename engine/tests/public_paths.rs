@@ -186,7 +186,7 @@ mod kv {
     // MISSING: use aedb::query::KvCursor; // type missing: struct {snapshot_seq, last_key: Vec<u8>, page_size: u64}; KvScanResult.cursor is Option<String> here, Option<KvCursor> in the spec
     use aedb::query::KvScanResult; // re-export crate::KvScanResult (api::kv::KvScanResult) in `aedb::query`
                                    // MISSING: use aedb::query::ScopedKvEntry; // type missing (no kv_scan_all_scopes): struct {scope_id, key, value, version} in aedb::query
-                                   // MISSING: use aedb::storage::keyspace::KvEntry; // `aedb::storage` is the pager crate: needs `pub mod keyspace { pub use crate::stored::kv::KvEntry; }` inside it
+    use aedb::storage::keyspace::KvEntry; // `aedb::storage` is the pager crate: needs `pub mod keyspace { pub use crate::stored::kv::KvEntry; }` inside it
 }
 
 /// Spec §9.1: callers (permissions themselves are a later issue).
