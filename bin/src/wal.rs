@@ -403,7 +403,7 @@ fn read(ctx: &mut Ctx<'_>, db: &DbArgs) -> Res<WalReport> {
                     .segments
                     .iter()
                     .flat_map(|s| &s.frames)
-                    .any(|f| f.frame.hmac == Check::Unverified);
+                    .any(|f| f.frame.crc_ok && f.frame.hmac == Check::Unverified);
             if keyless {
                 damage.push(
                     "cannot verify the log: its frames carry an HMAC and no key was given \

@@ -252,3 +252,48 @@ fn the_hint_follows_the_kind_not_the_text() {
         "{wrong_key}"
     );
 }
+
+/// A log without an HMAC whose middle frame fails its checksum is refused by strict recovery
+/// for that damage: `wal dump` must say so, not that the frames carry an HMAC and no key was
+/// given (a frame that fails its checksum proves nothing about its HMAC).
+#[test]
+fn wal_dump_names_a_damaged_frame_not_a_missing_key() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path();
+    runtime().block_on(async {
+        let db = AedbInstance::open(config(), dir).expect("open");
+        db.create_project("p").await.expect("project");
+        for i in 0..20u8 {
+            db.commit_with_finality(
+                Mutation::KvSet {
+                    project_id: "p".into(),
+                    scope_id: "app".into(),
+                    key: vec![i],
+                    value: vec![i; 64],
+                },
+                CommitFinality::Durable,
+            )
+            .await
+            .expect("kv");
+        }
+        // Left to recovery: nothing checkpoints the log.
+        std::mem::forget(db);
+    });
+    let wal_dir = dir.join("wal");
+    let segment = std::fs::read_dir(&wal_dir)
+        .expect("wal dir")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .max()
+        .expect("a segment");
+    let mut bytes = std::fs::read(&segment).expect("segment");
+    for b in &mut bytes[128 + 200..128 + 216] {
+        *b ^= 0x55;
+    }
+    std::fs::write(&segment, &bytes).expect("damage");
+    let out = aedb(&["wal", "dump", "--data-dir", s(dir)]);
+    let text = format!("{out:?}");
+    assert!(
+        !text.contains("carry an HMAC"),
+        "a log without an HMAC blamed on a missing key: {text}"
+    );
+}
