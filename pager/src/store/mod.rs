@@ -389,6 +389,7 @@ impl PageStore {
             trees: BTreeMap::new(),
             committed: false,
             poisoned: None,
+            read_records: Default::default(),
         })
     }
 

@@ -3,6 +3,9 @@
 use super::snapshot::count_range;
 use super::*;
 
+/// Tree records a write transaction remembers from reads at most (see `read_records`).
+const READ_RECORDS_MAX: usize = 64;
+
 /// The write transaction. Dropping it without `commit` discards every change.
 pub struct WriteTxn {
     pub(super) store: PageStore,
@@ -16,6 +19,10 @@ pub struct WriteTxn {
     /// Why this transaction may no longer publish: an operation failed after it may have
     /// rewritten pages, so the trees are not what any sequence of successful operations leaves.
     pub(super) poisoned: Option<String>,
+    /// Records of trees this transaction has read but not written (reads take `&self`, so the
+    /// cache sits behind a `RefCell`): a commit reading the catalog for each mutation looks
+    /// its record up once. Records of written trees live in `trees`, which takes precedence.
+    pub(super) read_records: std::cell::RefCell<BTreeMap<String, Option<TreeRecord>>>,
 }
 
 impl WriteTxn {
@@ -59,11 +66,20 @@ impl WriteTxn {
         if let Some((record, _)) = self.trees.get(name) {
             return Ok(Some(*record));
         }
+        if let Some(record) = self.read_records.borrow().get(name) {
+            return Ok(*record);
+        }
         let root = self.catalog.root;
-        btree::get_with(&self.store.inner.pool, root, name.as_bytes(), |bytes| {
+        let record = btree::get_with(&self.store.inner.pool, root, name.as_bytes(), |bytes| {
             TreeRecord::decode(bytes, root)
         })?
-        .transpose()
+        .transpose()?;
+        let mut cache = self.read_records.borrow_mut();
+        if cache.len() >= READ_RECORDS_MAX {
+            cache.clear();
+        }
+        cache.insert(name.to_string(), record);
+        Ok(record)
     }
 
     /// The record of tree `name`, remembered for the writes that follow.
@@ -202,6 +218,7 @@ impl WriteTxn {
         }
         let removed = btree::remove(&mut ctx, catalog, name.as_bytes());
         trees.remove(name);
+        self.read_records.borrow_mut().remove(name);
         if let Err(err) = &removed {
             // The pages are freed but the tree of trees may still name them.
             self.poison(format!("dropping tree {name:?} failed: {err}"));
