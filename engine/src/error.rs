@@ -7,7 +7,7 @@ use aedb_pager::PagerError;
 use aedb_wal::frame::FrameProblem;
 use aedb_wal::WalError;
 
-pub use aedb_query::error::CorruptionKind;
+pub use aedb_access::CorruptionKind;
 
 #[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
@@ -463,5 +463,16 @@ impl From<aedb_catalog::eval::ExprError> for AedbError {
     fn from(err: aedb_catalog::eval::ExprError) -> Self {
         // The same error a query would report, as the write path always has.
         aedb_query::QueryError::from(err).into()
+    }
+}
+
+/// A failure reading a table on the write path (a `DeleteWhere`'s rows, a row an assertion
+/// reads): the pager's error as the pager reports it, the rest as the same failure in a query.
+impl From<aedb_access::AccessError> for AedbError {
+    fn from(err: aedb_access::AccessError) -> Self {
+        match err {
+            aedb_access::AccessError::Pager(e) => e.into(),
+            other => aedb_query::QueryError::from(other).into(),
+        }
     }
 }

@@ -3,63 +3,7 @@
 use aedb_pager::io::{IoErrorKind, OpKind};
 use aedb_pager::PagerError;
 
-/// Which check found damaged data: the kind of a [`QueryError::Corruption`] (and of the engine's
-/// `AedbError::DataCorruption`, which carries the same fields).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum CorruptionKind {
-    /// A data-file page whose stored checksum does not match its bytes.
-    Checksum,
-    /// A data-file page of another type than the reference to it expects.
-    WrongPageType,
-    /// A data-file page whose content fails a structural check.
-    Malformed,
-    /// A log frame whose HMAC does not verify (a wrong key, or an altered frame), or that is
-    /// protected by an HMAC differently from the configuration (an HMAC and no key configured,
-    /// a key configured and no HMAC).
-    LogHmac,
-    /// A log frame or segment that does not continue the hash chain, or lacks a chain hash the
-    /// configuration requires.
-    LogChain,
-    /// A log frame whose checks hold but whose LSN is not the one due.
-    LogOrder,
-    /// Damage a layer reported only as text (`AedbError::Corruption`).
-    Other,
-}
-
-impl CorruptionKind {
-    /// The damaged page and the check that found it, for a pager error that reports damage to
-    /// one page.
-    pub fn of_page(err: &PagerError) -> Option<(u64, CorruptionKind)> {
-        match err {
-            PagerError::Checksum { page, .. } => Some((*page, CorruptionKind::Checksum)),
-            PagerError::WrongPageType { page, .. } => Some((*page, CorruptionKind::WrongPageType)),
-            PagerError::Corrupt { page, .. } => Some((*page, CorruptionKind::Malformed)),
-            _ => None,
-        }
-    }
-
-    /// A stable name, for logs and machine-readable output.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            CorruptionKind::Checksum => "checksum",
-            CorruptionKind::WrongPageType => "wrong_page_type",
-            CorruptionKind::Malformed => "malformed",
-            CorruptionKind::LogHmac => "log_hmac",
-            CorruptionKind::LogChain => "log_chain",
-            CorruptionKind::LogOrder => "log_order",
-            CorruptionKind::Other => "other",
-        }
-    }
-
-    /// Whether the damage is in the write-ahead log (else in the data file, or not known).
-    pub fn is_log(self) -> bool {
-        matches!(
-            self,
-            CorruptionKind::LogHmac | CorruptionKind::LogChain | CorruptionKind::LogOrder
-        )
-    }
-}
+pub use aedb_access::{AccessError, CorruptionKind};
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[non_exhaustive]
@@ -191,6 +135,27 @@ impl From<PagerError> for QueryError {
     }
 }
 
+/// Each access failure as the query layer reports it: a predicate's fault as the query's,
+/// the scan bound, page damage and I/O typed as from the pager, an undecodable record as
+/// corruption of kind `Other`.
+impl From<AccessError> for QueryError {
+    fn from(err: AccessError) -> Self {
+        match err {
+            AccessError::Expr(e) => e.into(),
+            AccessError::ScanBoundExceeded {
+                estimated_rows,
+                max_scan_rows,
+            } => QueryError::ScanBoundExceeded {
+                estimated_rows,
+                max_scan_rows,
+            },
+            AccessError::Pager(e) => e.into(),
+            AccessError::Corrupt(message) => QueryError::corruption(message),
+            other => QueryError::InternalError(other.to_string()),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use aedb_pager::io::IoError;
@@ -271,6 +236,41 @@ mod tests {
         ));
         let q = QueryError::from(PagerError::Misuse("x".into()));
         assert_eq!(q.code_str(), "internal");
+    }
+
+    #[test]
+    fn access_failures_keep_their_kind() {
+        let bound = QueryError::from(AccessError::ScanBoundExceeded {
+            estimated_rows: 10,
+            max_scan_rows: 5,
+        });
+        assert_eq!(
+            bound,
+            QueryError::ScanBoundExceeded {
+                estimated_rows: 10,
+                max_scan_rows: 5
+            }
+        );
+        let page = QueryError::from(AccessError::Pager(PagerError::corrupt(3, "bad slot")));
+        assert_eq!(page.corrupt_page(), Some(3));
+        let record = QueryError::from(AccessError::Corrupt("row tag 99".into()));
+        assert!(matches!(
+            record,
+            QueryError::Corruption {
+                page: None,
+                kind: CorruptionKind::Other,
+                ..
+            }
+        ));
+        let expr = QueryError::from(AccessError::Expr(
+            aedb_catalog::eval::ExprError::ColumnNotFound {
+                table: "t".into(),
+                column: "c".into(),
+            },
+        ));
+        assert_eq!(expr.code_str(), "column_not_found");
+        let internal = QueryError::from(AccessError::Internal("index x vanished".into()));
+        assert_eq!(internal.code_str(), "internal");
     }
 
     fn libc_eio() -> i32 {

@@ -9,15 +9,13 @@
 
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
-use std::ops::Bound;
 
-use aedb_catalog::keys::{decode_prefix, encode_key, encode_value};
-use aedb_catalog::namespace::{index_tree, table_tree, table_tree_name};
-use aedb_catalog::rows::decode_row;
+use aedb_access::scan::scan_candidates;
+use aedb_catalog::keys::{encode_key, encode_value};
+use aedb_catalog::namespace::table_tree;
 use aedb_catalog::schema::TableSchema;
 use aedb_catalog::types::{Row, Value};
-use aedb_pager::store::bound_ref;
-use aedb_pager::{ReadTrees, TreeView};
+use aedb_pager::ReadTrees;
 
 use crate::error::QueryError;
 use crate::eval::{check_expr, eval};
@@ -42,32 +40,6 @@ pub struct PageOut {
     /// More rows may follow: continue after `last_key`.
     pub more: bool,
     pub last_key: Option<Vec<u8>>,
-}
-
-fn internal(err: impl std::fmt::Display) -> QueryError {
-    QueryError::InternalError(err.to_string())
-}
-
-/// Read a table row by its encoded primary key.
-pub fn read_row(
-    tree: &TreeView<'_>,
-    schema: &TableSchema,
-    pk: &[u8],
-) -> Result<Option<Row>, QueryError> {
-    match tree.get_with(pk, decode_row)? {
-        Some(row) => Ok(Some(
-            schema.from_stored(row.map_err(|e| QueryError::corruption(e.to_string()))?),
-        )),
-        None => Ok(None),
-    }
-}
-
-fn max_bound(a: Bound<Vec<u8>>, after: &Option<Vec<u8>>) -> Bound<Vec<u8>> {
-    let Some(after) = after else { return a };
-    match &a {
-        Bound::Included(l) | Bound::Excluded(l) if l > after => a,
-        _ => Bound::Excluded(after.clone()),
-    }
 }
 
 /// Check the query against the schema; the output column names.
@@ -112,180 +84,6 @@ pub(crate) fn check_query(schema: &TableSchema, query: &Query) -> Result<Vec<Str
         known(c)?;
     }
     Ok(query.select.clone())
-}
-
-/// Candidate rows in primary-key order, resuming after `after`; calls `visit` until it returns
-/// false. Returns whether the source ran out.
-fn scan_candidates(
-    snapshot: &impl ReadTrees,
-    schema: &TableSchema,
-    access: &Access,
-    after: &Option<Vec<u8>>,
-    max_rows: u64,
-    visit: &mut dyn FnMut(Vec<u8>, Row) -> Result<bool, QueryError>,
-) -> Result<bool, QueryError> {
-    let Some(tree) = snapshot.tree(&table_tree_name(schema.table_id))? else {
-        return Ok(true);
-    };
-    match access {
-        Access::PkPoint(pk) => {
-            if after.as_ref().is_some_and(|a| a >= pk) {
-                return Ok(true);
-            }
-            if let Some(row) = read_row(&tree, schema, pk)? {
-                visit(pk.clone(), row)?;
-            }
-            Ok(true)
-        }
-        Access::PkRange { lower, upper } => scan_range(
-            &tree,
-            schema,
-            max_bound(lower.clone(), after),
-            upper.clone(),
-            visit,
-        ),
-        Access::FullScan => scan_range(
-            &tree,
-            schema,
-            max_bound(Bound::Unbounded, after),
-            Bound::Unbounded,
-            visit,
-        ),
-        Access::IndexRange {
-            index,
-            lower,
-            upper,
-        } => {
-            let def = schema
-                .index(index)
-                .ok_or_else(|| internal(format!("index {index} vanished")))?;
-            let Some(itree) = snapshot.tree(&index_tree(schema.table_id, index))? else {
-                return Ok(true);
-            };
-            // Index order is not key order: collect the keys, then read rows in key order.
-            let mut pks = Vec::new();
-            for item in itree.range(bound_ref(lower), bound_ref(upper), false) {
-                let (ikey, _) = item?;
-                let (_, used) = decode_prefix(&ikey, def.columns.len())
-                    .map_err(|e| QueryError::corruption(e.to_string()))?;
-                let pk = ikey[used..].to_vec();
-                if after.as_ref().is_none_or(|a| &pk > a) {
-                    pks.push(pk);
-                }
-                if pks.len() as u64 > max_rows {
-                    return Err(QueryError::ScanBoundExceeded {
-                        estimated_rows: itree.count(bound_ref(lower), bound_ref(upper))?,
-                        max_scan_rows: max_rows,
-                    });
-                }
-            }
-            pks.sort();
-            for pk in pks {
-                if let Some(row) = read_row(&tree, schema, &pk)? {
-                    if !visit(pk, row)? {
-                        return Ok(false);
-                    }
-                }
-            }
-            Ok(true)
-        }
-    }
-}
-
-fn scan_range(
-    tree: &TreeView<'_>,
-    schema: &TableSchema,
-    lower: Bound<Vec<u8>>,
-    upper: Bound<Vec<u8>>,
-    visit: &mut dyn FnMut(Vec<u8>, Row) -> Result<bool, QueryError>,
-) -> Result<bool, QueryError> {
-    for item in tree.range(bound_ref(&lower), bound_ref(&upper), false) {
-        let (pk, bytes) = item?;
-        let row = schema
-            .from_stored(decode_row(&bytes).map_err(|e| QueryError::corruption(e.to_string()))?);
-        if !visit(pk, row)? {
-            return Ok(false);
-        }
-    }
-    Ok(true)
-}
-
-/// Rows matching `predicate`, in primary-key order, up to `limit`, read along the planner's
-/// access path (a point or range on the key or an index reads only what it covers). Refuses to
-/// examine more than `max_scan_rows` candidates. This is how `DeleteWhere` and `UpdateWhere`
-/// find their rows inside a commit (the reader is then the commit's transaction).
-pub fn matching_rows(
-    reader: &impl ReadTrees,
-    schema: &TableSchema,
-    predicate: &aedb_catalog::expr::Expr,
-    limit: Option<usize>,
-    max_scan_rows: u64,
-) -> Result<Vec<(Vec<u8>, Row)>, QueryError> {
-    check_expr(predicate, schema)?;
-    let access = access_path(schema, Some(predicate));
-    match rows_along(reader, schema, &access, predicate, limit, max_scan_rows) {
-        // An index range reads every key it covers before any row (index order is not key
-        // order), so a popular value can exceed the bound although a limited mutation needs
-        // only its first rows in key order: those a key-order scan finds within the bound.
-        Err(QueryError::ScanBoundExceeded { .. })
-            if limit.is_some() && matches!(access, Access::IndexRange { .. }) =>
-        {
-            rows_along(
-                reader,
-                schema,
-                &Access::FullScan,
-                predicate,
-                limit,
-                max_scan_rows,
-            )
-        }
-        other => other,
-    }
-}
-
-/// Rows matching `predicate` along `access`, in key order, up to `limit`, examining at most
-/// `max_scan_rows` candidates.
-fn rows_along(
-    reader: &impl ReadTrees,
-    schema: &TableSchema,
-    access: &Access,
-    predicate: &aedb_catalog::expr::Expr,
-    limit: Option<usize>,
-    max_scan_rows: u64,
-) -> Result<Vec<(Vec<u8>, Row)>, QueryError> {
-    let index_of = |c: &str| schema.column_index(c);
-    let mut out = Vec::new();
-    let mut examined = 0u64;
-    let mut over = false;
-    scan_candidates(
-        reader,
-        schema,
-        access,
-        &None,
-        max_scan_rows,
-        &mut |pk, row| {
-            examined += 1;
-            if examined > max_scan_rows {
-                over = true;
-                return Ok(false);
-            }
-            if eval(predicate, &row, &index_of) {
-                out.push((pk, row));
-                if limit.is_some_and(|l| out.len() >= l) {
-                    return Ok(false);
-                }
-            }
-            Ok(true)
-        },
-    )?;
-    if over {
-        let estimated = reader.len(&table_tree(schema.table_id))?;
-        return Err(QueryError::ScanBoundExceeded {
-            estimated_rows: estimated,
-            max_scan_rows,
-        });
-    }
-    Ok(out)
 }
 
 /// Run one page of `query` on `snapshot`.
@@ -361,7 +159,7 @@ fn page_in_key_order(
         _ => request.page_size.min(1024),
     };
     let mut rows: Vec<Row> = Vec::with_capacity(capacity);
-    let exhausted = scan_candidates(
+    let exhausted = scan_candidates::<QueryError>(
         snapshot,
         schema,
         access,
@@ -397,7 +195,7 @@ fn collect_all(
     let mut rows = Vec::new();
     let mut count = 0u64;
     let mut over = false;
-    scan_candidates(
+    scan_candidates::<QueryError>(
         snapshot,
         schema,
         access,

@@ -29,10 +29,10 @@ mod namespaces;
 mod read;
 mod write;
 
+pub use crate::commit::{PreflightPlan, PreflightResult};
 pub use kv::KvScanResult;
 pub use namespaces::{ProjectInfo, ScopeInfo, TableInfo};
 pub use read::ReadTx;
-pub use write::{PreflightPlan, PreflightResult};
 
 pub struct AedbInstance {
     engine: Arc<Engine>,

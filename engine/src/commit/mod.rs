@@ -6,6 +6,7 @@ pub(crate) mod ddl;
 pub mod envelope;
 pub mod executor;
 pub mod kv;
+mod preflight;
 pub mod read_set;
 pub(crate) mod row_rules;
 pub(crate) mod tables;
@@ -18,6 +19,7 @@ pub use envelope::{
 };
 pub use executor::{CommitResult, IdempotencyOutcome};
 pub use kv::KvEntry;
+pub use preflight::{PreflightPlan, PreflightResult};
 pub use read_set::{ReadBound, ReadKey, ReadRange, ReadRangeEntry, ReadSet, ReadSetEntry};
 pub use validation::Mutation;
 
@@ -26,10 +28,10 @@ pub mod tx {
     pub use super::envelope::{
         IdempotencyKey, ReadAssertion, TransactionEnvelope, WriteClass, WriteIntent,
     };
+    pub use super::preflight::PreflightPlan;
     pub use super::read_set::{
         ReadBound, ReadKey, ReadRange, ReadRangeEntry, ReadSet, ReadSetEntry,
     };
-    pub use crate::api::PreflightPlan;
 }
 
 /// Action envelopes (`aedb::commit::action`), where the original has them.

@@ -124,7 +124,7 @@ pub fn row_key(schema: &TableSchema, row: &Row, explicit: Option<&[Value]>) -> R
 }
 
 /// Rows matching `predicate`, in key order, up to `limit`, found through the query planner
-/// (`aedb_query::exec::matching_rows`); refuses to examine more than `max_scan_rows` rows.
+/// (`aedb_access::scan::matching_rows`); refuses to examine more than `max_scan_rows` rows.
 pub fn matching_rows(
     txn: &LoggedTxn,
     schema: &TableSchema,
@@ -135,6 +135,6 @@ pub fn matching_rows(
     if limit == Some(0) {
         return Err(AedbError::Validation("limit must be positive".into()));
     }
-    aedb_query::exec::matching_rows(txn, schema, predicate, limit, max_scan_rows)
+    aedb_access::scan::matching_rows(txn, schema, predicate, limit, max_scan_rows)
         .map_err(AedbError::from)
 }

@@ -3,15 +3,15 @@
 //! in `aedb_catalog::{rows, keys}`, the index-entry rule in `aedb_catalog::index`; every write
 //! of a row goes through [`write_row`] or [`delete_row`], which keep the indexes in step.
 //!
-//! The query executor reads these trees along the planner's access paths (`aedb_query::exec`)
-//! with the same codecs; validation and mutation semantics are the commit layer's
+//! Reads of a row go through the access layer (`aedb_access::rows`), the one decoder that
+//! queries use too; validation and mutation semantics are the commit layer's
 //! (`commit/tables.rs`).
 
 use std::ops::Bound;
 
 use aedb_catalog::index::index_entry;
 use aedb_catalog::namespace::{index_tree, table_tree};
-use aedb_catalog::rows::{decode_row, encode_row_at};
+use aedb_catalog::rows::encode_row_at;
 use aedb_catalog::schema::{IndexDef, TableSchema};
 use aedb_catalog::types::Row;
 use aedb_pager::store::prefix_end;
@@ -84,16 +84,12 @@ pub fn unique_holder(
 
 /// A stored row, decoded into column order.
 fn decode_stored(schema: &TableSchema, bytes: &[u8]) -> Result<Row> {
-    decode_row(bytes)
-        .map(|stored| schema.from_stored(stored))
-        .map_err(|e| AedbError::Corruption(e.to_string()))
+    Ok(aedb_access::rows::decode_stored(schema, bytes)?)
 }
 
+/// The row under an encoded primary key (read by the access layer, as a query reads it).
 pub fn read_row(reader: &impl ReadTrees, schema: &TableSchema, pk: &[u8]) -> Result<Option<Row>> {
-    match reader.get(&table_tree(schema.table_id), pk)? {
-        Some(bytes) => Ok(Some(decode_stored(schema, &bytes)?)),
-        None => Ok(None),
-    }
+    Ok(aedb_access::rows::read_row(reader, schema, pk)?)
 }
 
 /// The rows of a table, counted in O(height).
