@@ -162,11 +162,11 @@ pub enum AedbError {
     #[error("the snapshot expired")]
     SnapshotExpired,
 
-    #[error("read assertion {index} failed: {assertion} (actual: {actual})")]
+    #[error("read assertion {index} failed: {assertion:?} (actual: {actual:?})")]
     AssertionFailed {
         index: usize,
-        assertion: String,
-        actual: String,
+        assertion: Box<crate::commit::tx::ReadAssertion>,
+        actual: Box<crate::commit::tx::AssertionActual>,
     },
 
     /// A write (a predicate mutation, a read-set revalidation) would examine more than

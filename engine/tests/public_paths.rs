@@ -129,7 +129,7 @@ mod executor {
 
 /// Spec §3.4 (envelopes, read sets, assertions, idempotency) and §3.6 (`PreflightPlan`).
 mod tx {
-    // MISSING: use aedb::commit::tx::AssertionActual; // type missing: enum {Missing, Bool(bool), Version(u64), Bytes(Vec<u8>), Value(Value), Count(u64)} in commit::tx
+    use aedb::commit::tx::AssertionActual; // module commit::tx: re-export crate::commit::envelope::AssertionActual
     use aedb::commit::tx::IdempotencyKey; // module commit::tx: re-export crate::commit::envelope::IdempotencyKey
     use aedb::commit::tx::PreflightPlan; // module commit::tx: re-export crate::PreflightPlan (api::write::PreflightPlan)
     use aedb::commit::tx::ReadAssertion; // module commit::tx: re-export crate::commit::envelope::ReadAssertion
@@ -208,7 +208,7 @@ mod errors {
     use aedb::error::ResourceType;
 }
 
-// MISSING: use aedb::commit::tx::AssertionActual; // type missing: enum {Missing, Bool(bool), Version(u64), Bytes(Vec<u8>), Value(Value), Count(u64)} in commit::tx
+use aedb::commit::tx::AssertionActual;
 use aedb::error::{AedbError, ResourceType};
 use aedb::query::error::QueryError;
 
@@ -297,14 +297,26 @@ fn aedb_error_variant(e: &AedbError) -> &'static str {
 
 /// Spec §3.4 / §2 item 20: `AssertionFailed{index, assertion, actual: AssertionActual{..}}`, e.g.
 /// `AssertionFailed{index:0, assertion: KeyVersion, actual: Version(v)}`: the fields are typed
-/// (the original boxes them: `Box<ReadAssertion>`, `Box<AssertionActual>`); here they are Strings.
-#[allow(unreachable_patterns, clippy::match_single_binding)]
+/// as the original boxes them: `Box<ReadAssertion>`, `Box<AssertionActual>`.
+#[allow(unreachable_patterns)]
 fn assertion_failed_fields(e: &AedbError) {
     match e {
-        // MISSING: AedbError::AssertionFailed { index: _, assertion, actual } => { // field types differ: assertion/actual are String here
-        // MISSING:     let _: &aedb::commit::tx::ReadAssertion = assertion;
-        // MISSING:     let _: &AssertionActual = actual;
-        // MISSING: }
+        AedbError::AssertionFailed {
+            index: _,
+            assertion,
+            actual,
+        } => {
+            let _: &aedb::commit::tx::ReadAssertion = assertion;
+            let _: &AssertionActual = actual;
+            let _ = [
+                AssertionActual::Missing,
+                AssertionActual::Bool(true),
+                AssertionActual::Version(1),
+                AssertionActual::Bytes(vec![]),
+                AssertionActual::Value(aedb::catalog::types::Value::Null),
+                AssertionActual::Count(0),
+            ];
+        }
         _ => {}
     }
 }

@@ -6,6 +6,7 @@ use aedb::catalog::schema::ColumnDef;
 use aedb::catalog::types::{ColumnType, Row, Value};
 use aedb::catalog::DdlOperation;
 use aedb::commit::envelope::CompareOp;
+use aedb::commit::tx::AssertionActual;
 use aedb::commit::validation::{KvU64MissingPolicy, KvU64OverflowPolicy, Mutation};
 use aedb::commit::{
     ReadAssertion, ReadBound, ReadRange, ReadRangeEntry, ReadSet, TransactionEnvelope,
@@ -123,7 +124,7 @@ async fn row_versions_are_commit_sequences_and_survive_a_reopen() -> TestResult 
     let head = db.engine().visible_head_seq();
     match db.commit_envelope(check(row_version(2, written - 1))).await {
         Err(AedbError::AssertionFailed { actual, .. }) => {
-            assert_eq!(actual, format!("version={written}"))
+            assert_eq!(*actual, AssertionActual::Version(written))
         }
         other => panic!("{other:?}"),
     }
@@ -164,7 +165,7 @@ async fn sum_compare_over_a_filtered_column() -> TestResult {
     // Rows 3, 4, 5: 30 + 40 + 50.
     match db.commit_envelope(envelope(121)).await {
         Err(AedbError::AssertionFailed { actual, .. }) => {
-            assert_eq!(actual, "sum=Integer(120)")
+            assert_eq!(*actual, AssertionActual::Value(Value::Integer(120)))
         }
         other => panic!("{other:?}"),
     }

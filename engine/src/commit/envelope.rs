@@ -78,6 +78,25 @@ impl CompareOp {
     }
 }
 
+/// What a failed [`ReadAssertion`] found (`AedbError::AssertionFailed::actual`): the value,
+/// version, existence, count or sum it compared, or `Missing` when there was nothing to compare.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub enum AssertionActual {
+    Missing,
+    Bool(bool),
+    Version(u64),
+    Bytes(Vec<u8>),
+    Value(Value),
+    Count(u64),
+}
+
+impl AssertionActual {
+    /// A stored value, or `Missing`.
+    pub fn of_bytes(value: Option<Vec<u8>>) -> AssertionActual {
+        value.map_or(AssertionActual::Missing, AssertionActual::Bytes)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub enum ReadAssertion {
     KeyEquals {
@@ -311,8 +330,8 @@ pub(crate) fn apply_envelope(
         if !holds {
             return Err(AedbError::AssertionFailed {
                 index,
-                assertion: format!("{assertion:?}"),
-                actual,
+                assertion: Box::new(assertion.clone()),
+                actual: Box::new(actual),
             });
         }
     }
@@ -386,7 +405,7 @@ fn sum_values<'a>(values: impl Iterator<Item = &'a Value>) -> Result<Value> {
 }
 
 /// Whether the assertion holds, and what was found (for the error).
-fn evaluate(txn: &mut LoggedTxn, assertion: &ReadAssertion) -> Result<(bool, String)> {
+fn evaluate(txn: &mut LoggedTxn, assertion: &ReadAssertion) -> Result<(bool, AssertionActual)> {
     use ReadAssertion as A;
     Ok(match assertion {
         A::KeyEquals {
@@ -398,7 +417,7 @@ fn evaluate(txn: &mut LoggedTxn, assertion: &ReadAssertion) -> Result<(bool, Str
             let entry = kv::get(txn, project_id, scope_id, key)?;
             (
                 entry.as_ref().is_some_and(|e| &e.value == expected),
-                format!("{:?}", entry.map(|e| e.value)),
+                AssertionActual::of_bytes(entry.map(|e| e.value)),
             )
         }
         A::KeyCompare {
@@ -413,7 +432,7 @@ fn evaluate(txn: &mut LoggedTxn, assertion: &ReadAssertion) -> Result<(bool, Str
                 entry
                     .as_ref()
                     .is_some_and(|e| op.holds(e.value.cmp(threshold))),
-                format!("{:?}", entry.map(|e| e.value)),
+                AssertionActual::of_bytes(entry.map(|e| e.value)),
             )
         }
         A::KeyExists {
@@ -423,7 +442,7 @@ fn evaluate(txn: &mut LoggedTxn, assertion: &ReadAssertion) -> Result<(bool, Str
             expected,
         } => {
             let exists = kv::get(txn, project_id, scope_id, key)?.is_some();
-            (exists == *expected, format!("exists={exists}"))
+            (exists == *expected, AssertionActual::Bool(exists))
         }
         A::KeyVersion {
             project_id,
@@ -432,7 +451,7 @@ fn evaluate(txn: &mut LoggedTxn, assertion: &ReadAssertion) -> Result<(bool, Str
             expected_seq,
         } => {
             let version = kv::get(txn, project_id, scope_id, key)?.map_or(0, |e| e.version);
-            (version == *expected_seq, format!("version={version}"))
+            (version == *expected_seq, AssertionActual::Version(version))
         }
         A::RowVersion { .. }
         | A::SumCompare { .. }
@@ -446,10 +465,10 @@ fn evaluate(txn: &mut LoggedTxn, assertion: &ReadAssertion) -> Result<(bool, Str
                     return Ok((false, actual));
                 }
             }
-            (true, String::new())
+            (true, AssertionActual::Bool(true))
         }
         A::Any(any) => {
-            let mut last = String::new();
+            let mut last = AssertionActual::Missing;
             for a in any {
                 let (holds, actual) = evaluate(txn, a)?;
                 if holds {
@@ -460,14 +479,18 @@ fn evaluate(txn: &mut LoggedTxn, assertion: &ReadAssertion) -> Result<(bool, Str
             (false, last)
         }
         A::Not(inner) => {
-            let (holds, actual) = evaluate(txn, inner)?;
-            (!holds, actual)
+            // As the original: a `Not` fails because its inner assertion held.
+            let (holds, _) = evaluate(txn, inner)?;
+            (!holds, AssertionActual::Bool(holds))
         }
     })
 }
 
 /// The assertions on a table's rows.
-fn evaluate_on_table(txn: &mut LoggedTxn, assertion: &ReadAssertion) -> Result<(bool, String)> {
+fn evaluate_on_table(
+    txn: &mut LoggedTxn,
+    assertion: &ReadAssertion,
+) -> Result<(bool, AssertionActual)> {
     use ReadAssertion as A;
     Ok(match assertion {
         A::RowVersion {
@@ -484,7 +507,7 @@ fn evaluate_on_table(txn: &mut LoggedTxn, assertion: &ReadAssertion) -> Result<(
                 primary_key: primary_key.clone(),
             };
             let version = point_version(txn, &key)?.unwrap_or(0);
-            (version == *expected_seq, format!("version={version}"))
+            (version == *expected_seq, AssertionActual::Version(version))
         }
         A::SumCompare {
             project_id,
@@ -507,7 +530,7 @@ fn evaluate_on_table(txn: &mut LoggedTxn, assertion: &ReadAssertion) -> Result<(
             )?;
             let sum = sum_values(rows.iter().filter_map(|(_, r)| r.values.get(i)))?;
             let holds = aedb_catalog::eval::compare(&sum, threshold).is_some_and(|o| op.holds(o));
-            (holds, format!("sum={sum:?}"))
+            (holds, AssertionActual::Value(sum))
         }
         A::RowExists {
             project_id,
@@ -518,7 +541,7 @@ fn evaluate_on_table(txn: &mut LoggedTxn, assertion: &ReadAssertion) -> Result<(
         } => {
             let schema = load_table(txn, project_id, scope_id, table_name)?;
             let exists = read_row(txn, &schema, &encode_key(primary_key))?.is_some();
-            (exists == *expected, format!("exists={exists}"))
+            (exists == *expected, AssertionActual::Bool(exists))
         }
         A::RowColumnCompare {
             project_id,
@@ -537,7 +560,10 @@ fn evaluate_on_table(txn: &mut LoggedTxn, assertion: &ReadAssertion) -> Result<(
                 .as_ref()
                 .and_then(|v| aedb_catalog::eval::compare(v, threshold))
                 .is_some_and(|o| op.holds(o));
-            (holds, format!("{value:?}"))
+            (
+                holds,
+                value.map_or(AssertionActual::Missing, AssertionActual::Value),
+            )
         }
         A::CountCompare {
             project_id,
@@ -554,7 +580,10 @@ fn evaluate_on_table(txn: &mut LoggedTxn, assertion: &ReadAssertion) -> Result<(
                 Some(expr) => super::row_rules::matching_rows(txn, &schema, expr, None, u64::MAX)?
                     .len() as u64,
             };
-            (op.holds(count.cmp(threshold)), format!("count={count}"))
+            (
+                op.holds(count.cmp(threshold)),
+                AssertionActual::Count(count),
+            )
         }
         _ => return Err(AedbError::Validation("not a table assertion".into())),
     })

@@ -3,6 +3,7 @@
 //! belongs to the KV owner (`stored::kv`) and the counter owner (`stored::counters`).
 
 use super::apply::{apply as apply_any, rows, Applied, Limits};
+use super::envelope::{AssertionActual, ReadAssertion};
 use super::validation::*;
 use super::wide::StoredUint;
 use crate::durable::LoggedTxn;
@@ -379,15 +380,24 @@ fn kv_check(
     require_scope(txn, project, scope)
 }
 
-fn check_version(entry: Option<&KvEntry>, expected: Option<u64>) -> Result<()> {
+fn check_version(
+    (project_id, scope_id, key): (&str, &str, &[u8]),
+    entry: Option<&KvEntry>,
+    expected: Option<u64>,
+) -> Result<()> {
     if let Some(expected) = expected {
         let actual = entry.map_or(0, |e| e.version);
         if actual != expected {
             // As the original: a failed compare-and-swap is a failed KeyVersion assertion.
             return Err(AedbError::AssertionFailed {
                 index: 0,
-                assertion: format!("KeyVersion(expected_seq: {expected})"),
-                actual: format!("Version({actual})"),
+                assertion: Box::new(ReadAssertion::KeyVersion {
+                    project_id: project_id.to_string(),
+                    scope_id: scope_id.to_string(),
+                    key: key.to_vec(),
+                    expected_seq: expected,
+                }),
+                actual: Box::new(AssertionActual::Version(actual)),
             });
         }
     }
@@ -440,7 +450,7 @@ fn mutate<N: StoredUint>(
 ) -> Result<Applied> {
     kv_check(txn, project, scope, key, limits)?;
     let entry = kv::get(txn, project, scope, key)?;
-    check_version(entry.as_ref(), expected)?;
+    check_version((project, scope, key), entry.as_ref(), expected)?;
     let current = entry
         .as_ref()
         .map(|e| N::decode(&e.value))

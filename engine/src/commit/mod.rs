@@ -26,7 +26,8 @@ pub use validation::Mutation;
 /// Transaction envelopes and read sets (`aedb::commit::tx`), where the original has them.
 pub mod tx {
     pub use super::envelope::{
-        IdempotencyKey, ReadAssertion, TransactionEnvelope, WriteClass, WriteIntent,
+        AssertionActual, IdempotencyKey, ReadAssertion, TransactionEnvelope, WriteClass,
+        WriteIntent,
     };
     pub use super::preflight::PreflightPlan;
     pub use super::read_set::{
