@@ -298,7 +298,7 @@ fn aedb_error_variant(e: &AedbError) -> &'static str {
 /// Spec §3.4 / §2 item 20: `AssertionFailed{index, assertion, actual: AssertionActual{..}}`, e.g.
 /// `AssertionFailed{index:0, assertion: KeyVersion, actual: Version(v)}`: the fields are typed
 /// as the original boxes them: `Box<ReadAssertion>`, `Box<AssertionActual>`.
-#[allow(unreachable_patterns)]
+#[allow(unreachable_patterns, clippy::single_match)]
 fn assertion_failed_fields(e: &AedbError) {
     match e {
         AedbError::AssertionFailed {
