@@ -447,6 +447,11 @@ pub fn describe_tree(tree: &str, tables: &HashMap<u64, TableSchema>) -> String {
             None => format!("index {index} of table id {table_id} (not in the catalog)"),
         },
         TreeKind::Kv { project, scope } => format!("KV space {project}/{scope}"),
+        TreeKind::Accumulator {
+            project,
+            scope,
+            name,
+        } => format!("accumulator {project}/{scope}/{name}"),
         TreeKind::System(_) | TreeKind::Other(_) => String::new(),
     }
 }

@@ -7,7 +7,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::expr::Expr;
-use crate::schema::{ColumnDef, Constraint, IndexType};
+use crate::schema::{AccumulatorValueType, ColumnDef, Constraint, IndexType};
 
 // Not part of the file format: no file holds a serde-encoded DDL operation (the catalog stores
 // the resulting entries, pinned by catalog/tests/golden.rs).
@@ -77,6 +77,30 @@ pub enum DdlOperation {
         scope_id: String,
         table_name: String,
         index_name: String,
+        if_exists: bool,
+    },
+    /// An accumulator: exactly-once additive deltas with exposures (README "Data model").
+    CreateAccumulator {
+        project_id: String,
+        scope_id: String,
+        accumulator_name: String,
+        if_not_exists: bool,
+        value_type: AccumulatorValueType,
+        /// Dedupe records older than this many commits are pruned (then the key is accepted
+        /// again); `None` keeps them forever.
+        dedupe_retain_commits: Option<u64>,
+        /// Applied deltas are compacted away once this many have been folded (> 0).
+        snapshot_every: u64,
+        /// The share of the effective value exposures may not reach, in basis points
+        /// (0 ..= 9 999).
+        exposure_margin_bps: u32,
+        /// Open exposures older than this many commits are dropped; `None`: never.
+        exposure_ttl_commits: Option<u64>,
+    },
+    DropAccumulator {
+        project_id: String,
+        scope_id: String,
+        accumulator_name: String,
         if_exists: bool,
     },
 }

@@ -146,6 +146,15 @@ pub fn kv_tree(project: &str, scope: &str) -> String {
     format!("kv:{project}:{scope}")
 }
 
+/// The registry of accumulators: one definition per accumulator, keyed by project, scope and
+/// name (`engine/src/stored/accumulators.rs` owns it and [`accumulator_tree`]).
+pub const ACCUMULATOR_REGISTRY_TREE: &str = "sys:accumulators";
+
+/// The tree of one accumulator's state, delta log, dedupe records and open exposures.
+pub fn accumulator_tree(project: &str, scope: &str, name: &str) -> String {
+    format!("acc:{project}:{scope}:{name}")
+}
+
 /// What a tree holds, read back from its name: the inverse of [`CATALOG_TREE`],
 /// [`table_tree`], [`index_tree`] and [`kv_tree`], for tools that meet trees by name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -158,6 +167,12 @@ pub enum TreeKind<'a> {
     Index { table_id: u64, index: &'a str },
     /// A scope's KV space ([`kv_tree`]).
     Kv { project: &'a str, scope: &'a str },
+    /// An accumulator's state ([`accumulator_tree`]).
+    Accumulator {
+        project: &'a str,
+        scope: &'a str,
+        name: &'a str,
+    },
     /// Another engine tree, `sys:…` (the idempotency records): its whole name.
     System(&'a str),
     /// A name the engine does not give: as it is.
@@ -188,6 +203,18 @@ pub fn parse_tree_name(name: &str) -> TreeKind<'_> {
         .and_then(|rest| rest.split_once(':'))
     {
         return TreeKind::Kv { project, scope };
+    }
+    if let Some((project, rest)) = name
+        .strip_prefix("acc:")
+        .and_then(|rest| rest.split_once(':'))
+    {
+        if let Some((scope, name)) = rest.split_once(':') {
+            return TreeKind::Accumulator {
+                project,
+                scope,
+                name,
+            };
+        }
     }
     TreeKind::Other(name)
 }
@@ -295,10 +322,24 @@ mod tests {
             );
         }
         assert_eq!(
+            parse_tree_name(&accumulator_tree("casino", "app", "house_balance-2")),
+            TreeKind::Accumulator {
+                project: "casino",
+                scope: "app",
+                name: "house_balance-2"
+            }
+        );
+        assert_eq!(
+            parse_tree_name(ACCUMULATOR_REGISTRY_TREE),
+            TreeKind::System(ACCUMULATOR_REGISTRY_TREE)
+        );
+        assert_eq!(
             parse_tree_name("sys:idempotency"),
             TreeKind::System("sys:idempotency")
         );
         for other in [
+            "acc:p",
+            "acc:p:s",
             "t:",
             "t:x",
             "t:07",

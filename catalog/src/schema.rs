@@ -138,3 +138,11 @@ impl TableSchema {
         Row { values }
     }
 }
+
+/// The value type of an accumulator: a signed 64-bit total (`BigInt`, as the original's only
+/// type).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub enum AccumulatorValueType {
+    #[default]
+    BigInt,
+}

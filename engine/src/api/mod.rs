@@ -24,12 +24,14 @@ use crate::error::{AedbError, Result};
 use crate::schema_cache::SchemaCache;
 use crate::stored::catalog;
 
+mod accumulators;
 mod kv;
 mod namespaces;
 mod read;
 mod write;
 
 pub use crate::commit::{PreflightPlan, PreflightResult};
+pub use accumulators::{AccumulatorExposureMetrics, AccumulatorLag};
 pub use kv::KvScanResult;
 pub use namespaces::{ProjectInfo, ScopeInfo, TableInfo};
 pub use read::ReadTx;
@@ -98,6 +100,7 @@ impl AedbInstance {
                     .idempotency_window_seconds
                     .saturating_mul(1_000_000),
             },
+            refused_exposures: Default::default(),
         }
     }
 

@@ -58,6 +58,7 @@ impl AedbInstance {
         finality: CommitFinality,
     ) -> Result<(CommitResult, Vec<Applied>)> {
         let limits = self.limits();
+        let refused = limits.refused_exposures.clone();
         let outcome = self
             .engine
             .commit(finality, move |txn| {
@@ -66,7 +67,8 @@ impl AedbInstance {
                     .map(|m| apply(txn, m, &limits))
                     .collect::<Result<Vec<_>>>()
             })
-            .await?;
+            .await;
+        let outcome = self.count_refused_exposures(outcome, &refused).await?;
         Ok((
             CommitResult {
                 commit_seq: outcome.commit_seq,
@@ -91,6 +93,7 @@ impl AedbInstance {
         finality: CommitFinality,
     ) -> Result<CommitResult> {
         let limits = self.limits();
+        let refused = limits.refused_exposures.clone();
         let finality = if envelope.write_class == crate::commit::WriteClass::Economic {
             CommitFinality::Durable
         } else {
@@ -99,7 +102,8 @@ impl AedbInstance {
         let outcome = self
             .engine
             .commit(finality, move |txn| apply_envelope(txn, &envelope, &limits))
-            .await?;
+            .await;
+        let outcome = self.count_refused_exposures(outcome, &refused).await?;
         Ok(match outcome.value {
             EnvelopeOutcome::Applied => CommitResult {
                 commit_seq: outcome.commit_seq,

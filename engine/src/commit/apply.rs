@@ -1,5 +1,5 @@
 //! Applying a `Mutation` inside a commit: this file only dispatches each kind to the module
-//! that applies it (`ddl`, `tables`, `kv`). Every check happens before the first write that
+//! that applies it (`ddl`, `tables`, `kv`, `accumulators`). Every check happens before the first write that
 //! could be observed; an error aborts the whole commit (a failed write operation also poisons
 //! the transaction), so a failed mutation commits nothing.
 
@@ -14,7 +14,13 @@ pub struct Limits {
     pub max_kv_value_bytes: usize,
     pub now_micros: u64,
     pub idempotency_window: super::envelope::IdempotencyWindow,
+    /// Accumulators whose exposure this commit refused: the caller counts them in a commit
+    /// of their own once this one has failed.
+    pub refused_exposures: RefusedExposures,
 }
+
+/// (project, scope, accumulator) of each exposure refused by the margin rule.
+pub type RefusedExposures = std::sync::Arc<parking_lot::Mutex<Vec<(String, String, String)>>>;
 
 /// What a mutation did.
 #[derive(Debug, Clone, Copy, Default)]
@@ -69,9 +75,7 @@ pub fn apply(txn: &mut LoggedTxn, mutation: &Mutation, limits: &Limits) -> Resul
         M::Accumulate { .. }
         | M::ExposeAccumulator { .. }
         | M::ExposeAccumulatorBatch { .. }
-        | M::ReleaseAccumulatorExposure { .. } => Err(AedbError::Unsupported(
-            "accumulator mutations arrive with the accumulators issue".into(),
-        )),
+        | M::ReleaseAccumulatorExposure { .. } => super::accumulators::apply(txn, mutation, limits),
         M::EmitEvent { .. } => Err(AedbError::Unsupported(
             "events arrive with the events issue".into(),
         )),

@@ -31,10 +31,13 @@ use super::wide::{i128_to_i256, i256_add, u256_add};
 use crate::durable::LoggedTxn;
 use crate::error::{AedbError, Result};
 use crate::permission::CallerContext;
+use crate::stored::accumulators::Acc;
 use crate::stored::catalog::load_table;
 use crate::stored::idempotency::{self, FingerprintKind, IdempotencyRecord};
 use crate::stored::kv;
 use crate::stored::rows::read_row;
+
+use super::accumulators;
 
 pub use crate::stored::idempotency::{
     IdempotencyWindow, IDEMPOTENCY_BY_SEQ_TREE, IDEMPOTENCY_TREE, PRUNE_PER_COMMIT,
@@ -172,6 +175,22 @@ pub enum ReadAssertion {
     All(Vec<ReadAssertion>),
     Any(Vec<ReadAssertion>),
     Not(Box<ReadAssertion>),
+    // The accumulator assertions follow the others: the idempotency fingerprint encodes a
+    // variant by its position, so new variants go last.
+    /// The accumulator's effective value less its open exposure is at least `min_amount`.
+    AccumulatorAvailableAtLeast {
+        project_id: String,
+        scope_id: String,
+        accumulator_name: String,
+        min_amount: i64,
+    },
+    /// Opening `additional_exposure` (> 0) more would stay within the accumulator's margin.
+    AccumulatorExposureWithinMargin {
+        project_id: String,
+        scope_id: String,
+        accumulator_name: String,
+        additional_exposure: i64,
+    },
 }
 
 impl ReadAssertion {
@@ -453,6 +472,52 @@ fn evaluate(txn: &mut LoggedTxn, assertion: &ReadAssertion) -> Result<(bool, Ass
             let version = kv::get(txn, project_id, scope_id, key)?.map_or(0, |e| e.version);
             (version == *expected_seq, AssertionActual::Version(version))
         }
+        A::AccumulatorAvailableAtLeast {
+            project_id,
+            scope_id,
+            accumulator_name,
+            min_amount,
+        } => {
+            let acc = Acc {
+                project: project_id,
+                scope: scope_id,
+                name: accumulator_name,
+            };
+            match accumulators::available(txn, acc)? {
+                Some(available) => (
+                    available >= i128::from(*min_amount),
+                    AssertionActual::Value(Value::Integer(clamp_i64(available))),
+                ),
+                None => (false, AssertionActual::Missing),
+            }
+        }
+        A::AccumulatorExposureWithinMargin {
+            project_id,
+            scope_id,
+            accumulator_name,
+            additional_exposure,
+        } => {
+            if *additional_exposure <= 0 {
+                return Err(AedbError::Validation(
+                    "additional_exposure must be > 0".into(),
+                ));
+            }
+            let acc = Acc {
+                project: project_id,
+                scope: scope_id,
+                name: accumulator_name,
+            };
+            match accumulators::exposure_headroom(txn, acc)? {
+                Some((exposure, limit)) => {
+                    let requested = exposure + i128::from(*additional_exposure);
+                    (
+                        requested <= i128::from(limit),
+                        AssertionActual::Value(Value::Integer(clamp_i64(requested))),
+                    )
+                }
+                None => (false, AssertionActual::Missing),
+            }
+        }
         A::RowVersion { .. }
         | A::SumCompare { .. }
         | A::RowExists { .. }
@@ -587,6 +652,10 @@ fn evaluate_on_table(
         }
         _ => return Err(AedbError::Validation("not a table assertion".into())),
     })
+}
+
+fn clamp_i64(value: i128) -> i64 {
+    value.clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64
 }
 
 #[cfg(test)]

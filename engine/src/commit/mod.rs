@@ -1,6 +1,7 @@
 //! Writes (`aedb::commit`): the `Mutation` enum (`validation`), commit results (`executor`),
 //! and how mutations are applied to the trees inside a commit.
 
+pub(crate) mod accumulators;
 pub(crate) mod apply;
 pub(crate) mod ddl;
 pub mod envelope;
