@@ -126,3 +126,203 @@ async fn low_latency_snippet_opens_and_commits() -> Result<(), Box<dyn std::erro
     assert!(durable.durable_head_seq >= durable.commit_seq);
     Ok(())
 }
+
+/// The README's accumulator snippet (its accumulator half: events and processors arrive with
+/// their own work), verbatim from `db.create_accumulator` to `accumulator_exposure_metrics`.
+async fn accumulator_snippet(db: &AedbInstance) -> Result<(), Box<dyn std::error::Error>> {
+    use aedb::query::plan::ConsistencyMode;
+
+    // --- README, "Accumulator example", verbatim ---
+    db.create_accumulator("casino", "app", "house_balance", Some(86_400), 10_000)
+        .await?;
+
+    db.accumulate(
+        "casino",
+        "app",
+        "house_balance",
+        -125,                   // delta
+        "settle_tx_123".into(), // dedupe key
+        42,                     // order key
+    )
+    .await?;
+
+    let projected = db
+        .accumulator_value("casino", "app", "house_balance", ConsistencyMode::AtLatest)
+        .await?;
+    let strong = db
+        .accumulator_value_strong("casino", "app", "house_balance", ConsistencyMode::AtLatest)
+        .await?;
+    let lag = db
+        .accumulator_lag("casino", "app", "house_balance", ConsistencyMode::AtLatest)
+        .await?;
+
+    // Optional circuit-breaker controls (basis points + orphan TTL in commit units)
+    db.create_accumulator_with_options(
+        "casino",
+        "app",
+        "house_balance_cb",
+        Some(86_400),
+        10_000,
+        1_000, // 10% exposure margin
+        Some(20_000),
+    )
+    .await?;
+
+    db.expose_accumulator("casino", "app", "house_balance_cb", 500, "hand-42".into())
+        .await?;
+    db.accumulate_with_release(
+        "casino",
+        "app",
+        "house_balance_cb",
+        -120,
+        "settle_hand_42".into(),
+        43,
+        Some("hand-42".into()),
+    )
+    .await?;
+    let exposure = db
+        .accumulator_exposure(
+            "casino",
+            "app",
+            "house_balance_cb",
+            ConsistencyMode::AtLatest,
+        )
+        .await?;
+    let available = db
+        .accumulator_available(
+            "casino",
+            "app",
+            "house_balance_cb",
+            ConsistencyMode::AtLatest,
+        )
+        .await?;
+    let exposure_metrics = db
+        .accumulator_exposure_metrics(
+            "casino",
+            "app",
+            "house_balance_cb",
+            ConsistencyMode::AtLatest,
+        )
+        .await?;
+    // --- end of the snippet ---
+
+    assert_eq!((projected, strong), (-125, -125));
+    assert_eq!(lag.unapplied_deltas, 0);
+    assert_eq!((exposure, available), (0, -120));
+    assert_eq!(exposure_metrics.open_exposure_count, 0);
+    Ok(())
+}
+
+/// The snippet runs as written up to its first exposure, which the README's own safety model
+/// refuses: exposures are checked against the effective value, and `house_balance_cb` was
+/// created a line before with nothing in it (limit 0). Nothing after the refusal is applied.
+#[tokio::test]
+async fn accumulator_snippet_stops_where_its_margin_rule_refuses(
+) -> Result<(), Box<dyn std::error::Error>> {
+    use aedb::query::plan::ConsistencyMode::AtLatest;
+
+    let dir = tempfile::tempdir()?;
+    let db = AedbInstance::open(Default::default(), dir.path())?;
+    db.create_project("casino").await?;
+    let outcome = accumulator_snippet(&db).await;
+    let refusal = outcome.expect_err("an unfunded exposure is refused");
+    assert_eq!(
+        refusal.to_string(),
+        "validation failed: exposure margin exceeded: requested_total=500, allowed=0"
+    );
+    assert_eq!(
+        db.accumulator_value("casino", "app", "house_balance", AtLatest)
+            .await?,
+        -125
+    );
+    assert_eq!(
+        db.accumulator_value("casino", "app", "house_balance_cb", AtLatest)
+            .await?,
+        0
+    );
+    let metrics = db
+        .accumulator_exposure_metrics("casino", "app", "house_balance_cb", AtLatest)
+        .await?;
+    assert_eq!((metrics.total_exposure, metrics.rejection_count), (0, 1));
+    Ok(())
+}
+
+/// The README's hand lifecycle and batch reserve, on a funded balance.
+#[tokio::test]
+async fn hand_lifecycle_snippets_on_a_funded_balance() -> Result<(), Box<dyn std::error::Error>> {
+    use aedb::query::plan::ConsistencyMode::AtLatest;
+
+    let dir = tempfile::tempdir()?;
+    let db = AedbInstance::open(Default::default(), dir.path())?;
+    db.create_project("casino").await?;
+    db.create_accumulator_with_options(
+        "casino",
+        "app",
+        "house_balance_cb",
+        Some(86_400),
+        10_000,
+        1_000,
+        Some(20_000),
+    )
+    .await?;
+    db.accumulate(
+        "casino",
+        "app",
+        "house_balance_cb",
+        10_000,
+        "fund".into(),
+        1,
+    )
+    .await?;
+    let (max_payout, hand_id, actual_result, settle_seq) = (500, "hand-7".to_string(), -120, 2);
+
+    // --- README, "Recommended hand lifecycle", verbatim ---
+    // 1) Reserve max loss at deal time (fast circuit breaker)
+    db.expose_accumulator(
+        "casino",
+        "app",
+        "house_balance_cb",
+        max_payout,
+        hand_id.clone(),
+    )
+    .await?;
+
+    // 2) Apply actual outcome and release full reservation at settle time
+    db.accumulate_with_release(
+        "casino",
+        "app",
+        "house_balance_cb",
+        actual_result,
+        hand_id.clone(), // dedupe key
+        settle_seq,
+        Some(hand_id), // release exposure id
+    )
+    .await?;
+    // --- end of the snippet ---
+
+    // --- README, "For bursty deal traffic, use atomic batch reserve", verbatim ---
+    db.expose_accumulator_many_atomic(
+        "casino",
+        "app",
+        "house_balance_cb",
+        vec![
+            (500, "hand-101".to_string()),
+            (750, "hand-102".to_string()),
+            (300, "hand-103".to_string()),
+        ],
+    )
+    .await?;
+    // --- end of the snippet ---
+
+    assert_eq!(
+        db.accumulator_value_strong("casino", "app", "house_balance_cb", AtLatest)
+            .await?,
+        9_880
+    );
+    assert_eq!(
+        db.accumulator_exposure("casino", "app", "house_balance_cb", AtLatest)
+            .await?,
+        1_550
+    );
+    Ok(())
+}
