@@ -63,6 +63,8 @@ pub struct AedbConfig {
     pub max_batch_rows: usize,
     pub max_kv_key_bytes: usize,
     pub max_kv_value_bytes: usize,
+    /// Largest event payload (`emit_event`), in bytes of JSON text.
+    pub max_event_payload_bytes: usize,
     /// Largest Text, Json or Blob value in a table row.
     pub max_table_value_bytes: usize,
     /// Page size of a new data file.
@@ -96,6 +98,7 @@ impl Default for AedbConfig {
             max_batch_rows: 10_000,
             max_kv_key_bytes: 1024,
             max_kv_value_bytes: 1 << 20,
+            max_event_payload_bytes: 64 << 10,
             max_table_value_bytes: 1 << 20,
             page_size: aedb_pager::PAGE_SIZE_DEFAULT,
             io_backend: IoBackendChoice::Auto,

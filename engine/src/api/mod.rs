@@ -25,6 +25,7 @@ use crate::schema_cache::SchemaCache;
 use crate::stored::catalog;
 
 mod accumulators;
+mod events;
 mod kv;
 mod namespaces;
 mod read;
@@ -32,6 +33,7 @@ mod write;
 
 pub use crate::commit::{PreflightPlan, PreflightResult};
 pub use accumulators::{AccumulatorExposureMetrics, AccumulatorLag};
+pub use events::{EventOutboxRecord, EventStreamPage};
 pub use kv::KvScanResult;
 pub use namespaces::{ProjectInfo, ScopeInfo, TableInfo};
 pub use read::ReadTx;
@@ -92,6 +94,7 @@ impl AedbInstance {
             },
             max_kv_key_bytes: self.config.max_kv_key_bytes,
             max_kv_value_bytes: self.config.max_kv_value_bytes,
+            max_event_payload_bytes: self.config.max_event_payload_bytes,
             now_micros: now_micros(),
             idempotency_window: IdempotencyWindow {
                 commits: self.config.idempotency_window_commits,

@@ -1,17 +1,18 @@
 //! Applying a `Mutation` inside a commit: this file only dispatches each kind to the module
-//! that applies it (`ddl`, `tables`, `kv`, `accumulators`). Every check happens before the first write that
+//! that applies it (`ddl`, `tables`, `kv`, `accumulators`, `events`). Every check happens before the first write that
 //! could be observed; an error aborts the whole commit (a failed write operation also poisons
 //! the transaction), so a failed mutation commits nothing.
 
 use super::ddl::apply_ddl;
 use super::validation::*;
 use crate::durable::LoggedTxn;
-use crate::error::{AedbError, Result};
+use crate::error::Result;
 
 pub struct Limits {
     pub rows: super::row_rules::RowLimits,
     pub max_kv_key_bytes: usize,
     pub max_kv_value_bytes: usize,
+    pub max_event_payload_bytes: usize,
     pub now_micros: u64,
     pub idempotency_window: super::envelope::IdempotencyWindow,
     /// Accumulators whose exposure this commit refused: the caller counts them in a commit
@@ -76,8 +77,6 @@ pub fn apply(txn: &mut LoggedTxn, mutation: &Mutation, limits: &Limits) -> Resul
         | M::ExposeAccumulator { .. }
         | M::ExposeAccumulatorBatch { .. }
         | M::ReleaseAccumulatorExposure { .. } => super::accumulators::apply(txn, mutation, limits),
-        M::EmitEvent { .. } => Err(AedbError::Unsupported(
-            "events arrive with the events issue".into(),
-        )),
+        M::EmitEvent { .. } => super::events::apply(txn, mutation, limits),
     }
 }

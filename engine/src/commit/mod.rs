@@ -5,6 +5,7 @@ pub(crate) mod accumulators;
 pub(crate) mod apply;
 pub(crate) mod ddl;
 pub mod envelope;
+pub(crate) mod events;
 pub mod executor;
 pub mod kv;
 mod preflight;

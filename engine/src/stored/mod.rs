@@ -12,11 +12,13 @@
 //! | `counters` | the KV tree of the scope | `__aedb_counter_shard__ ‖ len ‖ key ‖ shard` | u64 BE in a KV entry |
 //! | `idempotency` | `sys:idempotency`, `sys:idempotency_by_seq` | caller ‖ key; seq ‖ record key | record; written-at |
 //! | `rows` | `t:<table id>`, `i:<table id>:<index>` | primary key; index entry | row; empty |
+//! | `events` | the table `_system.app.event_outbox` (rows as `rows`) | (commit seq, topic, event key) | the event row |
 //! | `accumulators` | `sys:accumulators`, `acc:<project>:<scope>:<name>` | project ‖ scope ‖ name; tagged state, delta, dedupe, exposure keys | definition; see the module |
 
 pub mod accumulators;
 pub mod catalog;
 pub mod counters;
+pub mod events;
 pub mod idempotency;
 pub mod kv;
 pub mod rows;

@@ -83,7 +83,7 @@ pub fn unique_holder(
 }
 
 /// A stored row, decoded into column order.
-fn decode_stored(schema: &TableSchema, bytes: &[u8]) -> Result<Row> {
+pub fn decode(schema: &TableSchema, bytes: &[u8]) -> Result<Row> {
     Ok(aedb_access::rows::decode_stored(schema, bytes)?)
 }
 
@@ -108,7 +108,7 @@ pub fn scan<'r, R: ReadTrees>(
     let range = reader.range(&tree, Bound::Unbounded, Bound::Unbounded, false)?;
     Ok(range.map(move |item| {
         let (pk, bytes) = item?;
-        let row = decode_stored(schema, &bytes);
+        let row = decode(schema, &bytes);
         Ok((pk, row))
     }))
 }
