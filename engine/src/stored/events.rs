@@ -19,14 +19,14 @@ use std::ops::Bound;
 
 use aedb_catalog::keys::encode_key;
 use aedb_catalog::namespace::table_tree;
-use aedb_catalog::namespace::{ProjectEntry, ScopeEntry, DEFAULT_SCOPE_ID, SYSTEM_PROJECT_ID};
-use aedb_catalog::schema::{ColumnDef, TableSchema};
+use aedb_catalog::schema::TableSchema;
 use aedb_catalog::types::{ColumnType, Row, Value};
 use aedb_pager::ReadTrees;
 
 use crate::durable::LoggedTxn;
-use crate::error::{AedbError, Result};
-use crate::stored::{catalog, rows};
+use crate::error::Result;
+use crate::stored::rows;
+use crate::stored::system::{int, text, unsigned, SystemTable};
 
 pub const OUTBOX_TABLE: &str = "event_outbox";
 
@@ -42,80 +42,33 @@ pub struct EventOutboxRecord {
     pub payload_json: String,
 }
 
-fn column(name: &str, col_type: ColumnType) -> ColumnDef {
-    ColumnDef {
-        name: name.into(),
-        col_type,
-        nullable: false,
-    }
-}
-
-fn outbox_columns() -> Vec<ColumnDef> {
-    vec![
-        column("commit_seq", ColumnType::Integer),
-        column("ts_micros", ColumnType::Timestamp),
-        column("project_id", ColumnType::Text),
-        column("scope_id", ColumnType::Text),
-        column("topic", ColumnType::Text),
-        column("event_key", ColumnType::Text),
-        column("payload", ColumnType::Json),
-    ]
-}
+/// The outbox table.
+pub const OUTBOX: SystemTable = SystemTable {
+    name: OUTBOX_TABLE,
+    columns: &[
+        ("commit_seq", ColumnType::Integer),
+        ("ts_micros", ColumnType::Timestamp),
+        ("project_id", ColumnType::Text),
+        ("scope_id", ColumnType::Text),
+        ("topic", ColumnType::Text),
+        ("event_key", ColumnType::Text),
+        ("payload", ColumnType::Json),
+    ],
+    primary_key: &["commit_seq", "topic", "event_key"],
+};
 
 /// The outbox's schema, if it was created.
 pub fn outbox(reader: &impl ReadTrees) -> Result<Option<TableSchema>> {
-    catalog::find_table(reader, SYSTEM_PROJECT_ID, DEFAULT_SCOPE_ID, OUTBOX_TABLE)
+    OUTBOX.find(reader)
 }
 
-/// The outbox's schema, creating the system project, its scope and the table on first use.
+/// The outbox's schema, created on first use.
 pub fn ensure_outbox(txn: &mut LoggedTxn, now_micros: u64) -> Result<TableSchema> {
-    if let Some(schema) = outbox(txn)? {
-        return Ok(schema);
-    }
-    if catalog::get_project(txn, SYSTEM_PROJECT_ID)?.is_none() {
-        catalog::put_project(
-            txn,
-            &ProjectEntry {
-                project_id: SYSTEM_PROJECT_ID.into(),
-                owner_id: None,
-                created_at_micros: now_micros,
-            },
-        )?;
-    }
-    if catalog::get_scope(txn, SYSTEM_PROJECT_ID, DEFAULT_SCOPE_ID)?.is_none() {
-        catalog::put_scope(
-            txn,
-            &ScopeEntry {
-                project_id: SYSTEM_PROJECT_ID.into(),
-                scope_id: DEFAULT_SCOPE_ID.into(),
-                owner_id: None,
-                created_at_micros: now_micros,
-            },
-        )?;
-    }
-    let columns = outbox_columns();
-    let schema = TableSchema {
-        project_id: SYSTEM_PROJECT_ID.into(),
-        scope_id: DEFAULT_SCOPE_ID.into(),
-        table_name: OUTBOX_TABLE.into(),
-        owner_id: None,
-        slots: (0..columns.len() as u32).collect(),
-        slot_count: columns.len() as u32,
-        columns,
-        primary_key: vec!["commit_seq".into(), "topic".into(), "event_key".into()],
-        constraints: Vec::new(),
-        indexes: Vec::new(),
-        table_id: catalog::next_table_id(txn)?,
-    };
-    txn.create_tree(&table_tree(schema.table_id))?;
-    catalog::put_table(txn, &schema)?;
-    Ok(schema)
+    OUTBOX.ensure(txn, now_micros)
 }
 
 fn seq_value(seq: u64) -> Result<Value> {
-    i64::try_from(seq)
-        .map(Value::Integer)
-        .map_err(|_| AedbError::Overflow)
+    int(seq).map(Value::Integer)
 }
 
 /// Store an event of the committing transaction.
@@ -128,7 +81,7 @@ pub fn append(txn: &mut LoggedTxn, schema: &TableSchema, event: &EventOutboxReco
     let pk = encode_key(&key);
     let row = Row::from_values(vec![
         key[0].clone(),
-        Value::Timestamp(i64::try_from(event.ts_micros).map_err(|_| AedbError::Overflow)?),
+        Value::Timestamp(int(event.ts_micros)?),
         Value::Text(event.project_id.clone()),
         Value::Text(event.scope_id.clone()),
         key[1].clone(),
@@ -139,35 +92,16 @@ pub fn append(txn: &mut LoggedTxn, schema: &TableSchema, event: &EventOutboxReco
     rows::write_row(txn, schema, &pk, old.as_ref(), &row)
 }
 
-fn text(value: Option<&Value>) -> Result<String> {
-    match value {
-        Some(Value::Text(s)) | Some(Value::Json(s)) => Ok(s.clone()),
-        other => Err(AedbError::Corruption(format!(
-            "event outbox row holds {other:?} where text belongs"
-        ))),
-    }
-}
-
-fn unsigned(value: Option<&Value>) -> Result<u64> {
-    match value {
-        Some(Value::Integer(n)) | Some(Value::Timestamp(n)) => u64::try_from(*n)
-            .map_err(|_| AedbError::Corruption(format!("event outbox holds a negative {n}"))),
-        other => Err(AedbError::Corruption(format!(
-            "event outbox row holds {other:?} where a number belongs"
-        ))),
-    }
-}
-
 fn record_of(row: &Row) -> Result<EventOutboxRecord> {
     let v = &row.values;
     Ok(EventOutboxRecord {
-        commit_seq: unsigned(v.first())?,
-        ts_micros: unsigned(v.get(1))?,
-        project_id: text(v.get(2))?,
-        scope_id: text(v.get(3))?,
-        topic: text(v.get(4))?,
-        event_key: text(v.get(5))?,
-        payload_json: text(v.get(6))?,
+        commit_seq: unsigned(OUTBOX_TABLE, v.first())?,
+        ts_micros: unsigned(OUTBOX_TABLE, v.get(1))?,
+        project_id: text(OUTBOX_TABLE, v.get(2))?,
+        scope_id: text(OUTBOX_TABLE, v.get(3))?,
+        topic: text(OUTBOX_TABLE, v.get(4))?,
+        event_key: text(OUTBOX_TABLE, v.get(5))?,
+        payload_json: text(OUTBOX_TABLE, v.get(6))?,
     })
 }
 

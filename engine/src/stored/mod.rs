@@ -22,3 +22,4 @@ pub mod events;
 pub mod idempotency;
 pub mod kv;
 pub mod rows;
+pub mod system;
