@@ -75,7 +75,9 @@ pub use aedb_catalog::DdlResult;
 pub use api::{
     encode_primary_key, AccumulatorExposureMetrics, AccumulatorLag, AedbInstance,
     EventOutboxRecord, EventStreamPage, KvScanResult, PreflightPlan, PreflightResult, ProjectInfo,
-    ReadTx, ScopeInfo, TableInfo,
+    ReactiveProcessorDeadLetter, ReactiveProcessorHealth, ReactiveProcessorInfo,
+    ReactiveProcessorLag, ReactiveProcessorOptions, ReactiveProcessorRuntimeStatus,
+    ReactiveProcessorSloStatus, ReadTx, ScopeInfo, TableInfo,
 };
 pub use durable::{CommitOutcome, Engine, LoggedTxn, RecoveryReport, DATA_FILE, WAL_DIR};
 pub use error::AedbError;

@@ -28,6 +28,7 @@ mod accumulators;
 mod events;
 mod kv;
 mod namespaces;
+mod processors;
 mod read;
 mod write;
 
@@ -36,6 +37,10 @@ pub use accumulators::{AccumulatorExposureMetrics, AccumulatorLag};
 pub use events::{EventOutboxRecord, EventStreamPage};
 pub use kv::KvScanResult;
 pub use namespaces::{ProjectInfo, ScopeInfo, TableInfo};
+pub use processors::{
+    ReactiveProcessorHealth, ReactiveProcessorInfo, ReactiveProcessorLag, ReactiveProcessorOptions,
+    ReactiveProcessorRuntimeStatus, ReactiveProcessorSloStatus,
+};
 pub use read::ReadTx;
 
 pub struct AedbInstance {
@@ -43,9 +48,11 @@ pub struct AedbInstance {
     config: AedbConfig,
     cursors: CursorCodec,
     schemas: SchemaCache,
+    /// Reactive processors of this process; dropped with the instance, which ends their tasks.
+    processors: processors::Processors,
 }
 
-fn now_micros() -> u64 {
+pub(crate) fn now_micros() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_micros() as u64)
@@ -62,6 +69,7 @@ impl AedbInstance {
             config,
             cursors,
             schemas: SchemaCache::default(),
+            processors: Default::default(),
         })
     }
 
@@ -77,6 +85,7 @@ impl AedbInstance {
             config,
             cursors,
             schemas: SchemaCache::default(),
+            processors: Default::default(),
         })
     }
 

@@ -15,3 +15,15 @@ pub struct CommitResult {
     pub idempotency: IdempotencyOutcome,
     pub canonical_commit_seq: u64,
 }
+
+impl CommitResult {
+    /// A commit that applied, at `commit_seq`.
+    pub fn applied(commit_seq: u64, durable_head_seq: u64) -> Self {
+        CommitResult {
+            commit_seq,
+            durable_head_seq,
+            idempotency: IdempotencyOutcome::Applied,
+            canonical_commit_seq: commit_seq,
+        }
+    }
+}

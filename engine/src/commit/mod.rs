@@ -9,6 +9,7 @@ pub(crate) mod events;
 pub mod executor;
 pub mod kv;
 mod preflight;
+pub(crate) mod processors;
 pub mod read_set;
 pub(crate) mod row_rules;
 pub(crate) mod tables;

@@ -138,3 +138,25 @@ pub fn read_after(
     }
     Ok(out)
 }
+
+/// Every event of commit `seq` (of `topic` when given), in (topic, key) order.
+pub fn read_commit(
+    reader: &impl ReadTrees,
+    topic: Option<&str>,
+    seq: u64,
+) -> Result<Vec<EventOutboxRecord>> {
+    let Some(schema) = outbox(reader)? else {
+        return Ok(Vec::new());
+    };
+    let prefix = encode_key(&[seq_value(seq)?]);
+    let tree = table_tree(schema.table_id);
+    let mut out = Vec::new();
+    for item in reader.prefix(&tree, &prefix, false)? {
+        let (_, bytes) = item?;
+        let record = record_of(&rows::decode(&schema, &bytes)?)?;
+        if topic.is_none_or(|t| t == record.topic) {
+            out.push(record);
+        }
+    }
+    Ok(out)
+}

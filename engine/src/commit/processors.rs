@@ -1,0 +1,76 @@
+//! Reactive processors' durable state inside a commit: checkpoint acks, the registry and dead
+//! letters (stored by `stored::processors`), with their rules.
+
+use crate::durable::LoggedTxn;
+use crate::error::{AedbError, Result};
+use crate::stored::processors::{self as stored, DeadLetter, Registration};
+
+pub fn check_name(name: &str) -> Result<()> {
+    if name.trim().is_empty() {
+        return Err(AedbError::Validation(
+            "reactive processor name must not be blank".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Record that processor `name` has processed every event up to commit `seq`; refuses to go
+/// back (an equal checkpoint is accepted).
+pub fn ack(txn: &mut LoggedTxn, name: &str, seq: u64, now_micros: u64) -> Result<()> {
+    check_name(name)?;
+    if let Some(current) = stored::checkpoint(txn, name)? {
+        if seq < current {
+            return Err(AedbError::Validation(format!(
+                "checkpoint_seq {seq} regresses current checkpoint {current}"
+            )));
+        }
+    }
+    stored::put_checkpoint(txn, name, seq, now_micros)
+}
+
+/// Register processor `name` (enabled or not) with its options; a first registration also
+/// gives it a checkpoint of 0. An existing checkpoint is kept: a restart continues from it.
+pub fn register(txn: &mut LoggedTxn, registration: &Registration) -> Result<()> {
+    check_name(&registration.processor_name)?;
+    if stored::checkpoint(txn, &registration.processor_name)?.is_none() {
+        stored::put_checkpoint(
+            txn,
+            &registration.processor_name,
+            0,
+            registration.updated_at_micros,
+        )?;
+    }
+    stored::put_registration(txn, registration)
+}
+
+/// Set a registered processor's enabled flag; false when it is not registered.
+pub fn set_enabled(
+    txn: &mut LoggedTxn,
+    name: &str,
+    enabled: bool,
+    now_micros: u64,
+) -> Result<bool> {
+    let Some(mut registration) = stored::registration(txn, name)? else {
+        return Ok(false);
+    };
+    registration.enabled = enabled;
+    registration.updated_at_micros = now_micros;
+    stored::put_registration(txn, &registration)?;
+    Ok(true)
+}
+
+/// Store the events a processor gave up on, then move its checkpoint past them (never back),
+/// so a poison batch does not stall the stream.
+pub fn dead_letter(txn: &mut LoggedTxn, letters: &[DeadLetter], now_micros: u64) -> Result<()> {
+    for letter in letters {
+        stored::put_dead_letter(txn, letter)?;
+    }
+    if let Some(last) = letters.iter().map(|l| l.commit_seq).max() {
+        let name = &letters[0].processor_name;
+        let current = stored::checkpoint(txn, name)?.unwrap_or(0);
+        if last > current {
+            stored::put_checkpoint(txn, name, last, now_micros)?;
+        }
+    }
+    Ok(())
+}
