@@ -38,8 +38,9 @@ pub use events::{EventOutboxRecord, EventStreamPage};
 pub use kv::KvScanResult;
 pub use namespaces::{ProjectInfo, ScopeInfo, TableInfo};
 pub use processors::{
-    ReactiveProcessorHealth, ReactiveProcessorInfo, ReactiveProcessorLag, ReactiveProcessorOptions,
-    ReactiveProcessorRuntimeStatus, ReactiveProcessorSloStatus,
+    ReactiveProcessorDeadLetter, ReactiveProcessorHealth, ReactiveProcessorInfo,
+    ReactiveProcessorLag, ReactiveProcessorOptions, ReactiveProcessorRuntimeStatus,
+    ReactiveProcessorSloStatus,
 };
 pub use read::ReadTx;
 
