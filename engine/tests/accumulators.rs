@@ -438,3 +438,145 @@ async fn dropping_removes_everything() -> TestResult {
         .is_err());
     Ok(())
 }
+
+/// Review findings: retention is exact, expiry does not depend on mutation order, a refusal
+/// is counted on the accumulator that refused, an overflowing delta is refused, and cleanup
+/// never makes a commit too large.
+#[tokio::test]
+async fn retention_is_exact_and_expiry_is_order_independent() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let db = fresh(dir.path()).await?;
+    db.create_accumulator_with_options("casino", "app", "r", Some(2), 100, 0, Some(1))
+        .await?;
+    db.accumulate("casino", "app", "r", 10, "a".into(), 1)
+        .await?;
+    for i in 0..5 {
+        db.kv_set("casino", "app", format!("k{i}").into_bytes(), b"v".to_vec())
+            .await?;
+    }
+    // "a" is past its retention: a new delta under it is accepted, although nothing pruned it.
+    db.accumulate("casino", "app", "r", 5, "a".into(), 2)
+        .await?;
+    assert_eq!(
+        db.accumulator_value("casino", "app", "r", AtLatest).await?,
+        15
+    );
+    // And remembered again from now on.
+    assert!(db
+        .accumulate("casino", "app", "r", 6, "a".into(), 3)
+        .await
+        .is_err());
+
+    db.expose_accumulator("casino", "app", "r", 10, "x".into())
+        .await?;
+    db.expose_accumulator("casino", "app", "r", 1, "y".into())
+        .await?;
+    for i in 5..8 {
+        db.kv_set("casino", "app", format!("k{i}").into_bytes(), b"v".to_vec())
+            .await?;
+    }
+    // x and y are past their TTL: every path sees them closed, in any order.
+    let release_x = Mutation::ReleaseAccumulatorExposure {
+        project_id: "casino".into(),
+        scope_id: "app".into(),
+        accumulator_name: "r".into(),
+        exposure_id: "x".into(),
+    };
+    let expose_z = Mutation::ExposeAccumulator {
+        project_id: "casino".into(),
+        scope_id: "app".into(),
+        accumulator_name: "r".into(),
+        amount: 15,
+        exposure_id: "z".into(),
+    };
+    assert!(db
+        .commit_many_atomic(vec![expose_z.clone(), release_x.clone()])
+        .await
+        .is_err());
+    assert!(db
+        .commit_many_atomic(vec![release_x, expose_z.clone()])
+        .await
+        .is_err());
+    // The assertion sees the expired exposures closed too: 15 fits within the 15 available.
+    let within = ReadAssertion::AccumulatorExposureWithinMargin {
+        project_id: "casino".into(),
+        scope_id: "app".into(),
+        accumulator_name: "r".into(),
+        additional_exposure: 15,
+    };
+    db.commit_envelope(TransactionEnvelope {
+        assertions: vec![within],
+        write_intent: WriteIntent {
+            mutations: vec![expose_z],
+        },
+        ..TransactionEnvelope::default()
+    })
+    .await?;
+    assert_eq!(
+        db.accumulator_exposure("casino", "app", "r", AtLatest)
+            .await?,
+        15
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_delta_past_i64_is_refused_and_the_value_stays_readable() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let db = fresh(dir.path()).await?;
+    db.create_accumulator("casino", "app", "o", None, 100)
+        .await?;
+    db.accumulate("casino", "app", "o", i64::MAX, "k1".into(), 1)
+        .await?;
+    assert!(matches!(
+        db.accumulate("casino", "app", "o", 1, "k2".into(), 2).await,
+        Err(AedbError::Overflow)
+    ));
+    db.accumulate("casino", "app", "o", -100, "k3".into(), 3)
+        .await?;
+    assert_eq!(
+        db.accumulator_value_strong("casino", "app", "o", AtLatest)
+            .await?,
+        i64::MAX - 100
+    );
+    // The refused key was not remembered.
+    db.accumulate("casino", "app", "o", 1, "k2".into(), 4)
+        .await?;
+    let too_long = "k".repeat(513);
+    assert!(matches!(
+        db.accumulate("casino", "app", "o", 1, too_long, 5).await,
+        Err(AedbError::Validation(_))
+    ));
+    Ok(())
+}
+
+#[tokio::test]
+async fn cleanup_never_makes_a_commit_too_large() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let config = AedbConfig {
+        max_transaction_bytes: 16 << 10,
+        ..AedbConfig::default()
+    };
+    let db = AedbInstance::open(config, dir.path())?;
+    db.create_project("casino").await?;
+    db.create_accumulator("casino", "app", "t", Some(400), 200)
+        .await?;
+    for i in 0..300u64 {
+        db.accumulate("casino", "app", "t", 1, format!("settle-tx-{i:08}"), i)
+            .await?;
+    }
+    for i in 0..400 {
+        db.kv_set("casino", "app", format!("k{i}").into_bytes(), b"v".to_vec())
+            .await?;
+    }
+    // 300 dedupe records and 300 folded deltas are due at once: writes go on regardless.
+    for i in 300..320u64 {
+        db.accumulate("casino", "app", "t", 1, format!("settle-tx-{i:08}"), i)
+            .await?;
+    }
+    assert_eq!(
+        db.accumulator_value("casino", "app", "t", AtLatest).await?,
+        320
+    );
+    Ok(())
+}

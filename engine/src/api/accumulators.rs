@@ -53,6 +53,12 @@ fn acc<'a>(project: &'a str, scope: &'a str, name: &'a str) -> Acc<'a> {
     }
 }
 
+/// Available amounts are reported clamped to i64, so the other metrics stay readable however
+/// far exposures and a negative value push them.
+fn clamp_i64(value: i128) -> i64 {
+    value.clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64
+}
+
 fn to_i64(value: i128) -> Result<i64> {
     i64::try_from(value).map_err(|_| AedbError::Overflow)
 }
@@ -67,11 +73,11 @@ impl AedbInstance {
     ) -> Result<CommitOutcome<T>> {
         if outcome.is_err() {
             let refused: Vec<_> = std::mem::take(&mut *refused.lock());
-            for (project, scope, name) in refused {
+            for refusal in refused {
                 let counted = self
                     .engine
                     .commit(CommitFinality::Visible, move |txn| {
-                        record_rejection(txn, acc(&project, &scope, &name))
+                        record_rejection(txn, &refusal)
                     })
                     .await;
                 if let Err(err) = counted {
@@ -356,7 +362,9 @@ impl AedbInstance {
         consistency: ConsistencyMode,
     ) -> Result<i64> {
         let state = self.accumulator_state(project_id, scope_id, accumulator_name, consistency)?;
-        to_i64(healthy_effective(&state)? - i128::from(state.total_exposure))
+        Ok(clamp_i64(
+            healthy_effective(&state)? - i128::from(state.total_exposure),
+        ))
     }
 
     pub async fn accumulator_exposure_metrics(
@@ -369,7 +377,7 @@ impl AedbInstance {
         let state = self.accumulator_state(project_id, scope_id, accumulator_name, consistency)?;
         Ok(AccumulatorExposureMetrics {
             total_exposure: state.total_exposure,
-            available: to_i64(healthy_effective(&state)? - i128::from(state.total_exposure))?,
+            available: clamp_i64(healthy_effective(&state)? - i128::from(state.total_exposure)),
             rejection_count: state.rejections,
             open_exposure_count: state.open_exposures as usize,
         })

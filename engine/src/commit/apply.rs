@@ -20,8 +20,18 @@ pub struct Limits {
     pub refused_exposures: RefusedExposures,
 }
 
-/// (project, scope, accumulator) of each exposure refused by the margin rule.
-pub type RefusedExposures = std::sync::Arc<parking_lot::Mutex<Vec<(String, String, String)>>>;
+/// An exposure the margin rule refused: the accumulator, named and identified by the commit
+/// that created it (a re-created one of the same name did not refuse it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefusedExposure {
+    pub project: String,
+    pub scope: String,
+    pub name: String,
+    pub created_seq: u64,
+}
+
+/// The exposures a commit refused, shared with the caller that counts them.
+pub type RefusedExposures = std::sync::Arc<parking_lot::Mutex<Vec<RefusedExposure>>>;
 
 /// What a mutation did.
 #[derive(Debug, Clone, Copy, Default)]

@@ -483,6 +483,7 @@ fn evaluate(txn: &mut LoggedTxn, assertion: &ReadAssertion) -> Result<(bool, Ass
                 scope: scope_id,
                 name: accumulator_name,
             };
+            accumulators::expire_for_read(txn, acc)?;
             match accumulators::available(txn, acc)? {
                 Some(available) => (
                     available >= i128::from(*min_amount),
@@ -507,6 +508,7 @@ fn evaluate(txn: &mut LoggedTxn, assertion: &ReadAssertion) -> Result<(bool, Ass
                 scope: scope_id,
                 name: accumulator_name,
             };
+            accumulators::expire_for_read(txn, acc)?;
             match accumulators::exposure_headroom(txn, acc)? {
                 Some((exposure, limit)) => {
                     let requested = exposure + i128::from(*additional_exposure);

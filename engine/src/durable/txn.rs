@@ -114,6 +114,17 @@ impl LoggedTxn {
     }
 
     /// Refuse a record that would outgrow the limit, before anything is changed.
+    /// Bytes this commit's record may still grow by before `TransactionTooLarge`: optional
+    /// work (an accumulator's cleanup) stops well short of it.
+    pub fn room(&self) -> usize {
+        self.max_bytes.saturating_sub(self.record.len_bytes())
+    }
+
+    /// The most a commit's record may hold (`max_transaction_bytes`).
+    pub fn max_bytes(&self) -> usize {
+        self.max_bytes
+    }
+
     fn check_room(&self, more: usize) -> Result<()> {
         let len = self.record.len_bytes() + more;
         if len > self.max_bytes {

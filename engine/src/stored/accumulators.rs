@@ -425,6 +425,22 @@ pub fn put_dedupe(
     Ok(())
 }
 
+/// Forget one dedupe record (past its retention, before its key is used again).
+pub fn forget_dedupe(
+    txn: &mut LoggedTxn,
+    acc: Acc<'_>,
+    key: &str,
+    record: DedupeRecord,
+) -> Result<()> {
+    let tree = acc.tree();
+    txn.remove(&tree, &tagged(DEDUPE, &[key.as_bytes()]))?;
+    txn.remove(
+        &tree,
+        &tagged(DEDUPE_BY_AGE, &[&record.seq.to_be_bytes(), key.as_bytes()]),
+    )?;
+    Ok(())
+}
+
 /// The entries of an age index (`tag` ‖ seq BE ‖ id) with a seq below `before`, oldest
 /// first, at most `limit`: (seq, id).
 fn aged(

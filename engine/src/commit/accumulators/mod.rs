@@ -9,7 +9,9 @@
 
 use aedb_catalog::schema::AccumulatorValueType;
 
-use super::apply::{rows, Applied, Limits};
+use std::collections::HashMap;
+
+use super::apply::{rows, Applied, Limits, RefusedExposure};
 use super::validation::Mutation;
 use crate::durable::LoggedTxn;
 use crate::error::{AedbError, ResourceType, Result};
@@ -18,12 +20,28 @@ use crate::stored::accumulators::{
 };
 use crate::stored::catalog::{check_id, refuse_system, require_scope};
 
-/// Work a commit does on an accumulator's backlog (expired dedupe records and exposures, the
-/// compacted delta log), at most, so its latency stays bounded.
-const MAINTENANCE_BATCH: usize = 256;
-/// Applied deltas deleted per commit once `snapshot_every` have gathered.
-const COMPACTION_BATCH: usize = 4_096;
+mod upkeep;
+
+pub use upkeep::expire_for_read;
+use upkeep::{clean_up, expire, fold};
+
 const MAX_MARGIN_BPS: u32 = 10_000;
+/// Longest dedupe key or exposure id: they are stored in B+tree keys (with a tag and a
+/// sequence), which a page bounds.
+const MAX_ID_BYTES: usize = 512;
+
+fn check_stored_id(what: &str, id: &str) -> Result<()> {
+    if id.trim().is_empty() {
+        return Err(AedbError::Validation(format!("{what} must not be blank")));
+    }
+    if id.len() > MAX_ID_BYTES {
+        return Err(AedbError::Validation(format!(
+            "{what} of {} bytes exceeds {MAX_ID_BYTES}",
+            id.len()
+        )));
+    }
+    Ok(())
+}
 
 /// The options of `CreateAccumulator`.
 pub struct CreateOptions {
@@ -209,26 +227,32 @@ struct Delta<'a> {
 
 fn accumulate(txn: &mut LoggedTxn, acc: Acc<'_>, delta: &Delta<'_>) -> Result<Applied> {
     check_id("accumulator_name", acc.name)?;
-    if delta.dedupe_key.trim().is_empty() {
-        return Err(AedbError::Validation("dedupe_key must not be blank".into()));
-    }
-    if delta.release.is_some_and(|id| id.trim().is_empty()) {
-        return Err(AedbError::Validation(
-            "release_exposure_id must not be blank".into(),
-        ));
+    check_stored_id("dedupe_key", delta.dedupe_key)?;
+    if let Some(id) = delta.release {
+        check_stored_id("release_exposure_id", id)?;
     }
     let def = require(txn, acc)?;
     let mut state = stored::state(txn, acc)?;
+    let loaded = state.clone();
+    // Expiry first, as every operation does, so what is open does not depend on the order of
+    // the mutations in a commit.
+    expire(txn, acc, &def, &mut state)?;
     // The dedupe check comes before the order check, so an exact retry succeeds even after
-    // later deltas.
+    // later deltas. A record past its retention is forgotten here, pruned or not.
     if let Some(seen) = stored::dedupe(txn, acc, delta.dedupe_key)? {
-        if seen.order_key == delta.order_key && seen.delta == delta.amount {
-            return Ok(rows(0));
+        if upkeep::retained(&def, seen.seq, txn.seq()) {
+            if seen.order_key == delta.order_key && seen.delta == delta.amount {
+                if state != loaded {
+                    stored::put_state(txn, acc, &state)?;
+                }
+                return Ok(rows(0));
+            }
+            return Err(AedbError::Validation(format!(
+                "dedupe key already used with different payload: {}",
+                delta.dedupe_key
+            )));
         }
-        return Err(AedbError::Validation(format!(
-            "dedupe key already used with different payload: {}",
-            delta.dedupe_key
-        )));
+        stored::forget_dedupe(txn, acc, delta.dedupe_key, seen)?;
     }
     if let Some(latest) = state.latest_order_key {
         if delta.order_key <= latest {
@@ -257,7 +281,8 @@ fn accumulate(txn: &mut LoggedTxn, acc: Acc<'_>, delta: &Delta<'_>) -> Result<Ap
         let open = stored::exposure(txn, acc, id)?.ok_or_else(|| unknown_exposure(id))?;
         close(txn, acc, &mut state, id, open)?;
     }
-    maintain(txn, acc, &def, &mut state)?;
+    fold(txn, acc, &mut state)?;
+    clean_up(txn, acc, &def, &mut state)?;
     stored::put_state(txn, acc, &state)?;
     Ok(rows(1))
 }
@@ -278,7 +303,12 @@ fn close(
         .total_exposure
         .checked_sub(open.amount)
         .ok_or(AedbError::Overflow)?;
-    state.open_exposures = state.open_exposures.saturating_sub(1);
+    state.open_exposures = state.open_exposures.checked_sub(1).ok_or_else(|| {
+        AedbError::Corruption(format!(
+            "accumulator {}: an exposure is open but none is counted",
+            acc.dotted()
+        ))
+    })?;
     Ok(())
 }
 
@@ -319,28 +349,23 @@ fn expose(
         if *amount <= 0 {
             return Err(AedbError::Validation("exposure amount must be > 0".into()));
         }
-        if id.trim().is_empty() {
-            return Err(AedbError::Validation(
-                "exposure id must not be blank".into(),
-            ));
-        }
+        check_stored_id("exposure id", id)?;
     }
     let def = require(txn, acc)?;
     let mut state = stored::state(txn, acc)?;
-    maintain(txn, acc, &def, &mut state)?;
+    expire(txn, acc, &def, &mut state)?;
     let limit = exposure_limit(healthy_effective(&state)?, def.exposure_margin_bps);
     let mut opened = 0;
-    let mut in_batch: Vec<(&str, i64)> = Vec::new();
+    let mut in_batch: HashMap<&str, i64> = HashMap::with_capacity(exposures.len());
     for (amount, id) in exposures {
-        if let Some((_, earlier)) = in_batch.iter().find(|(i, _)| *i == id.as_str()) {
-            if earlier != amount {
+        if let Some(earlier) = in_batch.insert(id, *amount) {
+            if earlier != *amount {
                 return Err(AedbError::Validation(format!(
                     "duplicate exposure id with different amount in batch: {id}"
                 )));
             }
             continue;
         }
-        in_batch.push((id, *amount));
         if let Some(open) = stored::exposure(txn, acc, id)? {
             if open.amount != *amount {
                 return Err(AedbError::Validation(format!(
@@ -354,11 +379,12 @@ fn expose(
             .checked_add(*amount)
             .ok_or(AedbError::Overflow)?;
         if total > limit {
-            limits.refused_exposures.lock().push((
-                acc.project.to_string(),
-                acc.scope.to_string(),
-                acc.name.to_string(),
-            ));
+            limits.refused_exposures.lock().push(RefusedExposure {
+                project: acc.project.to_string(),
+                scope: acc.scope.to_string(),
+                name: acc.name.to_string(),
+                created_seq: def.created_seq,
+            });
             return Err(AedbError::Validation(format!(
                 "exposure margin exceeded: requested_total={total}, allowed={limit}"
             )));
@@ -380,7 +406,7 @@ fn release(txn: &mut LoggedTxn, acc: Acc<'_>, id: &str) -> Result<Applied> {
     check_id("accumulator_name", acc.name)?;
     let def = require(txn, acc)?;
     let mut state = stored::state(txn, acc)?;
-    maintain(txn, acc, &def, &mut state)?;
+    expire(txn, acc, &def, &mut state)?;
     let open = stored::exposure(txn, acc, id)?.ok_or_else(|| unknown_exposure(id))?;
     close(txn, acc, &mut state, id, open)?;
     stored::put_state(txn, acc, &state)?;
@@ -388,77 +414,76 @@ fn release(txn: &mut LoggedTxn, acc: Acc<'_>, id: &str) -> Result<Applied> {
 }
 
 /// Count a refused exposure. It runs in a commit of its own after the refused one failed
-/// (that commit wrote nothing), so the count survives the refusal.
-pub fn record_rejection(txn: &mut LoggedTxn, acc: Acc<'_>) -> Result<()> {
-    if stored::definition(txn, acc)?.is_none() {
-        return Ok(());
+/// (that commit wrote nothing), so the count survives the refusal; an accumulator dropped (or
+/// dropped and created again) meanwhile is not the one that refused, and is left alone.
+pub fn record_rejection(txn: &mut LoggedTxn, refused: &RefusedExposure) -> Result<()> {
+    let acc = Acc {
+        project: &refused.project,
+        scope: &refused.scope,
+        name: &refused.name,
+    };
+    match stored::definition(txn, acc)? {
+        Some(def) if def.created_seq == refused.created_seq => {}
+        _ => return Ok(()),
     }
     let mut state = stored::state(txn, acc)?;
     state.rejections += 1;
     stored::put_state(txn, acc, &state)
 }
 
-/// The projector and the bounded cleanup, run by every commit that changes an accumulator.
-fn maintain(
-    txn: &mut LoggedTxn,
-    acc: Acc<'_>,
-    def: &AccumulatorDef,
-    state: &mut State,
-) -> Result<()> {
-    let seq = txn.seq();
-    if let Some(retain) = def.dedupe_retain_commits {
-        if let Some(before) = seq.checked_sub(retain) {
-            stored::prune_dedupe(txn, acc, before, MAINTENANCE_BATCH)?;
-        }
-    }
-    if let Some(ttl) = def.exposure_ttl_commits {
-        if let Some(before) = seq.checked_sub(ttl) {
-            for (id, open) in stored::exposures_opened_before(txn, acc, before, MAINTENANCE_BATCH)?
-            {
-                close(txn, acc, state, &id, open)?;
-            }
-        }
-    }
-    fold(txn, acc, state)?;
-    if state.applied_in_log >= def.snapshot_every {
-        let removed =
-            stored::compact_deltas(txn, acc, state.last_applied_order_key, COMPACTION_BATCH)?;
-        state.applied_in_log = state.applied_in_log.saturating_sub(removed);
-    }
-    Ok(())
-}
-
-/// Fold the unapplied deltas into the materialized value, in order-key order.
-fn fold(txn: &mut LoggedTxn, acc: Acc<'_>, state: &mut State) -> Result<()> {
-    if state.projector_error.is_some() || state.unapplied_deltas == 0 {
-        return Ok(());
-    }
-    let after = (state.materialized_seq > 0).then_some(state.last_applied_order_key);
-    let pending = stored::deltas_after(txn, acc, after, state.unapplied_deltas as usize)?;
-    let mut folded = false;
-    for (order_key, delta) in pending {
-        let Some(value) = state.value.checked_add(delta) else {
-            state.projector_error = Some(format!(
-                "materialized value overflows folding order key {order_key}"
-            ));
-            break;
-        };
-        state.value = value;
-        state.pending -= i128::from(delta);
-        state.unapplied_deltas -= 1;
-        state.last_applied_order_key = order_key;
-        state.applied_in_log += 1;
-        folded = true;
-    }
-    if folded {
-        state.materialized_seq = txn.seq();
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A refusal counted after the accumulator was dropped and created again under the same
+    /// name is not the new one's (the count commit runs after the refused commit failed, so
+    /// other commits can come between them).
+    #[tokio::test]
+    async fn a_refusal_counts_only_on_the_accumulator_that_refused() {
+        use crate::query::plan::ConsistencyMode::AtLatest;
+        let dir = tempfile::tempdir().expect("dir");
+        let db = crate::AedbInstance::open(Default::default(), dir.path()).expect("open");
+        db.create_project("p").await.expect("project");
+        let created = db
+            .create_accumulator("p", "app", "c", None, 10)
+            .await
+            .expect("create");
+        let refusal = |created_seq| RefusedExposure {
+            project: "p".into(),
+            scope: "app".into(),
+            name: "c".into(),
+            created_seq,
+        };
+        let count = |refused: RefusedExposure| {
+            db.engine()
+                .commit(crate::CommitFinality::Visible, move |txn| {
+                    record_rejection(txn, &refused)
+                })
+        };
+        count(refusal(created.commit_seq)).await.expect("count");
+        let rejections = |db: &crate::AedbInstance| {
+            let state = stored::state(
+                &db.engine().snapshot(),
+                Acc {
+                    project: "p",
+                    scope: "app",
+                    name: "c",
+                },
+            );
+            state.expect("state").rejections
+        };
+        assert_eq!(rejections(&db), 1);
+        db.drop_accumulator("p", "app", "c").await.expect("drop");
+        db.create_accumulator("p", "app", "c", None, 10)
+            .await
+            .expect("again");
+        count(refusal(created.commit_seq)).await.expect("count");
+        assert_eq!(rejections(&db), 0, "the old accumulator's refusal");
+        let _ = db
+            .accumulator_value("p", "app", "c", AtLatest)
+            .await
+            .expect("readable");
+    }
 
     #[test]
     fn the_margin_rule_rounds_down() {
