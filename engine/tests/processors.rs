@@ -159,7 +159,7 @@ async fn a_running_processor_sees_each_event_once_and_stop_resume_continues() ->
     assert!(seen.lock().values().all(|n| *n == 1), "{:?}", seen.lock());
 
     db.stop_reactive_processor("proc").await?;
-    assert!(db.reactive_processor_runtime_status("proc").is_none());
+    assert!(db.reactive_processor_runtime_status("proc").await.is_none());
     let lag = db.reactive_processor_lag("proc", AtLatest).await?;
     let last_event = *seen.lock().keys().map(|(seq, _)| seq).max().unwrap_or(&0);
     assert_eq!(lag.checkpoint_seq, last_event, "stop persists the position");

@@ -361,3 +361,177 @@ async fn our_accumulator_snippet_runs() -> Result<(), Box<dyn std::error::Error>
     assert_eq!(strong, 880);
     Ok(())
 }
+
+/// The README's event stream and processor checkpoint lines (the second half of its
+/// accumulator example), verbatim: the ack works before any processor was started.
+#[tokio::test]
+async fn event_stream_snippet_runs() -> Result<(), Box<dyn std::error::Error>> {
+    use aedb::query::plan::ConsistencyMode;
+
+    let dir = tempfile::tempdir()?;
+    let db = AedbInstance::open(Default::default(), dir.path())?;
+    db.create_project("casino").await?;
+
+    // --- README, "Accumulator example" (events part), verbatim ---
+    // Tier-2 event stream + processor checkpoint primitives
+    db.emit_event(
+        "casino",
+        "app",
+        "hand_settled",
+        "hand_42".into(),
+        r#"{"user_id":"u1","wager":100,"pnl":-120}"#.into(),
+    )
+    .await?;
+
+    let page = db
+        .read_event_stream(Some("hand_settled"), 0, 100, ConsistencyMode::AtLatest)
+        .await?;
+    db.ack_reactive_processor_checkpoint("points_processor", page.next_commit_seq.unwrap_or(0))
+        .await?;
+    let processor_lag = db
+        .reactive_processor_lag("points_processor", ConsistencyMode::AtLatest)
+        .await?;
+    // --- end of the snippet ---
+
+    assert_eq!(page.events.len(), 1);
+    assert_eq!(
+        processor_lag.checkpoint_seq,
+        page.next_commit_seq.unwrap_or(0)
+    );
+    let processed_seq = processor_lag.checkpoint_seq + 150;
+
+    // --- README, "watermark-batched checkpoint ACKs", verbatim ---
+    db.ack_reactive_processor_checkpoint_batched(
+        "points_processor",
+        processed_seq,
+        100, // persist every 100 commits advanced
+    )
+    .await?;
+    // --- end of the snippet ---
+
+    let lag = db
+        .reactive_processor_lag("points_processor", ConsistencyMode::AtLatest)
+        .await?;
+    assert_eq!(lag.checkpoint_seq, processed_seq);
+    Ok(())
+}
+
+/// The README's processor scheduler and restart snippets, verbatim (the restart handler
+/// ignores its arguments, as written).
+#[tokio::test]
+#[allow(unused_variables)]
+async fn processor_snippets_run() -> Result<(), Box<dyn std::error::Error>> {
+    use aedb::query::plan::ConsistencyMode;
+
+    let dir = tempfile::tempdir()?;
+    {
+        let db = AedbInstance::open(Default::default(), dir.path())?;
+        db.create_project("casino").await?;
+        db.emit_event(
+            "casino",
+            "app",
+            "hand_settled",
+            "hand_1".into(),
+            "{}".into(),
+        )
+        .await?;
+
+        // --- README, "Built-in processor scheduler", verbatim ---
+        use std::sync::Arc;
+
+        let db = Arc::new(db);
+        db.start_reactive_processor(
+            "points_processor",
+            aedb::ReactiveProcessorOptions {
+                caller_id: Some("processor_points".into()),
+                topic_filter: Some("hand_settled".into()),
+                run_on_interval: false,
+                max_allowed_lag_commits: Some(2_000),
+                max_allowed_stall_ms: Some(30_000),
+                max_events_per_run: 256,
+                max_bytes_per_run: 2 * 1024 * 1024,
+                max_run_duration_ms: 250,
+                run_interval_ms: 20,
+                idle_backoff_ms: 50,
+                checkpoint_watermark_commits: 64,
+                max_retries: 3,
+                retry_backoff_ms: 100,
+            },
+            move |db, events| async move {
+                // Your derived-state logic (idempotent)
+                for event in events {
+                    let _ = db
+                        .emit_event(
+                            "casino",
+                            "app",
+                            "points_applied",
+                            format!("points:{}", event.event_key),
+                            event.payload_json,
+                        )
+                        .await?;
+                }
+                Ok(())
+            },
+        )
+        .await?;
+
+        let status = db
+            .reactive_processor_runtime_status("points_processor")
+            .await;
+
+        let health = db
+            .reactive_processor_health("points_processor", ConsistencyMode::AtLatest)
+            .await?;
+
+        let processors = db
+            .list_reactive_processors(ConsistencyMode::AtLatest)
+            .await?;
+
+        db.stop_reactive_processor("points_processor").await?;
+        // --- end of the snippet ---
+
+        assert!(status.is_some());
+        assert!(health.enabled);
+        assert_eq!(processors.len(), 1);
+        // A stopped processor is not resumed; start it again and let the process "end" with
+        // it running, so the restart below resumes it.
+        db.resume_reactive_processor("points_processor").await?;
+        for _ in 0..2_000 {
+            let page = db
+                .read_event_stream(Some("points_applied"), 0, 10, ConsistencyMode::AtLatest)
+                .await?;
+            if !page.events.is_empty() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    }
+    let db = loop {
+        match AedbInstance::open(Default::default(), dir.path()) {
+            Err(aedb::AedbError::Locked { .. }) => {
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await
+            }
+            other => break std::sync::Arc::new(other?),
+        }
+    };
+
+    // --- README, restart, verbatim ---
+    let resumed = db
+        .register_reactive_processor_handler("points_processor", move |db, events| async move {
+            // same handler logic
+            Ok(())
+        })
+        .await?;
+    assert!(resumed); // true when durable registry had enabled processor config
+                      // --- end of the snippet ---
+
+    let page = db
+        .read_event_stream(Some("points_applied"), 0, 10, ConsistencyMode::AtLatest)
+        .await?;
+    assert_eq!(
+        page.events.len(),
+        1,
+        "the handler emitted its derived event once"
+    );
+    Ok(())
+}

@@ -143,7 +143,7 @@ impl AedbInstance {
     }
 
     /// The counters of processor `name` if it runs in this process.
-    pub fn reactive_processor_runtime_status(
+    pub async fn reactive_processor_runtime_status(
         &self,
         name: &str,
     ) -> Option<ReactiveProcessorRuntimeStatus> {
