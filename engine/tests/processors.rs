@@ -291,6 +291,7 @@ async fn failures_retry_then_dead_letter_without_stalling() -> TestResult {
     );
     let status = db
         .reactive_processor_runtime_status("proc")
+        .await
         .expect("running");
     assert_eq!(status.dead_lettered_total, 2);
     assert_eq!(status.retries_total, 4);
