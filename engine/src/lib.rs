@@ -72,6 +72,8 @@ pub mod storage {
 pub use aedb_wal as wal;
 
 pub use aedb_catalog::DdlResult;
+/// Effect batches, keyed state and pull-based processors (`aedb::engine_interface`).
+pub use api::engine_interface;
 pub use api::{
     encode_primary_key, AccumulatorExposureMetrics, AccumulatorLag, AedbInstance,
     EventOutboxRecord, EventStreamPage, KvScanResult, PreflightPlan, PreflightResult, ProjectInfo,

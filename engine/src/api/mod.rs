@@ -25,6 +25,7 @@ use crate::schema_cache::SchemaCache;
 use crate::stored::catalog;
 
 mod accumulators;
+pub mod engine_interface;
 mod events;
 mod kv;
 mod namespaces;

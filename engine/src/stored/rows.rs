@@ -92,6 +92,21 @@ pub fn read_row(reader: &impl ReadTrees, schema: &TableSchema, pk: &[u8]) -> Res
     Ok(aedb_access::rows::read_row(reader, schema, pk)?)
 }
 
+/// The row under an encoded primary key and its version (the sequence of the commit that last
+/// wrote it).
+pub fn read_row_versioned(
+    reader: &impl ReadTrees,
+    schema: &TableSchema,
+    pk: &[u8],
+) -> Result<Option<(Row, u64)>> {
+    let Some(bytes) = reader.get(&table_tree(schema.table_id), pk)? else {
+        return Ok(None);
+    };
+    let version = aedb_catalog::rows::row_version(&bytes)
+        .map_err(|e| AedbError::Corruption(e.to_string()))?;
+    Ok(Some((decode(schema, &bytes)?, version)))
+}
+
 /// The rows of a table, counted in O(height).
 pub fn count(reader: &impl ReadTrees, schema: &TableSchema) -> Result<u64> {
     Ok(reader.len(&table_tree(schema.table_id))?)

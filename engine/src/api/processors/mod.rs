@@ -58,6 +58,11 @@ impl AckCache {
     }
 }
 
+/// A processor's name must not be blank.
+pub(crate) fn check_processor_name(name: &str) -> Result<()> {
+    rules::check_name(name)
+}
+
 impl AedbInstance {
     /// Persist processor `name`'s checkpoint at `checkpoint_seq` (it may not go back). Works
     /// whether or not a processor was ever started.

@@ -1,0 +1,393 @@
+//! `aedb::engine_interface` (behaviour spec section 8): effect batches and their rejection
+//! codes, keyed state, and pull-based processors.
+
+use aedb::catalog::schema::{ColumnDef, IndexType};
+use aedb::catalog::types::{ColumnType, Row, Value};
+use aedb::catalog::DdlOperation;
+use aedb::commit::validation::Mutation;
+use aedb::engine_interface::{
+    EffectBatch, EffectBatchCommitResult, EffectEvent, EffectOperation, EffectPrecondition,
+    KeyedStateQueryRequest,
+};
+use aedb::query::plan::ConsistencyMode::AtLatest;
+use aedb::{AedbError, AedbInstance};
+
+type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+fn player(id: &str, score: i64) -> Row {
+    Row::from_values(vec![Value::Text(id.into()), Value::Integer(score)])
+}
+
+async fn setup(dir: &std::path::Path) -> Result<AedbInstance, Box<dyn std::error::Error>> {
+    let db = AedbInstance::open(Default::default(), dir)?;
+    db.create_project("g").await?;
+    let column = |name: &str, col_type| ColumnDef {
+        name: name.into(),
+        col_type,
+        nullable: false,
+    };
+    db.commit(Mutation::Ddl(DdlOperation::CreateTable {
+        project_id: "g".into(),
+        scope_id: "app".into(),
+        table_name: "players".into(),
+        owner_id: None,
+        columns: vec![
+            column("id", ColumnType::Text),
+            column("score", ColumnType::Integer),
+        ],
+        primary_key: vec!["id".into()],
+    }))
+    .await?;
+    for (name, index_type) in [("by_score", IndexType::BTree), ("hashed", IndexType::Hash)] {
+        db.commit(Mutation::Ddl(DdlOperation::CreateIndex {
+            project_id: "g".into(),
+            scope_id: "app".into(),
+            table_name: "players".into(),
+            index_name: name.into(),
+            if_not_exists: false,
+            columns: vec!["score".into()],
+            index_type,
+            partial_filter: None,
+        }))
+        .await?;
+    }
+    db.create_accumulator("g", "app", "bank", None, 100).await?;
+    db.accumulate("g", "app", "bank", 1_000, "fund".into(), 1)
+        .await?;
+    Ok(db)
+}
+
+#[tokio::test]
+async fn effect_batches_apply_all_or_report_the_failed_precondition() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let db = setup(dir.path()).await?;
+    let batch = |min_amount, amount| EffectBatch {
+        preconditions: vec![
+            EffectPrecondition::RequireAvailable {
+                accumulator: "bank".into(),
+                min_amount,
+            },
+            EffectPrecondition::RequireExposureOk {
+                accumulator: "bank".into(),
+                amount,
+            },
+        ],
+        effects: vec![
+            EffectOperation::Accumulate {
+                accumulator: "bank".into(),
+                delta: -10,
+                dedupe_id: format!("d{min_amount}-{amount}"),
+                order_key: 10 + min_amount as u64,
+            },
+            EffectOperation::Expose {
+                accumulator: "bank".into(),
+                amount: 100,
+                dedupe_id: format!("e{min_amount}-{amount}"),
+            },
+            EffectOperation::Write {
+                keyed_state: "players".into(),
+                key: Value::Text("ann".into()),
+                value: player("ann", 7),
+            },
+        ],
+        events: vec![EffectEvent {
+            event_name: "scored".into(),
+            event_key: "ann".into(),
+            data_json: "{\"score\":7}".into(),
+        }],
+    };
+    match db.commit_effect_batch("g", "app", batch(1_001, 1)).await? {
+        EffectBatchCommitResult::Rejected(r) => {
+            assert_eq!(
+                (r.error_code, r.actual_value),
+                ("available_below_min", 1_000)
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    match db.commit_effect_batch("g", "app", batch(0, 901)).await? {
+        EffectBatchCommitResult::Rejected(r) => {
+            assert_eq!(
+                (r.error_code, r.actual_value),
+                ("exposure_margin_exceeded", 0)
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(
+        db.commit_effect_batch("g", "app", batch(0, 1)).await?,
+        EffectBatchCommitResult::Applied(_)
+    ));
+    assert_eq!(
+        db.accumulator_value("g", "app", "bank", AtLatest).await?,
+        990
+    );
+    assert_eq!(
+        db.accumulator_exposure("g", "app", "bank", AtLatest)
+            .await?,
+        100
+    );
+    assert_eq!(
+        db.keyed_state_read_field(
+            "g",
+            "app",
+            "players",
+            Value::Text("ann".into()),
+            "score",
+            AtLatest
+        )
+        .await?,
+        Some(Value::Integer(7))
+    );
+    assert_eq!(
+        db.read_event_stream(Some("scored"), 0, 10, AtLatest)
+            .await?
+            .events
+            .len(),
+        1
+    );
+    // Exposure rejection reports the exposure already open.
+    match db.commit_effect_batch("g", "app", batch(1, 792)).await? {
+        EffectBatchCommitResult::Rejected(r) => {
+            assert_eq!(
+                (r.error_code, r.actual_value),
+                ("exposure_margin_exceeded", 100)
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    let empty = EffectBatch {
+        preconditions: vec![],
+        effects: vec![],
+        events: vec![],
+    };
+    assert!(matches!(
+        db.commit_effect_batch("g", "app", empty).await,
+        Err(AedbError::Validation(_))
+    ));
+    // A keyed-state write whose row does not carry its key is refused before committing.
+    let mismatch = EffectBatch {
+        preconditions: vec![],
+        effects: vec![EffectOperation::Write {
+            keyed_state: "players".into(),
+            key: Value::Text("bob".into()),
+            value: player("ann", 1),
+        }],
+        events: vec![],
+    };
+    assert!(db.commit_effect_batch("g", "app", mismatch).await.is_err());
+    Ok(())
+}
+
+#[tokio::test]
+async fn keyed_state_reads_writes_updates_and_walks_indexes() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let db = setup(dir.path()).await?;
+    for (id, score) in [("a", 30), ("b", 10), ("c", 20), ("d", 20)] {
+        db.keyed_state_write(
+            "g",
+            "app",
+            "players",
+            Value::Text(id.into()),
+            player(id, score),
+        )
+        .await?;
+    }
+    let key = |id: &str| Value::Text(id.into());
+    assert_eq!(
+        db.keyed_state_read("g", "app", "players", key("a"), AtLatest)
+            .await?,
+        Some(player("a", 30))
+    );
+    assert!(db
+        .keyed_state_read_field("g", "app", "players", key("a"), "nope", AtLatest)
+        .await
+        .is_err());
+    assert!(db
+        .keyed_state_read("g", "app", "missing", key("a"), AtLatest)
+        .await
+        .is_err());
+
+    let walk = |prefix: Vec<Value>, offset, limit| KeyedStateQueryRequest {
+        index_name: "by_score".into(),
+        prefix,
+        offset,
+        limit,
+    };
+    let ids =
+        |rows: Vec<Row>| -> Vec<Value> { rows.into_iter().map(|r| r.values[0].clone()).collect() };
+    let all = db
+        .keyed_state_query_index("g", "app", "players", walk(vec![], 0, 10), AtLatest)
+        .await?;
+    assert_eq!(ids(all), vec![key("b"), key("c"), key("d"), key("a")]);
+    let twenties = db
+        .keyed_state_query_index(
+            "g",
+            "app",
+            "players",
+            walk(vec![Value::Integer(20)], 1, 10),
+            AtLatest,
+        )
+        .await?;
+    assert_eq!(ids(twenties), vec![key("d")]);
+    assert!(db
+        .keyed_state_query_index("g", "app", "players", walk(vec![], 0, 0), AtLatest)
+        .await?
+        .is_empty());
+    let hashed = KeyedStateQueryRequest {
+        index_name: "hashed".into(),
+        ..walk(vec![], 0, 10)
+    };
+    assert!(db
+        .keyed_state_query_index("g", "app", "players", hashed, AtLatest)
+        .await?
+        .is_empty());
+    let unknown = KeyedStateQueryRequest {
+        index_name: "nope".into(),
+        ..walk(vec![], 0, 10)
+    };
+    assert!(db
+        .keyed_state_query_index("g", "app", "players", unknown, AtLatest)
+        .await
+        .is_err());
+    assert_eq!(
+        db.keyed_state_index_rank("g", "app", "players", "by_score", key("a"), AtLatest)
+            .await?,
+        Some(3)
+    );
+    assert_eq!(
+        db.keyed_state_index_rank("g", "app", "players", "by_score", key("zz"), AtLatest)
+            .await?,
+        None
+    );
+
+    // Update: applied when nothing changed meanwhile; a racing writer makes it fail.
+    db.keyed_state_update("g", "app", "players", key("b"), |row| {
+        let mut row = row.expect("b exists");
+        row.values[1] = Value::Integer(11);
+        Ok(Some(row))
+    })
+    .await?;
+    assert_eq!(
+        db.keyed_state_read("g", "app", "players", key("b"), AtLatest)
+            .await?,
+        Some(player("b", 11))
+    );
+    let racer = &db;
+    let raced = db
+        .keyed_state_update("g", "app", "players", key("b"), |row| {
+            // Another writer commits between this read and the update's commit.
+            let handle = tokio::runtime::Handle::current();
+            std::thread::scope(|s| {
+                s.spawn(|| {
+                    handle.block_on(racer.keyed_state_write(
+                        "g",
+                        "app",
+                        "players",
+                        Value::Text("b".into()),
+                        player("b", 99),
+                    ))
+                })
+                .join()
+                .expect("racer")
+            })?;
+            Ok(row.map(|mut r| {
+                r.values[1] = Value::Integer(12);
+                r
+            }))
+        })
+        .await;
+    assert!(
+        matches!(raced, Err(AedbError::AssertionFailed { .. })),
+        "{raced:?}"
+    );
+    assert_eq!(
+        db.keyed_state_read("g", "app", "players", key("b"), AtLatest)
+            .await?,
+        Some(player("b", 99))
+    );
+    // None deletes; an update creating a missing row guards its absence.
+    db.keyed_state_update("g", "app", "players", key("b"), |_| Ok(None))
+        .await?;
+    db.keyed_state_update("g", "app", "players", key("e"), |row| {
+        assert!(row.is_none());
+        Ok(Some(player("e", 5)))
+    })
+    .await?;
+    db.keyed_state_delete("g", "app", "players", key("e"))
+        .await?;
+    assert_eq!(
+        db.keyed_state_read("g", "app", "players", key("e"), AtLatest)
+            .await?,
+        None
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn processors_pull_and_commit_with_their_checkpoint() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let db = setup(dir.path()).await?;
+    for i in 0..3 {
+        db.emit_event(
+            "g",
+            "app",
+            "scored",
+            format!("p{i}"),
+            format!("{{\"points\":{i}}}"),
+        )
+        .await?;
+    }
+    db.emit_event("g", "app", "other", "x".into(), "{}".into())
+        .await?;
+    assert!(db.processor_pull("scored", "proc", 0).await.is_err());
+    let pulled = db.processor_pull("scored", "proc", 2).await?;
+    assert_eq!(pulled.events.len(), 2);
+    assert_eq!(pulled.checkpoint_seq, 0);
+    assert_eq!(pulled.last_commit_seq, pulled.events[1].commit_seq);
+
+    let mut ctx = db.processor_context("g", "app", "proc", "scored");
+    let events = ctx.pull(10).await?;
+    assert_eq!(events.len(), 3);
+    for event in &events {
+        ctx.update("players", Value::Text("total".into()), |row| {
+            let score = match row.as_ref().map(|r| &r.values[1]) {
+                Some(Value::Integer(n)) => *n,
+                _ => 0,
+            };
+            Ok(Some(player("total", score + 1)))
+        })
+        .await?;
+        ctx.emit("credited", event.event_key.clone(), "{}".into());
+    }
+    ctx.accumulate("bank", 5, "proc-1".into(), 100);
+    let last = events.last().map(|e| e.commit_seq).unwrap_or(0);
+    ctx.commit().await?;
+    assert_eq!(
+        db.keyed_state_read("g", "app", "players", Value::Text("total".into()), AtLatest)
+            .await?,
+        Some(player("total", 3)),
+        "the context's updates saw its own pending writes"
+    );
+    assert_eq!(
+        db.reactive_processor_lag("proc", AtLatest)
+            .await?
+            .checkpoint_seq,
+        last
+    );
+    assert_eq!(
+        db.accumulator_value("g", "app", "bank", AtLatest).await?,
+        1_005
+    );
+    assert!(db
+        .processor_pull("scored", "proc", 10)
+        .await?
+        .events
+        .is_empty());
+
+    // Neither state nor checkpoint: refused; a checkpoint past the head: refused.
+    assert!(db.processor_commit("proc", last, vec![]).await.is_err());
+    assert!(db.processor_commit("proc", u64::MAX, vec![]).await.is_err());
+    assert!(db.processor_commit(" ", 1, vec![]).await.is_err());
+    Ok(())
+}
