@@ -202,6 +202,21 @@ mod config {
     use aedb::config::RecoveryMode;
 }
 
+/// Spec §6–8: accumulators, events, reactive processors and `aedb::engine_interface`.
+mod accumulators_events_processors {
+    use aedb::catalog::schema::AccumulatorValueType;
+    use aedb::engine_interface::{
+        BatchRejected, EffectBatch, EffectBatchCommitResult, EffectEvent, EffectOperation,
+        EffectPrecondition, KeyedStateQueryRequest, ProcessorContext, ProcessorPullResult,
+    };
+    use aedb::{AccumulatorExposureMetrics, AccumulatorLag};
+    use aedb::{EventOutboxRecord, EventStreamPage};
+    use aedb::{
+        ReactiveProcessorHealth, ReactiveProcessorInfo, ReactiveProcessorLag,
+        ReactiveProcessorOptions, ReactiveProcessorRuntimeStatus, ReactiveProcessorSloStatus,
+    };
+}
+
 /// Spec §14: `AedbError` and its `ResourceType` ("error module").
 mod errors {
     use aedb::error::AedbError;
