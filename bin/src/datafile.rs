@@ -7,10 +7,8 @@ use std::sync::Arc;
 
 use aedb::{DATA_FILE, WAL_DIR};
 use aedb_pager::io::{os_vfs, IoBackendChoice, OpenOptions};
-use aedb_pager::meta::{Meta, MAGIC};
-use aedb_pager::page::{
-    self, read_u32, read_u64, valid_page_size, PageId, PAGE_SIZE_MAX, PAGE_SIZE_MIN,
-};
+use aedb_pager::meta::{Meta, RawMeta};
+use aedb_pager::page::{self, valid_page_size, PageId, RawHeader, PAGE_SIZE_MAX, PAGE_SIZE_MIN};
 use aedb_pager::pool::BufferPool;
 use aedb_pager::PagerError;
 
@@ -132,55 +130,23 @@ fn read_exact_at(file: &File, buf: &mut [u8], offset: u64) -> std::io::Result<()
     f.read_exact(buf)
 }
 
-/// The fields of a meta page as stored, whether or not they verify.
-#[derive(Debug, Clone, Default)]
-pub struct RawMeta {
-    pub stored_crc: u32,
-    pub computed_crc: u32,
-    pub type_byte: u8,
-    pub page_id: u64,
-    pub header_seq: u64,
-    pub magic: [u8; 8],
-    pub version: u32,
-    pub page_size: u32,
-    pub generation: u64,
-    pub seq: u64,
-    pub root: u64,
-    pub freelist_root: u64,
-    pub freelist_len: u64,
-    pub page_count: u64,
-    pub wal_position: u64,
-    pub tree_count: u64,
+/// A meta page's fields as stored, whether or not they verify (decoded by the pager's raw
+/// views: the layout is the pager's alone).
+#[derive(Debug, Clone)]
+pub struct RawSlot {
+    pub header: RawHeader,
+    pub meta: RawMeta,
     pub all_zero: bool,
 }
 
-impl RawMeta {
-    pub fn read(bytes: &[u8]) -> RawMeta {
-        let mut magic = [0u8; 8];
-        magic.copy_from_slice(&bytes[24..32]);
-        RawMeta {
-            stored_crc: read_u32(bytes, 0),
-            computed_crc: crc32fast::hash(&bytes[4..]),
-            type_byte: page::page_type_byte(bytes),
-            page_id: read_u64(bytes, 8),
-            header_seq: read_u64(bytes, 16),
-            magic,
-            version: read_u32(bytes, 32),
-            page_size: read_u32(bytes, 36),
-            generation: read_u64(bytes, 40),
-            seq: read_u64(bytes, 48),
-            root: read_u64(bytes, 56),
-            freelist_root: read_u64(bytes, 64),
-            freelist_len: read_u64(bytes, 72),
-            page_count: read_u64(bytes, 80),
-            wal_position: read_u64(bytes, 88),
-            tree_count: read_u64(bytes, 96),
+impl RawSlot {
+    /// None when `bytes` end before the meta page's last field.
+    pub fn read(bytes: &[u8]) -> Option<RawSlot> {
+        Some(RawSlot {
+            header: RawHeader::parse(bytes)?,
+            meta: RawMeta::parse(bytes)?,
             all_zero: bytes.iter().all(|b| *b == 0),
-        }
-    }
-
-    pub fn magic_ok(&self) -> bool {
-        &self.magic == MAGIC
+        })
     }
 }
 
@@ -189,7 +155,7 @@ impl RawMeta {
 pub struct Slot {
     pub slot: u64,
     /// None when the file is too short to hold it.
-    pub raw: Option<RawMeta>,
+    pub raw: Option<RawSlot>,
     pub verdict: Result<Meta, String>,
 }
 
@@ -292,7 +258,7 @@ pub fn read_metas(df: &DataFile) -> Res<MetaState> {
         let bytes = df.read_at(offset, page_size as usize)?;
         slots.push(Slot {
             slot,
-            raw: Some(RawMeta::read(&bytes)),
+            raw: RawSlot::read(&bytes),
             verdict: verdict_at(&bytes, slot, page_size),
         });
     }
@@ -332,11 +298,9 @@ pub fn read_metas(df: &DataFile) -> Res<MetaState> {
 
 /// With no valid meta page: the page size field of either slot when it is plausible.
 fn guess_page_size(df: &DataFile) -> u32 {
-    if let Ok(bytes) = df.read_at(0, PAGE_SIZE_MIN as usize) {
-        let size = read_u32(&bytes, 36);
-        if valid_page_size(size) {
-            return size;
-        }
-    }
-    PAGE_SIZE_MIN
+    df.read_at(0, PAGE_SIZE_MIN as usize)
+        .ok()
+        .and_then(|bytes| RawMeta::page_size(&bytes))
+        .filter(|size| valid_page_size(*size))
+        .unwrap_or(PAGE_SIZE_MIN)
 }

@@ -1,35 +1,40 @@
 //! `aedb meta`: both meta pages field by field, their verdicts, and which one opening uses.
 
+use aedb_pager::page::PageType;
 use serde_json::{json, Value as Json};
 
 use crate::cli::DbArgs;
-use crate::datafile::{read_metas, DataFile, RawMeta, Slot};
+use crate::datafile::{read_metas, DataFile, RawSlot, Slot};
 use crate::util::{Ctx, Res, Table, EXIT_FOUND, EXIT_OK};
 
-fn raw_json(raw: &RawMeta) -> Json {
+fn raw_json(raw: &RawSlot) -> Json {
+    let (h, m) = (&raw.header, &raw.meta);
     json!({
-        "stored_crc": format!("{:#010x}", raw.stored_crc),
-        "computed_crc": format!("{:#010x}", raw.computed_crc),
-        "type": raw.type_byte,
-        "page_id": raw.page_id,
-        "header_seq": raw.header_seq,
-        "magic": String::from_utf8_lossy(&raw.magic),
-        "format_version": raw.version,
-        "page_size": raw.page_size,
-        "generation": raw.generation,
-        "seq": raw.seq,
-        "root": raw.root,
-        "freelist_root": raw.freelist_root,
-        "freelist_len": raw.freelist_len,
-        "page_count": raw.page_count,
-        "wal_position": raw.wal_position,
-        "tree_count": raw.tree_count,
+        "stored_crc": format!("{:#010x}", h.stored_crc),
+        "computed_crc": format!("{:#010x}", h.computed_crc),
+        "type": h.type_byte,
+        "page_id": h.page_id,
+        "header_seq": h.seq,
+        "magic": String::from_utf8_lossy(&m.magic),
+        "format_version": m.version,
+        "page_size": m.page_size,
+        "generation": m.generation,
+        "seq": m.seq,
+        "root": m.root,
+        "freelist_root": m.freelist_root,
+        "freelist_len": m.freelist_len,
+        "page_count": m.page_count,
+        "wal_position": m.wal_position,
+        "tree_count": m.tree_count,
         "all_zero": raw.all_zero,
     })
 }
 
 fn fields(slot: &Slot) -> Vec<String> {
-    let Some(r) = &slot.raw else {
+    let Some(RawSlot {
+        header: h, meta: r, ..
+    }) = &slot.raw
+    else {
         return vec!["(beyond the end of the file)".into(); 16];
     };
     let magic: String = r
@@ -44,25 +49,25 @@ fn fields(slot: &Slot) -> Vec<String> {
         })
         .collect();
     vec![
-        if r.stored_crc == r.computed_crc {
-            format!("ok {:#010x}", r.stored_crc)
+        if h.checksum_ok() {
+            format!("ok {:#010x}", h.stored_crc)
         } else {
             format!(
                 "MISMATCH stored {:#010x}, computed {:#010x}",
-                r.stored_crc, r.computed_crc
+                h.stored_crc, h.computed_crc
             )
         },
         format!(
             "{}{}",
-            r.type_byte,
-            if r.type_byte == 1 {
+            h.type_byte,
+            if h.page_type() == Some(PageType::Meta) {
                 " (meta)"
             } else {
                 " (not meta)"
             }
         ),
-        r.page_id.to_string(),
-        r.header_seq.to_string(),
+        h.page_id.to_string(),
+        h.seq.to_string(),
         format!("{magic}{}", if r.magic_ok() { "" } else { " (bad)" }),
         r.version.to_string(),
         r.page_size.to_string(),

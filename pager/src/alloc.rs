@@ -26,16 +26,26 @@ use std::collections::{BTreeSet, HashSet, VecDeque};
 
 use crate::error::{PagerError, Result};
 use crate::io::{all_ok, submit_wait, IoFile, IoOp};
-use crate::page::{self, read_u32, read_u64, write_u32, write_u64, PageId, PageType};
+use crate::page::{self, try_read_u32, try_read_u64, write_u32, write_u64, PageId, PageType};
 
 pub const FREELIST_HEADER_BYTES: usize = 40;
+// Where each field of the free-list layout above sits: written once, for the writer and the
+// readers.
+const NEXT_AT: usize = 24;
+const COUNT_AT: usize = 32;
+const ID_BYTES: usize = 8;
+
+/// Where the `j`-th page id of a free-list page sits.
+fn freelist_id_at(j: usize) -> usize {
+    FREELIST_HEADER_BYTES + ID_BYTES * j
+}
 
 /// The file grows by at least this many pages at a time (the store relies on it to tell a
 /// torn creation from a damaged database).
 pub const MIN_GROWTH_PAGES: u64 = 64;
 
 pub fn freelist_ids_per_page(page_size: usize) -> usize {
-    (page_size - FREELIST_HEADER_BYTES) / 8
+    (page_size - FREELIST_HEADER_BYTES) / ID_BYTES
 }
 
 /// Pages freed by one commit (or one checkpoint), waiting to become reusable.
@@ -299,11 +309,11 @@ impl Allocator {
             let mut buf = page.write();
             page::init_header(&mut buf, PageType::FreeList, *id, seq);
             let next = fl_pages.get(i + 1).copied().unwrap_or(0);
-            write_u64(&mut buf, 24, next);
+            write_u64(&mut buf, NEXT_AT, next);
             let chunk = chunks.next().unwrap_or(&[]);
-            write_u32(&mut buf, 32, chunk.len() as u32);
+            write_u32(&mut buf, COUNT_AT, chunk.len() as u32);
             for (j, free_id) in chunk.iter().enumerate() {
-                write_u64(&mut buf, FREELIST_HEADER_BYTES + 8 * j, *free_id);
+                write_u64(&mut buf, freelist_id_at(j), *free_id);
             }
         }
         self.durable_freelist_pages = fl_pages.clone();
@@ -367,12 +377,39 @@ impl FreelistCapture {
     }
 }
 
+/// The fields of a free-list page's header as stored, unchecked (neither the type nor the count
+/// against the page size): for tools that show damaged pages, and for
+/// [`decode_freelist_page`], which checks them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RawFreelistHeader {
+    /// Next free-list page (0: last).
+    pub next: PageId,
+    /// Page ids this page claims to hold.
+    pub count: u32,
+}
+
+impl RawFreelistHeader {
+    /// None when `page` is shorter than a free-list header.
+    pub fn parse(page: &[u8]) -> Option<RawFreelistHeader> {
+        if page.len() < FREELIST_HEADER_BYTES {
+            return None;
+        }
+        Some(RawFreelistHeader {
+            next: try_read_u64(page, NEXT_AT)?,
+            count: try_read_u32(page, COUNT_AT)?,
+        })
+    }
+}
+
 /// Decode one free-list page: its ids and the next page.
 pub fn decode_freelist_page(
     buf: &[u8],
     id: PageId,
     page_count: u64,
 ) -> Result<(Vec<PageId>, PageId)> {
+    // The header first: a buffer that holds it holds the type byte too.
+    let header = RawFreelistHeader::parse(buf)
+        .ok_or_else(|| PagerError::corrupt(id, "free-list page shorter than its header"))?;
     if page::PageType::from_byte(page::page_type_byte(buf)) != Some(PageType::FreeList) {
         return Err(PagerError::WrongPageType {
             page: id,
@@ -380,8 +417,7 @@ pub fn decode_freelist_page(
             found: page::page_type_byte(buf),
         });
     }
-    let next = read_u64(buf, 24);
-    let count = read_u32(buf, 32) as usize;
+    let (next, count) = (header.next, header.count as usize);
     if count > freelist_ids_per_page(buf.len()) {
         return Err(PagerError::corrupt(
             id,
@@ -390,7 +426,10 @@ pub fn decode_freelist_page(
     }
     let mut ids = Vec::with_capacity(count);
     for j in 0..count {
-        let free_id = read_u64(buf, FREELIST_HEADER_BYTES + 8 * j);
+        // The count check above keeps every id inside the page.
+        let free_id = try_read_u64(buf, freelist_id_at(j)).ok_or_else(|| {
+            PagerError::corrupt(id, format!("free page id {j} overruns the page"))
+        })?;
         if free_id < 2 || free_id >= page_count {
             return Err(PagerError::corrupt(
                 id,
@@ -423,5 +462,44 @@ impl Allocator {
                 .map(|id| (*id, "free-list")),
         );
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn raw_freelist_header_reads_what_a_capture_wrote() {
+        let (_dir, file, pool) = crate::pool::scratch_pool(4096);
+        let mut alloc = Allocator::new(4096, 2, 2, 1);
+        // More free pages than one free-list page holds: the capture writes a chain of two.
+        let per_page = freelist_ids_per_page(4096);
+        let ids: Vec<PageId> = (0..per_page + 10)
+            .map(|_| alloc.allocate(file.as_ref()).unwrap())
+            .collect();
+        for id in &ids {
+            assert!(alloc.free(*id));
+        }
+        let mut new_page = |id| Ok(pool.create(id));
+        let capture = alloc
+            .capture_freelist(file.as_ref(), &mut new_page, 5)
+            .unwrap();
+        let first = pool.get(capture.root).unwrap().read().to_vec();
+        let raw = RawFreelistHeader::parse(&first).unwrap();
+        assert_eq!(raw.count as usize, per_page);
+        let second = pool.get(raw.next).unwrap().read().to_vec();
+        let last = RawFreelistHeader::parse(&second).unwrap();
+        assert_eq!(last.next, 0);
+        assert_eq!(raw.count as u64 + last.count as u64, capture.listed);
+        let (decoded, next) =
+            decode_freelist_page(&first, capture.root, capture.page_count).unwrap();
+        assert_eq!((decoded.len(), next), (per_page, raw.next));
+        // Short buffers, as a damaged or truncated file gives them: None or an error, no panic.
+        for len in 0..FREELIST_HEADER_BYTES {
+            assert_eq!(RawFreelistHeader::parse(&first[..len]), None, "{len} bytes");
+            assert!(decode_freelist_page(&first[..len], capture.root, 1 << 20).is_err());
+        }
+        assert!(decode_freelist_page(&first[..100], capture.root, 1 << 20).is_err());
     }
 }

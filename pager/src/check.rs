@@ -359,7 +359,11 @@ impl Walker<'_> {
                 self.damaged(next, "overflow chain reaches a page of another type");
                 return;
             }
-            let used = page::read_u32(&buf, 32) as u64;
+            let Some(header) = overflow::RawOverflowHeader::parse(&buf) else {
+                self.damaged(next, "overflow page shorter than its header");
+                return;
+            };
+            let used = header.used as u64;
             if used > per_page || used > remaining {
                 self.damaged(next, format!("overflow page claims {used} bytes"));
                 return;
@@ -367,7 +371,7 @@ impl Walker<'_> {
             self.visitor.overflow(next, used);
             debug_assert!(OVERFLOW_HEADER_BYTES as u64 + used <= buf.len() as u64);
             remaining -= used;
-            next = page::read_u64(&buf, 24);
+            next = header.next;
         }
         if remaining != 0 {
             self.violation(

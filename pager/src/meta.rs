@@ -23,10 +23,23 @@
 use std::path::Path;
 
 use crate::error::{PagerError, Result};
-use crate::page::{self, read_u32, read_u64, write_u32, write_u64, PageId, PageType};
+use crate::page::{self, try_read_u32, try_read_u64, write_u32, write_u64, PageId, PageType};
 
 pub const MAGIC: &[u8; 8] = b"AEDBDATA";
 pub const FORMAT_VERSION: u32 = 1;
+
+// Where each field of the table above sits: written once, for the encoder and both decoders.
+const MAGIC_AT: usize = 24;
+const VERSION_AT: usize = 32;
+const PAGE_SIZE_AT: usize = 36;
+const GENERATION_AT: usize = 40;
+const SEQ_AT: usize = 48;
+const ROOT_AT: usize = 56;
+const FREELIST_ROOT_AT: usize = 64;
+const FREELIST_LEN_AT: usize = 72;
+const PAGE_COUNT_AT: usize = 80;
+const WAL_POSITION_AT: usize = 88;
+const TREE_COUNT_AT: usize = 96;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Meta {
@@ -50,17 +63,17 @@ impl Meta {
     pub fn encode(&self, page: &mut [u8]) {
         page.fill(0);
         page::init_header(page, PageType::Meta, self.slot(), self.seq);
-        page[24..32].copy_from_slice(MAGIC);
-        write_u32(page, 32, FORMAT_VERSION);
-        write_u32(page, 36, self.page_size);
-        write_u64(page, 40, self.generation);
-        write_u64(page, 48, self.seq);
-        write_u64(page, 56, self.root);
-        write_u64(page, 64, self.freelist_root);
-        write_u64(page, 72, self.freelist_len);
-        write_u64(page, 80, self.page_count);
-        write_u64(page, 88, self.wal_position);
-        write_u64(page, 96, self.tree_count);
+        page[MAGIC_AT..MAGIC_AT + MAGIC.len()].copy_from_slice(MAGIC);
+        write_u32(page, VERSION_AT, FORMAT_VERSION);
+        write_u32(page, PAGE_SIZE_AT, self.page_size);
+        write_u64(page, GENERATION_AT, self.generation);
+        write_u64(page, SEQ_AT, self.seq);
+        write_u64(page, ROOT_AT, self.root);
+        write_u64(page, FREELIST_ROOT_AT, self.freelist_root);
+        write_u64(page, FREELIST_LEN_AT, self.freelist_len);
+        write_u64(page, PAGE_COUNT_AT, self.page_count);
+        write_u64(page, WAL_POSITION_AT, self.wal_position);
+        write_u64(page, TREE_COUNT_AT, self.tree_count);
         page::seal(page);
     }
 
@@ -74,27 +87,19 @@ impl Meta {
                 found: kind as u8,
             });
         }
-        if &page[24..32] != MAGIC {
+        // A verified page is at least PAGE_SIZE_MIN bytes: the fields are all there.
+        let raw = RawMeta::parse(page)
+            .ok_or_else(|| PagerError::corrupt(slot, "meta page shorter than its fields"))?;
+        if !raw.magic_ok() {
             return Err(PagerError::corrupt(slot, "bad magic"));
         }
-        let version = read_u32(page, 32);
-        if version != FORMAT_VERSION {
+        if raw.version != FORMAT_VERSION {
             return Err(PagerError::corrupt(
                 slot,
-                format!("unsupported format version {version}"),
+                format!("unsupported format version {}", raw.version),
             ));
         }
-        let meta = Meta {
-            page_size: read_u32(page, 36),
-            generation: read_u64(page, 40),
-            seq: read_u64(page, 48),
-            root: read_u64(page, 56),
-            freelist_root: read_u64(page, 64),
-            freelist_len: read_u64(page, 72),
-            page_count: read_u64(page, 80),
-            wal_position: read_u64(page, 88),
-            tree_count: read_u64(page, 96),
-        };
+        let meta = raw.fields();
         meta.check(slot)?;
         Ok(meta)
     }
@@ -128,6 +133,69 @@ impl Meta {
             ));
         }
         Ok(())
+    }
+}
+
+/// The fields after the common header of a meta page as stored, unchecked: no checksum, type,
+/// magic, version or range check. For tools that show a damaged meta page field by field;
+/// [`Meta::decode`] reads through it too, then checks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RawMeta {
+    pub magic: [u8; 8],
+    pub version: u32,
+    pub page_size: u32,
+    pub generation: u64,
+    pub seq: u64,
+    pub root: PageId,
+    pub freelist_root: PageId,
+    pub freelist_len: u64,
+    pub page_count: u64,
+    pub wal_position: u64,
+    pub tree_count: u64,
+}
+
+impl RawMeta {
+    /// The meta fields of `page`, whatever they hold; None when it ends before the last field.
+    pub fn parse(page: &[u8]) -> Option<RawMeta> {
+        let mut magic = [0u8; 8];
+        magic.copy_from_slice(page.get(MAGIC_AT..MAGIC_AT + MAGIC.len())?);
+        Some(RawMeta {
+            magic,
+            version: try_read_u32(page, VERSION_AT)?,
+            page_size: try_read_u32(page, PAGE_SIZE_AT)?,
+            generation: try_read_u64(page, GENERATION_AT)?,
+            seq: try_read_u64(page, SEQ_AT)?,
+            root: try_read_u64(page, ROOT_AT)?,
+            freelist_root: try_read_u64(page, FREELIST_ROOT_AT)?,
+            freelist_len: try_read_u64(page, FREELIST_LEN_AT)?,
+            page_count: try_read_u64(page, PAGE_COUNT_AT)?,
+            wal_position: try_read_u64(page, WAL_POSITION_AT)?,
+            tree_count: try_read_u64(page, TREE_COUNT_AT)?,
+        })
+    }
+
+    /// Just the page-size field (a file with no valid meta page may still name its page size).
+    pub fn page_size(page: &[u8]) -> Option<u32> {
+        try_read_u32(page, PAGE_SIZE_AT)
+    }
+
+    pub fn magic_ok(&self) -> bool {
+        &self.magic == MAGIC
+    }
+
+    /// The fields as a [`Meta`], not checked.
+    fn fields(&self) -> Meta {
+        Meta {
+            page_size: self.page_size,
+            generation: self.generation,
+            seq: self.seq,
+            root: self.root,
+            freelist_root: self.freelist_root,
+            freelist_len: self.freelist_len,
+            page_count: self.page_count,
+            wal_position: self.wal_position,
+            tree_count: self.tree_count,
+        }
     }
 }
 
@@ -190,5 +258,52 @@ mod tests {
             }
             other => panic!("unexpected {other:?}"),
         }
+    }
+
+    #[test]
+    fn raw_meta_reads_every_field_the_encoder_wrote() {
+        let mut page = vec![0u8; 8192];
+        let meta = Meta {
+            page_size: 8192,
+            generation: 7,
+            seq: 11,
+            root: 13,
+            freelist_root: 17,
+            freelist_len: 19,
+            page_count: 23,
+            wal_position: 29,
+            tree_count: 31,
+        };
+        meta.encode(&mut page);
+        let raw = RawMeta::parse(&page).unwrap();
+        assert!(raw.magic_ok());
+        assert_eq!(raw.version, FORMAT_VERSION);
+        assert_eq!(raw.fields(), meta);
+        assert_eq!(RawMeta::page_size(&page), Some(8192));
+        // Unchecked: a meta page that fails every check still reads.
+        page[MAGIC_AT] = b'X';
+        page[VERSION_AT] = 9;
+        page[4] = PageType::Leaf as u8;
+        assert!(Meta::decode(&page, 1).is_err());
+        let raw = RawMeta::parse(&page).unwrap();
+        assert!(!raw.magic_ok());
+        assert_eq!(raw.version, 9);
+        assert_eq!(raw.fields(), meta);
+    }
+
+    #[test]
+    fn raw_meta_of_a_short_buffer_is_none() {
+        let mut page = vec![0u8; 4096];
+        sample(2).encode(&mut page);
+        for len in 0..TREE_COUNT_AT + 8 {
+            assert_eq!(RawMeta::parse(&page[..len]), None, "{len} bytes");
+            assert!(Meta::decode(&page[..len], 0).is_err());
+        }
+        assert_eq!(RawMeta::page_size(&page[..PAGE_SIZE_AT + 3]), None);
+        assert_eq!(RawMeta::page_size(&page[..PAGE_SIZE_AT + 4]), Some(4096));
+        assert_eq!(
+            RawMeta::parse(&page[..TREE_COUNT_AT + 8]).map(|r| r.tree_count),
+            Some(1)
+        );
     }
 }

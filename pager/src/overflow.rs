@@ -10,10 +10,37 @@
 //! | 40     | …    | value data                             |
 
 use crate::error::{PagerError, Result};
-use crate::page::{self, read_u32, read_u64, write_u32, write_u64, PageId, PageType};
+use crate::page::{self, try_read_u32, try_read_u64, write_u32, write_u64, PageId, PageType};
 use crate::pool::BufferPool;
 
 pub const OVERFLOW_HEADER_BYTES: usize = 40;
+// Where each field of the table above sits: written once, for the writer and the readers.
+const NEXT_AT: usize = 24;
+const USED_AT: usize = 32;
+
+/// The fields of an overflow page's header as stored, unchecked (neither the type nor `used`
+/// against the page size): for tools that show damaged pages, and the readers here and in the
+/// checker, which check them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RawOverflowHeader {
+    /// Next page of the chain (0: last).
+    pub next: PageId,
+    /// Bytes of value data in this page.
+    pub used: u32,
+}
+
+impl RawOverflowHeader {
+    /// None when `page` is shorter than an overflow header.
+    pub fn parse(page: &[u8]) -> Option<RawOverflowHeader> {
+        if page.len() < OVERFLOW_HEADER_BYTES {
+            return None;
+        }
+        Some(RawOverflowHeader {
+            next: try_read_u64(page, NEXT_AT)?,
+            used: try_read_u32(page, USED_AT)?,
+        })
+    }
+}
 
 pub fn data_per_page(page_size: usize) -> usize {
     page_size - OVERFLOW_HEADER_BYTES
@@ -26,8 +53,8 @@ pub fn write_chain(pages: &[crate::pool::PageRef], value: &[u8], seq: u64) {
         let mut buf = page.write();
         let chunk = chunks.next().unwrap_or(&[]);
         page::init_header(&mut buf, PageType::Overflow, page.id(), seq);
-        write_u64(&mut buf, 24, pages.get(i + 1).map_or(0, |p| p.id()));
-        write_u32(&mut buf, 32, chunk.len() as u32);
+        write_u64(&mut buf, NEXT_AT, pages.get(i + 1).map_or(0, |p| p.id()));
+        write_u32(&mut buf, USED_AT, chunk.len() as u32);
         buf[OVERFLOW_HEADER_BYTES..OVERFLOW_HEADER_BYTES + chunk.len()].copy_from_slice(chunk);
     }
 }
@@ -73,7 +100,9 @@ pub fn visit_chain(
                 found: page::page_type_byte(&buf),
             });
         }
-        let used = read_u32(&buf, 32) as usize;
+        let header = RawOverflowHeader::parse(&buf)
+            .ok_or_else(|| PagerError::corrupt(next, "overflow page shorter than its header"))?;
+        let used = header.used as usize;
         if used > data_per_page(buf.len()) || used as u64 > remaining {
             return Err(PagerError::corrupt(
                 next,
@@ -85,7 +114,7 @@ pub fn visit_chain(
             &buf[OVERFLOW_HEADER_BYTES..OVERFLOW_HEADER_BYTES + used],
         );
         remaining -= used as u64;
-        next = read_u64(&buf, 24);
+        next = header.next;
     }
     if remaining != 0 {
         return Err(PagerError::corrupt(
@@ -94,4 +123,30 @@ pub fn visit_chain(
         ));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn raw_header_reads_what_write_chain_wrote() {
+        let (_dir, _file, pool) = crate::pool::scratch_pool(4096);
+        let value = vec![5u8; data_per_page(4096) + 100];
+        let pages: Vec<_> = [7u64, 9].iter().map(|id| pool.create(*id)).collect();
+        write_chain(&pages, &value, 3);
+        let first = pages[0].read().to_vec();
+        let last = pages[1].read().to_vec();
+        let raw = RawOverflowHeader::parse(&first).unwrap();
+        assert_eq!(raw.next, 9);
+        assert_eq!(raw.used as usize, data_per_page(4096));
+        let raw = RawOverflowHeader::parse(&last).unwrap();
+        assert_eq!((raw.next, raw.used), (0, 100));
+        assert_eq!(read_chain(&pool, 7, value.len() as u64).unwrap(), value);
+        // Short buffers, as a damaged or truncated file gives them: None, never a panic.
+        for len in 0..OVERFLOW_HEADER_BYTES {
+            assert_eq!(RawOverflowHeader::parse(&first[..len]), None, "{len} bytes");
+        }
+        assert!(RawOverflowHeader::parse(&first[..OVERFLOW_HEADER_BYTES]).is_some());
+    }
 }

@@ -456,3 +456,20 @@ impl BufferPool {
         }
     }
 }
+
+/// A small pool over a scratch file (returned too), for unit tests that need real pages (the
+/// directory goes when the returned guard drops).
+#[cfg(test)]
+pub(crate) fn scratch_pool(page_size: usize) -> (tempfile::TempDir, Arc<dyn IoFile>, BufferPool) {
+    use crate::io::{os_vfs, IoBackendChoice, OpenOptions};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let options = OpenOptions {
+        create: true,
+        read_only: false,
+        direct: false,
+    };
+    let vfs = os_vfs(IoBackendChoice::Sync).expect("vfs");
+    let file = vfs.open(&dir.path().join("data"), options).expect("open");
+    let pool = BufferPool::new(file.clone(), page_size, 16 * page_size as u64).expect("pool");
+    (dir, file, pool)
+}

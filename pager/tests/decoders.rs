@@ -4,12 +4,15 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use aedb_pager::alloc::decode_freelist_page;
-use aedb_pager::btree::node::{encode_leaf_cell, LeafValue, NodeMut, NodeRef};
+use aedb_pager::alloc::{decode_freelist_page, RawFreelistHeader};
+use aedb_pager::btree::node::{
+    encode_leaf_cell, slot_offset, LeafValue, NodeMut, NodeRef, RawNodeHeader,
+};
 use aedb_pager::io::sim::SimVfs;
 use aedb_pager::io::Vfs;
-use aedb_pager::meta::Meta;
-use aedb_pager::page::{self, PageType};
+use aedb_pager::meta::{Meta, RawMeta};
+use aedb_pager::overflow::RawOverflowHeader;
+use aedb_pager::page::{self, PageType, RawHeader};
 use aedb_pager::{PageStore, StoreConfig};
 use proptest::prelude::*;
 
@@ -78,6 +81,26 @@ proptest! {
         sealed[8..16].copy_from_slice(&slot.to_le_bytes());
         page::seal(&mut sealed);
         let _ = Meta::decode(&sealed, slot);
+    }
+
+    /// The unchecked views the CLI shows damaged pages with, over any bytes, of any length
+    /// (shorter than every header included): a value or None, never a panic.
+    #[test]
+    fn raw_views_survive_noise_of_any_length(bytes in proptest::collection::vec(any::<u8>(), 0..160), slot in any::<usize>()) {
+        let header = RawHeader::parse(&bytes);
+        prop_assert_eq!(header.is_some(), bytes.len() >= page::PAGE_HEADER_BYTES);
+        let _ = RawMeta::parse(&bytes);
+        let _ = RawMeta::page_size(&bytes);
+        let _ = RawNodeHeader::parse(&bytes).map(|h| h.slots_end());
+        let _ = slot_offset(&bytes, slot);
+        let _ = slot_offset(&bytes, slot % 32);
+        let _ = RawOverflowHeader::parse(&bytes);
+        let _ = RawFreelistHeader::parse(&bytes);
+        let mut typed = bytes;
+        if typed.len() > 4 {
+            typed[4] = PageType::FreeList as u8;
+        }
+        let _ = decode_freelist_page(&typed, 9, 1 << 20);
     }
 
     /// Whole-store reads over a file with random bytes overwritten (checksums re-sealed, so the

@@ -3,16 +3,18 @@
 
 use std::fmt::Write as _;
 
-use aedb_pager::alloc::{decode_freelist_page, FREELIST_HEADER_BYTES};
-use aedb_pager::btree::node::{usable_bytes, LeafValue, NodeRef, NODE_HEADER_BYTES, SLOT_BYTES};
-use aedb_pager::meta::Meta;
-use aedb_pager::overflow::data_per_page;
-use aedb_pager::page::{self, read_u16, read_u32, read_u64, PageId, PageType};
+use aedb_pager::alloc::{decode_freelist_page, freelist_ids_per_page, RawFreelistHeader};
+use aedb_pager::btree::node::{slot_offset, usable_bytes, LeafValue, NodeRef, RawNodeHeader};
+use aedb_pager::meta::{Meta, RawMeta};
+use aedb_pager::overflow::{data_per_page, RawOverflowHeader};
+use aedb_pager::page::{self, PageId, PageType, RawHeader};
 use serde_json::{json, Value as Json};
 
 use crate::cli::DbArgs;
-use crate::datafile::{read_metas, DataFile, RawMeta};
-use crate::util::{clip, fmt_tree_key, key_values, percent, Ctx, Res, Table, EXIT_FOUND, EXIT_OK};
+use crate::datafile::{read_metas, DataFile};
+use crate::util::{
+    clip, fmt_tree_key, key_values, percent, CliError, Ctx, Res, Table, EXIT_FOUND, EXIT_OK,
+};
 use crate::walk::{walk, PageInfo, Role};
 
 /// Which tree owns page `id` (a walk of the node pages; None when no tree reaches it).
@@ -33,9 +35,8 @@ struct PageView {
     page_size: usize,
     buf: Vec<u8>,
     verdict: Result<PageType, String>,
-    stored: u32,
-    computed: u32,
-    type_byte: u8,
+    /// The common header as stored (decoded whether or not the page verifies).
+    raw: RawHeader,
     /// The tree of the page, when a tree reaches it.
     owner: String,
     /// The page's role now, when known.
@@ -88,13 +89,14 @@ fn read_page(ctx: &mut Ctx<'_>, db: &DbArgs, df: &DataFile, id: PageId) -> Res<P
         },
         (None, _) => (String::new(), None),
     };
+    // `df.page` reads whole pages, so this is only a guard against a buffer without a header.
+    let raw = RawHeader::parse(&buf)
+        .ok_or_else(|| CliError::at(&df.path, format!("page {id} is shorter than its header")))?;
     let mut view = PageView {
         id,
         page_size,
         verdict: page::verify(&buf, id).map_err(|e| e.to_string()),
-        stored: read_u32(&buf, 0),
-        computed: crc32fast::hash(&buf[4..]),
-        type_byte: page::page_type_byte(&buf),
+        raw,
         owner,
         role,
         header: Vec::new(),
@@ -109,17 +111,17 @@ fn read_page(ctx: &mut Ctx<'_>, db: &DbArgs, df: &DataFile, id: PageId) -> Res<P
 
 /// The common page header, field by field, the verifier's verdict and the role now.
 fn header_fields(v: &PageView) -> Vec<(&'static str, String)> {
-    let kind = PageType::from_byte(v.type_byte);
-    let id_now = page::page_id(&v.buf);
+    let raw = &v.raw;
+    let id_now = raw.page_id;
     let mut header = vec![
         (
             "checksum",
-            if v.stored == v.computed {
-                format!("valid ({:#010x})", v.stored)
+            if raw.checksum_ok() {
+                format!("valid ({:#010x})", raw.stored_crc)
             } else {
                 format!(
                     "INVALID: stored {:#010x}, computed {:#010x}",
-                    v.stored, v.computed
+                    raw.stored_crc, raw.computed_crc
                 )
             },
         ),
@@ -127,11 +129,12 @@ fn header_fields(v: &PageView) -> Vec<(&'static str, String)> {
             "type",
             format!(
                 "{} ({})",
-                v.type_byte,
-                kind.map_or("unknown".to_string(), |k| format!("{k:?}").to_lowercase())
+                raw.type_byte,
+                raw.page_type()
+                    .map_or("unknown".to_string(), |k| format!("{k:?}").to_lowercase())
             ),
         ),
-        ("reserved", format!("0x{}", hex::encode(&v.buf[5..8]))),
+        ("reserved", format!("0x{}", hex::encode(raw.reserved))),
         (
             "page id",
             format!(
@@ -143,7 +146,7 @@ fn header_fields(v: &PageView) -> Vec<(&'static str, String)> {
                 }
             ),
         ),
-        ("written at seq", page::page_seq(&v.buf).to_string()),
+        ("written at seq", raw.seq.to_string()),
         (
             "verdict",
             match &v.verdict {
@@ -167,9 +170,11 @@ fn header_fields(v: &PageView) -> Vec<(&'static str, String)> {
 fn page_body(v: &PageView, page_count: u64) -> (String, Json) {
     let (buf, page_size) = (&v.buf[..], v.page_size);
     let mut text = String::new();
-    let body = match PageType::from_byte(v.type_byte) {
+    let body = match v.raw.page_type() {
         Some(PageType::Meta) => {
-            let raw = RawMeta::read(buf);
+            let Some(raw) = RawMeta::parse(buf) else {
+                return short_body("meta");
+            };
             let _ = writeln!(
                 text,
                 "{}",
@@ -196,8 +201,9 @@ fn page_body(v: &PageView, page_count: u64) -> (String, Json) {
             return node_body(buf, v.id, page_size, &v.owner)
         }
         Some(PageType::Overflow) => {
-            let next = read_u64(buf, 24);
-            let used = read_u32(buf, 32);
+            let Some(RawOverflowHeader { next, used }) = RawOverflowHeader::parse(buf) else {
+                return short_body("overflow");
+            };
             let _ = writeln!(
                 text,
                 "{}",
@@ -216,8 +222,9 @@ fn page_body(v: &PageView, page_count: u64) -> (String, Json) {
             json!({"next": next, "data_bytes": used})
         }
         Some(PageType::FreeList) => {
-            let next = read_u64(buf, 24);
-            let count = read_u32(buf, 32);
+            let Some(RawFreelistHeader { next, count }) = RawFreelistHeader::parse(buf) else {
+                return short_body("free-list");
+            };
             let ids = decode_freelist_page(buf, v.id, page_count)
                 .map(|(ids, _)| ids)
                 .map_err(|e| e.to_string());
@@ -233,7 +240,7 @@ fn page_body(v: &PageView, page_count: u64) -> (String, Json) {
                 }
             }
             json!({"next": next, "count": count, "ids": ids.ok(),
-                "capacity": (page_size - FREELIST_HEADER_BYTES) / 8})
+                "capacity": freelist_ids_per_page(page_size)})
         }
         None => {
             let _ = writeln!(text, "(unknown page type: no layout to decode)");
@@ -241,6 +248,13 @@ fn page_body(v: &PageView, page_count: u64) -> (String, Json) {
         }
     };
     (text, body)
+}
+
+/// The body of a page too short for its type's header (`df.page` reads whole pages, so only a
+/// guard).
+fn short_body(kind: &str) -> (String, Json) {
+    let text = format!("(shorter than a {kind} page header: no layout to decode)\n");
+    (text, Json::Null)
 }
 
 fn render_page_json(ctx: &mut Ctx<'_>, v: &PageView, with_hex: bool) -> Res<()> {
@@ -252,10 +266,10 @@ fn render_page_json(ctx: &mut Ctx<'_>, v: &PageView, with_hex: bool) -> Res<()> 
         "page": v.id,
         "page_size": v.page_size,
         "offset": v.id * v.page_size as u64,
-        "checksum_valid": v.stored == v.computed,
-        "stored_crc": v.stored,
-        "computed_crc": v.computed,
-        "type": v.type_byte,
+        "checksum_valid": v.raw.checksum_ok(),
+        "stored_crc": v.raw.stored_crc,
+        "computed_crc": v.raw.computed_crc,
+        "type": v.raw.type_byte,
         "header": fields,
         "body": v.body.1,
         "owner": v.owner,
@@ -285,10 +299,12 @@ fn render_page_text(ctx: &mut Ctx<'_>, df: &DataFile, v: &PageView, with_hex: bo
 /// A B+tree node's header and cells, decoded defensively.
 fn node_body(buf: &[u8], id: PageId, page_size: usize, tree: &str) -> (String, Json) {
     let mut text = String::new();
-    let count = read_u16(buf, 24) as usize;
-    let cell_start = read_u32(buf, 28);
-    let fragmented = read_u32(buf, 32);
-    let slots_end = NODE_HEADER_BYTES + count * SLOT_BYTES;
+    let Some(header) = RawNodeHeader::parse(buf) else {
+        return short_body("node");
+    };
+    let count = header.count as usize;
+    let (cell_start, fragmented) = (header.cell_start, header.fragmented);
+    let slots_end = header.slots_end();
     let _ = writeln!(
         text,
         "{}",
@@ -324,7 +340,8 @@ fn node_body(buf: &[u8], id: PageId, page_size: usize, tree: &str) -> (String, J
         Table::new(&["CELL", "OFFSET", "KEY", "CHILD", "ENTRIES"])
     };
     for i in 0..node.len() {
-        let offset = read_u16(buf, NODE_HEADER_BYTES + i * SLOT_BYTES);
+        // A checked view's slots all lie inside the page: the offset is always there.
+        let offset = slot_offset(buf, i).unwrap_or_default();
         let key = match node.key(i) {
             Ok(k) => k,
             Err(e) => {

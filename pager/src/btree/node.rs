@@ -37,7 +37,8 @@
 
 use crate::error::{PagerError, Result};
 use crate::page::{
-    self, read_u16, read_u32, read_u64, write_u16, write_u32, write_u64, PageId, PageType,
+    self, read_u16, read_u32, read_u64, try_read_u16, try_read_u32, write_u16, write_u32,
+    write_u64, PageId, PageType,
 };
 
 pub const NODE_HEADER_BYTES: usize = 40;
@@ -45,6 +46,20 @@ pub const SLOT_BYTES: usize = 6;
 pub const LEAF_CELL_OVERHEAD: usize = 7;
 pub const BRANCH_CELL_OVERHEAD: usize = 18;
 pub const OVERFLOW_FLAG: u8 = 1;
+
+// Where each header field of the table above sits: written once, for the writer, the checked
+// view and the raw view.
+const COUNT_AT: usize = 24;
+const HEAD_OFFSET_AT: usize = 26;
+const CELL_START_AT: usize = 28;
+const FRAGMENTED_AT: usize = 32;
+/// Where a slot's key head sits inside the slot (its cell offset comes first).
+const SLOT_HEAD_AT: usize = 2;
+
+/// Where slot `i` sits in the page; for `i` = the cell count, where the slot array ends.
+const fn slot_at(i: usize) -> usize {
+    NODE_HEADER_BYTES + i * SLOT_BYTES
+}
 
 /// Bytes of a node available to slots and cells.
 pub fn usable_bytes(page_size: usize) -> usize {
@@ -61,6 +76,51 @@ pub fn max_cell_bytes(page_size: usize) -> usize {
 /// points at an overflow chain).
 pub fn max_key_bytes(page_size: usize) -> usize {
     max_cell_bytes(page_size) - SLOT_BYTES - BRANCH_CELL_OVERHEAD.max(LEAF_CELL_OVERHEAD + 8)
+}
+
+/// The header fields of a node page as stored, unchecked (neither the type nor the fields
+/// against each other or the page): for tools that show damaged pages; [`NodeRef::new`] reads
+/// through it too, then checks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RawNodeHeader {
+    /// Cell count `n`.
+    pub count: u16,
+    /// Bytes every key (but a branch's first) shares; heads are taken after them.
+    pub head_offset: u16,
+    /// Start of the cell area.
+    pub cell_start: u32,
+    /// Dead bytes inside the cell area.
+    pub fragmented: u32,
+}
+
+impl RawNodeHeader {
+    /// None when `page` is shorter than a node header.
+    pub fn parse(page: &[u8]) -> Option<RawNodeHeader> {
+        if page.len() < NODE_HEADER_BYTES {
+            return None;
+        }
+        Some(RawNodeHeader {
+            count: try_read_u16(page, COUNT_AT)?,
+            head_offset: try_read_u16(page, HEAD_OFFSET_AT)?,
+            cell_start: try_read_u32(page, CELL_START_AT)?,
+            fragmented: try_read_u32(page, FRAGMENTED_AT)?,
+        })
+    }
+
+    /// Where the slot array ends, by the count (whether or not the page is that long).
+    pub fn slots_end(&self) -> usize {
+        slot_at(self.count as usize)
+    }
+}
+
+/// The cell offset stored in slot `i`, unchecked against the count or the cell area; None when
+/// the slot lies beyond the end of `page`.
+pub fn slot_offset(page: &[u8], i: usize) -> Option<u16> {
+    // Past this bound the slot cannot be in the page, and `slot_at` could overflow.
+    if i > page.len() / SLOT_BYTES {
+        return None;
+    }
+    try_read_u16(page, slot_at(i))
 }
 
 /// A leaf's value: inline bytes or a reference to an overflow chain.
@@ -144,9 +204,8 @@ pub struct NodeRef<'a> {
 impl<'a> NodeRef<'a> {
     /// Check the header of page `id` and view it as a node.
     pub fn new(page: &'a [u8], id: PageId) -> Result<Self> {
-        if page.len() < NODE_HEADER_BYTES {
-            return Err(PagerError::corrupt(id, "node shorter than its header"));
-        }
+        let header = RawNodeHeader::parse(page)
+            .ok_or_else(|| PagerError::corrupt(id, "node shorter than its header"))?;
         let kind = match PageType::from_byte(page::page_type_byte(page)) {
             Some(kind @ (PageType::Branch | PageType::Leaf)) => kind,
             _ => {
@@ -157,9 +216,9 @@ impl<'a> NodeRef<'a> {
                 })
             }
         };
-        let count = read_u16(page, 24) as usize;
-        let cell_start = read_u32(page, 28) as usize;
-        let slots_end = NODE_HEADER_BYTES + count * SLOT_BYTES;
+        let count = header.count as usize;
+        let cell_start = header.cell_start as usize;
+        let slots_end = header.slots_end();
         if slots_end > cell_start || cell_start > page.len() {
             return Err(PagerError::corrupt(
                 id,
@@ -171,7 +230,7 @@ impl<'a> NodeRef<'a> {
             id,
             kind,
             count,
-            head_offset: read_u16(page, 26) as usize,
+            head_offset: header.head_offset as usize,
         })
     }
 
@@ -196,7 +255,7 @@ impl<'a> NodeRef<'a> {
                     "key of cell {i} does not start with the node's {h}-byte prefix"
                 ));
             }
-            let slot = read_u32(self.page, NODE_HEADER_BYTES + i * SLOT_BYTES + 2);
+            let slot = read_u32(self.page, slot_at(i) + SLOT_HEAD_AT);
             if i >= first && slot != key_head(key, h) {
                 return Err(format!("slot {i} holds a head that is not its key's"));
             }
@@ -257,16 +316,10 @@ impl<'a> NodeRef<'a> {
         if i >= self.count {
             return Err(self.corrupt(format!("cell {i} of {}", self.count)));
         }
-        let off = read_u16(self.page, NODE_HEADER_BYTES + i * SLOT_BYTES) as usize;
+        let off = read_u16(self.page, slot_at(i)) as usize;
         let (overhead, min_start) = match self.kind {
-            PageType::Leaf => (
-                LEAF_CELL_OVERHEAD,
-                NODE_HEADER_BYTES + self.count * SLOT_BYTES,
-            ),
-            _ => (
-                BRANCH_CELL_OVERHEAD,
-                NODE_HEADER_BYTES + self.count * SLOT_BYTES,
-            ),
+            PageType::Leaf => (LEAF_CELL_OVERHEAD, slot_at(self.count)),
+            _ => (BRANCH_CELL_OVERHEAD, slot_at(self.count)),
         };
         if off < min_start || off + overhead > self.page.len() {
             return Err(self.corrupt(format!("cell {i} at offset {off} outside the cell area")));
@@ -297,13 +350,13 @@ impl<'a> NodeRef<'a> {
         if i >= self.count {
             return Err(self.corrupt(format!("cell {i} of {}", self.count)));
         }
-        let off = read_u16(self.page, NODE_HEADER_BYTES + i * SLOT_BYTES) as usize;
+        let off = read_u16(self.page, slot_at(i)) as usize;
         let overhead = if self.kind == PageType::Leaf {
             LEAF_CELL_OVERHEAD
         } else {
             BRANCH_CELL_OVERHEAD
         };
-        let min_start = NODE_HEADER_BYTES + self.count * SLOT_BYTES;
+        let min_start = slot_at(self.count);
         if off < min_start || off + overhead > self.page.len() {
             return Err(self.corrupt(format!("cell {i} at offset {off} outside the cell area")));
         }
@@ -368,7 +421,7 @@ impl<'a> NodeRef<'a> {
 
     /// Order of cell `i`'s key against `key` (whose head is `head`), by heads when they differ.
     fn compare_at(&self, i: usize, key: &[u8], head: u32) -> Result<std::cmp::Ordering> {
-        let slot_head = read_u32(self.page, NODE_HEADER_BYTES + i * SLOT_BYTES + 2);
+        let slot_head = read_u32(self.page, slot_at(i) + SLOT_HEAD_AT);
         if slot_head != head {
             return Ok(slot_head.cmp(&head));
         }
@@ -401,9 +454,9 @@ impl<'a> NodeRef<'a> {
 
     /// Bytes used by slots and live cells, from the header alone (O(1)).
     pub fn used_bytes_fast(&self) -> usize {
-        let cell_start = read_u32(self.page, 28) as usize;
-        let fragmented = read_u32(self.page, 32) as usize;
-        let gap = cell_start - (NODE_HEADER_BYTES + self.count * SLOT_BYTES);
+        let cell_start = read_u32(self.page, CELL_START_AT) as usize;
+        let fragmented = read_u32(self.page, FRAGMENTED_AT) as usize;
+        let gap = cell_start - slot_at(self.count);
         usable_bytes(self.page.len()).saturating_sub(gap + fragmented)
     }
 
@@ -440,7 +493,7 @@ impl<'a> NodeMut<'a> {
         page.fill(0);
         page::init_header(page, kind, id, seq);
         let len = page.len() as u32;
-        write_u32(page, 28, len);
+        write_u32(page, CELL_START_AT, len);
         NodeMut { page }
     }
 
@@ -450,18 +503,18 @@ impl<'a> NodeMut<'a> {
     }
 
     fn count(&self) -> usize {
-        read_u16(self.page, 24) as usize
+        read_u16(self.page, COUNT_AT) as usize
     }
     fn cell_start(&self) -> usize {
-        read_u32(self.page, 28) as usize
+        read_u32(self.page, CELL_START_AT) as usize
     }
     fn fragmented(&self) -> usize {
-        read_u32(self.page, 32) as usize
+        read_u32(self.page, FRAGMENTED_AT) as usize
     }
 
     /// Contiguous space between the slots and the cell area.
     fn gap(&self) -> usize {
-        self.cell_start() - (NODE_HEADER_BYTES + self.count() * SLOT_BYTES)
+        self.cell_start() - slot_at(self.count())
     }
 
     /// Space a new cell (plus its slot) may use, after compaction if needed.
@@ -470,32 +523,32 @@ impl<'a> NodeMut<'a> {
     }
 
     fn slot(&self, i: usize) -> usize {
-        read_u16(self.page, NODE_HEADER_BYTES + i * SLOT_BYTES) as usize
+        read_u16(self.page, slot_at(i)) as usize
     }
 
     fn is_branch(&self) -> bool {
-        self.page[4] == PageType::Branch as u8
+        page::page_type_byte(self.page) == PageType::Branch as u8
     }
 
     fn head_offset(&self) -> usize {
-        read_u16(self.page, 26) as usize
+        read_u16(self.page, HEAD_OFFSET_AT) as usize
     }
 
     /// The key of cell `i` (empty if the cell is damaged: heads are only a search aid, and the
     /// checker reports damaged cells).
     fn key_at(&self, i: usize) -> &[u8] {
         let off = self.slot(i);
-        self.page
-            .get(off..)
-            .map_or(&[][..], |cell| cell_key(self.page[4], cell))
+        self.page.get(off..).map_or(&[][..], |cell| {
+            cell_key(page::page_type_byte(self.page), cell)
+        })
     }
 
     /// Take heads after `offset` bytes: rewrite every slot's head.
     fn set_head_offset(&mut self, offset: usize) {
-        write_u16(self.page, 26, offset as u16);
+        write_u16(self.page, HEAD_OFFSET_AT, offset as u16);
         for i in 0..self.count() {
             let head = key_head(self.key_at(i), offset);
-            write_u32(self.page, NODE_HEADER_BYTES + i * SLOT_BYTES + 2, head);
+            write_u32(self.page, slot_at(i) + SLOT_HEAD_AT, head);
         }
     }
 
@@ -528,7 +581,11 @@ impl<'a> NodeMut<'a> {
         if keyed && h > 0 {
             let first = usize::from(self.is_branch());
             let shared = if self.count() > first {
-                common_prefix(cell_key(self.page[4], cell), self.key_at(first)).min(h)
+                common_prefix(
+                    cell_key(page::page_type_byte(self.page), cell),
+                    self.key_at(first),
+                )
+                .min(h)
             } else {
                 0
             };
@@ -543,14 +600,17 @@ impl<'a> NodeMut<'a> {
         debug_assert!(i <= n);
         let start = self.cell_start() - cell.len();
         self.page[start..start + cell.len()].copy_from_slice(cell);
-        let slots = NODE_HEADER_BYTES + i * SLOT_BYTES;
-        let slots_end = NODE_HEADER_BYTES + n * SLOT_BYTES;
+        let slots = slot_at(i);
+        let slots_end = slot_at(n);
         self.page.copy_within(slots..slots_end, slots + SLOT_BYTES);
         write_u16(self.page, slots, start as u16);
-        let head = key_head(cell_key(self.page[4], cell), self.head_offset());
-        write_u32(self.page, slots + 2, head);
-        write_u16(self.page, 24, (n + 1) as u16);
-        write_u32(self.page, 28, start as u32);
+        let head = key_head(
+            cell_key(page::page_type_byte(self.page), cell),
+            self.head_offset(),
+        );
+        write_u32(self.page, slots + SLOT_HEAD_AT, head);
+        write_u16(self.page, COUNT_AT, (n + 1) as u16);
+        write_u32(self.page, CELL_START_AT, start as u32);
         true
     }
 
@@ -558,16 +618,16 @@ impl<'a> NodeMut<'a> {
     pub fn remove_cell(&mut self, i: usize, len: usize) {
         let n = self.count();
         debug_assert!(i < n);
-        let slots = NODE_HEADER_BYTES + i * SLOT_BYTES;
-        let slots_end = NODE_HEADER_BYTES + n * SLOT_BYTES;
+        let slots = slot_at(i);
+        let slots_end = slot_at(n);
         let off = self.slot(i);
         self.page.copy_within(slots + SLOT_BYTES..slots_end, slots);
-        write_u16(self.page, 24, (n - 1) as u16);
+        write_u16(self.page, COUNT_AT, (n - 1) as u16);
         if off == self.cell_start() {
-            write_u32(self.page, 28, (off + len) as u32);
+            write_u32(self.page, CELL_START_AT, (off + len) as u32);
         } else {
             let frag = self.fragmented() + len;
-            write_u32(self.page, 32, frag as u32);
+            write_u32(self.page, FRAGMENTED_AT, frag as u32);
         }
     }
 
@@ -594,11 +654,11 @@ impl<'a> NodeMut<'a> {
             let Ok(cell) = view.cell(i) else { return };
             let start = end - cell.len();
             self.page[start..end].copy_from_slice(cell);
-            write_u16(self.page, NODE_HEADER_BYTES + i * SLOT_BYTES, start as u16);
+            write_u16(self.page, slot_at(i), start as u16);
             end = start;
         }
-        write_u32(self.page, 28, end as u32);
-        write_u32(self.page, 32, 0);
+        write_u32(self.page, CELL_START_AT, end as u32);
+        write_u32(self.page, FRAGMENTED_AT, 0);
     }
 }
 
@@ -627,6 +687,50 @@ mod tests {
         let view = NodeRef::new(&page, 9).unwrap();
         assert_eq!(view.len(), 49);
         assert_eq!(view.search(b"key0010").unwrap(), Err(5));
+    }
+
+    #[test]
+    fn raw_header_and_slots_read_what_the_writer_wrote() {
+        let mut page = vec![0u8; 4096];
+        let mut node = NodeMut::init(&mut page, PageType::Leaf, 9, 1);
+        for n in 0..6u8 {
+            let key = [b'p', b'q', n];
+            assert!(node.insert_cell(
+                n as usize,
+                &encode_leaf_cell(&key, LeafValue::Inline(b"vv"))
+            ));
+        }
+        node.refresh_head_offset();
+        node.remove_cell(2, LEAF_CELL_OVERHEAD + 3 + 2);
+        let raw = RawNodeHeader::parse(&page).unwrap();
+        let view = NodeRef::new(&page, 9).unwrap();
+        assert_eq!(raw.count as usize, view.len());
+        assert_eq!(raw.head_offset as usize, view.head_offset());
+        assert_eq!(raw.slots_end(), slot_at(5));
+        assert_eq!(raw.fragmented as usize, LEAF_CELL_OVERHEAD + 3 + 2);
+        let gap = raw.cell_start as usize - raw.slots_end();
+        assert_eq!(
+            view.used_bytes_fast(),
+            usable_bytes(4096) - gap - raw.fragmented as usize
+        );
+        for i in 0..view.len() {
+            let off = slot_offset(&page, i).unwrap() as usize;
+            assert_eq!(
+                Ok(&page[off..off + view.cell(i).unwrap().len()]),
+                view.cell(i)
+            );
+        }
+        // Unchecked: a count the page cannot hold still reads; short buffers give None.
+        write_u16(&mut page, COUNT_AT, u16::MAX);
+        assert!(NodeRef::new(&page, 9).is_err());
+        assert_eq!(RawNodeHeader::parse(&page).map(|h| h.count), Some(u16::MAX));
+        assert_eq!(slot_offset(&page, u16::MAX as usize), None);
+        assert_eq!(slot_offset(&page, usize::MAX), None);
+        for len in 0..NODE_HEADER_BYTES {
+            assert_eq!(RawNodeHeader::parse(&page[..len]), None, "{len} bytes");
+            assert_eq!(slot_offset(&page[..len], 0), None);
+        }
+        assert!(RawNodeHeader::parse(&page[..NODE_HEADER_BYTES]).is_some());
     }
 
     #[test]
