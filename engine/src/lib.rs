@@ -76,10 +76,10 @@ pub use aedb_catalog::DdlResult;
 pub use api::engine_interface;
 pub use api::{
     encode_primary_key, AccumulatorExposureMetrics, AccumulatorLag, AedbInstance,
-    EventOutboxRecord, EventStreamPage, KvScanResult, PreflightPlan, PreflightResult, ProjectInfo,
-    ReactiveProcessorDeadLetter, ReactiveProcessorHealth, ReactiveProcessorInfo,
-    ReactiveProcessorLag, ReactiveProcessorOptions, ReactiveProcessorRuntimeStatus,
-    ReactiveProcessorSloStatus, ReadTx, ScopeInfo, TableInfo,
+    EventOutboxRecord, EventStreamPage, KvScanResult, LifecycleEvent, LifecycleHook, PreflightPlan,
+    PreflightResult, ProjectInfo, ReactiveProcessorDeadLetter, ReactiveProcessorHealth,
+    ReactiveProcessorInfo, ReactiveProcessorLag, ReactiveProcessorOptions,
+    ReactiveProcessorRuntimeStatus, ReactiveProcessorSloStatus, ReadTx, ScopeInfo, TableInfo,
 };
 pub use durable::{CommitOutcome, Engine, LoggedTxn, RecoveryReport, DATA_FILE, WAL_DIR};
 pub use error::AedbError;

@@ -28,6 +28,7 @@ mod accumulators;
 pub mod engine_interface;
 mod events;
 mod kv;
+mod lifecycle;
 mod namespaces;
 mod processors;
 mod read;
@@ -37,6 +38,7 @@ pub use crate::commit::{PreflightPlan, PreflightResult};
 pub use accumulators::{AccumulatorExposureMetrics, AccumulatorLag};
 pub use events::{EventOutboxRecord, EventStreamPage};
 pub use kv::KvScanResult;
+pub use lifecycle::{LifecycleEvent, LifecycleHook};
 pub use namespaces::{ProjectInfo, ScopeInfo, TableInfo};
 pub use processors::{
     ReactiveProcessorDeadLetter, ReactiveProcessorHealth, ReactiveProcessorInfo,
@@ -52,6 +54,7 @@ pub struct AedbInstance {
     schemas: SchemaCache,
     /// Reactive processors of this process; dropped with the instance, which ends their tasks.
     processors: processors::Processors,
+    hooks: lifecycle::Hooks,
 }
 
 pub(crate) fn now_micros() -> u64 {
@@ -72,6 +75,7 @@ impl AedbInstance {
             cursors,
             schemas: SchemaCache::default(),
             processors: Default::default(),
+            hooks: Default::default(),
         })
     }
 
@@ -88,6 +92,7 @@ impl AedbInstance {
             cursors,
             schemas: SchemaCache::default(),
             processors: Default::default(),
+            hooks: Default::default(),
         })
     }
 
@@ -115,6 +120,7 @@ impl AedbInstance {
                     .saturating_mul(1_000_000),
             },
             refused_exposures: Default::default(),
+            lifecycle_events: Default::default(),
         }
     }
 

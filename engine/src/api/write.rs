@@ -59,16 +59,20 @@ impl AedbInstance {
     ) -> Result<(CommitResult, Vec<Applied>)> {
         let limits = self.limits();
         let refused = limits.refused_exposures.clone();
+        let lifecycle = limits.lifecycle_events.clone();
         let outcome = self
             .engine
             .commit(finality, move |txn| {
-                mutations
+                let applied = mutations
                     .iter()
                     .map(|m| apply(txn, m, &limits))
-                    .collect::<Result<Vec<_>>>()
+                    .collect::<Result<Vec<_>>>()?;
+                crate::commit::lifecycle::record(txn, &mutations, &applied, &limits)?;
+                Ok(applied)
             })
             .await;
         let outcome = self.count_refused_exposures(outcome, &refused).await?;
+        self.run_lifecycle_hooks(&lifecycle);
         Ok((
             CommitResult {
                 commit_seq: outcome.commit_seq,
@@ -99,11 +103,13 @@ impl AedbInstance {
         } else {
             finality
         };
+        let lifecycle = limits.lifecycle_events.clone();
         let outcome = self
             .engine
             .commit(finality, move |txn| apply_envelope(txn, &envelope, &limits))
             .await;
         let outcome = self.count_refused_exposures(outcome, &refused).await?;
+        self.run_lifecycle_hooks(&lifecycle);
         Ok(match outcome.value {
             EnvelopeOutcome::Applied => CommitResult {
                 commit_seq: outcome.commit_seq,

@@ -354,9 +354,11 @@ pub(crate) fn apply_envelope(
             });
         }
     }
+    let mut applied = Vec::with_capacity(envelope.write_intent.mutations.len());
     for mutation in &envelope.write_intent.mutations {
-        apply(txn, mutation, limits)?;
+        applied.push(apply(txn, mutation, limits)?);
     }
+    super::lifecycle::record(txn, &envelope.write_intent.mutations, &applied, limits)?;
     if let Some(record_key) = record_key {
         idempotency::record(
             txn,

@@ -8,6 +8,7 @@ pub mod envelope;
 pub(crate) mod events;
 pub mod executor;
 pub mod kv;
+pub(crate) mod lifecycle;
 mod preflight;
 pub(crate) mod processors;
 pub mod read_set;

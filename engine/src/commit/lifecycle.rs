@@ -1,0 +1,252 @@
+//! Lifecycle events: what a commit did to namespaces, tables, accumulators and the event
+//! stream, as hooks (`add_lifecycle_hook`) receive it. A commit that changed the schema or
+//! emitted an event also stores its events in the lifecycle outbox (`stored::lifecycle`), in
+//! the same commit.
+
+use aedb_catalog::DdlOperation;
+use serde::Serialize;
+
+use super::apply::{Applied, Limits};
+use super::validation::Mutation;
+use crate::durable::LoggedTxn;
+use crate::error::{AedbError, Result};
+use crate::stored::lifecycle;
+
+/// One thing a commit did, with the commit's sequence.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub enum LifecycleEvent {
+    ProjectCreated {
+        project_id: String,
+        seq: u64,
+    },
+    ProjectDropped {
+        project_id: String,
+        seq: u64,
+    },
+    ScopeCreated {
+        project_id: String,
+        scope_id: String,
+        seq: u64,
+    },
+    ScopeDropped {
+        project_id: String,
+        scope_id: String,
+        seq: u64,
+    },
+    TableCreated {
+        project_id: String,
+        scope_id: String,
+        table_name: String,
+        seq: u64,
+    },
+    TableDropped {
+        project_id: String,
+        scope_id: String,
+        table_name: String,
+        seq: u64,
+    },
+    TableAltered {
+        project_id: String,
+        scope_id: String,
+        table_name: String,
+        seq: u64,
+    },
+    AccumulatorDeltaAppended {
+        project_id: String,
+        scope_id: String,
+        accumulator_name: String,
+        delta: i64,
+        dedupe_key: String,
+        order_key: u64,
+        release_exposure_id: Option<String>,
+        seq: u64,
+    },
+    AccumulatorExposureReserved {
+        project_id: String,
+        scope_id: String,
+        accumulator_name: String,
+        amount: i64,
+        exposure_id: String,
+        seq: u64,
+    },
+    AppEventEmitted {
+        project_id: String,
+        scope_id: String,
+        topic: String,
+        event_key: String,
+        payload_json: String,
+        seq: u64,
+    },
+}
+
+fn of_ddl(op: &DdlOperation, seq: u64) -> Option<LifecycleEvent> {
+    use DdlOperation as D;
+    use LifecycleEvent as E;
+    let table = |p: &String, s: &String, t: &String| (p.clone(), s.clone(), t.clone());
+    Some(match op {
+        D::CreateProject { project_id, .. } => E::ProjectCreated {
+            project_id: project_id.clone(),
+            seq,
+        },
+        D::DropProject { project_id, .. } => E::ProjectDropped {
+            project_id: project_id.clone(),
+            seq,
+        },
+        D::CreateScope {
+            project_id,
+            scope_id,
+            ..
+        } => E::ScopeCreated {
+            project_id: project_id.clone(),
+            scope_id: scope_id.clone(),
+            seq,
+        },
+        D::DropScope {
+            project_id,
+            scope_id,
+            ..
+        } => E::ScopeDropped {
+            project_id: project_id.clone(),
+            scope_id: scope_id.clone(),
+            seq,
+        },
+        D::CreateTable {
+            project_id,
+            scope_id,
+            table_name,
+            ..
+        }
+        | D::CreateTableIfNotExists {
+            project_id,
+            scope_id,
+            table_name,
+            ..
+        } => {
+            let (project_id, scope_id, table_name) = table(project_id, scope_id, table_name);
+            E::TableCreated {
+                project_id,
+                scope_id,
+                table_name,
+                seq,
+            }
+        }
+        D::DropTable {
+            project_id,
+            scope_id,
+            table_name,
+            ..
+        } => {
+            let (project_id, scope_id, table_name) = table(project_id, scope_id, table_name);
+            E::TableDropped {
+                project_id,
+                scope_id,
+                table_name,
+                seq,
+            }
+        }
+        D::AlterTable {
+            project_id,
+            scope_id,
+            table_name,
+            ..
+        } => {
+            let (project_id, scope_id, table_name) = table(project_id, scope_id, table_name);
+            E::TableAltered {
+                project_id,
+                scope_id,
+                table_name,
+                seq,
+            }
+        }
+        _ => return None,
+    })
+}
+
+/// The events of one applied mutation (a DDL no-op or a duplicate delta has none).
+fn of_mutation(mutation: &Mutation, applied: &Applied, seq: u64) -> Vec<LifecycleEvent> {
+    use LifecycleEvent as E;
+    match mutation {
+        Mutation::Ddl(op) if applied.ddl_applied == Some(true) => {
+            of_ddl(op, seq).into_iter().collect()
+        }
+        Mutation::Accumulate {
+            project_id,
+            scope_id,
+            accumulator_name,
+            delta,
+            dedupe_key,
+            order_key,
+            release_exposure_id,
+        } if applied.affected_rows > 0 => vec![E::AccumulatorDeltaAppended {
+            project_id: project_id.clone(),
+            scope_id: scope_id.clone(),
+            accumulator_name: accumulator_name.clone(),
+            delta: *delta,
+            dedupe_key: dedupe_key.clone(),
+            order_key: *order_key,
+            release_exposure_id: release_exposure_id.clone(),
+            seq,
+        }],
+        Mutation::ExposeAccumulator {
+            project_id,
+            scope_id,
+            accumulator_name,
+            amount,
+            exposure_id,
+        } if applied.affected_rows > 0 => vec![E::AccumulatorExposureReserved {
+            project_id: project_id.clone(),
+            scope_id: scope_id.clone(),
+            accumulator_name: accumulator_name.clone(),
+            amount: *amount,
+            exposure_id: exposure_id.clone(),
+            seq,
+        }],
+        Mutation::EmitEvent {
+            project_id,
+            scope_id,
+            topic,
+            event_key,
+            payload_json,
+        } => vec![E::AppEventEmitted {
+            project_id: project_id.clone(),
+            scope_id: scope_id.clone(),
+            topic: topic.clone(),
+            event_key: event_key.clone(),
+            payload_json: payload_json.clone(),
+            seq,
+        }],
+        _ => Vec::new(),
+    }
+}
+
+/// The lifecycle events of a commit's applied mutations, handed to the caller through
+/// `limits.lifecycle_events` (its hooks run once the commit is visible); when the commit
+/// changed the schema or emitted an event, they are also stored in the lifecycle outbox in
+/// this commit.
+pub fn record(
+    txn: &mut LoggedTxn,
+    mutations: &[Mutation],
+    applied: &[Applied],
+    limits: &Limits,
+) -> Result<()> {
+    let seq = txn.seq();
+    let events: Vec<LifecycleEvent> = mutations
+        .iter()
+        .zip(applied)
+        .flat_map(|(m, a)| of_mutation(m, a, seq))
+        .collect();
+    let outboxed = events.iter().any(|e| {
+        !matches!(
+            e,
+            LifecycleEvent::AccumulatorDeltaAppended { .. }
+                | LifecycleEvent::AccumulatorExposureReserved { .. }
+        )
+    });
+    if outboxed {
+        let json = serde_json::to_string(&events)
+            .map_err(|e| AedbError::Validation(format!("lifecycle events: {e}")))?;
+        lifecycle::append(txn, events.len(), json, limits.now_micros)?;
+    }
+    limits.lifecycle_events.lock().extend(events);
+    Ok(())
+}
