@@ -440,7 +440,6 @@ mod tests {
     /// other commits can come between them).
     #[tokio::test]
     async fn a_refusal_counts_only_on_the_accumulator_that_refused() {
-        use crate::query::plan::ConsistencyMode::AtLatest;
         let dir = tempfile::tempdir().expect("dir");
         let db = crate::AedbInstance::open(Default::default(), dir.path()).expect("open");
         db.create_project("p").await.expect("project");
