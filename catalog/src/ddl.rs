@@ -105,6 +105,26 @@ pub enum DdlOperation {
     },
 }
 
+impl DdlOperation {
+    /// The project the operation changes.
+    pub fn project_id(&self) -> &str {
+        match self {
+            DdlOperation::CreateProject { project_id, .. }
+            | DdlOperation::DropProject { project_id, .. }
+            | DdlOperation::CreateScope { project_id, .. }
+            | DdlOperation::DropScope { project_id, .. }
+            | DdlOperation::CreateTable { project_id, .. }
+            | DdlOperation::CreateTableIfNotExists { project_id, .. }
+            | DdlOperation::AlterTable { project_id, .. }
+            | DdlOperation::DropTable { project_id, .. }
+            | DdlOperation::CreateIndex { project_id, .. }
+            | DdlOperation::DropIndex { project_id, .. }
+            | DdlOperation::CreateAccumulator { project_id, .. }
+            | DdlOperation::DropAccumulator { project_id, .. } => project_id,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum TableAlteration {
     /// Rows written before read the new column as its default (a `Default` constraint) or Null.

@@ -398,6 +398,11 @@ async fn event_stream_snippet_runs() -> Result<(), Box<dyn std::error::Error>> {
         processor_lag.checkpoint_seq,
         page.next_commit_seq.unwrap_or(0)
     );
+    // 150 more commits, so the processor's progress passes the watermark of 100.
+    for i in 0..150 {
+        db.kv_set("casino", "app", format!("k{i}").into_bytes(), b"v".to_vec())
+            .await?;
+    }
     let processed_seq = processor_lag.checkpoint_seq + 150;
 
     // --- README, "watermark-batched checkpoint ACKs", verbatim ---

@@ -7,6 +7,7 @@ use super::ddl::apply_ddl;
 use super::validation::*;
 use crate::durable::LoggedTxn;
 use crate::error::Result;
+use crate::stored::catalog::refuse_system;
 
 pub struct Limits {
     pub rows: super::row_rules::RowLimits,
@@ -52,6 +53,8 @@ pub(crate) fn rows(n: u64) -> Applied {
 
 pub fn apply(txn: &mut LoggedTxn, mutation: &Mutation, limits: &Limits) -> Result<Applied> {
     use Mutation as M;
+    // The system project holds the engine's own tables: no caller's mutation reaches it.
+    refuse_system(mutation.project_id())?;
     match mutation {
         M::Ddl(op) => Ok(Applied {
             ddl_applied: Some(apply_ddl(txn, op, limits.now_micros)?),

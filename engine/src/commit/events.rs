@@ -8,6 +8,10 @@ use crate::error::{AedbError, Result};
 use crate::stored::catalog::{check_id, require_scope};
 use crate::stored::events::{self, EventOutboxRecord};
 
+/// Longest event key: with the topic and a processor's name it forms the key of a dead
+/// letter, which must always fit in a B+tree key.
+const MAX_EVENT_KEY_BYTES: usize = 512;
+
 pub fn apply(txn: &mut LoggedTxn, mutation: &Mutation, limits: &Limits) -> Result<Applied> {
     let Mutation::EmitEvent {
         project_id,
@@ -22,6 +26,12 @@ pub fn apply(txn: &mut LoggedTxn, mutation: &Mutation, limits: &Limits) -> Resul
     check_id("topic", topic)?;
     if event_key.trim().is_empty() {
         return Err(AedbError::Validation("event_key must not be blank".into()));
+    }
+    if event_key.len() > MAX_EVENT_KEY_BYTES {
+        return Err(AedbError::Validation(format!(
+            "event_key of {} bytes exceeds {MAX_EVENT_KEY_BYTES}",
+            event_key.len()
+        )));
     }
     if payload_json.trim().is_empty() {
         return Err(AedbError::Validation(

@@ -243,7 +243,19 @@ pub fn record(
         )
     });
     if outboxed {
-        let json = serde_json::to_string(&events)
+        // An event's payload is in the event outbox already (same commit, topic and key):
+        // the lifecycle outbox leaves it out rather than store it twice.
+        let stored: Vec<LifecycleEvent> = events
+            .iter()
+            .cloned()
+            .map(|mut e| {
+                if let LifecycleEvent::AppEventEmitted { payload_json, .. } = &mut e {
+                    payload_json.clear();
+                }
+                e
+            })
+            .collect();
+        let json = serde_json::to_string(&stored)
             .map_err(|e| AedbError::Validation(format!("lifecycle events: {e}")))?;
         lifecycle::append(txn, events.len(), json, limits.now_micros)?;
     }

@@ -5,11 +5,20 @@ use crate::durable::LoggedTxn;
 use crate::error::{AedbError, Result};
 use crate::stored::processors::{self as stored, DeadLetter, Registration};
 
+/// Longest processor name: it is part of the keys of checkpoints and dead letters.
+const MAX_NAME_BYTES: usize = 128;
+
 pub fn check_name(name: &str) -> Result<()> {
     if name.trim().is_empty() {
         return Err(AedbError::Validation(
             "reactive processor name must not be blank".into(),
         ));
+    }
+    if name.len() > MAX_NAME_BYTES {
+        return Err(AedbError::Validation(format!(
+            "reactive processor name of {} bytes exceeds {MAX_NAME_BYTES}",
+            name.len()
+        )));
     }
     Ok(())
 }
@@ -18,6 +27,13 @@ pub fn check_name(name: &str) -> Result<()> {
 /// back (an equal checkpoint is accepted).
 pub fn ack(txn: &mut LoggedTxn, name: &str, seq: u64, now_micros: u64) -> Result<()> {
     check_name(name)?;
+    // A checkpoint past the head would skip events not yet written.
+    let head = txn.seq().saturating_sub(1);
+    if seq > head {
+        return Err(AedbError::Validation(format!(
+            "checkpoint_seq {seq} is beyond the head {head}"
+        )));
+    }
     if let Some(current) = stored::checkpoint(txn, name)? {
         if seq < current {
             return Err(AedbError::Validation(format!(

@@ -359,6 +359,48 @@ pub enum Mutation {
     },
 }
 
+impl Mutation {
+    /// The project the mutation writes to.
+    pub fn project_id(&self) -> &str {
+        match self {
+            Mutation::Ddl(op) => op.project_id(),
+            Mutation::Insert { project_id, .. }
+            | Mutation::InsertBatch { project_id, .. }
+            | Mutation::Upsert { project_id, .. }
+            | Mutation::UpsertBatch { project_id, .. }
+            | Mutation::UpsertOnConflict { project_id, .. }
+            | Mutation::UpsertBatchOnConflict { project_id, .. }
+            | Mutation::Delete { project_id, .. }
+            | Mutation::DeleteWhere { project_id, .. }
+            | Mutation::UpdateWhere { project_id, .. }
+            | Mutation::UpdateWhereExpr { project_id, .. }
+            | Mutation::KvSet { project_id, .. }
+            | Mutation::KvDel { project_id, .. }
+            | Mutation::KvIncU256 { project_id, .. }
+            | Mutation::KvDecU256 { project_id, .. }
+            | Mutation::KvAddU256Ex { project_id, .. }
+            | Mutation::KvSubU256Ex { project_id, .. }
+            | Mutation::KvMaxU256 { project_id, .. }
+            | Mutation::KvMinU256 { project_id, .. }
+            | Mutation::KvMutateU256 { project_id, .. }
+            | Mutation::KvAddU64Ex { project_id, .. }
+            | Mutation::KvSubU64Ex { project_id, .. }
+            | Mutation::KvMaxU64 { project_id, .. }
+            | Mutation::KvMinU64 { project_id, .. }
+            | Mutation::KvMutateU64 { project_id, .. }
+            | Mutation::KvSubIntEx { project_id, .. }
+            | Mutation::CounterAdd { project_id, .. }
+            | Mutation::TableIncU256 { project_id, .. }
+            | Mutation::TableDecU256 { project_id, .. }
+            | Mutation::Accumulate { project_id, .. }
+            | Mutation::ExposeAccumulator { project_id, .. }
+            | Mutation::ExposeAccumulatorBatch { project_id, .. }
+            | Mutation::ReleaseAccumulatorExposure { project_id, .. }
+            | Mutation::EmitEvent { project_id, .. } => project_id,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub enum ConflictTarget {
     PrimaryKey,

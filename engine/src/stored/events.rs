@@ -160,3 +160,83 @@ pub fn read_commit(
     }
     Ok(out)
 }
+
+/// Where a scan of the outbox starts: after a commit, or after one event's key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ScanFrom {
+    /// The first event of the commits after this one.
+    AfterCommit(u64),
+    /// The event after this primary key (as [`ScannedPage::last_key`] gives it).
+    AfterKey(Vec<u8>),
+}
+
+/// A bounded stretch of the outbox.
+#[derive(Debug, Clone, Default)]
+pub struct ScannedPage {
+    /// The events of the topic asked for (all when none was).
+    pub events: Vec<EventOutboxRecord>,
+    /// The key of the last row examined, matching or not: where the next page starts.
+    pub last_key: Option<Vec<u8>>,
+    /// The commit of the last row examined.
+    pub last_seq: Option<u64>,
+    /// Rows read, matching or not.
+    pub examined: usize,
+    /// The end of the outbox was reached.
+    pub exhausted: bool,
+}
+
+/// Rows after `from`, in key order, until `max_matches` events of `topic` were found or
+/// `max_examined` rows were read, whichever comes first.
+pub fn scan(
+    reader: &impl ReadTrees,
+    topic: Option<&str>,
+    from: &ScanFrom,
+    max_matches: usize,
+    max_examined: usize,
+) -> Result<ScannedPage> {
+    let Some(schema) = outbox(reader)? else {
+        return Ok(ScannedPage {
+            exhausted: true,
+            ..ScannedPage::default()
+        });
+    };
+    let lower = match from {
+        ScanFrom::AfterCommit(seq) => match seq.checked_add(1) {
+            Some(next) => Bound::Included(encode_key(&[seq_value(next)?])),
+            None => {
+                return Ok(ScannedPage {
+                    exhausted: true,
+                    ..ScannedPage::default()
+                })
+            }
+        },
+        ScanFrom::AfterKey(key) => Bound::Excluded(key.clone()),
+    };
+    let tree = table_tree(schema.table_id);
+    let mut page = ScannedPage::default();
+    let mut examined = 0;
+    let mut range = reader.range(
+        &tree,
+        lower.as_ref().map(Vec::as_slice),
+        Bound::Unbounded,
+        false,
+    )?;
+    loop {
+        if page.events.len() >= max_matches || examined >= max_examined {
+            return Ok(page);
+        }
+        let Some(item) = range.next() else {
+            page.exhausted = true;
+            return Ok(page);
+        };
+        let (key, bytes) = item?;
+        examined += 1;
+        page.examined = examined;
+        let record = record_of(&rows::decode(&schema, &bytes)?)?;
+        page.last_seq = Some(record.commit_seq);
+        page.last_key = Some(key);
+        if topic.is_none_or(|t| t == record.topic) {
+            page.events.push(record);
+        }
+    }
+}

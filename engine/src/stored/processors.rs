@@ -8,7 +8,7 @@
 //! |---|---|
 //! | checkpoints | processor_name Text · checkpoint_seq Integer · updated_at_micros Timestamp |
 //! | registry | processor_name Text · options_json Json · enabled Boolean · updated_at_micros Timestamp |
-//! | dead letters | processor_name Text, commit_seq Integer, event_key Text · topic Text · payload_json Json · error Text · attempts Integer · failed_at_micros Timestamp |
+//! | dead letters | processor_name Text, commit_seq Integer, topic Text, event_key Text · payload_json Json · error Text · attempts Integer · failed_at_micros Timestamp |
 
 use aedb_catalog::keys::encode_key;
 use aedb_catalog::namespace::table_tree;
@@ -58,7 +58,8 @@ const DEAD_LETTERS: SystemTable = SystemTable {
         ("attempts", ColumnType::Integer),
         ("failed_at_micros", ColumnType::Timestamp),
     ],
-    primary_key: &["processor_name", "commit_seq", "event_key"],
+    // The topic is part of the key: one commit may hold events of two topics with one key.
+    primary_key: &["processor_name", "commit_seq", "topic", "event_key"],
 };
 
 fn name_key(name: &str) -> Vec<u8> {
@@ -167,13 +168,14 @@ pub fn put_dead_letter(txn: &mut LoggedTxn, letter: &DeadLetter) -> Result<()> {
     let key = [
         Value::Text(letter.processor_name.clone()),
         Value::Integer(int(letter.commit_seq)?),
+        Value::Text(letter.topic.clone()),
         Value::Text(letter.event_key.clone()),
     ];
     let row = Row::from_values(vec![
         key[0].clone(),
         key[1].clone(),
-        Value::Text(letter.topic.clone()),
         key[2].clone(),
+        key[3].clone(),
         Value::Json(letter.payload_json.clone()),
         Value::Text(letter.error.clone()),
         Value::Integer(int(letter.attempts)?),
@@ -182,7 +184,7 @@ pub fn put_dead_letter(txn: &mut LoggedTxn, letter: &DeadLetter) -> Result<()> {
     upsert(txn, &schema, &encode_key(&key), &row)
 }
 
-/// The dead letters of processor `name`, in (commit, key) order.
+/// The dead letters of processor `name`, in (commit, topic, key) order.
 pub fn dead_letters(reader: &impl ReadTrees, name: &str) -> Result<Vec<DeadLetter>> {
     let Some(schema) = DEAD_LETTERS.find(reader)? else {
         return Ok(Vec::new());

@@ -22,6 +22,7 @@ use super::{now_micros, AedbInstance};
 mod runtime;
 mod status;
 mod types;
+mod worker;
 
 /// An event a processor gave up on (`reactive_processor_dead_letters`).
 pub use crate::stored::processors::DeadLetter as ReactiveProcessorDeadLetter;

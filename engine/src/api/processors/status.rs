@@ -78,6 +78,7 @@ impl AedbInstance {
     {
         rules::check_name(name)?;
         check_options(&options)?;
+        let _control = self.processors.control.lock().await;
         runtime::start(self, name, options, boxed(handler)).await
     }
 
@@ -95,6 +96,7 @@ impl AedbInstance {
     {
         rules::check_name(name)?;
         let handler = boxed(handler);
+        let _control = self.processors.control.lock().await;
         self.processors.set_handler(name, handler.clone());
         let Some(registration) = stored::registration(&self.engine.snapshot(), name)? else {
             return Ok(false);
@@ -109,6 +111,7 @@ impl AedbInstance {
 
     /// Start a paused or stopped processor again, from its persisted checkpoint.
     pub async fn resume_reactive_processor(self: &Arc<Self>, name: &str) -> Result<()> {
+        let _control = self.processors.control.lock().await;
         if self.processors.is_running(name) {
             return Ok(());
         }
@@ -126,6 +129,7 @@ impl AedbInstance {
     /// Stop processor `name` after its current run (its position is persisted) and mark it
     /// disabled, so a restart does not resume it.
     pub async fn pause_reactive_processor(&self, name: &str) -> Result<()> {
+        let _control = self.processors.control.lock().await;
         self.processors.stop(name).await;
         let owned = name.to_string();
         let now = now_micros();

@@ -478,10 +478,6 @@ mod tests {
             .expect("again");
         count(refusal(created.commit_seq)).await.expect("count");
         assert_eq!(rejections(&db), 0, "the old accumulator's refusal");
-        let _ = db
-            .accumulator_value("p", "app", "c", AtLatest)
-            .await
-            .expect("readable");
     }
 
     #[test]
