@@ -41,6 +41,11 @@ pub fn traverse(
     let catalog_error =
         |e: aedb::AedbError| storage_error(dir, "cannot read the catalog", engine_detail(&e));
     for project in catalog::projects(snapshot).map_err(catalog_error)? {
+        // The engine's own tables (event outbox, processor state, lifecycle outbox) are not
+        // user data: a restore could not write them, and they are not part of a dump.
+        if project.project_id == aedb::catalog::namespace::SYSTEM_PROJECT_ID {
+            continue;
+        }
         visitor.project(&project)?;
         for scope in catalog::scopes(snapshot, &project.project_id).map_err(catalog_error)? {
             visitor.scope(&scope)?;
