@@ -43,10 +43,57 @@ const DEF_VERSION: u8 = 1;
 const DEF_BYTES: usize = 39;
 const STATE_KEY: &[u8] = b"S";
 const DELTA: u8 = b'D';
-const DEDUPE: u8 = b'K';
-const DEDUPE_BY_AGE: u8 = b'k';
-const EXPOSURE: u8 = b'E';
-const EXPOSURE_BY_AGE: u8 = b'e';
+/// A kind of record kept with an age index beside it: the record under `tag ‖ id`, and an
+/// empty entry under `age_tag ‖ seq BE ‖ id`, so the oldest are found without a scan.
+#[derive(Clone, Copy)]
+struct Aged {
+    tag: u8,
+    age_tag: u8,
+}
+
+const DEDUPES: Aged = Aged {
+    tag: b'K',
+    age_tag: b'k',
+};
+const EXPOSURES: Aged = Aged {
+    tag: b'E',
+    age_tag: b'e',
+};
+
+impl Aged {
+    fn key(self, id: &[u8]) -> Vec<u8> {
+        tagged(self.tag, &[id])
+    }
+
+    fn age_key(self, seq: u64, id: &[u8]) -> Vec<u8> {
+        tagged(self.age_tag, &[&seq.to_be_bytes(), id])
+    }
+
+    fn get(self, reader: &impl ReadTrees, acc: Acc<'_>, id: &[u8]) -> Result<Option<Vec<u8>>> {
+        Ok(reader.get(&acc.tree(), &self.key(id))?)
+    }
+
+    fn put(
+        self,
+        txn: &mut LoggedTxn,
+        acc: Acc<'_>,
+        id: &[u8],
+        seq: u64,
+        value: &[u8],
+    ) -> Result<()> {
+        let tree = acc.tree();
+        txn.insert(&tree, &self.key(id), value)?;
+        txn.insert(&tree, &self.age_key(seq, id), &[])?;
+        Ok(())
+    }
+
+    fn remove(self, txn: &mut LoggedTxn, acc: Acc<'_>, id: &[u8], seq: u64) -> Result<()> {
+        let tree = acc.tree();
+        txn.remove(&tree, &self.key(id))?;
+        txn.remove(&tree, &self.age_key(seq, id))?;
+        Ok(())
+    }
+}
 
 /// An accumulator's definition, as created.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -395,7 +442,7 @@ pub fn compact_deltas(
 // ---- dedupe records ----
 
 pub fn dedupe(reader: &impl ReadTrees, acc: Acc<'_>, key: &str) -> Result<Option<DedupeRecord>> {
-    let Some(value) = reader.get(&acc.tree(), &tagged(DEDUPE, &[key.as_bytes()]))? else {
+    let Some(value) = DEDUPES.get(reader, acc, key.as_bytes())? else {
         return Ok(None);
     };
     let bad = || corrupt("dedupe record", value.len());
@@ -412,17 +459,10 @@ pub fn put_dedupe(
     key: &str,
     record: DedupeRecord,
 ) -> Result<()> {
-    let tree = acc.tree();
     let mut value = record.order_key.to_le_bytes().to_vec();
     value.extend_from_slice(&record.delta.to_le_bytes());
     value.extend_from_slice(&record.seq.to_le_bytes());
-    txn.insert(&tree, &tagged(DEDUPE, &[key.as_bytes()]), &value)?;
-    txn.insert(
-        &tree,
-        &tagged(DEDUPE_BY_AGE, &[&record.seq.to_be_bytes(), key.as_bytes()]),
-        &[],
-    )?;
-    Ok(())
+    DEDUPES.put(txn, acc, key.as_bytes(), record.seq, &value)
 }
 
 /// Forget one dedupe record (past its retention, before its key is used again).
@@ -432,26 +472,20 @@ pub fn forget_dedupe(
     key: &str,
     record: DedupeRecord,
 ) -> Result<()> {
-    let tree = acc.tree();
-    txn.remove(&tree, &tagged(DEDUPE, &[key.as_bytes()]))?;
-    txn.remove(
-        &tree,
-        &tagged(DEDUPE_BY_AGE, &[&record.seq.to_be_bytes(), key.as_bytes()]),
-    )?;
-    Ok(())
+    DEDUPES.remove(txn, acc, key.as_bytes(), record.seq)
 }
 
-/// The entries of an age index (`tag` ‖ seq BE ‖ id) with a seq below `before`, oldest
+/// The entries of an age index (`age_tag` ‖ seq BE ‖ id) with a seq below `before`, oldest
 /// first, at most `limit`: (seq, id).
 fn aged(
     txn: &LoggedTxn,
     acc: Acc<'_>,
-    tag: u8,
+    kind: Aged,
     before: u64,
     limit: usize,
 ) -> Result<Vec<(u64, Vec<u8>)>> {
-    let lower = vec![tag];
-    let upper = tagged(tag, &[&before.to_be_bytes()]);
+    let lower = vec![kind.age_tag];
+    let upper = kind.age_key(before, &[]);
     let mut out = Vec::new();
     let range = txn.range(
         &acc.tree(),
@@ -473,11 +507,9 @@ fn aged(
 
 /// Forget at most `limit` dedupe records written before commit `before`; how many.
 pub fn prune_dedupe(txn: &mut LoggedTxn, acc: Acc<'_>, before: u64, limit: usize) -> Result<usize> {
-    let tree = acc.tree();
-    let old = aged(txn, acc, DEDUPE_BY_AGE, before, limit)?;
+    let old = aged(txn, acc, DEDUPES, before, limit)?;
     for (seq, key) in &old {
-        txn.remove(&tree, &tagged(DEDUPE_BY_AGE, &[&seq.to_be_bytes(), key]))?;
-        txn.remove(&tree, &tagged(DEDUPE, &[key]))?;
+        DEDUPES.remove(txn, acc, key, *seq)?;
     }
     Ok(old.len())
 }
@@ -485,7 +517,7 @@ pub fn prune_dedupe(txn: &mut LoggedTxn, acc: Acc<'_>, before: u64, limit: usize
 // ---- exposures ----
 
 pub fn exposure(reader: &impl ReadTrees, acc: Acc<'_>, id: &str) -> Result<Option<Exposure>> {
-    let Some(value) = reader.get(&acc.tree(), &tagged(EXPOSURE, &[id.as_bytes()]))? else {
+    let Some(value) = EXPOSURES.get(reader, acc, id.as_bytes())? else {
         return Ok(None);
     };
     let bad = || corrupt("exposure", value.len());
@@ -501,19 +533,9 @@ pub fn open_exposure(
     id: &str,
     exposure: Exposure,
 ) -> Result<()> {
-    let tree = acc.tree();
     let mut value = exposure.amount.to_le_bytes().to_vec();
     value.extend_from_slice(&exposure.opened_seq.to_le_bytes());
-    txn.insert(&tree, &tagged(EXPOSURE, &[id.as_bytes()]), &value)?;
-    txn.insert(
-        &tree,
-        &tagged(
-            EXPOSURE_BY_AGE,
-            &[&exposure.opened_seq.to_be_bytes(), id.as_bytes()],
-        ),
-        &[],
-    )?;
-    Ok(())
+    EXPOSURES.put(txn, acc, id.as_bytes(), exposure.opened_seq, &value)
 }
 
 pub fn close_exposure(
@@ -522,16 +544,7 @@ pub fn close_exposure(
     id: &str,
     exposure: Exposure,
 ) -> Result<()> {
-    let tree = acc.tree();
-    txn.remove(&tree, &tagged(EXPOSURE, &[id.as_bytes()]))?;
-    txn.remove(
-        &tree,
-        &tagged(
-            EXPOSURE_BY_AGE,
-            &[&exposure.opened_seq.to_be_bytes(), id.as_bytes()],
-        ),
-    )?;
-    Ok(())
+    EXPOSURES.remove(txn, acc, id.as_bytes(), exposure.opened_seq)
 }
 
 /// Open exposures opened before commit `before`, oldest first, at most `limit`: (id, exposure).
@@ -542,7 +555,7 @@ pub fn exposures_opened_before(
     limit: usize,
 ) -> Result<Vec<(String, Exposure)>> {
     let mut out = Vec::new();
-    for (_, id) in aged(txn, acc, EXPOSURE_BY_AGE, before, limit)? {
+    for (_, id) in aged(txn, acc, EXPOSURES, before, limit)? {
         let id = String::from_utf8(id)
             .map_err(|_| AedbError::Corruption("exposure id is not UTF-8".into()))?;
         match exposure(txn, acc, &id)? {
