@@ -158,6 +158,24 @@ fn rows_along(
     max_scan_rows: u64,
 ) -> Result<Vec<(Vec<u8>, Row)>, AccessError> {
     let index_of = |c: &str| schema.column_index(c);
+    let matches = |row: &Row| eval(predicate, row, &index_of);
+    collect_along(reader, schema, access, &matches, limit, max_scan_rows).map(|(rows, _)| rows)
+}
+
+/// Rows found (primary key and row, in key order) and how many were examined.
+pub type Collected = (Vec<(Vec<u8>, Row)>, u64);
+
+/// The rows along `access` that `matches` accepts, in key order, up to `limit`, and how many
+/// rows were examined; more than `max_scan_rows` examined is `ScanBoundExceeded` (with the
+/// table's size as the estimate).
+pub fn collect_along(
+    reader: &impl ReadTrees,
+    schema: &TableSchema,
+    access: &Access,
+    matches: &dyn Fn(&Row) -> bool,
+    limit: Option<usize>,
+    max_scan_rows: u64,
+) -> Result<Collected, AccessError> {
     let mut out = Vec::new();
     let mut examined = 0u64;
     let mut over = false;
@@ -173,7 +191,7 @@ fn rows_along(
                 over = true;
                 return Ok(false);
             }
-            if eval(predicate, &row, &index_of) {
+            if matches(&row) {
                 out.push((pk, row));
                 if limit.is_some_and(|l| out.len() >= l) {
                     return Ok(false);
@@ -189,5 +207,5 @@ fn rows_along(
             max_scan_rows,
         });
     }
-    Ok(out)
+    Ok((out, examined))
 }

@@ -10,9 +10,8 @@
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
 
-use aedb_access::scan::scan_candidates;
+use aedb_access::scan::{collect_along, scan_candidates};
 use aedb_catalog::keys::{encode_key, encode_value};
-use aedb_catalog::namespace::table_tree;
 use aedb_catalog::schema::TableSchema;
 use aedb_catalog::types::{Row, Value};
 use aedb_pager::ReadTrees;
@@ -192,36 +191,7 @@ fn collect_all(
     matches: &dyn Fn(&Row) -> bool,
     examined: &mut usize,
 ) -> Result<Vec<(Vec<u8>, Row)>, QueryError> {
-    let mut rows = Vec::new();
-    let mut count = 0u64;
-    let mut over = false;
-    scan_candidates::<QueryError>(
-        snapshot,
-        schema,
-        access,
-        &None,
-        max_scan_rows,
-        &mut |pk, row| {
-            count += 1;
-            if count > max_scan_rows {
-                over = true;
-                return Ok(false);
-            }
-            if matches(&row) {
-                rows.push((pk, row));
-            }
-            Ok(true)
-        },
-    )?;
-    if over {
-        let estimated = snapshot
-            .tree(&table_tree(schema.table_id))?
-            .map_or(count, |t| t.len());
-        return Err(QueryError::ScanBoundExceeded {
-            estimated_rows: estimated,
-            max_scan_rows,
-        });
-    }
+    let (rows, count) = collect_along(snapshot, schema, access, matches, None, max_scan_rows)?;
     *examined = count as usize;
     Ok(rows)
 }

@@ -1,7 +1,6 @@
 //! Lifecycle events: what a commit did to namespaces, tables, accumulators and the event
-//! stream, as hooks (`add_lifecycle_hook`) receive it. A commit that changed the schema or
-//! emitted an event also stores its events in the lifecycle outbox (`stored::lifecycle`), in
-//! the same commit.
+//! stream, as hooks (`add_lifecycle_hook`) receive it. A commit that emitted an event also
+//! stores all its events in the lifecycle outbox (`stored::lifecycle`), in the same commit.
 
 use aedb_catalog::DdlOperation;
 use serde::Serialize;
@@ -221,8 +220,7 @@ fn of_mutation(mutation: &Mutation, applied: &Applied, seq: u64) -> Vec<Lifecycl
 
 /// The lifecycle events of a commit's applied mutations, handed to the caller through
 /// `limits.lifecycle_events` (its hooks run once the commit is visible); when the commit
-/// changed the schema or emitted an event, they are also stored in the lifecycle outbox in
-/// this commit.
+/// emitted an event, they are also stored in the lifecycle outbox in this commit.
 pub fn record(
     txn: &mut LoggedTxn,
     mutations: &[Mutation],
@@ -235,13 +233,11 @@ pub fn record(
         .zip(applied)
         .flat_map(|(m, a)| of_mutation(m, a, seq))
         .collect();
-    let outboxed = events.iter().any(|e| {
-        !matches!(
-            e,
-            LifecycleEvent::AccumulatorDeltaAppended { .. }
-                | LifecycleEvent::AccumulatorExposureReserved { .. }
-        )
-    });
+    // Only commits that emit events are recorded: they create the system project anyway,
+    // where recording every DDL commit would create it in every database. Hooks hear all.
+    let outboxed = events
+        .iter()
+        .any(|e| matches!(e, LifecycleEvent::AppEventEmitted { .. }));
     if outboxed {
         // An event's payload is in the event outbox already (same commit, topic and key):
         // the lifecycle outbox leaves it out rather than store it twice.

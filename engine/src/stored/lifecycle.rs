@@ -1,6 +1,7 @@
 //! The lifecycle outbox: the owner of `_system.app.lifecycle_outbox`, one row per commit that
-//! changed the schema or emitted an event, holding that commit's lifecycle events as JSON (an
-//! ordinary, queryable table, as in the original).
+//! emitted an event, holding all that commit's lifecycle events as JSON (an ordinary,
+//! queryable table). The original also records DDL-only commits; here that would create the
+//! system project in every database, so only hooks hear those.
 //!
 //! | column      | type      | key |
 //! |-------------|-----------|-----|
