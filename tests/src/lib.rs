@@ -23,6 +23,9 @@ pub enum CrashWorkload {
     InstancePlain,
     /// As `EngineDurable`, in Batch durability mode.
     BatchDurable,
+    /// `AedbInstance` with the default configuration: deltas (once per dedupe key, some
+    /// releasing an exposure) and exposures on [`CRASH_ACCUMULATORS`] accumulators.
+    InstanceAccumulator,
 }
 
 impl CrashWorkload {
@@ -31,6 +34,7 @@ impl CrashWorkload {
             CrashWorkload::EngineDurable => "engine-durable",
             CrashWorkload::InstancePlain => "instance-plain",
             CrashWorkload::BatchDurable => "batch-durable",
+            CrashWorkload::InstanceAccumulator => "instance-accumulator",
         }
     }
 
@@ -39,6 +43,7 @@ impl CrashWorkload {
             CrashWorkload::EngineDurable,
             CrashWorkload::InstancePlain,
             CrashWorkload::BatchDurable,
+            CrashWorkload::InstanceAccumulator,
         ]
         .into_iter()
         .find(|w| w.name() == name)
@@ -47,9 +52,9 @@ impl CrashWorkload {
     /// The durability mode the child runs in; the parent reopens in the same one.
     pub fn durability_mode(self) -> aedb::config::DurabilityMode {
         match self {
-            CrashWorkload::EngineDurable | CrashWorkload::InstancePlain => {
-                aedb::config::DurabilityMode::Full
-            }
+            CrashWorkload::EngineDurable
+            | CrashWorkload::InstancePlain
+            | CrashWorkload::InstanceAccumulator => aedb::config::DurabilityMode::Full,
             CrashWorkload::BatchDurable => aedb::config::DurabilityMode::Batch,
         }
     }
@@ -66,3 +71,32 @@ pub const CRASH_SCOPE: &str = "acked";
 /// learns from it whether the child itself recovered a log (`recovered <checkpoint seq>
 /// <frames replayed>`).
 pub const CRASH_RECOVERED_PREFIX: &str = "recovered ";
+
+/// How many accumulators the accumulator workload writes: key `i` goes to
+/// [`crash_accumulator`]`(i)`, with order key `i`, so each one's order keys increase.
+pub const CRASH_ACCUMULATORS: u64 = 4;
+
+/// The accumulator key `i` goes to (in [`CRASH_PROJECT`], [`CRASH_SCOPE`]).
+pub fn crash_accumulator(i: u64) -> String {
+    format!("acc{}", i % CRASH_ACCUMULATORS)
+}
+
+/// The delta of key `i` (dedupe key [`crash_dedupe_key`]`(i)`, order key `i`).
+pub fn crash_delta(i: u64) -> i64 {
+    10 + (i % 7) as i64
+}
+
+pub fn crash_dedupe_key(i: u64) -> String {
+    format!("d{i}")
+}
+
+/// The id of the exposure opened at key `i` (amount 1).
+pub fn crash_exposure_id(i: u64) -> String {
+    format!("x{i}")
+}
+
+/// The line the accumulator workload prints for an acknowledged exposure (`exposed <key>`)...
+pub const CRASH_EXPOSED_PREFIX: &str = "exposed ";
+/// ...and before sending a delta that releases one (`releasing <delta key> <exposure key>`):
+/// the exposure is released exactly when that delta is there.
+pub const CRASH_RELEASING_PREFIX: &str = "releasing ";

@@ -7,7 +7,12 @@
 //! - `engine-durable`: `Engine::commit_blocking` with Durable finality, Full mode;
 //! - `batch-durable`: the same in Batch mode;
 //! - `instance-plain`: `AedbInstance` with the default configuration and plain `commit`
-//!   (Visible finality), which Full mode must make durable before it returns.
+//!   (Visible finality), which Full mode must make durable before it returns;
+//! - `instance-accumulator`: `AedbInstance` accumulators: deltas once per dedupe key, some
+//!   releasing an exposure, and exposures. Every acknowledged delta, exposure and release is
+//!   found; each accumulator's value is the sum of the deltas it holds and its total exposure
+//!   the sum of its open exposures; a writable round retries each accumulator's delta that
+//!   was in flight, which applies it exactly once.
 //!
 //! Even rounds verify with a writable open and shut it down (the next child starts from a clean
 //! checkpoint); odd rounds verify with a read-only open, which writes nothing, so the next child
@@ -17,7 +22,7 @@
 //! `MIN_ROUNDS_FOR_TOTALS` only the per-round checks apply: the totals (recoveries from a
 //! checkpoint, frames replayed, commits acknowledged) need several rounds to be certain.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader, Read};
 use std::ops::Bound;
 use std::path::Path;
@@ -31,7 +36,9 @@ use aedb::storage::io::sim::SplitMix64;
 use aedb::storage::Snapshot;
 use aedb::{AedbInstance, Engine, RecoveryReport};
 use aedb_tests::{
-    crash_value, CrashWorkload, CRASH_PROJECT, CRASH_RECOVERED_PREFIX, CRASH_SCOPE, CRASH_TREE,
+    crash_accumulator, crash_dedupe_key, crash_delta, crash_exposure_id, crash_value,
+    CrashWorkload, CRASH_ACCUMULATORS, CRASH_EXPOSED_PREFIX, CRASH_PROJECT, CRASH_RECOVERED_PREFIX,
+    CRASH_RELEASING_PREFIX, CRASH_SCOPE, CRASH_TREE,
 };
 
 const DEFAULT_ROUNDS: u32 = 20;
@@ -67,6 +74,10 @@ const OPEN_WAIT: Duration = Duration::from_secs(30);
 /// What one killed child said before it died.
 struct ChildRun {
     acked: Vec<u64>,
+    /// Keys whose exposure was acknowledged, and (delta key, exposure key) of each delta sent
+    /// to release one (accumulator workload).
+    exposed: Vec<u64>,
+    releasing: Vec<(u64, u64)>,
     /// (checkpoint seq, frames replayed) of the child's own recovery, when it got that far.
     recovered: Option<(u64, u64)>,
 }
@@ -92,10 +103,20 @@ fn run_child(
     let (opened_tx, opened_rx) = std::sync::mpsc::channel();
     let reader = std::thread::spawn(move || {
         let mut acked = Vec::new();
+        let mut exposed = Vec::new();
+        let mut releasing = Vec::new();
         let mut recovered = None;
         for line in BufReader::new(stdout).lines() {
             let Ok(line) = line else { break };
-            if let Some(rest) = line.strip_prefix(CRASH_RECOVERED_PREFIX) {
+            if let Some(key) = line.strip_prefix(CRASH_EXPOSED_PREFIX) {
+                exposed.extend(key.trim().parse::<u64>());
+            } else if let Some(keys) = line.strip_prefix(CRASH_RELEASING_PREFIX) {
+                if let Some((delta, exposure)) = keys.trim().split_once(' ') {
+                    if let (Ok(delta), Ok(exposure)) = (delta.parse(), exposure.parse()) {
+                        releasing.push((delta, exposure));
+                    }
+                }
+            } else if let Some(rest) = line.strip_prefix(CRASH_RECOVERED_PREFIX) {
                 let mut fields = rest.split(' ').map(str::parse::<u64>);
                 if let (Some(Ok(checkpoint)), Some(Ok(frames))) = (fields.next(), fields.next()) {
                     recovered = Some((checkpoint, frames));
@@ -105,7 +126,7 @@ fn run_child(
                 acked.push(key);
             }
         }
-        (acked, recovered)
+        (acked, exposed, releasing, recovered)
     });
     match kill_at {
         KillAt::AfterOpen(delay) => {
@@ -118,7 +139,7 @@ fn run_child(
     }
     child.kill().expect("kill -9");
     let status = child.wait().expect("wait");
-    let (acked, recovered) = reader.join().expect("reader");
+    let (acked, exposed, releasing, recovered) = reader.join().expect("reader");
     let mut stderr = String::new();
     if let Some(mut err) = child.stderr.take() {
         let _ = err.read_to_string(&mut stderr);
@@ -137,7 +158,12 @@ fn run_child(
             "{label}: the child did not report its open within {OPEN_WAIT:?} (stderr: {stderr})"
         );
     }
-    ChildRun { acked, recovered }
+    ChildRun {
+        acked,
+        exposed,
+        releasing,
+        recovered,
+    }
 }
 
 /// What a verifying open found.
@@ -265,6 +291,197 @@ fn verify_instance(
     verified
 }
 
+/// What the accumulator workload's children were told, over all rounds.
+#[derive(Default)]
+struct AccumulatorAcks {
+    exposed: BTreeSet<u64>,
+    /// exposure key → the key of the delta sent to release it
+    released_by: BTreeMap<u64, u64>,
+    /// The first key of the last child, and the keys it was told of.
+    start: u64,
+    last_run: Vec<u64>,
+}
+
+/// One accumulator as stored: (dedupe key → (order key, delta)), (exposure id → amount).
+type AccRecords = (BTreeMap<String, (u64, i64)>, BTreeMap<String, i64>);
+
+fn accumulator_records(snapshot: &Snapshot, name: &str, label: &str) -> AccRecords {
+    use aedb::storage::ReadTrees;
+    use aedb::stored::accumulators::{self as stored, Acc};
+    let acc = Acc {
+        project: CRASH_PROJECT,
+        scope: CRASH_SCOPE,
+        name,
+    };
+    let tree = format!("acc:{CRASH_PROJECT}:{CRASH_SCOPE}:{name}");
+    let (mut dedupe, mut exposures) = (BTreeMap::new(), BTreeMap::new());
+    for item in snapshot
+        .prefix(&tree, b"", false)
+        .unwrap_or_else(|e| panic!("{label}: scan {name}: {e}"))
+    {
+        let (key, _) = item.unwrap_or_else(|e| panic!("{label}: scan {name}: {e}"));
+        let rest = String::from_utf8_lossy(&key[1..]).into_owned();
+        match key[0] {
+            b'K' => {
+                let record = stored::dedupe(snapshot, acc, &rest)
+                    .unwrap_or_else(|e| panic!("{label}: dedupe {rest}: {e}"))
+                    .unwrap_or_else(|| panic!("{label}: dedupe {rest} listed, not found"));
+                dedupe.insert(rest, (record.order_key, record.delta));
+            }
+            b'E' => {
+                let open = stored::exposure(snapshot, acc, &rest)
+                    .unwrap_or_else(|e| panic!("{label}: exposure {rest}: {e}"))
+                    .unwrap_or_else(|| panic!("{label}: exposure {rest} listed, not found"));
+                exposures.insert(rest, open.amount);
+            }
+            _ => {}
+        }
+    }
+    (dedupe, exposures)
+}
+
+/// Hold every accumulator to what the children were told; returns the greatest order key.
+fn check_accumulators(
+    runtime: &tokio::runtime::Runtime,
+    db: &AedbInstance,
+    acked: &BTreeSet<u64>,
+    acks: &AccumulatorAcks,
+    label: &str,
+) -> Option<u64> {
+    let at = ConsistencyMode::AtLatest;
+    let snapshot = db.engine().snapshot();
+    let mut max_present = None;
+    for n in 0..CRASH_ACCUMULATORS {
+        let name = crash_accumulator(n);
+        let label = format!("{label}: {name}");
+        let (dedupe, exposures) = accumulator_records(&snapshot, &name, &label);
+        for (key, (order, delta)) in &dedupe {
+            assert_eq!(
+                (key.as_str(), *delta),
+                (crash_dedupe_key(*order).as_str(), crash_delta(*order)),
+                "{label}: a delta that no child made"
+            );
+            assert_eq!(crash_accumulator(*order), name, "{label}: {key} misplaced");
+            max_present = max_present.max(Some(*order));
+        }
+        let mine = |k: &&u64| crash_accumulator(**k) == name;
+        for key in acked.iter().filter(mine) {
+            assert!(
+                dedupe.contains_key(&crash_dedupe_key(*key)),
+                "{label}: acknowledged delta {key} lost"
+            );
+        }
+        // An acknowledged exposure is open until the delta sent to release it is there (that
+        // delta acknowledged or not).
+        for key in acks.exposed.iter().filter(mine) {
+            let id = crash_exposure_id(*key);
+            let release = acks.released_by.get(key);
+            let released = release.is_some_and(|d| dedupe.contains_key(&crash_dedupe_key(*d)));
+            if released {
+                assert!(
+                    !exposures.contains_key(&id),
+                    "{label}: {id} open, yet the delta {release:?} releasing it is there"
+                );
+            } else {
+                assert_eq!(exposures.get(&id), Some(&1), "{label}: exposure {id} lost");
+            }
+        }
+        let value = runtime
+            .block_on(db.accumulator_value(CRASH_PROJECT, CRASH_SCOPE, &name, at))
+            .unwrap_or_else(|e| panic!("{label}: value: {e}"));
+        let strong = runtime
+            .block_on(db.accumulator_value_strong(CRASH_PROJECT, CRASH_SCOPE, &name, at))
+            .unwrap_or_else(|e| panic!("{label}: strong value: {e}"));
+        let sum: i64 = dedupe.values().map(|(_, d)| d).sum();
+        assert_eq!(
+            (value, strong),
+            (sum, sum),
+            "{label}: the value is not the sum of the deltas held"
+        );
+        let metrics = runtime
+            .block_on(db.accumulator_exposure_metrics(CRASH_PROJECT, CRASH_SCOPE, &name, at))
+            .unwrap_or_else(|e| panic!("{label}: metrics: {e}"));
+        assert_eq!(
+            (metrics.total_exposure, metrics.open_exposure_count),
+            (exposures.values().sum::<i64>(), exposures.len()),
+            "{label}: exposure totals differ from the open exposures"
+        );
+        assert_eq!(metrics.rejection_count, 0, "{label}: no child was refused");
+        let lag = runtime
+            .block_on(db.accumulator_lag(CRASH_PROJECT, CRASH_SCOPE, &name, at))
+            .unwrap_or_else(|e| panic!("{label}: lag: {e}"));
+        assert_eq!(
+            (lag.unapplied_deltas, lag.projector_error.as_deref()),
+            (0, None),
+            "{label}: {lag:?}"
+        );
+    }
+    max_present
+}
+
+fn verify_accumulators(
+    runtime: &tokio::runtime::Runtime,
+    dir: &Path,
+    config: AedbConfig,
+    writable: bool,
+    acked: &BTreeSet<u64>,
+    acks: &AccumulatorAcks,
+    label: &str,
+) -> Verified {
+    let db = if writable {
+        AedbInstance::open(config, dir)
+    } else {
+        AedbInstance::open_read_only(config, dir)
+    }
+    .unwrap_or_else(|e| panic!("{label}: reopen (writable: {writable}): {e}"));
+    let mut max_present = check_accumulators(runtime, &db, acked, acks, label);
+    if writable && max_present.is_some() {
+        // The client retries what it sent last: each task's next delta after the last one it
+        // was told of. Applied once whether or not the kill took it; a second retry is a
+        // no-op.
+        let mut retried = acked.clone();
+        for t in 0..CRASH_ACCUMULATORS {
+            let first = acks.start + t;
+            let key = acks
+                .last_run
+                .iter()
+                .filter(|k| crash_accumulator(**k) == crash_accumulator(first))
+                .max()
+                .map_or(first, |k| k + CRASH_ACCUMULATORS);
+            // The same call: releasing what it was sent to release.
+            let release = acks
+                .released_by
+                .iter()
+                .find(|(_, delta)| **delta == key)
+                .map(|(exposure, _)| crash_exposure_id(*exposure));
+            for attempt in 0..2 {
+                runtime
+                    .block_on(db.accumulate_with_release(
+                        CRASH_PROJECT,
+                        CRASH_SCOPE,
+                        &crash_accumulator(key),
+                        crash_delta(key),
+                        crash_dedupe_key(key),
+                        key,
+                        release.clone(),
+                    ))
+                    .unwrap_or_else(|e| panic!("{label}: retry {attempt} of {key}: {e}"));
+            }
+            retried.insert(key);
+        }
+        max_present = check_accumulators(runtime, &db, &retried, acks, label);
+    }
+    let check = db.engine().store().check();
+    assert!(check.is_ok(), "{label}: invariants: {:?}", check.violations);
+    let verified = found(db.engine().recovery_report(), max_present);
+    if writable {
+        runtime
+            .block_on(db.shutdown())
+            .unwrap_or_else(|e| panic!("{label}: shutdown: {e}"));
+    }
+    verified
+}
+
 fn run_rounds(backend: &str, choice: IoBackendChoice, workload: CrashWorkload, seed: u64) {
     let rounds = rounds();
     let name = format!("{backend}/{}", workload.name());
@@ -278,16 +495,22 @@ fn run_rounds(backend: &str, choice: IoBackendChoice, workload: CrashWorkload, s
         durability_mode: workload.durability_mode(),
         ..AedbConfig::default()
     };
-    let verify = |writable: bool, acked: &BTreeSet<u64>, label: &str| match workload {
-        CrashWorkload::InstancePlain => {
-            verify_instance(&runtime, &dir, config.clone(), writable, acked, label)
-        }
-        CrashWorkload::EngineDurable | CrashWorkload::BatchDurable => {
-            verify_engine(&dir, config.clone(), writable, acked, label)
-        }
-    };
+    let verify =
+        |writable: bool, acked: &BTreeSet<u64>, acks: &AccumulatorAcks, label: &str| match workload
+        {
+            CrashWorkload::InstancePlain => {
+                verify_instance(&runtime, &dir, config.clone(), writable, acked, label)
+            }
+            CrashWorkload::InstanceAccumulator => {
+                verify_accumulators(&runtime, &dir, config.clone(), writable, acked, acks, label)
+            }
+            CrashWorkload::EngineDurable | CrashWorkload::BatchDurable => {
+                verify_engine(&dir, config.clone(), writable, acked, label)
+            }
+        };
     let mut rng = SplitMix64(seed);
     let mut acked_total = BTreeSet::new();
+    let mut acks = AccumulatorAcks::default();
     let mut next_key = 0u64;
     let mut recovered_from_checkpoint = 0;
     let mut replayed = 0;
@@ -325,9 +548,17 @@ fn run_rounds(backend: &str, choice: IoBackendChoice, workload: CrashWorkload, s
             }
         }
         acked_total.extend(run.acked.iter().copied());
+        acks.exposed.extend(run.exposed.iter().copied());
+        acks.released_by.extend(
+            run.releasing
+                .iter()
+                .map(|(delta, exposure)| (*exposure, *delta)),
+        );
+        acks.start = next_key;
+        acks.last_run = run.acked.clone();
 
         let writable = round % 2 == 0;
-        let verified = verify(writable, &acked_total, &label);
+        let verified = verify(writable, &acked_total, &acks, &label);
         if verified.checkpoint_seq > 0 {
             recovered_from_checkpoint += 1;
         }
@@ -343,7 +574,7 @@ fn run_rounds(backend: &str, choice: IoBackendChoice, workload: CrashWorkload, s
     // a writer; the same equality holds for this open.
     if let Some((false, checkpoint, frames)) = previous {
         let label = format!("{name} final writable open");
-        let verified = verify(true, &acked_total, &label);
+        let verified = verify(true, &acked_total, &acks, &label);
         assert_eq!(
             (verified.checkpoint_seq, verified.frames_replayed),
             (checkpoint, frames),
@@ -436,5 +667,26 @@ fn kill9_sync_batch_durable() {
         IoBackendChoice::Sync,
         CrashWorkload::BatchDurable,
         16,
+    );
+}
+
+#[test]
+#[cfg(target_os = "linux")]
+fn kill9_uring_instance_accumulator() {
+    run_rounds(
+        "uring",
+        IoBackendChoice::IoUring,
+        CrashWorkload::InstanceAccumulator,
+        19,
+    );
+}
+
+#[test]
+fn kill9_sync_instance_accumulator() {
+    run_rounds(
+        "sync",
+        IoBackendChoice::Sync,
+        CrashWorkload::InstanceAccumulator,
+        17,
     );
 }

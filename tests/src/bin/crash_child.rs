@@ -3,7 +3,8 @@
 //! commit it prints what its own recovery did (`recovered <checkpoint seq> <frames replayed>`).
 //!
 //! Usage: aedb-crash-child <dir> <uring|sync> <first key> <workload>
-//! with workload one of `engine-durable`, `instance-plain`, `batch-durable`.
+//! with workload one of `engine-durable`, `instance-plain`, `batch-durable`,
+//! `instance-accumulator` (which also prints `exposed <key>` and `releasing <key> <key>` lines).
 //!
 //! Anything wrong is reported on stderr with the word "failed", which fails the parent's round.
 
@@ -15,7 +16,9 @@ use aedb::commit::Mutation;
 use aedb::config::{AedbConfig, DurabilityMode, IoBackendChoice};
 use aedb::{AedbInstance, CommitFinality, Engine, RecoveryReport};
 use aedb_tests::{
-    crash_value, CrashWorkload, CRASH_PROJECT, CRASH_RECOVERED_PREFIX, CRASH_SCOPE, CRASH_TREE,
+    crash_accumulator, crash_dedupe_key, crash_delta, crash_exposure_id, crash_value,
+    CrashWorkload, CRASH_ACCUMULATORS, CRASH_EXPOSED_PREFIX, CRASH_PROJECT, CRASH_RECOVERED_PREFIX,
+    CRASH_RELEASING_PREFIX, CRASH_SCOPE, CRASH_TREE,
 };
 
 /// Committers of the engine workloads (threads) and of the instance workload (tasks); more
@@ -32,7 +35,7 @@ fn main() {
     ) else {
         eprintln!(
             "usage: aedb-crash-child <dir> <uring|sync> <first key> \
-             <engine-durable|instance-plain|batch-durable>"
+             <engine-durable|instance-plain|batch-durable|instance-accumulator>"
         );
         std::process::exit(2);
     };
@@ -46,6 +49,7 @@ fn main() {
             run_engine(&dir, io_backend, workload.durability_mode(), start)
         }
         CrashWorkload::InstancePlain => run_instance(&dir, io_backend, start),
+        CrashWorkload::InstanceAccumulator => run_accumulators(&dir, io_backend, start),
     }
 }
 
@@ -173,6 +177,128 @@ fn run_instance(dir: &Path, io_backend: IoBackendChoice, start: u64) {
                         }
                         print_line(&i.to_string());
                         i += WRITERS;
+                    }
+                })
+            })
+            .collect();
+        for task in tasks {
+            let _ = task.await;
+        }
+    });
+}
+
+fn run_accumulators(dir: &Path, io_backend: IoBackendChoice, start: u64) {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("tokio runtime failed: {err}");
+            std::process::exit(1);
+        }
+    };
+    runtime.block_on(async move {
+        let config = AedbConfig {
+            io_backend,
+            ..AedbConfig::default()
+        };
+        let db = match AedbInstance::open(config, dir) {
+            Ok(db) => Arc::new(db),
+            Err(err) => {
+                eprintln!("open failed: {err}");
+                std::process::exit(1);
+            }
+        };
+        print_recovery(db.engine().recovery_report());
+        if let Err(err) = db.create_project(CRASH_PROJECT).await {
+            eprintln!("create_project failed: {err}");
+            std::process::exit(1);
+        }
+        if let Err(err) = db.create_scope(CRASH_PROJECT, CRASH_SCOPE).await {
+            eprintln!("create_scope failed: {err}");
+            std::process::exit(1);
+        }
+        for n in 0..CRASH_ACCUMULATORS {
+            // Created by the first child; a small compaction period, so the delta log is
+            // compacted often.
+            match db
+                .create_accumulator(CRASH_PROJECT, CRASH_SCOPE, &crash_accumulator(n), None, 8)
+                .await
+            {
+                Ok(_) | Err(aedb::AedbError::AlreadyExists { .. }) => {}
+                Err(err) => {
+                    eprintln!("create_accumulator failed: {err}");
+                    std::process::exit(1);
+                }
+            }
+        }
+        // One task per accumulator (keys `i ≡ start + t`): its order keys increase.
+        let tasks: Vec<_> = (0..CRASH_ACCUMULATORS)
+            .map(|t| {
+                let db = Arc::clone(&db);
+                tokio::spawn(async move {
+                    let mut i = start + t;
+                    let name = crash_accumulator(i);
+                    // Exposures this process opened and has not released, oldest first.
+                    let mut open = std::collections::VecDeque::new();
+                    loop {
+                        // Each task's keys step by CRASH_ACCUMULATORS: count its own steps.
+                        let step = i / CRASH_ACCUMULATORS;
+                        let release = if step.is_multiple_of(3) && open.len() > 1 {
+                            open.pop_front()
+                        } else {
+                            None
+                        };
+                        if let Some(j) = release {
+                            print_line(&format!("{CRASH_RELEASING_PREFIX}{i} {j}"));
+                        }
+                        let result = db
+                            .accumulate_with_release(
+                                CRASH_PROJECT,
+                                CRASH_SCOPE,
+                                &name,
+                                crash_delta(i),
+                                crash_dedupe_key(i),
+                                i,
+                                release.map(crash_exposure_id),
+                            )
+                            .await;
+                        match result {
+                            Ok(r) if r.durable_head_seq >= r.commit_seq => {}
+                            Ok(r) => {
+                                eprintln!(
+                                    "accumulate {i} failed: acknowledged under Full with durable \
+                                     head {} below its commit {}",
+                                    r.durable_head_seq, r.commit_seq
+                                );
+                                return;
+                            }
+                            Err(err) => {
+                                eprintln!("accumulate {i} failed: {err}");
+                                return;
+                            }
+                        }
+                        print_line(&i.to_string());
+                        if step % 2 == 1 {
+                            let exposed = db
+                                .expose_accumulator(
+                                    CRASH_PROJECT,
+                                    CRASH_SCOPE,
+                                    &name,
+                                    1,
+                                    crash_exposure_id(i),
+                                )
+                                .await;
+                            if let Err(err) = exposed {
+                                eprintln!("expose {i} failed: {err}");
+                                return;
+                            }
+                            print_line(&format!("{CRASH_EXPOSED_PREFIX}{i}"));
+                            open.push_back(i);
+                        }
+                        i += CRASH_ACCUMULATORS;
                     }
                 })
             })
