@@ -230,12 +230,8 @@ fn a_delta_past_i64_is_refused_whole() {
             preflight: false,
         },
         acc(10, 2, Some(1)),
-        // Key 2 has no record: a new delta of 7, refused the same way.
-        Op::Retry {
-            acc: 0,
-            key: 2,
-            release: None,
-        },
+        // The refused delta's key is free: another delta under it is refused the same way.
+        acc(7, 2, None),
         acc(-20, 2, Some(1)),
         Op::Reopen,
         acc(i64::MIN, 3, None),

@@ -226,8 +226,8 @@ pub enum Op {
         order: OrderPick,
         release: Option<u8>,
     },
-    /// Repeat an accepted delta exactly (its key, order key and delta), if the pool key has
-    /// one; else a new delta under that key.
+    /// Repeat a stored delta exactly (its key, order key and delta), the `key`-th one
+    /// cyclically; with none stored, a new delta under pool key `key`.
     Retry {
         acc: usize,
         key: u8,
@@ -344,7 +344,7 @@ pub fn op(reopen_weight: u32) -> impl Strategy<Value = Op> {
     prop_oneof![
         12 => (acc.clone(), delta(), key, order_pick(), proptest::option::weighted(0.2, id.clone()))
             .prop_map(|(acc, delta, key, order, release)| Op::Accumulate { acc, delta, key, order, release }),
-        3 => (acc.clone(), 0u8..KEY_POOL, proptest::option::weighted(0.3, id.clone()))
+        4 => (acc.clone(), any::<u8>(), proptest::option::weighted(0.3, id.clone()))
             .prop_map(|(acc, key, release)| Op::Retry { acc, key, release }),
         7 => (acc.clone(), amount(), id.clone(), any::<bool>())
             .prop_map(|(acc, amount, id, preflight)| Op::Expose { acc, amount, id, preflight }),
@@ -490,11 +490,17 @@ impl Model {
             Op::Retry { acc, key, release } => {
                 let release = release.map(|id| self.id_name(&name(*acc), id));
                 let name = name(*acc);
-                let key = pool_key(*key);
                 let acc = self.accs.get(&name);
-                let (order, delta) = acc
-                    .and_then(|a| a.dedupe.get(&key).map(|(o, d, _)| (*o, *d)))
-                    .unwrap_or_else(|| (acc.and_then(|a| a.latest_order).map_or(0, |l| l + 1), 7));
+                // A stored record (the n-th, remembered or not) repeated exactly; with none, a
+                // new delta under a pool key.
+                let stored = acc
+                    .filter(|a| !a.dedupe.is_empty())
+                    .and_then(|a| a.dedupe.iter().nth(usize::from(*key) % a.dedupe.len()))
+                    .map(|(k, (o, d, _))| (k.clone(), *o, *d));
+                let (key, order, delta) = stored.unwrap_or_else(|| {
+                    let next = acc.and_then(|a| a.latest_order).map_or(0, |l| l + 1);
+                    (pool_key(*key % KEY_POOL), next, 7)
+                });
                 vec![Call::Accumulate {
                     name,
                     delta,
