@@ -83,7 +83,7 @@ pub use api::{
 };
 pub use durable::{CommitOutcome, Engine, LoggedTxn, RecoveryReport, DATA_FILE, WAL_DIR};
 pub use error::AedbError;
-pub use permission::CallerContext;
+pub use permission::{CallerContext, Permission};
 
 /// When a commit call returns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
