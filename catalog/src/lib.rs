@@ -7,6 +7,7 @@ pub mod expr;
 pub mod index;
 pub mod keys;
 pub mod namespace;
+pub mod permission;
 pub mod rows;
 pub mod schema;
 pub mod types;

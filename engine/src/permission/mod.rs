@@ -3,9 +3,7 @@
 //! checks on each API arrive with secure mode; the caller identity is used already because
 //! commits record it (an idempotency key is scoped per caller).
 
-mod rules;
-
-pub use rules::{permits, Permission};
+pub use aedb_catalog::permission::{permits, Permission};
 
 /// Who is calling (permissions arrive with the security issue; outside secure mode any caller,
 /// or none, may read).

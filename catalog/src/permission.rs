@@ -304,7 +304,7 @@ mod tests {
         assert!(!bypass_t.implies(&bypass_all));
     }
 
-    /// Grants are stored: the serde form of every variant is pinned.
+    /// Grants are stored (postcard, as catalog entries): the encoding is pinned.
     #[test]
     fn the_stored_form_is_pinned() {
         let all = vec![
@@ -315,10 +315,11 @@ mod tests {
                 table_name: None,
             },
         ];
-        let json = serde_json::to_string(&all).expect("json");
-        assert_eq!(
-            json,
-            r#"[{"KvRead":{"project_id":"p","scope_id":"s","prefix":[107]}},"GlobalAdmin",{"PolicyBypass":{"project_id":"p","table_name":null}}]"#
-        );
+        let bytes = postcard::to_allocvec(&all).expect("encode");
+        let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        // 3 items; KvRead (0) "p" Some("s") Some([107]); GlobalAdmin (6); PolicyBypass (9) "p" None.
+        assert_eq!(hex, "0300017001017301016b0609017000");
+        let back: Vec<Permission> = postcard::from_bytes(&bytes).expect("decode");
+        assert_eq!(back, all);
     }
 }
