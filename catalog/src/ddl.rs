@@ -7,6 +7,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::expr::Expr;
+use crate::permission::Permission;
 use crate::schema::{AccumulatorValueType, ColumnDef, Constraint, IndexType};
 
 // Not part of the file format: no file holds a serde-encoded DDL operation (the catalog stores
@@ -103,11 +104,25 @@ pub enum DdlOperation {
         accumulator_name: String,
         if_exists: bool,
     },
+    /// Give `caller_id` a permission; `delegable` lets them grant it on. `actor_id` is who
+    /// grants (overwritten with the committing caller when there is one).
+    GrantPermission {
+        caller_id: String,
+        permission: Permission,
+        actor_id: Option<String>,
+        delegable: bool,
+    },
+    /// Take a permission back (a grant that does not exist is no error).
+    RevokePermission {
+        caller_id: String,
+        permission: Permission,
+        actor_id: Option<String>,
+    },
 }
 
 impl DdlOperation {
-    /// The project the operation changes.
-    pub fn project_id(&self) -> &str {
+    /// The project the operation changes (`None`: a grant, which may span projects).
+    pub fn project_id(&self) -> Option<&str> {
         match self {
             DdlOperation::CreateProject { project_id, .. }
             | DdlOperation::DropProject { project_id, .. }
@@ -120,7 +135,8 @@ impl DdlOperation {
             | DdlOperation::CreateIndex { project_id, .. }
             | DdlOperation::DropIndex { project_id, .. }
             | DdlOperation::CreateAccumulator { project_id, .. }
-            | DdlOperation::DropAccumulator { project_id, .. } => project_id,
+            | DdlOperation::DropAccumulator { project_id, .. } => Some(project_id),
+            DdlOperation::GrantPermission { .. } | DdlOperation::RevokePermission { .. } => None,
         }
     }
 }

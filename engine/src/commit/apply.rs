@@ -54,7 +54,9 @@ pub(crate) fn rows(n: u64) -> Applied {
 pub fn apply(txn: &mut LoggedTxn, mutation: &Mutation, limits: &Limits) -> Result<Applied> {
     use Mutation as M;
     // The system project holds the engine's own tables: no caller's mutation reaches it.
-    refuse_system(mutation.project_id())?;
+    if let Some(project) = mutation.project_id() {
+        refuse_system(project)?;
+    }
     match mutation {
         M::Ddl(op) => Ok(Applied {
             ddl_applied: Some(apply_ddl(txn, op, limits.now_micros)?),

@@ -152,6 +152,17 @@ pub fn apply_ddl(txn: &mut LoggedTxn, op: &DdlOperation, now_micros: u64) -> Res
                 exposure_ttl_commits: *exposure_ttl_commits,
             },
         ),
+        DdlOperation::GrantPermission {
+            caller_id,
+            permission,
+            actor_id,
+            delegable,
+        } => super::grants::grant(txn, caller_id, permission, actor_id, *delegable),
+        DdlOperation::RevokePermission {
+            caller_id,
+            permission,
+            ..
+        } => super::grants::revoke(txn, caller_id, permission),
         DdlOperation::DropAccumulator {
             project_id,
             scope_id,

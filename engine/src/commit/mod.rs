@@ -7,6 +7,7 @@ pub(crate) mod ddl;
 pub mod envelope;
 pub(crate) mod events;
 pub mod executor;
+pub(crate) mod grants;
 pub mod kv;
 pub(crate) mod lifecycle;
 mod preflight;

@@ -360,8 +360,8 @@ pub enum Mutation {
 }
 
 impl Mutation {
-    /// The project the mutation writes to.
-    pub fn project_id(&self) -> &str {
+    /// The project the mutation writes to (`None`: a grant or revoke).
+    pub fn project_id(&self) -> Option<&str> {
         match self {
             Mutation::Ddl(op) => op.project_id(),
             Mutation::Insert { project_id, .. }
@@ -396,7 +396,7 @@ impl Mutation {
             | Mutation::ExposeAccumulator { project_id, .. }
             | Mutation::ExposeAccumulatorBatch { project_id, .. }
             | Mutation::ReleaseAccumulatorExposure { project_id, .. }
-            | Mutation::EmitEvent { project_id, .. } => project_id,
+            | Mutation::EmitEvent { project_id, .. } => Some(project_id),
         }
     }
 }

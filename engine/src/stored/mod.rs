@@ -13,6 +13,7 @@
 //! | `idempotency` | `sys:idempotency`, `sys:idempotency_by_seq` | caller ‖ key; seq ‖ record key | record; written-at |
 //! | `rows` | `t:<table id>`, `i:<table id>:<index>` | primary key; index entry | row; empty |
 //! | `events` | the table `_system.app.event_outbox` (rows as `rows`) | (commit seq, topic, event key) | the event row |
+//! | `grants` | `sys:grants` | caller ‖ 0 ‖ permission (postcard) | delegable, seq, grantor |
 //! | `lifecycle` | the table `_system.app.lifecycle_outbox` (rows as `rows`) | commit seq | the commit's lifecycle events, JSON |
 //! | `processors` | `_system.app.reactive_processor_{checkpoints,registry,dead_letters}` (rows as `rows`) | processor name (and commit, key) | checkpoint; options; dead letter |
 //! | `accumulators` | `sys:accumulators`, `acc:<project>:<scope>:<name>` | project ‖ scope ‖ name; tagged state, delta, dedupe, exposure keys | definition; see the module |
@@ -21,6 +22,7 @@ pub mod accumulators;
 pub mod catalog;
 pub mod counters;
 pub mod events;
+pub mod grants;
 pub mod idempotency;
 pub mod kv;
 pub mod lifecycle;
