@@ -9,8 +9,10 @@ use aedb_query::plan::{ConsistencyMode, Query, QueryOptions, QueryResult};
 use aedb_query::planner::Plan;
 use aedb_query::QueryError;
 
+use crate::commit::authz::authorize_read;
 use crate::commit::kv::KvEntry;
 use crate::cursor::PageCursor;
+use crate::permission::CallerContext;
 use crate::stored;
 use crate::stored::catalog;
 
@@ -105,6 +107,37 @@ impl AedbInstance {
             ConsistencyMode::AtSeq(c.snapshot_seq)
         });
         let snapshot = self.snapshot_for(consistency)?;
+        self.query_on(&snapshot, project_id, scope_id, &query, cursor)
+    }
+
+    /// [`Self::query_with_options`] as `caller`: refused with `PermissionDenied` unless the
+    /// caller may read the query's table and every joined table. Without a caller, the
+    /// anonymous query.
+    pub async fn query_with_options_as(
+        &self,
+        caller: Option<&CallerContext>,
+        project_id: &str,
+        scope_id: &str,
+        query: Query,
+        options: QueryOptions,
+    ) -> std::result::Result<QueryResult, QueryError> {
+        let Some(caller) = caller else {
+            return self
+                .query_with_options(project_id, scope_id, query, options)
+                .await;
+        };
+        let cursor = options
+            .cursor
+            .as_deref()
+            .map(|c| self.cursors.decode(c))
+            .transpose()?;
+        let consistency = cursor.as_ref().map_or(options.consistency, |c| {
+            ConsistencyMode::AtSeq(c.snapshot_seq)
+        });
+        let snapshot = self.snapshot_for(consistency)?;
+        let mut tables = vec![query.table.as_str()];
+        tables.extend(query.joins.iter().map(|j| j.table.as_str()));
+        authorize_read(&snapshot, caller, project_id, scope_id, &tables)?;
         self.query_on(&snapshot, project_id, scope_id, &query, cursor)
     }
 

@@ -3,6 +3,7 @@
 use aedb_catalog::{DdlOperation, DdlResult};
 
 use crate::commit::apply::{apply, Applied};
+use crate::commit::authz::authorize;
 use crate::commit::envelope::{apply_envelope, EnvelopeOutcome};
 use crate::commit::read_set::{plan_read_set, ReadSet};
 use crate::commit::{
@@ -10,6 +11,7 @@ use crate::commit::{
     IdempotencyOutcome, Mutation, PreflightPlan, PreflightResult, TransactionEnvelope, WriteIntent,
 };
 use crate::error::{AedbError, Result};
+use crate::permission::CallerContext;
 use crate::CommitFinality;
 
 use super::AedbInstance;
@@ -52,10 +54,67 @@ impl AedbInstance {
             .map(|(r, _)| r)
     }
 
+    /// Commit one mutation as `caller`: refused with `PermissionDenied` unless the caller's
+    /// grants cover what the mutation needs (checked in the commit, against its state). A
+    /// grant or revoke records the caller as its actor.
+    pub async fn commit_as(
+        &self,
+        caller: CallerContext,
+        mutation: Mutation,
+    ) -> Result<CommitResult> {
+        self.commit_as_with_finality(caller, mutation, CommitFinality::Visible)
+            .await
+    }
+
+    pub async fn commit_as_with_finality(
+        &self,
+        caller: CallerContext,
+        mutation: Mutation,
+        finality: CommitFinality,
+    ) -> Result<CommitResult> {
+        caller.check_external()?;
+        let mutation = match mutation {
+            Mutation::Ddl(DdlOperation::GrantPermission {
+                caller_id,
+                permission,
+                delegable,
+                ..
+            }) => Mutation::Ddl(DdlOperation::GrantPermission {
+                caller_id,
+                permission,
+                actor_id: Some(caller.caller_id.clone()),
+                delegable,
+            }),
+            Mutation::Ddl(DdlOperation::RevokePermission {
+                caller_id,
+                permission,
+                ..
+            }) => Mutation::Ddl(DdlOperation::RevokePermission {
+                caller_id,
+                permission,
+                actor_id: Some(caller.caller_id.clone()),
+            }),
+            other => other,
+        };
+        self.commit_many_checked(vec![mutation], finality, Some(caller))
+            .await
+            .map(|(r, _)| r)
+    }
+
     pub(super) async fn commit_many_with_finality(
         &self,
         mutations: Vec<Mutation>,
         finality: CommitFinality,
+    ) -> Result<(CommitResult, Vec<Applied>)> {
+        self.commit_many_checked(mutations, finality, None).await
+    }
+
+    /// Commit `mutations` atomically; with a caller, each is authorized first, in the commit.
+    async fn commit_many_checked(
+        &self,
+        mutations: Vec<Mutation>,
+        finality: CommitFinality,
+        caller: Option<CallerContext>,
     ) -> Result<(CommitResult, Vec<Applied>)> {
         let limits = self.limits();
         let refused = limits.refused_exposures.clone();
@@ -63,6 +122,11 @@ impl AedbInstance {
         let outcome = self
             .engine
             .commit(finality, move |txn| {
+                if let Some(caller) = &caller {
+                    for mutation in &mutations {
+                        authorize(txn, caller, mutation)?;
+                    }
+                }
                 let applied = mutations
                     .iter()
                     .map(|m| apply(txn, m, &limits))

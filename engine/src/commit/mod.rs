@@ -3,6 +3,7 @@
 
 pub(crate) mod accumulators;
 pub(crate) mod apply;
+pub(crate) mod authz;
 pub(crate) mod ddl;
 pub mod envelope;
 pub(crate) mod events;

@@ -1,0 +1,220 @@
+//! Permissions on the caller-bearing paths (#13, first steps): `commit_as` and
+//! `query_with_options_as` allow exactly what the caller's grants cover, directly or by
+//! implication, and refuse the rest with `PermissionDenied`; grants and revokes take effect on
+//! the next commit; delegation follows the grant's `delegable` flag and project admins.
+
+use aedb::catalog::schema::ColumnDef;
+use aedb::catalog::types::{ColumnType, Row, Value};
+use aedb::catalog::DdlOperation;
+use aedb::commit::validation::Mutation;
+use aedb::config::AedbConfig;
+use aedb::query::plan::{Query, QueryOptions};
+use aedb::{AedbError, AedbInstance, CallerContext, Permission};
+
+type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+fn caller(id: &str) -> CallerContext {
+    CallerContext::new(id)
+}
+
+fn create_table(name: &str) -> Mutation {
+    Mutation::Ddl(DdlOperation::CreateTable {
+        project_id: "p".into(),
+        scope_id: "app".into(),
+        table_name: name.into(),
+        owner_id: None,
+        columns: vec![ColumnDef {
+            name: "id".into(),
+            col_type: ColumnType::Integer,
+            nullable: false,
+        }],
+        primary_key: vec!["id".into()],
+    })
+}
+
+fn insert(table: &str, id: i64) -> Mutation {
+    Mutation::Upsert {
+        project_id: "p".into(),
+        scope_id: "app".into(),
+        table_name: table.into(),
+        primary_key: vec![Value::Integer(id)],
+        row: Row::from_values(vec![Value::Integer(id)]),
+    }
+}
+
+fn kv_set(key: &[u8]) -> Mutation {
+    Mutation::KvSet {
+        project_id: "p".into(),
+        scope_id: "app".into(),
+        key: key.to_vec(),
+        value: b"v".to_vec(),
+    }
+}
+
+fn grant(to: &str, permission: Permission, delegable: bool) -> Mutation {
+    Mutation::Ddl(DdlOperation::GrantPermission {
+        caller_id: to.into(),
+        permission,
+        actor_id: None,
+        delegable,
+    })
+}
+
+fn table_read(t: &str) -> Permission {
+    Permission::TableRead {
+        project_id: "p".into(),
+        scope_id: "app".into(),
+        table_name: t.into(),
+    }
+}
+
+fn denied<T: std::fmt::Debug>(result: Result<T, AedbError>) -> bool {
+    matches!(result, Err(AedbError::PermissionDenied(_)))
+}
+
+async fn query_as(
+    db: &AedbInstance,
+    who: &str,
+    table: &str,
+) -> Result<usize, aedb::query::error::QueryError> {
+    let c = caller(who);
+    db.query_with_options_as(
+        Some(&c),
+        "p",
+        "app",
+        Query::select(&["*"]).from(table).limit(10),
+        QueryOptions::default(),
+    )
+    .await
+    .map(|r| r.rows.len())
+}
+
+#[tokio::test]
+async fn grants_decide_what_each_caller_may_do() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let db = AedbInstance::open(AedbConfig::default(), dir.path())?;
+    // Prepared anonymously, as a database is before a secure open.
+    db.create_project("p").await?;
+    db.commit(create_table("t")).await?;
+    db.commit(create_table("u")).await?;
+    let write_t = Permission::TableWrite {
+        project_id: "p".into(),
+        scope_id: "app".into(),
+        table_name: "t".into(),
+    };
+    db.commit(grant("alice", Permission::GlobalAdmin, false))
+        .await?;
+    db.commit(grant("bob", write_t.clone(), false)).await?;
+    db.commit(grant(
+        "carol",
+        Permission::ProjectAdmin {
+            project_id: "p".into(),
+        },
+        false,
+    ))
+    .await?;
+    let kv_users = Permission::KvWrite {
+        project_id: "p".into(),
+        scope_id: Some("app".into()),
+        prefix: Some(b"user:".to_vec()),
+    };
+    db.commit(grant("dave", kv_users, false)).await?;
+    db.commit(grant(
+        "eve",
+        Permission::ScopeAdmin {
+            project_id: "p".into(),
+            scope_id: "app".into(),
+        },
+        false,
+    ))
+    .await?;
+
+    // Exact grants.
+    db.commit_as(caller("bob"), insert("t", 1)).await?;
+    assert!(
+        denied(db.commit_as(caller("bob"), insert("u", 1)).await),
+        "other table"
+    );
+    assert!(
+        query_as(&db, "bob", "t").await.is_err(),
+        "writing is not reading"
+    );
+    db.commit_as(caller("dave"), kv_set(b"user:1")).await?;
+    assert!(
+        denied(db.commit_as(caller("dave"), kv_set(b"order:1")).await),
+        "other prefix"
+    );
+    // By implication.
+    assert_eq!(query_as(&db, "carol", "t").await?, 1);
+    db.commit_as(caller("carol"), kv_set(b"anything")).await?;
+    db.commit_as(caller("eve"), insert("u", 2)).await?;
+    assert!(
+        denied(db.commit_as(caller("eve"), create_table("v")).await),
+        "DDL needs TableDdl"
+    );
+    db.commit_as(caller("carol"), create_table("v")).await?;
+    assert!(denied(
+        db.commit_as(
+            caller("carol"),
+            Mutation::Ddl(DdlOperation::CreateProject {
+                project_id: "q".into(),
+                owner_id: None,
+                if_not_exists: false,
+            })
+        )
+        .await
+    ));
+    db.commit_as(
+        caller("alice"),
+        Mutation::Ddl(DdlOperation::CreateProject {
+            project_id: "q".into(),
+            owner_id: None,
+            if_not_exists: false,
+        }),
+    )
+    .await?;
+    // Nobody unknown, blank or reserved.
+    assert!(denied(
+        db.commit_as(caller("mallory"), insert("t", 3)).await
+    ));
+    assert!(denied(db.commit_as(caller(""), insert("t", 3)).await));
+    assert!(denied(db.commit_as(caller("system"), insert("t", 3)).await));
+
+    // Delegation: a project admin may grant within the project, not globally; a delegable
+    // grant may be passed on, a plain one may not.
+    db.commit_as(caller("carol"), grant("frank", table_read("t"), true))
+        .await?;
+    assert!(denied(
+        db.commit_as(
+            caller("carol"),
+            grant("frank", Permission::GlobalAdmin, false)
+        )
+        .await
+    ));
+    db.commit_as(caller("frank"), grant("gina", table_read("t"), false))
+        .await?;
+    assert_eq!(query_as(&db, "gina", "t").await?, 1);
+    assert!(denied(
+        db.commit_as(caller("gina"), grant("hal", table_read("t"), false))
+            .await
+    ));
+    assert!(denied(
+        db.commit_as(caller("bob"), grant("hal", write_t.clone(), false))
+            .await
+    ));
+
+    // A revoke takes effect on the next commit.
+    db.commit_as(
+        caller("alice"),
+        Mutation::Ddl(DdlOperation::RevokePermission {
+            caller_id: "bob".into(),
+            permission: write_t,
+            actor_id: None,
+        }),
+    )
+    .await?;
+    assert!(denied(db.commit_as(caller("bob"), insert("t", 4)).await));
+    // Anonymous calls are not checked outside secure mode.
+    db.commit(insert("t", 5)).await?;
+    Ok(())
+}
