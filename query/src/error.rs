@@ -151,6 +151,7 @@ impl From<AccessError> for QueryError {
             },
             AccessError::Pager(e) => e.into(),
             AccessError::Corrupt(message) => QueryError::corruption(message),
+            AccessError::Internal(message) => QueryError::InternalError(message),
             other => QueryError::InternalError(other.to_string()),
         }
     }
@@ -271,6 +272,7 @@ mod tests {
         assert_eq!(expr.code_str(), "column_not_found");
         let internal = QueryError::from(AccessError::Internal("index x vanished".into()));
         assert_eq!(internal.code_str(), "internal");
+        assert_eq!(internal.to_string(), "internal error: index x vanished");
     }
 
     fn libc_eio() -> i32 {

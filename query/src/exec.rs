@@ -21,6 +21,10 @@ use crate::eval::{check_expr, eval};
 use crate::plan::{Aggregate, Order, Query};
 use crate::planner::{access_path, Access};
 
+/// Reading rows along access paths lives in the access layer; its public path here too.
+pub use aedb_access::rows::read_row_in as read_row;
+pub use aedb_access::scan::matching_rows;
+
 /// Rows a page returns when the query has no limit.
 pub const DEFAULT_PAGE_ROWS: usize = 100;
 

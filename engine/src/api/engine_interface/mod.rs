@@ -203,10 +203,18 @@ impl AedbInstance {
         };
         match self.commit_envelope(envelope).await {
             Ok(result) => Ok(EffectBatchCommitResult::Applied(result)),
-            Err(AedbError::AssertionFailed { index, actual, .. }) => {
-                let precondition = batch.preconditions.get(index).ok_or_else(|| {
-                    AedbError::Validation(format!("precondition {index} is not in the batch"))
-                })?;
+            // A precondition's own assertion failed (a compare-and-set inside a mutation also
+            // reports index 0, with another assertion: that is an error, not a rejection).
+            Err(AedbError::AssertionFailed {
+                index,
+                assertion,
+                actual,
+            }) if batch
+                .preconditions
+                .get(index)
+                .is_some_and(|p| precondition_assertion(project_id, scope_id, p) == *assertion) =>
+            {
+                let precondition = &batch.preconditions[index];
                 Ok(EffectBatchCommitResult::Rejected(rejection(
                     precondition,
                     &actual,
