@@ -218,3 +218,75 @@ async fn grants_decide_what_each_caller_may_do() -> TestResult {
     db.commit(insert("t", 5)).await?;
     Ok(())
 }
+
+/// The write `_as` forms of KV, accumulators and events need `KvWrite` covering the key, the
+/// accumulator's name or the topic.
+#[tokio::test]
+async fn kv_accumulator_and_event_writes_need_kv_write() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let db = AedbInstance::open(AedbConfig::default(), dir.path())?;
+    db.create_project("p").await?;
+    db.create_accumulator("p", "app", "bank", None, 100).await?;
+    db.create_accumulator("p", "app", "other", None, 100)
+        .await?;
+    let kv = |prefix: &[u8]| Permission::KvWrite {
+        project_id: "p".into(),
+        scope_id: Some("app".into()),
+        prefix: Some(prefix.to_vec()),
+    };
+    db.commit(grant("ann", kv(b"bank"), false)).await?;
+    db.commit(grant("ann", kv(b"user:"), false)).await?;
+    db.commit(grant("ann", kv(b"scored"), false)).await?;
+
+    db.kv_set_as(caller("ann"), "p", "app", b"user:1".to_vec(), b"v".to_vec())
+        .await?;
+    db.kv_del_as(caller("ann"), "p", "app", b"user:1".to_vec())
+        .await?;
+    assert!(denied(
+        db.kv_set_as(caller("ann"), "p", "app", b"admin".to_vec(), b"v".to_vec())
+            .await
+    ));
+    db.accumulate_as(caller("ann"), "p", "app", "bank", 100, "d1".into(), 1)
+        .await?;
+    db.expose_accumulator_as(caller("ann"), "p", "app", "bank", 10, "e1".into())
+        .await?;
+    db.accumulate_with_release_as(
+        caller("ann"),
+        "p",
+        "app",
+        "bank",
+        -5,
+        "d2".into(),
+        2,
+        Some("e1".into()),
+    )
+    .await?;
+    assert!(denied(
+        db.accumulate_as(caller("ann"), "p", "app", "other", 1, "x".into(), 1)
+            .await
+    ));
+    db.emit_event_as(caller("ann"), "p", "app", "scored", "k".into(), "{}".into())
+        .await?;
+    assert!(denied(
+        db.emit_event_as(
+            caller("ann"),
+            "p",
+            "app",
+            "payouts",
+            "k".into(),
+            "{}".into()
+        )
+        .await
+    ));
+    assert!(denied(
+        db.kv_set_as(
+            caller("nobody"),
+            "p",
+            "app",
+            b"user:2".to_vec(),
+            b"v".to_vec()
+        )
+        .await
+    ));
+    Ok(())
+}

@@ -2,7 +2,8 @@
 //! strong values, lag, exposures. Writes build a `Mutation`; reads take a snapshot by
 //! consistency mode and ask the owner (`stored::accumulators`).
 //!
-//! The `_as` forms (a caller checked against its grants) arrive with permissions.
+//! The `_as` forms check the caller's grants: writes need `KvWrite` covering the accumulator's
+//! name (as the original); the read forms arrive with the rest of the permissions.
 
 use aedb_catalog::schema::AccumulatorValueType;
 use aedb_catalog::DdlOperation;
@@ -12,6 +13,7 @@ use crate::commit::apply::RefusedExposures;
 use crate::commit::{CommitResult, Mutation};
 use crate::durable::CommitOutcome;
 use crate::error::{AedbError, Result};
+use crate::permission::CallerContext;
 use crate::query::plan::ConsistencyMode;
 use crate::stored::accumulators::{self as stored, Acc, State};
 use crate::CommitFinality;
@@ -57,6 +59,38 @@ fn acc<'a>(project: &'a str, scope: &'a str, name: &'a str) -> Acc<'a> {
 /// far exposures and a negative value push them.
 fn clamp_i64(value: i128) -> i64 {
     value.clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64
+}
+
+/// A delta as the accumulate calls take it.
+struct AccDelta {
+    delta: i64,
+    dedupe_key: String,
+    order_key: u64,
+    release_exposure_id: Option<String>,
+}
+
+impl AccDelta {
+    fn mutation(self, acc: Acc<'_>) -> Mutation {
+        Mutation::Accumulate {
+            project_id: acc.project.into(),
+            scope_id: acc.scope.into(),
+            accumulator_name: acc.name.into(),
+            delta: self.delta,
+            dedupe_key: self.dedupe_key,
+            order_key: self.order_key,
+            release_exposure_id: self.release_exposure_id,
+        }
+    }
+}
+
+fn expose(acc: Acc<'_>, amount: i64, exposure_id: String) -> Mutation {
+    Mutation::ExposeAccumulator {
+        project_id: acc.project.into(),
+        scope_id: acc.scope.into(),
+        accumulator_name: acc.name.into(),
+        amount,
+        exposure_id,
+    }
 }
 
 fn to_i64(value: i128) -> Result<i64> {
@@ -189,16 +223,62 @@ impl AedbInstance {
         order_key: u64,
         release_exposure_id: Option<String>,
     ) -> Result<CommitResult> {
-        self.commit(Mutation::Accumulate {
-            project_id: project_id.into(),
-            scope_id: scope_id.into(),
-            accumulator_name: accumulator_name.into(),
+        let delta = AccDelta {
             delta,
             dedupe_key,
             order_key,
             release_exposure_id,
-        })
+        };
+        self.commit(delta.mutation(acc(project_id, scope_id, accumulator_name)))
+            .await
+    }
+
+    /// [`Self::accumulate`] as `caller`, who needs `KvWrite` covering the accumulator's name.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn accumulate_as(
+        &self,
+        caller: CallerContext,
+        project_id: &str,
+        scope_id: &str,
+        accumulator_name: &str,
+        delta: i64,
+        dedupe_key: String,
+        order_key: u64,
+    ) -> Result<CommitResult> {
+        self.accumulate_with_release_as(
+            caller,
+            project_id,
+            scope_id,
+            accumulator_name,
+            delta,
+            dedupe_key,
+            order_key,
+            None,
+        )
         .await
+    }
+
+    /// [`Self::accumulate_with_release`] as `caller`.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn accumulate_with_release_as(
+        &self,
+        caller: CallerContext,
+        project_id: &str,
+        scope_id: &str,
+        accumulator_name: &str,
+        delta: i64,
+        dedupe_key: String,
+        order_key: u64,
+        release_exposure_id: Option<String>,
+    ) -> Result<CommitResult> {
+        let delta = AccDelta {
+            delta,
+            dedupe_key,
+            order_key,
+            release_exposure_id,
+        };
+        let mutation = delta.mutation(acc(project_id, scope_id, accumulator_name));
+        self.commit_as(caller, mutation).await
     }
 
     // ---- exposures ----
@@ -212,14 +292,31 @@ impl AedbInstance {
         amount: i64,
         exposure_id: String,
     ) -> Result<CommitResult> {
-        self.commit(Mutation::ExposeAccumulator {
-            project_id: project_id.into(),
-            scope_id: scope_id.into(),
-            accumulator_name: accumulator_name.into(),
+        self.commit(expose(
+            acc(project_id, scope_id, accumulator_name),
             amount,
             exposure_id,
-        })
+        ))
         .await
+    }
+
+    /// [`Self::expose_accumulator`] as `caller`, who needs `KvWrite` covering the
+    /// accumulator's name.
+    pub async fn expose_accumulator_as(
+        &self,
+        caller: CallerContext,
+        project_id: &str,
+        scope_id: &str,
+        accumulator_name: &str,
+        amount: i64,
+        exposure_id: String,
+    ) -> Result<CommitResult> {
+        let mutation = expose(
+            acc(project_id, scope_id, accumulator_name),
+            amount,
+            exposure_id,
+        );
+        self.commit_as(caller, mutation).await
     }
 
     /// [`Self::expose_accumulator`] after an advisory preflight of the same mutation.
@@ -231,13 +328,11 @@ impl AedbInstance {
         amount: i64,
         exposure_id: String,
     ) -> Result<CommitResult> {
-        self.commit_with_preflight(Mutation::ExposeAccumulator {
-            project_id: project_id.into(),
-            scope_id: scope_id.into(),
-            accumulator_name: accumulator_name.into(),
+        self.commit_with_preflight(expose(
+            acc(project_id, scope_id, accumulator_name),
             amount,
             exposure_id,
-        })
+        ))
         .await
     }
 

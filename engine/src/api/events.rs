@@ -5,6 +5,7 @@
 
 use crate::commit::{CommitResult, Mutation};
 use crate::error::Result;
+use crate::permission::CallerContext;
 use crate::query::plan::ConsistencyMode;
 use crate::stored::events;
 
@@ -23,6 +24,22 @@ pub struct EventStreamPage {
     pub snapshot_seq: u64,
 }
 
+fn emit(
+    project_id: &str,
+    scope_id: &str,
+    topic: &str,
+    event_key: String,
+    payload_json: String,
+) -> Mutation {
+    Mutation::EmitEvent {
+        project_id: project_id.into(),
+        scope_id: scope_id.into(),
+        topic: topic.into(),
+        event_key,
+        payload_json,
+    }
+}
+
 impl AedbInstance {
     /// Emit an event on `topic` (identifier rules), keyed by `event_key`, with a JSON payload.
     pub async fn emit_event(
@@ -33,14 +50,22 @@ impl AedbInstance {
         event_key: String,
         payload_json: String,
     ) -> Result<CommitResult> {
-        self.commit(Mutation::EmitEvent {
-            project_id: project_id.into(),
-            scope_id: scope_id.into(),
-            topic: topic.into(),
-            event_key,
-            payload_json,
-        })
-        .await
+        self.commit(emit(project_id, scope_id, topic, event_key, payload_json))
+            .await
+    }
+
+    /// [`Self::emit_event`] as `caller`, who needs `KvWrite` covering the topic's bytes.
+    pub async fn emit_event_as(
+        &self,
+        caller: CallerContext,
+        project_id: &str,
+        scope_id: &str,
+        topic: &str,
+        event_key: String,
+        payload_json: String,
+    ) -> Result<CommitResult> {
+        let mutation = emit(project_id, scope_id, topic, event_key, payload_json);
+        self.commit_as(caller, mutation).await
     }
 
     /// Events of commits after `from_commit_seq_exclusive`, in (commit, topic, key) order, of

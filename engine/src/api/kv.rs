@@ -29,6 +29,23 @@ pub struct KvScanResult {
     pub truncated: bool,
 }
 
+fn kv_set(project_id: &str, scope_id: &str, key: Vec<u8>, value: Vec<u8>) -> Mutation {
+    Mutation::KvSet {
+        project_id: project_id.into(),
+        scope_id: scope_id.into(),
+        key,
+        value,
+    }
+}
+
+fn kv_del(project_id: &str, scope_id: &str, key: Vec<u8>) -> Mutation {
+    Mutation::KvDel {
+        project_id: project_id.into(),
+        scope_id: scope_id.into(),
+        key,
+    }
+}
+
 impl AedbInstance {
     // ---- KV ----
 
@@ -39,13 +56,20 @@ impl AedbInstance {
         key: Vec<u8>,
         value: Vec<u8>,
     ) -> Result<CommitResult> {
-        self.commit(Mutation::KvSet {
-            project_id: project_id.into(),
-            scope_id: scope_id.into(),
-            key,
-            value,
-        })
-        .await
+        self.commit(kv_set(project_id, scope_id, key, value)).await
+    }
+
+    /// [`Self::kv_set`] as `caller`, who needs `KvWrite` covering the key.
+    pub async fn kv_set_as(
+        &self,
+        caller: CallerContext,
+        project_id: &str,
+        scope_id: &str,
+        key: Vec<u8>,
+        value: Vec<u8>,
+    ) -> Result<CommitResult> {
+        self.commit_as(caller, kv_set(project_id, scope_id, key, value))
+            .await
     }
 
     pub async fn kv_del(
@@ -54,12 +78,19 @@ impl AedbInstance {
         scope_id: &str,
         key: Vec<u8>,
     ) -> Result<CommitResult> {
-        self.commit(Mutation::KvDel {
-            project_id: project_id.into(),
-            scope_id: scope_id.into(),
-            key,
-        })
-        .await
+        self.commit(kv_del(project_id, scope_id, key)).await
+    }
+
+    /// [`Self::kv_del`] as `caller`, who needs `KvWrite` covering the key.
+    pub async fn kv_del_as(
+        &self,
+        caller: CallerContext,
+        project_id: &str,
+        scope_id: &str,
+        key: Vec<u8>,
+    ) -> Result<CommitResult> {
+        self.commit_as(caller, kv_del(project_id, scope_id, key))
+            .await
     }
 
     pub async fn kv_set_default_scope(
