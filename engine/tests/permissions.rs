@@ -290,3 +290,39 @@ async fn kv_accumulator_and_event_writes_need_kv_write() -> TestResult {
     ));
     Ok(())
 }
+
+/// An envelope carrying a caller is authorized like `commit_as`, before its assertions run.
+#[tokio::test]
+async fn envelopes_with_a_caller_are_authorized() -> TestResult {
+    use aedb::commit::tx::{ReadAssertion, TransactionEnvelope, WriteIntent};
+    let dir = tempfile::tempdir()?;
+    let db = AedbInstance::open(AedbConfig::default(), dir.path())?;
+    db.create_project("p").await?;
+    db.commit(create_table("t")).await?;
+    let envelope = |who: &str| TransactionEnvelope {
+        caller: Some(caller(who)),
+        assertions: vec![ReadAssertion::KeyExists {
+            project_id: "p".into(),
+            scope_id: "app".into(),
+            key: b"secret".to_vec(),
+            expected: true,
+        }],
+        write_intent: WriteIntent {
+            mutations: vec![insert("t", 1)],
+        },
+        ..TransactionEnvelope::default()
+    };
+    // Without a grant: refused before the assertion (which would fail) is evaluated.
+    assert!(denied(db.commit_envelope(envelope("zed")).await));
+    let write_t = Permission::TableWrite {
+        project_id: "p".into(),
+        scope_id: "app".into(),
+        table_name: "t".into(),
+    };
+    db.commit(grant("zed", write_t, false)).await?;
+    assert!(matches!(
+        db.commit_envelope(envelope("zed")).await,
+        Err(AedbError::AssertionFailed { .. })
+    ));
+    Ok(())
+}

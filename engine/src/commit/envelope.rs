@@ -308,6 +308,15 @@ pub(crate) fn apply_envelope(
             "transaction envelope has no mutations".into(),
         ));
     }
+    // An envelope with a caller is that caller's: every mutation is authorized, in the
+    // commit, before anything is read for it (a caller may not probe data through assertions
+    // on a write it may not make).
+    if let Some(caller) = &envelope.caller {
+        caller.check_external()?;
+        for mutation in &envelope.write_intent.mutations {
+            super::authz::authorize(txn, caller, mutation)?;
+        }
+    }
     let fingerprint = fingerprint(envelope)?;
     let record_key = envelope.idempotency_key.as_ref().map(|k| {
         idempotency::record_key(envelope.caller.as_ref().map(|c| c.caller_id.as_str()), &k.0)
