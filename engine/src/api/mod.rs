@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use aedb_catalog::keys::encode_key;
+use aedb_pager::io::Vfs;
 use aedb_pager::CheckpointInfo;
 
 use crate::commit::apply::Limits;
@@ -67,6 +68,20 @@ impl AedbInstance {
     /// Open (creating when empty) the database in `dir`, recovering it after a crash.
     pub fn open(config: AedbConfig, dir: &Path) -> Result<Self> {
         let engine = Engine::open(config.clone(), dir)?;
+        Self::over(engine, config, dir)
+    }
+
+    /// [`Self::open`] on any file system, as [`Engine::open_with_vfs`]: every file of the
+    /// database (the data file, the log, the cursor key) goes through `vfs`. With the
+    /// simulated disk (`aedb::storage::io::sim::SimVfs`), crash tests run the whole API on a
+    /// disk that can be crashed at any write point; there no directory lock is taken.
+    pub fn open_with_vfs(config: AedbConfig, dir: &Path, vfs: Arc<dyn Vfs>) -> Result<Self> {
+        let engine = Engine::open_with_vfs(config.clone(), dir, vfs)?;
+        Self::over(engine, config, dir)
+    }
+
+    /// The instance over a writable engine just opened on `dir`.
+    fn over(engine: Engine, config: AedbConfig, dir: &Path) -> Result<Self> {
         catalog::watch(&engine)?;
         let cursors = CursorCodec::for_dir(&*engine.vfs(), dir, config.hmac_key, false)?;
         Ok(AedbInstance {
