@@ -10,18 +10,20 @@
 //!    recovers the same way.
 //!
 //! 2. The simulated disk, crashed at every write point (every crash kind, and the chain "process
-//!    crash, recover, commit, lose power"). `AedbInstance` opens only on the OS file systems,
-//!    so these commits are made on `Engine` with the accumulator's storage owner
-//!    (`aedb::stored::accumulators`), writing what each kind of accumulator commit writes:
-//!    the registry entry and a fresh tree, a delta with its dedupe records and state, an
-//!    exposure, a release, a counted refusal. Every image must recover to exactly the state
-//!    after some prefix of the commits, holding every acknowledged one, with its records
-//!    consistent (value = sum of the deltas, total exposure = sum of the open exposures).
+//!    crash, recover, commit, lose power"), under `AedbInstance::open_with_vfs`: the real
+//!    accumulator rules create the accumulator (after its project), apply deltas (some
+//!    releasing an exposure, folded and compacted by the rules), open exposures in batches,
+//!    release them, and count a refusal past the margin in a commit of its own. Every image
+//!    must recover to exactly the state after some prefix of the calls, holding every
+//!    acknowledged one and at most the one in flight, with its records consistent (value = sum
+//!    of the deltas, total exposure = sum of the open exposures) and read the same through the
+//!    API.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
 use aedb::config::{AedbConfig, DurabilityMode};
+use aedb::query::plan::ConsistencyMode;
 use aedb::AedbInstance;
 use proptest::prelude::*;
 
@@ -230,8 +232,9 @@ fn every_kind_of_accumulator_commit_is_redone_after_a_kill() {
 
 mod sim_support;
 use aedb::storage::io::sim::{CrashMode, SimVfs};
-use aedb::stored::accumulators::{self as stored, Acc, AccumulatorDef, DedupeRecord, Exposure};
-use aedb::{AedbError, CommitFinality, Engine, LoggedTxn};
+use aedb::storage::io::Vfs;
+use aedb::stored::accumulators::{self as stored, Acc};
+use aedb::AedbError;
 
 fn sim_config() -> AedbConfig {
     AedbConfig {
@@ -254,9 +257,10 @@ const ACC: Acc<'static> = Acc {
     name: "bal",
 };
 
-/// What an accumulator holds, as read back from its records.
+/// What the project and its accumulator hold, as read back from the records.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 struct Held {
+    project: bool,
     exists: bool,
     value: i64,
     latest_order: Option<u64>,
@@ -267,9 +271,10 @@ struct Held {
     exposures: BTreeMap<String, i64>,
 }
 
-/// One commit of the simulated workload.
+/// One call of the simulated workload (one commit each, a refusal's count included).
 #[derive(Debug, Clone)]
 enum SimCommit {
+    Project,
     Create,
     Delta {
         key: String,
@@ -279,13 +284,14 @@ enum SimCommit {
     },
     Expose(Vec<(i64, String)>),
     Release(String),
+    /// An exposure past the margin: refused, and the refusal counted in a commit of its own.
     Refused,
 }
 
-/// The workload: a create, then deltas (some releasing), exposures, releases and refusals;
-/// big enough that the accumulator's tree splits and the delta log is compacted.
+/// The workload: the project, a create, then deltas (some releasing), exposures, releases and
+/// refusals; big enough that the accumulator's tree splits and the delta log is compacted.
 fn sim_commits() -> Vec<SimCommit> {
-    let mut out = vec![SimCommit::Create];
+    let mut out = vec![SimCommit::Project, SimCommit::Create];
     for n in 1..=30u64 {
         let release = (n % 6 == 0).then(|| format!("x{}", n - 2));
         out.push(SimCommit::Delta {
@@ -318,6 +324,7 @@ fn sim_states(commits: &[SimCommit]) -> Vec<Held> {
     for commit in commits {
         let mut next = out.last().cloned().unwrap_or_default();
         match commit {
+            SimCommit::Project => next.project = true,
             SimCommit::Create => next.exists = true,
             SimCommit::Delta {
                 key,
@@ -353,90 +360,73 @@ fn sim_states(commits: &[SimCommit]) -> Vec<Held> {
     out
 }
 
-/// Write `commit` as the accumulator rules do: the records it changes, then the state.
-fn write(txn: &mut LoggedTxn, commit: &SimCommit) -> Result<(), AedbError> {
-    if let SimCommit::Create = commit {
-        let def = AccumulatorDef {
-            value_type: aedb::catalog::schema::AccumulatorValueType::BigInt,
-            dedupe_retain_commits: None,
-            snapshot_every: 4,
-            exposure_margin_bps: 1_000,
-            exposure_ttl_commits: None,
-            created_seq: txn.seq(),
-        };
-        return stored::create(txn, ACC, &def);
-    }
-    let mut state = stored::state(txn, ACC)?;
-    let seq = txn.seq();
-    match commit {
-        SimCommit::Create => unreachable!(),
+/// Make `commit`'s call on `db`; whether it was acknowledged. Under Full an acknowledged
+/// commit is durable when it returns.
+async fn call(db: &AedbInstance, vfs: &SimVfs, commit: &SimCommit) -> bool {
+    let (p, s, n) = (ACC.project, ACC.scope, ACC.name);
+    let result = match commit.clone() {
+        SimCommit::Project => return db.create_project(p).await.is_ok(),
+        SimCommit::Create => {
+            db.create_accumulator_with_options(p, s, n, None, 4, 1_000, None)
+                .await
+        }
         SimCommit::Delta {
             key,
             delta,
             order,
             release,
         } => {
-            stored::append_delta(txn, ACC, *order, *delta)?;
-            stored::put_dedupe(
-                txn,
-                ACC,
-                key,
-                DedupeRecord {
-                    order_key: *order,
-                    delta: *delta,
-                    seq,
-                },
-            )?;
-            if let Some(id) = release {
-                let open = stored::exposure(txn, ACC, id)?.expect("open");
-                stored::close_exposure(txn, ACC, id, open)?;
-                state.total_exposure -= open.amount;
-                state.open_exposures -= 1;
-            }
-            // Folded in the same commit, and the log compacted every 4 folds.
-            state.value += delta;
-            state.latest_order_key = Some(*order);
-            state.last_applied_order_key = *order;
-            state.latest_seq = seq;
-            state.materialized_seq = seq;
-            state.applied_in_log += 1;
-            if state.applied_in_log >= 4 {
-                let removed = stored::compact_deltas(txn, ACC, *order, 4_096)?;
-                state.applied_in_log -= removed;
-            }
+            db.accumulate_with_release(p, s, n, delta, key, order, release)
+                .await
         }
-        SimCommit::Expose(items) => {
-            for (amount, id) in items {
-                let exposure = Exposure {
-                    amount: *amount,
-                    opened_seq: seq,
-                };
-                stored::open_exposure(txn, ACC, id, exposure)?;
-                state.total_exposure += amount;
-                state.open_exposures += 1;
-            }
+        SimCommit::Expose(items) => db.expose_accumulator_many_atomic(p, s, n, items).await,
+        SimCommit::Release(id) => db.release_accumulator_exposure(p, s, n, id).await,
+        SimCommit::Refused => {
+            return match db
+                .expose_accumulator(p, s, n, 1_000_000, "big".into())
+                .await
+            {
+                // The refusal is answered whether or not its count was stored: only a disk
+                // that did not crash during the call surely stored it.
+                Err(AedbError::Validation(m)) if m.starts_with("exposure margin exceeded") => {
+                    !vfs.has_crashed()
+                }
+                Ok(r) => panic!("an exposure past the margin was accepted: {r:?}"),
+                Err(_) => false,
+            };
         }
-        SimCommit::Release(id) => {
-            let open = stored::exposure(txn, ACC, id)?.expect("open");
-            stored::close_exposure(txn, ACC, id, open)?;
-            state.total_exposure -= open.amount;
-            state.open_exposures -= 1;
+    };
+    match result {
+        Ok(r) => {
+            assert!(
+                r.durable_head_seq >= r.commit_seq,
+                "{commit:?}: acknowledged under Full before it was durable"
+            );
+            true
         }
-        SimCommit::Refused => state.rejections += 1,
+        Err(_) => false,
     }
-    stored::put_state(txn, ACC, &state)
 }
 
-/// Read the accumulator back from `engine`'s head, checking its records agree.
-fn read_held(engine: &Engine, what: &str) -> Held {
+/// Read the project and accumulator back from `db`'s head, checking that its records, its
+/// state and the API's reads agree.
+async fn read_held(db: &AedbInstance, what: &str) -> Held {
     use aedb::storage::ReadTrees;
-    let snapshot = engine.snapshot();
+    let project = db
+        .project_exists(ACC.project)
+        .await
+        .expect("project_exists");
+    let snapshot = db.engine().snapshot();
     if stored::definition(&snapshot, ACC)
         .expect("definition")
         .is_none()
     {
-        return Held::default();
+        return Held {
+            project,
+            ..Held::default()
+        };
     }
+    assert!(project, "{what}: an accumulator without its project");
     let state = stored::state(&snapshot, ACC).unwrap_or_else(|e| panic!("{what}: state: {e}"));
     let tree = format!("acc:{}:{}:{}", ACC.project, ACC.scope, ACC.name);
     let mut dedupe = BTreeMap::new();
@@ -462,12 +452,15 @@ fn read_held(engine: &Engine, what: &str) -> Held {
             _ => {}
         }
     }
-    // The delta log holds the folded deltas not compacted yet, and nothing else.
-    assert_eq!(deltas, state.applied_in_log, "{what}: delta log {state:?}");
-    assert_eq!(state.pending, 0, "{what}: every delta folded");
+    // The delta log holds the folded deltas not compacted yet and the unfolded ones.
     assert_eq!(
-        state.value,
-        dedupe.values().map(|(_, d)| d).sum::<i64>(),
+        deltas,
+        state.applied_in_log + state.unapplied_deltas,
+        "{what}: delta log {state:?}"
+    );
+    assert_eq!(
+        i128::from(state.value) + state.pending,
+        dedupe.values().map(|(_, d)| i128::from(*d)).sum::<i128>(),
         "{what}: value is the sum of the accepted deltas"
     );
     assert_eq!(
@@ -476,9 +469,30 @@ fn read_held(engine: &Engine, what: &str) -> Held {
         "{what}: total exposure is the sum of the open ones"
     );
     assert_eq!(state.open_exposures, exposures.len() as u64, "{what}");
+    // The API reads the same.
+    let (p, s, n, at) = (ACC.project, ACC.scope, ACC.name, ConsistencyMode::AtLatest);
+    let strong = db
+        .accumulator_value_strong(p, s, n, at)
+        .await
+        .expect("value");
+    let metrics = db
+        .accumulator_exposure_metrics(p, s, n, at)
+        .await
+        .expect("metrics");
+    assert_eq!(
+        (strong, metrics.total_exposure, metrics.open_exposure_count),
+        (
+            dedupe.values().map(|(_, d)| d).sum::<i64>(),
+            state.total_exposure,
+            exposures.len()
+        ),
+        "{what}: the API's reads differ from the records"
+    );
+    assert_eq!(metrics.rejection_count, state.rejections, "{what}");
     Held {
+        project,
         exists: true,
-        value: state.value,
+        value: strong,
         latest_order: state.latest_order_key,
         total_exposure: state.total_exposure,
         open_exposures: state.open_exposures,
@@ -488,160 +502,154 @@ fn read_held(engine: &Engine, what: &str) -> Held {
     }
 }
 
-fn open_sim(vfs: &SimVfs) -> Result<Engine, AedbError> {
-    sim_support::open_sim(vfs, sim_config())
+fn open_sim(vfs: &SimVfs) -> Result<AedbInstance, AedbError> {
+    AedbInstance::open_with_vfs(
+        sim_config(),
+        Path::new(sim_support::DIR),
+        std::sync::Arc::new(vfs.clone()) as std::sync::Arc<dyn Vfs>,
+    )
 }
 
-/// Commits `commits[from..]` in order, one commit each, and a checkpoint after every 8th,
-/// stopping at the first error; returns the number acknowledged (every one is durable under
-/// Full).
-fn run_sim(engine: &Engine, commits: &[SimCommit], from: usize) -> usize {
+/// Makes the calls `commits[from..]` in order and a checkpoint after every 8th, stopping at
+/// the first one not acknowledged; returns the number acknowledged.
+async fn run_sim(db: &AedbInstance, vfs: &SimVfs, commits: &[SimCommit], from: usize) -> usize {
     let mut acked = from;
     for (n, commit) in commits.iter().enumerate().skip(from) {
-        let commit = commit.clone();
-        let result =
-            engine.commit_blocking(CommitFinality::Visible, move |txn| write(txn, &commit));
-        match result {
-            Ok(outcome) => {
-                assert!(
-                    outcome.durable_head_seq >= outcome.commit_seq,
-                    "commit {n}: acknowledged under Full before it was durable"
-                );
-                acked = n + 1;
-            }
-            Err(_) => break,
+        if !call(db, vfs, commit).await {
+            break;
         }
-        if acked.is_multiple_of(8) && engine.checkpoint_now().is_err() {
+        acked = n + 1;
+        if acked.is_multiple_of(8) && db.checkpoint_now().await.is_err() {
             break;
         }
     }
     acked
 }
 
-/// Recover `image`: its accumulator equals the state after some prefix of at least `floor`
-/// commits; returns that prefix's length.
-fn verify_sim(image: &SimVfs, all: &[Held], floor: usize, what: &str) -> usize {
-    let engine = open_sim(image).unwrap_or_else(|e| panic!("{what}: recovery failed: {e}"));
-    let held = read_held(&engine, what);
-    // The newest prefix with this state (a refusal's count is the only change some commits
+/// Recover `image`: it holds the state after some prefix of at least `floor` calls; returns
+/// that prefix's length.
+async fn verify_sim(image: &SimVfs, all: &[Held], floor: usize, what: &str) -> usize {
+    let db = open_sim(image).unwrap_or_else(|e| panic!("{what}: recovery failed: {e}"));
+    let held = read_held(&db, what).await;
+    // The newest prefix with this state (a refusal's count is the only change some calls
     // make, so no two prefixes are equal).
     let prefix = all
         .iter()
         .rposition(|s| *s == held)
-        .unwrap_or_else(|| panic!("{what}: {held:?} is no prefix of the commits"));
+        .unwrap_or_else(|| panic!("{what}: {held:?} is no prefix of the calls"));
     assert!(
         prefix >= floor,
         "{what}: lost acknowledged commits (state of {prefix} < {floor} acknowledged)"
     );
-    let report = engine.store().check();
+    let report = db.engine().store().check();
     assert!(report.is_ok(), "{what}: {:?}", report.violations);
     prefix
 }
 
 #[test]
 fn accumulator_commits_are_atomic_at_every_write_point_of_the_simulated_disk() {
-    let commits = sim_commits();
-    let all = sim_states(&commits);
-    let reference = SimVfs::new();
-    let engine = open_sim(&reference).expect("open");
-    assert_eq!(run_sim(&engine, &commits, 0), commits.len());
-    assert_eq!(read_held(&engine, "reference"), all[commits.len()]);
-    drop(engine);
-    let points = reference.write_points();
-    let (mut images, mut in_flight_kept, mut in_flight_lost) = (0, 0, 0);
-    for point in 0..points {
-        let vfs = SimVfs::new();
-        vfs.crash_at(point);
-        let acked = match open_sim(&vfs) {
-            Ok(engine) => {
-                let acked = run_sim(&engine, &commits, 0);
-                vfs.crash_now();
-                drop(engine);
-                acked
-            }
-            Err(_) => 0,
-        };
-        assert!(vfs.has_crashed(), "point {point} fired");
-        for kind in CrashMode::ALL {
-            images += 1;
-            let what = format!("point {point} {kind:?} ({acked} acknowledged)");
-            let image = vfs.crash_image(kind, point * 17 + 3);
-            let prefix = verify_sim(&image, &all, acked, &what);
-            // The commit in flight at the crash is there whole or not at all.
-            assert!(
-                prefix <= acked + 1,
-                "{what}: more than the commit in flight"
-            );
-            // A killed process leaves a commit written but not yet synced (kept) or not yet
-            // written (lost).
-            if kind == CrashMode::ProcessCrash {
-                if prefix > acked {
-                    in_flight_kept += 1;
-                } else {
-                    in_flight_lost += 1;
+    block_on(async {
+        let commits = sim_commits();
+        let all = sim_states(&commits);
+        let reference = SimVfs::new();
+        let db = open_sim(&reference).expect("open");
+        assert_eq!(run_sim(&db, &reference, &commits, 0).await, commits.len());
+        assert_eq!(read_held(&db, "reference").await, all[commits.len()]);
+        let state = stored::state(&db.engine().snapshot(), ACC).expect("state");
+        assert!(
+            state.applied_in_log < 4 && state.unapplied_deltas == 0,
+            "the rules folded every delta and compacted the log: {state:?}"
+        );
+        drop(db);
+        let points = reference.write_points();
+        let (mut images, mut in_flight_kept, mut in_flight_lost) = (0, 0, 0);
+        for point in 0..points {
+            let vfs = SimVfs::new();
+            vfs.crash_at(point);
+            let acked = match open_sim(&vfs) {
+                Ok(db) => {
+                    let acked = run_sim(&db, &vfs, &commits, 0).await;
+                    vfs.crash_now();
+                    drop(db);
+                    acked
+                }
+                Err(_) => 0,
+            };
+            assert!(vfs.has_crashed(), "point {point} fired");
+            for kind in CrashMode::ALL {
+                images += 1;
+                let what = format!("point {point} {kind:?} ({acked} acknowledged)");
+                let image = vfs.crash_image(kind, point * 17 + 3);
+                let prefix = verify_sim(&image, &all, acked, &what).await;
+                // The call in flight at the crash is there whole or not at all.
+                assert!(prefix <= acked + 1, "{what}: more than the call in flight");
+                // A killed process leaves a commit written but not yet synced (kept) or not
+                // yet written (lost).
+                if kind == CrashMode::ProcessCrash {
+                    if prefix > acked {
+                        in_flight_kept += 1;
+                    } else {
+                        in_flight_lost += 1;
+                    }
                 }
             }
-        }
-        // The process died; the next one recovers, finishes the workload (the commit in
-        // flight is retried only if it was lost), then the power fails.
-        let survivor = vfs.crash_image(CrashMode::ProcessCrash, 0);
-        let engine = open_sim(&survivor).expect("recovery after a process crash");
-        let recovered = all
-            .iter()
-            .rposition(|s| *s == read_held(&engine, "survivor"))
-            .expect("a prefix");
-        assert_eq!(
-            run_sim(&engine, &commits, recovered),
-            commits.len(),
-            "point {point}: the workload goes on after recovery"
-        );
-        survivor.crash_now();
-        drop(engine);
-        for kind in [CrashMode::PowerLoss, CrashMode::TornWrite] {
-            images += 1;
-            let what = format!("point {point}: process crash, recover, commit, {kind:?}");
-            let prefix = verify_sim(
-                &survivor.crash_image(kind, point),
-                &all,
+            // The process died; the next one recovers, finishes the workload (the call in
+            // flight is retried only if it was lost), then the power fails.
+            let survivor = vfs.crash_image(CrashMode::ProcessCrash, 0);
+            let db = open_sim(&survivor).expect("recovery after a process crash");
+            let held = read_held(&db, "survivor").await;
+            let recovered = all.iter().rposition(|s| *s == held).expect("a prefix");
+            assert_eq!(
+                run_sim(&db, &survivor, &commits, recovered).await,
                 commits.len(),
-                &what,
+                "point {point}: the workload goes on after recovery"
             );
-            assert_eq!(prefix, commits.len(), "{what}");
+            survivor.crash_now();
+            drop(db);
+            for kind in [CrashMode::PowerLoss, CrashMode::TornWrite] {
+                images += 1;
+                let what = format!("point {point}: process crash, recover, commit, {kind:?}");
+                let image = survivor.crash_image(kind, point);
+                let prefix = verify_sim(&image, &all, commits.len(), &what).await;
+                assert_eq!(prefix, commits.len(), "{what}");
+            }
         }
-    }
-    assert!(
-        in_flight_kept > 0 && in_flight_lost > 0,
-        "crashes land both before and after a commit is durable ({in_flight_kept} kept, \
-         {in_flight_lost} lost)"
-    );
-    println!(
-        "accumulator crash sweep: {points} write points, {images} images, 0 acknowledged \
-         commits lost, no commit half there"
-    );
+        assert!(
+            in_flight_kept > 0 && in_flight_lost > 0,
+            "crashes land both before and after a commit is durable ({in_flight_kept} kept, \
+             {in_flight_lost} lost)"
+        );
+        println!(
+            "accumulator crash sweep: {points} write points, {images} images, 0 acknowledged \
+             commits lost, no commit half there"
+        );
+    });
 }
 
 /// The user's sequence: a killed process, a reopen, an accumulator commit, a power loss.
 #[test]
 fn a_delta_committed_after_recovering_a_killed_process_survives_power_loss() {
-    let commits = sim_commits();
-    let all = sim_states(&commits);
-    let vfs = SimVfs::new();
-    let engine = open_sim(&vfs).expect("open");
-    assert_eq!(run_sim(&engine, &commits[..10], 0), 10);
-    vfs.crash_now();
-    drop(engine);
-    let survivor = vfs.crash_image(CrashMode::ProcessCrash, 0);
-    let engine = open_sim(&survivor).expect("recover");
-    assert_eq!(read_held(&engine, "recovered"), all[10]);
-    assert_eq!(run_sim(&engine, &commits[..12], 10), 12);
-    survivor.crash_now();
-    drop(engine);
-    let lost_power = survivor.crash_image(CrashMode::PowerLoss, 0);
-    let prefix = verify_sim(&lost_power, &all, 12, "crash, recover, commit, power loss");
-    assert_eq!(prefix, 12);
-    // The exposure totals are still those of the open exposures (checked by `read_held`),
-    // and the accumulator takes more commits.
-    let engine = open_sim(&lost_power).expect("reopen");
-    assert_eq!(run_sim(&engine, &commits, 12), commits.len());
-    assert_eq!(read_held(&engine, "finished"), all[commits.len()]);
+    block_on(async {
+        let commits = sim_commits();
+        let all = sim_states(&commits);
+        let vfs = SimVfs::new();
+        let db = open_sim(&vfs).expect("open");
+        assert_eq!(run_sim(&db, &vfs, &commits[..10], 0).await, 10);
+        vfs.crash_now();
+        drop(db);
+        let survivor = vfs.crash_image(CrashMode::ProcessCrash, 0);
+        let db = open_sim(&survivor).expect("recover");
+        assert_eq!(read_held(&db, "recovered").await, all[10]);
+        assert_eq!(run_sim(&db, &survivor, &commits[..12], 10).await, 12);
+        survivor.crash_now();
+        drop(db);
+        let lost_power = survivor.crash_image(CrashMode::PowerLoss, 0);
+        let prefix = verify_sim(&lost_power, &all, 12, "crash, recover, commit, power loss").await;
+        assert_eq!(prefix, 12);
+        // The exposure totals are still those of the open exposures (checked by `read_held`),
+        // and the accumulator takes more calls.
+        let db = open_sim(&lost_power).expect("reopen");
+        assert_eq!(run_sim(&db, &lost_power, &commits, 12).await, commits.len());
+        assert_eq!(read_held(&db, "finished").await, all[commits.len()]);
+    });
 }
