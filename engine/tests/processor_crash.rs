@@ -129,6 +129,10 @@ impl Log {
 
 type Shared = Arc<Mutex<Log>>;
 
+/// What the test's handlers return.
+type HandlerFuture =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), AedbError>> + Send>>;
+
 /// Record the checkpoint if it is durable (checked by `Log::check_monotonic`: a panic in a
 /// handler would only fail its batch).
 async fn observe(db: &AedbInstance, log: &Shared, gen: u32) {
@@ -150,13 +154,7 @@ fn handler(
     log: Shared,
     gen: u32,
     vfs: &SimVfs,
-) -> impl Fn(
-    Arc<AedbInstance>,
-    Vec<EventOutboxRecord>,
-) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), AedbError>> + Send>>
-       + Send
-       + Sync
-       + 'static {
+) -> impl Fn(Arc<AedbInstance>, Vec<EventOutboxRecord>) -> HandlerFuture + Send + Sync + 'static {
     let vfs = vfs.clone();
     move |db, events| {
         let (log, vfs) = (log.clone(), vfs.clone());
@@ -576,13 +574,7 @@ fn holding(
     handled: Handled,
     gen: u32,
     hold: Option<(Arc<tokio::sync::Notify>, Arc<tokio::sync::Semaphore>)>,
-) -> impl Fn(
-    Arc<AedbInstance>,
-    Vec<EventOutboxRecord>,
-) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), AedbError>> + Send>>
-       + Send
-       + Sync
-       + 'static {
+) -> impl Fn(Arc<AedbInstance>, Vec<EventOutboxRecord>) -> HandlerFuture + Send + Sync + 'static {
     move |_db, events| {
         let (handled, hold) = (handled.clone(), hold.clone());
         Box::pin(async move {
