@@ -26,6 +26,11 @@ pub enum CrashWorkload {
     /// `AedbInstance` with the default configuration: deltas (once per dedupe key, some
     /// releasing an exposure) and exposures on [`CRASH_ACCUMULATORS`] accumulators.
     InstanceAccumulator,
+    /// `AedbInstance` with the default configuration: events (key `i` as
+    /// [`crash_event_key`]`(i)`, one per commit) and the reactive processor
+    /// [`CRASH_PROCESSOR`], whose handler appends each delivery to a file (the child's 5th
+    /// argument) and syncs it before returning `Ok`.
+    InstanceProcessor,
 }
 
 impl CrashWorkload {
@@ -35,6 +40,7 @@ impl CrashWorkload {
             CrashWorkload::InstancePlain => "instance-plain",
             CrashWorkload::BatchDurable => "batch-durable",
             CrashWorkload::InstanceAccumulator => "instance-accumulator",
+            CrashWorkload::InstanceProcessor => "instance-processor",
         }
     }
 
@@ -44,6 +50,7 @@ impl CrashWorkload {
             CrashWorkload::InstancePlain,
             CrashWorkload::BatchDurable,
             CrashWorkload::InstanceAccumulator,
+            CrashWorkload::InstanceProcessor,
         ]
         .into_iter()
         .find(|w| w.name() == name)
@@ -54,7 +61,8 @@ impl CrashWorkload {
         match self {
             CrashWorkload::EngineDurable
             | CrashWorkload::InstancePlain
-            | CrashWorkload::InstanceAccumulator => aedb::config::DurabilityMode::Full,
+            | CrashWorkload::InstanceAccumulator
+            | CrashWorkload::InstanceProcessor => aedb::config::DurabilityMode::Full,
             CrashWorkload::BatchDurable => aedb::config::DurabilityMode::Batch,
         }
     }
@@ -100,3 +108,40 @@ pub const CRASH_EXPOSED_PREFIX: &str = "exposed ";
 /// ...and before sending a delta that releases one (`releasing <delta key> <exposure key>`):
 /// the exposure is released exactly when that delta is there.
 pub const CRASH_RELEASING_PREFIX: &str = "releasing ";
+
+/// The reactive processor of the processor workload (its events: topic [`CRASH_TOPIC`] in
+/// [`CRASH_PROJECT`], [`CRASH_SCOPE`]).
+pub const CRASH_PROCESSOR: &str = "kill9-processor";
+pub const CRASH_TOPIC: &str = "kill9";
+
+/// The event key of key `i`.
+pub fn crash_event_key(i: u64) -> String {
+    format!("k{i}")
+}
+
+/// The key `i` of an event key, if it is one.
+pub fn crash_event_index(key: &str) -> Option<u64> {
+    key.strip_prefix('k')?.parse().ok()
+}
+
+/// The line the processor workload prints once its processor runs: `processor resumed` (its
+/// registration survived the kill and `register_reactive_processor_handler` restarted it) or
+/// `processor started`.
+pub const CRASH_PROCESSOR_PREFIX: &str = "processor ";
+
+/// A delivery as the handler appends it to its file: `<commit seq> <event key>`.
+pub fn crash_delivery_line(commit_seq: u64, event_key: &str) -> String {
+    format!("{commit_seq} {event_key}\n")
+}
+
+/// The deliveries of a file written by [`crash_delivery_line`]s; a last line cut short (a
+/// kill in the middle of its write) is left out.
+pub fn crash_deliveries(text: &str) -> Vec<(u64, String)> {
+    text.split_inclusive('\n')
+        .filter(|line| line.ends_with('\n'))
+        .filter_map(|line| {
+            let (seq, key) = line.trim_end().split_once(' ')?;
+            Some((seq.parse().ok()?, key.to_string()))
+        })
+        .collect()
+}

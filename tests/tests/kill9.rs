@@ -13,6 +13,8 @@
 //!   found; each accumulator's value is the sum of the deltas it holds and its total exposure
 //!   the sum of its open exposures; a writable round retries each accumulator's delta that
 //!   was in flight, which applies it exactly once.
+//! - `instance-processor`: `AedbInstance` events and a reactive processor whose handler syncs
+//!   each delivery to a file before returning: checks in `kill9_processor/`.
 //!
 //! Even rounds verify with a writable open and shut it down (the next child starts from a clean
 //! checkpoint); odd rounds verify with a read-only open, which writes nothing, so the next child
@@ -37,9 +39,11 @@ use aedb::storage::Snapshot;
 use aedb::{AedbInstance, Engine, RecoveryReport};
 use aedb_tests::{
     crash_accumulator, crash_dedupe_key, crash_delta, crash_exposure_id, crash_value,
-    CrashWorkload, CRASH_ACCUMULATORS, CRASH_EXPOSED_PREFIX, CRASH_PROJECT, CRASH_RECOVERED_PREFIX,
-    CRASH_RELEASING_PREFIX, CRASH_SCOPE, CRASH_TREE,
+    CrashWorkload, CRASH_ACCUMULATORS, CRASH_EXPOSED_PREFIX, CRASH_PROCESSOR_PREFIX, CRASH_PROJECT,
+    CRASH_RECOVERED_PREFIX, CRASH_RELEASING_PREFIX, CRASH_SCOPE, CRASH_TREE,
 };
+
+mod kill9_processor;
 
 const DEFAULT_ROUNDS: u32 = 20;
 const MIN_ROUNDS_FOR_TOTALS: u32 = 4;
@@ -80,6 +84,9 @@ struct ChildRun {
     releasing: Vec<(u64, u64)>,
     /// (checkpoint seq, frames replayed) of the child's own recovery, when it got that far.
     recovered: Option<(u64, u64)>,
+    /// Whether the processor workload's child resumed its processor (or started it), when it
+    /// got that far.
+    resumed: Option<bool>,
 }
 
 fn run_child(
@@ -88,6 +95,7 @@ fn run_child(
     workload: CrashWorkload,
     first_key: u64,
     kill_at: KillAt,
+    deliveries: Option<&Path>,
     label: &str,
 ) -> ChildRun {
     let mut child = Command::new(env!("CARGO_BIN_EXE_aedb-crash-child"))
@@ -95,6 +103,7 @@ fn run_child(
         .arg(backend)
         .arg(first_key.to_string())
         .arg(workload.name())
+        .args(deliveries)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -106,9 +115,12 @@ fn run_child(
         let mut exposed = Vec::new();
         let mut releasing = Vec::new();
         let mut recovered = None;
+        let mut resumed = None;
         for line in BufReader::new(stdout).lines() {
             let Ok(line) = line else { break };
-            if let Some(key) = line.strip_prefix(CRASH_EXPOSED_PREFIX) {
+            if let Some(how) = line.strip_prefix(CRASH_PROCESSOR_PREFIX) {
+                resumed = Some(how == "resumed");
+            } else if let Some(key) = line.strip_prefix(CRASH_EXPOSED_PREFIX) {
                 exposed.extend(key.trim().parse::<u64>());
             } else if let Some(keys) = line.strip_prefix(CRASH_RELEASING_PREFIX) {
                 if let Some((delta, exposure)) = keys.trim().split_once(' ') {
@@ -126,7 +138,7 @@ fn run_child(
                 acked.push(key);
             }
         }
-        (acked, exposed, releasing, recovered)
+        (acked, exposed, releasing, recovered, resumed)
     });
     match kill_at {
         KillAt::AfterOpen(delay) => {
@@ -139,7 +151,7 @@ fn run_child(
     }
     child.kill().expect("kill -9");
     let status = child.wait().expect("wait");
-    let (acked, exposed, releasing, recovered) = reader.join().expect("reader");
+    let (acked, exposed, releasing, recovered, resumed) = reader.join().expect("reader");
     let mut stderr = String::new();
     if let Some(mut err) = child.stderr.take() {
         let _ = err.read_to_string(&mut stderr);
@@ -163,6 +175,7 @@ fn run_child(
         exposed,
         releasing,
         recovered,
+        resumed,
     }
 }
 
@@ -495,19 +508,32 @@ fn run_rounds(backend: &str, choice: IoBackendChoice, workload: CrashWorkload, s
         durability_mode: workload.durability_mode(),
         ..AedbConfig::default()
     };
-    let verify =
-        |writable: bool, acked: &BTreeSet<u64>, acks: &AccumulatorAcks, label: &str| match workload
-        {
-            CrashWorkload::InstancePlain => {
-                verify_instance(&runtime, &dir, config.clone(), writable, acked, label)
-            }
-            CrashWorkload::InstanceAccumulator => {
-                verify_accumulators(&runtime, &dir, config.clone(), writable, acked, acks, label)
-            }
-            CrashWorkload::EngineDurable | CrashWorkload::BatchDurable => {
-                verify_engine(&dir, config.clone(), writable, acked, label)
-            }
-        };
+    let processor = std::cell::RefCell::new(kill9_processor::Rounds::new(tmp.path()));
+    // `round`: the round whose killed child this verifies (None: no child since the last).
+    let verify = |writable: bool,
+                  acked: &BTreeSet<u64>,
+                  acks: &AccumulatorAcks,
+                  round: Option<u32>,
+                  label: &str| match workload {
+        CrashWorkload::InstanceProcessor => processor.borrow_mut().verify(
+            &runtime,
+            &dir,
+            config.clone(),
+            writable,
+            acked,
+            round,
+            label,
+        ),
+        CrashWorkload::InstancePlain => {
+            verify_instance(&runtime, &dir, config.clone(), writable, acked, label)
+        }
+        CrashWorkload::InstanceAccumulator => {
+            verify_accumulators(&runtime, &dir, config.clone(), writable, acked, acks, label)
+        }
+        CrashWorkload::EngineDurable | CrashWorkload::BatchDurable => {
+            verify_engine(&dir, config.clone(), writable, acked, label)
+        }
+    };
     let mut rng = SplitMix64(seed);
     let mut acked_total = BTreeSet::new();
     let mut acks = AccumulatorAcks::default();
@@ -518,6 +544,8 @@ fn run_rounds(backend: &str, choice: IoBackendChoice, workload: CrashWorkload, s
     let mut left_and_recovered = 0;
     // What the previous round's verifying open recovered, and whether it could write.
     let mut previous: Option<(bool, u64, u64)> = None;
+    // Processor workload: children that resumed the processor a killed one had started.
+    let mut resumed = 0;
     for round in 0..rounds {
         let label = format!("{name} round {round}");
         // A round after a read-only one (see `writable` below) redoes the killed child's log at
@@ -528,7 +556,20 @@ fn run_rounds(backend: &str, choice: IoBackendChoice, workload: CrashWorkload, s
         } else {
             KillAt::AfterOpen(Duration::from_millis(20 + rng.below(240)))
         };
-        let run = run_child(&dir, backend, workload, next_key, kill_at, &label);
+        let deliveries = (workload == CrashWorkload::InstanceProcessor)
+            .then(|| processor.borrow().deliveries_file(round));
+        let run = run_child(
+            &dir,
+            backend,
+            workload,
+            next_key,
+            kill_at,
+            deliveries.as_deref(),
+            &label,
+        );
+        if run.resumed == Some(true) {
+            resumed += 1;
+        }
         if let (Some((was_writable, checkpoint, frames)), Some(child)) = (previous, run.recovered) {
             if was_writable {
                 assert_eq!(
@@ -558,7 +599,7 @@ fn run_rounds(backend: &str, choice: IoBackendChoice, workload: CrashWorkload, s
         acks.last_run = run.acked.clone();
 
         let writable = round % 2 == 0;
-        let verified = verify(writable, &acked_total, &acks, &label);
+        let verified = verify(writable, &acked_total, &acks, Some(round), &label);
         if verified.checkpoint_seq > 0 {
             recovered_from_checkpoint += 1;
         }
@@ -574,13 +615,29 @@ fn run_rounds(backend: &str, choice: IoBackendChoice, workload: CrashWorkload, s
     // a writer; the same equality holds for this open.
     if let Some((false, checkpoint, frames)) = previous {
         let label = format!("{name} final writable open");
-        let verified = verify(true, &acked_total, &acks, &label);
+        let verified = verify(true, &acked_total, &acks, None, &label);
         assert_eq!(
             (verified.checkpoint_seq, verified.frames_replayed),
             (checkpoint, frames),
             "{label}: recovery differs from the read-only open's before it"
         );
         left_and_recovered += verified.frames_replayed;
+    }
+    if workload == CrashWorkload::InstanceProcessor {
+        let mut processor = processor.borrow_mut();
+        processor.drain(&dir, config.clone(), &acked_total, &format!("{name} drain"));
+        if rounds >= MIN_ROUNDS_FOR_TOTALS {
+            assert!(resumed > 0, "{name}: no child resumed the processor");
+            assert!(
+                processor.redelivered > 0,
+                "{name}: no kill came between a delivery and its checkpoint"
+            );
+        }
+        println!(
+            "{name}: {resumed} children resumed the processor; {} deliveries again after a \
+             kill; {} deliveries of events the recovered outbox does not hold",
+            processor.redelivered, processor.vanished
+        );
     }
     if rounds >= MIN_ROUNDS_FOR_TOTALS {
         assert!(
@@ -688,5 +745,26 @@ fn kill9_sync_instance_accumulator() {
         IoBackendChoice::Sync,
         CrashWorkload::InstanceAccumulator,
         17,
+    );
+}
+
+#[test]
+#[cfg(target_os = "linux")]
+fn kill9_uring_instance_processor() {
+    run_rounds(
+        "uring",
+        IoBackendChoice::IoUring,
+        CrashWorkload::InstanceProcessor,
+        23,
+    );
+}
+
+#[test]
+fn kill9_sync_instance_processor() {
+    run_rounds(
+        "sync",
+        IoBackendChoice::Sync,
+        CrashWorkload::InstanceProcessor,
+        21,
     );
 }

@@ -2,9 +2,11 @@
 //! prints each acknowledged key on stdout, until the parent kills the process. Before the first
 //! commit it prints what its own recovery did (`recovered <checkpoint seq> <frames replayed>`).
 //!
-//! Usage: aedb-crash-child <dir> <uring|sync> <first key> <workload>
+//! Usage: aedb-crash-child <dir> <uring|sync> <first key> <workload> [deliveries file]
 //! with workload one of `engine-durable`, `instance-plain`, `batch-durable`,
-//! `instance-accumulator` (which also prints `exposed <key>` and `releasing <key> <key>` lines).
+//! `instance-accumulator` (which also prints `exposed <key>` and `releasing <key> <key>` lines),
+//! `instance-processor` (which prints `processor resumed|started` and appends its processor's
+//! deliveries to the deliveries file).
 //!
 //! Anything wrong is reported on stderr with the word "failed", which fails the parent's round.
 
@@ -14,11 +16,12 @@ use std::sync::Arc;
 
 use aedb::commit::Mutation;
 use aedb::config::{AedbConfig, DurabilityMode, IoBackendChoice};
-use aedb::{AedbInstance, CommitFinality, Engine, RecoveryReport};
+use aedb::{AedbError, AedbInstance, CommitFinality, Engine, RecoveryReport};
 use aedb_tests::{
-    crash_accumulator, crash_dedupe_key, crash_delta, crash_exposure_id, crash_value,
-    CrashWorkload, CRASH_ACCUMULATORS, CRASH_EXPOSED_PREFIX, CRASH_PROJECT, CRASH_RECOVERED_PREFIX,
-    CRASH_RELEASING_PREFIX, CRASH_SCOPE, CRASH_TREE,
+    crash_accumulator, crash_dedupe_key, crash_delivery_line, crash_delta, crash_event_key,
+    crash_exposure_id, crash_value, CrashWorkload, CRASH_ACCUMULATORS, CRASH_EXPOSED_PREFIX,
+    CRASH_PROCESSOR, CRASH_PROCESSOR_PREFIX, CRASH_PROJECT, CRASH_RECOVERED_PREFIX,
+    CRASH_RELEASING_PREFIX, CRASH_SCOPE, CRASH_TOPIC, CRASH_TREE,
 };
 
 /// Committers of the engine workloads (threads) and of the instance workload (tasks); more
@@ -35,7 +38,8 @@ fn main() {
     ) else {
         eprintln!(
             "usage: aedb-crash-child <dir> <uring|sync> <first key> \
-             <engine-durable|instance-plain|batch-durable|instance-accumulator>"
+             <engine-durable|instance-plain|batch-durable|instance-accumulator|\
+             instance-processor> [deliveries file]"
         );
         std::process::exit(2);
     };
@@ -50,6 +54,13 @@ fn main() {
         }
         CrashWorkload::InstancePlain => run_instance(&dir, io_backend, start),
         CrashWorkload::InstanceAccumulator => run_accumulators(&dir, io_backend, start),
+        CrashWorkload::InstanceProcessor => match args.get(5) {
+            Some(deliveries) => run_processor(&dir, io_backend, start, Path::new(deliveries)),
+            None => {
+                eprintln!("instance-processor needs a deliveries file");
+                std::process::exit(2);
+            }
+        },
     }
 }
 
@@ -299,6 +310,113 @@ fn run_accumulators(dir: &Path, io_backend: IoBackendChoice, start: u64) {
                             open.push_back(i);
                         }
                         i += CRASH_ACCUMULATORS;
+                    }
+                })
+            })
+            .collect();
+        for task in tasks {
+            let _ = task.await;
+        }
+    });
+}
+
+/// Fail the child: print the reason (with "failed") and exit.
+fn fail(what: &str, err: impl std::fmt::Display) -> ! {
+    eprintln!("{what} failed: {err}");
+    std::process::exit(1);
+}
+
+fn run_processor(dir: &Path, io_backend: IoBackendChoice, start: u64, deliveries: &Path) {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap_or_else(|err| fail("tokio runtime", err));
+    // Each delivery reaches the file (synced) before the handler returns Ok, so before the
+    // processor may persist a checkpoint past it.
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(deliveries)
+        .unwrap_or_else(|err| fail("opening the deliveries file", err));
+    let file = Arc::new(std::sync::Mutex::new(file));
+    runtime.block_on(async move {
+        let config = AedbConfig {
+            io_backend,
+            ..AedbConfig::default()
+        };
+        let db = AedbInstance::open(config, dir).unwrap_or_else(|err| fail("open", err));
+        let db = Arc::new(db);
+        print_recovery(db.engine().recovery_report());
+        if let Err(err) = db.create_project(CRASH_PROJECT).await {
+            fail("create_project", err);
+        }
+        if let Err(err) = db.create_scope(CRASH_PROJECT, CRASH_SCOPE).await {
+            fail("create_scope", err);
+        }
+        let handler = move |_db, events: Vec<aedb::EventOutboxRecord>| {
+            let file = Arc::clone(&file);
+            async move {
+                let text: String = events
+                    .iter()
+                    .map(|e| crash_delivery_line(e.commit_seq, &e.event_key))
+                    .collect();
+                let mut file = file.lock().map_err(|_| AedbError::Closed)?;
+                file.write_all(text.as_bytes())
+                    .and_then(|()| file.sync_data())
+                    .map_err(|err| AedbError::Io(err.to_string()))
+            }
+        };
+        let resumed = db
+            .register_reactive_processor_handler(CRASH_PROCESSOR, handler.clone())
+            .await
+            .unwrap_or_else(|err| fail("register_reactive_processor_handler", err));
+        if !resumed {
+            let options = aedb::ReactiveProcessorOptions {
+                topic_filter: Some(CRASH_TOPIC.into()),
+                max_events_per_run: 16,
+                checkpoint_watermark_commits: 8,
+                run_interval_ms: 1,
+                idle_backoff_ms: 5,
+                retry_backoff_ms: 5,
+                ..aedb::ReactiveProcessorOptions::default()
+            };
+            db.start_reactive_processor(CRASH_PROCESSOR, options, handler)
+                .await
+                .unwrap_or_else(|err| fail("start_reactive_processor", err));
+        }
+        let how = if resumed { "resumed" } else { "started" };
+        print_line(&format!("{CRASH_PROCESSOR_PREFIX}{how}"));
+        let tasks: Vec<_> = (0..WRITERS)
+            .map(|t| {
+                let db = Arc::clone(&db);
+                tokio::spawn(async move {
+                    let mut i = start + t;
+                    loop {
+                        let payload = format!("{{\"i\":{i}}}");
+                        let result = db
+                            .emit_event(
+                                CRASH_PROJECT,
+                                CRASH_SCOPE,
+                                CRASH_TOPIC,
+                                crash_event_key(i),
+                                payload,
+                            )
+                            .await;
+                        match result {
+                            Ok(r) if r.durable_head_seq >= r.commit_seq => {}
+                            Ok(r) => fail(
+                                &format!("emit {i}"),
+                                format!(
+                                    "acknowledged under Full with durable head {} below its \
+                                     commit {}",
+                                    r.durable_head_seq, r.commit_seq
+                                ),
+                            ),
+                            Err(err) => fail(&format!("emit {i}"), err),
+                        }
+                        print_line(&i.to_string());
+                        i += WRITERS;
                     }
                 })
             })
