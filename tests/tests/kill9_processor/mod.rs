@@ -73,6 +73,17 @@ async fn checkpoint(db: &AedbInstance) -> u64 {
         .checkpoint_seq
 }
 
+/// Every acknowledged event is in the outbox.
+fn all_acked_held(events: &BTreeSet<Ev>, acked: &BTreeSet<u64>, label: &str) {
+    let held: BTreeSet<&str> = events.iter().map(|(_, key)| key.as_str()).collect();
+    for key in acked {
+        assert!(
+            held.contains(crash_event_key(*key).as_str()),
+            "{label}: acknowledged event {key} lost"
+        );
+    }
+}
+
 /// The largest key of the outbox.
 fn max_key(events: &BTreeSet<Ev>) -> Option<u64> {
     events
@@ -154,12 +165,7 @@ impl Rounds {
             self.checkpoint
         );
         assert!(letters.is_empty(), "{label}: dead letters {letters:?}");
-        for key in acked {
-            assert!(
-                events.iter().any(|(_, k)| *k == crash_event_key(*key)),
-                "{label}: acknowledged event {key} lost"
-            );
-        }
+        all_acked_held(&events, acked, label);
         for ev in events.iter().filter(|ev| ev.0 <= recovered) {
             assert!(
                 self.delivered.contains(ev),
@@ -244,12 +250,7 @@ impl Rounds {
                     "{label}: {ev:?} never delivered"
                 );
             }
-            for key in acked {
-                assert!(
-                    events.iter().any(|(_, k)| *k == crash_event_key(*key)),
-                    "{label}: acknowledged event {key} lost"
-                );
-            }
+            all_acked_held(&events, acked, label);
             self.delivered.extend(this_run);
             drop(db);
         });
