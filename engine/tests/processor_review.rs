@@ -102,7 +102,17 @@ async fn a_panic_before_the_handlers_future_fails_only_the_batch() -> TestResult
         std::future::ready(Ok(()))
     })
     .await?;
-    settle().await;
+    // Wait (generously) for the try, the retry and the dead letter.
+    for _ in 0..1_000 {
+        if !db
+            .reactive_processor_dead_letters("b", AtLatest)
+            .await?
+            .is_empty()
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     let status = db.reactive_processor_runtime_status("b").await;
     let letters = db.reactive_processor_dead_letters("b", AtLatest).await?;
     assert!(status.is_some_and(|s| s.running), "processor died");

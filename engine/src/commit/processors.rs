@@ -75,18 +75,13 @@ pub fn set_enabled(
     Ok(true)
 }
 
-/// Store the events a processor gave up on, then move its checkpoint past them (never back),
-/// so a poison batch does not stall the stream.
-pub fn dead_letter(txn: &mut LoggedTxn, letters: &[DeadLetter], now_micros: u64) -> Result<()> {
+/// Store the events a processor gave up on. The checkpoint is not moved here: a batch's
+/// letters may need several commits, and only once all are stored does the worker move its
+/// position past them (a crash between parts redelivers, and the letters are stored again
+/// under the same keys).
+pub fn dead_letter(txn: &mut LoggedTxn, letters: &[DeadLetter]) -> Result<()> {
     for letter in letters {
         stored::put_dead_letter(txn, letter)?;
-    }
-    if let Some(last) = letters.iter().map(|l| l.commit_seq).max() {
-        let name = &letters[0].processor_name;
-        let current = stored::checkpoint(txn, name)?.unwrap_or(0);
-        if last > current {
-            stored::put_checkpoint(txn, name, last, now_micros)?;
-        }
     }
     Ok(())
 }

@@ -379,7 +379,7 @@ impl Worker {
                 let stored = db
                     .engine
                     .commit(CommitFinality::Visible, move |txn| {
-                        rules::dead_letter(txn, &letters, now)
+                        rules::dead_letter(txn, &letters)
                     })
                     .await;
                 match stored {
