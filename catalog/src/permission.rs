@@ -186,6 +186,65 @@ impl Permission {
     }
 }
 
+/// Which keys of one scope a caller may read, from its grants: a scan skips the others.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KvReach {
+    /// Every key of the scope.
+    Everything,
+    /// Keys starting with one of these (never empty).
+    Prefixes(Vec<Vec<u8>>),
+    /// No key: a read is refused.
+    Nothing,
+}
+
+/// The keys of `project`.`scope` that `grants` let a caller read.
+pub fn kv_read_reach<'a>(
+    grants: impl IntoIterator<Item = &'a Permission> + Clone,
+    project: &str,
+    scope: &str,
+) -> KvReach {
+    let everything = Permission::KvRead {
+        project_id: project.into(),
+        scope_id: Some(scope.into()),
+        prefix: None,
+    };
+    if permits(grants.clone(), &everything) {
+        return KvReach::Everything;
+    }
+    let prefixes: Vec<Vec<u8>> = grants
+        .into_iter()
+        .filter_map(|g| match g {
+            Permission::KvRead {
+                project_id,
+                scope_id,
+                prefix: Some(prefix),
+            } if project_id == project
+                && scope_id.as_deref().is_none_or(|s| s == scope)
+                && !prefix.is_empty() =>
+            {
+                Some(prefix.clone())
+            }
+            _ => None,
+        })
+        .collect();
+    if prefixes.is_empty() {
+        KvReach::Nothing
+    } else {
+        KvReach::Prefixes(prefixes)
+    }
+}
+
+impl KvReach {
+    /// Whether a key is within reach.
+    pub fn covers(&self, key: &[u8]) -> bool {
+        match self {
+            KvReach::Everything => true,
+            KvReach::Prefixes(prefixes) => prefixes.iter().any(|p| key.starts_with(p)),
+            KvReach::Nothing => false,
+        }
+    }
+}
+
 /// Whether any of `grants` meets `need` (grants add up).
 pub fn permits<'a>(grants: impl IntoIterator<Item = &'a Permission>, need: &Permission) -> bool {
     grants.into_iter().any(|g| g.implies(need))
@@ -321,5 +380,37 @@ mod tests {
         assert_eq!(hex, "0300017001017301016b0609017000");
         let back: Vec<Permission> = postcard::from_bytes(&bytes).expect("decode");
         assert_eq!(back, all);
+    }
+
+    #[test]
+    fn kv_reach_is_every_key_a_prefix_list_or_nothing() {
+        let admin = P::ScopeAdmin {
+            project_id: "p".into(),
+            scope_id: "s".into(),
+        };
+        assert_eq!(kv_read_reach([&admin], "p", "s"), KvReach::Everything);
+        assert_eq!(kv_read_reach([&admin], "p", "t"), KvReach::Nothing);
+        let all_scopes = kv_read_reach([&kv_read("p", None, None)], "p", "t");
+        assert_eq!(all_scopes, KvReach::Everything);
+        let narrow = [
+            kv_read("p", Some("s"), Some(b"ab")),
+            kv_read("p", None, Some(b"x")),
+            kv_read("q", Some("s"), Some(b"y")),
+            kv_read("p", Some("t"), Some(b"z")),
+        ];
+        let reach = kv_read_reach(narrow.iter(), "p", "s");
+        assert_eq!(
+            reach,
+            KvReach::Prefixes(vec![b"ab".to_vec(), b"x".to_vec()])
+        );
+        assert!(reach.covers(b"abc") && reach.covers(b"x1"));
+        assert!(!reach.covers(b"a") && !reach.covers(b"y") && !reach.covers(b"z"));
+        // Writing does not let a caller read.
+        let write = P::KvWrite {
+            project_id: "p".into(),
+            scope_id: None,
+            prefix: None,
+        };
+        assert_eq!(kv_read_reach([&write], "p", "s"), KvReach::Nothing);
     }
 }

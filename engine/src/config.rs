@@ -75,6 +75,9 @@ pub struct AedbConfig {
     pub idempotency_window_commits: u64,
     /// ...and at most this many seconds old; both 0: no record is kept.
     pub idempotency_window_seconds: u64,
+    /// Who is granted `GlobalAdmin` when a secure or production open finds nobody holding it
+    /// (a fresh database), so a secure database never has to be opened insecurely first.
+    pub bootstrap_admin: Option<String>,
 }
 
 impl Default for AedbConfig {
@@ -105,6 +108,7 @@ impl Default for AedbConfig {
             direct_io: false,
             idempotency_window_commits: 100_000,
             idempotency_window_seconds: 300,
+            bootstrap_admin: None,
         }
     }
 }
@@ -137,6 +141,7 @@ impl std::fmt::Debug for AedbConfig {
                 "idempotency_window_seconds",
                 &self.idempotency_window_seconds,
             )
+            .field("bootstrap_admin", &self.bootstrap_admin)
             .finish()
     }
 }
@@ -180,6 +185,40 @@ impl AedbConfig {
 
     pub fn strict_recovery(&self) -> bool {
         self.recovery_mode == RecoveryMode::Strict
+    }
+
+    /// What a secure or production open demands beyond [`Self::validate`]: every log frame
+    /// authenticated and chained, every commit durable when it returns, no damage skipped.
+    pub fn validate_secure(&self, mode: &str) -> Result<(), String> {
+        if self.hmac_key.is_none() {
+            return Err(format!(
+                "{mode} requires hmac_key (every log frame is authenticated with it)"
+            ));
+        }
+        if self.durability_mode != DurabilityMode::Full {
+            return Err(format!(
+                "{mode} requires DurabilityMode::Full (got {:?}: an acknowledged commit could be \
+                 lost)",
+                self.durability_mode
+            ));
+        }
+        if !self.strict_recovery() {
+            return Err(format!(
+                "{mode} requires RecoveryMode::Strict (permissive recovery skips damaged frames)"
+            ));
+        }
+        if !self.hash_chain_required {
+            return Err(format!("{mode} requires hash_chain_required = true"));
+        }
+        if let Some(admin) = &self.bootstrap_admin {
+            if admin.trim().is_empty() || admin == "system" || admin.contains('\0') {
+                return Err(format!(
+                    "bootstrap_admin {admin:?} is not a usable caller id (blank, reserved or \
+                     contains NUL)"
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// Reject settings that cannot work, naming the setting.

@@ -14,6 +14,7 @@ pub mod error;
 pub mod permission;
 mod schema_cache;
 pub mod stored;
+pub(crate) mod trust_marker;
 
 /// Schemas, types and DDL (`aedb::catalog::DdlOperation`, `aedb::catalog::types::Value`, …).
 pub mod catalog {

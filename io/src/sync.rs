@@ -210,8 +210,13 @@ pub(crate) fn create_os_dir_all(dir: &Path) -> Result<(), IoError> {
         .ancestors()
         .take_while(|a| !a.as_os_str().is_empty() && !a.exists())
         .collect();
+    // Owner-only (0700, less the umask): a database directory is nobody else's business, and
+    // the parents created for it are as private as it is.
+    let mut builder = std::fs::DirBuilder::new();
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
     for created in missing.into_iter().rev() {
-        match std::fs::create_dir(created) {
+        match builder.create(created) {
             Ok(()) => {}
             // Another process (or thread) made it meanwhile: it still needs its parent synced.
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}

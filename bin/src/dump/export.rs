@@ -107,8 +107,15 @@ fn kv_entries(
     );
     let mut start = Bound::Unbounded;
     loop {
-        let page = kv::scan(snapshot, project, scope, start, Bound::Unbounded, KV_PAGE)
-            .map_err(|e| storage_error(dir, &what, engine_detail(&e)))?;
+        let page = kv::scan(
+            snapshot,
+            (project, scope),
+            (start, Bound::Unbounded),
+            KV_PAGE,
+            u64::MAX,
+            &|_| true,
+        )
+        .map_err(|e| storage_error(dir, &what, engine_detail(&e)))?;
         for (key, entry) in &page.entries {
             visitor.kv(key, entry.version, entry.created_at, &entry.value)?;
             progress.inc(1);

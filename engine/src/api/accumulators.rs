@@ -3,62 +3,31 @@
 //! consistency mode and ask the owner (`stored::accumulators`).
 //!
 //! The `_as` forms check the caller's grants: writes need `KvWrite` covering the accumulator's
-//! name (as the original); the read forms arrive with the rest of the permissions.
+//! name (as the original); reads (`accumulator_reads.rs`) need `KvRead` covering it.
 
 use aedb_catalog::schema::AccumulatorValueType;
 use aedb_catalog::DdlOperation;
 
-use crate::commit::accumulators::{healthy_effective, record_rejection, require};
+use crate::commit::accumulators::record_rejection;
 use crate::commit::apply::RefusedExposures;
 use crate::commit::{CommitResult, Mutation};
 use crate::durable::CommitOutcome;
 use crate::error::{AedbError, Result};
 use crate::permission::CallerContext;
-use crate::query::plan::ConsistencyMode;
-use crate::stored::accumulators::{self as stored, Acc, State};
+use crate::stored::accumulators::Acc;
 use crate::CommitFinality;
 
 use super::AedbInstance;
 
-/// How far the materialized value trails the accepted deltas (`accumulator_lag`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AccumulatorLag {
-    pub latest_order_key: u64,
-    pub last_applied_order_key: u64,
-    pub lag_orders: u64,
-    pub latest_seq: u64,
-    pub materialized_seq: u64,
-    pub lag_commits: u64,
-    pub unapplied_deltas: usize,
-    pub projector_error: Option<String>,
-}
-
-/// Open exposure of an accumulator (`accumulator_exposure_metrics`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AccumulatorExposureMetrics {
-    pub total_exposure: i64,
-    /// The effective value less the open exposure (the margin is not subtracted).
-    pub available: i64,
-    /// Exposures refused by the margin rule.
-    pub rejection_count: u64,
-    pub open_exposure_count: usize,
-}
-
 /// The margin the README's `create_accumulator` uses: 10 %.
 const DEFAULT_MARGIN_BPS: u32 = 1_000;
 
-fn acc<'a>(project: &'a str, scope: &'a str, name: &'a str) -> Acc<'a> {
+pub(super) fn acc<'a>(project: &'a str, scope: &'a str, name: &'a str) -> Acc<'a> {
     Acc {
         project,
         scope,
         name,
     }
-}
-
-/// Available amounts are reported clamped to i64, so the other metrics stay readable however
-/// far exposures and a negative value push them.
-fn clamp_i64(value: i128) -> i64 {
-    value.clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64
 }
 
 /// A delta as the accumulate calls take it.
@@ -83,6 +52,15 @@ impl AccDelta {
     }
 }
 
+fn release(acc: Acc<'_>, exposure_id: String) -> Mutation {
+    Mutation::ReleaseAccumulatorExposure {
+        project_id: acc.project.into(),
+        scope_id: acc.scope.into(),
+        accumulator_name: acc.name.into(),
+        exposure_id,
+    }
+}
+
 fn expose(acc: Acc<'_>, amount: i64, exposure_id: String) -> Mutation {
     Mutation::ExposeAccumulator {
         project_id: acc.project.into(),
@@ -91,10 +69,6 @@ fn expose(acc: Acc<'_>, amount: i64, exposure_id: String) -> Mutation {
         amount,
         exposure_id,
     }
-}
-
-fn to_i64(value: i128) -> Result<i64> {
-    i64::try_from(value).map_err(|_| AedbError::Overflow)
 }
 
 impl AedbInstance {
@@ -156,7 +130,40 @@ impl AedbInstance {
         exposure_margin_bps: u32,
         exposure_ttl_commits: Option<u64>,
     ) -> Result<CommitResult> {
-        self.commit(Mutation::Ddl(DdlOperation::CreateAccumulator {
+        let options = (snapshot_every, exposure_margin_bps, exposure_ttl_commits);
+        let name = acc(project_id, scope_id, accumulator_name);
+        self.create_accumulator_by(None, name, dedupe_retain_commits, options)
+            .await
+    }
+
+    /// [`Self::create_accumulator`] as `caller`, who needs `TableDdl` in the project.
+    pub async fn create_accumulator_as(
+        &self,
+        caller: CallerContext,
+        project_id: &str,
+        scope_id: &str,
+        accumulator_name: &str,
+        dedupe_retain_commits: Option<u64>,
+        snapshot_every: u64,
+    ) -> Result<CommitResult> {
+        let options = (snapshot_every, DEFAULT_MARGIN_BPS, None);
+        let name = acc(project_id, scope_id, accumulator_name);
+        self.create_accumulator_by(Some(caller), name, dedupe_retain_commits, options)
+            .await
+    }
+
+    async fn create_accumulator_by(
+        &self,
+        caller: Option<CallerContext>,
+        Acc {
+            project: project_id,
+            scope: scope_id,
+            name: accumulator_name,
+        }: Acc<'_>,
+        dedupe_retain_commits: Option<u64>,
+        (snapshot_every, exposure_margin_bps, exposure_ttl_commits): (u64, u32, Option<u64>),
+    ) -> Result<CommitResult> {
+        let create = Mutation::Ddl(DdlOperation::CreateAccumulator {
             project_id: project_id.into(),
             scope_id: scope_id.into(),
             accumulator_name: accumulator_name.into(),
@@ -166,8 +173,8 @@ impl AedbInstance {
             snapshot_every,
             exposure_margin_bps,
             exposure_ttl_commits,
-        }))
-        .await
+        });
+        self.commit_by(caller, create).await
     }
 
     /// Drop an accumulator and everything it holds (a no-op if it does not exist).
@@ -344,18 +351,41 @@ impl AedbInstance {
         accumulator_name: &str,
         exposures: Vec<(i64, String)>,
     ) -> Result<CommitResult> {
+        let name = acc(project_id, scope_id, accumulator_name);
+        self.expose_many_by(None, name, exposures).await
+    }
+
+    /// [`Self::expose_accumulator_many_atomic`] as `caller`.
+    pub async fn expose_accumulator_many_atomic_as(
+        &self,
+        caller: CallerContext,
+        project_id: &str,
+        scope_id: &str,
+        accumulator_name: &str,
+        exposures: Vec<(i64, String)>,
+    ) -> Result<CommitResult> {
+        let name = acc(project_id, scope_id, accumulator_name);
+        self.expose_many_by(Some(caller), name, exposures).await
+    }
+
+    async fn expose_many_by(
+        &self,
+        caller: Option<CallerContext>,
+        name: Acc<'_>,
+        exposures: Vec<(i64, String)>,
+    ) -> Result<CommitResult> {
         if exposures.is_empty() {
             return Err(AedbError::Validation(
                 "expose_accumulator_many_atomic requires at least one exposure".into(),
             ));
         }
-        self.commit(Mutation::ExposeAccumulatorBatch {
-            project_id: project_id.into(),
-            scope_id: scope_id.into(),
-            accumulator_name: accumulator_name.into(),
+        let batch = Mutation::ExposeAccumulatorBatch {
+            project_id: name.project.into(),
+            scope_id: name.scope.into(),
+            accumulator_name: name.name.into(),
             exposures,
-        })
-        .await
+        };
+        self.commit_by(caller, batch).await
     }
 
     pub async fn release_accumulator_exposure(
@@ -365,116 +395,20 @@ impl AedbInstance {
         accumulator_name: &str,
         exposure_id: String,
     ) -> Result<CommitResult> {
-        self.commit(Mutation::ReleaseAccumulatorExposure {
-            project_id: project_id.into(),
-            scope_id: scope_id.into(),
-            accumulator_name: accumulator_name.into(),
-            exposure_id,
-        })
-        .await
+        let name = acc(project_id, scope_id, accumulator_name);
+        self.commit(release(name, exposure_id)).await
     }
 
-    // ---- reads ----
-
-    fn accumulator_state(
+    /// [`Self::release_accumulator_exposure`] as `caller`.
+    pub async fn release_accumulator_exposure_as(
         &self,
+        caller: CallerContext,
         project_id: &str,
         scope_id: &str,
         accumulator_name: &str,
-        consistency: ConsistencyMode,
-    ) -> Result<State> {
-        let snapshot = self.snapshot_for(consistency)?;
-        let acc = acc(project_id, scope_id, accumulator_name);
-        require(&snapshot, acc)?;
-        stored::state(&snapshot, acc)
-    }
-
-    /// The materialized value: every delta folded so far.
-    pub async fn accumulator_value(
-        &self,
-        project_id: &str,
-        scope_id: &str,
-        accumulator_name: &str,
-        consistency: ConsistencyMode,
-    ) -> Result<i64> {
-        Ok(self
-            .accumulator_state(project_id, scope_id, accumulator_name, consistency)?
-            .value)
-    }
-
-    /// The effective value: materialized plus every accepted delta not folded yet.
-    pub async fn accumulator_value_strong(
-        &self,
-        project_id: &str,
-        scope_id: &str,
-        accumulator_name: &str,
-        consistency: ConsistencyMode,
-    ) -> Result<i64> {
-        let state = self.accumulator_state(project_id, scope_id, accumulator_name, consistency)?;
-        to_i64(healthy_effective(&state)?)
-    }
-
-    pub async fn accumulator_lag(
-        &self,
-        project_id: &str,
-        scope_id: &str,
-        accumulator_name: &str,
-        consistency: ConsistencyMode,
-    ) -> Result<AccumulatorLag> {
-        let state = self.accumulator_state(project_id, scope_id, accumulator_name, consistency)?;
-        let latest_order_key = state.latest_order_key.unwrap_or(0);
-        Ok(AccumulatorLag {
-            latest_order_key,
-            last_applied_order_key: state.last_applied_order_key,
-            lag_orders: latest_order_key.saturating_sub(state.last_applied_order_key),
-            latest_seq: state.latest_seq,
-            materialized_seq: state.materialized_seq,
-            lag_commits: state.latest_seq.saturating_sub(state.materialized_seq),
-            unapplied_deltas: state.unapplied_deltas as usize,
-            projector_error: state.projector_error,
-        })
-    }
-
-    /// The total of the open exposures.
-    pub async fn accumulator_exposure(
-        &self,
-        project_id: &str,
-        scope_id: &str,
-        accumulator_name: &str,
-        consistency: ConsistencyMode,
-    ) -> Result<i64> {
-        Ok(self
-            .accumulator_state(project_id, scope_id, accumulator_name, consistency)?
-            .total_exposure)
-    }
-
-    /// The effective value less the open exposure.
-    pub async fn accumulator_available(
-        &self,
-        project_id: &str,
-        scope_id: &str,
-        accumulator_name: &str,
-        consistency: ConsistencyMode,
-    ) -> Result<i64> {
-        let state = self.accumulator_state(project_id, scope_id, accumulator_name, consistency)?;
-        Ok(clamp_i64(
-            healthy_effective(&state)? - i128::from(state.total_exposure),
-        ))
-    }
-
-    pub async fn accumulator_exposure_metrics(
-        &self,
-        project_id: &str,
-        scope_id: &str,
-        accumulator_name: &str,
-        consistency: ConsistencyMode,
-    ) -> Result<AccumulatorExposureMetrics> {
-        let state = self.accumulator_state(project_id, scope_id, accumulator_name, consistency)?;
-        Ok(AccumulatorExposureMetrics {
-            total_exposure: state.total_exposure,
-            available: clamp_i64(healthy_effective(&state)? - i128::from(state.total_exposure)),
-            rejection_count: state.rejections,
-            open_exposure_count: state.open_exposures as usize,
-        })
+        exposure_id: String,
+    ) -> Result<CommitResult> {
+        let name = acc(project_id, scope_id, accumulator_name);
+        self.commit_as(caller, release(name, exposure_id)).await
     }
 }

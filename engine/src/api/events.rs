@@ -11,6 +11,7 @@ use crate::stored::events;
 
 pub use crate::stored::events::EventOutboxRecord;
 
+use super::security::system_table;
 use super::AedbInstance;
 
 /// A page of the event stream (`read_event_stream`).
@@ -77,6 +78,45 @@ impl AedbInstance {
         limit: usize,
         consistency: ConsistencyMode,
     ) -> Result<EventStreamPage> {
+        self.read_events_by(
+            None,
+            topic_filter,
+            from_commit_seq_exclusive,
+            limit,
+            consistency,
+        )
+    }
+
+    /// [`Self::read_event_stream`] as `caller`, who needs `TableRead` of
+    /// `_system.app.event_outbox`.
+    pub async fn read_event_stream_as(
+        &self,
+        caller: &CallerContext,
+        topic_filter: Option<&str>,
+        from_commit_seq_exclusive: u64,
+        limit: usize,
+        consistency: ConsistencyMode,
+    ) -> Result<EventStreamPage> {
+        let caller = Some(caller);
+        self.read_events_by(
+            caller,
+            topic_filter,
+            from_commit_seq_exclusive,
+            limit,
+            consistency,
+        )
+    }
+
+    fn read_events_by(
+        &self,
+        caller: Option<&CallerContext>,
+        topic_filter: Option<&str>,
+        from_commit_seq_exclusive: u64,
+        limit: usize,
+        consistency: ConsistencyMode,
+    ) -> Result<EventStreamPage> {
+        let need = system_table(events::OUTBOX_TABLE, false);
+        self.check_caller(caller, need, "read_event_stream")?;
         let snapshot = self.snapshot_for(consistency)?;
         let events = events::read_after(&snapshot, topic_filter, from_commit_seq_exclusive, limit)?;
         Ok(EventStreamPage {

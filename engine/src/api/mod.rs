@@ -25,20 +25,23 @@ use crate::error::{AedbError, Result};
 use crate::schema_cache::SchemaCache;
 use crate::stored::catalog;
 
+mod accumulator_reads;
 mod accumulators;
 pub mod engine_interface;
 mod events;
 mod kv;
+mod kv_read;
 mod lifecycle;
 mod namespaces;
 mod processors;
 mod read;
+mod security;
 mod write;
 
 pub use crate::commit::{PreflightPlan, PreflightResult};
-pub use accumulators::{AccumulatorExposureMetrics, AccumulatorLag};
+pub use accumulator_reads::{AccumulatorExposureMetrics, AccumulatorLag};
 pub use events::{EventOutboxRecord, EventStreamPage};
-pub use kv::KvScanResult;
+pub use kv_read::KvScanResult;
 pub use lifecycle::{LifecycleEvent, LifecycleHook};
 pub use namespaces::{ProjectInfo, ScopeInfo, TableInfo};
 pub use processors::{
@@ -56,6 +59,9 @@ pub struct AedbInstance {
     /// Reactive processors of this process; dropped with the instance, which ends their tasks.
     processors: processors::Processors,
     hooks: lifecycle::Hooks,
+    caller_policy: security::CallerPolicy,
+    /// The grants of recent callers, for the checks of `_as` reads.
+    grants: crate::permission::cache::GrantCache,
 }
 
 pub(crate) fn now_micros() -> u64 {
@@ -67,8 +73,9 @@ pub(crate) fn now_micros() -> u64 {
 impl AedbInstance {
     /// Open (creating when empty) the database in `dir`, recovering it after a crash.
     pub fn open(config: AedbConfig, dir: &Path) -> Result<Self> {
-        let engine = Engine::open(config.clone(), dir)?;
-        Self::over(engine, config, dir)
+        let vfs =
+            aedb_pager::io::os_vfs(config.io_backend).map_err(|e| AedbError::Io(e.to_string()))?;
+        Self::open_with_vfs(config, dir, vfs)
     }
 
     /// [`Self::open`] on any file system, as [`Engine::open_with_vfs`]: every file of the
@@ -76,6 +83,8 @@ impl AedbInstance {
     /// simulated disk (`aedb::storage::io::sim::SimVfs`), crash tests run the whole API on a
     /// disk that can be crashed at any write point; there no directory lock is taken.
     pub fn open_with_vfs(config: AedbConfig, dir: &Path, vfs: Arc<dyn Vfs>) -> Result<Self> {
+        // Before anything changes: a weak open is remembered (a secure open then refuses).
+        crate::trust_marker::note_open(&*vfs, dir, &config)?;
         let engine = Engine::open_with_vfs(config.clone(), dir, vfs)?;
         Self::over(engine, config, dir)
     }
@@ -83,6 +92,7 @@ impl AedbInstance {
     /// The instance over a writable engine just opened on `dir`.
     fn over(engine: Engine, config: AedbConfig, dir: &Path) -> Result<Self> {
         catalog::watch(&engine)?;
+        crate::stored::grants::watch(&engine)?;
         let cursors = CursorCodec::for_dir(&*engine.vfs(), dir, config.hmac_key, false)?;
         Ok(AedbInstance {
             engine: Arc::new(engine),
@@ -91,6 +101,8 @@ impl AedbInstance {
             schemas: SchemaCache::default(),
             processors: Default::default(),
             hooks: Default::default(),
+            caller_policy: security::CallerPolicy::Optional,
+            grants: Default::default(),
         })
     }
 
@@ -100,6 +112,7 @@ impl AedbInstance {
     pub fn open_read_only(config: AedbConfig, dir: &Path) -> Result<Self> {
         let engine = Engine::open_read_only(config.clone(), dir)?;
         catalog::watch(&engine)?;
+        crate::stored::grants::watch(&engine)?;
         let cursors = CursorCodec::for_dir(&*engine.vfs(), dir, config.hmac_key, true)?;
         Ok(AedbInstance {
             engine: Arc::new(engine),
@@ -108,6 +121,8 @@ impl AedbInstance {
             schemas: SchemaCache::default(),
             processors: Default::default(),
             hooks: Default::default(),
+            caller_policy: security::CallerPolicy::Optional,
+            grants: Default::default(),
         })
     }
 

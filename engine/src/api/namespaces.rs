@@ -78,10 +78,12 @@ impl AedbInstance {
     }
 
     pub async fn project_exists(&self, project_id: &str) -> Result<bool> {
+        self.anonymous("project_exists")?;
         Ok(catalog::get_project(&self.engine.snapshot(), project_id)?.is_some())
     }
 
     pub async fn scope_exists(&self, project_id: &str, scope_id: &str) -> Result<bool> {
+        self.anonymous("scope_exists")?;
         Ok(catalog::get_scope(&self.engine.snapshot(), project_id, scope_id)?.is_some())
     }
 
@@ -91,6 +93,7 @@ impl AedbInstance {
         scope_id: &str,
         table: &str,
     ) -> Result<bool> {
+        self.anonymous("table_exists")?;
         Ok(catalog::find_table(&self.engine.snapshot(), project_id, scope_id, table)?.is_some())
     }
 
@@ -101,6 +104,7 @@ impl AedbInstance {
         table: &str,
         index: &str,
     ) -> Result<bool> {
+        self.anonymous("index_exists")?;
         match self.describe_table(project_id, scope_id, table).await {
             Ok(schema) => Ok(schema.index(index).is_some()),
             Err(AedbError::NotFound { .. }) => Ok(false),
@@ -109,6 +113,7 @@ impl AedbInstance {
     }
 
     pub async fn list_projects(&self) -> Result<Vec<ProjectInfo>> {
+        self.anonymous("list_projects")?;
         let snapshot = self.engine.snapshot();
         let mut out = Vec::new();
         for entry in catalog::projects(&snapshot)? {
@@ -123,6 +128,7 @@ impl AedbInstance {
     }
 
     pub async fn list_scopes(&self, project_id: &str) -> Result<Vec<String>> {
+        self.anonymous("list_scopes")?;
         let snapshot = self.engine.snapshot();
         if catalog::get_project(&snapshot, project_id)?.is_none() {
             return Err(AedbError::NotFound {
@@ -137,6 +143,7 @@ impl AedbInstance {
     }
 
     pub async fn list_tables(&self, project_id: &str, scope_id: &str) -> Result<Vec<TableSchema>> {
+        self.anonymous("list_tables")?;
         catalog::tables(&self.engine.snapshot(), project_id, scope_id)
     }
 
@@ -146,6 +153,7 @@ impl AedbInstance {
         project_id: &str,
         scope_id: &str,
     ) -> Result<Vec<TableInfo>> {
+        self.anonymous("list_tables_info")?;
         let snapshot = self.engine.snapshot();
         let mut out = Vec::new();
         for schema in catalog::tables(&snapshot, project_id, scope_id)? {
@@ -164,6 +172,7 @@ impl AedbInstance {
 
     /// Each scope of a project with its table and KV key counts.
     pub async fn list_scopes_info(&self, project_id: &str) -> Result<Vec<ScopeInfo>> {
+        self.anonymous("list_scopes_info")?;
         let snapshot = self.engine.snapshot();
         let mut out = Vec::new();
         for scope in catalog::scopes(&snapshot, project_id)? {
@@ -185,6 +194,7 @@ impl AedbInstance {
         scope_id: &str,
         table: &str,
     ) -> Result<Vec<aedb_catalog::schema::IndexDef>> {
+        self.anonymous("list_indexes")?;
         Ok(self
             .describe_table(project_id, scope_id, table)
             .await?
@@ -198,6 +208,7 @@ impl AedbInstance {
         table: &str,
         index: &str,
     ) -> Result<aedb_catalog::schema::IndexDef> {
+        self.anonymous("describe_index")?;
         let schema = self.describe_table(project_id, scope_id, table).await?;
         schema
             .index(index)
@@ -214,6 +225,7 @@ impl AedbInstance {
         scope_id: &str,
         table: &str,
     ) -> Result<TableSchema> {
+        self.anonymous("describe_table")?;
         catalog::load_table(&self.engine.snapshot(), project_id, scope_id, table)
     }
 }

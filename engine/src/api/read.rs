@@ -9,7 +9,6 @@ use aedb_query::plan::{ConsistencyMode, Query, QueryOptions, QueryResult};
 use aedb_query::planner::Plan;
 use aedb_query::QueryError;
 
-use crate::commit::authz::authorize_read;
 use crate::commit::kv::KvEntry;
 use crate::cursor::PageCursor;
 use crate::permission::CallerContext;
@@ -98,6 +97,7 @@ impl AedbInstance {
         query: Query,
         options: QueryOptions,
     ) -> std::result::Result<QueryResult, QueryError> {
+        self.anonymous("query")?;
         let cursor = options
             .cursor
             .as_deref()
@@ -137,7 +137,7 @@ impl AedbInstance {
         let snapshot = self.snapshot_for(consistency)?;
         let mut tables = vec![query.table.as_str()];
         tables.extend(query.joins.iter().map(|j| j.table.as_str()));
-        authorize_read(&snapshot, caller, project_id, scope_id, &tables)?;
+        self.check_table_read(caller, project_id, scope_id, &tables)?;
         self.query_on(&snapshot, project_id, scope_id, &query, cursor)
     }
 
@@ -206,14 +206,58 @@ impl AedbInstance {
         &self,
         consistency: ConsistencyMode,
     ) -> std::result::Result<ReadTx<'_>, QueryError> {
+        self.anonymous("begin_read_tx")?;
         Ok(ReadTx {
             instance: self,
             snapshot: self.snapshot_for(consistency)?,
+            caller: None,
+        })
+    }
+
+    /// [`Self::begin_read_tx`] as `caller`: each read through it is checked as its `_as` form.
+    pub async fn begin_read_tx_as(
+        &self,
+        caller: &CallerContext,
+        consistency: ConsistencyMode,
+    ) -> std::result::Result<ReadTx<'_>, QueryError> {
+        caller.check_external()?;
+        Ok(ReadTx {
+            instance: self,
+            snapshot: self.snapshot_for(consistency)?,
+            caller: Some(caller.clone()),
         })
     }
 
     /// Which access path the planner picks for `query`, and why.
     pub async fn explain_query(
+        &self,
+        project_id: &str,
+        scope_id: &str,
+        query: Query,
+    ) -> std::result::Result<Plan, QueryError> {
+        self.anonymous("explain_query")?;
+        self.explain(project_id, scope_id, query)
+    }
+
+    /// [`Self::explain_query`] as `caller`, who needs to be able to read the table; without
+    /// a caller, the anonymous form.
+    pub async fn explain_query_as(
+        &self,
+        caller: Option<&CallerContext>,
+        project_id: &str,
+        scope_id: &str,
+        query: Query,
+    ) -> std::result::Result<Plan, QueryError> {
+        match caller {
+            Some(caller) => {
+                self.check_table_read(caller, project_id, scope_id, &[query.table.as_str()])?
+            }
+            None => self.anonymous("explain_query")?,
+        }
+        self.explain(project_id, scope_id, query)
+    }
+
+    fn explain(
         &self,
         project_id: &str,
         scope_id: &str,
@@ -230,6 +274,8 @@ impl AedbInstance {
 pub struct ReadTx<'a> {
     instance: &'a AedbInstance,
     snapshot: Snapshot,
+    /// Whose reads these are (`begin_read_tx_as`); None: anonymous.
+    caller: Option<CallerContext>,
 }
 
 impl ReadTx<'_> {
@@ -246,6 +292,12 @@ impl ReadTx<'_> {
         query: Query,
         cursor: Option<String>,
     ) -> std::result::Result<QueryResult, QueryError> {
+        if let Some(caller) = &self.caller {
+            let mut tables = vec![query.table.as_str()];
+            tables.extend(query.joins.iter().map(|j| j.table.as_str()));
+            self.instance
+                .check_table_read(caller, project_id, scope_id, &tables)?;
+        }
         let cursor = cursor
             .as_deref()
             .map(|c| self.instance.cursors.decode(c))
@@ -260,6 +312,10 @@ impl ReadTx<'_> {
         scope_id: &str,
         key: &[u8],
     ) -> std::result::Result<Option<KvEntry>, QueryError> {
+        if let Some(caller) = &self.caller {
+            self.instance
+                .check_kv_read(caller, project_id, scope_id, key)?;
+        }
         Ok(stored::kv::get(&self.snapshot, project_id, scope_id, key)?)
     }
 }

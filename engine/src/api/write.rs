@@ -101,6 +101,19 @@ impl AedbInstance {
             .map(|(r, _)| r)
     }
 
+    /// Commit one mutation as `caller`, or anonymously: the one path of a call and its `_as`
+    /// form.
+    pub(super) async fn commit_by(
+        &self,
+        caller: Option<CallerContext>,
+        mutation: Mutation,
+    ) -> Result<CommitResult> {
+        match caller {
+            Some(caller) => self.commit_as(caller, mutation).await,
+            None => self.commit(mutation).await,
+        }
+    }
+
     pub(super) async fn commit_many_with_finality(
         &self,
         mutations: Vec<Mutation>,
@@ -116,6 +129,7 @@ impl AedbInstance {
         finality: CommitFinality,
         caller: Option<CallerContext>,
     ) -> Result<(CommitResult, Vec<Applied>)> {
+        self.may_commit(caller.as_ref(), "commit")?;
         let limits = self.limits();
         let refused = limits.refused_exposures.clone();
         let lifecycle = limits.lifecycle_events.clone();
@@ -148,6 +162,14 @@ impl AedbInstance {
         ))
     }
 
+    /// Whether a commit by `caller` (None: anonymous) may be attempted at all.
+    fn may_commit(&self, caller: Option<&CallerContext>, call: &str) -> Result<()> {
+        match caller {
+            Some(caller) => caller.check_external(),
+            None => self.anonymous(call),
+        }
+    }
+
     /// Commit an envelope: its mutations atomically, after its assertions hold, once per
     /// idempotency key (a replay returns the first commit, marked `Duplicate`).
     pub async fn commit_envelope(&self, envelope: TransactionEnvelope) -> Result<CommitResult> {
@@ -160,6 +182,7 @@ impl AedbInstance {
         envelope: TransactionEnvelope,
         finality: CommitFinality,
     ) -> Result<CommitResult> {
+        self.may_commit(envelope.caller.as_ref(), "commit_envelope")?;
         let limits = self.limits();
         let refused = limits.refused_exposures.clone();
         let finality = if envelope.write_class == crate::commit::WriteClass::Economic {
@@ -232,10 +255,47 @@ impl AedbInstance {
 
     /// What the mutation would do against the latest state (advisory: state may change).
     pub async fn preflight(&self, mutation: Mutation) -> PreflightResult {
+        self.preflight_checked(None, mutation).await
+    }
+
+    /// [`Self::preflight`] as `caller`: a mutation the caller may not run is reported as
+    /// refused, as its commit would be.
+    pub async fn preflight_as(
+        &self,
+        caller: &CallerContext,
+        mutation: Mutation,
+    ) -> PreflightResult {
+        self.preflight_checked(Some(caller.clone()), mutation).await
+    }
+
+    /// Commit as `caller`, validated against the latest state in the writer (as every commit).
+    pub async fn commit_as_with_preflight(
+        &self,
+        caller: CallerContext,
+        mutation: Mutation,
+    ) -> Result<CommitResult> {
+        self.commit_as(caller, mutation).await
+    }
+
+    async fn preflight_checked(
+        &self,
+        caller: Option<CallerContext>,
+        mutation: Mutation,
+    ) -> PreflightResult {
+        if let Err(err) = self.may_commit(caller.as_ref(), "preflight") {
+            return PreflightResult::Err {
+                reason: err.to_string(),
+            };
+        }
         let limits = self.limits();
         match self
             .engine
-            .dry_run(move |txn| apply(txn, &mutation, &limits))
+            .dry_run(move |txn| {
+                if let Some(caller) = &caller {
+                    authorize(txn, caller, &mutation)?;
+                }
+                apply(txn, &mutation, &limits)
+            })
             .await
         {
             Ok(applied) => PreflightResult::Ok {
@@ -249,21 +309,46 @@ impl AedbInstance {
 
     /// Plan a mutation against the latest state without committing it (advisory).
     pub async fn preflight_plan(&self, mutation: Mutation) -> PreflightPlan {
+        self.preflight_plan_checked(None, mutation).await
+    }
+
+    /// [`Self::preflight_plan`] as `caller`: invalid when the caller may not run it.
+    pub async fn preflight_plan_as(
+        &self,
+        caller: &CallerContext,
+        mutation: Mutation,
+    ) -> PreflightPlan {
+        self.preflight_plan_checked(Some(caller.clone()), mutation)
+            .await
+    }
+
+    async fn preflight_plan_checked(
+        &self,
+        caller: Option<CallerContext>,
+        mutation: Mutation,
+    ) -> PreflightPlan {
         let limits = self.limits();
         let snapshot = self.engine.snapshot();
         let base_seq = snapshot.seq();
         let write_intent = WriteIntent {
             mutations: vec![mutation.clone()],
         };
-        let planned = self
-            .engine
-            .dry_run(move |txn| {
-                let applied = apply(txn, &mutation, &limits)?;
-                let touched = txn.touched()?;
-                let read_set = plan_read_set(&snapshot, &mutation, &touched)?;
-                Ok((applied.affected_rows, touched, read_set))
-            })
-            .await;
+        let allowed = self.may_commit(caller.as_ref(), "preflight_plan");
+        let planned = async {
+            allowed?;
+            self.engine
+                .dry_run(move |txn| {
+                    if let Some(caller) = &caller {
+                        authorize(txn, caller, &mutation)?;
+                    }
+                    let applied = apply(txn, &mutation, &limits)?;
+                    let touched = txn.touched()?;
+                    let read_set = plan_read_set(&snapshot, &mutation, &touched)?;
+                    Ok((applied.affected_rows, touched, read_set))
+                })
+                .await
+        }
+        .await;
         match planned {
             Ok((affected, touched_keys, read_set)) => PreflightPlan {
                 valid: true,

@@ -286,33 +286,6 @@ fn denied(caller: &CallerContext, what: impl std::fmt::Debug) -> AedbError {
     AedbError::PermissionDenied(format!("caller={} missing {what:?}", caller.caller_id))
 }
 
-/// Whether `caller` may read `tables` of a scope (a query and its joins), judged on `reader`
-/// (the snapshot the query reads).
-pub fn authorize_read(
-    reader: &impl ReadTrees,
-    caller: &CallerContext,
-    project: &str,
-    scope: &str,
-    tables: &[&str],
-) -> Result<()> {
-    if caller.is_internal_system() {
-        return Ok(());
-    }
-    caller.check_external()?;
-    let held = grants::grants_of(reader, &caller.caller_id)?;
-    for table in tables {
-        let need = Permission::TableRead {
-            project_id: project.into(),
-            scope_id: scope.into(),
-            table_name: (*table).into(),
-        };
-        if !permits(held.iter().map(|g| &g.permission), &need) {
-            return Err(denied(caller, need));
-        }
-    }
-    Ok(())
-}
-
 /// Whether `caller` may run `mutation`, judged on `reader` (the commit's transaction).
 pub fn authorize(
     reader: &impl ReadTrees,

@@ -3,6 +3,9 @@
 //! processors) commits through [`Engine::commit`] with a body that applies effects to B+trees;
 //! the pipeline logs those effects, so redo never re-runs validation logic.
 
+/// How many trees `Engine::watch_tree` tracks at most.
+pub const MAX_WATCHED_TREES: usize = 8;
+
 mod checkpointer;
 mod leader;
 mod lock;
@@ -177,7 +180,7 @@ impl Engine {
             )),
             groups: AtomicU64::new(0),
             syncs: AtomicU64::new(0),
-            watched_tree: std::sync::OnceLock::new(),
+            watched_trees: parking_lot::RwLock::new(Arc::from(Vec::new())),
             watched_changed_at: AtomicU64::new(head),
             structural: Arc::new(Mutex::new(structural::StructuralVersions::new(head))),
         })
@@ -282,21 +285,30 @@ impl Engine {
         self.shared.store.snapshot()
     }
 
-    /// Track commits that write `tree` (see [`Engine::watched_changed_at`]). One tree per
-    /// engine, set before the first commit that writes it; the layer above names it (the
-    /// schema catalog), so this core knows no tree by name.
+    /// Track commits that write `tree` (see [`Engine::watched_changed_at`]), from the next
+    /// commit on: call it before the first commit that writes the tree. The layer above
+    /// names the trees (the schema catalog, grants), so this core knows no tree by name.
+    /// At most [`MAX_WATCHED_TREES`]: every write compares its tree against the list.
     pub fn watch_tree(&self, tree: &str) -> Result<()> {
-        let set = self.shared.watched_tree.get_or_init(|| Arc::from(tree));
-        if &**set != tree {
+        let mut watched = self.shared.watched_trees.write();
+        if watched.iter().any(|t| &**t == tree) {
+            return Ok(());
+        }
+        if watched.len() >= MAX_WATCHED_TREES {
             return Err(AedbError::InvalidConfig {
-                message: format!("engine already watches tree {set:?}, not {tree:?}"),
+                message: format!(
+                    "engine already watches {MAX_WATCHED_TREES} trees, not also {tree:?}"
+                ),
             });
         }
+        let mut trees: Vec<Arc<str>> = watched.iter().cloned().collect();
+        trees.push(Arc::from(tree));
+        *watched = Arc::from(trees);
         Ok(())
     }
 
-    /// Sequence of the newest commit that wrote the watched tree (at least the head at open).
-    /// Two snapshots at or after it see the same watched tree.
+    /// Sequence of the newest commit that wrote a watched tree (at least the head at open).
+    /// Two snapshots at or after it see the same watched trees.
     pub fn watched_changed_at(&self) -> u64 {
         self.shared.watched_changed_at.load(Ordering::SeqCst)
     }

@@ -80,10 +80,11 @@ pub(crate) struct Shared {
     pub syncs: AtomicU64,
     /// Snapshots of the most recent commits, so reads `AtSeq(n)` can find them.
     pub retained: Mutex<super::retained::RetainedVersions>,
-    /// The tree whose writes are tracked (set once, by the layer above: the schema catalog).
-    pub watched_tree: std::sync::OnceLock<Arc<str>>,
-    /// Sequence of the newest commit that wrote the watched tree (the head at open before
-    /// any): caches of what was decoded from it trust only what was read at or after it.
+    /// The trees whose writes are tracked (named by the layer above: the schema catalog,
+    /// grants, read policies — small trees that caches decode).
+    pub watched_trees: parking_lot::RwLock<Arc<[Arc<str>]>>,
+    /// Sequence of the newest commit that wrote a watched tree (the head at open before
+    /// any): caches of what was decoded from them trust only what was read at or after it.
     pub watched_changed_at: AtomicU64,
     pub structural: Arc<Mutex<super::structural::StructuralVersions>>,
 }
@@ -256,7 +257,7 @@ impl Writer {
             txn,
             self.config.max_transaction_bytes as usize,
             Arc::clone(&self.shared.structural),
-            self.shared.watched_tree.get().cloned(),
+            Arc::clone(&self.shared.watched_trees.read()),
         ))
     }
 

@@ -17,8 +17,8 @@ pub struct LoggedTxn {
     record: RecordBuilder,
     max_bytes: usize,
     discarded: bool,
-    /// The tree whose writes the engine watches (`Engine::watch_tree`), if any.
-    watched: Option<Arc<str>>,
+    /// The trees whose writes the engine watches (`Engine::watch_tree`).
+    watched: Arc<[Arc<str>]>,
     wrote_watched: bool,
     /// Trees this transaction deleted keys from (or dropped), for structural versions.
     deleted_from: Vec<String>,
@@ -33,7 +33,7 @@ impl LoggedTxn {
         txn: WriteTxn,
         max_bytes: usize,
         structural: Arc<Mutex<StructuralVersions>>,
-        watched: Option<Arc<str>>,
+        watched: Arc<[Arc<str>]>,
     ) -> Self {
         LoggedTxn {
             txn,
@@ -88,7 +88,7 @@ impl LoggedTxn {
     }
 
     fn note_tree(&mut self, tree: &str) {
-        if self.watched.as_deref() == Some(tree) {
+        if !self.wrote_watched && self.watched.iter().any(|t| &**t == tree) {
             self.wrote_watched = true;
         }
     }

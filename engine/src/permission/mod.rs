@@ -7,6 +7,8 @@ pub use aedb_catalog::permission::{permits, Permission};
 
 use crate::error::{AedbError, Result};
 
+pub(crate) mod cache;
+
 /// The caller id only the engine itself may act as.
 pub const SYSTEM_CALLER_ID: &str = "system";
 

@@ -63,6 +63,17 @@ pub fn grants_of(reader: &impl ReadTrees, caller: &str) -> Result<Vec<Grant>> {
     Ok(out)
 }
 
+/// Whether no caller holds any grant (a fresh database).
+pub fn is_empty(reader: &impl ReadTrees) -> Result<bool> {
+    Ok(reader.prefix(GRANTS_TREE, b"", false)?.next().is_none())
+}
+
+/// Track commits that write grants: the grant cache trusts only what was read after the
+/// newest (`permission::cache`).
+pub fn watch(engine: &crate::durable::Engine) -> Result<()> {
+    engine.watch_tree(GRANTS_TREE)
+}
+
 /// Store a grant (replacing the same permission's, e.g. to change `delegable`).
 pub fn put(txn: &mut LoggedTxn, caller: &str, grant: &Grant) -> Result<()> {
     let mut value = vec![u8::from(grant.delegable)];

@@ -81,31 +81,41 @@ pub fn len(reader: &impl ReadTrees, project: &str, scope: &str) -> Result<u64> {
 pub struct KvPage {
     pub entries: Vec<(Vec<u8>, KvEntry)>,
     pub more: bool,
+    /// The last key looked at (kept or not): a next page starts after it.
+    pub last_examined: Option<Vec<u8>>,
 }
 
-/// Up to `page_size` entries within the bounds, in key order.
+/// Up to `page_size` entries within the bounds whose keys `keep` accepts, in key order,
+/// looking at no more than `max_examined` keys (a caller who may read few keys of a large
+/// scope pages through it rather than scanning it whole).
 pub fn scan(
     reader: &impl ReadTrees,
-    project: &str,
-    scope: &str,
-    start: Bound<Vec<u8>>,
-    end: Bound<Vec<u8>>,
+    (project, scope): (&str, &str),
+    (start, end): (Bound<Vec<u8>>, Bound<Vec<u8>>),
     page_size: usize,
+    max_examined: u64,
+    keep: &dyn Fn(&[u8]) -> bool,
 ) -> Result<KvPage> {
     let mut page = KvPage {
         entries: Vec::with_capacity(page_size.min(64)),
         more: false,
+        last_examined: None,
     };
     let Some(tree) = reader.tree(&kv_tree(project, scope))? else {
         return Ok(page);
     };
+    let mut examined = 0u64;
     for item in tree.range_owned(start, end, false) {
         let (key, bytes) = item?;
-        if page.entries.len() == page_size {
+        if page.entries.len() == page_size || examined == max_examined {
             page.more = true;
             break;
         }
-        page.entries.push((key, KvEntry::decode(bytes)?));
+        examined += 1;
+        if keep(&key) {
+            page.entries.push((key.clone(), KvEntry::decode(bytes)?));
+        }
+        page.last_examined = Some(key);
     }
     Ok(page)
 }

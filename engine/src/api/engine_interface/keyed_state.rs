@@ -173,6 +173,7 @@ impl AedbInstance {
         key: Value,
         consistency: ConsistencyMode,
     ) -> Result<Option<Row>> {
+        self.anonymous("keyed_state_read")?;
         let snapshot = self.snapshot_for(consistency)?;
         let schema = schema(&snapshot, project_id, scope_id, keyed_state)?;
         rows::read_row(&snapshot, &schema, &encode_key(&[key]))
@@ -189,6 +190,7 @@ impl AedbInstance {
         field: &str,
         consistency: ConsistencyMode,
     ) -> Result<Option<Value>> {
+        self.anonymous("keyed_state_read_field")?;
         let snapshot = self.snapshot_for(consistency)?;
         let schema = schema(&snapshot, project_id, scope_id, keyed_state)?;
         let at = schema.column_index(field).ok_or_else(|| {
@@ -206,6 +208,7 @@ impl AedbInstance {
         key: Value,
         value: Row,
     ) -> Result<CommitResult> {
+        self.anonymous("keyed_state_write")?;
         let schema = schema(&self.engine.snapshot(), project_id, scope_id, keyed_state)?;
         check_row(&schema, &key, &value)?;
         self.commit(write_mutation(
@@ -225,6 +228,7 @@ impl AedbInstance {
         keyed_state: &str,
         key: Value,
     ) -> Result<CommitResult> {
+        self.anonymous("keyed_state_delete")?;
         schema(&self.engine.snapshot(), project_id, scope_id, keyed_state)?;
         self.commit(delete_mutation(project_id, scope_id, keyed_state, key))
             .await
@@ -243,6 +247,7 @@ impl AedbInstance {
     where
         F: FnOnce(Option<Row>) -> Result<Option<Row>>,
     {
+        self.anonymous("keyed_state_update")?;
         let snapshot = self.engine.snapshot();
         let schema = schema(&snapshot, project_id, scope_id, keyed_state)?;
         let current =
@@ -291,6 +296,7 @@ impl AedbInstance {
         req: KeyedStateQueryRequest,
         consistency: ConsistencyMode,
     ) -> Result<Vec<Row>> {
+        self.anonymous("keyed_state_query_index")?;
         if req.limit == 0 {
             return Ok(Vec::new());
         }
@@ -319,6 +325,7 @@ impl AedbInstance {
         key: Value,
         consistency: ConsistencyMode,
     ) -> Result<Option<usize>> {
+        self.anonymous("keyed_state_index_rank")?;
         let snapshot = self.snapshot_for(consistency)?;
         let schema = schema(&snapshot, project_id, scope_id, keyed_state)?;
         let target = encode_key(&[key]);

@@ -26,6 +26,7 @@ impl AedbInstance {
         processor_id: &str,
         max_count: usize,
     ) -> Result<ProcessorPullResult> {
+        self.anonymous("processor_pull")?;
         check_processor_name(processor_id)?;
         if max_count == 0 {
             return Err(AedbError::Validation("max_count must be > 0".into()));
@@ -50,6 +51,7 @@ impl AedbInstance {
         checkpoint_seq: u64,
         mutations: Vec<Mutation>,
     ) -> Result<CommitResult> {
+        self.anonymous("processor_commit")?;
         check_processor_name(processor_id)?;
         let limits = self.limits();
         let name = processor_id.to_string();

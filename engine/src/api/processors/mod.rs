@@ -17,7 +17,9 @@ use crate::query::plan::ConsistencyMode;
 use crate::stored::processors as stored;
 use crate::CommitFinality;
 
+use super::security::system_table;
 use super::{now_micros, AedbInstance};
+use crate::permission::CallerContext;
 
 mod runtime;
 mod status;
@@ -72,6 +74,29 @@ impl AedbInstance {
         processor_name: &str,
         checkpoint_seq: u64,
     ) -> Result<CommitResult> {
+        self.ack_by(None, processor_name, checkpoint_seq).await
+    }
+
+    /// [`Self::ack_reactive_processor_checkpoint`] as `caller`, who needs `TableWrite` of
+    /// `_system.app.reactive_processor_checkpoints`.
+    pub async fn ack_reactive_processor_checkpoint_as(
+        &self,
+        caller: &CallerContext,
+        processor_name: &str,
+        checkpoint_seq: u64,
+    ) -> Result<CommitResult> {
+        self.ack_by(Some(caller), processor_name, checkpoint_seq)
+            .await
+    }
+
+    async fn ack_by(
+        &self,
+        caller: Option<&CallerContext>,
+        processor_name: &str,
+        checkpoint_seq: u64,
+    ) -> Result<CommitResult> {
+        let need = system_table(stored::CHECKPOINTS_TABLE, true);
+        self.check_caller(caller, need, "ack_reactive_processor_checkpoint")?;
         rules::check_name(processor_name)?;
         let name = processor_name.to_string();
         let now = now_micros();
@@ -96,6 +121,32 @@ impl AedbInstance {
         checkpoint_seq: u64,
         watermark_commits: u64,
     ) -> Result<Option<CommitResult>> {
+        self.ack_batched_by(None, processor_name, checkpoint_seq, watermark_commits)
+            .await
+    }
+
+    /// [`Self::ack_reactive_processor_checkpoint_batched`] as `caller`.
+    pub async fn ack_reactive_processor_checkpoint_batched_as(
+        &self,
+        caller: &CallerContext,
+        processor_name: &str,
+        checkpoint_seq: u64,
+        watermark_commits: u64,
+    ) -> Result<Option<CommitResult>> {
+        let caller = Some(caller);
+        self.ack_batched_by(caller, processor_name, checkpoint_seq, watermark_commits)
+            .await
+    }
+
+    async fn ack_batched_by(
+        &self,
+        caller: Option<&CallerContext>,
+        processor_name: &str,
+        checkpoint_seq: u64,
+        watermark_commits: u64,
+    ) -> Result<Option<CommitResult>> {
+        let need = system_table(stored::CHECKPOINTS_TABLE, true);
+        self.check_caller(caller, need, "ack_reactive_processor_checkpoint_batched")?;
         rules::check_name(processor_name)?;
         if watermark_commits == 0 {
             return Err(AedbError::Validation(
@@ -113,7 +164,7 @@ impl AedbInstance {
         if !due {
             return Ok(None);
         }
-        self.ack_reactive_processor_checkpoint(processor_name, checkpoint_seq)
+        self.ack_by(caller, processor_name, checkpoint_seq)
             .await
             .map(Some)
     }
@@ -124,6 +175,28 @@ impl AedbInstance {
         processor_name: &str,
         consistency: ConsistencyMode,
     ) -> Result<ReactiveProcessorLag> {
+        self.lag_by(None, processor_name, consistency)
+    }
+
+    /// [`Self::reactive_processor_lag`] as `caller`, who needs `TableRead` of
+    /// `_system.app.reactive_processor_checkpoints`.
+    pub async fn reactive_processor_lag_as(
+        &self,
+        caller: &CallerContext,
+        processor_name: &str,
+        consistency: ConsistencyMode,
+    ) -> Result<ReactiveProcessorLag> {
+        self.lag_by(Some(caller), processor_name, consistency)
+    }
+
+    fn lag_by(
+        &self,
+        caller: Option<&CallerContext>,
+        processor_name: &str,
+        consistency: ConsistencyMode,
+    ) -> Result<ReactiveProcessorLag> {
+        let need = system_table(stored::CHECKPOINTS_TABLE, false);
+        self.check_caller(caller, need, "reactive_processor_lag")?;
         let snapshot = self.snapshot_for(consistency)?;
         let checkpoint_seq = stored::checkpoint(&snapshot, processor_name)?.unwrap_or(0);
         let head_seq = snapshot.seq();

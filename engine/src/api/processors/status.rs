@@ -11,9 +11,11 @@ use crate::query::plan::ConsistencyMode;
 use crate::stored::processors::{self as stored, Registration};
 use crate::CommitFinality;
 
+use super::super::security::system_table;
 use super::super::{now_micros, AedbInstance};
 use super::runtime::{self, Handler};
 use super::types::*;
+use crate::permission::CallerContext;
 
 /// Zero in any limit, or retries without a backoff, is refused.
 fn check_options(options: &ReactiveProcessorOptions) -> Result<()> {
@@ -64,6 +66,24 @@ fn options_of(registration: &Registration) -> Result<ReactiveProcessorOptions> {
 }
 
 impl AedbInstance {
+    /// A processor runs as its `caller_id`: that caller must be able to read the event stream
+    /// and write checkpoints. Without one, only where anonymous calls are accepted.
+    pub(super) fn check_processor_caller(&self, options: &ReactiveProcessorOptions) -> Result<()> {
+        let caller = options.caller_id.as_deref().map(CallerContext::new);
+        let read = system_table(crate::stored::events::OUTBOX_TABLE, false);
+        self.check_caller(
+            caller.as_ref(),
+            read,
+            "a reactive processor without caller_id",
+        )?;
+        let write = system_table(stored::CHECKPOINTS_TABLE, true);
+        self.check_caller(
+            caller.as_ref(),
+            write,
+            "a reactive processor without caller_id",
+        )
+    }
+
     /// Register processor `name` (durably, enabled) and run `handler` over the events after
     /// its checkpoint, on the current tokio runtime.
     pub async fn start_reactive_processor<F, Fut>(
@@ -78,6 +98,7 @@ impl AedbInstance {
     {
         rules::check_name(name)?;
         check_options(&options)?;
+        self.check_processor_caller(&options)?;
         let _control = self.processors.control.lock().await;
         runtime::start(self, name, options, boxed(handler)).await
     }
@@ -104,8 +125,9 @@ impl AedbInstance {
         if !registration.enabled || self.processors.is_running(name) {
             return Ok(false);
         }
-        self.processors
-            .spawn(self, name, options_of(&registration)?, handler)?;
+        let options = options_of(&registration)?;
+        self.check_processor_caller(&options)?;
+        self.processors.spawn(self, name, options, handler)?;
         Ok(true)
     }
 
@@ -123,6 +145,7 @@ impl AedbInstance {
             ))
         })?;
         let options = options_of(&registration)?;
+        self.check_processor_caller(&options)?;
         runtime::start(self, name, options, handler).await
     }
 

@@ -192,6 +192,8 @@ impl Worker {
 
     /// The next batch: whole commits after the position, within the run's limits.
     fn fetch(&mut self, db: &Arc<AedbInstance>) -> Result<Batch> {
+        // Every run, so a revoked grant stops the processor (a cache lookup).
+        db.check_processor_caller(&self.options)?;
         let snapshot = db.engine.snapshot();
         let from = match self.position {
             Some(position) => position,
