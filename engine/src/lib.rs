@@ -66,6 +66,8 @@ pub mod storage {
 
     /// KV entries (`aedb::storage::keyspace::KvEntry`), where the original has them.
     pub mod keyspace {
+        /// The bounds of the keys starting with a prefix (for `kv_scan_range*`).
+        pub use crate::api::kv_prefix_bounds;
         pub use crate::stored::kv::KvEntry;
     }
 }

@@ -868,6 +868,22 @@ async fn kv_operations() -> TestResult {
     let latest = ConsistencyMode::AtLatest;
     let first = db.kv_set("p", "app", b"a".to_vec(), b"1".to_vec()).await?;
     let second = db.kv_set("p", "app", b"a".to_vec(), b"2".to_vec()).await?;
+    // A caller's read needs a KvRead grant, also on an instance opened with `open`.
+    assert!(matches!(
+        db.kv_get("p", "app", b"a", latest, &caller).await,
+        Err(QueryError::PermissionDenied { .. })
+    ));
+    db.commit_ddl(DdlOperation::GrantPermission {
+        caller_id: "reader".into(),
+        permission: aedb::permission::Permission::KvRead {
+            project_id: "p".into(),
+            scope_id: None,
+            prefix: None,
+        },
+        actor_id: None,
+        delegable: false,
+    })
+    .await?;
     let entry = db
         .kv_get("p", "app", b"a", latest, &caller)
         .await?

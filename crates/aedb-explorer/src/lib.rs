@@ -128,9 +128,10 @@ pub enum Command {
         /// Continue after the page a previous scan ended with
         #[arg(long, value_name = "CURSOR")]
         cursor: Option<String>,
-        /// The caller the read is made as
-        #[arg(long, value_name = "ID", default_value = "aedb-explorer")]
-        caller_id: String,
+        /// Read as this caller, who sees only the keys its KvRead grants cover (without it:
+        /// every key, as the owner of the data directory)
+        #[arg(long, value_name = "ID")]
+        caller_id: Option<String>,
         /// Show long values whole (else cut at 68 characters; --json always has them whole)
         #[arg(long)]
         wide: bool,
@@ -233,7 +234,7 @@ fn dispatch(ctx: &mut Ctx<'_>, command: &Command) -> Res<i32> {
             db,
             at,
             (*limit, prefix_hex.as_deref(), cursor.clone()),
-            caller_id,
+            caller_id.as_deref(),
             *wide,
         ),
     }
@@ -525,7 +526,7 @@ fn scan_kv(
     db: &DbArgs,
     at: &Scope,
     (limit, prefix_hex, cursor): (u64, Option<&str>, Option<String>),
-    caller_id: &str,
+    caller_id: Option<&str>,
     wide: bool,
 ) -> Res<i32> {
     let prefix = match prefix_hex {
@@ -542,16 +543,22 @@ fn scan_kv(
             format!("scope {}/{} does not exist", at.project, at.scope),
         ));
     }
-    let caller = CallerContext::new(caller_id);
-    let page = block_on(instance.kv_scan_prefix(
-        &at.project,
-        &at.scope,
-        &prefix,
-        limit,
-        cursor,
-        aedb::query::plan::ConsistencyMode::AtLatest,
-        &caller,
-    ))?
+    let latest = aedb::query::plan::ConsistencyMode::AtLatest;
+    let (project, scope) = (&at.project, &at.scope);
+    let page = match caller_id {
+        Some(id) => {
+            let caller = CallerContext::new(id);
+            block_on(
+                instance.kv_scan_prefix(project, scope, &prefix, limit, cursor, latest, &caller),
+            )?
+        }
+        None => {
+            let (start, end) = aedb::storage::keyspace::kv_prefix_bounds(&prefix);
+            block_on(
+                instance.kv_scan_range_no_auth(project, scope, start, end, limit, cursor, latest),
+            )?
+        }
+    }
     .map_err(|e| api_error(db, e))?;
     if ctx.json {
         ctx.print_json(&json!({

@@ -184,6 +184,32 @@ impl AedbInstance {
         Ok(page.entries)
     }
 
+    /// Keys within the bounds, a page at a time, without a caller (tools that read a data
+    /// directory they own; refused when the instance demands callers).
+    #[allow(clippy::too_many_arguments)]
+    pub async fn kv_scan_range_no_auth(
+        &self,
+        project_id: &str,
+        scope_id: &str,
+        start: Bound<Vec<u8>>,
+        end: Bound<Vec<u8>>,
+        limit: u64,
+        cursor: Option<String>,
+        consistency: ConsistencyMode,
+    ) -> QResult<KvScanResult> {
+        self.anonymous("kv_scan_range_no_auth")?;
+        let everything = KvReach::Everything;
+        let bounds = (start, end);
+        self.kv_scan(
+            (project_id, scope_id),
+            bounds,
+            limit,
+            cursor,
+            consistency,
+            &everything,
+        )
+    }
+
     fn kv_scan(
         &self,
         (project_id, scope_id): (&str, &str),
@@ -235,7 +261,8 @@ impl AedbInstance {
     }
 }
 
-fn prefix_bounds(prefix: &[u8]) -> (Bound<Vec<u8>>, Bound<Vec<u8>>) {
+/// The bounds of the keys starting with `prefix`.
+pub fn prefix_bounds(prefix: &[u8]) -> (Bound<Vec<u8>>, Bound<Vec<u8>>) {
     let upper = prefix_end(prefix).map_or(Bound::Unbounded, Bound::Excluded);
     (Bound::Included(prefix.to_vec()), upper)
 }

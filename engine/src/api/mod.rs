@@ -41,7 +41,7 @@ mod write;
 pub use crate::commit::{PreflightPlan, PreflightResult};
 pub use accumulator_reads::{AccumulatorExposureMetrics, AccumulatorLag};
 pub use events::{EventOutboxRecord, EventStreamPage};
-pub use kv_read::KvScanResult;
+pub use kv_read::{prefix_bounds as kv_prefix_bounds, KvScanResult};
 pub use lifecycle::{LifecycleEvent, LifecycleHook};
 pub use namespaces::{ProjectInfo, ScopeInfo, TableInfo};
 pub use processors::{
