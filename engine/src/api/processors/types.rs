@@ -8,7 +8,9 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct ReactiveProcessorOptions {
-    /// The caller the processor reads and acks as (checked once permissions land).
+    /// The caller the processor reads and acks as: it needs `TableRead` of
+    /// `_system.app.event_outbox` and `TableWrite` of `_system.app.reactive_processor_checkpoints`
+    /// (checked at start and before every run); required by `open_secure`.
     pub caller_id: Option<String>,
     /// Only events of this topic; `None`: every topic.
     pub topic_filter: Option<String>,
