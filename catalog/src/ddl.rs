@@ -10,6 +10,26 @@ use crate::expr::Expr;
 use crate::permission::Permission;
 use crate::schema::{AccumulatorValueType, ColumnDef, Constraint, IndexType};
 
+/// What a `NotFound` / `AlreadyExists` error, or an ownership transfer, is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ResourceType {
+    Project,
+    Scope,
+    Table,
+    Index,
+}
+
+impl std::fmt::Display for ResourceType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ResourceType::Project => "project",
+            ResourceType::Scope => "scope",
+            ResourceType::Table => "table",
+            ResourceType::Index => "index",
+        })
+    }
+}
+
 // Not part of the file format: no file holds a serde-encoded DDL operation (the catalog stores
 // the resulting entries, pinned by catalog/tests/golden.rs).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -118,6 +138,32 @@ pub enum DdlOperation {
         permission: Permission,
         actor_id: Option<String>,
     },
+    /// Make `new_owner_id` the owner of a project, scope or table (`scope_id` for a scope or
+    /// table, `table_name` for a table). An owner may grant and revoke permissions on what it
+    /// owns.
+    TransferOwnership {
+        resource_type: ResourceType,
+        project_id: String,
+        scope_id: Option<String>,
+        table_name: Option<String>,
+        new_owner_id: String,
+        actor_id: Option<String>,
+    },
+    /// Callers reading the table through `_as` calls see only rows matching `predicate`
+    /// (unless they hold `PolicyBypass`); their `DeleteWhere`/`UpdateWhere` touch only those.
+    SetReadPolicy {
+        project_id: String,
+        scope_id: String,
+        table_name: String,
+        predicate: Expr,
+        actor_id: Option<String>,
+    },
+    ClearReadPolicy {
+        project_id: String,
+        scope_id: String,
+        table_name: String,
+        actor_id: Option<String>,
+    },
 }
 
 impl DdlOperation {
@@ -135,7 +181,10 @@ impl DdlOperation {
             | DdlOperation::CreateIndex { project_id, .. }
             | DdlOperation::DropIndex { project_id, .. }
             | DdlOperation::CreateAccumulator { project_id, .. }
-            | DdlOperation::DropAccumulator { project_id, .. } => Some(project_id),
+            | DdlOperation::DropAccumulator { project_id, .. }
+            | DdlOperation::TransferOwnership { project_id, .. }
+            | DdlOperation::SetReadPolicy { project_id, .. }
+            | DdlOperation::ClearReadPolicy { project_id, .. } => Some(project_id),
             DdlOperation::GrantPermission { .. } | DdlOperation::RevokePermission { .. } => None,
         }
     }

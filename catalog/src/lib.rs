@@ -12,4 +12,4 @@ pub mod rows;
 pub mod schema;
 pub mod types;
 
-pub use ddl::{DdlOperation, DdlResult, TableAlteration};
+pub use ddl::{DdlOperation, DdlResult, ResourceType, TableAlteration};

@@ -186,6 +186,50 @@ impl Permission {
     }
 }
 
+impl Permission {
+    /// The project a permission is about (`None`: `GlobalAdmin`).
+    pub fn project_id(&self) -> Option<&str> {
+        use Permission as P;
+        match self {
+            P::KvRead { project_id, .. }
+            | P::KvWrite { project_id, .. }
+            | P::TableRead { project_id, .. }
+            | P::TableWrite { project_id, .. }
+            | P::IndexRead { project_id, .. }
+            | P::TableDdl { project_id }
+            | P::ProjectAdmin { project_id }
+            | P::ScopeAdmin { project_id, .. }
+            | P::PolicyBypass { project_id, .. } => Some(project_id),
+            P::GlobalAdmin => None,
+        }
+    }
+
+    /// The scope a permission is about, when it names one.
+    pub fn scope_id(&self) -> Option<&str> {
+        use Permission as P;
+        match self {
+            P::KvRead { scope_id, .. } | P::KvWrite { scope_id, .. } => scope_id.as_deref(),
+            P::TableRead { scope_id, .. }
+            | P::TableWrite { scope_id, .. }
+            | P::IndexRead { scope_id, .. }
+            | P::ScopeAdmin { scope_id, .. } => Some(scope_id),
+            _ => None,
+        }
+    }
+
+    /// The table a permission is about, when it names one.
+    pub fn table_name(&self) -> Option<&str> {
+        use Permission as P;
+        match self {
+            P::TableRead { table_name, .. }
+            | P::TableWrite { table_name, .. }
+            | P::IndexRead { table_name, .. } => Some(table_name),
+            P::PolicyBypass { table_name, .. } => table_name.as_deref(),
+            _ => None,
+        }
+    }
+}
+
 /// Which keys of one scope a caller may read, from its grants: a scan skips the others.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum KvReach {

@@ -178,25 +178,7 @@ pub enum AedbError {
     },
 }
 
-/// What a `NotFound` / `AlreadyExists` error is about.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ResourceType {
-    Project,
-    Scope,
-    Table,
-    Index,
-}
-
-impl std::fmt::Display for ResourceType {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            ResourceType::Project => "project",
-            ResourceType::Scope => "scope",
-            ResourceType::Table => "table",
-            ResourceType::Index => "index",
-        })
-    }
-}
+pub use aedb_catalog::ResourceType;
 
 impl AedbError {
     /// A stable identifier for each kind, for logs and clients.

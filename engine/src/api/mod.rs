@@ -60,8 +60,8 @@ pub struct AedbInstance {
     processors: processors::Processors,
     hooks: lifecycle::Hooks,
     caller_policy: security::CallerPolicy,
-    /// The grants of recent callers, for the checks of `_as` reads.
-    grants: crate::permission::cache::GrantCache,
+    /// The grants of recent callers and the read policies of tables, for `_as` reads.
+    authz: crate::permission::cache::AuthzCache,
 }
 
 pub(crate) fn now_micros() -> u64 {
@@ -93,6 +93,7 @@ impl AedbInstance {
     fn over(engine: Engine, config: AedbConfig, dir: &Path) -> Result<Self> {
         catalog::watch(&engine)?;
         crate::stored::grants::watch(&engine)?;
+        crate::stored::read_policies::watch(&engine)?;
         let cursors = CursorCodec::for_dir(&*engine.vfs(), dir, config.hmac_key, false)?;
         Ok(AedbInstance {
             engine: Arc::new(engine),
@@ -102,7 +103,7 @@ impl AedbInstance {
             processors: Default::default(),
             hooks: Default::default(),
             caller_policy: security::CallerPolicy::Optional,
-            grants: Default::default(),
+            authz: Default::default(),
         })
     }
 
@@ -113,6 +114,7 @@ impl AedbInstance {
         let engine = Engine::open_read_only(config.clone(), dir)?;
         catalog::watch(&engine)?;
         crate::stored::grants::watch(&engine)?;
+        crate::stored::read_policies::watch(&engine)?;
         let cursors = CursorCodec::for_dir(&*engine.vfs(), dir, config.hmac_key, true)?;
         Ok(AedbInstance {
             engine: Arc::new(engine),
@@ -122,7 +124,7 @@ impl AedbInstance {
             processors: Default::default(),
             hooks: Default::default(),
             caller_policy: security::CallerPolicy::Optional,
-            grants: Default::default(),
+            authz: Default::default(),
         })
     }
 

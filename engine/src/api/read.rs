@@ -134,10 +134,9 @@ impl AedbInstance {
         let consistency = cursor.as_ref().map_or(options.consistency, |c| {
             ConsistencyMode::AtSeq(c.snapshot_seq)
         });
+        let mut query = query;
+        self.check_query(caller, project_id, scope_id, &mut query)?;
         let snapshot = self.snapshot_for(consistency)?;
-        let mut tables = vec![query.table.as_str()];
-        tables.extend(query.joins.iter().map(|j| j.table.as_str()));
-        self.check_table_read(caller, project_id, scope_id, &tables)?;
         self.query_on(&snapshot, project_id, scope_id, &query, cursor)
     }
 
@@ -292,11 +291,10 @@ impl ReadTx<'_> {
         query: Query,
         cursor: Option<String>,
     ) -> std::result::Result<QueryResult, QueryError> {
+        let mut query = query;
         if let Some(caller) = &self.caller {
-            let mut tables = vec![query.table.as_str()];
-            tables.extend(query.joins.iter().map(|j| j.table.as_str()));
             self.instance
-                .check_table_read(caller, project_id, scope_id, &tables)?;
+                .check_query(caller, project_id, scope_id, &mut query)?;
         }
         let cursor = cursor
             .as_deref()

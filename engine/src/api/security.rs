@@ -6,11 +6,13 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use aedb_catalog::expr::Expr;
 use aedb_catalog::permission::{kv_read_reach, permits, KvReach, Permission};
 use aedb_catalog::DdlOperation;
 use aedb_pager::io::{os_vfs, Vfs};
+use aedb_query::plan::Query;
 
-use crate::commit::Mutation;
+use crate::commit::{policies, Mutation};
 use crate::config::AedbConfig;
 use crate::durable::Engine;
 use crate::error::{AedbError, Result};
@@ -148,7 +150,7 @@ impl AedbInstance {
             return Ok(None);
         }
         caller.check_external()?;
-        Ok(Some(self.grants.held(&self.engine, &caller.caller_id)?))
+        Ok(Some(self.authz.held(&self.engine, &caller.caller_id)?))
     }
 
     /// Refused unless `caller` may read every one of `tables` of `project`.`scope`.
@@ -186,6 +188,50 @@ impl AedbInstance {
         match caller {
             Some(caller) => self.check_permission(caller, need),
             None => self.anonymous(call),
+        }
+    }
+
+    /// Refused unless `caller` may read the query's tables; then narrowed to the rows the
+    /// read policy of its table lets the caller see (unless it holds `PolicyBypass`). A join
+    /// over a table whose policy applies to the caller is refused: the policy's column names
+    /// are the table's own, and would be ambiguous in the joined rows.
+    pub(super) fn check_query(
+        &self,
+        caller: &CallerContext,
+        project: &str,
+        scope: &str,
+        query: &mut Query,
+    ) -> Result<()> {
+        let mut tables = vec![query.table.as_str()];
+        tables.extend(query.joins.iter().map(|j| j.table.as_str()));
+        self.check_table_read(caller, project, scope, &tables)?;
+        let Some(held) = self.held(caller)? else {
+            return Ok(());
+        };
+        let mut applying = Vec::new();
+        for table in tables {
+            let Some(policy) = self.authz.policy(&self.engine, (project, scope, table))? else {
+                continue;
+            };
+            if !permits(held.iter(), &policies::bypass(project, table)) {
+                applying.push((table.to_string(), policy));
+            }
+        }
+        match applying.as_slice() {
+            [] => Ok(()),
+            [(_, policy)] if query.joins.is_empty() => {
+                let policy = Expr::clone(policy);
+                query.predicate = Some(match query.predicate.take() {
+                    Some(predicate) => predicate.and(policy),
+                    None => policy,
+                });
+                Ok(())
+            }
+            [(table, _), ..] => Err(AedbError::PermissionDenied(format!(
+                "caller={} may read {project}.{scope}.{table} only through its read policy, \
+                 which a join cannot apply; query the table on its own",
+                caller.caller_id
+            ))),
         }
     }
 

@@ -5,6 +5,7 @@ use aedb_catalog::{DdlOperation, DdlResult};
 use crate::commit::apply::{apply, Applied};
 use crate::commit::authz::authorize;
 use crate::commit::envelope::{apply_envelope, EnvelopeOutcome};
+use crate::commit::policies::restrict;
 use crate::commit::read_set::{plan_read_set, ReadSet};
 use crate::commit::{
     ActionCommitOutcome, ActionCommitResult, ActionEnvelopeRequest, CommitResult,
@@ -12,6 +13,7 @@ use crate::commit::{
 };
 use crate::error::{AedbError, Result};
 use crate::permission::CallerContext;
+use crate::stored::audit::{self, AssertionFailure};
 use crate::CommitFinality;
 
 use super::AedbInstance;
@@ -72,30 +74,6 @@ impl AedbInstance {
         mutation: Mutation,
         finality: CommitFinality,
     ) -> Result<CommitResult> {
-        caller.check_external()?;
-        let mutation = match mutation {
-            Mutation::Ddl(DdlOperation::GrantPermission {
-                caller_id,
-                permission,
-                delegable,
-                ..
-            }) => Mutation::Ddl(DdlOperation::GrantPermission {
-                caller_id,
-                permission,
-                actor_id: Some(caller.caller_id.clone()),
-                delegable,
-            }),
-            Mutation::Ddl(DdlOperation::RevokePermission {
-                caller_id,
-                permission,
-                ..
-            }) => Mutation::Ddl(DdlOperation::RevokePermission {
-                caller_id,
-                permission,
-                actor_id: Some(caller.caller_id.clone()),
-            }),
-            other => other,
-        };
         self.commit_many_checked(vec![mutation], finality, Some(caller))
             .await
             .map(|(r, _)| r)
@@ -130,17 +108,29 @@ impl AedbInstance {
         caller: Option<CallerContext>,
     ) -> Result<(CommitResult, Vec<Applied>)> {
         self.may_commit(caller.as_ref(), "commit")?;
+        let mutations = match &caller {
+            Some(caller) => mutations
+                .into_iter()
+                .map(|m| with_actor(m, &caller.caller_id))
+                .collect(),
+            None => mutations,
+        };
         let limits = self.limits();
         let refused = limits.refused_exposures.clone();
         let lifecycle = limits.lifecycle_events.clone();
         let outcome = self
             .engine
             .commit(finality, move |txn| {
-                if let Some(caller) = &caller {
-                    for mutation in &mutations {
-                        authorize(txn, caller, mutation)?;
-                    }
-                }
+                let mutations = match &caller {
+                    Some(caller) => mutations
+                        .into_iter()
+                        .map(|mutation| {
+                            authorize(txn, caller, &mutation)?;
+                            restrict(txn, caller, mutation)
+                        })
+                        .collect::<Result<Vec<_>>>()?,
+                    None => mutations,
+                };
                 let applied = mutations
                     .iter()
                     .map(|m| apply(txn, m, &limits))
@@ -160,6 +150,33 @@ impl AedbInstance {
             },
             outcome.value,
         ))
+    }
+
+    /// Record a failed assertion in `assertion_audit`, in a commit of its own (the failed
+    /// commit wrote nothing). Best effort: the caller gets the assertion's error either way.
+    async fn audit_assertion(
+        &self,
+        caller_id: Option<String>,
+        index: usize,
+        assertion: &crate::commit::ReadAssertion,
+        actual: &crate::commit::tx::AssertionActual,
+    ) {
+        let failure = AssertionFailure {
+            caller_id,
+            assertion_index: index as u64,
+            assertion_json: serde_json::to_string(assertion).unwrap_or_else(|_| "null".into()),
+            actual_json: serde_json::to_string(actual).unwrap_or_else(|_| "null".into()),
+        };
+        let now = super::now_micros();
+        let recorded = self
+            .engine
+            .commit(CommitFinality::Visible, move |txn| {
+                audit::record_assertion(txn, now, &failure)
+            })
+            .await;
+        if let Err(err) = recorded {
+            tracing::warn!(%err, "a failed assertion was not recorded in assertion_audit");
+        }
     }
 
     /// Whether a commit by `caller` (None: anonymous) may be attempted at all.
@@ -191,10 +208,20 @@ impl AedbInstance {
             finality
         };
         let lifecycle = limits.lifecycle_events.clone();
+        let caller_id = envelope.caller.as_ref().map(|c| c.caller_id.clone());
         let outcome = self
             .engine
             .commit(finality, move |txn| apply_envelope(txn, &envelope, &limits))
             .await;
+        if let Err(AedbError::AssertionFailed {
+            index,
+            assertion,
+            actual,
+        }) = &outcome
+        {
+            self.audit_assertion(caller_id, *index, assertion, actual)
+                .await;
+        }
         let outcome = self.count_refused_exposures(outcome, &refused).await?;
         self.run_lifecycle_hooks(&lifecycle);
         Ok(match outcome.value {
@@ -370,4 +397,22 @@ impl AedbInstance {
             },
         }
     }
+}
+
+/// A change of grants, policies or ownership records who made it: the committing caller,
+/// whatever the mutation said.
+fn with_actor(mutation: Mutation, caller_id: &str) -> Mutation {
+    use DdlOperation as D;
+    let Mutation::Ddl(mut op) = mutation else {
+        return mutation;
+    };
+    match &mut op {
+        D::GrantPermission { actor_id, .. }
+        | D::RevokePermission { actor_id, .. }
+        | D::TransferOwnership { actor_id, .. }
+        | D::SetReadPolicy { actor_id, .. }
+        | D::ClearReadPolicy { actor_id, .. } => *actor_id = Some(caller_id.to_string()),
+        _ => {}
+    }
+    Mutation::Ddl(op)
 }

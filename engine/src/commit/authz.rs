@@ -16,6 +16,8 @@ enum Need {
     One(Permission),
     /// A grant or revoke of this permission.
     Delegation(Permission),
+    /// A transfer of what this names (project, scope, table): its owner's or an admin's.
+    Ownership(String, Option<String>, Option<String>),
 }
 
 fn kv_write(project: &str, scope: &str, key: &[u8]) -> Need {
@@ -54,6 +56,12 @@ fn ddl_need(op: &DdlOperation) -> Need {
         D::GrantPermission { permission, .. } | D::RevokePermission { permission, .. } => {
             Need::Delegation(permission.clone())
         }
+        D::TransferOwnership {
+            project_id,
+            scope_id,
+            table_name,
+            ..
+        } => Need::Ownership(project_id.clone(), scope_id.clone(), table_name.clone()),
         other => Need::One(Permission::TableDdl {
             project_id: other.project_id().unwrap_or_default().to_string(),
         }),
@@ -265,21 +273,29 @@ fn need_of(mutation: &Mutation) -> Need {
     }
 }
 
-/// The project a permission is about, for delegation by a project's admin or owner.
-fn project_of(permission: &Permission) -> Option<&str> {
-    use Permission as P;
-    match permission {
-        P::KvRead { project_id, .. }
-        | P::KvWrite { project_id, .. }
-        | P::TableRead { project_id, .. }
-        | P::TableWrite { project_id, .. }
-        | P::IndexRead { project_id, .. }
-        | P::TableDdl { project_id }
-        | P::ProjectAdmin { project_id }
-        | P::ScopeAdmin { project_id, .. }
-        | P::PolicyBypass { project_id, .. } => Some(project_id),
-        P::GlobalAdmin => None,
+/// Whether `caller` owns the project, scope or table named (the owner of a project owns what
+/// is in it).
+fn owns(
+    reader: &impl ReadTrees,
+    caller: &str,
+    (project, scope, table): (&str, Option<&str>, Option<&str>),
+) -> Result<bool> {
+    let is = |owner: Option<String>| owner.as_deref() == Some(caller);
+    if is(catalog::get_project(reader, project)?.and_then(|p| p.owner_id)) {
+        return Ok(true);
     }
+    let Some(scope) = scope else {
+        return Ok(false);
+    };
+    if is(catalog::get_scope(reader, project, scope)?.and_then(|s| s.owner_id)) {
+        return Ok(true);
+    }
+    let Some(table) = table else {
+        return Ok(false);
+    };
+    Ok(is(
+        catalog::find_table(reader, project, scope, table)?.and_then(|t| t.owner_id)
+    ))
 }
 
 fn denied(caller: &CallerContext, what: impl std::fmt::Debug) -> AedbError {
@@ -316,22 +332,30 @@ pub fn authorize(
             {
                 return Ok(());
             }
-            // The admin or the owner of the project it is about.
-            if let Some(project) = project_of(&permission) {
+            // The admin of the project it is about, or the owner of what it names.
+            if let Some(project) = permission.project_id() {
                 let admin = Permission::ProjectAdmin {
                     project_id: project.into(),
                 };
                 if permits(permissions.iter().copied(), &admin) {
                     return Ok(());
                 }
-                let owner = catalog::get_project(reader, project)?
-                    .and_then(|p| p.owner_id)
-                    .is_some_and(|owner| owner == caller.caller_id);
-                if owner {
+                let named = (project, permission.scope_id(), permission.table_name());
+                if owns(reader, &caller.caller_id, named)? {
                     return Ok(());
                 }
             }
             Err(denied(caller, format!("the right to grant {permission:?}")))
+        }
+        Need::Ownership(project, scope, table) => {
+            if permits(permissions.iter().copied(), &Permission::GlobalAdmin) {
+                return Ok(());
+            }
+            let named = (project.as_str(), scope.as_deref(), table.as_deref());
+            if owns(reader, &caller.caller_id, named)? {
+                return Ok(());
+            }
+            Err(denied(caller, format!("ownership of {named:?}")))
         }
     }
 }

@@ -9,6 +9,7 @@ use aedb_catalog::schema::{ColumnDef, Constraint, IndexDef, IndexType, TableSche
 use aedb_catalog::{DdlOperation, TableAlteration};
 
 use super::accumulators;
+use super::ownership::{self, PolicyTarget};
 use crate::durable::LoggedTxn;
 use crate::error::{AedbError, ResourceType, Result};
 use crate::stored::accumulators::Acc;
@@ -17,6 +18,7 @@ use crate::stored::catalog::{
     check_id, find_table, get_project, get_scope, load_table, next_table_id, not_found, put_table,
     refuse_system, require_scope,
 };
+use crate::stored::read_policies;
 use crate::stored::rows::rebuild_index;
 use aedb_catalog::index::index_entry;
 
@@ -157,12 +159,62 @@ pub fn apply_ddl(txn: &mut LoggedTxn, op: &DdlOperation, now_micros: u64) -> Res
             permission,
             actor_id,
             delegable,
-        } => super::grants::grant(txn, caller_id, permission, actor_id, *delegable),
+        } => super::grants::grant(
+            txn,
+            caller_id,
+            permission,
+            (actor_id, now_micros),
+            *delegable,
+        ),
         DdlOperation::RevokePermission {
             caller_id,
             permission,
-            ..
-        } => super::grants::revoke(txn, caller_id, permission),
+            actor_id,
+        } => super::grants::revoke(txn, caller_id, permission, (actor_id, now_micros)),
+        DdlOperation::TransferOwnership {
+            resource_type,
+            project_id,
+            scope_id,
+            table_name,
+            new_owner_id,
+            actor_id,
+        } => ownership::transfer(
+            txn,
+            *resource_type,
+            (project_id, scope_id.as_deref(), table_name.as_deref()),
+            new_owner_id,
+            (actor_id, now_micros),
+        ),
+        DdlOperation::SetReadPolicy {
+            project_id,
+            scope_id,
+            table_name,
+            predicate,
+            actor_id,
+        } => ownership::set_policy(
+            txn,
+            PolicyTarget {
+                project: project_id,
+                scope: scope_id,
+                table: table_name,
+            },
+            predicate,
+            (actor_id, now_micros),
+        ),
+        DdlOperation::ClearReadPolicy {
+            project_id,
+            scope_id,
+            table_name,
+            actor_id,
+        } => ownership::clear_policy(
+            txn,
+            PolicyTarget {
+                project: project_id,
+                scope: scope_id,
+                table: table_name,
+            },
+            (actor_id, now_micros),
+        ),
         DdlOperation::DropAccumulator {
             project_id,
             scope_id,
@@ -253,6 +305,7 @@ fn drop_scope(txn: &mut LoggedTxn, project: &str, scope: &str, if_exists: bool) 
     }
     txn.drop_tree(&kv_tree(project, scope))?;
     accumulators::drop_scope(txn, project, scope)?;
+    read_policies::remove_under(txn, project, Some(scope))?;
     catalog::remove_scope(txn, project, scope)?;
     Ok(true)
 }
@@ -361,6 +414,7 @@ fn drop_table(
         return Err(not_found(ResourceType::Table, table));
     };
     drop_table_trees(txn, &schema)?;
+    read_policies::remove(txn, project, scope, table)?;
     catalog::remove_table(txn, project, scope, table)?;
     Ok(true)
 }

@@ -365,7 +365,16 @@ pub(crate) fn apply_envelope(
     }
     let mut applied = Vec::with_capacity(envelope.write_intent.mutations.len());
     for mutation in &envelope.write_intent.mutations {
-        applied.push(apply(txn, mutation, limits)?);
+        let applies = match &envelope.caller {
+            // The caller's read policy narrows what its predicate-driven writes touch.
+            Some(caller) => apply(
+                txn,
+                &super::policies::restrict(txn, caller, mutation.clone())?,
+                limits,
+            ),
+            None => apply(txn, mutation, limits),
+        };
+        applied.push(applies?);
     }
     super::lifecycle::record(txn, &envelope.write_intent.mutations, &applied, limits)?;
     if let Some(record_key) = record_key {

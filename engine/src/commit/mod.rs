@@ -11,6 +11,8 @@ pub mod executor;
 pub(crate) mod grants;
 pub mod kv;
 pub(crate) mod lifecycle;
+pub(crate) mod ownership;
+pub(crate) mod policies;
 mod preflight;
 pub(crate) mod processors;
 pub mod read_set;

@@ -55,6 +55,7 @@ pub const OUTBOX: SystemTable = SystemTable {
         ("payload", ColumnType::Json),
     ],
     primary_key: &["commit_seq", "topic", "event_key"],
+    nullable: &[],
 };
 
 /// The outbox's schema, if it was created.

@@ -104,14 +104,12 @@ pub fn scan(
     let Some(tree) = reader.tree(&kv_tree(project, scope))? else {
         return Ok(page);
     };
-    let mut examined = 0u64;
-    for item in tree.range_owned(start, end, false) {
+    for (examined, item) in (0u64..).zip(tree.range_owned(start, end, false)) {
         let (key, bytes) = item?;
         if page.entries.len() == page_size || examined == max_examined {
             page.more = true;
             break;
         }
-        examined += 1;
         if keep(&key) {
             page.entries.push((key.clone(), KvEntry::decode(bytes)?));
         }

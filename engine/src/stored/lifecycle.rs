@@ -29,6 +29,7 @@ const LIFECYCLE_OUTBOX: SystemTable = SystemTable {
         ("events_json", ColumnType::Json),
     ],
     primary_key: &["commit_seq"],
+    nullable: &[],
 };
 
 /// Store the committing transaction's lifecycle events (`events_json`, `count` of them).

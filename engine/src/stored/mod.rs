@@ -16,9 +16,12 @@
 //! | `grants` | `sys:grants` | caller ‖ 0 ‖ permission (postcard) | delegable, seq, grantor |
 //! | `lifecycle` | the table `_system.app.lifecycle_outbox` (rows as `rows`) | commit seq | the commit's lifecycle events, JSON |
 //! | `processors` | `_system.app.reactive_processor_{checkpoints,registry,dead_letters}` (rows as `rows`) | processor name (and commit, key) | checkpoint; options; dead letter |
+//! | `read_policies` | `sys:read_policies` | project ‖ 0 ‖ scope ‖ 0 ‖ table | the predicate, JSON |
+//! | `audit` | the tables `_system.app.{authz,assertion}_audit` (rows as `rows`) | commit seq, ordinal | one change of grants, policies or ownership; one failed assertion |
 //! | `accumulators` | `sys:accumulators`, `acc:<project>:<scope>:<name>` | project ‖ scope ‖ name; tagged state, delta, dedupe, exposure keys | definition; see the module |
 
 pub mod accumulators;
+pub mod audit;
 pub mod catalog;
 pub mod counters;
 pub mod events;
@@ -27,5 +30,6 @@ pub mod idempotency;
 pub mod kv;
 pub mod lifecycle;
 pub mod processors;
+pub mod read_policies;
 pub mod rows;
 pub mod system;

@@ -33,6 +33,7 @@ const CHECKPOINTS: SystemTable = SystemTable {
         ("updated_at_micros", ColumnType::Timestamp),
     ],
     primary_key: &["processor_name"],
+    nullable: &[],
 };
 
 const REGISTRY: SystemTable = SystemTable {
@@ -44,6 +45,7 @@ const REGISTRY: SystemTable = SystemTable {
         ("updated_at_micros", ColumnType::Timestamp),
     ],
     primary_key: &["processor_name"],
+    nullable: &[],
 };
 
 const DEAD_LETTERS: SystemTable = SystemTable {
@@ -60,6 +62,7 @@ const DEAD_LETTERS: SystemTable = SystemTable {
     ],
     // The topic is part of the key: one commit may hold events of two topics with one key.
     primary_key: &["processor_name", "commit_seq", "topic", "event_key"],
+    nullable: &[],
 };
 
 fn name_key(name: &str) -> Vec<u8> {

@@ -19,6 +19,8 @@ pub struct SystemTable {
     pub name: &'static str,
     pub columns: &'static [(&'static str, ColumnType)],
     pub primary_key: &'static [&'static str],
+    /// Columns that may hold Null (the others may not).
+    pub nullable: &'static [&'static str],
 }
 
 impl SystemTable {
@@ -55,7 +57,7 @@ impl SystemTable {
             .map(|(name, col_type)| ColumnDef {
                 name: (*name).into(),
                 col_type: *col_type,
-                nullable: false,
+                nullable: self.nullable.contains(name),
             })
             .collect();
         let schema = TableSchema {
