@@ -340,48 +340,28 @@ fn a_new_data_directory_is_private_to_its_owner() -> TestResult {
 }
 
 #[tokio::test]
-async fn the_key_rotates_across_a_clean_shutdown_and_not_across_a_crash() -> TestResult {
+async fn another_key_is_refused_naming_the_segment_and_offset() -> TestResult {
     let dir = tempfile::tempdir()?;
-    let write = |db: &AedbInstance, key: &'static [u8]| {
-        db.commit_as(
-            root(),
-            Mutation::KvSet {
-                project_id: "p".into(),
-                scope_id: "app".into(),
-                key: key.to_vec(),
-                value: b"v".to_vec(),
-            },
-        )
-    };
     let db = AedbInstance::open_secure(secure_config(), dir.path())?;
     db.commit_as(root(), create_project("p")).await?;
-    write(&db, b"before").await?;
     db.shutdown().await?;
-    // Clean shutdown: the log holds nothing under the old key, so a new key opens it.
-    let rotated = AedbConfig {
+    let other = AedbConfig {
         hmac_key: Some([7; 32]),
         ..secure_config()
     };
-    let db = AedbInstance::open_secure(rotated.clone(), dir.path())?;
-    write(&db, b"after").await?;
-    let read = Permission::KvRead {
-        project_id: "p".into(),
-        scope_id: None,
-        prefix: None,
-    };
-    db.commit_as(root(), grant("reader", read)).await?;
-    let reader = CallerContext::new("reader");
-    for key in [&b"before"[..], b"after"] {
-        assert!(db.kv_get("p", "app", key, LATEST, &reader).await?.is_some());
+    match AedbInstance::open_secure(other, dir.path()) {
+        Err(err @ AedbError::DataCorruption { .. }) => {
+            let text = err.to_string();
+            assert!(text.contains("wal-") && text.contains("offset"), "{text}");
+        }
+        other => panic!("expected a corruption error, got {:?}", other.err()),
     }
-    // Without a clean shutdown the log's frames are under the new key: the old one is refused.
-    drop(db);
-    let old = AedbInstance::open_secure(secure_config(), dir.path());
+    // The right key still opens it, with everything.
+    let db = AedbInstance::open_secure(secure_config(), dir.path())?;
+    let again = db.commit_as(root(), create_project("p")).await;
     assert!(
-        matches!(old, Err(AedbError::IntegrityError { .. })),
-        "{:?}",
-        old.err()
+        matches!(again, Err(AedbError::AlreadyExists { .. })),
+        "{again:?}"
     );
-    AedbInstance::open_secure(rotated, dir.path())?;
     Ok(())
 }

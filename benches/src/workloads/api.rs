@@ -41,6 +41,10 @@ pub trait ApiDb {
     /// `age = a`, limit 10.
     fn index_queries(&self, ages: &[i64]) -> Result<f64>;
     fn kv_gets(&self, keys: &[i64]) -> Result<f64>;
+    /// The PK queries through `query_with_options_as` by a caller granted `TableRead`.
+    fn pk_queries_as(&self, keys: &[i64]) -> Result<f64>;
+    /// The KV gets through `kv_get` by a caller granted `KvRead` on the project.
+    fn kv_gets_as(&self, keys: &[i64]) -> Result<f64>;
     /// Prefix `k` + the first 5 digits: 10 keys each.
     fn prefix_scans(&self, keys: &[i64]) -> Result<f64>;
     /// `select * from users limit 100`, `times` times.
@@ -80,13 +84,16 @@ macro_rules! api_adapter {
             use $krate::catalog::DdlOperation;
             use $krate::commit::validation::Mutation;
             use $krate::config::{AedbConfig, DurabilityMode};
-            use $krate::query::plan::{ConsistencyMode, Expr, Query};
+            use $krate::permission::{CallerContext, Permission};
+            use $krate::query::plan::{ConsistencyMode, Expr, Query, QueryOptions};
             use $krate::AedbInstance;
 
             use super::{check, kv_key, user_name, ApiDb, Mode};
 
             const P: &str = "bench";
             const S: &str = "app";
+            /// The caller of the `_as` reads, granted what they need at load.
+            const READER: &str = "bench-reader";
 
             pub struct Db {
                 runtime: tokio::runtime::Runtime,
@@ -262,6 +269,28 @@ macro_rules! api_adapter {
                                 .await
                                 .map_err(|e| err("load kv", e))?;
                         }
+                        let grants = [
+                            Permission::TableRead {
+                                project_id: P.into(),
+                                scope_id: S.into(),
+                                table_name: "users".into(),
+                            },
+                            Permission::KvRead {
+                                project_id: P.into(),
+                                scope_id: None,
+                                prefix: None,
+                            },
+                        ];
+                        for permission in grants {
+                            db.commit(Mutation::Ddl(DdlOperation::GrantPermission {
+                                caller_id: READER.into(),
+                                permission,
+                                actor_id: None,
+                                delegable: false,
+                            }))
+                            .await
+                            .map_err(|e| err("grant", e))?;
+                        }
                         Ok(())
                     })
                 }
@@ -353,6 +382,52 @@ macro_rules! api_adapter {
                         }
                         let seconds = start.elapsed().as_secs_f64();
                         check("KV gets", found, keys.len())?;
+                        Ok(seconds)
+                    })
+                }
+
+                fn pk_queries_as(&self, keys: &[i64]) -> Result<f64> {
+                    let db = self.db();
+                    let caller = CallerContext::new(READER);
+                    self.runtime.block_on(async {
+                        let mut found = 0;
+                        let start = Instant::now();
+                        for id in keys {
+                            found += db
+                                .query_with_options_as(
+                                    Some(&caller),
+                                    P,
+                                    S,
+                                    pk_query(*id),
+                                    QueryOptions::default(),
+                                )
+                                .await
+                                .map_err(|e| err("PK query as", e))?
+                                .rows
+                                .len();
+                        }
+                        let seconds = start.elapsed().as_secs_f64();
+                        check("PK queries as", found, keys.len())?;
+                        Ok(seconds)
+                    })
+                }
+
+                fn kv_gets_as(&self, keys: &[i64]) -> Result<f64> {
+                    let db = self.db();
+                    let caller = CallerContext::new(READER);
+                    let keys: Vec<Vec<u8>> = keys.iter().map(|i| kv_key(*i)).collect();
+                    self.runtime.block_on(async {
+                        let mut found = 0;
+                        let start = Instant::now();
+                        for key in &keys {
+                            found += db
+                                .kv_get(P, S, key, ConsistencyMode::AtLatest, &caller)
+                                .await
+                                .map_err(|e| err("kv get as", e))?
+                                .map_or(0, |entry| usize::from(entry.value.len() == 64));
+                        }
+                        let seconds = start.elapsed().as_secs_f64();
+                        check("KV gets as", found, keys.len())?;
                         Ok(seconds)
                     })
                 }
@@ -520,6 +595,8 @@ pub fn run_w11(ctx: &RunConfig) -> Result<Table> {
     let pk = row(&mut table, "PK query (Eq on id)");
     let index = row(&mut table, "index query (Eq on age, limit 10)");
     let kv_get = row(&mut table, "KV get (kv_get_no_auth)");
+    let pk_as = row(&mut table, "PK query as a granted caller (query_with_options_as)");
+    let kv_get_as = row(&mut table, "KV get as a granted caller (kv_get)");
     let prefix = row(&mut table, "KV prefix scan of 10");
     let scan = row(&mut table, "scan of 100 rows (limit 100)");
     let join = row(&mut table, "join of 100 (orders ⋈ users on PK)");
@@ -562,6 +639,9 @@ pub fn run_w11(ctx: &RunConfig) -> Result<Table> {
             let ages: Vec<i64> = reads.iter().map(|k| k % 100).collect();
             table.record(index, engine, micros(db.index_queries(&ages)?, ages.len()));
             table.record(kv_get, engine, micros(db.kv_gets(&reads)?, reads.len()));
+            db.pk_queries_as(&keys(calls.reads / 10))?;
+            table.record(pk_as, engine, micros(db.pk_queries_as(&reads)?, reads.len()));
+            table.record(kv_get_as, engine, micros(db.kv_gets_as(&reads)?, reads.len()));
             let firsts: Vec<i64> = reads.iter().map(|k| k / 10 * 10).collect();
             table.record(
                 prefix,
