@@ -470,11 +470,19 @@ fn a_middle_segment_deleted_fails_the_open() {
     let (_tmp, dir) = copy_of(pristine());
     let segments = log_layout(&dir);
     std::fs::remove_file(&segments[1].path).expect("remove");
-    // The log breaks where the previous segment's frames end.
+    // The log breaks where the previous segment's frames end; the next segment proves it.
     let Some(End::Zeros { offset }) = segments[0].end else {
         panic!("{:?}", segments[0].end);
     };
-    refused(&dir, Expect::Damaged, &segments[0].path, offset);
+    let err = open_err(&dir);
+    assert_log_error(&err, Expect::Damaged, &segments[0].path, offset);
+    let missing = format!(
+        "frames from LSN {} are missing",
+        segments[1].frames[0].header.lsn
+    );
+    let proof = format!("(in {})", file_name(&segments[2].path));
+    assert!(err.to_string().contains(&missing), "{err}");
+    assert!(err.to_string().contains(&proof), "{err}");
 }
 
 #[test]

@@ -201,7 +201,7 @@ impl Scanner<'_> {
                 missing: next,
                 problem: None,
             });
-            check_evidence(bytes, &end, after_lsn, self.mode, &mut self.out)?;
+            check_evidence(bytes, path, &end, after_lsn, self.mode, &mut self.out)?;
             self.finished = true;
             self.out.stale.push(path.to_path_buf());
             return Ok(false);
@@ -306,7 +306,14 @@ impl Scanner<'_> {
         }
         // Zeros can hide a lost sector as well as mark the end: look further either way.
         let later = &bytes[(offset + 1).min(bytes.len())..];
-        check_evidence(later, &e, self.after_lsn, self.mode, &mut self.out)?;
+        check_evidence(
+            later,
+            &e.segment,
+            &e,
+            self.after_lsn,
+            self.mode,
+            &mut self.out,
+        )?;
         if self.out.dropped.is_some() && self.mode == RecoveryMode::Permissive {
             self.finished = true;
         }
@@ -351,11 +358,13 @@ pub fn proves_durable(later: &FrameHeader, missing: u64) -> bool {
     later.lsn >= missing && later.synced_through >= missing
 }
 
-/// Is there a valid frame in `bytes` that says the missing LSN had been made durable, and that
-/// redo needs? Damage the checkpoint (`after_lsn`) wholly covers loses nothing: only a later
-/// durable frame past the checkpoint, unreachable behind the damage, makes it corruption.
+/// Is there a valid frame in `bytes` (of segment `found_in`) that says the missing LSN had been
+/// made durable, and that redo needs? Damage the checkpoint (`after_lsn`) wholly covers loses
+/// nothing: only a later durable frame past the checkpoint, unreachable behind the damage,
+/// makes it corruption.
 fn check_evidence(
     bytes: &[u8],
+    found_in: &Path,
     end: &End,
     after_lsn: u64,
     mode: RecoveryMode,
@@ -366,11 +375,17 @@ fn check_evidence(
     else {
         return Ok(());
     };
+    // Frames that end without a damaged frame (zeros, the end of the file, a segment that
+    // starts past the LSN due) are missing: zeroed, cut off, or in a deleted segment.
+    let what = match &end.problem {
+        Some(problem) => format!("frame LSN {} is damaged ({problem:?})", end.missing),
+        None => format!("frames from LSN {} are missing", end.missing),
+    };
+    let found_in = found_in.file_name().unwrap_or(found_in.as_os_str());
     let reason = format!(
-        "frame LSN {} is damaged ({:?}) but LSN {} written later says it was durable",
-        end.missing,
-        end.problem.clone().unwrap_or(FrameProblem::NoFrame),
-        fh.lsn
+        "{what} but LSN {} written later (in {}) says it was durable",
+        fh.lsn,
+        found_in.to_string_lossy()
     );
     match mode {
         RecoveryMode::Strict => Err(corrupt(&end.segment, end.offset, reason)),
