@@ -31,7 +31,7 @@ use aedb::error::CorruptionKind;
 use aedb::query::plan::Query;
 use aedb::query::QueryError;
 use aedb::storage::io::{os_vfs, IoBackendChoice};
-use aedb::wal::frame::{self, Check, FrameHeader, Integrity, FRAME_HEADER_BYTES, HASH_BYTES};
+use aedb::wal::frame::{self, Check, Integrity, FRAME_HEADER_BYTES, HASH_BYTES};
 use aedb::wal::inspect::{self, End, FrameReport, SegmentReport};
 use aedb::{AedbError, AedbInstance, RecoveryReport, DATA_FILE, WAL_DIR};
 use aedb_pager::btree::node::NodeRef;
@@ -238,19 +238,15 @@ enum Expect {
 
 /// `err` is the expected log corruption, naming `segment`'s file and `offset`.
 fn assert_log_error(err: &AedbError, expect: Expect, segment: &Path, offset: u64) {
-    let message = match (err, expect) {
-        (AedbError::Corruption(message), Expect::Damaged) => message,
-        (
-            AedbError::DataCorruption {
-                page: None,
-                kind,
-                message,
-            },
-            Expect::Check(expected),
-        ) if *kind == expected => message,
-        _ => panic!("expected {expect:?}, got {err:?}"),
+    let expected = match expect {
+        Expect::Damaged => matches!(err, AedbError::Corruption(_)),
+        Expect::Check(kind) => matches!(
+            err,
+            AedbError::DataCorruption { page: None, kind: k, .. } if *k == kind
+        ),
     };
-    assert_names(message, segment, offset);
+    assert!(expected, "expected {expect:?}, got {err:?}");
+    assert_names(&err.to_string(), segment, offset);
     assert_eq!(err.code_str(), "corruption");
 }
 
@@ -274,26 +270,32 @@ fn flip(path: &Path, at: u64) {
     edit(path, |bytes| bytes[at as usize] ^= 0x01);
 }
 
-/// Rewrite frame `index` of `segment` as a forger without the key can: `change` applied to
-/// its header and payload, then encoded with a CRC that holds, a chain hash computed from the
-/// true chain value before it when `true_chain` (else from zeros), and an HMAC under a
-/// guessed key.
-fn forge(
-    segment: &SegmentReport,
-    index: usize,
-    true_chain: bool,
-    change: impl FnOnce(&mut FrameHeader, &mut Vec<u8>),
-) {
+/// How a forger without the key rewrites a frame, always with a CRC that holds.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Forgery {
+    /// A payload byte changed; the chain hash redone, an HMAC under a guessed key.
+    Payload,
+    /// The same without an HMAC at all: a downgrade.
+    PayloadWithoutHmac,
+    /// The commit sequence changed; the chain hash computed from zeros.
+    Header,
+}
+
+/// Rewrite frame `index` of `segment` as `forgery` says.
+fn forge(segment: &SegmentReport, index: usize, forgery: Forgery) {
     let report = &segment.frames[index];
     let (mut header, mut payload) = (report.header, report.payload.clone());
-    change(&mut header, &mut payload);
-    let guessed = Integrity {
+    match forgery {
+        Forgery::Header => header.seq += 1000,
+        _ => payload[report.payload.len() / 2] ^= 0x01,
+    }
+    let protection = Integrity {
         hash_chain: true,
-        hmac_key: Some([0x11; 32]),
+        hmac_key: (forgery != Forgery::PayloadWithoutHmac).then_some([0x11; 32]),
     };
     edit(&segment.path, |bytes| {
         let mut prev = [0u8; 32];
-        if true_chain {
+        if forgery != Forgery::Header {
             prev.copy_from_slice(&match index.checked_sub(1) {
                 // The chain hash follows the previous frame's payload.
                 Some(i) => {
@@ -307,12 +309,36 @@ fn forge(
             });
         }
         let mut forged = Vec::new();
-        frame::encode(&mut forged, header, &payload, &guessed, &prev);
-        // The same length: the frames after it stay where they are.
-        assert_eq!(forged.len(), report.total);
+        frame::encode(&mut forged, header, &payload, &protection, &prev);
+        // Frames after it stay where they are; a shorter last frame leaves zeros behind it.
+        let last = index + 1 == segment.frames.len();
+        assert!(forged.len() == report.total || last && forged.len() < report.total);
         let at = report.offset as usize;
+        bytes[at..at + report.total].fill(0);
         bytes[at..at + forged.len()].copy_from_slice(&forged);
     });
+}
+
+/// Forge the frame `pick` chooses in a copy of `files`: its CRC holds (no torn write), and
+/// the open is refused with `expect`, naming that frame.
+fn forged_refused(
+    files: &Files,
+    pick: fn(&[SegmentReport]) -> (usize, usize),
+    forgery: Forgery,
+    expect: Expect,
+) {
+    let (_tmp, dir) = copy_of(files);
+    let segments = inspect_log(&dir);
+    let (s, f) = pick(&segments);
+    forge(&segments[s], f, forgery);
+    let forged = &inspect_log(&dir)[s].frames[f];
+    assert!(forged.crc_ok, "{forged:?}");
+    refused(
+        &dir,
+        expect,
+        &segments[s].path,
+        segments[s].frames[f].offset,
+    );
 }
 
 // ---- the log ----
@@ -402,27 +428,14 @@ fn the_last_frame_of_a_segment_flipped_fails_the_open() {
 
 #[test]
 fn a_forged_payload_with_its_crc_and_chain_redone_fails_its_hmac() {
-    let (_tmp, dir) = copy_of(pristine());
-    let segments = log_layout(&dir);
-    let (segment, index) = (&segments[1], segments[1].frames.len() / 2);
-    forge(segment, index, true, |_, payload| {
-        let middle = payload.len() / 2;
-        payload[middle] ^= 0x01;
-    });
-    let forged = &inspect_log(&dir)[1].frames[index];
-    assert!(forged.crc_ok && forged.chain == Check::Ok, "{forged:?}");
-    let offset = segment.frames[index].offset;
-    refused(&dir, HMAC, &segment.path, offset);
+    let middle = |s: &[SegmentReport]| (1, s[1].frames.len() / 2);
+    forged_refused(pristine(), middle, Forgery::Payload, HMAC);
 }
 
 #[test]
 fn a_forged_header_with_its_crc_redone_breaks_the_chain() {
-    let (_tmp, dir) = copy_of(pristine());
-    let segments = log_layout(&dir);
-    let (segment, index) = (&segments[1], segments[1].frames.len() / 2);
-    forge(segment, index, false, |header, _| header.seq += 1000);
-    let offset = segment.frames[index].offset;
-    refused(&dir, CHAIN, &segment.path, offset);
+    let middle = |s: &[SegmentReport]| (1, s[1].frames.len() / 2);
+    forged_refused(pristine(), middle, Forgery::Header, CHAIN);
 }
 
 #[test]
@@ -547,12 +560,16 @@ fn the_last_frame_flipped_reads_as_a_torn_tail_and_is_reported() {
 #[test]
 fn the_last_frame_forged_fails_its_hmac() {
     // A CRC that holds rules out a torn write: the HMAC decides.
-    let (_tmp, dir) = copy_of(pristine());
-    let segments = log_layout(&dir);
-    let newest = segments.last().expect("segments");
-    let index = newest.frames.len() - 1;
-    forge(newest, index, true, |_, payload| payload[0] ^= 0x01);
-    refused(&dir, HMAC, &newest.path, newest.frames[index].offset);
+    forged_refused(pristine(), last_frame, Forgery::Payload, HMAC);
+}
+
+#[test]
+fn the_last_frame_rewritten_without_its_hmac_fails_the_open() {
+    forged_refused(pristine(), last_frame, Forgery::PayloadWithoutHmac, HMAC);
+}
+
+fn last_frame(s: &[SegmentReport]) -> (usize, usize) {
+    (s.len() - 1, s[s.len() - 1].frames.len() - 1)
 }
 
 #[test]
@@ -680,10 +697,8 @@ fn layout(dir: &Path) -> Layout {
 fn table_pages<'a>(dir: &Path, layout: &'a Layout) -> &'a TreePages {
     let id = block(async {
         let db = AedbInstance::open_read_only(config(), dir).expect("open");
-        db.describe_table("p", "app", "t")
-            .await
-            .expect("schema")
-            .table_id
+        let schema = db.describe_table("p", "app", "t").await;
+        schema.expect("schema").table_id
     });
     let table = &layout.trees[&table_tree(id)];
     let two_levels = table.branches == [table.root];
@@ -719,21 +734,18 @@ fn outcome(dir: &Path) -> Outcome {
     })
 }
 
-fn assert_page_error(outcome: &Outcome, page: u64, kind: CorruptionKind) {
-    let (p, k, message) = match outcome {
-        Outcome::ReadFails(QueryError::Corruption {
-            page,
-            kind,
-            message,
-        })
-        | Outcome::OpenFails(AedbError::DataCorruption {
-            page,
-            kind,
-            message,
-        }) => (page, kind, message),
-        other => panic!("expected {kind:?} of page {page}, got {other:?}"),
+/// `outcome` is corruption of `page` found by `kind`, at the open (`at_open`) or at the read.
+fn assert_page_error(outcome: &Outcome, at_open: bool, page: u64, kind: CorruptionKind) {
+    let (found, message) = match (outcome, at_open) {
+        (Outcome::ReadFails(e @ QueryError::Corruption { page, kind, .. }), false) => {
+            ((*page, *kind), e.to_string())
+        }
+        (Outcome::OpenFails(e @ AedbError::DataCorruption { page, kind, .. }), true) => {
+            ((*page, *kind), e.to_string())
+        }
+        (other, _) => panic!("expected {kind:?} of page {page}, got {other:?}"),
     };
-    assert_eq!((*p, *k), (Some(page), kind), "{message}");
+    assert_eq!(found, (Some(page), kind), "{message}");
     assert!(message.contains(&format!("page {page}")), "{message}");
 }
 
@@ -744,12 +756,7 @@ fn read_meets(pick: impl Fn(&Layout, &TreePages) -> u64) {
     let layout = layout(&dir);
     let page = pick(&layout, table_pages(&dir, &layout));
     flip_page(&dir, &layout, page);
-    let read_fails = outcome(&dir);
-    assert!(
-        matches!(read_fails, Outcome::ReadFails(_)),
-        "{read_fails:?}"
-    );
-    assert_page_error(&read_fails, page, CorruptionKind::Checksum);
+    assert_page_error(&outcome(&dir), false, page, CorruptionKind::Checksum);
 }
 
 #[test]
@@ -782,9 +789,8 @@ fn a_damaged_free_list_page_fails_the_open_naming_it() {
     let (_tmp, dir) = copy_of(checkpointed());
     let layout = layout(&dir);
     flip_page(&dir, &layout, layout.freelist[0]);
-    let outcome = outcome(&dir);
-    assert!(matches!(outcome, Outcome::OpenFails(_)), "{outcome:?}");
-    assert_page_error(&outcome, layout.freelist[0], CorruptionKind::Checksum);
+    let page = layout.freelist[0];
+    assert_page_error(&outcome(&dir), true, page, CorruptionKind::Checksum);
 }
 
 #[test]
@@ -809,7 +815,7 @@ fn a_leaf_resealed_with_a_wrong_cell_count_is_malformed() {
         bytes[24..26].copy_from_slice(&u16::MAX.to_le_bytes());
         aedb_pager::page::seal(bytes);
     });
-    assert_page_error(&outcome(&dir), page, CorruptionKind::Malformed);
+    assert_page_error(&outcome(&dir), false, page, CorruptionKind::Malformed);
 }
 
 #[test]
@@ -826,9 +832,7 @@ fn a_damaged_page_that_redo_reads_fails_the_open_naming_it() {
     // The crashed instance keeps its directory locked: recover a copy.
     let (_crashed, dir) = copy_of(&capture(&dir));
     flip_page(&dir, &layout, page);
-    let outcome = outcome(&dir);
-    assert!(matches!(outcome, Outcome::OpenFails(_)), "{outcome:?}");
-    assert_page_error(&outcome, page, CorruptionKind::Checksum);
+    assert_page_error(&outcome(&dir), true, page, CorruptionKind::Checksum);
 }
 
 #[test]
@@ -875,15 +879,13 @@ fn the_newest_meta_page_damaged_after_reuse_fails_the_open() {
         let db = AedbInstance::open(small.clone(), &dir).expect("open");
         let rows = (0..ROWS).filter(|id| !deleted(*id));
         for id in rows.clone() {
-            db.commit(upsert(id, format!("first {id}")))
-                .await
-                .expect("update");
+            let update = upsert(id, format!("first {id}"));
+            db.commit(update).await.expect("update");
         }
         db.checkpoint_now().await.expect("checkpoint");
         for id in rows {
-            db.commit(upsert(id, format!("second {id}")))
-                .await
-                .expect("update");
+            let update = upsert(id, format!("second {id}"));
+            db.commit(update).await.expect("update");
         }
         std::mem::forget(db);
     });
@@ -911,19 +913,12 @@ fn a_flipped_frame_the_checkpoint_covers_opens_and_is_reported() {
     flip(&segment.path, frame.offset + mid_payload(frame));
     let (ids, report) = open_and_read(&dir);
     assert_eq!(ids, kept_rows());
-    assert_names(
-        &report.dropped.expect("reported"),
-        &segment.path,
-        frame.offset,
-    );
+    let dropped = report.dropped.expect("reported");
+    assert_names(&dropped, &segment.path, frame.offset);
 }
 
 #[test]
 fn a_forged_frame_the_checkpoint_covers_fails_the_open() {
     // A frame whose CRC holds and whose HMAC does not is tampering wherever it lies.
-    let (_tmp, dir) = copy_of(checkpointed());
-    let segments = inspect_log(&dir);
-    let segment = segments.last().expect("segment");
-    forge(segment, 1, true, |_, payload| payload[0] ^= 0x01);
-    refused(&dir, HMAC, &segment.path, segment.frames[1].offset);
+    forged_refused(checkpointed(), |s| (s.len() - 1, 1), Forgery::Payload, HMAC);
 }
