@@ -14,7 +14,7 @@
 //!
 //! One database is built per run: commits over several 64 KiB segments, left as a crash leaves
 //! it (no checkpoint covers them, so recovery verifies and redoes every frame). Each case
-//! tampers with a copy. Frames are found with the log's inspection API (`aedb wal`'s) and pages
+//! tampers with a copy; a refused log is refused by `open_production` too. Frames are found with the log's inspection API (`aedb wal`'s) and pages
 //! with the checker's walk (`aedb pages`'), not at fixed offsets.
 
 use std::collections::BTreeMap;
@@ -253,9 +253,14 @@ fn assert_log_error(err: &AedbError, expect: Expect, segment: &Path, offset: u64
 const HMAC: Expect = Expect::Check(CorruptionKind::LogHmac);
 const CHAIN: Expect = Expect::Check(CorruptionKind::LogChain);
 
-/// The open of `dir` fails with the expected log corruption, naming `segment` and `offset`.
+/// The open of `dir` fails with the expected log corruption, naming `segment` and `offset`;
+/// so does the production open (it recovers the same way before it checks any caller).
 fn refused(dir: &Path, expect: Expect, segment: &Path, offset: u64) {
     assert_log_error(&open_err(dir), expect, segment, offset);
+    match AedbInstance::open_production(config(), dir) {
+        Ok(_) => panic!("the production open accepted the tampered log"),
+        Err(err) => assert_log_error(&err, expect, segment, offset),
+    }
 }
 
 // ---- tampering with bytes ----
@@ -577,11 +582,16 @@ fn another_hmac_key_fails_the_open() {
     let (_tmp, dir) = copy_of(pristine());
     let segments = log_layout(&dir);
     let first = &segments[0];
-    let err = match AedbInstance::open(config().with_hmac_key([0xa5; 32]), &dir) {
-        Ok(_) => panic!("opened under another key"),
-        Err(err) => err,
-    };
-    assert_log_error(&err, HMAC, &first.path, first.frames[0].offset);
+    let other = config().with_hmac_key([0xa5; 32]);
+    for opened in [
+        AedbInstance::open(other.clone(), &dir),
+        AedbInstance::open_production(other, &dir),
+    ] {
+        let Err(err) = opened else {
+            panic!("opened under another key")
+        };
+        assert_log_error(&err, HMAC, &first.path, first.frames[0].offset);
+    }
 }
 
 // ---- the data file ----
