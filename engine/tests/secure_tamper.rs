@@ -411,6 +411,12 @@ fn a_flipped_header_byte_fails_the_open() {
 }
 
 #[test]
+fn a_flipped_length_byte_fails_the_open() {
+    // The payload length's third byte: the frame now claims 64 KiB more than its segment holds.
+    flipped_frame(|s| (1, s[1].frames.len() / 2), |_| 6);
+}
+
+#[test]
 fn a_flipped_hmac_byte_fails_the_open() {
     flipped_frame(|s| (1, s[1].frames.len() / 2), |f| f.total as u64 - 1);
 }
