@@ -1207,11 +1207,21 @@ async fn envelopes_assertions_and_idempotency() -> TestResult {
         }
         other => panic!("{other:?}"),
     }
+    // The failed commit wrote nothing; one commit after it records the failure in
+    // _system.app.assertion_audit.
     assert_eq!(
         db.engine().visible_head_seq(),
-        head,
-        "a failed assertion writes nothing"
+        head + 1,
+        "a failed assertion writes only its audit row"
     );
+    let audit = db
+        .query(
+            "_system",
+            "app",
+            Query::select(&["*"]).from("assertion_audit"),
+        )
+        .await?;
+    assert_eq!(audit.rows.len(), 1);
     let first = db.commit_envelope(guarded(b"on", 2)).await?;
     assert_eq!(first.idempotency, IdempotencyOutcome::Applied);
     assert_eq!(

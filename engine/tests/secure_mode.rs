@@ -365,3 +365,69 @@ async fn another_key_is_refused_naming_the_segment_and_offset() -> TestResult {
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn numeric_kv_counter_and_cas_calls_check_their_caller() -> TestResult {
+    use aedb::commit::validation::{
+        KvU256MutatorOp as U256Op, KvU64MissingPolicy as Missing, KvU64MutatorOp as U64Op,
+        KvU64OverflowPolicy as Overflow, KvU64UnderflowPolicy as Underflow,
+    };
+    let dir = tempfile::tempdir()?;
+    let db = AedbInstance::open_secure(secure_config(), dir.path())?;
+    db.commit_as(root(), create_project("p")).await?;
+    let write = Permission::KvWrite {
+        project_id: "p".into(),
+        scope_id: Some("app".into()),
+        prefix: Some(b"n".to_vec()),
+    };
+    db.commit_as(root(), grant("w", write)).await?;
+    let w = || CallerContext::new("w");
+    let one64 = 1u64.to_be_bytes();
+    let mut one256 = [0u8; 32];
+    one256[31] = 1;
+    for (key, allowed) in [(&b"n1"[..], true), (&b"x1"[..], false)] {
+        // One key per kind of value (u64 and u256 do not mix), each under the tested prefix.
+        let k = |i: u8| [key, &[i][..]].concat();
+        let outcomes = vec![
+            db.kv_inc_u256_as(w(), "p", "app", k(0), one256).await,
+            db.kv_dec_u256_as(w(), "p", "app", k(0), one256).await,
+            db.kv_add_u64_ex_as(
+                w(),
+                "p",
+                "app",
+                k(2),
+                one64,
+                Missing::TreatAsZero,
+                Overflow::Reject,
+            )
+            .await,
+            db.kv_sub_u64_ex_as(
+                w(),
+                "p",
+                "app",
+                k(2),
+                one64,
+                Missing::TreatAsZero,
+                Underflow::NoOp,
+            )
+            .await,
+            db.kv_mutate_u64_as(w(), "p", "app", k(2), U64Op::Set, one64, None)
+                .await,
+            db.kv_mutate_u256_as(w(), "p", "app", k(0), U256Op::Set, one256, None)
+                .await,
+            db.counter_add_sharded_as(w(), "p", "app", k(6), one64, 4, 1)
+                .await,
+        ];
+        for (i, outcome) in outcomes.into_iter().enumerate() {
+            assert_eq!(outcome.is_ok(), allowed, "call {i} on {key:?}: {outcome:?}");
+            if !allowed {
+                assert!(is_denied(outcome), "call {i}");
+            }
+        }
+        let cas = db
+            .kv_compare_and_swap_as(w(), "p", "app", [key, b"-cas"].concat(), b"v".to_vec(), 0)
+            .await;
+        assert_eq!(cas.is_ok(), allowed, "{cas:?}");
+    }
+    Ok(())
+}

@@ -104,6 +104,32 @@ impl AedbInstance {
         .await
     }
 
+    /// [`Self::counter_add_sharded`] as `caller`, who needs `KvWrite` covering the key.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn counter_add_sharded_as(
+        &self,
+        caller: CallerContext,
+        project_id: &str,
+        scope_id: &str,
+        key: Vec<u8>,
+        amount_be: [u8; 8],
+        shard_count: u16,
+        shard_hint: u32,
+    ) -> Result<CommitResult> {
+        self.commit_as(
+            caller,
+            Mutation::CounterAdd {
+                project_id: project_id.into(),
+                scope_id: scope_id.into(),
+                key,
+                amount_be,
+                shard_count,
+                shard_hint,
+            },
+        )
+        .await
+    }
+
     pub async fn kv_inc_u256(
         &self,
         project_id: &str,
@@ -118,6 +144,28 @@ impl AedbInstance {
             key,
             amount_be,
         })
+        .await
+    }
+
+    /// [`Self::kv_inc_u256`] as `caller`, who needs `KvWrite` covering the key.
+    pub async fn kv_inc_u256_as(
+        &self,
+        caller: CallerContext,
+        project_id: &str,
+        scope_id: &str,
+        key: Vec<u8>,
+        amount_be: [u8; 32],
+    ) -> Result<CommitResult> {
+        let (project_id, scope_id) = (project_id.into(), scope_id.into());
+        self.commit_as(
+            caller,
+            Mutation::KvIncU256 {
+                project_id,
+                scope_id,
+                key,
+                amount_be,
+            },
+        )
         .await
     }
 
@@ -136,6 +184,28 @@ impl AedbInstance {
             key,
             amount_be,
         })
+        .await
+    }
+
+    /// [`Self::kv_dec_u256`] as `caller`, who needs `KvWrite` covering the key.
+    pub async fn kv_dec_u256_as(
+        &self,
+        caller: CallerContext,
+        project_id: &str,
+        scope_id: &str,
+        key: Vec<u8>,
+        amount_be: [u8; 32],
+    ) -> Result<CommitResult> {
+        let (project_id, scope_id) = (project_id.into(), scope_id.into());
+        self.commit_as(
+            caller,
+            Mutation::KvDecU256 {
+                project_id,
+                scope_id,
+                key,
+                amount_be,
+            },
+        )
         .await
     }
 
@@ -160,6 +230,32 @@ impl AedbInstance {
         .await
     }
 
+    /// [`Self::kv_add_u64_ex`] as `caller`, who needs `KvWrite` covering the key.
+    pub async fn kv_add_u64_ex_as(
+        &self,
+        caller: CallerContext,
+        project_id: &str,
+        scope_id: &str,
+        key: Vec<u8>,
+        amount_be: [u8; 8],
+        on_missing: KvU64MissingPolicy,
+        on_overflow: KvU64OverflowPolicy,
+    ) -> Result<CommitResult> {
+        let (project_id, scope_id) = (project_id.into(), scope_id.into());
+        self.commit_as(
+            caller,
+            Mutation::KvAddU64Ex {
+                project_id,
+                scope_id,
+                key,
+                amount_be,
+                on_missing,
+                on_overflow,
+            },
+        )
+        .await
+    }
+
     pub async fn kv_sub_u64_ex(
         &self,
         project_id: &str,
@@ -178,6 +274,32 @@ impl AedbInstance {
             on_missing,
             on_underflow,
         })
+        .await
+    }
+
+    /// [`Self::kv_sub_u64_ex`] as `caller`, who needs `KvWrite` covering the key.
+    pub async fn kv_sub_u64_ex_as(
+        &self,
+        caller: CallerContext,
+        project_id: &str,
+        scope_id: &str,
+        key: Vec<u8>,
+        amount_be: [u8; 8],
+        on_missing: KvU64MissingPolicy,
+        on_underflow: KvU64UnderflowPolicy,
+    ) -> Result<CommitResult> {
+        let (project_id, scope_id) = (project_id.into(), scope_id.into());
+        self.commit_as(
+            caller,
+            Mutation::KvSubU64Ex {
+                project_id,
+                scope_id,
+                key,
+                amount_be,
+                on_missing,
+                on_underflow,
+            },
+        )
         .await
     }
 
@@ -203,6 +325,32 @@ impl AedbInstance {
         .await
     }
 
+    /// [`Self::kv_mutate_u64`] as `caller`, who needs `KvWrite` covering the key.
+    pub async fn kv_mutate_u64_as(
+        &self,
+        caller: CallerContext,
+        project_id: &str,
+        scope_id: &str,
+        key: Vec<u8>,
+        op: KvU64MutatorOp,
+        operand_be: [u8; 8],
+        expected_seq: Option<u64>,
+    ) -> Result<CommitResult> {
+        let (project_id, scope_id) = (project_id.into(), scope_id.into());
+        self.commit_as(
+            caller,
+            Mutation::KvMutateU64 {
+                project_id,
+                scope_id,
+                key,
+                op,
+                operand_be,
+                expected_seq,
+            },
+        )
+        .await
+    }
+
     pub async fn kv_mutate_u256(
         &self,
         project_id: &str,
@@ -224,6 +372,32 @@ impl AedbInstance {
         .await
     }
 
+    /// [`Self::kv_mutate_u256`] as `caller`, who needs `KvWrite` covering the key.
+    pub async fn kv_mutate_u256_as(
+        &self,
+        caller: CallerContext,
+        project_id: &str,
+        scope_id: &str,
+        key: Vec<u8>,
+        op: KvU256MutatorOp,
+        operand_be: [u8; 32],
+        expected_seq: Option<u64>,
+    ) -> Result<CommitResult> {
+        let (project_id, scope_id) = (project_id.into(), scope_id.into());
+        self.commit_as(
+            caller,
+            Mutation::KvMutateU256 {
+                project_id,
+                scope_id,
+                key,
+                op,
+                operand_be,
+                expected_seq,
+            },
+        )
+        .await
+    }
+
     /// Set `key` to `value` only if its version (0: missing) is `expected_seq`; otherwise
     /// `AssertionFailed` and nothing is written.
     pub async fn kv_compare_and_swap(
@@ -234,7 +408,36 @@ impl AedbInstance {
         value: Vec<u8>,
         expected_seq: u64,
     ) -> Result<CommitResult> {
+        let at = (project_id, scope_id);
+        self.compare_and_swap_by(None, at, key, value, expected_seq)
+            .await
+    }
+
+    /// [`Self::kv_compare_and_swap`] as `caller`, who needs `KvWrite` covering the key.
+    pub async fn kv_compare_and_swap_as(
+        &self,
+        caller: CallerContext,
+        project_id: &str,
+        scope_id: &str,
+        key: Vec<u8>,
+        value: Vec<u8>,
+        expected_seq: u64,
+    ) -> Result<CommitResult> {
+        let at = (project_id, scope_id);
+        self.compare_and_swap_by(Some(caller), at, key, value, expected_seq)
+            .await
+    }
+
+    async fn compare_and_swap_by(
+        &self,
+        caller: Option<CallerContext>,
+        (project_id, scope_id): (&str, &str),
+        key: Vec<u8>,
+        value: Vec<u8>,
+        expected_seq: u64,
+    ) -> Result<CommitResult> {
         let envelope = TransactionEnvelope {
+            caller,
             assertions: vec![crate::commit::ReadAssertion::KeyVersion {
                 project_id: project_id.into(),
                 scope_id: scope_id.into(),

@@ -66,9 +66,15 @@ fn options_of(registration: &Registration) -> Result<ReactiveProcessorOptions> {
 }
 
 impl AedbInstance {
-    /// A processor runs as its `caller_id`: that caller must be able to read the event stream
-    /// and write checkpoints. Without one, only where anonymous calls are accepted.
+    /// Where the instance demands callers (`open_secure`), a processor runs as its
+    /// `caller_id`, who must be able to read the event stream and write checkpoints; without
+    /// one it is refused. Under `open` the processor was started by code that may do anything
+    /// anonymously, so its `caller_id` names it without being checked (the README's
+    /// processor example runs there without grants).
     pub(super) fn check_processor_caller(&self, options: &ReactiveProcessorOptions) -> Result<()> {
+        if !self.requires_authenticated_calls() {
+            return Ok(());
+        }
         let caller = options.caller_id.as_deref().map(CallerContext::new);
         let read = system_table(crate::stored::events::OUTBOX_TABLE, false);
         self.check_caller(

@@ -10,7 +10,8 @@ use serde::{Deserialize, Serialize};
 pub struct ReactiveProcessorOptions {
     /// The caller the processor reads and acks as: it needs `TableRead` of
     /// `_system.app.event_outbox` and `TableWrite` of `_system.app.reactive_processor_checkpoints`
-    /// (checked at start and before every run); required by `open_secure`.
+    /// (checked at start and before every run where the instance demands callers, i.e.
+    /// `open_secure`, which requires it).
     pub caller_id: Option<String>,
     /// Only events of this topic; `None`: every topic.
     pub topic_filter: Option<String>,
