@@ -231,6 +231,7 @@ impl AedbInstance {
     }
 
     /// [`Self::kv_add_u64_ex`] as `caller`, who needs `KvWrite` covering the key.
+    #[allow(clippy::too_many_arguments)]
     pub async fn kv_add_u64_ex_as(
         &self,
         caller: CallerContext,
@@ -278,6 +279,7 @@ impl AedbInstance {
     }
 
     /// [`Self::kv_sub_u64_ex`] as `caller`, who needs `KvWrite` covering the key.
+    #[allow(clippy::too_many_arguments)]
     pub async fn kv_sub_u64_ex_as(
         &self,
         caller: CallerContext,
@@ -326,6 +328,7 @@ impl AedbInstance {
     }
 
     /// [`Self::kv_mutate_u64`] as `caller`, who needs `KvWrite` covering the key.
+    #[allow(clippy::too_many_arguments)]
     pub async fn kv_mutate_u64_as(
         &self,
         caller: CallerContext,
@@ -373,6 +376,7 @@ impl AedbInstance {
     }
 
     /// [`Self::kv_mutate_u256`] as `caller`, who needs `KvWrite` covering the key.
+    #[allow(clippy::too_many_arguments)]
     pub async fn kv_mutate_u256_as(
         &self,
         caller: CallerContext,

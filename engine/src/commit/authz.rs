@@ -332,13 +332,22 @@ pub fn authorize(
             {
                 return Ok(());
             }
-            // The admin of the project it is about, or the owner of what it names.
+            // The admin of the project (or scope) it is about, or the owner of what it names.
             if let Some(project) = permission.project_id() {
                 let admin = Permission::ProjectAdmin {
                     project_id: project.into(),
                 };
                 if permits(permissions.iter().copied(), &admin) {
                     return Ok(());
+                }
+                if let Some(scope) = permission.scope_id() {
+                    let scope_admin = Permission::ScopeAdmin {
+                        project_id: project.into(),
+                        scope_id: scope.into(),
+                    };
+                    if permits(permissions.iter().copied(), &scope_admin) {
+                        return Ok(());
+                    }
                 }
                 let named = (project, permission.scope_id(), permission.table_name());
                 if owns(reader, &caller.caller_id, named)? {
