@@ -121,7 +121,7 @@ fn permission() -> impl Strategy<Value = Permission> {
             scope_id: (!all).then_some(s),
             prefix,
         }),
-        1 => kv().prop_map(|((p, s, _), all, prefix)| P::KvRead {
+        3 => kv().prop_map(|((p, s, _), all, prefix)| P::KvRead {
             project_id: p,
             scope_id: (!all).then_some(s),
             prefix,
@@ -267,6 +267,34 @@ fn the_model_follows_the_spec() {
         table_name: "t0".into(),
     };
     assert!(!holds(vec![write_only], need_read("t0")));
+    let kv_read = |p: &str, s: Option<&str>, prefix: Option<&[u8]>| Permission::KvRead {
+        project_id: p.into(),
+        scope_id: s.map(Into::into),
+        prefix: prefix.map(<[u8]>::to_vec),
+    };
+    let need_kv_read = Need::KvRead {
+        project: "p0".into(),
+        scope: "s0".into(),
+        key: b"ab.k".to_vec(),
+    };
+    assert!(holds(
+        vec![kv_read("p0", None, Some(b"a"))],
+        need_kv_read.clone()
+    ));
+    assert!(!holds(
+        vec![kv_write("p0", None, None)],
+        need_kv_read.clone()
+    ));
+    assert!(!holds(vec![kv_read("p0", None, Some(b"b"))], need_kv_read));
+    // A scan runs with any read grant of the scope (and shows only what it covers).
+    let scan = |s: &str| Need::KvScan {
+        project: "p0".into(),
+        scope: s.into(),
+    };
+    assert!(holds(vec![kv_read("p0", None, Some(b"b"))], scan("s0")));
+    assert!(!holds(vec![kv_read("p0", Some("s1"), None)], scan("s0")));
+    assert!(!holds(vec![kv_write("p0", None, None)], scan("s0")));
+    assert!(holds(vec![project_admin("p0")], scan("s1")));
     assert!(!holds(
         vec![kv_write("p0", None, None)],
         Need::KvWrite {
@@ -302,7 +330,21 @@ fn the_matrix_covers_every_kind() {
         };
         assert!(places(kind) >= want, "{kind}: {} places", places(kind));
     }
+    // Reads: each table place and two joins, by each path (no explain of a join); each KV
+    // place; scans of each KV place and of two wider prefixes in each scope.
     assert_eq!(places("query"), TABLE_PLACES.len() + 2);
+    assert_eq!(places("query in read tx"), TABLE_PLACES.len() + 2);
+    assert_eq!(places("explain"), TABLE_PLACES.len());
+    for kind in [
+        "kv_get",
+        "kv_get in read tx",
+        "counter read",
+        "accumulator read",
+    ] {
+        assert_eq!(places(kind), KV_PLACES.len(), "{kind}");
+    }
+    assert_eq!(places("kv_scan"), KV_PLACES.len() + 2 * SCOPE_PLACES.len());
+    assert_eq!(places("event stream"), 1);
 }
 
 #[test]

@@ -1,9 +1,12 @@
 //! The permission matrix's database, its operations and the check of the engine against the
 //! model (`model`), shared by the random and the fixed cases.
 
+mod ddl_ops;
 pub mod kinds;
 pub mod model;
 pub mod ops;
+mod reads;
+mod writes;
 
 use std::ops::Bound;
 
@@ -13,7 +16,7 @@ use aedb::commit::tx::{TransactionEnvelope, WriteIntent};
 use aedb::commit::validation::Mutation;
 use aedb::config::{AedbConfig, DurabilityMode};
 use aedb::query::error::QueryError;
-use aedb::query::plan::QueryOptions;
+use aedb::query::plan::{ConsistencyMode, QueryOptions};
 use aedb::storage::{ReadTrees, Snapshot};
 use aedb::{AedbError, AedbInstance, CallerContext, CommitFinality, Permission};
 
@@ -130,7 +133,7 @@ fn data() -> Vec<Mutation> {
             order_key: 1,
             release_exposure_id: None,
         });
-        for id in ["rel1", "rel2", "rel3"] {
+        for id in ["rel1", "rel2", "rel3", "rel4"] {
             out.push(Mutation::ExposeAccumulator {
                 project_id: p.into(),
                 scope_id: s.into(),
@@ -139,7 +142,7 @@ fn data() -> Vec<Mutation> {
                 exposure_id: id.into(),
             });
         }
-        for kind in ["del", "del_as"] {
+        for kind in ["del", "del_as", "read"] {
             out.push(Mutation::KvSet {
                 project_id: p.into(),
                 scope_id: s.into(),
@@ -191,8 +194,11 @@ pub async fn prepare(
 #[derive(Debug)]
 pub enum Outcome {
     Done,
+    /// A scan's keys (all ASCII here, shown as text).
+    Scanned(Vec<String>),
     Denied(String),
-    /// Any other error; shown only in failure messages (through `Debug`).
+    /// Any other error, or a read that found nothing where something is; shown only in
+    /// failure messages (through `Debug`).
     #[allow(dead_code)]
     Failed(String),
 }
@@ -205,15 +211,27 @@ fn outcome<T>(result: Result<T, AedbError>) -> Outcome {
     }
 }
 
+fn read_outcome<T>(result: Result<T, QueryError>, found: impl FnOnce(&T) -> bool) -> Outcome {
+    match result {
+        Ok(value) if found(&value) => Outcome::Done,
+        Ok(_) => Outcome::Failed("the read found nothing".into()),
+        Err(QueryError::PermissionDenied { permission, .. }) => Outcome::Denied(permission),
+        Err(other) => Outcome::Failed(format!("{other:?}")),
+    }
+}
+
 /// Run `action` as `caller`.
 pub async fn run(db: &AedbInstance, caller: &CallerContext, action: &Action) -> Outcome {
+    if action.is_read() {
+        return run_read(db, caller, action).await;
+    }
     let who = || caller.clone();
-    match action {
-        Action::Commit(m, Path::CommitAs) => outcome(db.commit_as(who(), (**m).clone()).await),
-        Action::Commit(m, Path::CommitAsDurable) => outcome(
+    let result = match action {
+        Action::Commit(m, Path::CommitAs) => db.commit_as(who(), (**m).clone()).await,
+        Action::Commit(m, Path::CommitAsDurable) => {
             db.commit_as_with_finality(who(), (**m).clone(), CommitFinality::Durable)
-                .await,
-        ),
+                .await
+        }
         Action::Commit(m, Path::Envelope) => {
             let envelope = TransactionEnvelope {
                 caller: Some(who()),
@@ -222,73 +240,165 @@ pub async fn run(db: &AedbInstance, caller: &CallerContext, action: &Action) -> 
                 },
                 ..TransactionEnvelope::default()
             };
-            outcome(db.commit_envelope(envelope).await)
+            db.commit_envelope(envelope).await
         }
         Action::KvSetAs { place: (p, s), key } => {
-            outcome(db.kv_set_as(who(), p, s, key.clone(), b"v".to_vec()).await)
+            db.kv_set_as(who(), p, s, key.clone(), b"v".to_vec()).await
         }
-        Action::KvDelAs { place: (p, s), key } => {
-            outcome(db.kv_del_as(who(), p, s, key.clone()).await)
-        }
+        Action::KvDelAs { place: (p, s), key } => db.kv_del_as(who(), p, s, key.clone()).await,
         Action::AccumulateAs {
             place: (p, s),
             name,
             order_key,
             release,
         } => {
-            let dedupe = format!("as{order_key}");
-            outcome(match release {
-                None => {
-                    db.accumulate_as(who(), p, s, name, 1, dedupe, *order_key)
-                        .await
-                }
-                Some(id) => {
-                    db.accumulate_with_release_as(
-                        who(),
-                        p,
-                        s,
-                        name,
-                        1,
-                        dedupe,
-                        *order_key,
-                        Some(id.clone()),
-                    )
-                    .await
-                }
-            })
+            let (dedupe, release) = (format!("as{order_key}"), release.clone());
+            db.accumulate_with_release_as(who(), p, s, name, 1, dedupe, *order_key, release)
+                .await
         }
         Action::ExposeAs {
             place: (p, s),
             name,
             exposure_id,
-        } => outcome(
+        } => {
             db.expose_accumulator_as(who(), p, s, name, 1, exposure_id.clone())
-                .await,
-        ),
+                .await
+        }
+        Action::ExposeManyAs {
+            place: (p, s),
+            name,
+            ids,
+        } => {
+            let exposures = ids.iter().map(|id| (1, id.clone())).collect();
+            db.expose_accumulator_many_atomic_as(who(), p, s, name, exposures)
+                .await
+        }
+        Action::ReleaseAs {
+            place: (p, s),
+            name,
+            exposure_id,
+        } => {
+            db.release_accumulator_exposure_as(who(), p, s, name, exposure_id.clone())
+                .await
+        }
+        Action::CreateAccumulatorAs {
+            place: (p, s),
+            name,
+        } => db.create_accumulator_as(who(), p, s, name, None, 8).await,
         Action::EmitAs {
             place: (p, s),
             topic,
             event_key,
-        } => outcome(
+        } => {
             db.emit_event_as(who(), p, s, topic, event_key.clone(), "{}".into())
-                .await,
-        ),
+                .await
+        }
+        read => unreachable!("a read: {read:?}"),
+    };
+    outcome(result)
+}
+
+async fn run_read(db: &AedbInstance, caller: &CallerContext, action: &Action) -> Outcome {
+    let latest = ConsistencyMode::AtLatest;
+    match action {
         Action::Query {
             place: (p, s),
             query,
+            path,
         } => {
-            let options = QueryOptions::default();
-            match db
-                .query_with_options_as(Some(caller), p, s, (**query).clone(), options)
-                .await
-            {
-                Ok(result) if result.rows.is_empty() => Outcome::Failed("no rows".into()),
-                Ok(_) => Outcome::Done,
-                Err(QueryError::PermissionDenied { permission, .. }) => Outcome::Denied(permission),
-                Err(other) => Outcome::Failed(format!("{other:?}")),
+            let query = (**query).clone();
+            match path {
+                QueryPath::WithOptions => read_outcome(
+                    db.query_with_options_as(Some(caller), p, s, query, QueryOptions::default())
+                        .await,
+                    |r| !r.rows.is_empty(),
+                ),
+                QueryPath::ReadTx => {
+                    let tx = match db.begin_read_tx_as(caller, latest).await {
+                        Ok(tx) => tx,
+                        Err(e) => return read_outcome(Err::<(), _>(e), |_| true),
+                    };
+                    read_outcome(tx.query(p, s, query, None).await, |r| !r.rows.is_empty())
+                }
+                QueryPath::Explain => {
+                    read_outcome(db.explain_query_as(Some(caller), p, s, query).await, |_| {
+                        true
+                    })
+                }
             }
         }
+        Action::KvGet {
+            place: (p, s),
+            key,
+            in_read_tx: false,
+        } => read_outcome(db.kv_get(p, s, key, latest, caller).await, Option::is_some),
+        Action::KvGet {
+            place: (p, s),
+            key,
+            in_read_tx: true,
+        } => {
+            let tx = match db.begin_read_tx_as(caller, latest).await {
+                Ok(tx) => tx,
+                Err(e) => return read_outcome(Err::<(), _>(e), |_| true),
+            };
+            read_outcome(tx.kv_get(p, s, key).await, Option::is_some)
+        }
+        Action::KvScan {
+            place: (p, s),
+            prefix,
+        } => match db
+            .kv_scan_prefix(p, s, prefix, 10_000, None, latest, caller)
+            .await
+        {
+            Ok(page) if page.cursor.is_none() => {
+                Outcome::Scanned(page.entries.iter().map(|(k, _)| text(k)).collect())
+            }
+            other => read_outcome(other, |_| false),
+        },
+        Action::CounterRead { place: (p, s), key } => read_outcome(
+            db.counter_read_sharded_as(caller, p, s, key, 4, latest)
+                .await,
+            |_| true,
+        ),
+        Action::AccumulatorRead {
+            place: (p, s),
+            name,
+        } => {
+            let value = db.accumulator_value_as(caller, p, s, name, latest).await;
+            let available = db
+                .accumulator_available_as(caller, p, s, name, latest)
+                .await;
+            match (outcome(value), outcome(available)) {
+                (Outcome::Done, Outcome::Done) => Outcome::Done,
+                (Outcome::Denied(why), Outcome::Denied(_)) => Outcome::Denied(why),
+                (a, b) => Outcome::Failed(format!("value {a:?}, available {b:?}")),
+            }
+        }
+        Action::EventStream => outcome(db.read_event_stream_as(caller, None, 0, 100, latest).await),
+        write => unreachable!("a write: {write:?}"),
     }
+}
+
+fn text(key: &[u8]) -> String {
+    String::from_utf8_lossy(key).into_owned()
+}
+
+/// The keys with `prefix` in the scope that the model lets `model`'s caller read, read
+/// anonymously.
+async fn readable_keys(
+    db: &AedbInstance,
+    model: &Model,
+    (p, s): &Place,
+    prefix: &[u8],
+) -> Vec<String> {
+    let all = db
+        .kv_scan_prefix_no_auth(p, s, prefix, 10_000, ConsistencyMode::AtLatest)
+        .await
+        .expect("anonymous scan");
+    all.iter()
+        .filter(|(k, _)| model.may_read(p, s, k))
+        .map(|(k, _)| text(k))
+        .collect()
 }
 
 fn entries(snapshot: &Snapshot, tree: &str) -> Vec<(Vec<u8>, Vec<u8>)> {
@@ -347,15 +457,23 @@ pub async fn check_all(
         let label = &op.label;
         match verdict {
             Verdict::Allowed => {
-                assert!(
-                    matches!(got, Outcome::Done),
-                    "{label}: the model allows it, the engine answered {got:?}\n{context}"
-                );
+                if let Action::KvScan { place, prefix } = &op.action {
+                    let want = readable_keys(db, model, place, prefix).await;
+                    assert!(
+                        matches!(&got, Outcome::Scanned(keys) if *keys == want),
+                        "{label}: the model shows {want:?}, the engine {got:?}\n{context}"
+                    );
+                } else {
+                    assert!(
+                        matches!(got, Outcome::Done),
+                        "{label}: the model allows it, the engine answered {got:?}\n{context}"
+                    );
+                }
                 // Each write is set up to change something, which also shows that the
                 // unchanged-state check below can see a change.
                 let changed = difference(&before, &db.engine().snapshot());
-                let reads = matches!(op.action, Action::Query { .. });
-                assert_eq!(changed.is_some(), !reads, "{label}: changes {changed:?}");
+                let read = op.action.is_read();
+                assert_eq!(changed.is_some(), !read, "{label}: changes {changed:?}");
                 tally.allowed += 1;
             }
             Verdict::Denied => {
@@ -379,7 +497,10 @@ pub async fn check_all(
                         "{label}: denied but changed state\n{context}"
                     );
                 } else {
-                    assert!(matches!(got, Outcome::Done), "{label}: {got:?}\n{context}");
+                    assert!(
+                        matches!(got, Outcome::Done | Outcome::Scanned(_)),
+                        "{label}: {got:?}\n{context}"
+                    );
                 }
                 tally.spec_only.push(format!("{label} ({why})"));
             }

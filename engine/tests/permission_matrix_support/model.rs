@@ -35,6 +35,17 @@ pub enum Need {
         scope: String,
         key: Vec<u8>,
     },
+    KvRead {
+        project: String,
+        scope: String,
+        key: Vec<u8>,
+    },
+    /// A scan of a scope's keys: refused only when the caller may read no key of the scope
+    /// (as the original); it shows the keys the caller may read (`Model::may_read`).
+    KvScan {
+        project: String,
+        scope: String,
+    },
     /// The right to grant or revoke this permission.
     Delegate(Permission),
 }
@@ -48,7 +59,9 @@ impl Need {
             | Need::TableDdl { project }
             | Need::TableWrite { project, .. }
             | Need::TableRead { project, .. }
-            | Need::KvWrite { project, .. } => Some(project),
+            | Need::KvWrite { project, .. }
+            | Need::KvRead { project, .. }
+            | Need::KvScan { project, .. } => Some(project),
         }
     }
 
@@ -58,7 +71,9 @@ impl Need {
             Need::ScopeAdmin { project, scope }
             | Need::TableWrite { project, scope, .. }
             | Need::TableRead { project, scope, .. }
-            | Need::KvWrite { project, scope, .. } => Some((project, scope)),
+            | Need::KvWrite { project, scope, .. }
+            | Need::KvRead { project, scope, .. }
+            | Need::KvScan { project, scope } => Some((project, scope)),
             _ => None,
         }
     }
@@ -142,11 +157,33 @@ fn covers(grant: &Permission, need: &Need) -> bool {
                 scope,
                 key,
             },
+        )
+        | (
+            P::KvRead {
+                project_id,
+                scope_id,
+                prefix,
+            },
+            Need::KvRead {
+                project,
+                scope,
+                key,
+            },
         ) => {
             project_id == project
                 && scope_id.as_ref().is_none_or(|s| s == scope)
                 && prefix.as_ref().is_none_or(|p| key.starts_with(p))
         }
+        // Any read grant in the scope lets a scan run (it then skips the keys it does not
+        // cover).
+        (
+            P::KvRead {
+                project_id,
+                scope_id,
+                ..
+            },
+            Need::KvScan { project, scope },
+        ) => project_id == project && scope_id.as_ref().is_none_or(|s| s == scope),
         _ => false,
     }
 }
@@ -214,6 +251,15 @@ impl Model {
 
     fn holds(&self, need: &Need) -> bool {
         self.held.iter().any(|(g, _)| covers(g, need))
+    }
+
+    /// Whether a point read of `key` would be allowed: what a scan shows.
+    pub fn may_read(&self, project: &str, scope: &str, key: &[u8]) -> bool {
+        self.holds(&Need::KvRead {
+            project: project.into(),
+            scope: scope.into(),
+            key: key.to_vec(),
+        })
     }
 
     /// An operation is allowed when every one of its needs is.
