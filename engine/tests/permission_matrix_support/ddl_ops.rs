@@ -1,8 +1,9 @@
 //! The DDL operations: schema changes, grants and revokes, drops.
 
+use aedb::catalog::expr::col;
 use aedb::catalog::schema::{ColumnDef, IndexType, TableAlteration};
 use aedb::catalog::types::ColumnType;
-use aedb::catalog::DdlOperation;
+use aedb::catalog::{DdlOperation, ResourceType};
 use aedb::commit::validation::Mutation;
 use aedb::Permission;
 
@@ -166,6 +167,26 @@ pub(super) fn schema_ops(b: &mut Builder) {
             let label = format!("{} in {p}.{s}", ddl_kind(&op));
             ddl(b, label, needs.clone(), op);
         }
+        // The preparation gave `tx` a policy: set another, then clear it.
+        let policy = [
+            DdlOperation::SetReadPolicy {
+                project_id: p.into(),
+                scope_id: s.into(),
+                table_name: "tx".into(),
+                predicate: col("id").gte(1i64),
+                actor_id: None,
+            },
+            DdlOperation::ClearReadPolicy {
+                project_id: p.into(),
+                scope_id: s.into(),
+                table_name: "tx".into(),
+                actor_id: None,
+            },
+        ];
+        for op in policy {
+            let label = format!("{} on {p}.{s}.tx", ddl_kind(&op));
+            ddl(b, label, needs.clone(), op);
+        }
         let action = Action::CreateAccumulatorAs {
             place: place(p, s),
             name: "accnew_as".into(),
@@ -191,6 +212,39 @@ pub(super) fn delegation_ops(b: &mut Builder, permissions: &[Permission]) {
             actor_id: None,
         };
         ddl(b, format!("revoke {permission:?}"), needs, revoke);
+    }
+}
+
+/// Each transfer to bob, tables before their scopes before their projects, so that no
+/// transfer takes away an ownership a later one is judged by.
+pub(super) fn transfer_ops(b: &mut Builder) {
+    let some = |x: &str| Some(x.to_string());
+    let targets = [
+        (ResourceType::Table, "p0", some("s0"), some("t0")),
+        (ResourceType::Table, "p0", some("s1"), some("t1")),
+        (ResourceType::Table, "p1", some("s0"), some("t0")),
+        (ResourceType::Scope, "p0", some("s0"), None),
+        (ResourceType::Scope, "p0", some("s1"), None),
+        (ResourceType::Scope, "p1", some("s1"), None),
+        (ResourceType::Project, "p0", None, None),
+        (ResourceType::Project, "p1", None, None),
+    ];
+    for (resource_type, p, scope, table) in targets {
+        let needs = vec![Need::Ownership {
+            project: p.into(),
+            scope: scope.clone(),
+            table: table.clone(),
+        }];
+        let label = format!("TransferOwnership of {resource_type} {p}.{scope:?}.{table:?}");
+        let op = DdlOperation::TransferOwnership {
+            resource_type,
+            project_id: p.into(),
+            scope_id: scope,
+            table_name: table,
+            new_owner_id: "bob".into(),
+            actor_id: None,
+        };
+        ddl(b, label, needs, op);
     }
 }
 

@@ -41,7 +41,7 @@ pub const MUTATION_KINDS: [&str; 33] = [
     "EmitEvent",
 ];
 
-pub const DDL_KINDS: [&str; 14] = [
+pub const DDL_KINDS: [&str; 17] = [
     "CreateProject",
     "DropProject",
     "CreateScope",
@@ -56,6 +56,9 @@ pub const DDL_KINDS: [&str; 14] = [
     "DropAccumulator",
     "GrantPermission",
     "RevokePermission",
+    "TransferOwnership",
+    "SetReadPolicy",
+    "ClearReadPolicy",
 ];
 
 pub fn ddl_kind(op: &DdlOperation) -> &'static str {
@@ -75,6 +78,9 @@ pub fn ddl_kind(op: &DdlOperation) -> &'static str {
         D::DropAccumulator { .. } => "DropAccumulator",
         D::GrantPermission { .. } => "GrantPermission",
         D::RevokePermission { .. } => "RevokePermission",
+        D::TransferOwnership { .. } => "TransferOwnership",
+        D::SetReadPolicy { .. } => "SetReadPolicy",
+        D::ClearReadPolicy { .. } => "ClearReadPolicy",
     }
 }
 

@@ -10,13 +10,15 @@ mod writes;
 
 use std::ops::Bound;
 
+use aedb::catalog::expr::{col, Expr};
 use aedb::catalog::schema::{ColumnDef, IndexType};
+use aedb::catalog::types::Value;
 use aedb::catalog::DdlOperation;
 use aedb::commit::tx::{TransactionEnvelope, WriteIntent};
 use aedb::commit::validation::Mutation;
 use aedb::config::{AedbConfig, DurabilityMode};
 use aedb::query::error::QueryError;
-use aedb::query::plan::{ConsistencyMode, QueryOptions};
+use aedb::query::plan::{ConsistencyMode, Query, QueryOptions, QueryResult};
 use aedb::storage::{ReadTrees, Snapshot};
 use aedb::{AedbError, AedbInstance, CallerContext, CommitFinality, Permission};
 
@@ -46,6 +48,16 @@ fn create_table(p: &str, s: &str, t: &str, owned: bool, columns: Vec<ColumnDef>)
         owner_id: owner(owned),
         columns,
         primary_key: vec!["id".into()],
+    })
+}
+
+fn policy((p, s, t): (&str, &str, &str), predicate: Expr) -> Mutation {
+    Mutation::Ddl(DdlOperation::SetReadPolicy {
+        project_id: p.into(),
+        scope_id: s.into(),
+        table_name: t.into(),
+        predicate,
+        actor_id: None,
     })
 }
 
@@ -83,6 +95,7 @@ fn namespaces(owned: &Owned) -> Vec<Mutation> {
             let small = table_columns().into_iter().take(2).collect::<Vec<_>>();
             out.push(create_table(p, s, "tx", false, small.clone()));
             out.push(create_table(p, s, "td", false, small));
+            out.push(policy((p, s, "tx"), col("id").gte(0i64)));
             out.push(Mutation::Ddl(DdlOperation::CreateIndex {
                 project_id: p.into(),
                 scope_id: s.into(),
@@ -95,6 +108,7 @@ fn namespaces(owned: &Owned) -> Vec<Mutation> {
             }));
         }
     }
+    out.push(policy(POLICED, col("id").lte(POLICY_MAX_ID)));
     out
 }
 
@@ -194,8 +208,8 @@ pub async fn prepare(
 #[derive(Debug)]
 pub enum Outcome {
     Done,
-    /// A scan's keys (all ASCII here, shown as text).
-    Scanned(Vec<String>),
+    /// What a scan or a query returned: keys (all ASCII here, as text), or rows.
+    Read(Vec<String>),
     Denied(String),
     /// Any other error, or a read that found nothing where something is; shown only in
     /// failure messages (through `Debug`).
@@ -308,18 +322,14 @@ async fn run_read(db: &AedbInstance, caller: &CallerContext, action: &Action) ->
         } => {
             let query = (**query).clone();
             match path {
-                QueryPath::WithOptions => read_outcome(
+                QueryPath::WithOptions => rows(
                     db.query_with_options_as(Some(caller), p, s, query, QueryOptions::default())
                         .await,
-                    |r| !r.rows.is_empty(),
                 ),
-                QueryPath::ReadTx => {
-                    let tx = match db.begin_read_tx_as(caller, latest).await {
-                        Ok(tx) => tx,
-                        Err(e) => return read_outcome(Err::<(), _>(e), |_| true),
-                    };
-                    read_outcome(tx.query(p, s, query, None).await, |r| !r.rows.is_empty())
-                }
+                QueryPath::ReadTx => match db.begin_read_tx_as(caller, latest).await {
+                    Ok(tx) => rows(tx.query(p, s, query, None).await),
+                    Err(e) => read_outcome(Err::<(), _>(e), |_| true),
+                },
                 QueryPath::Explain => {
                     read_outcome(db.explain_query_as(Some(caller), p, s, query).await, |_| {
                         true
@@ -351,7 +361,7 @@ async fn run_read(db: &AedbInstance, caller: &CallerContext, action: &Action) ->
             .await
         {
             Ok(page) if page.cursor.is_none() => {
-                Outcome::Scanned(page.entries.iter().map(|(k, _)| text(k)).collect())
+                Outcome::Read(page.entries.iter().map(|(k, _)| text(k)).collect())
             }
             other => read_outcome(other, |_| false),
         },
@@ -379,6 +389,18 @@ async fn run_read(db: &AedbInstance, caller: &CallerContext, action: &Action) ->
     }
 }
 
+fn rows(result: Result<QueryResult, QueryError>) -> Outcome {
+    match result {
+        Ok(r) => Outcome::Read(
+            r.rows
+                .iter()
+                .map(|row| format!("{:?}", row.values))
+                .collect(),
+        ),
+        other => read_outcome(other, |_| false),
+    }
+}
+
 fn text(key: &[u8]) -> String {
     String::from_utf8_lossy(key).into_owned()
 }
@@ -399,6 +421,43 @@ async fn readable_keys(
         .filter(|(k, _)| model.may_read(p, s, k))
         .map(|(k, _)| text(k))
         .collect()
+}
+
+/// The rows a query shows the model's caller: what it shows anonymously, less what the
+/// read policy hides from a caller that does not bypass it.
+async fn visible_rows(
+    db: &AedbInstance,
+    model: &Model,
+    (p, s): &Place,
+    query: &Query,
+) -> Vec<String> {
+    let all = db
+        .query_with_options(p, s, query.clone(), QueryOptions::default())
+        .await
+        .expect("anonymous query");
+    let policed = (p.as_str(), s.as_str(), query.table.as_str()) == POLICED;
+    let hidden = policed && !model.bypasses(p, &query.table);
+    all.rows
+        .iter()
+        .filter(|row| {
+            !hidden
+                || matches!(row.values.first(), Some(Value::Integer(id)) if *id <= POLICY_MAX_ID)
+        })
+        .map(|row| format!("{:?}", row.values))
+        .collect()
+}
+
+/// What an allowed read must return (None: a write, or a read only held to succeeding).
+async fn expected(db: &AedbInstance, model: &Model, action: &Action) -> Option<Vec<String>> {
+    match action {
+        Action::KvScan { place, prefix } => Some(readable_keys(db, model, place, prefix).await),
+        Action::Query {
+            place,
+            query,
+            path: QueryPath::WithOptions | QueryPath::ReadTx,
+        } => Some(visible_rows(db, model, place, query).await),
+        _ => None,
+    }
 }
 
 fn entries(snapshot: &Snapshot, tree: &str) -> Vec<(Vec<u8>, Vec<u8>)> {
@@ -457,17 +516,15 @@ pub async fn check_all(
         let label = &op.label;
         match verdict {
             Verdict::Allowed => {
-                if let Action::KvScan { place, prefix } = &op.action {
-                    let want = readable_keys(db, model, place, prefix).await;
-                    assert!(
-                        matches!(&got, Outcome::Scanned(keys) if *keys == want),
+                match expected(db, model, &op.action).await {
+                    Some(want) => assert!(
+                        matches!(&got, Outcome::Read(seen) if *seen == want),
                         "{label}: the model shows {want:?}, the engine {got:?}\n{context}"
-                    );
-                } else {
-                    assert!(
+                    ),
+                    None => assert!(
                         matches!(got, Outcome::Done),
                         "{label}: the model allows it, the engine answered {got:?}\n{context}"
-                    );
+                    ),
                 }
                 // Each write is set up to change something, which also shows that the
                 // unchanged-state check below can see a change.
@@ -498,7 +555,7 @@ pub async fn check_all(
                     );
                 } else {
                     assert!(
-                        matches!(got, Outcome::Done | Outcome::Scanned(_)),
+                        matches!(got, Outcome::Done | Outcome::Read(_)),
                         "{label}: {got:?}\n{context}"
                     );
                 }

@@ -48,12 +48,18 @@ pub enum Need {
     },
     /// The right to grant or revoke this permission.
     Delegate(Permission),
+    /// The right to transfer what this names (a project, a scope of it, a table of that).
+    Ownership {
+        project: String,
+        scope: Option<String>,
+        table: Option<String>,
+    },
 }
 
 impl Need {
     fn project(&self) -> Option<&str> {
         match self {
-            Need::GlobalAdmin | Need::Delegate(_) => None,
+            Need::GlobalAdmin | Need::Delegate(_) | Need::Ownership { .. } => None,
             Need::ProjectAdmin { project }
             | Need::ScopeAdmin { project, .. }
             | Need::TableDdl { project }
@@ -110,8 +116,8 @@ fn covers(grant: &Permission, need: &Need) -> bool {
     use Permission as P;
     match (grant, need) {
         (P::GlobalAdmin, _) => true,
-        // Everything placed in the project except global and bypass rights, which no need
-        // here asks for.
+        // Every need placed in the project. Global rights, delegation and ownership are not
+        // placed (`Need::project`), and policy bypass is not a need (`Model::bypasses`).
         (P::ProjectAdmin { project_id }, need) => need.project() == Some(project_id.as_str()),
         (
             P::ScopeAdmin {
@@ -278,9 +284,44 @@ impl Model {
     fn one(&self, need: &Need) -> Verdict {
         match need {
             Need::Delegate(permission) => self.delegation(permission),
+            // "GlobalAdmin or owner of the resource (or project owner)"; no admin right.
+            Need::Ownership {
+                project,
+                scope,
+                table,
+            } => {
+                let owner = self.owns(project, scope.as_deref(), table.as_deref());
+                if owner || self.holds(&Need::GlobalAdmin) {
+                    Verdict::Allowed
+                } else {
+                    Verdict::Denied
+                }
+            }
             need if self.holds(need) => Verdict::Allowed,
             _ => Verdict::Denied,
         }
+    }
+
+    /// Whether the caller owns what a (project, scope, table) names: the project, or the
+    /// scope when one is named, or the table when one is named (the owner of a project owns
+    /// what is in it).
+    fn owns(&self, project: &str, scope: Option<&str>, table: Option<&str>) -> bool {
+        if self.owned.projects.iter().any(|p| p == project) {
+            return true;
+        }
+        let Some(scope) = scope else {
+            return false;
+        };
+        let scopes = &self.owned.scopes;
+        if scopes.iter().any(|(p, s)| p == project && s == scope) {
+            return true;
+        }
+        table.is_some_and(|table| {
+            let tables = &self.owned.tables;
+            tables
+                .iter()
+                .any(|(p, s, t)| p == project && s == scope && t == table)
+        })
     }
 
     /// Grant/Revoke: "GlobalAdmin, or owner of the project/scope/table, or a holder of the
@@ -299,36 +340,29 @@ impl Model {
         let project_admin = Need::ProjectAdmin {
             project: project.into(),
         };
-        if self.holds(&project_admin) || self.owned.projects.iter().any(|p| p == project) {
+        if self.holds(&project_admin) || self.owns(project, scope, table) {
             return Verdict::Allowed;
         }
-        let Some(scope) = scope else {
-            return Verdict::Denied;
-        };
-        let scope_admin = Need::ScopeAdmin {
+        let scope_admin = scope.map(|scope| Need::ScopeAdmin {
             project: project.into(),
             scope: scope.into(),
-        };
-        if self.holds(&scope_admin) {
+        });
+        if scope_admin.is_some_and(|need| self.holds(&need)) {
             return Verdict::SpecOnly("the scope's admin delegating in its scope");
         }
-        if self
-            .owned
-            .scopes
-            .iter()
-            .any(|(p, s)| p == project && s == scope)
-        {
-            return Verdict::SpecOnly("the scope's owner delegating in it");
-        }
-        let owns_table = table.is_some_and(|t| {
-            self.owned
-                .tables
-                .iter()
-                .any(|(p, s, x)| p == project && s == scope && x == t)
-        });
-        if owns_table {
-            return Verdict::SpecOnly("the table's owner delegating on it");
-        }
         Verdict::Denied
+    }
+
+    /// Whether the caller reads a table past its read policy: `GlobalAdmin`, or
+    /// `PolicyBypass` of the project or of that table (no admin right implies it).
+    pub fn bypasses(&self, project: &str, table: &str) -> bool {
+        self.held.iter().any(|(g, _)| match g {
+            Permission::GlobalAdmin => true,
+            Permission::PolicyBypass {
+                project_id,
+                table_name,
+            } => project_id == project && table_name.as_deref().is_none_or(|t| t == table),
+            _ => false,
+        })
     }
 }

@@ -9,7 +9,7 @@ use aedb::query::plan::Query;
 use aedb::Permission;
 
 pub use super::ddl_ops::delegated;
-use super::ddl_ops::{delegation_ops, drop_ops, schema_ops};
+use super::ddl_ops::{delegation_ops, drop_ops, schema_ops, transfer_ops};
 use super::kinds::kind_of;
 use super::model::Need;
 use super::reads::read_ops;
@@ -36,6 +36,11 @@ pub const KV_PLACES: [(&str, &str, &str); 5] = [
 ];
 /// Home, other scope, other project (DDL needs are per project, but a scope must not matter).
 pub const SCOPE_PLACES: [(&str, &str); 3] = [("p0", "s0"), ("p0", "s1"), ("p1", "s0")];
+/// The table with a read policy: callers without `PolicyBypass` see only rows with an id up
+/// to `POLICY_MAX_ID` (the seeded ones, not those the operations insert). Not joined by the
+/// matrix's joins.
+pub const POLICED: (&str, &str, &str) = ("p1", "s0", "t0");
+pub const POLICY_MAX_ID: i64 = 100;
 /// Rows every table starts with; row i is the target of the i-th keyed write below.
 pub const SEEDED_ROWS: i64 = 6;
 
@@ -287,6 +292,7 @@ pub fn all_ops(delegate: &[Permission]) -> Vec<Op> {
     read_ops(&mut b);
     schema_ops(&mut b);
     delegation_ops(&mut b, delegate);
+    transfer_ops(&mut b);
     drop_ops(&mut b);
     b.ops
 }

@@ -22,12 +22,13 @@ fn query(b: &mut Builder, (p, s): (&str, &str), query: Query, needs: Vec<Need>) 
             query: Box::new(query.clone()),
             path,
         };
-        b.push(
-            kind,
-            format!("{kind} {p}.{s} {query:?}"),
-            needs.clone(),
-            action,
-        );
+        let joined: String = query
+            .joins
+            .iter()
+            .map(|j| format!(" join {}", j.table))
+            .collect();
+        let label = format!("{kind} {p}.{s}.{}{joined}", query.table);
+        b.push(kind, label, needs.clone(), action);
     }
 }
 
