@@ -1,9 +1,11 @@
 //! The permission matrix (#13, behaviour spec 9.1): every mutation kind, every DDL kind, the
-//! `_as` helpers and the caller-bearing query, each at its home place and at places that
-//! differ in the table, the scope, the project or the key prefix, run as a caller holding a
-//! random set of grants (and owning random resources), and held to a model of the rules
-//! written from the spec (`permission_matrix_support::model`): what the model allows must
-//! succeed, what it denies must be `PermissionDenied` with the database unchanged.
+//! `_as` write helpers and the caller-bearing reads (queries, KV reads and scans, counter,
+//! accumulator and event reads), each at its home place and at places that differ in the
+//! table, the scope, the project or the key prefix, run as a caller holding a random set of
+//! grants (and owning random resources), and held to a model of the rules written from the
+//! spec (`permission_matrix_support::model`): what the model allows must succeed (a write
+//! changing something, a scan or query showing exactly the keys or rows the model lets the
+//! caller see), what it denies must be `PermissionDenied` with the database unchanged.
 //!
 //! `AEDB_SOAK=<cases>` runs that many random cases instead of the default.
 

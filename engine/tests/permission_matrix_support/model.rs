@@ -6,7 +6,8 @@
 
 use aedb::Permission;
 
-/// One thing an operation needs. A query needs one `TableRead` per table it reads.
+/// One thing an operation needs. A query needs one `TableRead` per table it reads. Read
+/// policies are not a need: they narrow what an allowed query shows (`Model::bypasses`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Need {
     GlobalAdmin,

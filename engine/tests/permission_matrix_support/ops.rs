@@ -1,6 +1,7 @@
 //! The operations of the matrix and what each needs: every `Mutation` variant and every DDL
-//! kind, plus the `_as` helpers and the caller-bearing query, each at a home place and at
-//! places that differ from it in one coordinate (table, scope, project, key prefix).
+//! kind, plus the `_as` helpers and the caller-bearing reads, each at a home place and at
+//! places that differ from it in one coordinate (table, scope, project, key prefix); built
+//! by `writes`, `reads` and `ddl_ops`.
 
 use aedb::catalog::schema::ColumnDef;
 use aedb::catalog::types::{ColumnType, Row, Value};
