@@ -342,15 +342,14 @@ fn the_model_follows_the_spec_on_owners_and_delegation() {
         scope_owner.verdict(&[transfer(None, None)]),
         Verdict::Denied
     );
-    // "The matching admin" of a scoped permission includes the scope's admin; this port
-    // does not implement that, so the matrix does not hold the engine to it.
+    // "The matching admin" of a scoped permission includes the scope's admin.
     let scope_admin = Permission::ScopeAdmin {
         project_id: "p0".into(),
         scope_id: "s0".into(),
     };
     let model = Model::new(vec![(scope_admin, false)], Owned::default());
     let in_scope = Need::Delegate(table_read("p0", "s0", "t1"));
-    assert!(matches!(model.verdict(&[in_scope]), Verdict::SpecOnly(_)));
+    assert_eq!(model.verdict(&[in_scope]), Verdict::Allowed);
     let elsewhere = Need::Delegate(table_read("p0", "s1", "t1"));
     assert_eq!(model.verdict(&[elsewhere]), Verdict::Denied);
 }
