@@ -194,7 +194,7 @@ impl Worker {
     fn fetch(&mut self, db: &Arc<AedbInstance>) -> Result<Batch> {
         // Every run, so a revoked grant stops the processor (a cache lookup).
         db.check_processor_caller(&self.options)?;
-        let snapshot = db.engine.snapshot();
+        let snapshot = delivery_snapshot(db);
         let from = match self.position {
             Some(position) => position,
             None => {
@@ -404,3 +404,25 @@ impl Worker {
         tracing::warn!(processor = %self.name, %err, "reactive processor run failed");
     }
 }
+
+/// The commits a processor may deliver. Under `Full` and `Batch` durability, the durable ones:
+/// a commit is visible a moment before it is durable, and a handler must never act on an event
+/// a power loss could still take back (its emitter has not been answered yet). Under
+/// `OsBuffered`, commits become durable only on request, so there the visible ones — that mode
+/// already accepts losing acknowledged commits to a power loss.
+fn delivery_snapshot(db: &AedbInstance) -> aedb_pager::Snapshot {
+    let latest = db.engine.snapshot();
+    if db.config.durability_mode == crate::config::DurabilityMode::OsBuffered {
+        return latest;
+    }
+    let durable = db.engine.durable_head_seq();
+    if latest.seq() <= durable {
+        return latest;
+    }
+    // The durable head is among the recent versions the writer keeps; if not, the newest
+    // checkpoint is durable too (and older, which only delays delivery).
+    db.engine
+        .snapshot_at(durable)
+        .unwrap_or_else(|_| db.engine.checkpoint_snapshot())
+}
+
