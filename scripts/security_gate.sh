@@ -8,7 +8,7 @@ echo "== permission rules (catalog) and caller checks (engine units)"
 cargo test -p aedb-catalog --lib permission
 cargo test -p aedb --lib permission
 echo "== permissions, grants, the model-checked matrix, secure opens, policies, audit, tampering"
-suites=(permissions grants permission_matrix secure_mode audit_policies_ownership secure_tamper)
+suites=(permissions grants permission_matrix secure_mode audit_policies_ownership security_review secure_tamper)
 args=()
 for suite in "${suites[@]}"; do args+=(--test "$suite"); done
 cargo test -p aedb "${args[@]}"

@@ -23,10 +23,14 @@ fn options() -> ReactiveProcessorOptions {
 
 async fn start(db: &Arc<AedbInstance>, seen: &Seen) -> TestResult {
     let seen = seen.clone();
-    db.start_reactive_processor("proc", options(), move |_, events: Vec<EventOutboxRecord>| {
-        seen.lock().extend(events.into_iter().map(|e| e.event_key));
-        std::future::ready(Ok(()))
-    })
+    db.start_reactive_processor(
+        "proc",
+        options(),
+        move |_, events: Vec<EventOutboxRecord>| {
+            seen.lock().extend(events.into_iter().map(|e| e.event_key));
+            std::future::ready(Ok(()))
+        },
+    )
     .await?;
     Ok(())
 }

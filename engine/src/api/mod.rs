@@ -83,8 +83,6 @@ impl AedbInstance {
     /// simulated disk (`aedb::storage::io::sim::SimVfs`), crash tests run the whole API on a
     /// disk that can be crashed at any write point; there no directory lock is taken.
     pub fn open_with_vfs(config: AedbConfig, dir: &Path, vfs: Arc<dyn Vfs>) -> Result<Self> {
-        // Before anything changes: a weak open is remembered (a secure open then refuses).
-        crate::trust_marker::note_open(&*vfs, dir, &config)?;
         let engine = Engine::open_with_vfs(config.clone(), dir, vfs)?;
         Self::over(engine, config, dir)
     }

@@ -3,7 +3,7 @@
 use aedb_catalog::{DdlOperation, DdlResult};
 
 use crate::commit::apply::{apply, Applied};
-use crate::commit::authz::authorize;
+use crate::commit::authz::{authorize, authorize_preflight, stamp_actor};
 use crate::commit::envelope::{apply_envelope, EnvelopeOutcome};
 use crate::commit::policies::restrict;
 use crate::commit::read_set::{plan_read_set, ReadSet};
@@ -108,13 +108,11 @@ impl AedbInstance {
         caller: Option<CallerContext>,
     ) -> Result<(CommitResult, Vec<Applied>)> {
         self.may_commit(caller.as_ref(), "commit")?;
-        let mutations = match &caller {
-            Some(caller) => mutations
-                .into_iter()
-                .map(|m| with_actor(m, &caller.caller_id))
-                .collect(),
-            None => mutations,
-        };
+        let actor = caller.as_ref().map(|c| c.caller_id.as_str());
+        let mutations = mutations
+            .into_iter()
+            .map(|m| stamp_actor(m, actor))
+            .collect::<Vec<_>>();
         let limits = self.limits();
         let refused = limits.refused_exposures.clone();
         let lifecycle = limits.lifecycle_events.clone();
@@ -318,9 +316,10 @@ impl AedbInstance {
         match self
             .engine
             .dry_run(move |txn| {
-                if let Some(caller) = &caller {
-                    authorize(txn, caller, &mutation)?;
-                }
+                let mutation = match &caller {
+                    Some(caller) => authorize_preflight(txn, caller, mutation)?,
+                    None => mutation,
+                };
                 apply(txn, &mutation, &limits)
             })
             .await
@@ -365,9 +364,10 @@ impl AedbInstance {
             allowed?;
             self.engine
                 .dry_run(move |txn| {
-                    if let Some(caller) = &caller {
-                        authorize(txn, caller, &mutation)?;
-                    }
+                    let mutation = match &caller {
+                        Some(caller) => authorize_preflight(txn, caller, mutation)?,
+                        None => mutation,
+                    };
                     let applied = apply(txn, &mutation, &limits)?;
                     let touched = txn.touched()?;
                     let read_set = plan_read_set(&snapshot, &mutation, &touched)?;
@@ -397,22 +397,4 @@ impl AedbInstance {
             },
         }
     }
-}
-
-/// A change of grants, policies or ownership records who made it: the committing caller,
-/// whatever the mutation said.
-fn with_actor(mutation: Mutation, caller_id: &str) -> Mutation {
-    use DdlOperation as D;
-    let Mutation::Ddl(mut op) = mutation else {
-        return mutation;
-    };
-    match &mut op {
-        D::GrantPermission { actor_id, .. }
-        | D::RevokePermission { actor_id, .. }
-        | D::TransferOwnership { actor_id, .. }
-        | D::SetReadPolicy { actor_id, .. }
-        | D::ClearReadPolicy { actor_id, .. } => *actor_id = Some(caller_id.to_string()),
-        _ => {}
-    }
-    Mutation::Ddl(op)
 }

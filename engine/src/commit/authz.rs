@@ -3,7 +3,7 @@
 //! grant revoked by an earlier commit is already gone.
 
 use aedb_catalog::permission::{permits, Permission};
-use aedb_catalog::DdlOperation;
+use aedb_catalog::{DdlOperation, ResourceType};
 use aedb_pager::ReadTrees;
 
 use super::validation::Mutation;
@@ -56,12 +56,20 @@ fn ddl_need(op: &DdlOperation) -> Need {
         D::GrantPermission { permission, .. } | D::RevokePermission { permission, .. } => {
             Need::Delegation(permission.clone())
         }
+        // What must be owned follows from what is transferred, not from the fields given.
         D::TransferOwnership {
+            resource_type,
             project_id,
             scope_id,
             table_name,
             ..
-        } => Need::Ownership(project_id.clone(), scope_id.clone(), table_name.clone()),
+        } => match resource_type {
+            ResourceType::Project => Need::Ownership(project_id.clone(), None, None),
+            ResourceType::Scope => Need::Ownership(project_id.clone(), scope_id.clone(), None),
+            ResourceType::Table | ResourceType::Index => {
+                Need::Ownership(project_id.clone(), scope_id.clone(), table_name.clone())
+            }
+        },
         other => Need::One(Permission::TableDdl {
             project_id: other.project_id().unwrap_or_default().to_string(),
         }),
@@ -302,6 +310,24 @@ fn denied(caller: &CallerContext, what: impl std::fmt::Debug) -> AedbError {
     AedbError::PermissionDenied(format!("caller={} missing {what:?}", caller.caller_id))
 }
 
+/// A caller creating a project, scope or table may name itself its owner, or nobody; naming
+/// someone else needs `GlobalAdmin` (an owner may grant on what it owns).
+fn owner_assignment<'a>(mutation: &'a Mutation, caller: &CallerContext) -> Option<&'a str> {
+    use DdlOperation as D;
+    let Mutation::Ddl(
+        D::CreateProject { owner_id, .. }
+        | D::CreateScope { owner_id, .. }
+        | D::CreateTable { owner_id, .. }
+        | D::CreateTableIfNotExists { owner_id, .. },
+    ) = mutation
+    else {
+        return None;
+    };
+    owner_id
+        .as_deref()
+        .filter(|owner| *owner != caller.caller_id)
+}
+
 /// Whether `caller` may run `mutation`, judged on `reader` (the commit's transaction).
 pub fn authorize(
     reader: &impl ReadTrees,
@@ -314,6 +340,14 @@ pub fn authorize(
     caller.check_external()?;
     let held = grants::grants_of(reader, &caller.caller_id)?;
     let permissions: Vec<&Permission> = held.iter().map(|g| &g.permission).collect();
+    if let Some(owner) = owner_assignment(mutation, caller) {
+        if !permits(permissions.iter().copied(), &Permission::GlobalAdmin) {
+            return Err(denied(
+                caller,
+                format!("GlobalAdmin to make {owner:?} an owner"),
+            ));
+        }
+    }
     match need_of(mutation) {
         Need::One(need) => {
             if permits(permissions.iter().copied(), &need) {
@@ -367,4 +401,70 @@ pub fn authorize(
             Err(denied(caller, format!("ownership of {named:?}")))
         }
     }
+}
+
+/// A change of grants, policies or ownership records who made it: the committing caller
+/// (None when anonymous), whatever the mutation said.
+pub fn stamp_actor(mutation: Mutation, caller_id: Option<&str>) -> Mutation {
+    use DdlOperation as D;
+    let Mutation::Ddl(mut op) = mutation else {
+        return mutation;
+    };
+    match &mut op {
+        D::GrantPermission { actor_id, .. }
+        | D::RevokePermission { actor_id, .. }
+        | D::TransferOwnership { actor_id, .. }
+        | D::SetReadPolicy { actor_id, .. }
+        | D::ClearReadPolicy { actor_id, .. } => *actor_id = caller_id.map(str::to_string),
+        _ => {}
+    }
+    Mutation::Ddl(op)
+}
+
+/// What a caller must be able to read to preflight `mutation`: a preflight reports what the
+/// write would find (rows affected, keys touched, an underflow), so it needs the read
+/// counterpart of the write's permission — `TableRead` for a table write, `KvRead` of the key
+/// for a KV write. DDL and grants need nothing more.
+fn read_counterpart(mutation: &Mutation) -> Option<Permission> {
+    match need_of(mutation) {
+        Need::One(Permission::TableWrite {
+            project_id,
+            scope_id,
+            table_name,
+        }) => Some(Permission::TableRead {
+            project_id,
+            scope_id,
+            table_name,
+        }),
+        Need::One(Permission::KvWrite {
+            project_id,
+            scope_id,
+            prefix,
+        }) => Some(Permission::KvRead {
+            project_id,
+            scope_id,
+            prefix,
+        }),
+        _ => None,
+    }
+}
+
+/// Whether `caller` may preflight `mutation`: run it, and read what it would report. Returns
+/// the mutation as the caller's commit would run it (its read policy applied).
+pub fn authorize_preflight(
+    reader: &impl ReadTrees,
+    caller: &CallerContext,
+    mutation: Mutation,
+) -> Result<Mutation> {
+    authorize(reader, caller, &mutation)?;
+    if caller.is_internal_system() {
+        return Ok(mutation);
+    }
+    if let Some(need) = read_counterpart(&mutation) {
+        let held = grants::grants_of(reader, &caller.caller_id)?;
+        if !permits(held.iter().map(|g| &g.permission), &need) {
+            return Err(denied(caller, need));
+        }
+    }
+    super::policies::restrict(reader, caller, mutation)
 }

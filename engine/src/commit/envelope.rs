@@ -316,6 +316,12 @@ pub(crate) fn apply_envelope(
         for mutation in &envelope.write_intent.mutations {
             super::authz::authorize(txn, caller, mutation)?;
         }
+        super::read_authz::authorize_envelope_reads(
+            txn,
+            caller,
+            &envelope.assertions,
+            &envelope.read_set,
+        )?;
     }
     let fingerprint = fingerprint(envelope)?;
     let record_key = envelope.idempotency_key.as_ref().map(|k| {
@@ -365,16 +371,16 @@ pub(crate) fn apply_envelope(
     }
     let mut applied = Vec::with_capacity(envelope.write_intent.mutations.len());
     for mutation in &envelope.write_intent.mutations {
-        let applies = match &envelope.caller {
-            // The caller's read policy narrows what its predicate-driven writes touch.
-            Some(caller) => apply(
-                txn,
-                &super::policies::restrict(txn, caller, mutation.clone())?,
-                limits,
-            ),
-            None => apply(txn, mutation, limits),
+        let caller = envelope.caller.as_ref();
+        // Who made a change of grants is the envelope's caller; its read policy narrows what
+        // its predicate-driven writes touch.
+        let stamped =
+            super::authz::stamp_actor(mutation.clone(), caller.map(|c| c.caller_id.as_str()));
+        let mutation = match caller {
+            Some(caller) => super::policies::restrict(txn, caller, stamped)?,
+            None => stamped,
         };
-        applied.push(applies?);
+        applied.push(apply(txn, &mutation, limits)?);
     }
     super::lifecycle::record(txn, &envelope.write_intent.mutations, &applied, limits)?;
     if let Some(record_key) = record_key {

@@ -15,6 +15,7 @@ pub(crate) mod ownership;
 pub(crate) mod policies;
 mod preflight;
 pub(crate) mod processors;
+pub(crate) mod read_authz;
 pub mod read_set;
 pub(crate) mod row_rules;
 pub(crate) mod tables;

@@ -45,6 +45,16 @@ pub fn transfer(
     (actor, now_micros): (&Option<String>, u64),
 ) -> Result<bool> {
     CallerContext::new(new_owner).check_external()?;
+    let unused = match resource_type {
+        ResourceType::Project => scope.or(table).map(|_| "scope_id or table_name"),
+        ResourceType::Scope => table.map(|_| "table_name"),
+        ResourceType::Table | ResourceType::Index => None,
+    };
+    if let Some(fields) = unused {
+        return Err(AedbError::Validation(format!(
+            "TransferOwnership of a {resource_type} takes no {fields}"
+        )));
+    }
     let missing = |what: &str| {
         AedbError::Validation(format!(
             "TransferOwnership of a {resource_type} needs {what}"

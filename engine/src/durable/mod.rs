@@ -202,6 +202,9 @@ impl Engine {
             .map_err(|message| AedbError::InvalidConfig { message })?;
         vfs.create_dir_all(dir)
             .map_err(|e| AedbError::Io(e.to_string()))?;
+        // With the directory locked and the configuration valid, before recovery changes
+        // anything: a weak open is remembered, and a secure open then refuses the directory.
+        crate::trust_marker::note_open(&*vfs, dir, &config)?;
         let store_config = StoreConfig {
             page_size: config.page_size,
             buffer_pool_bytes: config.buffer_pool_bytes,

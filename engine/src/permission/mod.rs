@@ -52,6 +52,13 @@ impl CallerContext {
                 "caller_id must not be blank".into(),
             ));
         }
+        // Grants are keyed by the id and a NUL: an id holding one would read another caller's
+        // grants shifted by a byte.
+        if self.caller_id.chars().any(char::is_control) {
+            return Err(AedbError::PermissionDenied(
+                "caller_id must not contain control characters (NUL included)".into(),
+            ));
+        }
         if self.caller_id == SYSTEM_CALLER_ID {
             return Err(AedbError::PermissionDenied(format!(
                 "caller_id '{SYSTEM_CALLER_ID}' is reserved for internal use"
@@ -68,7 +75,7 @@ mod tests {
     #[test]
     fn blank_and_reserved_callers_are_refused() {
         assert!(CallerContext::new("alice").check_external().is_ok());
-        for id in ["", "  ", "system"] {
+        for id in ["", "  ", "system", "mallory\0", "a\nb"] {
             assert!(
                 matches!(
                     CallerContext::new(id).check_external(),

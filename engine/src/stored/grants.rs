@@ -34,8 +34,13 @@ fn key(caller: &str, permission: &Permission) -> Result<Vec<u8>> {
 
 fn decode(prefix_len: usize, key: &[u8], value: &[u8]) -> Result<Grant> {
     let bad = |what: &str| AedbError::Corruption(format!("grant record: {what}"));
-    let permission = postcard::from_bytes(key.get(prefix_len..).ok_or_else(|| bad("short key"))?)
-        .map_err(|e| bad(&e.to_string()))?;
+    // Exactly one permission: trailing bytes would mean the key is another caller's.
+    let (permission, rest) =
+        postcard::take_from_bytes(key.get(prefix_len..).ok_or_else(|| bad("short key"))?)
+            .map_err(|e| bad(&e.to_string()))?;
+    if !rest.is_empty() {
+        return Err(bad("bytes after the permission"));
+    }
     let delegable = *value.first().ok_or_else(|| bad("empty value"))? != 0;
     let seq = value
         .get(1..9)

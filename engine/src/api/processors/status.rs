@@ -303,6 +303,7 @@ impl AedbInstance {
         &self,
         consistency: ConsistencyMode,
     ) -> Result<Vec<ReactiveProcessorInfo>> {
+        self.anonymous("list_reactive_processors")?;
         let snapshot = self.snapshot_for(consistency)?;
         stored::registrations(&snapshot)?
             .into_iter()
@@ -324,6 +325,8 @@ impl AedbInstance {
         name: &str,
         consistency: ConsistencyMode,
     ) -> Result<Vec<stored::DeadLetter>> {
+        // Dead letters hold event payloads.
+        self.anonymous("reactive_processor_dead_letters")?;
         let snapshot = self.snapshot_for(consistency)?;
         stored::dead_letters(&snapshot, name)
     }

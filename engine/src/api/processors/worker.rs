@@ -425,4 +425,3 @@ fn delivery_snapshot(db: &AedbInstance) -> aedb_pager::Snapshot {
         .snapshot_at(durable)
         .unwrap_or_else(|_| db.engine.checkpoint_snapshot())
 }
-
