@@ -1,9 +1,14 @@
 //! Page cursors: opaque strings that pin a snapshot and say where the next page starts.
 //!
-//! `hex(version 1 ‖ snapshot seq u64 ‖ page size u32 ‖ last key ‖ HMAC-SHA256 over all before)`.
-//! The key is the configured HMAC key, else a random 32-byte key kept in `CURSOR_KEY` in the
-//! database directory (written through the I/O layer, durably), so cursors stay valid across
-//! restarts and cannot be forged or altered.
+//! `hex(version 2 ‖ snapshot seq u64 ‖ page size u32 ‖ nonce 16 bytes ‖ encrypted last key ‖
+//! HMAC-SHA256 over all before)`. The key is the configured HMAC key, else a random 32-byte key
+//! kept in `CURSOR_KEY` in the database directory (written through the I/O layer, durably), so
+//! cursors stay valid across restarts and cannot be forged or altered.
+//!
+//! The last key is encrypted because it is where the scan stopped, which may be a row or key
+//! the caller may not read (a read policy or a KV prefix grant skipped it): XOR with the stream
+//! HMAC-SHA256(key, "aedb cursor" ‖ nonce ‖ block counter u32 LE), 32 bytes per block — a PRF
+//! in counter mode, with a fresh random nonce per cursor, then authenticated.
 
 use std::path::Path;
 
@@ -15,7 +20,9 @@ use aedb_query::QueryError;
 
 use crate::error::{AedbError, Result};
 
-const CURSOR_VERSION: u8 = 1;
+const CURSOR_VERSION: u8 = 2;
+const NONCE_BYTES: usize = 16;
+const HEADER_BYTES: usize = 1 + 8 + 4 + NONCE_BYTES;
 const KEY_FILE: &str = "CURSOR_KEY";
 const KEY_BYTES: usize = 32;
 const MAC_BYTES: usize = 32;
@@ -77,11 +84,34 @@ impl CursorCodec {
         }
     }
 
+    /// `data` XORed with the key stream of `nonce` (encrypts and decrypts).
+    fn xor_stream(&self, nonce: &[u8], data: &mut [u8]) {
+        for (block, chunk) in (0u32..).zip(data.chunks_mut(32)) {
+            let mut mac = self.hmac();
+            mac.update(b"aedb cursor");
+            mac.update(nonce);
+            mac.update(&block.to_le_bytes());
+            let stream = mac.finalize().into_bytes();
+            for (byte, key) in chunk.iter_mut().zip(stream.iter()) {
+                *byte ^= key;
+            }
+        }
+    }
+
     pub fn encode(&self, cursor: &PageCursor) -> String {
         let mut bytes = vec![CURSOR_VERSION];
         bytes.extend_from_slice(&cursor.snapshot_seq.to_le_bytes());
         bytes.extend_from_slice(&cursor.page_size.to_le_bytes());
-        bytes.extend_from_slice(&cursor.last_key);
+        let mut nonce = [0u8; NONCE_BYTES];
+        // Without randomness a cursor is still authenticated; only its key is then exposed to
+        // whoever knows the key stream of an all-zero nonce, which no one can compute.
+        if getrandom::fill(&mut nonce).is_err() {
+            tracing::warn!("no randomness for a cursor nonce");
+        }
+        bytes.extend_from_slice(&nonce);
+        let mut last_key = cursor.last_key.clone();
+        self.xor_stream(&nonce, &mut last_key);
+        bytes.extend_from_slice(&last_key);
         let mut mac = self.hmac();
         mac.update(&bytes);
         bytes.extend_from_slice(&mac.finalize().into_bytes());
@@ -91,7 +121,7 @@ impl CursorCodec {
     pub fn decode(&self, text: &str) -> std::result::Result<PageCursor, QueryError> {
         let bad = |why: &str| QueryError::invalid(format!("cursor {why}"));
         let bytes = hex::decode(text).map_err(|_| bad("is not hex"))?;
-        if bytes.len() < 1 + 8 + 4 + MAC_BYTES || bytes[0] != CURSOR_VERSION {
+        if bytes.len() < HEADER_BYTES + MAC_BYTES || bytes[0] != CURSOR_VERSION {
             return Err(bad("is malformed"));
         }
         let (body, tag) = bytes.split_at(bytes.len() - MAC_BYTES);
@@ -104,10 +134,12 @@ impl CursorCodec {
         seq.copy_from_slice(&body[1..9]);
         let mut size = [0u8; 4];
         size.copy_from_slice(&body[9..13]);
+        let mut last_key = body[HEADER_BYTES..].to_vec();
+        self.xor_stream(&body[13..HEADER_BYTES], &mut last_key);
         Ok(PageCursor {
             snapshot_seq: u64::from_le_bytes(seq),
             page_size: u32::from_le_bytes(size),
-            last_key: body[13..].to_vec(),
+            last_key,
         })
     }
 }
@@ -193,11 +225,28 @@ mod tests {
             ("aé0", "is not hex"),
             ("é", "is not hex"),
             ("zz", "is not hex"),
-            ("01", "is malformed"),
+            ("02", "is malformed"),
         ] {
             let codec = if input == text { &other } else { &codec };
             let err = codec.decode(input).expect_err(input);
             assert!(err.to_string().contains(why), "{input:?}: {err}");
         }
+    }
+
+    #[test]
+    fn the_last_key_is_not_readable_in_the_cursor_and_round_trips() {
+        let codec = CursorCodec {
+            key: [3; KEY_BYTES],
+        };
+        let secret = PageCursor {
+            snapshot_seq: 7,
+            page_size: 10,
+            last_key: b"b/ssn-123-45-6789 and more than one block of key stream".to_vec(),
+        };
+        let text = codec.encode(&secret);
+        let bytes = hex::decode(&text).expect("hex");
+        assert!(!bytes.windows(6).any(|w| w == b"b/ssn-"), "{text}");
+        assert_ne!(text, codec.encode(&secret), "a fresh nonce per cursor");
+        assert_eq!(codec.decode(&text).expect("decode"), secret);
     }
 }
