@@ -320,6 +320,15 @@ async fn envelopes_with_a_caller_are_authorized() -> TestResult {
         table_name: "t".into(),
     };
     db.commit(grant("zed", write_t, false)).await?;
+    // Allowed to write, but not to read what the assertion reads: still refused (a failed
+    // assertion reports what it found).
+    assert!(denied(db.commit_envelope(envelope("zed")).await));
+    let read_secret = Permission::KvRead {
+        project_id: "p".into(),
+        scope_id: Some("app".into()),
+        prefix: Some(b"secret".to_vec()),
+    };
+    db.commit(grant("zed", read_secret, false)).await?;
     assert!(matches!(
         db.commit_envelope(envelope("zed")).await,
         Err(AedbError::AssertionFailed { .. })

@@ -139,7 +139,10 @@ async fn an_envelope_cannot_read_through_its_assertions_or_read_set() -> TestRes
         ..TransactionEnvelope::default()
     };
     let result = db.commit_envelope(probe).await;
-    assert!(matches!(result, Err(AedbError::PermissionDenied(_))), "{result:?}");
+    assert!(
+        matches!(result, Err(AedbError::PermissionDenied(_))),
+        "{result:?}"
+    );
     // With the read grant the assertion is the caller's to make.
     db.commit(grant("mallory", kv("other", None, false)))
         .await?;

@@ -7,7 +7,9 @@
 //! - a damaged frame: if a later valid frame states (synced-through LSN) that the damaged one
 //!   had been made durable, the damage is corruption — `Strict` refuses with the segment and
 //!   offset, `Permissive` stops there and reports what it dropped; otherwise it is the torn
-//!   tail of the last unsynced write, which is normal in both modes;
+//!   tail of the last unsynced write, which is normal in both modes. Damage the checkpoint
+//!   wholly covers loses nothing and is reported, not refused — except with authenticated
+//!   frames under `Strict` (secure mode), where the log must be intact;
 //! - a later segment that continues exactly at the next LSN after a torn tail is the segment a
 //!   previous recovery started: reading goes on in it.
 //!
@@ -151,7 +153,7 @@ impl Scanner<'_> {
                 // valid frame had a good header once: it was damaged since, and dropping it
                 // drops acknowledged commits — unless the checkpoint covers all it holds.
                 let frames = bytes.get(SEGMENT_HEADER_BYTES as usize..).unwrap_or(&[]);
-                if let Some(lsn) = valid_frame_after(frames, self.after_lsn) {
+                if let Some(lsn) = valid_frame_after(frames, self.evidence_floor()) {
                     let reason = format!(
                         "segment header is damaged, but the segment holds frames (LSN {lsn})"
                     );
@@ -201,7 +203,8 @@ impl Scanner<'_> {
                 missing: next,
                 problem: None,
             });
-            check_evidence(bytes, path, &end, after_lsn, self.mode, &mut self.out)?;
+            let floor = self.evidence_floor();
+            check_evidence(bytes, path, &end, floor, self.mode, &mut self.out)?;
             self.finished = true;
             self.out.stale.push(path.to_path_buf());
             return Ok(false);
@@ -284,6 +287,17 @@ impl Scanner<'_> {
         Ok(())
     }
 
+    /// Damage proven durable is corruption when a frame past this LSN proves it. Normally the
+    /// checkpoint's LSN: damage it wholly covers loses nothing. With authenticated frames and
+    /// strict recovery (secure mode), any: the log must be intact, not merely sufficient.
+    fn evidence_floor(&self) -> u64 {
+        if self.integrity.hmac_key.is_some() && self.mode == RecoveryMode::Strict {
+            0
+        } else {
+            self.after_lsn
+        }
+    }
+
     /// The segment's frames ended at `e`: damage, a torn tail, or the end of the log.
     fn ended(&mut self, bytes: &[u8], e: End) -> Result<()> {
         let offset = e.offset as usize;
@@ -310,7 +324,7 @@ impl Scanner<'_> {
             later,
             &e.segment,
             &e,
-            self.after_lsn,
+            self.evidence_floor(),
             self.mode,
             &mut self.out,
         )?;
