@@ -57,7 +57,6 @@ async fn an_event_waits_for_its_commit_to_be_durable() -> TestResult {
     };
     let db = Arc::new(AedbInstance::open(config, dir.path())?);
     db.create_project("p").await?;
-    db.engine().sync_blocking()?;
     let seen: Seen = Default::default();
     start(&db, &seen).await?;
     let emitted = db

@@ -381,6 +381,13 @@ async fn numeric_kv_counter_and_cas_calls_check_their_caller() -> TestResult {
         prefix: Some(b"n".to_vec()),
     };
     db.commit_as(root(), grant("w", write)).await?;
+    // A compare-and-set asserts on the key's version: it needs to read the key too.
+    let read = Permission::KvRead {
+        project_id: "p".into(),
+        scope_id: Some("app".into()),
+        prefix: Some(b"n".to_vec()),
+    };
+    db.commit_as(root(), grant("w", read)).await?;
     let w = || CallerContext::new("w");
     let one64 = 1u64.to_be_bytes();
     let mut one256 = [0u8; 32];
