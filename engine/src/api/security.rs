@@ -7,7 +7,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use aedb_catalog::expr::Expr;
-use aedb_catalog::permission::{kv_read_reach, permits, KvReach, Permission};
+use aedb_catalog::permission::{permits, KvReach, Permission};
 use aedb_catalog::DdlOperation;
 use aedb_pager::io::{os_vfs, Vfs};
 use aedb_query::plan::Query;
@@ -16,6 +16,7 @@ use crate::commit::{policies, Mutation};
 use crate::config::AedbConfig;
 use crate::durable::Engine;
 use crate::error::{AedbError, Result};
+use crate::permission::cache::{self, CallerView, TableRead};
 use crate::permission::CallerContext;
 use crate::stored::grants;
 use crate::trust_marker;
@@ -144,13 +145,33 @@ impl AedbInstance {
         }
     }
 
-    /// The permissions `caller` holds now (cached; the engine itself holds everything).
-    fn held(&self, caller: &CallerContext) -> Result<Option<Arc<[Permission]>>> {
+    /// What `caller` may read now (cached; the engine itself may read everything: None).
+    fn view(&self, caller: &CallerContext) -> Result<Option<Arc<CallerView>>> {
         if caller.is_internal_system() {
             return Ok(None);
         }
         caller.check_external()?;
-        Ok(Some(self.authz.held(&self.engine, &caller.caller_id)?))
+        Ok(Some(self.authz.caller(&self.engine, &caller.caller_id)?))
+    }
+
+    /// Whether `view`'s caller may read `table`, and through which policy.
+    fn table_read(&self, view: &CallerView, place: (&str, &str, &str)) -> Result<TableRead> {
+        view.table(place, |held| {
+            let (project, scope, table) = place;
+            let need = Permission::TableRead {
+                project_id: project.into(),
+                scope_id: scope.into(),
+                table_name: table.into(),
+            };
+            if !permits(held.iter(), &need) {
+                return Ok(TableRead::Denied);
+            }
+            let bypass = permits(held.iter(), &policies::bypass(project, table));
+            Ok(match cache::policy_now(&self.engine, place)? {
+                Some(policy) if !bypass => TableRead::Policed(Arc::new(policy)),
+                _ => TableRead::Whole,
+            })
+        })
     }
 
     /// Refused unless `caller` may read every one of `tables` of `project`.`scope`.
@@ -161,17 +182,12 @@ impl AedbInstance {
         scope: &str,
         tables: &[&str],
     ) -> Result<()> {
-        let Some(held) = self.held(caller)? else {
+        let Some(view) = self.view(caller)? else {
             return Ok(());
         };
         for table in tables {
-            let need = Permission::TableRead {
-                project_id: project.into(),
-                scope_id: scope.into(),
-                table_name: (*table).into(),
-            };
-            if !permits(held.iter(), &need) {
-                return Err(denied(caller, need));
+            if let TableRead::Denied = self.table_read(&view, (project, scope, table))? {
+                return Err(table_denied(caller, (project, scope, table)));
             }
         }
         Ok(())
@@ -202,43 +218,40 @@ impl AedbInstance {
         scope: &str,
         query: &mut Query,
     ) -> Result<()> {
-        let mut tables = vec![query.table.as_str()];
-        tables.extend(query.joins.iter().map(|j| j.table.as_str()));
-        self.check_table_read(caller, project, scope, &tables)?;
-        let Some(held) = self.held(caller)? else {
+        let Some(view) = self.view(caller)? else {
             return Ok(());
         };
-        let mut applying = Vec::new();
+        let tables = std::iter::once(query.table.as_str())
+            .chain(query.joins.iter().map(|j| j.table.as_str()));
+        let mut policy = None;
         for table in tables {
-            let Some(policy) = self.authz.policy(&self.engine, (project, scope, table))? else {
-                continue;
-            };
-            if !permits(held.iter(), &policies::bypass(project, table)) {
-                applying.push((table.to_string(), policy));
+            match self.table_read(&view, (project, scope, table))? {
+                TableRead::Denied => return Err(table_denied(caller, (project, scope, table))),
+                TableRead::Whole => {}
+                TableRead::Policed(_) if !query.joins.is_empty() => {
+                    return Err(AedbError::PermissionDenied(format!(
+                        "caller={} may read {project}.{scope}.{table} only through its read \
+                         policy, which a join cannot apply; query the table on its own",
+                        caller.caller_id
+                    )))
+                }
+                TableRead::Policed(expr) => policy = Some(expr),
             }
         }
-        match applying.as_slice() {
-            [] => Ok(()),
-            [(_, policy)] if query.joins.is_empty() => {
-                let policy = Expr::clone(policy);
-                query.predicate = Some(match query.predicate.take() {
-                    Some(predicate) => predicate.and(policy),
-                    None => policy,
-                });
-                Ok(())
-            }
-            [(table, _), ..] => Err(AedbError::PermissionDenied(format!(
-                "caller={} may read {project}.{scope}.{table} only through its read policy, \
-                 which a join cannot apply; query the table on its own",
-                caller.caller_id
-            ))),
+        if let Some(policy) = policy {
+            let policy = Expr::clone(&policy);
+            query.predicate = Some(match query.predicate.take() {
+                Some(predicate) => predicate.and(policy),
+                None => policy,
+            });
         }
+        Ok(())
     }
 
     /// Refused unless `caller` holds `need` (or a permission implying it).
     pub(super) fn check_permission(&self, caller: &CallerContext, need: Permission) -> Result<()> {
-        match self.held(caller)? {
-            Some(held) if !permits(held.iter(), &need) => Err(denied(caller, need)),
+        match self.view(caller)? {
+            Some(view) if !permits(view.permissions.iter(), &need) => Err(denied(caller, need)),
             _ => Ok(()),
         }
     }
@@ -249,16 +262,17 @@ impl AedbInstance {
         caller: &CallerContext,
         project: &str,
         scope: &str,
-    ) -> Result<KvReach> {
-        let Some(held) = self.held(caller)? else {
-            return Ok(KvReach::Everything);
+    ) -> Result<Arc<KvReach>> {
+        let Some(view) = self.view(caller)? else {
+            return Ok(Arc::new(KvReach::Everything));
         };
-        match kv_read_reach(held.iter(), project, scope) {
+        let reach = view.kv_reach(project, scope);
+        match *reach {
             KvReach::Nothing => Err(denied(
                 caller,
                 format!("KvRead({project}.{scope})").as_str(),
             )),
-            reach => Ok(reach),
+            _ => Ok(reach),
         }
     }
 
@@ -278,4 +292,15 @@ impl AedbInstance {
             format!("KvRead({project}.{scope}) of this key").as_str(),
         ))
     }
+}
+
+fn table_denied(caller: &CallerContext, (project, scope, table): (&str, &str, &str)) -> AedbError {
+    denied(
+        caller,
+        Permission::TableRead {
+            project_id: project.into(),
+            scope_id: scope.into(),
+            table_name: table.into(),
+        },
+    )
 }

@@ -9,7 +9,7 @@ use aedb_catalog::schema::{ColumnDef, Constraint, IndexDef, IndexType, TableSche
 use aedb_catalog::{DdlOperation, TableAlteration};
 
 use super::accumulators;
-use super::ownership::{self, PolicyTarget};
+use super::ownership;
 use crate::durable::LoggedTxn;
 use crate::error::{AedbError, ResourceType, Result};
 use crate::stored::accumulators::Acc;
@@ -154,67 +154,11 @@ pub fn apply_ddl(txn: &mut LoggedTxn, op: &DdlOperation, now_micros: u64) -> Res
                 exposure_ttl_commits: *exposure_ttl_commits,
             },
         ),
-        DdlOperation::GrantPermission {
-            caller_id,
-            permission,
-            actor_id,
-            delegable,
-        } => super::grants::grant(
-            txn,
-            caller_id,
-            permission,
-            (actor_id, now_micros),
-            *delegable,
-        ),
-        DdlOperation::RevokePermission {
-            caller_id,
-            permission,
-            actor_id,
-        } => super::grants::revoke(txn, caller_id, permission, (actor_id, now_micros)),
-        DdlOperation::TransferOwnership {
-            resource_type,
-            project_id,
-            scope_id,
-            table_name,
-            new_owner_id,
-            actor_id,
-        } => ownership::transfer(
-            txn,
-            *resource_type,
-            (project_id, scope_id.as_deref(), table_name.as_deref()),
-            new_owner_id,
-            (actor_id, now_micros),
-        ),
-        DdlOperation::SetReadPolicy {
-            project_id,
-            scope_id,
-            table_name,
-            predicate,
-            actor_id,
-        } => ownership::set_policy(
-            txn,
-            PolicyTarget {
-                project: project_id,
-                scope: scope_id,
-                table: table_name,
-            },
-            predicate,
-            (actor_id, now_micros),
-        ),
-        DdlOperation::ClearReadPolicy {
-            project_id,
-            scope_id,
-            table_name,
-            actor_id,
-        } => ownership::clear_policy(
-            txn,
-            PolicyTarget {
-                project: project_id,
-                scope: scope_id,
-                table: table_name,
-            },
-            (actor_id, now_micros),
-        ),
+        DdlOperation::GrantPermission { .. }
+        | DdlOperation::RevokePermission { .. }
+        | DdlOperation::TransferOwnership { .. }
+        | DdlOperation::SetReadPolicy { .. }
+        | DdlOperation::ClearReadPolicy { .. } => ownership::apply(txn, op, now_micros),
         DdlOperation::DropAccumulator {
             project_id,
             scope_id,

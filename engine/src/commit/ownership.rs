@@ -1,8 +1,9 @@
-//! `TransferOwnership`, `SetReadPolicy` and `ClearReadPolicy` inside a commit, each recorded in
+//! Changes of who may do what inside a commit: grants and revokes (`grants.rs`),
+//! `TransferOwnership`, `SetReadPolicy` and `ClearReadPolicy`, each recorded in
 //! `authz_audit`. Who may run them is checked by the caller-bearing commit paths (`authz`).
 
 use aedb_catalog::expr::Expr;
-use aedb_catalog::ResourceType;
+use aedb_catalog::{DdlOperation, ResourceType};
 
 use crate::durable::LoggedTxn;
 use crate::error::{AedbError, Result};
@@ -10,6 +11,76 @@ use crate::permission::CallerContext;
 use crate::stored::audit::{self, AuthzChange};
 use crate::stored::catalog::{self, not_found};
 use crate::stored::read_policies;
+
+/// Apply a change of who may do what: grants, revokes, ownership, read policies.
+pub fn apply(txn: &mut LoggedTxn, op: &DdlOperation, now_micros: u64) -> Result<bool> {
+    match op {
+        DdlOperation::GrantPermission {
+            caller_id,
+            permission,
+            actor_id,
+            delegable,
+        } => super::grants::grant(
+            txn,
+            caller_id,
+            permission,
+            (actor_id, now_micros),
+            *delegable,
+        ),
+        DdlOperation::RevokePermission {
+            caller_id,
+            permission,
+            actor_id,
+        } => super::grants::revoke(txn, caller_id, permission, (actor_id, now_micros)),
+        DdlOperation::TransferOwnership {
+            resource_type,
+            project_id,
+            scope_id,
+            table_name,
+            new_owner_id,
+            actor_id,
+        } => transfer(
+            txn,
+            *resource_type,
+            (project_id, scope_id.as_deref(), table_name.as_deref()),
+            new_owner_id,
+            (actor_id, now_micros),
+        ),
+        DdlOperation::SetReadPolicy {
+            project_id,
+            scope_id,
+            table_name,
+            predicate,
+            actor_id,
+        } => set_policy(
+            txn,
+            PolicyTarget {
+                project: project_id,
+                scope: scope_id,
+                table: table_name,
+            },
+            predicate,
+            (actor_id, now_micros),
+        ),
+        DdlOperation::ClearReadPolicy {
+            project_id,
+            scope_id,
+            table_name,
+            actor_id,
+        } => clear_policy(
+            txn,
+            PolicyTarget {
+                project: project_id,
+                scope: scope_id,
+                table: table_name,
+            },
+            (actor_id, now_micros),
+        ),
+        other => Err(AedbError::Validation(format!(
+            "not a change of permissions: {other:?}"
+        ))),
+    }
+}
 
 /// The table a policy change names, which must exist.
 pub struct PolicyTarget<'a> {

@@ -89,6 +89,141 @@ impl Mutation {
         }
     }
 
+    /// The bytes a KV-shaped write must be allowed to write, with its place: the key of a KV
+    /// write or counter, an accumulator's name, an event's topic.
+    pub fn kv_write_target(&self) -> Option<(&str, &str, &[u8])> {
+        use Mutation as M;
+        match self {
+            M::KvSet {
+                project_id,
+                scope_id,
+                key,
+                ..
+            }
+            | M::KvDel {
+                project_id,
+                scope_id,
+                key,
+                ..
+            }
+            | M::KvIncU256 {
+                project_id,
+                scope_id,
+                key,
+                ..
+            }
+            | M::KvDecU256 {
+                project_id,
+                scope_id,
+                key,
+                ..
+            }
+            | M::KvAddU256Ex {
+                project_id,
+                scope_id,
+                key,
+                ..
+            }
+            | M::KvSubU256Ex {
+                project_id,
+                scope_id,
+                key,
+                ..
+            }
+            | M::KvMaxU256 {
+                project_id,
+                scope_id,
+                key,
+                ..
+            }
+            | M::KvMinU256 {
+                project_id,
+                scope_id,
+                key,
+                ..
+            }
+            | M::KvMutateU256 {
+                project_id,
+                scope_id,
+                key,
+                ..
+            }
+            | M::KvAddU64Ex {
+                project_id,
+                scope_id,
+                key,
+                ..
+            }
+            | M::KvSubU64Ex {
+                project_id,
+                scope_id,
+                key,
+                ..
+            }
+            | M::KvMaxU64 {
+                project_id,
+                scope_id,
+                key,
+                ..
+            }
+            | M::KvMinU64 {
+                project_id,
+                scope_id,
+                key,
+                ..
+            }
+            | M::KvMutateU64 {
+                project_id,
+                scope_id,
+                key,
+                ..
+            }
+            | M::KvSubIntEx {
+                project_id,
+                scope_id,
+                key,
+                ..
+            }
+            | M::CounterAdd {
+                project_id,
+                scope_id,
+                key,
+                ..
+            } => Some((project_id, scope_id, key)),
+            M::Accumulate {
+                project_id,
+                scope_id,
+                accumulator_name,
+                ..
+            }
+            | M::ExposeAccumulator {
+                project_id,
+                scope_id,
+                accumulator_name,
+                ..
+            }
+            | M::ExposeAccumulatorBatch {
+                project_id,
+                scope_id,
+                accumulator_name,
+                ..
+            }
+            | M::ReleaseAccumulatorExposure {
+                project_id,
+                scope_id,
+                accumulator_name,
+                ..
+            } => Some((project_id, scope_id, accumulator_name.as_bytes())),
+            M::EmitEvent {
+                project_id,
+                scope_id,
+                topic,
+                ..
+            } => Some((project_id, scope_id, topic.as_bytes())),
+            _ => None,
+        }
+    }
+
     /// Adds whose result does not depend on the value they find (no read to revalidate).
     pub fn is_commutative(&self) -> bool {
         use Mutation as M;

@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use aedb_catalog::expr::Expr;
-use aedb_catalog::permission::Permission;
+use aedb_catalog::permission::{kv_read_reach, KvReach, Permission};
 use aedb_pager::Snapshot;
 use parking_lot::RwLock;
 
@@ -77,33 +77,109 @@ impl<V: Clone> WatchedMap<V> {
     }
 }
 
+/// What one caller may read, as far as it was asked: its permissions, and per table and per
+/// KV scope the decision drawn from them (with the table's read policy), each computed once.
+/// Valid as long as the entry holding it (grants and policies share the watermark).
+pub(crate) struct CallerView {
+    pub permissions: Arc<[Permission]>,
+    /// Table name → (project, scope, decision): keyed so a lookup borrows the caller's names.
+    tables: RwLock<HashMap<String, Vec<(String, String, TableRead)>>>,
+    /// Scope → (project, reach).
+    kv: RwLock<HashMap<String, Vec<(String, Arc<KvReach>)>>>,
+}
+
+/// May the caller read a table, and through which policy.
+#[derive(Clone)]
+pub(crate) enum TableRead {
+    Denied,
+    /// Every row.
+    Whole,
+    /// Only rows matching the table's read policy.
+    Policed(Arc<Expr>),
+}
+
+/// Decisions remembered per caller, at most this many of each kind (then forgotten).
+const MAX_DECISIONS: usize = 256;
+
+impl CallerView {
+    fn new(permissions: Arc<[Permission]>) -> Self {
+        CallerView {
+            permissions,
+            tables: RwLock::new(HashMap::new()),
+            kv: RwLock::new(HashMap::new()),
+        }
+    }
+
+    /// The decision for `project.scope.table`, computed by `decide` on first use.
+    pub fn table(
+        &self,
+        (project, scope, table): (&str, &str, &str),
+        decide: impl FnOnce(&[Permission]) -> Result<TableRead>,
+    ) -> Result<TableRead> {
+        let found = self.tables.read().get(table).and_then(|places| {
+            places
+                .iter()
+                .find(|(p, s, _)| p == project && s == scope)
+                .map(|(_, _, d)| d.clone())
+        });
+        if let Some(decision) = found {
+            return Ok(decision);
+        }
+        let decision = decide(&self.permissions)?;
+        let mut tables = self.tables.write();
+        if tables.len() >= MAX_DECISIONS {
+            tables.clear();
+        }
+        let place = (project.to_string(), scope.to_string(), decision.clone());
+        tables.entry(table.to_string()).or_default().push(place);
+        Ok(decision)
+    }
+
+    /// Which keys of `project.scope` the caller may read.
+    pub fn kv_reach(&self, project: &str, scope: &str) -> Arc<KvReach> {
+        let found = self.kv.read().get(scope).and_then(|places| {
+            places
+                .iter()
+                .find(|(p, _)| p == project)
+                .map(|(_, reach)| Arc::clone(reach))
+        });
+        if let Some(reach) = found {
+            return reach;
+        }
+        let reach = Arc::new(kv_read_reach(self.permissions.iter(), project, scope));
+        let mut kv = self.kv.write();
+        if kv.len() >= MAX_DECISIONS {
+            kv.clear();
+        }
+        let place = (project.to_string(), Arc::clone(&reach));
+        kv.entry(scope.to_string()).or_default().push(place);
+        reach
+    }
+}
+
 /// The caches of one instance.
 #[derive(Default)]
 pub(crate) struct AuthzCache {
-    grants: WatchedMap<Arc<[Permission]>>,
-    policies: WatchedMap<Option<Arc<Expr>>>,
+    callers: WatchedMap<Arc<CallerView>>,
 }
 
 impl AuthzCache {
-    /// The permissions `caller` holds now.
-    pub fn held(&self, engine: &Engine, caller: &str) -> Result<Arc<[Permission]>> {
-        self.grants.get_or_load(engine, caller, |snapshot| {
-            Ok(grants::grants_of(snapshot, caller)?
+    /// What `caller` may read now.
+    pub fn caller(&self, engine: &Engine, caller: &str) -> Result<Arc<CallerView>> {
+        self.callers.get_or_load(engine, caller, |snapshot| {
+            let permissions: Arc<[Permission]> = grants::grants_of(snapshot, caller)?
                 .into_iter()
                 .map(|g| g.permission)
-                .collect())
+                .collect();
+            Ok(Arc::new(CallerView::new(permissions)))
         })
     }
+}
 
-    /// The read policy of a table now, if it has one.
-    pub fn policy(
-        &self,
-        engine: &Engine,
-        (project, scope, table): (&str, &str, &str),
-    ) -> Result<Option<Arc<Expr>>> {
-        let key = format!("{project}\0{scope}\0{table}");
-        self.policies.get_or_load(engine, &key, |snapshot| {
-            Ok(read_policies::get(snapshot, project, scope, table)?.map(Arc::new))
-        })
-    }
+/// The read policy of a table now (for a decision of [`CallerView::table`]).
+pub(crate) fn policy_now(
+    engine: &Engine,
+    (project, scope, table): (&str, &str, &str),
+) -> Result<Option<Expr>> {
+    read_policies::get(&engine.snapshot(), project, scope, table)
 }
