@@ -12,7 +12,6 @@ use super::accumulators;
 use super::ownership;
 use crate::durable::LoggedTxn;
 use crate::error::{AedbError, ResourceType, Result};
-use crate::stored::accumulators::Acc;
 use crate::stored::catalog;
 use crate::stored::catalog::{
     check_id, find_table, get_project, get_scope, load_table, next_table_id, not_found, put_table,
@@ -128,51 +127,14 @@ pub fn apply_ddl(txn: &mut LoggedTxn, op: &DdlOperation, now_micros: u64) -> Res
         } => drop_index(
             txn, project_id, scope_id, table_name, index_name, *if_exists,
         ),
-        DdlOperation::CreateAccumulator {
-            project_id,
-            scope_id,
-            accumulator_name,
-            if_not_exists,
-            value_type,
-            dedupe_retain_commits,
-            snapshot_every,
-            exposure_margin_bps,
-            exposure_ttl_commits,
-        } => accumulators::create(
-            txn,
-            Acc {
-                project: project_id,
-                scope: scope_id,
-                name: accumulator_name,
-            },
-            &accumulators::CreateOptions {
-                if_not_exists: *if_not_exists,
-                value_type: *value_type,
-                dedupe_retain_commits: *dedupe_retain_commits,
-                snapshot_every: *snapshot_every,
-                exposure_margin_bps: *exposure_margin_bps,
-                exposure_ttl_commits: *exposure_ttl_commits,
-            },
-        ),
         DdlOperation::GrantPermission { .. }
         | DdlOperation::RevokePermission { .. }
         | DdlOperation::TransferOwnership { .. }
         | DdlOperation::SetReadPolicy { .. }
         | DdlOperation::ClearReadPolicy { .. } => ownership::apply(txn, op, now_micros),
-        DdlOperation::DropAccumulator {
-            project_id,
-            scope_id,
-            accumulator_name,
-            if_exists,
-        } => accumulators::drop(
-            txn,
-            Acc {
-                project: project_id,
-                scope: scope_id,
-                name: accumulator_name,
-            },
-            *if_exists,
-        ),
+        DdlOperation::CreateAccumulator { .. } | DdlOperation::DropAccumulator { .. } => {
+            accumulators::apply_ddl(txn, op)
+        }
     }
 }
 

@@ -83,10 +83,13 @@ impl<V: Clone> WatchedMap<V> {
 pub(crate) struct CallerView {
     pub permissions: Arc<[Permission]>,
     /// Table name → (project, scope, decision): keyed so a lookup borrows the caller's names.
-    tables: RwLock<HashMap<String, Vec<(String, String, TableRead)>>>,
+    tables: RwLock<HashMap<String, Vec<TablePlace>>>,
     /// Scope → (project, reach).
-    kv: RwLock<HashMap<String, Vec<(String, Arc<KvReach>)>>>,
+    kv: RwLock<HashMap<String, Vec<KvPlace>>>,
 }
+
+type TablePlace = (String, String, TableRead);
+type KvPlace = (String, Arc<KvReach>);
 
 /// May the caller read a table, and through which policy.
 #[derive(Clone)]

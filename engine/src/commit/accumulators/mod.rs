@@ -431,6 +431,56 @@ pub fn record_rejection(txn: &mut LoggedTxn, refused: &RefusedExposure) -> Resul
     stored::put_state(txn, acc, &state)
 }
 
+/// `CreateAccumulator` and `DropAccumulator` (the DDL dispatch hands them here).
+pub fn apply_ddl(txn: &mut LoggedTxn, op: &aedb_catalog::DdlOperation) -> Result<bool> {
+    use aedb_catalog::DdlOperation;
+    match op {
+        DdlOperation::CreateAccumulator {
+            project_id,
+            scope_id,
+            accumulator_name,
+            if_not_exists,
+            value_type,
+            dedupe_retain_commits,
+            snapshot_every,
+            exposure_margin_bps,
+            exposure_ttl_commits,
+        } => create(
+            txn,
+            Acc {
+                project: project_id,
+                scope: scope_id,
+                name: accumulator_name,
+            },
+            &CreateOptions {
+                if_not_exists: *if_not_exists,
+                value_type: *value_type,
+                dedupe_retain_commits: *dedupe_retain_commits,
+                snapshot_every: *snapshot_every,
+                exposure_margin_bps: *exposure_margin_bps,
+                exposure_ttl_commits: *exposure_ttl_commits,
+            },
+        ),
+        DdlOperation::DropAccumulator {
+            project_id,
+            scope_id,
+            accumulator_name,
+            if_exists,
+        } => drop(
+            txn,
+            Acc {
+                project: project_id,
+                scope: scope_id,
+                name: accumulator_name,
+            },
+            *if_exists,
+        ),
+        other => Err(AedbError::Validation(format!(
+            "not an accumulator operation: {other:?}"
+        ))),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
