@@ -438,3 +438,87 @@ async fn numeric_kv_counter_and_cas_calls_check_their_caller() -> TestResult {
     }
     Ok(())
 }
+
+#[tokio::test]
+async fn a_processor_runs_and_acks_as_its_caller_in_secure_mode() -> TestResult {
+    use aedb::EventOutboxRecord;
+    use parking_lot::Mutex;
+    use std::time::Duration;
+    let dir = tempfile::tempdir()?;
+    let db = Arc::new(AedbInstance::open_secure(secure_config(), dir.path())?);
+    db.commit_as(root(), create_project("p")).await?;
+    let system = |table: &str, write: bool| {
+        let (project_id, scope_id, table_name) = ("_system".into(), "app".into(), table.into());
+        if write {
+            Permission::TableWrite {
+                project_id,
+                scope_id,
+                table_name,
+            }
+        } else {
+            Permission::TableRead {
+                project_id,
+                scope_id,
+                table_name,
+            }
+        }
+    };
+    let options = || ReactiveProcessorOptions {
+        caller_id: Some("worker".into()),
+        run_interval_ms: 5,
+        idle_backoff_ms: 5,
+        checkpoint_watermark_commits: 1,
+        ..ReactiveProcessorOptions::default()
+    };
+    let seen: Arc<Mutex<Vec<String>>> = Default::default();
+    let handler = {
+        let seen = seen.clone();
+        move |_, events: Vec<EventOutboxRecord>| {
+            seen.lock().extend(events.into_iter().map(|e| e.event_key));
+            std::future::ready(Ok(()))
+        }
+    };
+    // Without its grants the processor's caller is refused at start.
+    assert!(is_denied(
+        db.start_reactive_processor("proc", options(), handler.clone())
+            .await
+    ));
+    db.commit_as(root(), grant("worker", system("event_outbox", false)))
+        .await?;
+    db.commit_as(
+        root(),
+        grant("worker", system("reactive_processor_checkpoints", true)),
+    )
+    .await?;
+    db.commit_as(
+        root(),
+        grant("worker", system("reactive_processor_checkpoints", false)),
+    )
+    .await?;
+    db.start_reactive_processor("proc", options(), handler)
+        .await?;
+    let emitted = db
+        .emit_event_as(root(), "p", "app", "t", "e1".into(), "{}".into())
+        .await;
+    // root is GlobalAdmin: its emit is allowed.
+    let emitted = emitted?;
+    let worker = CallerContext::new("worker");
+    let mut acked = 0;
+    for _ in 0..1_000 {
+        acked = db
+            .reactive_processor_lag_as(&worker, "proc", LATEST)
+            .await?
+            .checkpoint_seq;
+        if acked >= emitted.commit_seq {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(*seen.lock(), ["e1"]);
+    assert!(
+        acked >= emitted.commit_seq,
+        "the checkpoint was persisted as the worker: {acked}"
+    );
+    db.stop_reactive_processor("proc").await?;
+    Ok(())
+}

@@ -121,10 +121,17 @@ impl Worker {
             .flatten()
             .unwrap_or(0);
         if position > durable {
-            if let Err(err) = db
-                .ack_reactive_processor_checkpoint(&self.name, position)
-                .await
-            {
+            let acked = match self.acting_as(&db) {
+                Some(caller) => {
+                    db.ack_reactive_processor_checkpoint_as(&caller, &self.name, position)
+                        .await
+                }
+                None => {
+                    db.ack_reactive_processor_checkpoint(&self.name, position)
+                        .await
+                }
+            };
+            if let Err(err) = acked {
                 self.note_failure(&err);
             }
         }
@@ -175,6 +182,14 @@ impl Worker {
         Outcome::Worked
     }
 
+    /// Whom the worker acks as: its `caller_id` where the instance demands callers (where it
+    /// does not, the caller is a name only, and acks are anonymous, as its reads).
+    fn acting_as(&self, db: &AedbInstance) -> Option<crate::permission::CallerContext> {
+        let id = self.options.caller_id.as_deref()?;
+        db.requires_authenticated_calls()
+            .then(|| crate::permission::CallerContext::new(id))
+    }
+
     /// Move the position and ack it in batches.
     async fn advance(&mut self, through: u64) {
         self.position = Some(through);
@@ -182,10 +197,19 @@ impl Worker {
             return;
         };
         let watermark = self.options.checkpoint_watermark_commits;
-        if let Err(err) = db
-            .ack_reactive_processor_checkpoint_batched(&self.name, through, watermark)
-            .await
-        {
+        let acked = match self.acting_as(&db) {
+            Some(caller) => {
+                db.ack_reactive_processor_checkpoint_batched_as(
+                    &caller, &self.name, through, watermark,
+                )
+                .await
+            }
+            None => {
+                db.ack_reactive_processor_checkpoint_batched(&self.name, through, watermark)
+                    .await
+            }
+        };
+        if let Err(err) = acked {
             self.note_failure(&err);
         }
     }
