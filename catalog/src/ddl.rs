@@ -125,7 +125,8 @@ pub enum DdlOperation {
         if_exists: bool,
     },
     /// Give `caller_id` a permission; `delegable` lets them grant it on. `actor_id` is who
-    /// grants (overwritten with the committing caller when there is one).
+    /// grants: the engine always records the committing caller there (None when anonymous),
+    /// whatever the operation says.
     GrantPermission {
         caller_id: String,
         permission: Permission,

@@ -417,7 +417,8 @@ impl AedbInstance {
             .await
     }
 
-    /// [`Self::kv_compare_and_swap`] as `caller`, who needs `KvWrite` covering the key.
+    /// [`Self::kv_compare_and_swap`] as `caller`, who needs `KvWrite` and `KvRead` covering
+    /// the key (the version assertion reads it).
     pub async fn kv_compare_and_swap_as(
         &self,
         caller: CallerContext,
