@@ -281,3 +281,46 @@ fn small_flushes_write_zeros_ahead_a_stretch_at_a_time() {
     assert_eq!(frames.len() as u64, flushes);
     assert!(outcome.dropped.is_none());
 }
+
+#[test]
+fn a_covered_segment_removed_from_the_middle_breaks_the_chain() {
+    let vfs = SimVfs::new();
+    let mut w = writer(&vfs, full(), 0);
+    for seq in 1..=120 {
+        w.append(seq, &payload(seq)).unwrap();
+    }
+    w.flush(true).unwrap();
+    drop(w);
+    let segments = list_segments(&vfs, Path::new(DIR)).unwrap();
+    assert!(segments.len() >= 4, "{}", segments.len());
+    // A checkpoint covering everything: redo needs none of the frames, but the log must still
+    // hold together — a middle segment taken out breaks the chain at the next one.
+    vfs.remove(&segments[1].1).unwrap();
+    let err = read_all(&vfs, 120, &full(), RecoveryMode::Strict).unwrap_err();
+    assert!(err.to_string().contains("chain"), "{err}");
+    // Without the chain there is nothing to tell by: the gap is covered, and accepted.
+    let chainless = Integrity {
+        hash_chain: false,
+        hmac_key: Some([5; 32]),
+    };
+    assert!(read_all(&vfs, 120, &chainless, RecoveryMode::Strict).is_ok());
+}
+
+#[test]
+fn a_checkpoint_past_the_log_leaves_a_gap_the_chain_accepts() {
+    let vfs = SimVfs::new();
+    let mut w = writer(&vfs, full(), 0);
+    for seq in 1..=10 {
+        w.append(seq, &payload(seq)).unwrap();
+    }
+    w.flush(true).unwrap();
+    drop(w);
+    // The data file's checkpoint covers up to 15 (frames 11..15 never reached the log): the
+    // writer reopens at 16 with the chain where the log ended.
+    let mut w = writer(&vfs, full(), 15);
+    assert_eq!(w.append(16, &payload(16)).unwrap(), 16);
+    w.flush(true).unwrap();
+    drop(w);
+    let (frames, _) = read_all(&vfs, 15, &full(), RecoveryMode::Strict).unwrap();
+    assert_eq!(frames.iter().map(|f| f.0).collect::<Vec<_>>(), [16]);
+}
