@@ -46,9 +46,9 @@ fn to_i64(value: i128) -> Result<i64> {
     i64::try_from(value).map_err(|_| AedbError::Overflow)
 }
 
-fn lag(state: &State) -> AccumulatorLag {
+fn lag(state: &State) -> Result<AccumulatorLag> {
     let latest_order_key = state.latest_order_key.unwrap_or(0);
-    AccumulatorLag {
+    Ok(AccumulatorLag {
         latest_order_key,
         last_applied_order_key: state.last_applied_order_key,
         lag_orders: latest_order_key.saturating_sub(state.last_applied_order_key),
@@ -57,7 +57,7 @@ fn lag(state: &State) -> AccumulatorLag {
         lag_commits: state.latest_seq.saturating_sub(state.materialized_seq),
         unapplied_deltas: state.unapplied_deltas as usize,
         projector_error: state.projector_error.clone(),
-    }
+    })
 }
 
 fn metrics(state: &State) -> Result<AccumulatorExposureMetrics> {
@@ -69,14 +69,33 @@ fn metrics(state: &State) -> Result<AccumulatorExposureMetrics> {
     })
 }
 
+fn value(state: &State) -> Result<i64> {
+    Ok(state.value)
+}
+
+fn strong_value(state: &State) -> Result<i64> {
+    to_i64(healthy_effective(state)?)
+}
+
+fn exposure(state: &State) -> Result<i64> {
+    Ok(state.total_exposure)
+}
+
+fn available(state: &State) -> Result<i64> {
+    Ok(clamp_i64(
+        healthy_effective(state)? - i128::from(state.total_exposure),
+    ))
+}
+
 impl AedbInstance {
-    /// The accumulator's state, for `caller` (None: anonymous).
-    fn accumulator_state(
+    /// What `read` finds in the accumulator's state, for `caller` (None: anonymous).
+    fn accumulator_read<T>(
         &self,
         caller: Option<&CallerContext>,
         (project_id, scope_id, accumulator_name): (&str, &str, &str),
         consistency: ConsistencyMode,
-    ) -> Result<State> {
+        read: fn(&State) -> Result<T>,
+    ) -> Result<T> {
         match caller {
             Some(caller) => {
                 self.check_kv_read(caller, project_id, scope_id, accumulator_name.as_bytes())?
@@ -86,7 +105,7 @@ impl AedbInstance {
         let snapshot = self.snapshot_for(consistency)?;
         let acc = acc(project_id, scope_id, accumulator_name);
         require(&snapshot, acc)?;
-        stored::state(&snapshot, acc)
+        read(&stored::state(&snapshot, acc)?)
     }
 
     /// The materialized value: every delta folded so far.
@@ -97,9 +116,8 @@ impl AedbInstance {
         accumulator_name: &str,
         consistency: ConsistencyMode,
     ) -> Result<i64> {
-        let state =
-            self.accumulator_state(None, (project_id, scope_id, accumulator_name), consistency)?;
-        Ok(state.value)
+        let name = (project_id, scope_id, accumulator_name);
+        self.accumulator_read(None, name, consistency, value)
     }
 
     /// [`Self::accumulator_value`] as `caller`.
@@ -112,8 +130,7 @@ impl AedbInstance {
         consistency: ConsistencyMode,
     ) -> Result<i64> {
         let name = (project_id, scope_id, accumulator_name);
-        let state = self.accumulator_state(Some(caller), name, consistency)?;
-        Ok(state.value)
+        self.accumulator_read(Some(caller), name, consistency, value)
     }
 
     /// The effective value: materialized plus every accepted delta not folded yet.
@@ -124,9 +141,8 @@ impl AedbInstance {
         accumulator_name: &str,
         consistency: ConsistencyMode,
     ) -> Result<i64> {
-        let state =
-            self.accumulator_state(None, (project_id, scope_id, accumulator_name), consistency)?;
-        to_i64(healthy_effective(&state)?)
+        let name = (project_id, scope_id, accumulator_name);
+        self.accumulator_read(None, name, consistency, strong_value)
     }
 
     /// [`Self::accumulator_value_strong`] as `caller`.
@@ -139,8 +155,7 @@ impl AedbInstance {
         consistency: ConsistencyMode,
     ) -> Result<i64> {
         let name = (project_id, scope_id, accumulator_name);
-        let state = self.accumulator_state(Some(caller), name, consistency)?;
-        to_i64(healthy_effective(&state)?)
+        self.accumulator_read(Some(caller), name, consistency, strong_value)
     }
 
     /// How far the materialized value trails the accepted deltas.
@@ -151,9 +166,8 @@ impl AedbInstance {
         accumulator_name: &str,
         consistency: ConsistencyMode,
     ) -> Result<AccumulatorLag> {
-        let state =
-            self.accumulator_state(None, (project_id, scope_id, accumulator_name), consistency)?;
-        Ok(lag(&state))
+        let name = (project_id, scope_id, accumulator_name);
+        self.accumulator_read(None, name, consistency, lag)
     }
 
     /// [`Self::accumulator_lag`] as `caller`.
@@ -166,8 +180,7 @@ impl AedbInstance {
         consistency: ConsistencyMode,
     ) -> Result<AccumulatorLag> {
         let name = (project_id, scope_id, accumulator_name);
-        let state = self.accumulator_state(Some(caller), name, consistency)?;
-        Ok(lag(&state))
+        self.accumulator_read(Some(caller), name, consistency, lag)
     }
 
     /// The total of the open exposures.
@@ -178,9 +191,8 @@ impl AedbInstance {
         accumulator_name: &str,
         consistency: ConsistencyMode,
     ) -> Result<i64> {
-        let state =
-            self.accumulator_state(None, (project_id, scope_id, accumulator_name), consistency)?;
-        Ok(state.total_exposure)
+        let name = (project_id, scope_id, accumulator_name);
+        self.accumulator_read(None, name, consistency, exposure)
     }
 
     /// [`Self::accumulator_exposure`] as `caller`.
@@ -193,8 +205,7 @@ impl AedbInstance {
         consistency: ConsistencyMode,
     ) -> Result<i64> {
         let name = (project_id, scope_id, accumulator_name);
-        let state = self.accumulator_state(Some(caller), name, consistency)?;
-        Ok(state.total_exposure)
+        self.accumulator_read(Some(caller), name, consistency, exposure)
     }
 
     /// The effective value less the open exposure.
@@ -205,11 +216,8 @@ impl AedbInstance {
         accumulator_name: &str,
         consistency: ConsistencyMode,
     ) -> Result<i64> {
-        let state =
-            self.accumulator_state(None, (project_id, scope_id, accumulator_name), consistency)?;
-        Ok(clamp_i64(
-            healthy_effective(&state)? - i128::from(state.total_exposure),
-        ))
+        let name = (project_id, scope_id, accumulator_name);
+        self.accumulator_read(None, name, consistency, available)
     }
 
     /// [`Self::accumulator_available`] as `caller`.
@@ -222,10 +230,7 @@ impl AedbInstance {
         consistency: ConsistencyMode,
     ) -> Result<i64> {
         let name = (project_id, scope_id, accumulator_name);
-        let state = self.accumulator_state(Some(caller), name, consistency)?;
-        Ok(clamp_i64(
-            healthy_effective(&state)? - i128::from(state.total_exposure),
-        ))
+        self.accumulator_read(Some(caller), name, consistency, available)
     }
 
     /// Open exposure, what is available, and refusals.
@@ -236,9 +241,8 @@ impl AedbInstance {
         accumulator_name: &str,
         consistency: ConsistencyMode,
     ) -> Result<AccumulatorExposureMetrics> {
-        let state =
-            self.accumulator_state(None, (project_id, scope_id, accumulator_name), consistency)?;
-        metrics(&state)
+        let name = (project_id, scope_id, accumulator_name);
+        self.accumulator_read(None, name, consistency, metrics)
     }
 
     /// [`Self::accumulator_exposure_metrics`] as `caller`.
@@ -251,7 +255,6 @@ impl AedbInstance {
         consistency: ConsistencyMode,
     ) -> Result<AccumulatorExposureMetrics> {
         let name = (project_id, scope_id, accumulator_name);
-        let state = self.accumulator_state(Some(caller), name, consistency)?;
-        metrics(&state)
+        self.accumulator_read(Some(caller), name, consistency, metrics)
     }
 }

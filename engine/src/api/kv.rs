@@ -93,14 +93,15 @@ impl AedbInstance {
         shard_count: u16,
         shard_hint: u32,
     ) -> Result<CommitResult> {
-        self.commit(Mutation::CounterAdd {
-            project_id: project_id.into(),
-            scope_id: scope_id.into(),
+        self.counter_add_sharded_by(
+            None,
+            project_id,
+            scope_id,
             key,
             amount_be,
             shard_count,
             shard_hint,
-        })
+        )
         .await
     }
 
@@ -116,7 +117,30 @@ impl AedbInstance {
         shard_count: u16,
         shard_hint: u32,
     ) -> Result<CommitResult> {
-        self.commit_as(
+        self.counter_add_sharded_by(
+            Some(caller),
+            project_id,
+            scope_id,
+            key,
+            amount_be,
+            shard_count,
+            shard_hint,
+        )
+        .await
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn counter_add_sharded_by(
+        &self,
+        caller: Option<CallerContext>,
+        project_id: &str,
+        scope_id: &str,
+        key: Vec<u8>,
+        amount_be: [u8; 8],
+        shard_count: u16,
+        shard_hint: u32,
+    ) -> Result<CommitResult> {
+        self.commit_by(
             caller,
             Mutation::CounterAdd {
                 project_id: project_id.into(),
@@ -137,14 +161,8 @@ impl AedbInstance {
         key: Vec<u8>,
         amount_be: [u8; 32],
     ) -> Result<CommitResult> {
-        let (project_id, scope_id) = (project_id.into(), scope_id.into());
-        self.commit(Mutation::KvIncU256 {
-            project_id,
-            scope_id,
-            key,
-            amount_be,
-        })
-        .await
+        self.kv_inc_u256_by(None, project_id, scope_id, key, amount_be)
+            .await
     }
 
     /// [`Self::kv_inc_u256`] as `caller`, who needs `KvWrite` covering the key.
@@ -156,8 +174,20 @@ impl AedbInstance {
         key: Vec<u8>,
         amount_be: [u8; 32],
     ) -> Result<CommitResult> {
+        self.kv_inc_u256_by(Some(caller), project_id, scope_id, key, amount_be)
+            .await
+    }
+
+    async fn kv_inc_u256_by(
+        &self,
+        caller: Option<CallerContext>,
+        project_id: &str,
+        scope_id: &str,
+        key: Vec<u8>,
+        amount_be: [u8; 32],
+    ) -> Result<CommitResult> {
         let (project_id, scope_id) = (project_id.into(), scope_id.into());
-        self.commit_as(
+        self.commit_by(
             caller,
             Mutation::KvIncU256 {
                 project_id,
@@ -177,14 +207,8 @@ impl AedbInstance {
         key: Vec<u8>,
         amount_be: [u8; 32],
     ) -> Result<CommitResult> {
-        let (project_id, scope_id) = (project_id.into(), scope_id.into());
-        self.commit(Mutation::KvDecU256 {
-            project_id,
-            scope_id,
-            key,
-            amount_be,
-        })
-        .await
+        self.kv_dec_u256_by(None, project_id, scope_id, key, amount_be)
+            .await
     }
 
     /// [`Self::kv_dec_u256`] as `caller`, who needs `KvWrite` covering the key.
@@ -196,8 +220,20 @@ impl AedbInstance {
         key: Vec<u8>,
         amount_be: [u8; 32],
     ) -> Result<CommitResult> {
+        self.kv_dec_u256_by(Some(caller), project_id, scope_id, key, amount_be)
+            .await
+    }
+
+    async fn kv_dec_u256_by(
+        &self,
+        caller: Option<CallerContext>,
+        project_id: &str,
+        scope_id: &str,
+        key: Vec<u8>,
+        amount_be: [u8; 32],
+    ) -> Result<CommitResult> {
         let (project_id, scope_id) = (project_id.into(), scope_id.into());
-        self.commit_as(
+        self.commit_by(
             caller,
             Mutation::KvDecU256 {
                 project_id,
@@ -218,15 +254,15 @@ impl AedbInstance {
         on_missing: KvU64MissingPolicy,
         on_overflow: KvU64OverflowPolicy,
     ) -> Result<CommitResult> {
-        let (project_id, scope_id) = (project_id.into(), scope_id.into());
-        self.commit(Mutation::KvAddU64Ex {
+        self.kv_add_u64_ex_by(
+            None,
             project_id,
             scope_id,
             key,
             amount_be,
             on_missing,
             on_overflow,
-        })
+        )
         .await
     }
 
@@ -242,8 +278,31 @@ impl AedbInstance {
         on_missing: KvU64MissingPolicy,
         on_overflow: KvU64OverflowPolicy,
     ) -> Result<CommitResult> {
+        self.kv_add_u64_ex_by(
+            Some(caller),
+            project_id,
+            scope_id,
+            key,
+            amount_be,
+            on_missing,
+            on_overflow,
+        )
+        .await
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn kv_add_u64_ex_by(
+        &self,
+        caller: Option<CallerContext>,
+        project_id: &str,
+        scope_id: &str,
+        key: Vec<u8>,
+        amount_be: [u8; 8],
+        on_missing: KvU64MissingPolicy,
+        on_overflow: KvU64OverflowPolicy,
+    ) -> Result<CommitResult> {
         let (project_id, scope_id) = (project_id.into(), scope_id.into());
-        self.commit_as(
+        self.commit_by(
             caller,
             Mutation::KvAddU64Ex {
                 project_id,
@@ -266,15 +325,15 @@ impl AedbInstance {
         on_missing: KvU64MissingPolicy,
         on_underflow: KvU64UnderflowPolicy,
     ) -> Result<CommitResult> {
-        let (project_id, scope_id) = (project_id.into(), scope_id.into());
-        self.commit(Mutation::KvSubU64Ex {
+        self.kv_sub_u64_ex_by(
+            None,
             project_id,
             scope_id,
             key,
             amount_be,
             on_missing,
             on_underflow,
-        })
+        )
         .await
     }
 
@@ -290,8 +349,31 @@ impl AedbInstance {
         on_missing: KvU64MissingPolicy,
         on_underflow: KvU64UnderflowPolicy,
     ) -> Result<CommitResult> {
+        self.kv_sub_u64_ex_by(
+            Some(caller),
+            project_id,
+            scope_id,
+            key,
+            amount_be,
+            on_missing,
+            on_underflow,
+        )
+        .await
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn kv_sub_u64_ex_by(
+        &self,
+        caller: Option<CallerContext>,
+        project_id: &str,
+        scope_id: &str,
+        key: Vec<u8>,
+        amount_be: [u8; 8],
+        on_missing: KvU64MissingPolicy,
+        on_underflow: KvU64UnderflowPolicy,
+    ) -> Result<CommitResult> {
         let (project_id, scope_id) = (project_id.into(), scope_id.into());
-        self.commit_as(
+        self.commit_by(
             caller,
             Mutation::KvSubU64Ex {
                 project_id,
@@ -315,15 +397,15 @@ impl AedbInstance {
         operand_be: [u8; 8],
         expected_seq: Option<u64>,
     ) -> Result<CommitResult> {
-        let (project_id, scope_id) = (project_id.into(), scope_id.into());
-        self.commit(Mutation::KvMutateU64 {
+        self.kv_mutate_u64_by(
+            None,
             project_id,
             scope_id,
             key,
             op,
             operand_be,
             expected_seq,
-        })
+        )
         .await
     }
 
@@ -339,8 +421,31 @@ impl AedbInstance {
         operand_be: [u8; 8],
         expected_seq: Option<u64>,
     ) -> Result<CommitResult> {
+        self.kv_mutate_u64_by(
+            Some(caller),
+            project_id,
+            scope_id,
+            key,
+            op,
+            operand_be,
+            expected_seq,
+        )
+        .await
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn kv_mutate_u64_by(
+        &self,
+        caller: Option<CallerContext>,
+        project_id: &str,
+        scope_id: &str,
+        key: Vec<u8>,
+        op: KvU64MutatorOp,
+        operand_be: [u8; 8],
+        expected_seq: Option<u64>,
+    ) -> Result<CommitResult> {
         let (project_id, scope_id) = (project_id.into(), scope_id.into());
-        self.commit_as(
+        self.commit_by(
             caller,
             Mutation::KvMutateU64 {
                 project_id,
@@ -363,15 +468,15 @@ impl AedbInstance {
         operand_be: [u8; 32],
         expected_seq: Option<u64>,
     ) -> Result<CommitResult> {
-        let (project_id, scope_id) = (project_id.into(), scope_id.into());
-        self.commit(Mutation::KvMutateU256 {
+        self.kv_mutate_u256_by(
+            None,
             project_id,
             scope_id,
             key,
             op,
             operand_be,
             expected_seq,
-        })
+        )
         .await
     }
 
@@ -387,8 +492,31 @@ impl AedbInstance {
         operand_be: [u8; 32],
         expected_seq: Option<u64>,
     ) -> Result<CommitResult> {
+        self.kv_mutate_u256_by(
+            Some(caller),
+            project_id,
+            scope_id,
+            key,
+            op,
+            operand_be,
+            expected_seq,
+        )
+        .await
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn kv_mutate_u256_by(
+        &self,
+        caller: Option<CallerContext>,
+        project_id: &str,
+        scope_id: &str,
+        key: Vec<u8>,
+        op: KvU256MutatorOp,
+        operand_be: [u8; 32],
+        expected_seq: Option<u64>,
+    ) -> Result<CommitResult> {
         let (project_id, scope_id) = (project_id.into(), scope_id.into());
-        self.commit_as(
+        self.commit_by(
             caller,
             Mutation::KvMutateU256 {
                 project_id,
