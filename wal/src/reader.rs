@@ -209,10 +209,18 @@ impl Scanner<'_> {
             self.out.stale.push(path.to_path_buf());
             return Ok(false);
         }
-        // Also across a gap the checkpoint covers: the writer starts its segment after a
-        // recovery with the chain where the valid log ended (`WalWriter::open`), so a gap
-        // there matches too, and a removed covered segment or tail does not.
-        if self.integrity.hash_chain && self.expected.is_some() && header.chain != self.chain {
+        // In secure mode also across a gap the checkpoint covers: the writer starts its segment
+        // after a recovery with the chain where the valid log ended (`WalWriter::open`), so a
+        // gap there matches too, and a removed covered segment or tail does not. Not otherwise:
+        // frames a failed fsync left only in the page cache, redone and checkpointed, then lost
+        // to a reboot, leave such a gap with a chain that no longer matches — nothing is lost,
+        // and only secure mode prefers refusing to opening.
+        let joined_at_next = header.first_lsn == next || self.evidence_floor() == 0;
+        if self.integrity.hash_chain
+            && self.expected.is_some()
+            && joined_at_next
+            && header.chain != self.chain
+        {
             return Err(corrupt(
                 path,
                 0,
@@ -319,6 +327,9 @@ impl Scanner<'_> {
         }
         // Zeros can hide a lost sector as well as mark the end: look further either way.
         let later = &bytes[(offset + 1).min(bytes.len())..];
+        // Only damage found here ends a permissive scan — not the note of a torn tail an
+        // earlier recovery abandoned (`joins`), after which the log goes on.
+        let noted_before = self.out.dropped.clone();
         check_evidence(
             later,
             &e.segment,
@@ -327,7 +338,7 @@ impl Scanner<'_> {
             self.mode,
             &mut self.out,
         )?;
-        if self.out.dropped.is_some() && self.mode == RecoveryMode::Permissive {
+        if self.out.dropped != noted_before && self.mode == RecoveryMode::Permissive {
             self.finished = true;
         }
         self.end = Some(e);
