@@ -391,3 +391,56 @@ async fn processors_pull_and_commit_with_their_checkpoint() -> TestResult {
     assert!(db.processor_commit(" ", 1, vec![]).await.is_err());
     Ok(())
 }
+
+/// A pull never splits a commit's events (a checkpoint at the last one would skip the rest), a
+/// context's second pull continues after its first, and effects whose checkpoint does not
+/// move — a retry, another worker — are refused rather than applied twice (review findings).
+#[tokio::test]
+async fn pulls_keep_commits_whole_and_effects_are_not_applied_twice() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let db = setup(dir.path()).await?;
+    let event = |key: &str| Mutation::EmitEvent {
+        project_id: "g".into(),
+        scope_id: "app".into(),
+        topic: "scored".into(),
+        event_key: key.into(),
+        payload_json: "{}".into(),
+    };
+    let a = db.commit(event("a")).await?.commit_seq;
+    let b = db
+        .commit_many_atomic(vec![event("b1"), event("b2"), event("b3")])
+        .await?
+        .commit_seq;
+    // Two events would split commit b: only a comes, and the checkpoint would be a.
+    let pulled = db.processor_pull("scored", "p", 2).await?;
+    let keys: Vec<_> = pulled.events.iter().map(|e| e.event_key.as_str()).collect();
+    assert_eq!((keys, pulled.last_commit_seq), (vec!["a"], a));
+    let mut ctx = db.processor_context("g", "app", "p", "scored");
+    assert_eq!(ctx.pull(2).await?.len(), 1);
+    // The second pull goes on after the first; commit b comes whole, past the limit.
+    let second = ctx.pull(2).await?;
+    let keys: Vec<_> = second.iter().map(|e| e.event_key.as_str()).collect();
+    assert_eq!(keys, ["b1", "b2", "b3"]);
+    ctx.commit().await?;
+    assert_eq!(
+        db.reactive_processor_lag("p", AtLatest)
+            .await?
+            .checkpoint_seq,
+        b
+    );
+    // The same effects again with the same checkpoint: refused, nothing applied twice.
+    let credit = |value: &[u8]| Mutation::KvSet {
+        project_id: "g".into(),
+        scope_id: "app".into(),
+        key: b"credited".to_vec(),
+        value: value.to_vec(),
+    };
+    db.processor_commit("q", b, vec![credit(b"once")]).await?;
+    assert!(matches!(
+        db.processor_commit("q", b, vec![credit(b"twice")]).await,
+        Err(AedbError::Conflict(_))
+    ));
+    let stored = db.kv_get_no_auth("g", "app", b"credited", AtLatest).await?;
+    assert_eq!(stored.map(|e| e.value), Some(b"once".to_vec()));
+    Ok(())
+}

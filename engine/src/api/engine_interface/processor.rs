@@ -16,26 +16,53 @@ use crate::CommitFinality;
 use super::super::{now_micros, AedbInstance};
 use super::keyed_state::{check_row, delete_mutation, schema, write_mutation};
 use super::{KeyedStateQueryRequest, ProcessorPullResult};
+use crate::api::processors::delivery_snapshot;
 
 impl AedbInstance {
     /// Events of topic `event_name` after processor `processor_id`'s checkpoint, at most
-    /// `max_count`.
+    /// `max_count` — in whole commits: a commit's events are never split (one larger than
+    /// `max_count` comes whole), so a checkpoint at `last_commit_seq` skips none. Only durable
+    /// events, as the reactive processors (`Full` and `Batch` durability).
     pub async fn processor_pull(
         &self,
         event_name: &str,
         processor_id: &str,
         max_count: usize,
     ) -> Result<ProcessorPullResult> {
+        self.pull_after(event_name, processor_id, max_count, 0)
+    }
+
+    /// [`Self::processor_pull`] after `at_least` too (a context's own position).
+    fn pull_after(
+        &self,
+        event_name: &str,
+        processor_id: &str,
+        max_count: usize,
+        at_least: u64,
+    ) -> Result<ProcessorPullResult> {
         self.anonymous("processor_pull")?;
         check_processor_name(processor_id)?;
         if max_count == 0 {
             return Err(AedbError::Validation("max_count must be > 0".into()));
         }
-        let snapshot = self.engine.snapshot();
+        let snapshot = delivery_snapshot(self);
         let checkpoint_seq = checkpoints::checkpoint(&snapshot, processor_id)?.unwrap_or(0);
-        let events = events::read_after(&snapshot, Some(event_name), checkpoint_seq, max_count)?;
+        let from = checkpoint_seq.max(at_least);
+        let topic = Some(event_name);
+        let mut events = events::read_after(&snapshot, topic, from, max_count.saturating_add(1))?;
+        if events.len() > max_count {
+            let cut = events[max_count - 1].commit_seq;
+            let split = events[max_count].commit_seq == cut;
+            events.truncate(max_count);
+            if split && events[0].commit_seq == cut {
+                // One commit larger than the limit: whole.
+                events = events::read_commit(&snapshot, topic, cut)?;
+            } else if split {
+                events.retain(|e| e.commit_seq != cut);
+            }
+        }
         Ok(ProcessorPullResult {
-            last_commit_seq: events.last().map_or(checkpoint_seq, |e| e.commit_seq),
+            last_commit_seq: events.last().map_or(from, |e| e.commit_seq),
             checkpoint_seq,
             head_seq: snapshot.seq(),
             events,
@@ -72,6 +99,15 @@ impl AedbInstance {
                         "processor_commit has no mutations and does not advance the checkpoint"
                             .into(),
                     ));
+                }
+                // Effects with a checkpoint that does not move were already committed for
+                // these events (a retry, or another worker): applying them again would
+                // double them.
+                if !advances {
+                    return Err(AedbError::Conflict(format!(
+                        "processor {name}: checkpoint is already {current}, at or past \
+                         {checkpoint_seq}; these events' effects were committed"
+                    )));
                 }
                 for mutation in &mutations {
                     apply(txn, mutation, &limits)?;
@@ -123,10 +159,13 @@ pub struct ProcessorContext<'a> {
 impl ProcessorContext<'_> {
     /// Pull the next events of the source topic; the commit moves the checkpoint past them.
     pub async fn pull(&mut self, max_count: usize) -> Result<Vec<EventOutboxRecord>> {
-        let pulled = self
-            .db
-            .processor_pull(&self.source_event, &self.processor_id, max_count)
-            .await?;
+        // After what this context already pulled, not only after the stored checkpoint.
+        let pulled = self.db.pull_after(
+            &self.source_event,
+            &self.processor_id,
+            max_count,
+            self.checkpoint_seq,
+        )?;
         self.checkpoint_seq = self.checkpoint_seq.max(pulled.last_commit_seq);
         Ok(pulled.events)
     }

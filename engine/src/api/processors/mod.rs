@@ -33,6 +33,7 @@ pub use types::{
     ReactiveProcessorHealth, ReactiveProcessorInfo, ReactiveProcessorLag, ReactiveProcessorOptions,
     ReactiveProcessorRuntimeStatus, ReactiveProcessorSloStatus,
 };
+pub(crate) use worker::delivery_snapshot;
 
 /// Batched acks remembered per processor; past this many, an arbitrary eighth is forgotten
 /// (a forgotten processor's next batched ack reads its durable checkpoint instead).

@@ -434,7 +434,7 @@ impl Worker {
 /// a power loss could still take back (its emitter has not been answered yet). Under
 /// `OsBuffered`, commits become durable only on request, so there the visible ones — that mode
 /// already accepts losing acknowledged commits to a power loss.
-fn delivery_snapshot(db: &AedbInstance) -> aedb_pager::Snapshot {
+pub(crate) fn delivery_snapshot(db: &AedbInstance) -> aedb_pager::Snapshot {
     let latest = db.engine.snapshot();
     if db.config.durability_mode == crate::config::DurabilityMode::OsBuffered {
         return latest;
