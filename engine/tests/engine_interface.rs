@@ -444,3 +444,132 @@ async fn pulls_keep_commits_whole_and_effects_are_not_applied_twice() -> TestRes
     assert_eq!(stored.map(|e| e.value), Some(b"once".to_vec()));
     Ok(())
 }
+
+/// A context's `update` holds only while the row it read is unchanged: a writer that commits
+/// the row in between fails the context's commit, and nothing of it (state, checkpoint)
+/// lands (review finding: a lost update).
+#[tokio::test]
+async fn a_context_update_raced_by_another_writer_commits_nothing() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let db = setup(dir.path()).await?;
+    let total = || Value::Text("total".into());
+    db.keyed_state_write("g", "app", "players", total(), player("total", 10))
+        .await?;
+    db.emit_event("g", "app", "scored", "e1".into(), "{}".into())
+        .await?;
+    let mut ctx = db.processor_context("g", "app", "p", "scored");
+    assert_eq!(ctx.pull(10).await?.len(), 1);
+    ctx.update("players", total(), |row| {
+        let row = row.expect("total exists");
+        let score = match row.values[1] {
+            Value::Integer(n) => n,
+            _ => 0,
+        };
+        Ok(Some(player("total", score + 1)))
+    })
+    .await?;
+    // Another writer changes the row after the context read it.
+    db.keyed_state_write("g", "app", "players", total(), player("total", 50))
+        .await?;
+    let refused = ctx.commit().await;
+    assert!(
+        matches!(refused, Err(AedbError::AssertionFailed { .. })),
+        "{refused:?}"
+    );
+    assert_eq!(
+        db.keyed_state_read("g", "app", "players", total(), AtLatest)
+            .await?,
+        Some(player("total", 50)),
+        "the other writer's row stays"
+    );
+    assert_eq!(
+        db.reactive_processor_lag("p", AtLatest)
+            .await?
+            .checkpoint_seq,
+        0,
+        "the checkpoint did not move"
+    );
+
+    // A row absent at the read must still be absent at the commit.
+    let mut ctx = db.processor_context("g", "app", "p", "scored");
+    ctx.pull(10).await?;
+    ctx.update("players", Value::Text("new".into()), |row| {
+        assert!(row.is_none());
+        Ok(Some(player("new", 1)))
+    })
+    .await?;
+    db.keyed_state_write(
+        "g",
+        "app",
+        "players",
+        Value::Text("new".into()),
+        player("new", 7),
+    )
+    .await?;
+    assert!(matches!(
+        ctx.commit().await,
+        Err(AedbError::AssertionFailed { .. })
+    ));
+
+    // Unraced, the same work commits.
+    let mut ctx = db.processor_context("g", "app", "p", "scored");
+    ctx.pull(10).await?;
+    ctx.update("players", total(), |_| Ok(Some(player("total", 51))))
+        .await?;
+    ctx.commit().await?;
+    assert_eq!(
+        db.keyed_state_read("g", "app", "players", total(), AtLatest)
+            .await?,
+        Some(player("total", 51))
+    );
+    Ok(())
+}
+
+/// `processor_commit` commits as every other commit does: a refused exposure is counted, and
+/// the actor of a grant is the committing caller (none here), whatever the mutation says.
+#[tokio::test]
+async fn processor_commits_count_refusals_and_stamp_actors() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let db = setup(dir.path()).await?;
+    db.emit_event("g", "app", "scored", "e1".into(), "{}".into())
+        .await?;
+    let head = db.processor_pull("scored", "p", 10).await?.last_commit_seq;
+    let too_much = Mutation::ExposeAccumulator {
+        project_id: "g".into(),
+        scope_id: "app".into(),
+        accumulator_name: "bank".into(),
+        amount: 1_000,
+        exposure_id: "x".into(),
+    };
+    assert!(db
+        .processor_commit("p", head, vec![too_much])
+        .await
+        .is_err());
+    let metrics = db
+        .accumulator_exposure_metrics("g", "app", "bank", AtLatest)
+        .await?;
+    assert_eq!(metrics.rejection_count, 1);
+
+    let forged = Mutation::Ddl(DdlOperation::GrantPermission {
+        caller_id: "reader".into(),
+        permission: aedb::permission::Permission::ProjectAdmin {
+            project_id: "g".into(),
+        },
+        actor_id: Some("mallory".into()),
+        delegable: false,
+    });
+    db.processor_commit("p", head, vec![forged]).await?;
+    let audit = db
+        .query(
+            "_system",
+            "app",
+            aedb::query::plan::Query::select(&["*"])
+                .from("authz_audit")
+                .limit(10),
+        )
+        .await?;
+    assert_eq!(audit.rows.len(), 1);
+    let row = format!("{:?}", audit.rows[0]);
+    assert!(!row.contains("mallory"), "{row}");
+    Ok(())
+}

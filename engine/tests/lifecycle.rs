@@ -110,3 +110,148 @@ async fn hooks_hear_each_applied_change_and_the_outbox_keeps_them(
     assert_eq!(seqs, vec![Value::Integer(emitted.commit_seq as i64)]);
     Ok(())
 }
+
+/// The sequences of the emitted events a recorder heard, in the order heard.
+fn emitted_seqs(recorder: &Recorder) -> Vec<u64> {
+    recorder
+        .0
+        .lock()
+        .iter()
+        .filter_map(|e| match e {
+            LifecycleEvent::AppEventEmitted { seq, .. } => Some(*seq),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Hooks hear commits in commit order however many callers commit at once: the pipeline
+/// hands each published commit to the hooks, not the caller afterwards (review finding).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn hooks_hear_concurrent_commits_in_commit_order() -> Result<(), Box<dyn std::error::Error>> {
+    let dir = tempfile::tempdir()?;
+    let db = Arc::new(AedbInstance::open(Default::default(), dir.path())?);
+    db.create_project("p").await?;
+    let recorder = Arc::new(Recorder::default());
+    db.add_lifecycle_hook(recorder.clone());
+    let mut writers = Vec::new();
+    for writer in 0..16 {
+        let db = db.clone();
+        writers.push(tokio::spawn(async move {
+            for i in 0..25 {
+                db.emit_event("p", "app", "t", format!("{writer}-{i}"), "{}".into())
+                    .await?;
+            }
+            Ok::<_, aedb::AedbError>(())
+        }));
+    }
+    for writer in writers {
+        writer.await??;
+    }
+    settle(&recorder, 400).await;
+    let seqs = emitted_seqs(&recorder);
+    assert_eq!(seqs.len(), 400);
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{seqs:?}");
+    Ok(())
+}
+
+/// A caller that stops waiting for its commit does not take the hooks' events with it: every
+/// event in the outbox is heard, once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hooks_hear_commits_whose_caller_gave_up() -> Result<(), Box<dyn std::error::Error>> {
+    let dir = tempfile::tempdir()?;
+    let db = AedbInstance::open(Default::default(), dir.path())?;
+    db.create_project("p").await?;
+    let recorder = Arc::new(Recorder::default());
+    db.add_lifecycle_hook(recorder.clone());
+    for i in 0..60u64 {
+        // Some of these are dropped before their commit is queued, some after.
+        let call = db.emit_event("p", "app", "t", format!("k{i}"), "{}".into());
+        let _ = tokio::time::timeout(Duration::from_micros(i * 20), call).await;
+    }
+    db.emit_event("p", "app", "t", "last".into(), "{}".into())
+        .await?;
+    let page = db
+        .read_event_stream(
+            Some("t"),
+            0,
+            1_000,
+            aedb::query::plan::ConsistencyMode::AtLatest,
+        )
+        .await?;
+    let stored: Vec<u64> = page.events.iter().map(|e| e.commit_seq).collect();
+    settle(&recorder, stored.len()).await;
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    assert_eq!(emitted_seqs(&recorder), stored);
+    Ok(())
+}
+
+/// A hook that commits, while callers keep it more than a full queue behind, neither
+/// deadlocks nor loses events: callers wait for the hooks, the hook's own commits do not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_hook_that_commits_under_a_full_queue_does_not_deadlock(
+) -> Result<(), Box<dyn std::error::Error>> {
+    struct Echo {
+        db: parking_lot::Mutex<Option<Arc<AedbInstance>>>,
+        handle: tokio::runtime::Handle,
+        heard: Recorder,
+    }
+    impl LifecycleHook for Echo {
+        fn on_event(&self, event: &LifecycleEvent) {
+            self.heard.on_event(event);
+            let LifecycleEvent::AppEventEmitted {
+                topic, event_key, ..
+            } = event
+            else {
+                return;
+            };
+            let db = self.db.lock().clone();
+            if let (Some(db), "in") = (db, topic.as_str()) {
+                let echo = db.emit_event("p", "app", "out", event_key.clone(), "{}".into());
+                self.handle.block_on(echo).expect("the hook's commit");
+            }
+        }
+    }
+    let dir = tempfile::tempdir()?;
+    let db = Arc::new(AedbInstance::open(Default::default(), dir.path())?);
+    db.create_project("p").await?;
+    let echo = Arc::new(Echo {
+        db: parking_lot::Mutex::new(Some(db.clone())),
+        handle: tokio::runtime::Handle::current(),
+        heard: Recorder::default(),
+    });
+    db.add_lifecycle_hook(echo.clone());
+    let events_in = 1_500;
+    let mut writers = Vec::new();
+    for writer in 0..30 {
+        let db = db.clone();
+        writers.push(tokio::spawn(async move {
+            for i in 0..events_in / 30 {
+                db.emit_event("p", "app", "in", format!("{writer}-{i}"), "{}".into())
+                    .await?;
+            }
+            Ok::<_, aedb::AedbError>(())
+        }));
+    }
+    let all = async {
+        for writer in writers {
+            writer.await??;
+        }
+        Ok::<_, Box<dyn std::error::Error>>(())
+    };
+    tokio::time::timeout(Duration::from_secs(120), all).await??;
+    settle(&echo.heard, 2 * events_in).await;
+    let out = db
+        .read_event_stream(
+            Some("out"),
+            0,
+            10_000,
+            aedb::query::plan::ConsistencyMode::AtLatest,
+        )
+        .await?;
+    assert_eq!(out.events.len(), events_in);
+    assert_eq!(emitted_seqs(&echo.heard).len(), 2 * events_in);
+    assert_eq!(db.lifecycle_events_dropped(), 0);
+    // The hook holds the instance: let it go so the instance and its hook thread end.
+    echo.db.lock().take();
+    Ok(())
+}

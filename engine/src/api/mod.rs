@@ -150,7 +150,7 @@ impl AedbInstance {
                     .saturating_mul(1_000_000),
             },
             refused_exposures: Default::default(),
-            lifecycle_events: Default::default(),
+            lifecycle_sink: Some(self.hooks.sink()),
         }
     }
 

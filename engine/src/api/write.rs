@@ -115,7 +115,6 @@ impl AedbInstance {
             .collect::<Vec<_>>();
         let limits = self.limits();
         let refused = limits.refused_exposures.clone();
-        let lifecycle = limits.lifecycle_events.clone();
         let outcome = self
             .engine
             .commit(finality, move |txn| {
@@ -129,16 +128,11 @@ impl AedbInstance {
                         .collect::<Result<Vec<_>>>()?,
                     None => mutations,
                 };
-                let applied = mutations
-                    .iter()
-                    .map(|m| apply(txn, m, &limits))
-                    .collect::<Result<Vec<_>>>()?;
-                crate::commit::lifecycle::record(txn, &mutations, &applied, &limits)?;
-                Ok(applied)
+                apply_recorded(txn, &mutations, &limits)
             })
             .await;
         let outcome = self.count_refused_exposures(outcome, &refused).await?;
-        self.run_lifecycle_hooks(&lifecycle);
+        self.wait_for_hooks().await;
         Ok((
             CommitResult {
                 commit_seq: outcome.commit_seq,
@@ -148,6 +142,34 @@ impl AedbInstance {
             },
             outcome.value,
         ))
+    }
+
+    /// Commit `mutations` atomically as no caller — for engine-driven commits whose gate is
+    /// their own (`processor_commit`) — with `extra` run last in the same commit. Like every
+    /// commit: actors stamped, lifecycle recorded, refused exposures counted.
+    pub(super) async fn commit_unchecked<T: Send + 'static>(
+        &self,
+        mutations: Vec<Mutation>,
+        finality: CommitFinality,
+        extra: impl FnOnce(&mut crate::durable::LoggedTxn) -> Result<T> + Send + 'static,
+    ) -> Result<crate::durable::CommitOutcome<T>> {
+        let mutations: Vec<Mutation> = mutations
+            .into_iter()
+            .map(|m| stamp_actor(m, None))
+            .collect();
+        let limits = self.limits();
+        let refused = limits.refused_exposures.clone();
+        let outcome = self
+            .engine
+            .commit(finality, move |txn| {
+                let value = extra(txn)?;
+                apply_recorded(txn, &mutations, &limits)?;
+                Ok(value)
+            })
+            .await;
+        let outcome = self.count_refused_exposures(outcome, &refused).await?;
+        self.wait_for_hooks().await;
+        Ok(outcome)
     }
 
     /// Record a failed assertion in `assertion_audit`, in a commit of its own (the failed
@@ -205,7 +227,6 @@ impl AedbInstance {
         } else {
             finality
         };
-        let lifecycle = limits.lifecycle_events.clone();
         let caller_id = envelope.caller.as_ref().map(|c| c.caller_id.clone());
         let outcome = self
             .engine
@@ -221,7 +242,7 @@ impl AedbInstance {
                 .await;
         }
         let outcome = self.count_refused_exposures(outcome, &refused).await?;
-        self.run_lifecycle_hooks(&lifecycle);
+        self.wait_for_hooks().await;
         Ok(match outcome.value {
             EnvelopeOutcome::Applied => CommitResult {
                 commit_seq: outcome.commit_seq,
@@ -397,4 +418,18 @@ impl AedbInstance {
             },
         }
     }
+}
+
+/// Apply a commit's mutations in order and record what they did for the lifecycle hooks.
+fn apply_recorded(
+    txn: &mut crate::durable::LoggedTxn,
+    mutations: &[Mutation],
+    limits: &crate::commit::apply::Limits,
+) -> Result<Vec<Applied>> {
+    let applied = mutations
+        .iter()
+        .map(|m| apply(txn, m, limits))
+        .collect::<Result<Vec<_>>>()?;
+    crate::commit::lifecycle::record(txn, mutations, &applied, limits)?;
+    Ok(applied)
 }

@@ -19,8 +19,8 @@ pub struct Limits {
     /// Accumulators whose exposure this commit refused: the caller counts them in a commit
     /// of their own once this one has failed.
     pub refused_exposures: RefusedExposures,
-    /// What the commit did, for lifecycle hooks once it is visible (`commit::lifecycle`).
-    pub lifecycle_events: std::sync::Arc<parking_lot::Mutex<Vec<super::lifecycle::LifecycleEvent>>>,
+    /// Where what the commit did goes once it is visible (`commit::lifecycle::record`).
+    pub lifecycle_sink: Option<std::sync::Arc<dyn super::lifecycle::LifecycleSink>>,
 }
 
 /// An exposure the margin rule refused: the accumulator, named and identified by the commit

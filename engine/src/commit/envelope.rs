@@ -354,21 +354,7 @@ pub(crate) fn apply_envelope(
         envelope.base_seq,
         limits.rows.max_scan_rows,
     )?;
-    for (index, assertion) in envelope.assertions.iter().enumerate() {
-        if assertion.depth() > MAX_ASSERTION_DEPTH {
-            return Err(AedbError::Validation(format!(
-                "assertion deeper than {MAX_ASSERTION_DEPTH}"
-            )));
-        }
-        let (holds, actual) = evaluate(txn, assertion)?;
-        if !holds {
-            return Err(AedbError::AssertionFailed {
-                index,
-                assertion: Box::new(assertion.clone()),
-                actual: Box::new(actual),
-            });
-        }
-    }
+    check_assertions(txn, &envelope.assertions)?;
     let mut applied = Vec::with_capacity(envelope.write_intent.mutations.len());
     for mutation in &envelope.write_intent.mutations {
         let caller = envelope.caller.as_ref();
@@ -394,6 +380,27 @@ pub(crate) fn apply_envelope(
         )?;
     }
     Ok(EnvelopeOutcome::Applied)
+}
+
+/// Evaluate `assertions` in order against the commit's state: the first that does not hold
+/// fails the commit with `AssertionFailed` (its index and what was found).
+pub(crate) fn check_assertions(txn: &mut LoggedTxn, assertions: &[ReadAssertion]) -> Result<()> {
+    for (index, assertion) in assertions.iter().enumerate() {
+        if assertion.depth() > MAX_ASSERTION_DEPTH {
+            return Err(AedbError::Validation(format!(
+                "assertion deeper than {MAX_ASSERTION_DEPTH}"
+            )));
+        }
+        let (holds, actual) = evaluate(txn, assertion)?;
+        if !holds {
+            return Err(AedbError::AssertionFailed {
+                index,
+                assertion: Box::new(assertion.clone()),
+                actual: Box::new(actual),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// The sum of one column's values (Nulls skipped; an empty sum is Integer 0): exact for

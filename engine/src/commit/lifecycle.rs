@@ -11,6 +11,15 @@ use crate::durable::LoggedTxn;
 use crate::error::{AedbError, Result};
 use crate::stored::lifecycle;
 
+/// Where published commits' lifecycle events go: the instance's hooks (`api::lifecycle`).
+pub trait LifecycleSink: Send + Sync {
+    /// Whether anyone listens; a commit hands over no events otherwise.
+    fn listening(&self) -> bool;
+    /// Take one published commit's events. Called on the thread leading the commit group,
+    /// in commit order: it must not block.
+    fn publish(&self, events: Vec<LifecycleEvent>);
+}
+
 /// One thing a commit did, with the commit's sequence.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub enum LifecycleEvent {
@@ -218,9 +227,10 @@ fn of_mutation(mutation: &Mutation, applied: &Applied, seq: u64) -> Vec<Lifecycl
     }
 }
 
-/// The lifecycle events of a commit's applied mutations, handed to the caller through
-/// `limits.lifecycle_events` (its hooks run once the commit is visible); when the commit
-/// emitted an event, they are also stored in the lifecycle outbox in this commit.
+/// The lifecycle events of a commit's applied mutations, handed to `limits.lifecycle_sink`
+/// once the commit is published (so hooks hear commits in order, whatever becomes of the
+/// caller); when the commit emitted an event, they are also stored in the lifecycle outbox in
+/// this commit.
 pub fn record(
     txn: &mut LoggedTxn,
     mutations: &[Mutation],
@@ -255,6 +265,11 @@ pub fn record(
             .map_err(|e| AedbError::Validation(format!("lifecycle events: {e}")))?;
         lifecycle::append(txn, events.len(), json, limits.now_micros)?;
     }
-    limits.lifecycle_events.lock().extend(events);
+    if let Some(sink) = limits.lifecycle_sink.as_ref() {
+        if !events.is_empty() && sink.listening() {
+            let sink = sink.clone();
+            txn.after_publish(Box::new(move || sink.publish(events)));
+        }
+    }
     Ok(())
 }

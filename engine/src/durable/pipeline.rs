@@ -295,6 +295,7 @@ impl Writer {
         }
         let wrote_watched = logged.wrote_watched();
         let deleted_from = logged.take_deleted_from();
+        let after_publish = logged.take_after_publish();
         let (mut txn, record) = logged.into_parts();
         let seq = txn.seq();
         let payload = record.finish();
@@ -325,6 +326,10 @@ impl Writer {
         let freed = txn.freed_page_count();
         let published = txn.publish();
         debug_assert_eq!(published, seq);
+        // In commit order: only this thread publishes, one commit at a time.
+        for callback in after_publish {
+            callback();
+        }
         self.retain_head(freed);
         self.bytes_since_sync += payload.len() as u64;
         self.bytes_since_checkpoint_request += payload.len() as u64;

@@ -26,7 +26,17 @@ pub struct LoggedTxn {
     /// The first write operation that failed: the commit fails with it whatever the body
     /// returns, since the trees may hold part of that operation.
     poison: Option<AedbError>,
+    /// Run by the pipeline right after this commit is published, in commit order; dropped
+    /// unrun when the commit is not published (a failed or dry-run body, a discard).
+    after_publish: Vec<AfterPublish>,
 }
+
+/// A callback for after a commit is published (`LoggedTxn::after_publish`). It runs on the
+/// thread leading the commit group, so it must not block or commit.
+pub type AfterPublish = Box<dyn FnOnce() + Send>;
+
+/// Callbacks one commit may register: the upper layers register one or two.
+const MAX_AFTER_PUBLISH: usize = 8;
 
 impl LoggedTxn {
     pub(crate) fn new(
@@ -45,7 +55,19 @@ impl LoggedTxn {
             deleted_from: Vec::new(),
             structural,
             poison: None,
+            after_publish: Vec::new(),
         }
+    }
+
+    /// Run `callback` once this commit is published (visible), in commit order with every
+    /// other commit's callbacks; never if the commit is not published.
+    pub fn after_publish(&mut self, callback: AfterPublish) {
+        debug_assert!(self.after_publish.len() < MAX_AFTER_PUBLISH);
+        self.after_publish.push(callback);
+    }
+
+    pub(crate) fn take_after_publish(&mut self) -> Vec<AfterPublish> {
+        std::mem::take(&mut self.after_publish)
     }
 
     /// The error that poisoned this transaction, if one did: the commit must fail with it.

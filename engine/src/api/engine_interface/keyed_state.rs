@@ -37,6 +37,43 @@ pub(super) fn schema(
     Ok(schema)
 }
 
+/// The committed row of `key` and the assertion that keeps it so until the commit: its
+/// version, or its absence (an update made on it must not overwrite a newer write).
+pub(super) fn read_for_update(
+    reader: &impl ReadTrees,
+    schema: &TableSchema,
+    project: &str,
+    scope: &str,
+    table: &str,
+    key: &Value,
+) -> Result<(Option<Row>, ReadAssertion)> {
+    let current = rows::read_row_versioned(reader, schema, &encode_key(std::slice::from_ref(key)))?;
+    let primary_key = vec![key.clone()];
+    let (project_id, scope_id, table_name) = (project.into(), scope.into(), table.into());
+    Ok(match current {
+        Some((row, version)) => (
+            Some(row),
+            ReadAssertion::RowVersion {
+                project_id,
+                scope_id,
+                table_name,
+                primary_key,
+                expected_seq: version,
+            },
+        ),
+        None => (
+            None,
+            ReadAssertion::RowExists {
+                project_id,
+                scope_id,
+                table_name,
+                primary_key,
+                expected: false,
+            },
+        ),
+    })
+}
+
 /// A keyed-state row must carry `key` in its key column.
 pub(super) fn check_row(schema: &TableSchema, key: &Value, row: &Row) -> Result<()> {
     let at = schema.pk_positions().first().copied().unwrap_or(0);
@@ -250,25 +287,9 @@ impl AedbInstance {
         self.anonymous("keyed_state_update")?;
         let snapshot = self.engine.snapshot();
         let schema = schema(&snapshot, project_id, scope_id, keyed_state)?;
-        let current =
-            rows::read_row_versioned(&snapshot, &schema, &encode_key(std::slice::from_ref(&key)))?;
-        let guard = match &current {
-            Some((_, version)) => ReadAssertion::RowVersion {
-                project_id: project_id.into(),
-                scope_id: scope_id.into(),
-                table_name: keyed_state.into(),
-                primary_key: vec![key.clone()],
-                expected_seq: *version,
-            },
-            None => ReadAssertion::RowExists {
-                project_id: project_id.into(),
-                scope_id: scope_id.into(),
-                table_name: keyed_state.into(),
-                primary_key: vec![key.clone()],
-                expected: false,
-            },
-        };
-        let mutation = match update_fn(current.map(|(row, _)| row))? {
+        let (current, guard) =
+            read_for_update(&snapshot, &schema, project_id, scope_id, keyed_state, &key)?;
+        let mutation = match update_fn(current)? {
             Some(row) => {
                 check_row(&schema, &key, &row)?;
                 write_mutation(project_id, scope_id, keyed_state, key, row)

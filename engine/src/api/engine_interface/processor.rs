@@ -6,7 +6,7 @@ use aedb_catalog::types::{Row, Value};
 
 use crate::api::processors::check_processor_name;
 use crate::api::EventOutboxRecord;
-use crate::commit::apply::apply;
+use crate::commit::envelope::{check_assertions, ReadAssertion};
 use crate::commit::{CommitResult, Mutation};
 use crate::error::{AedbError, Result};
 use crate::query::plan::ConsistencyMode;
@@ -14,7 +14,7 @@ use crate::stored::{events, processors as checkpoints};
 use crate::CommitFinality;
 
 use super::super::{now_micros, AedbInstance};
-use super::keyed_state::{check_row, delete_mutation, schema, write_mutation};
+use super::keyed_state::{check_row, delete_mutation, read_for_update, schema, write_mutation};
 use super::{KeyedStateQueryRequest, ProcessorPullResult};
 use crate::api::processors::delivery_snapshot;
 
@@ -78,14 +78,26 @@ impl AedbInstance {
         checkpoint_seq: u64,
         mutations: Vec<Mutation>,
     ) -> Result<CommitResult> {
+        self.processor_commit_guarded(processor_id, checkpoint_seq, mutations, Vec::new())
+            .await
+    }
+
+    /// [`Self::processor_commit`], failing with `AssertionFailed` unless every one of
+    /// `guards` holds in the commit (a context's reads for its updates).
+    async fn processor_commit_guarded(
+        &self,
+        processor_id: &str,
+        checkpoint_seq: u64,
+        mutations: Vec<Mutation>,
+        guards: Vec<ReadAssertion>,
+    ) -> Result<CommitResult> {
         self.anonymous("processor_commit")?;
         check_processor_name(processor_id)?;
-        let limits = self.limits();
         let name = processor_id.to_string();
         let now = now_micros();
+        let has_mutations = !mutations.is_empty();
         let outcome = self
-            .engine
-            .commit(CommitFinality::Visible, move |txn| {
+            .commit_unchecked(mutations, CommitFinality::Visible, move |txn| {
                 let head = txn.seq() - 1;
                 if checkpoint_seq > head {
                     return Err(AedbError::Validation(format!(
@@ -93,29 +105,24 @@ impl AedbInstance {
                     )));
                 }
                 let current = checkpoints::checkpoint(txn, &name)?.unwrap_or(0);
-                let advances = checkpoint_seq > current;
-                if mutations.is_empty() && !advances {
-                    return Err(AedbError::Validation(
-                        "processor_commit has no mutations and does not advance the checkpoint"
-                            .into(),
-                    ));
-                }
-                // Effects with a checkpoint that does not move were already committed for
-                // these events (a retry, or another worker): applying them again would
-                // double them.
-                if !advances {
+                if checkpoint_seq <= current {
+                    if !has_mutations {
+                        return Err(AedbError::Validation(
+                            "processor_commit has no mutations and does not advance the \
+                             checkpoint"
+                                .into(),
+                        ));
+                    }
+                    // Effects with a checkpoint that does not move were already committed
+                    // for these events (a retry, or another worker): applying them again
+                    // would double them.
                     return Err(AedbError::Conflict(format!(
                         "processor {name}: checkpoint is already {current}, at or past \
                          {checkpoint_seq}; these events' effects were committed"
                     )));
                 }
-                for mutation in &mutations {
-                    apply(txn, mutation, &limits)?;
-                }
-                if advances {
-                    checkpoints::put_checkpoint(txn, &name, checkpoint_seq, now)?;
-                }
-                Ok(())
+                check_assertions(txn, &guards)?;
+                checkpoints::put_checkpoint(txn, &name, checkpoint_seq, now)
             })
             .await?;
         Ok(CommitResult::applied(
@@ -140,6 +147,7 @@ impl AedbInstance {
             processor_id: processor_id.to_string(),
             source_event: source_event.to_string(),
             pending: Vec::new(),
+            guards: Vec::new(),
             checkpoint_seq: 0,
         }
     }
@@ -153,6 +161,8 @@ pub struct ProcessorContext<'a> {
     processor_id: String,
     source_event: String,
     pending: Vec<Mutation>,
+    /// What `update` read from committed state must still be so at the commit.
+    guards: Vec<ReadAssertion>,
     checkpoint_seq: u64,
 }
 
@@ -210,14 +220,29 @@ impl ProcessorContext<'_> {
     }
 
     /// Update the row of `key` as this context sees it: its own pending writes first, then
-    /// the committed row.
+    /// the committed row — which must still be that row when the context commits, or the
+    /// commit fails with `AssertionFailed` (another writer changed it: pull and retry).
     pub async fn update<F>(&mut self, keyed_state: &str, key: Value, update_fn: F) -> Result<()>
     where
         F: FnOnce(Option<Row>) -> Result<Option<Row>>,
     {
         let current = match self.pending_row(keyed_state, &key) {
             Some(pending) => pending,
-            None => self.read(keyed_state, key.clone()).await?,
+            None => {
+                self.db.anonymous("keyed_state_update")?;
+                let snapshot = self.db.snapshot_for(ConsistencyMode::AtLatest)?;
+                let schema = schema(&snapshot, &self.project_id, &self.scope_id, keyed_state)?;
+                let (row, guard) = read_for_update(
+                    &snapshot,
+                    &schema,
+                    &self.project_id,
+                    &self.scope_id,
+                    keyed_state,
+                    &key,
+                )?;
+                self.guards.push(guard);
+                row
+            }
         };
         match update_fn(current)? {
             Some(row) => self.write(keyed_state, key, row),
@@ -317,7 +342,12 @@ impl ProcessorContext<'_> {
             }
         }
         self.db
-            .processor_commit(&self.processor_id, self.checkpoint_seq, self.pending)
+            .processor_commit_guarded(
+                &self.processor_id,
+                self.checkpoint_seq,
+                self.pending,
+                self.guards,
+            )
             .await
     }
 }
