@@ -573,3 +573,94 @@ async fn processor_commits_count_refusals_and_stamp_actors() -> TestResult {
     assert!(!row.contains("mallory"), "{row}");
     Ok(())
 }
+
+/// Index walks of keyed state examine at most `max_scan_rows` entries: a rank or an offset
+/// past it is a typed `ScanBoundExceeded`, not an unbounded walk.
+#[tokio::test]
+async fn keyed_state_index_walks_are_bounded() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let config = aedb::config::AedbConfig {
+        max_scan_rows: 5,
+        ..Default::default()
+    };
+    let db = AedbInstance::open(config, dir.path())?;
+    db.create_project("g").await?;
+    db.commit(Mutation::Ddl(DdlOperation::CreateTable {
+        project_id: "g".into(),
+        scope_id: "app".into(),
+        table_name: "players".into(),
+        owner_id: None,
+        columns: vec![
+            ColumnDef {
+                name: "id".into(),
+                col_type: ColumnType::Text,
+                nullable: false,
+            },
+            ColumnDef {
+                name: "score".into(),
+                col_type: ColumnType::Integer,
+                nullable: false,
+            },
+        ],
+        primary_key: vec!["id".into()],
+    }))
+    .await?;
+    db.commit(Mutation::Ddl(DdlOperation::CreateIndex {
+        project_id: "g".into(),
+        scope_id: "app".into(),
+        table_name: "players".into(),
+        index_name: "by_score".into(),
+        if_not_exists: false,
+        columns: vec!["score".into()],
+        index_type: IndexType::BTree,
+        partial_filter: None,
+    }))
+    .await?;
+    for i in 0..8 {
+        let id = format!("p{i}");
+        db.keyed_state_write(
+            "g",
+            "app",
+            "players",
+            Value::Text(id.clone()),
+            player(&id, i),
+        )
+        .await?;
+    }
+    let rank = |id: &str| {
+        db.keyed_state_index_rank(
+            "g",
+            "app",
+            "players",
+            "by_score",
+            Value::Text(id.into()),
+            AtLatest,
+        )
+    };
+    assert_eq!(rank("p4").await?, Some(4));
+    assert!(matches!(
+        rank("p6").await,
+        Err(AedbError::ScanBoundExceeded {
+            max_scan_rows: 5,
+            ..
+        })
+    ));
+    let walk = |offset, limit| KeyedStateQueryRequest {
+        index_name: "by_score".into(),
+        prefix: vec![],
+        offset,
+        limit,
+    };
+    assert_eq!(
+        db.keyed_state_query_index("g", "app", "players", walk(2, 3), AtLatest)
+            .await?
+            .len(),
+        3
+    );
+    assert!(matches!(
+        db.keyed_state_query_index("g", "app", "players", walk(4, 3), AtLatest)
+            .await,
+        Err(AedbError::ScanBoundExceeded { .. })
+    ));
+    Ok(())
+}

@@ -255,3 +255,48 @@ async fn a_hook_that_commits_under_a_full_queue_does_not_deadlock(
     echo.db.lock().take();
     Ok(())
 }
+
+/// A batch of exposures reports each exposure it opened, and not one already open (a retry).
+#[tokio::test]
+async fn hooks_hear_each_exposure_a_batch_opens() -> Result<(), Box<dyn std::error::Error>> {
+    let dir = tempfile::tempdir()?;
+    let db = AedbInstance::open(Default::default(), dir.path())?;
+    db.create_project("p").await?;
+    db.create_accumulator("p", "app", "a", None, 10).await?;
+    db.accumulate("p", "app", "a", 10_000, "fund".into(), 1)
+        .await?;
+    db.expose_accumulator("p", "app", "a", 300, "h1".into())
+        .await?;
+    let recorder = Arc::new(Recorder::default());
+    db.add_lifecycle_hook(recorder.clone());
+    let batch = db
+        .expose_accumulator_many_atomic(
+            "p",
+            "app",
+            "a",
+            vec![(300, "h1".into()), (500, "h2".into()), (700, "h3".into())],
+        )
+        .await?;
+    settle(&recorder, 2).await;
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let reserved: Vec<(i64, String, u64)> = recorder
+        .0
+        .lock()
+        .iter()
+        .filter_map(|e| match e {
+            LifecycleEvent::AccumulatorExposureReserved {
+                amount,
+                exposure_id,
+                seq,
+                ..
+            } => Some((*amount, exposure_id.clone(), *seq)),
+            _ => None,
+        })
+        .collect();
+    let seq = batch.commit_seq;
+    assert_eq!(
+        reserved,
+        vec![(500, "h2".to_string(), seq), (700, "h3".to_string(), seq)]
+    );
+    Ok(())
+}

@@ -238,11 +238,36 @@ pub fn record(
     limits: &Limits,
 ) -> Result<()> {
     let seq = txn.seq();
-    let events: Vec<LifecycleEvent> = mutations
-        .iter()
-        .zip(applied)
-        .flat_map(|(m, a)| of_mutation(m, a, seq))
-        .collect();
+    let mut events = Vec::new();
+    for (mutation, applied) in mutations.iter().zip(applied) {
+        match mutation {
+            Mutation::ExposeAccumulatorBatch {
+                project_id,
+                scope_id,
+                accumulator_name,
+                exposures,
+            } if applied.affected_rows > 0 => {
+                let opened = super::accumulators::opened_in_commit(
+                    txn,
+                    project_id,
+                    scope_id,
+                    accumulator_name,
+                    exposures,
+                )?;
+                events.extend(opened.into_iter().map(|(amount, exposure_id)| {
+                    LifecycleEvent::AccumulatorExposureReserved {
+                        project_id: project_id.clone(),
+                        scope_id: scope_id.clone(),
+                        accumulator_name: accumulator_name.clone(),
+                        amount: *amount,
+                        exposure_id: exposure_id.clone(),
+                        seq,
+                    }
+                }));
+            }
+            _ => events.extend(of_mutation(mutation, applied, seq)),
+        }
+    }
     // Only commits that emit events are recorded: they create the system project anyway,
     // where recording every DDL commit would create it in every database. Hooks hear all.
     let outboxed = events

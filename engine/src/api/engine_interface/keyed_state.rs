@@ -74,6 +74,13 @@ pub(super) fn read_for_update(
     })
 }
 
+fn scan_bound(max_scan_rows: usize) -> AedbError {
+    AedbError::ScanBoundExceeded {
+        estimated_rows: max_scan_rows as u64 + 1,
+        max_scan_rows: max_scan_rows as u64,
+    }
+}
+
 /// A keyed-state row must carry `key` in its key column.
 pub(super) fn check_row(schema: &TableSchema, key: &Value, row: &Row) -> Result<()> {
     let at = schema.pk_positions().first().copied().unwrap_or(0);
@@ -321,6 +328,11 @@ impl AedbInstance {
         if req.limit == 0 {
             return Ok(Vec::new());
         }
+        // The entries skipped count as entries examined.
+        let bound = usize::try_from(self.config.max_scan_rows).unwrap_or(usize::MAX);
+        if req.offset.saturating_add(req.limit) > bound {
+            return Err(scan_bound(bound));
+        }
         let snapshot = self.snapshot_for(consistency)?;
         let schema = schema(&snapshot, project_id, scope_id, keyed_state)?;
         let mut out = Vec::new();
@@ -350,7 +362,12 @@ impl AedbInstance {
         let snapshot = self.snapshot_for(consistency)?;
         let schema = schema(&snapshot, project_id, scope_id, keyed_state)?;
         let target = encode_key(&[key]);
+        // A rank is found by walking the index: at most `max_scan_rows` entries.
+        let bound = usize::try_from(self.config.max_scan_rows).unwrap_or(usize::MAX);
         for (rank, pk) in index_keys(&snapshot, &schema, index_name, &[])?.enumerate() {
+            if rank >= bound {
+                return Err(scan_bound(bound));
+            }
             if pk? == target {
                 return Ok(Some(rank));
             }

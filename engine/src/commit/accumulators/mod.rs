@@ -210,6 +210,31 @@ pub fn apply(txn: &mut LoggedTxn, mutation: &Mutation, limits: &Limits) -> Resul
     }
 }
 
+/// The exposures of `exposures` (a batch's, in order, each id once) that this commit opened;
+/// an id already open before it (an idempotent retry) is not among them.
+pub fn opened_in_commit<'e>(
+    txn: &LoggedTxn,
+    project: &str,
+    scope: &str,
+    name: &str,
+    exposures: &'e [(i64, String)],
+) -> Result<Vec<&'e (i64, String)>> {
+    let acc = acc_of(project, scope, name);
+    let mut seen = std::collections::HashSet::with_capacity(exposures.len());
+    let mut opened = Vec::new();
+    for exposure in exposures {
+        if !seen.insert(exposure.1.as_str()) {
+            continue;
+        }
+        if let Some(open) = stored::exposure(txn, acc, &exposure.1)? {
+            if open.opened_seq == txn.seq() {
+                opened.push(exposure);
+            }
+        }
+    }
+    Ok(opened)
+}
+
 fn acc_of<'a>(project: &'a str, scope: &'a str, name: &'a str) -> Acc<'a> {
     Acc {
         project,
