@@ -335,3 +335,57 @@ async fn envelopes_with_a_caller_are_authorized() -> TestResult {
     ));
     Ok(())
 }
+
+/// The read path remembers a thread's last KV decision; a grant or revoke is seen by the very
+/// next read on that thread, another caller or scope is decided afresh, and a second instance
+/// does not answer from the first one's decision.
+#[tokio::test]
+async fn kv_reads_see_each_grant_and_revoke_at_once() -> TestResult {
+    use aedb::query::plan::ConsistencyMode::AtLatest;
+    let dir = tempfile::tempdir()?;
+    let db = AedbInstance::open(AedbConfig::default(), dir.path())?;
+    db.create_project("p").await?;
+    db.commit(kv_set(b"k1")).await?;
+    let bob = caller("bob");
+    let read = |prefix: Option<&[u8]>| Permission::KvRead {
+        project_id: "p".into(),
+        scope_id: Some("app".into()),
+        prefix: prefix.map(|p| p.to_vec()),
+    };
+    let denied = |r: Result<_, aedb::query::QueryError>| matches!(r, Err(e) if e.to_string().contains("ermission"));
+    assert!(denied(db.kv_get("p", "app", b"k1", AtLatest, &bob).await));
+    db.commit(grant("bob", read(None), false)).await?;
+    for _ in 0..3 {
+        assert!(db
+            .kv_get("p", "app", b"k1", AtLatest, &bob)
+            .await?
+            .is_some());
+    }
+    assert!(denied(
+        db.kv_get("p", "app", b"k1", AtLatest, &caller("eve")).await
+    ));
+    db.commit(Mutation::Ddl(DdlOperation::RevokePermission {
+        caller_id: "bob".into(),
+        permission: read(None),
+        actor_id: None,
+    }))
+    .await?;
+    assert!(denied(db.kv_get("p", "app", b"k1", AtLatest, &bob).await));
+    // A narrower grant: the prefix decides, key by key.
+    db.commit(grant("bob", read(Some(b"k")), false)).await?;
+    assert!(db
+        .kv_get("p", "app", b"k1", AtLatest, &bob)
+        .await?
+        .is_some());
+    assert!(denied(db.kv_get("p", "app", b"x", AtLatest, &bob).await));
+    assert!(denied(db.kv_get("p", "other", b"k1", AtLatest, &bob).await));
+
+    // Another instance on this thread, where bob holds nothing.
+    let other_dir = tempfile::tempdir()?;
+    let other = AedbInstance::open(AedbConfig::default(), other_dir.path())?;
+    other.create_project("p").await?;
+    assert!(denied(
+        other.kv_get("p", "app", b"k1", AtLatest, &bob).await
+    ));
+    Ok(())
+}

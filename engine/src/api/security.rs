@@ -284,7 +284,15 @@ impl AedbInstance {
         scope: &str,
         key: &[u8],
     ) -> Result<()> {
-        if self.kv_reach(caller, project, scope)?.covers(key) {
+        let covered = if caller.is_internal_system() {
+            true
+        } else {
+            caller.check_external()?;
+            let place = (caller.caller_id.as_str(), project, scope);
+            self.authz
+                .with_kv_reach(&self.engine, place, |reach| reach.covers(key))?
+        };
+        if covered {
             return Ok(());
         }
         Err(denied(

@@ -9,7 +9,9 @@
 //!
 //! Bounded: past [`MAX_ENTRIES`] the map is cleared and refilled by use.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use aedb_catalog::expr::Expr;
@@ -43,18 +45,20 @@ impl<V> Default for WatchedMap<V> {
 }
 
 impl<V: Clone> WatchedMap<V> {
-    /// The value of `key` now (as of the newest visible commit), loaded on a miss.
-    pub fn get_or_load(
+    /// The value of `key` now (as of the newest visible commit), loaded on a miss, with the
+    /// sequence it was read at: it stays current while that is at or after
+    /// `Engine::watched_changed_at`.
+    pub fn get_or_load_at(
         &self,
         engine: &Engine,
         key: &str,
         load: impl FnOnce(&Snapshot) -> Result<V>,
-    ) -> Result<V> {
+    ) -> Result<(V, u64)> {
         if let Some(entry) = self.entries.read().get(key) {
             // The watermark is read after the entry: a change committed after the entry was
             // loaded has raised it past `loaded_at`.
             if entry.loaded_at >= engine.watched_changed_at() {
-                return Ok(entry.value.clone());
+                return Ok((entry.value.clone(), entry.loaded_at));
             }
         }
         let watermark = engine.watched_changed_at();
@@ -73,7 +77,7 @@ impl<V: Clone> WatchedMap<V> {
             };
             entries.insert(key.to_string(), entry);
         }
-        Ok(value)
+        Ok((value, snapshot.seq()))
     }
 }
 
@@ -161,21 +165,90 @@ impl CallerView {
 }
 
 /// The caches of one instance.
-#[derive(Default)]
 pub(crate) struct AuthzCache {
+    /// Tells this instance's entries in the per-thread memo from another instance's.
+    id: u64,
     callers: WatchedMap<Arc<CallerView>>,
+}
+
+impl Default for AuthzCache {
+    fn default() -> Self {
+        static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+        AuthzCache {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            callers: WatchedMap::default(),
+        }
+    }
+}
+
+/// The last KV decision made on a thread. A service's request thread usually asks for the
+/// same caller and scope again and again: answering from here costs a few comparisons, not two
+/// hashed lookups under locks. Valid by the same watermark rule as the map.
+struct LastKvReach {
+    cache: u64,
+    loaded_at: u64,
+    caller: String,
+    project: String,
+    scope: String,
+    reach: Arc<KvReach>,
+}
+
+std::thread_local! {
+    static LAST_KV_REACH: RefCell<Option<LastKvReach>> = const { RefCell::new(None) };
 }
 
 impl AuthzCache {
     /// What `caller` may read now.
     pub fn caller(&self, engine: &Engine, caller: &str) -> Result<Arc<CallerView>> {
-        self.callers.get_or_load(engine, caller, |snapshot| {
+        self.caller_at(engine, caller).map(|(view, _)| view)
+    }
+
+    fn caller_at(&self, engine: &Engine, caller: &str) -> Result<(Arc<CallerView>, u64)> {
+        self.callers.get_or_load_at(engine, caller, |snapshot| {
             let permissions: Arc<[Permission]> = grants::grants_of(snapshot, caller)?
                 .into_iter()
                 .map(|g| g.permission)
                 .collect();
             Ok(Arc::new(CallerView::new(permissions)))
         })
+    }
+
+    /// `decide` applied to which keys of `project.scope` `caller` may read now.
+    pub fn with_kv_reach<R>(
+        &self,
+        engine: &Engine,
+        (caller, project, scope): (&str, &str, &str),
+        decide: impl FnOnce(&KvReach) -> R,
+    ) -> Result<R> {
+        let remembered = LAST_KV_REACH.with(|last| {
+            let last = last.borrow();
+            let hit = last.as_ref().filter(|l| {
+                l.cache == self.id
+                    && l.caller == caller
+                    && l.project == project
+                    && l.scope == scope
+                    // Read after the entry, as in `WatchedMap`.
+                    && l.loaded_at >= engine.watched_changed_at()
+            });
+            hit.map(|l| Arc::clone(&l.reach))
+        });
+        if let Some(reach) = remembered {
+            return Ok(decide(&reach));
+        }
+        let (view, loaded_at) = self.caller_at(engine, caller)?;
+        let reach = view.kv_reach(project, scope);
+        let answer = decide(&reach);
+        LAST_KV_REACH.with(|last| {
+            *last.borrow_mut() = Some(LastKvReach {
+                cache: self.id,
+                loaded_at,
+                caller: caller.to_string(),
+                project: project.to_string(),
+                scope: scope.to_string(),
+                reach,
+            });
+        });
+        Ok(answer)
     }
 }
 
