@@ -662,5 +662,15 @@ async fn keyed_state_index_walks_are_bounded() -> TestResult {
             .await,
         Err(AedbError::ScanBoundExceeded { .. })
     ));
+    // The bound is on entries examined, not on the limit asked for.
+    let one_score = KeyedStateQueryRequest {
+        prefix: vec![Value::Integer(1)],
+        ..walk(0, usize::MAX)
+    };
+    assert_eq!(
+        db.keyed_state_query_index("g", "app", "players", one_score, AtLatest)
+            .await?,
+        vec![player("p1", 1)]
+    );
     Ok(())
 }

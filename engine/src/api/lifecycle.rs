@@ -1,16 +1,17 @@
 //! Lifecycle hooks: callbacks told what each commit did to projects, scopes, tables,
-//! accumulators and the event stream, once the commit is visible.
+//! accumulators and the event stream, once the commit is acknowledged.
 //!
-//! The commit pipeline hands each published commit's events to the queue here, in commit
-//! order, from the thread leading the group (`LoggedTxn::after_publish`): hooks hear commits
-//! in order, and hear a commit even when its caller stopped waiting for it. One thread of
-//! their own, started with the first events, calls the hooks; a hook that panics is logged
-//! and the others still run. The thread ends with the instance.
+//! The commit pipeline hands each commit's events to the queue here once the commit is
+//! acknowledged (durable under `Full`, written otherwise), in commit order, from the thread
+//! leading the group (`LoggedTxn::after_publish`): hooks hear commits in order, never one a
+//! failure may take back, and hear a commit even when its caller stopped waiting for it. One
+//! thread of their own, started with the first hook, calls the hooks; a hook that panics is
+//! logged and the others still run. The thread ends with the instance.
 //!
-//! The queue never blocks the pipeline: a hook that commits would otherwise wait on itself.
-//! It is bounded instead in two steps. Past `SOFT_COMMITS` or `SOFT_BYTES`, committing callers
-//! wait (asynchronously, after their commit) until the hooks catch up — except calls from the
-//! hook thread itself. Past four times those, events are dropped, counted and logged: hooks are
+//! The queue never blocks the pipeline, and no committing caller waits for it: a hook that
+//! commits, itself or through another task it waits for, would otherwise wait on itself. It
+//! is bounded instead: past `MAX_COMMITS` commits or `MAX_BYTES` bytes of events waiting,
+//! events are dropped, counted (`lifecycle_events_dropped`) and logged. Hooks are
 //! notifications; the event outbox and reactive processors are the durable record.
 
 use std::collections::VecDeque;
@@ -19,7 +20,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use parking_lot::{Condvar, Mutex, RwLock};
-use tokio::sync::Notify;
 
 pub use crate::commit::lifecycle::LifecycleEvent;
 use crate::commit::lifecycle::LifecycleSink;
@@ -31,18 +31,10 @@ pub trait LifecycleHook: Send + Sync {
     fn on_event(&self, event: &LifecycleEvent);
 }
 
-/// Commits whose events may wait for the hooks before committing callers wait too.
-const SOFT_COMMITS: usize = 1_024;
-/// Bytes of events that may wait before committing callers wait too.
-const SOFT_BYTES: usize = 16 << 20;
-/// How far past the soft limits the queue grows (callers that do not wait: the hook thread's
-/// own commits, callers that gave up) before events are dropped.
-const HARD_FACTOR: usize = 4;
-
-std::thread_local! {
-    /// Set on the hook thread: its commits must not wait for the hooks (themselves).
-    static ON_HOOK_THREAD: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
-}
+/// Commits whose events may wait for the hooks before more are dropped.
+const MAX_COMMITS: usize = 4_096;
+/// Bytes of events that may wait for the hooks before more are dropped.
+const MAX_BYTES: usize = 64 << 20;
 
 #[derive(Default)]
 struct Queue {
@@ -53,8 +45,8 @@ struct Queue {
 }
 
 impl Queue {
-    fn over(&self, factor: usize) -> bool {
-        self.commits.len() >= SOFT_COMMITS * factor || self.bytes >= SOFT_BYTES * factor
+    fn full(&self) -> bool {
+        self.commits.len() >= MAX_COMMITS || self.bytes >= MAX_BYTES
     }
 }
 
@@ -66,8 +58,6 @@ struct Shared {
     queue: Mutex<Queue>,
     /// Wakes the hook thread.
     work: Condvar,
-    /// Wakes callers waiting for room.
-    room: Notify,
     dropped_events: AtomicU64,
 }
 
@@ -88,20 +78,6 @@ impl Hooks {
     /// The sink the commits of this instance hand their events to.
     pub(crate) fn sink(&self) -> Arc<dyn LifecycleSink> {
         self.shared.clone()
-    }
-
-    /// Wait until the hooks have caught up below the soft limits (never on the hook thread).
-    pub(crate) async fn wait_for_room(&self) {
-        if ON_HOOK_THREAD.with(|on| on.get()) {
-            return;
-        }
-        loop {
-            let notified = self.shared.room.notified();
-            if !self.shared.queue.lock().over(1) {
-                return;
-            }
-            notified.await;
-        }
     }
 }
 
@@ -128,10 +104,7 @@ impl LifecycleSink for Shared {
     fn publish(&self, events: Vec<LifecycleEvent>) {
         let bytes = approximate_bytes(&events);
         let mut queue = self.queue.lock();
-        if queue.closed {
-            return;
-        }
-        if queue.over(HARD_FACTOR) {
+        if queue.closed || queue.full() {
             drop(queue);
             let before = self
                 .dropped_events
@@ -151,7 +124,6 @@ impl LifecycleSink for Shared {
 impl Shared {
     /// The hook thread: calls the hooks for each queued commit, in order, until closed.
     fn run(self: Arc<Self>) {
-        ON_HOOK_THREAD.with(|on| on.set(true));
         loop {
             let (bytes, events) = {
                 let mut queue = self.queue.lock();
@@ -167,20 +139,15 @@ impl Shared {
             };
             let hooks = self.hooks.read().clone();
             call_all(&hooks, &events);
-            let mut queue = self.queue.lock();
-            queue.bytes -= bytes;
-            let roomy = !queue.over(1);
-            drop(queue);
-            if roomy {
-                self.room.notify_waiters();
-            }
+            self.queue.lock().bytes -= bytes;
         }
     }
 
-    fn start_thread(self: &Arc<Self>) {
+    /// Start the hook thread unless it runs; whether it runs.
+    fn start_thread(self: &Arc<Self>) -> bool {
         let mut queue = self.queue.lock();
         if queue.thread_started {
-            return;
+            return true;
         }
         let shared = Arc::clone(self);
         match std::thread::Builder::new()
@@ -190,6 +157,7 @@ impl Shared {
             Ok(_) => queue.thread_started = true,
             Err(err) => tracing::warn!(%err, "lifecycle hooks thread did not start"),
         }
+        queue.thread_started
     }
 }
 
@@ -204,32 +172,29 @@ fn call_all(hooks: &[Arc<dyn LifecycleHook>], events: &[LifecycleEvent]) {
 }
 
 impl AedbInstance {
-    /// Call `hook` for what each later visible commit does, in commit order, on a thread of
-    /// the instance's own.
+    /// Call `hook` for what each later commit does, once it is acknowledged (durable under
+    /// `Full`), in commit order, on a thread of the instance's own. (Should that thread not
+    /// start, the failure is logged and no hook is called.)
     pub fn add_lifecycle_hook(&self, hook: Arc<dyn LifecycleHook>) {
         let shared = &self.hooks.shared;
-        shared.start_thread();
+        let running = shared.start_thread();
         let mut hooks = shared.hooks.write();
         hooks.push(hook);
-        shared.any_hook.store(true, Ordering::Release);
+        shared.any_hook.store(running, Ordering::Release);
     }
 
     pub fn remove_lifecycle_hook(&self, hook: &Arc<dyn LifecycleHook>) {
         let shared = &self.hooks.shared;
+        let running = shared.queue.lock().thread_started;
         let mut hooks = shared.hooks.write();
         hooks.retain(|h| !Arc::ptr_eq(h, hook));
-        shared.any_hook.store(!hooks.is_empty(), Ordering::Release);
+        shared
+            .any_hook
+            .store(running && !hooks.is_empty(), Ordering::Release);
     }
 
     /// Lifecycle events dropped because the hooks fell too far behind (see the module doc).
     pub fn lifecycle_events_dropped(&self) -> u64 {
         self.hooks.shared.dropped_events.load(Ordering::Relaxed)
-    }
-
-    /// After a commit: hold the caller while the hooks are too far behind.
-    pub(super) async fn wait_for_hooks(&self) {
-        if self.hooks.shared.listening() {
-            self.hooks.wait_for_room().await;
-        }
     }
 }

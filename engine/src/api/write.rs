@@ -5,6 +5,7 @@ use aedb_catalog::{DdlOperation, DdlResult};
 use crate::commit::apply::{apply, Applied};
 use crate::commit::authz::{authorize, authorize_preflight, stamp_actor};
 use crate::commit::envelope::{apply_envelope, EnvelopeOutcome};
+use crate::commit::lifecycle;
 use crate::commit::policies::restrict;
 use crate::commit::read_set::{plan_read_set, ReadSet};
 use crate::commit::{
@@ -132,7 +133,6 @@ impl AedbInstance {
             })
             .await;
         let outcome = self.count_refused_exposures(outcome, &refused).await?;
-        self.wait_for_hooks().await;
         Ok((
             CommitResult {
                 commit_seq: outcome.commit_seq,
@@ -145,7 +145,7 @@ impl AedbInstance {
     }
 
     /// Commit `mutations` atomically as no caller — for engine-driven commits whose gate is
-    /// their own (`processor_commit`) — with `extra` run last in the same commit. Like every
+    /// their own (`processor_commit`) — with `extra` run first in the same commit. Like every
     /// commit: actors stamped, lifecycle recorded, refused exposures counted.
     pub(super) async fn commit_unchecked<T: Send + 'static>(
         &self,
@@ -168,7 +168,6 @@ impl AedbInstance {
             })
             .await;
         let outcome = self.count_refused_exposures(outcome, &refused).await?;
-        self.wait_for_hooks().await;
         Ok(outcome)
     }
 
@@ -242,7 +241,6 @@ impl AedbInstance {
                 .await;
         }
         let outcome = self.count_refused_exposures(outcome, &refused).await?;
-        self.wait_for_hooks().await;
         Ok(match outcome.value {
             EnvelopeOutcome::Applied => CommitResult {
                 commit_seq: outcome.commit_seq,
@@ -426,10 +424,11 @@ fn apply_recorded(
     mutations: &[Mutation],
     limits: &crate::commit::apply::Limits,
 ) -> Result<Vec<Applied>> {
+    let mut events = Vec::new();
     let applied = mutations
         .iter()
-        .map(|m| apply(txn, m, limits))
+        .map(|m| lifecycle::apply_noting(txn, m, limits, &mut events))
         .collect::<Result<Vec<_>>>()?;
-    crate::commit::lifecycle::record(txn, mutations, &applied, limits)?;
+    lifecycle::record(txn, events, limits)?;
     Ok(applied)
 }

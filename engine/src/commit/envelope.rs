@@ -23,7 +23,7 @@ use aedb_catalog::keys::encode_key;
 use aedb_catalog::types::Value;
 use sha2::{Digest, Sha256};
 
-use super::apply::{apply, Limits};
+use super::apply::Limits;
 use super::read_set::{point_version, revalidate, ReadKey, ReadSet};
 use super::tables::column_of;
 use super::validation::Mutation;
@@ -356,6 +356,7 @@ pub(crate) fn apply_envelope(
     )?;
     check_assertions(txn, &envelope.assertions)?;
     let mut applied = Vec::with_capacity(envelope.write_intent.mutations.len());
+    let mut events = Vec::new();
     for mutation in &envelope.write_intent.mutations {
         let caller = envelope.caller.as_ref();
         // Who made a change of grants is the envelope's caller; its read policy narrows what
@@ -366,9 +367,14 @@ pub(crate) fn apply_envelope(
             Some(caller) => super::policies::restrict(txn, caller, stamped)?,
             None => stamped,
         };
-        applied.push(apply(txn, &mutation, limits)?);
+        applied.push(super::lifecycle::apply_noting(
+            txn,
+            &mutation,
+            limits,
+            &mut events,
+        )?);
     }
-    super::lifecycle::record(txn, &envelope.write_intent.mutations, &applied, limits)?;
+    super::lifecycle::record(txn, events, limits)?;
     if let Some(record_key) = record_key {
         idempotency::record(
             txn,

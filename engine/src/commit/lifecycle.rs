@@ -227,47 +227,47 @@ fn of_mutation(mutation: &Mutation, applied: &Applied, seq: u64) -> Vec<Lifecycl
     }
 }
 
-/// The lifecycle events of a commit's applied mutations, handed to `limits.lifecycle_sink`
-/// once the commit is published (so hooks hear commits in order, whatever becomes of the
-/// caller); when the commit emitted an event, they are also stored in the lifecycle outbox in
-/// this commit.
-pub fn record(
+/// Apply `mutation` and add the lifecycle events it caused to `events`.
+pub fn apply_noting(
     txn: &mut LoggedTxn,
-    mutations: &[Mutation],
-    applied: &[Applied],
+    mutation: &Mutation,
     limits: &Limits,
-) -> Result<()> {
+    events: &mut Vec<LifecycleEvent>,
+) -> Result<Applied> {
+    let Mutation::ExposeAccumulatorBatch {
+        project_id,
+        scope_id,
+        accumulator_name,
+        exposures,
+    } = mutation
+    else {
+        let applied = super::apply::apply(txn, mutation, limits)?;
+        events.extend(of_mutation(mutation, &applied, txn.seq()));
+        return Ok(applied);
+    };
+    // A batch is all or nothing, and skips the ids already open: those not open before it
+    // are the ones it opened.
+    let not_open =
+        super::accumulators::not_open(txn, project_id, scope_id, accumulator_name, exposures)?;
+    let applied = super::apply::apply(txn, mutation, limits)?;
     let seq = txn.seq();
-    let mut events = Vec::new();
-    for (mutation, applied) in mutations.iter().zip(applied) {
-        match mutation {
-            Mutation::ExposeAccumulatorBatch {
-                project_id,
-                scope_id,
-                accumulator_name,
-                exposures,
-            } if applied.affected_rows > 0 => {
-                let opened = super::accumulators::opened_in_commit(
-                    txn,
-                    project_id,
-                    scope_id,
-                    accumulator_name,
-                    exposures,
-                )?;
-                events.extend(opened.into_iter().map(|(amount, exposure_id)| {
-                    LifecycleEvent::AccumulatorExposureReserved {
-                        project_id: project_id.clone(),
-                        scope_id: scope_id.clone(),
-                        accumulator_name: accumulator_name.clone(),
-                        amount: *amount,
-                        exposure_id: exposure_id.clone(),
-                        seq,
-                    }
-                }));
-            }
-            _ => events.extend(of_mutation(mutation, applied, seq)),
+    events.extend(not_open.into_iter().map(|(amount, exposure_id)| {
+        LifecycleEvent::AccumulatorExposureReserved {
+            project_id: project_id.clone(),
+            scope_id: scope_id.clone(),
+            accumulator_name: accumulator_name.clone(),
+            amount: *amount,
+            exposure_id: exposure_id.clone(),
+            seq,
         }
-    }
+    }));
+    Ok(applied)
+}
+
+/// Hand a commit's lifecycle `events` to `limits.lifecycle_sink` for when the commit is
+/// acknowledged (so hooks hear commits in order, whatever becomes of the caller); when the
+/// commit emitted an event, they are also stored in the lifecycle outbox in this commit.
+pub fn record(txn: &mut LoggedTxn, events: Vec<LifecycleEvent>, limits: &Limits) -> Result<()> {
     // Only commits that emit events are recorded: they create the system project anyway,
     // where recording every DDL commit would create it in every database. Hooks hear all.
     let outboxed = events

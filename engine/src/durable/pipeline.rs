@@ -18,8 +18,12 @@
 //! 4. After any failed write or sync nothing is acknowledged again (the latch): every waiting
 //!    and later commit gets `AedbError::Failed`, except those a durable checkpoint covers.
 //! 5. The queue is bounded (`max_inflight_commits`); a full queue is `QueueFull`, never memory.
+//! 6. A commit's `after_publish` callbacks run once it is acknowledged (durable in `Full`,
+//!    written otherwise), in commit order, on the leading thread; never for a commit whose
+//!    outcome a latch left unknown.
 
 use std::any::Any;
+use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -30,7 +34,7 @@ use aedb_wal::WalWriter;
 use parking_lot::{Condvar, Mutex};
 use tokio::sync::oneshot;
 
-use super::txn::LoggedTxn;
+use super::txn::{AfterPublish, LoggedTxn};
 use crate::config::{AedbConfig, DurabilityMode};
 use crate::error::{AedbError, Result};
 use crate::CommitFinality;
@@ -137,6 +141,9 @@ pub(crate) struct Writer {
     config: AedbConfig,
     waiters: Vec<Waiter>,
     sync_waiters: Vec<oneshot::Sender<Result<u64>>>,
+    /// Published commits' `after_publish` callbacks, in commit order, until their commit is
+    /// acknowledged (invariant 6).
+    acknowledged_callbacks: VecDeque<(u64, Vec<AfterPublish>)>,
     last_sync: Instant,
     last_checkpoint_request: Instant,
     bytes_since_sync: u64,
@@ -155,6 +162,7 @@ impl Writer {
             config,
             waiters: Vec::new(),
             sync_waiters: Vec::new(),
+            acknowledged_callbacks: VecDeque::new(),
             last_sync: Instant::now(),
             last_checkpoint_request: Instant::now(),
             bytes_since_sync: 0,
@@ -326,9 +334,9 @@ impl Writer {
         let freed = txn.freed_page_count();
         let published = txn.publish();
         debug_assert_eq!(published, seq);
-        // In commit order: only this thread publishes, one commit at a time.
-        for callback in after_publish {
-            callback();
+        if !after_publish.is_empty() {
+            // In commit order: only this thread publishes, one commit at a time.
+            self.acknowledged_callbacks.push_back((seq, after_publish));
         }
         self.retain_head(freed);
         self.bytes_since_sync += payload.len() as u64;
@@ -388,6 +396,7 @@ impl Writer {
             durable = durable.max(self.shared.store.durable_meta().seq);
         }
         let written = self.wal.written_lsn();
+        self.run_acknowledged_callbacks(written, durable, failed.is_some());
         // Every published commit may survive a latch: its frame may have reached the OS, or a
         // checkpoint may have captured it and written its meta page before failing.
         let published = self.wal.next_lsn() - 1;
@@ -421,6 +430,33 @@ impl Writer {
                     None => Ok(durable),
                 });
             }
+        }
+    }
+
+    /// Run the callbacks of the commits now acknowledged — durable in `Full`, written
+    /// otherwise, durable only after a latch — in commit order. The rest wait, or after a
+    /// latch are dropped: their commits' outcome is unknown.
+    fn run_acknowledged_callbacks(&mut self, written: u64, durable: u64, failed: bool) {
+        let acknowledged = if failed || self.config.durability_mode == DurabilityMode::Full {
+            durable
+        } else {
+            written.max(durable)
+        };
+        while let Some((seq, _)) = self.acknowledged_callbacks.front() {
+            if *seq > acknowledged {
+                break;
+            }
+            let Some((seq, callbacks)) = self.acknowledged_callbacks.pop_front() else {
+                break;
+            };
+            for callback in callbacks {
+                if catch_unwind(AssertUnwindSafe(callback)).is_err() {
+                    tracing::warn!(seq, "an after-publish callback panicked");
+                }
+            }
+        }
+        if failed {
+            self.acknowledged_callbacks.clear();
         }
     }
 

@@ -26,14 +26,15 @@ pub struct LoggedTxn {
     /// The first write operation that failed: the commit fails with it whatever the body
     /// returns, since the trees may hold part of that operation.
     poison: Option<AedbError>,
-    /// Run by the pipeline right after this commit is published, in commit order; dropped
-    /// unrun when the commit is not published (a failed or dry-run body, a discard).
+    /// Run by the pipeline once this commit is acknowledged, in commit order; dropped unrun
+    /// when the commit is not published (a failed or dry-run body, a discard) or its outcome
+    /// is unknown (a latch).
     after_publish: Vec<AfterPublish>,
 }
 
-/// A callback for after a commit is published (`LoggedTxn::after_publish`). It runs on the
+/// A callback for after a commit is acknowledged (`LoggedTxn::after_publish`). It runs on the
 /// thread leading the commit group, so it must not block or commit.
-pub type AfterPublish = Box<dyn FnOnce() + Send>;
+pub(crate) type AfterPublish = Box<dyn FnOnce() + Send>;
 
 /// Callbacks one commit may register: the upper layers register one or two.
 const MAX_AFTER_PUBLISH: usize = 8;
@@ -59,9 +60,10 @@ impl LoggedTxn {
         }
     }
 
-    /// Run `callback` once this commit is published (visible), in commit order with every
-    /// other commit's callbacks; never if the commit is not published.
-    pub fn after_publish(&mut self, callback: AfterPublish) {
+    /// Run `callback` once this commit is acknowledged (durable in `Full`, written to the OS
+    /// otherwise), in commit order with every other commit's callbacks; never if the commit
+    /// is not published, or a latch leaves its outcome unknown.
+    pub(crate) fn after_publish(&mut self, callback: AfterPublish) {
         debug_assert!(self.after_publish.len() < MAX_AFTER_PUBLISH);
         self.after_publish.push(callback);
     }

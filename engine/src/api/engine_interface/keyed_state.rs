@@ -328,19 +328,25 @@ impl AedbInstance {
         if req.limit == 0 {
             return Ok(Vec::new());
         }
-        // The entries skipped count as entries examined.
-        let bound = usize::try_from(self.config.max_scan_rows).unwrap_or(usize::MAX);
-        if req.offset.saturating_add(req.limit) > bound {
-            return Err(scan_bound(bound));
-        }
         let snapshot = self.snapshot_for(consistency)?;
         let schema = schema(&snapshot, project_id, scope_id, keyed_state)?;
         let mut out = Vec::new();
-        for pk in index_keys(&snapshot, &schema, &req.index_name, &req.prefix)?
-            .skip(req.offset)
-            .take(req.limit)
+        // Entries skipped count as examined: at most `max_scan_rows` of them in all.
+        let bound = usize::try_from(self.config.max_scan_rows).unwrap_or(usize::MAX);
+        for (examined, pk) in
+            index_keys(&snapshot, &schema, &req.index_name, &req.prefix)?.enumerate()
         {
-            if let Some(row) = rows::read_row(&snapshot, &schema, &pk?)? {
+            if out.len() == req.limit {
+                break;
+            }
+            if examined >= bound {
+                return Err(scan_bound(bound));
+            }
+            let pk = pk?;
+            if examined < req.offset {
+                continue;
+            }
+            if let Some(row) = rows::read_row(&snapshot, &schema, &pk)? {
                 out.push(row);
             }
         }

@@ -210,9 +210,8 @@ pub fn apply(txn: &mut LoggedTxn, mutation: &Mutation, limits: &Limits) -> Resul
     }
 }
 
-/// The exposures of `exposures` (a batch's, in order, each id once) that this commit opened;
-/// an id already open before it (an idempotent retry) is not among them.
-pub fn opened_in_commit<'e>(
+/// The exposures of `exposures` (a batch's, in order, each id once) not open now.
+pub fn not_open<'e>(
     txn: &LoggedTxn,
     project: &str,
     scope: &str,
@@ -221,18 +220,13 @@ pub fn opened_in_commit<'e>(
 ) -> Result<Vec<&'e (i64, String)>> {
     let acc = acc_of(project, scope, name);
     let mut seen = std::collections::HashSet::with_capacity(exposures.len());
-    let mut opened = Vec::new();
+    let mut closed = Vec::new();
     for exposure in exposures {
-        if !seen.insert(exposure.1.as_str()) {
-            continue;
-        }
-        if let Some(open) = stored::exposure(txn, acc, &exposure.1)? {
-            if open.opened_seq == txn.seq() {
-                opened.push(exposure);
-            }
+        if seen.insert(exposure.1.as_str()) && stored::exposure(txn, acc, &exposure.1)?.is_none() {
+            closed.push(exposure);
         }
     }
-    Ok(opened)
+    Ok(closed)
 }
 
 fn acc_of<'a>(project: &'a str, scope: &'a str, name: &'a str) -> Acc<'a> {
