@@ -327,41 +327,6 @@ async fn hand_lifecycle_snippets_on_a_funded_balance() -> Result<(), Box<dyn std
     Ok(())
 }
 
-/// This project's README, "Data model": the accumulator example, as written.
-#[tokio::test]
-async fn our_accumulator_snippet_runs() -> Result<(), Box<dyn std::error::Error>> {
-    use aedb::query::plan::ConsistencyMode;
-
-    let dir = tempfile::tempdir()?;
-    let db = AedbInstance::open(Default::default(), dir.path())?;
-    db.create_project("casino").await?;
-
-    // --- README (this project), "Data model", verbatim ---
-    db.create_accumulator("casino", "app", "house_balance", Some(86_400), 10_000)
-        .await?;
-    db.accumulate("casino", "app", "house_balance", 1_000, "fund_1".into(), 1)
-        .await?;
-    db.expose_accumulator("casino", "app", "house_balance", 500, "hand-42".into())
-        .await?;
-    db.accumulate_with_release(
-        "casino",
-        "app",
-        "house_balance",
-        -120,
-        "settle_hand_42".into(),
-        2,
-        Some("hand-42".into()),
-    )
-    .await?;
-    let strong = db
-        .accumulator_value_strong("casino", "app", "house_balance", ConsistencyMode::AtLatest)
-        .await?; // 880
-                 // --- end of the snippet ---
-
-    assert_eq!(strong, 880);
-    Ok(())
-}
-
 /// The README's event stream and processor checkpoint lines (the second half of its
 /// accumulator example), verbatim: the ack works before any processor was started.
 #[tokio::test]
