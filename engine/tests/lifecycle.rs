@@ -349,3 +349,84 @@ async fn hooks_hear_each_exposure_a_batch_opens() -> Result<(), Box<dyn std::err
     );
     Ok(())
 }
+
+/// A batch that opens again an exposure its TTL expired reports it (review finding: only the
+/// new one was reported).
+#[tokio::test]
+async fn a_batch_reopening_an_expired_exposure_reports_it() -> Result<(), Box<dyn std::error::Error>>
+{
+    let dir = tempfile::tempdir()?;
+    let db = AedbInstance::open(Default::default(), dir.path())?;
+    db.create_project("p").await?;
+    db.create_accumulator_with_options("p", "app", "a", None, 10, 1_000, Some(2))
+        .await?;
+    db.accumulate("p", "app", "a", 10_000, "fund".into(), 1)
+        .await?;
+    db.expose_accumulator("p", "app", "a", 300, "h1".into())
+        .await?;
+    for i in 0..4 {
+        db.kv_set("p", "app", format!("k{i}").into_bytes(), b"v".to_vec())
+            .await?;
+    }
+    let recorder = Arc::new(Recorder::default());
+    db.add_lifecycle_hook(recorder.clone());
+    let batch = db
+        .expose_accumulator_many_atomic(
+            "p",
+            "app",
+            "a",
+            vec![(300, "h1".into()), (500, "h2".into())],
+        )
+        .await?
+        .commit_seq;
+    settle(&recorder, 2).await;
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let reserved: Vec<(String, u64)> = recorder
+        .0
+        .lock()
+        .iter()
+        .filter_map(|e| match e {
+            LifecycleEvent::AccumulatorExposureReserved {
+                exposure_id, seq, ..
+            } => Some((exposure_id.clone(), *seq)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        reserved,
+        vec![("h1".to_string(), batch), ("h2".to_string(), batch)]
+    );
+    Ok(())
+}
+
+/// Hooks hear only acknowledged commits: a commit whose log sync fails (its outcome unknown,
+/// the instance latched) is never reported, though it was published (pipeline invariant 6).
+#[tokio::test]
+async fn hooks_never_hear_a_commit_whose_sync_failed() -> Result<(), Box<dyn std::error::Error>> {
+    use aedb::storage::io::sim::{Fault, SimVfs};
+    use aedb::storage::io::OpKind;
+
+    let vfs = Arc::new(SimVfs::new());
+    let db = AedbInstance::open_with_vfs(
+        Default::default(),
+        std::path::Path::new("/sim/db"),
+        vfs.clone(),
+    )?;
+    db.create_project("p").await?;
+    let recorder = Arc::new(Recorder::default());
+    db.add_lifecycle_hook(recorder.clone());
+    let kept = db
+        .emit_event("p", "app", "t", "kept".into(), "{}".into())
+        .await?
+        .commit_seq;
+    settle(&recorder, 1).await;
+    vfs.inject(Fault::forever(OpKind::Sync, 0, libc::EIO).on_path("wal"));
+    let lost = db
+        .emit_event("p", "app", "t", "unknown".into(), "{}".into())
+        .await;
+    assert!(matches!(lost, Err(aedb::AedbError::Failed(_))), "{lost:?}");
+    assert_eq!(vfs.faults_fired(), 1);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(emitted_seqs(&recorder), vec![kept]);
+    Ok(())
+}

@@ -380,7 +380,12 @@ async fn kv_reads_see_each_grant_and_revoke_at_once() -> TestResult {
     assert!(denied(db.kv_get("p", "app", b"x", AtLatest, &bob).await));
     assert!(denied(db.kv_get("p", "other", b"k1", AtLatest, &bob).await));
 
-    // Another instance on this thread, where bob holds nothing.
+    // Another instance on this thread, where bob holds nothing: the last decision on this
+    // thread (bob may read p.app k…, on `db`) is not the other instance's.
+    assert!(db
+        .kv_get("p", "app", b"k1", AtLatest, &bob)
+        .await?
+        .is_some());
     let other_dir = tempfile::tempdir()?;
     let other = AedbInstance::open(AedbConfig::default(), other_dir.path())?;
     other.create_project("p").await?;

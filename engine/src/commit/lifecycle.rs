@@ -245,13 +245,21 @@ pub fn apply_noting(
         events.extend(of_mutation(mutation, &applied, txn.seq()));
         return Ok(applied);
     };
-    // A batch is all or nothing, and skips the ids already open: those not open before it
-    // are the ones it opened.
-    let not_open =
-        super::accumulators::not_open(txn, project_id, scope_id, accumulator_name, exposures)?;
+    // The batch's ids open with this commit's sequence after it, less those opened so
+    // before it (by an earlier mutation of this commit): what it opened, including an expired
+    // exposure it opened again.
+    let opened_in_commit = super::accumulators::opened_in_commit;
+    let before: std::collections::HashSet<String> =
+        opened_in_commit(txn, project_id, scope_id, accumulator_name, exposures)?
+            .into_iter()
+            .map(|(_, id)| id.clone())
+            .collect();
     let applied = super::apply::apply(txn, mutation, limits)?;
+    let opened = opened_in_commit(txn, project_id, scope_id, accumulator_name, exposures)?
+        .into_iter()
+        .filter(|(_, id)| !before.contains(id));
     let seq = txn.seq();
-    events.extend(not_open.into_iter().map(|(amount, exposure_id)| {
+    events.extend(opened.map(|(amount, exposure_id)| {
         LifecycleEvent::AccumulatorExposureReserved {
             project_id: project_id.clone(),
             scope_id: scope_id.clone(),

@@ -210,8 +210,8 @@ pub fn apply(txn: &mut LoggedTxn, mutation: &Mutation, limits: &Limits) -> Resul
     }
 }
 
-/// The exposures of `exposures` (a batch's, in order, each id once) not open now.
-pub fn not_open<'e>(
+/// The ids of `exposures` (a batch's) that are open with `opened_seq` = this commit.
+pub fn opened_in_commit<'e>(
     txn: &LoggedTxn,
     project: &str,
     scope: &str,
@@ -220,13 +220,18 @@ pub fn not_open<'e>(
 ) -> Result<Vec<&'e (i64, String)>> {
     let acc = acc_of(project, scope, name);
     let mut seen = std::collections::HashSet::with_capacity(exposures.len());
-    let mut closed = Vec::new();
+    let mut opened = Vec::new();
     for exposure in exposures {
-        if seen.insert(exposure.1.as_str()) && stored::exposure(txn, acc, &exposure.1)?.is_none() {
-            closed.push(exposure);
+        if !seen.insert(exposure.1.as_str()) {
+            continue;
+        }
+        if let Some(open) = stored::exposure(txn, acc, &exposure.1)? {
+            if open.opened_seq == txn.seq() {
+                opened.push(exposure);
+            }
         }
     }
-    Ok(closed)
+    Ok(opened)
 }
 
 fn acc_of<'a>(project: &'a str, scope: &'a str, name: &'a str) -> Acc<'a> {
