@@ -86,7 +86,10 @@ impl AedbInstance {
         let vfs: Arc<dyn Vfs> =
             os_vfs(config.io_backend).map_err(|e| AedbError::Io(e.to_string()))?;
         trust_marker::check_strict_open(&*vfs, dir, &config)?;
-        let engine = Engine::open_with_vfs(config.clone(), dir, vfs)?;
+        let engine = Engine::open_with_vfs(config.clone(), dir, Arc::clone(&vfs))?;
+        // Again with the directory locked: a weak open that held the lock while this call
+        // waited for it has written the marker since the first look.
+        trust_marker::check_strict_open(&*vfs, dir, &config)?;
         let mut instance = Self::over(engine, config, dir)?;
         instance.caller_policy = CallerPolicy::Required;
         instance.bootstrap_admin()?;
