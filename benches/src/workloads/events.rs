@@ -47,6 +47,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 
+use super::flush::{latency, Latency};
 use super::{progress, remove_dir, round_order, RunConfig};
 use crate::report::{count, median, Better, Table, Unit};
 use adapter::{original, ours, sum_of, AccDb, Lag, PollOptions, DEDUPE_RETAIN_COMMITS, EMIT_PAUSE};
@@ -192,17 +193,6 @@ impl Rows {
     }
 }
 
-/// The `p`-th percentile (0..=100) of `samples`, nearest rank.
-fn percentile(samples: &[f64], p: f64) -> f64 {
-    let mut sorted = samples.to_vec();
-    sorted.sort_by(f64::total_cmp);
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    let rank = (p / 100.0 * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
-}
-
 /// A fresh directory for one phase of one engine in one round.
 fn fresh(ctx: &RunConfig, label: &str, round: usize, phase: &str) -> Result<std::path::PathBuf> {
     let dir = ctx
@@ -308,9 +298,9 @@ fn measure_reads(
     );
     table.record(unapplied, engine, lag.unapplied_deltas as f64);
     db.strong_reads(name, 10, expected)?;
-    let micros = db.strong_reads(name, reads, expected)?;
-    table.record(p50, engine, percentile(&micros, 50.0));
-    table.record(p99, engine, percentile(&micros, 99.0));
+    let latency = latency(&mut db.strong_reads(name, reads, expected)?);
+    table.record(p50, engine, latency.p50_us);
+    table.record(p99, engine, latency.p99_us);
     let after = db.lag(name)?;
     if after.unapplied_deltas != lag.unapplied_deltas {
         progress(format_args!(
@@ -340,22 +330,22 @@ fn event_phase(
         db.close()?;
         remove_dir(&dir)?;
         let (p50_row, p99_row, deliveries_row) = rows.events[set];
-        let p99 = percentile(&run.latencies, 99.0);
-        table.record(p50_row, engine, percentile(&run.latencies, 50.0));
-        table.record(p99_row, engine, p99);
+        let mut micros = run.latencies;
+        let Latency { p50_us, p99_us } = latency(&mut micros);
+        table.record(p50_row, engine, p50_us);
+        table.record(p99_row, engine, p99_us);
         table.record(
             deliveries_row,
             engine,
             run.deliveries as f64 / counts.events as f64,
         );
         progress(format_args!(
-            "W13: {label} {name}: p50 {:.0} µs, p99 {p99:.0} µs, {} deliveries of {} events in {} handler calls",
-            percentile(&run.latencies, 50.0),
+            "W13: {label} {name}: p50 {p50_us:.0} µs, p99 {p99_us:.0} µs, {} deliveries of {} events in {} handler calls",
             run.deliveries,
             counts.events,
             run.handler_calls
         ));
-        p99s[set] = p99;
+        p99s[set] = p99_us;
     }
     Ok(p99s)
 }
