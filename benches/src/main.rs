@@ -2,7 +2,8 @@
 //! (`aedb-pager`) against redb and LMDB with durability off (W3, W4, W5, W6, W12), and the durable
 //! engine (`aedb::Engine`) against SQLite, redb, LMDB, fjall, RocksDB and the original aedb 0.1.9
 //! with every commit durable (W1, W2, W8, W9), and the public `AedbInstance` API against the
-//! original aedb's (W11) and, through YCSB A/B/C, against SQLite (W7).
+//! original aedb's (W11; accumulators and reactive event processors: W13) and, through YCSB
+//! A/B/C, against SQLite (W7).
 //!
 //! Prints markdown: the machine and command, then one table per workload with the median of the
 //! rounds per engine and ratios oriented so that > 1 means aedb is better.
@@ -29,8 +30,9 @@ use workloads::{progress, RunConfig, Sizes, Workload};
 )]
 struct Args {
     /// Workload to run: one, `all` (the storage-core workloads W3, W4, W5, W6, W12) or `durable`
-    /// (W1, W2, W8, W9). W7 (YCSB against SQLite) and W11 (API calls against aedb 0.1.9) run
-    /// only when named.
+    /// (W1, W2, W8, W9). W7 (YCSB against SQLite), W11 (API calls against aedb 0.1.9) and W13
+    /// (accumulator ingest, strong reads over many deltas, emit → handler latency against aedb
+    /// 0.1.9) run only when named.
     #[arg(long, value_enum, ignore_case = true, default_value = "all")]
     workload: Workload,
     /// Small sizes for a smoke run (well under a minute).
@@ -62,6 +64,9 @@ struct Args {
     /// W8's log sizes in MiB (default 64,256; 8 with --quick), e.g. `--w8-log-mib 64`.
     #[arg(long, value_delimiter = ',')]
     w8_log_mib: Option<Vec<u64>>,
+    /// W13's deltas loaded before the strong reads (default 1,000,000; 50,000 with --quick).
+    #[arg(long)]
+    w13_deltas: Option<u64>,
     /// Do not drop the OS page cache before W5's first gets.
     #[arg(long)]
     no_drop_caches: bool,
@@ -95,6 +100,10 @@ fn main() -> Result<()> {
     if let Some(commits) = args.w1_commits {
         anyhow::ensure!(commits > 0, "--w1-commits must be at least 1");
         sizes.w1_commits = commits;
+    }
+    if let Some(deltas) = args.w13_deltas {
+        anyhow::ensure!(deltas > 0, "--w13-deltas must be at least 1");
+        sizes.w13_deltas = deltas;
     }
     if let Some(sizes_mib) = &args.w8_log_mib {
         // Sizes are static tables; one leaked list per run is fine.

@@ -20,6 +20,8 @@ pub enum Unit {
     Bytes,
     /// A plain number, such as a ratio of sizes.
     Plain,
+    /// A whole number, with thousands separators.
+    Count,
     /// Microseconds (latencies).
     Micros,
     /// Microseconds with two decimals (per-call API times).
@@ -169,6 +171,7 @@ fn format_value(value: f64, unit: Unit) -> String {
         Unit::MegabytesPerSecond => format!("{value:.0} MB/s"),
         Unit::Bytes => format!("{:.1} MiB", value / (1u64 << 20) as f64),
         Unit::Plain => format!("{value:.2}"),
+        Unit::Count => count(value.round() as usize),
         Unit::Micros => format!("{value:.0} µs"),
         Unit::MicrosFine if value >= 100.0 => format!("{value:.0} µs"),
         Unit::MicrosFine => format!("{value:.2} µs"),

@@ -1,12 +1,13 @@
 //! The workloads of docs/BENCHMARKS.md — storage core (W3, W4, W5, W6, W12, durability off) and
-//! durable (W1, W2, W8, W9) — and what they share: sizes, fresh directories, timing, and the loop
-//! over rounds and engines.
+//! durable (W1, W2, W8, W9), the public API against the original aedb (W11, W13) — and what they
+//! share: sizes, fresh directories, timing, and the loop over rounds and engines.
 
 pub mod api;
 pub mod batch;
 pub mod checkpoint;
 pub mod cold_get;
 pub mod commit;
+pub mod events;
 pub mod flush;
 pub mod hot_get;
 pub mod recovery;
@@ -49,6 +50,9 @@ pub enum Workload {
     W11,
     #[value(name = "W12")]
     W12,
+    /// Accumulators and reactive processors, ours against the original aedb 0.1.9.
+    #[value(name = "W13")]
+    W13,
     /// The storage-core workloads: W3, W4, W5, W6, W12.
     #[value(name = "all")]
     All,
@@ -93,6 +97,7 @@ impl Workload {
             Workload::W7 => ycsb::run_w7(ctx),
             Workload::W11 => api::run_w11(ctx),
             Workload::W12 => space::run(ctx),
+            Workload::W13 => events::run(ctx),
             Workload::All | Workload::Durable => {
                 anyhow::bail!("groups are expanded into their workloads before running")
             }

@@ -44,6 +44,8 @@ pub struct Sizes {
     pub w9_probe_commits: usize,
     /// 4 KiB pwrite+fdatasync samples per measurement of the raw flush.
     pub flush_samples: usize,
+    /// W13: deltas loaded into the accumulator whose strong value is read.
+    pub w13_deltas: u64,
 }
 
 impl Sizes {
@@ -72,6 +74,7 @@ impl Sizes {
             w9_update_mib: 100,
             w9_probe_commits: 2_000,
             flush_samples: 2_000,
+            w13_deltas: 1_000_000,
         }
     }
 
@@ -100,6 +103,7 @@ impl Sizes {
             w9_update_mib: 8,
             w9_probe_commits: 200,
             flush_samples: 200,
+            w13_deltas: 50_000,
         }
     }
 }
