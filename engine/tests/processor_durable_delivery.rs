@@ -104,3 +104,39 @@ async fn under_os_buffered_visible_events_are_delivered() -> TestResult {
     assert!(until(&seen, 1).await);
     Ok(())
 }
+
+/// A caught-up processor is woken by the commit that emits the next event, not by its poll:
+/// with an idle backoff and run interval of a minute, each event still arrives at once.
+#[tokio::test]
+async fn a_caught_up_processor_wakes_on_the_next_event() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let db = Arc::new(AedbInstance::open(AedbConfig::default(), dir.path())?);
+    db.create_project("p").await?;
+    let seen: Seen = Default::default();
+    let recorded = seen.clone();
+    db.start_reactive_processor(
+        "proc",
+        ReactiveProcessorOptions {
+            run_interval_ms: 60_000,
+            idle_backoff_ms: 60_000,
+            ..ReactiveProcessorOptions::default()
+        },
+        move |_, events: Vec<EventOutboxRecord>| {
+            recorded
+                .lock()
+                .extend(events.into_iter().map(|e| e.event_key));
+            std::future::ready(Ok(()))
+        },
+    )
+    .await?;
+    // Let the first run find nothing and go to sleep.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    for i in 0..5 {
+        db.emit_event("p", "app", "t", format!("e{i}"), "{}".into())
+            .await?;
+        assert!(until(&seen, i + 1).await, "event {i} was not delivered");
+    }
+    assert_eq!(*seen.lock(), ["e0", "e1", "e2", "e3", "e4"]);
+    db.stop_reactive_processor("proc").await?;
+    Ok(())
+}

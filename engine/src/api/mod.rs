@@ -59,6 +59,8 @@ pub struct AedbInstance {
     /// Reactive processors of this process; dropped with the instance, which ends their tasks.
     processors: processors::Processors,
     hooks: lifecycle::Hooks,
+    /// Raised by each acknowledged commit that emitted events (processors wait on it).
+    events_signal: crate::commit::lifecycle::EventSignal,
     caller_policy: security::CallerPolicy,
     /// The grants of recent callers and the read policies of tables, for `_as` reads.
     authz: crate::permission::cache::AuthzCache,
@@ -100,6 +102,7 @@ impl AedbInstance {
             schemas: SchemaCache::default(),
             processors: Default::default(),
             hooks: Default::default(),
+            events_signal: Arc::new(tokio::sync::watch::channel(0).0),
             caller_policy: security::CallerPolicy::Optional,
             authz: Default::default(),
         })
@@ -121,6 +124,7 @@ impl AedbInstance {
             schemas: SchemaCache::default(),
             processors: Default::default(),
             hooks: Default::default(),
+            events_signal: Arc::new(tokio::sync::watch::channel(0).0),
             caller_policy: security::CallerPolicy::Optional,
             authz: Default::default(),
         })
@@ -151,6 +155,7 @@ impl AedbInstance {
             },
             refused_exposures: Default::default(),
             lifecycle_sink: Some(self.hooks.sink()),
+            events_signal: Some(self.events_signal.clone()),
         }
     }
 

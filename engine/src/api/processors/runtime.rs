@@ -102,6 +102,7 @@ impl Processors {
             handler,
             shared: shared.clone(),
             position: None,
+            new_events: db.events_signal.subscribe(),
         };
         let task = runtime.spawn(worker.run());
         running.insert(name.to_string(), Running { shared, task });

@@ -9,6 +9,7 @@
 //! so a processor whose topic is rare does not fall behind. The position moves only when the
 //! handler succeeded or the batch was dead-lettered; the batched ack persists it.
 
+use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
@@ -69,6 +70,8 @@ impl Shared {
 struct Batch {
     events: Vec<EventOutboxRecord>,
     through: u64,
+    /// Nothing after `through` was left for the next run.
+    drained: bool,
 }
 
 pub(super) struct Worker {
@@ -79,10 +82,15 @@ pub(super) struct Worker {
     pub shared: Arc<Shared>,
     /// Unknown until the first run reads the durable checkpoint.
     pub position: Option<u64>,
+    /// Changes when a commit that emitted events is acknowledged.
+    pub new_events: tokio::sync::watch::Receiver<u64>,
 }
 
 enum Outcome {
-    Worked,
+    /// A batch was handled; `drained` when nothing was left after it.
+    Worked {
+        drained: bool,
+    },
     Idle,
     Gone,
 }
@@ -90,13 +98,21 @@ enum Outcome {
 impl Worker {
     pub async fn run(mut self) {
         while !self.shared.stopping() {
-            let pause = match self.run_once().await {
-                Outcome::Worked => self.options.run_interval_ms,
-                Outcome::Idle => self.options.idle_backoff_ms,
+            // Commits acknowledged from here on are looked for by this run, or wake the pause.
+            self.new_events.borrow_and_update();
+            // Caught up, the pause ends early when new events are committed; over a backlog it
+            // paces the runs.
+            let (pause, wake_on_events) = match self.run_once().await {
+                Outcome::Worked { drained } => (self.options.run_interval_ms, drained),
+                Outcome::Idle => (self.options.idle_backoff_ms, true),
                 Outcome::Gone => return,
             };
             self.shared.status.lock().last_sleep_ms = pause;
-            self.sleep(pause).await;
+            if wake_on_events {
+                self.sleep_until_events(pause).await;
+            } else {
+                self.sleep(pause).await;
+            }
         }
         self.persist_position().await;
     }
@@ -107,6 +123,23 @@ impl Worker {
             return;
         }
         let _ = tokio::time::timeout(Duration::from_millis(ms), self.shared.stop.notified()).await;
+    }
+
+    /// [`Self::sleep`], woken early too by a commit that emitted events.
+    async fn sleep_until_events(&mut self, ms: u64) {
+        if self.shared.stopping() {
+            return;
+        }
+        let mut events = std::pin::pin!(self.new_events.changed());
+        let mut stop = std::pin::pin!(self.shared.stop.notified());
+        let either = std::future::poll_fn(|cx| {
+            if events.as_mut().poll(cx).is_ready() || stop.as_mut().poll(cx).is_ready() {
+                std::task::Poll::Ready(())
+            } else {
+                std::task::Poll::Pending
+            }
+        });
+        let _ = tokio::time::timeout(Duration::from_millis(ms), either).await;
     }
 
     /// Persist how far this worker got when the checkpoint is behind it: on stop, so a resume
@@ -179,7 +212,9 @@ impl Worker {
         let mut status = self.shared.status.lock();
         status.last_processed_seq = batch.through;
         status.last_run_completed_micros = Some(now_micros());
-        Outcome::Worked
+        Outcome::Worked {
+            drained: batch.drained,
+        }
     }
 
     /// Whom the worker acks as: its `caller_id` where the instance demands callers (where it
@@ -263,6 +298,7 @@ impl Worker {
                 return Ok(Batch {
                     events,
                     through: snapshot.seq().max(from),
+                    drained: true,
                 });
             }
             cut = page.last_seq.unwrap_or(cut);
@@ -291,6 +327,7 @@ impl Worker {
             return Ok(Batch {
                 events: Vec::new(),
                 through: from,
+                drained: false,
             });
         }
         if cut > from + 1 {
@@ -298,12 +335,14 @@ impl Worker {
             return Ok(Batch {
                 events,
                 through: cut - 1,
+                drained: false,
             });
         }
         let topic = self.options.topic_filter.as_deref();
         Ok(Batch {
             events: events::read_commit(snapshot, topic, cut)?,
             through: cut.max(from),
+            drained: false,
         })
     }
 
