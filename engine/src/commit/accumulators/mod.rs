@@ -2,8 +2,11 @@
 //! their release. Storage is `stored::accumulators`; this module holds the rules.
 //!
 //! The projector runs inside each commit that touches an accumulator: the new delta is folded
-//! into the materialized value in the same commit unless folding failed before (an overflow
-//! of the value sets `projector_error`, and deltas then stay unapplied). The same commit
+//! into the materialized value in the same commit, so no delta stays unapplied and the
+//! projected and strong values agree; a delta that would take the value past i64 fails its
+//! commit with `Overflow` instead. (`projector_error` stays in the stored state for the
+//! format's sake and for a state written otherwise: folding and strong reads honour it, but
+//! this engine never sets it.) The same commit
 //! prunes dedupe records past their retention and drops exposures past their TTL, a bounded
 //! number at a time, so no commit pays for a backlog all at once.
 
