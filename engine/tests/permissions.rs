@@ -394,3 +394,55 @@ async fn kv_reads_see_each_grant_and_revoke_at_once() -> TestResult {
     ));
     Ok(())
 }
+
+/// The read path remembers a thread's last table decision too: a grant, a revoke and a read
+/// policy are seen by the very next query on that thread, another table or caller is decided
+/// afresh, and another instance does not answer from this one's decision.
+#[tokio::test]
+async fn table_reads_see_each_grant_revoke_and_policy_at_once() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let db = AedbInstance::open(AedbConfig::default(), dir.path())?;
+    db.create_project("p").await?;
+    db.commit(create_table("t")).await?;
+    db.commit(create_table("u")).await?;
+    for id in 1..=4 {
+        db.commit(insert("t", id)).await?;
+    }
+    let refused = |r: &Result<usize, aedb::query::error::QueryError>| r.is_err();
+    assert!(refused(&query_as(&db, "bob", "t").await));
+    db.commit(grant("bob", table_read("t"), false)).await?;
+    assert_eq!(query_as(&db, "bob", "t").await?, 4);
+    assert_eq!(query_as(&db, "bob", "t").await?, 4);
+    assert!(refused(&query_as(&db, "bob", "u").await));
+    assert!(refused(&query_as(&db, "eve", "t").await));
+    assert_eq!(query_as(&db, "bob", "t").await?, 4);
+    db.commit(Mutation::Ddl(DdlOperation::SetReadPolicy {
+        project_id: "p".into(),
+        scope_id: "app".into(),
+        table_name: "t".into(),
+        predicate: aedb::query::plan::Expr::Lte("id".into(), Value::Integer(2)),
+        actor_id: None,
+    }))
+    .await?;
+    assert_eq!(
+        query_as(&db, "bob", "t").await?,
+        2,
+        "the policy applies at once"
+    );
+    db.commit(Mutation::Ddl(DdlOperation::RevokePermission {
+        caller_id: "bob".into(),
+        permission: table_read("t"),
+        actor_id: None,
+    }))
+    .await?;
+    assert!(refused(&query_as(&db, "bob", "t").await));
+
+    db.commit(grant("bob", table_read("t"), false)).await?;
+    assert_eq!(query_as(&db, "bob", "t").await?, 2);
+    let other_dir = tempfile::tempdir()?;
+    let other = AedbInstance::open(AedbConfig::default(), other_dir.path())?;
+    other.create_project("p").await?;
+    other.commit(create_table("t")).await?;
+    assert!(refused(&query_as(&other, "bob", "t").await));
+    Ok(())
+}

@@ -193,8 +193,18 @@ struct LastKvReach {
     reach: Arc<KvReach>,
 }
 
+/// The last table decision made on a thread, as [`LastKvReach`].
+struct LastTableRead {
+    cache: u64,
+    loaded_at: u64,
+    caller: String,
+    place: [String; 3],
+    read: TableRead,
+}
+
 std::thread_local! {
     static LAST_KV_REACH: RefCell<Option<LastKvReach>> = const { RefCell::new(None) };
+    static LAST_TABLE_READ: RefCell<Option<LastTableRead>> = const { RefCell::new(None) };
 }
 
 impl AuthzCache {
@@ -211,6 +221,46 @@ impl AuthzCache {
                 .collect();
             Ok(Arc::new(CallerView::new(permissions)))
         })
+    }
+
+    /// Whether `caller` may read `place` (project, scope, table) now, and through which
+    /// policy: `decide` draws it from the caller's view on a miss.
+    pub fn table_read(
+        &self,
+        engine: &Engine,
+        caller: &str,
+        place: (&str, &str, &str),
+        decide: impl FnOnce(&CallerView) -> Result<TableRead>,
+    ) -> Result<TableRead> {
+        let (project, scope, table) = place;
+        let remembered = LAST_TABLE_READ.with(|last| {
+            let last = last.borrow();
+            let hit = last.as_ref().filter(|l| {
+                l.cache == self.id
+                    && l.caller == caller
+                    && l.place[2] == table
+                    && l.place[1] == scope
+                    && l.place[0] == project
+                    // Read after the entry, as in `WatchedMap`.
+                    && l.loaded_at >= engine.watched_changed_at()
+            });
+            hit.map(|l| l.read.clone())
+        });
+        if let Some(read) = remembered {
+            return Ok(read);
+        }
+        let (view, loaded_at) = self.caller_at(engine, caller)?;
+        let read = decide(&view)?;
+        LAST_TABLE_READ.with(|last| {
+            *last.borrow_mut() = Some(LastTableRead {
+                cache: self.id,
+                loaded_at,
+                caller: caller.to_string(),
+                place: [project.to_string(), scope.to_string(), table.to_string()],
+                read: read.clone(),
+            });
+        });
+        Ok(read)
     }
 
     /// `decide` applied to which keys of `project.scope` `caller` may read now.
