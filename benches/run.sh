@@ -4,7 +4,7 @@
 # workloads (W1, W2, W8, W9) against SQLite, redb, LMDB, fjall, RocksDB and the original aedb 0.1.9.
 # Markdown is printed and kept in $OUT (default /tmp/aedb-bench-results); data goes under $DATA
 # (default /tmp/aedb-bench). About 9 minutes on 2 cores for the storage core, about 10 more for
-# the durable workloads, and about 3 more for the API level: W11 against the original aedb, W7
+# the durable workloads, and about 10 more for the API level: W11 and W13 against the original aedb, W7
 # (YCSB) against SQLite.
 # ONLY=core, ONLY=durable or ONLY=api runs one part.
 # The first build compiles RocksDB's C++ (librocksdb-sys: over an hour on 2 cores) and needs
@@ -36,4 +36,5 @@ fi
 if [ "$ONLY" = all ] || [ "$ONLY" = api ]; then
   "$BIN" --dir "$DATA" --workload W11 --rounds 5 | tee "$OUT/api-W11.md"
   "$BIN" --dir "$DATA" --workload W7 | tee "$OUT/ycsb-W7.md"
+  "$BIN" --dir "$DATA" --workload W13 --rounds 3 | tee "$OUT/api-W13.md"
 fi
