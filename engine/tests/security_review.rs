@@ -290,8 +290,33 @@ async fn preflight_reports_only_what_the_caller_may_read() -> TestResult {
         db.preflight_as(&who("alice"), delete_carols.clone()).await,
         PreflightResult::Ok { affected_rows: 0 }
     );
+    // Its plan's read set covers the policed table, which alice's envelope could not submit:
+    // the plan says so instead of handing out one that would be refused.
     let plan = db.preflight_plan_as(&who("alice"), delete_carols).await;
-    assert!(plan.valid && plan.touched_keys.is_empty(), "{plan:?}");
+    assert!(!plan.valid, "{plan:?}");
+    assert!(
+        plan.errors
+            .iter()
+            .any(|e| e.contains("read policy applies")),
+        "{plan:?}"
+    );
+    // Without the policy, the same plan is valid.
+    db.commit(Mutation::Ddl(DdlOperation::ClearReadPolicy {
+        project_id: "p".into(),
+        scope_id: "app".into(),
+        table_name: "docs".into(),
+        actor_id: None,
+    }))
+    .await?;
+    let delete_carols = Mutation::DeleteWhere {
+        project_id: "p".into(),
+        scope_id: "app".into(),
+        table_name: "docs".into(),
+        predicate: col("owner").eq("carol"),
+        limit: None,
+    };
+    let plan = db.preflight_plan_as(&who("alice"), delete_carols).await;
+    assert!(plan.valid, "{plan:?}");
     Ok(())
 }
 

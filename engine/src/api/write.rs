@@ -7,6 +7,7 @@ use crate::commit::authz::{authorize, authorize_preflight, stamp_actor};
 use crate::commit::envelope::{apply_envelope, EnvelopeOutcome};
 use crate::commit::lifecycle;
 use crate::commit::policies::restrict;
+use crate::commit::read_authz::authorize_envelope_reads;
 use crate::commit::read_set::{plan_read_set, ReadSet};
 use crate::commit::{
     ActionCommitOutcome, ActionCommitResult, ActionEnvelopeRequest, CommitResult,
@@ -390,6 +391,11 @@ impl AedbInstance {
                     let applied = apply(txn, &mutation, &limits)?;
                     let touched = txn.touched()?;
                     let read_set = plan_read_set(&snapshot, &mutation, &touched)?;
+                    if let Some(caller) = &caller {
+                        // A plan the caller's envelope would refuse (a read set over a table
+                        // whose read policy applies to it) is no plan.
+                        authorize_envelope_reads(&snapshot, caller, &[], &read_set)?;
+                    }
                     Ok((applied.affected_rows, touched, read_set))
                 })
                 .await
