@@ -140,3 +140,87 @@ async fn a_caught_up_processor_wakes_on_the_next_event() -> TestResult {
     db.stop_reactive_processor("proc").await?;
     Ok(())
 }
+
+/// Under `Batch` durability the wake comes once the event is durable (the timed sync), not
+/// when its commit returns: a processor idling for a minute still gets the event at once
+/// (review finding: it woke at the write, found nothing durable and slept its full pause).
+#[tokio::test]
+async fn under_batch_a_processor_wakes_when_the_event_is_durable() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let config = AedbConfig {
+        durability_mode: DurabilityMode::Batch,
+        batch_interval_ms: 20,
+        ..AedbConfig::default()
+    };
+    let db = Arc::new(AedbInstance::open(config, dir.path())?);
+    db.create_project("p").await?;
+    let seen: Seen = Default::default();
+    let recorded = seen.clone();
+    db.start_reactive_processor(
+        "proc",
+        ReactiveProcessorOptions {
+            run_interval_ms: 60_000,
+            idle_backoff_ms: 60_000,
+            ..ReactiveProcessorOptions::default()
+        },
+        move |_, events: Vec<EventOutboxRecord>| {
+            recorded
+                .lock()
+                .extend(events.into_iter().map(|e| e.event_key));
+            std::future::ready(Ok(()))
+        },
+    )
+    .await?;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    for i in 0..3 {
+        db.emit_event("p", "app", "t", format!("e{i}"), "{}".into())
+            .await?;
+        assert!(until(&seen, i + 1).await, "event {i} was not delivered");
+    }
+    db.stop_reactive_processor("proc").await?;
+    Ok(())
+}
+
+/// Wakes for events a processor does not take — other topics, its own handler's output — do
+/// not make it spin: an interval handler that emits on another topic runs about once per idle
+/// pause, as without wakes (review finding: it ran at the rate of its own commits).
+#[tokio::test]
+async fn a_handler_emitting_on_another_topic_does_not_spin_its_processor() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let db = Arc::new(AedbInstance::open(AedbConfig::default(), dir.path())?);
+    db.create_project("p").await?;
+    let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = calls.clone();
+    let weak = Arc::downgrade(&db);
+    db.start_reactive_processor(
+        "orders",
+        ReactiveProcessorOptions {
+            topic_filter: Some("orders".into()),
+            run_on_interval: true,
+            run_interval_ms: 200,
+            idle_backoff_ms: 200,
+            ..ReactiveProcessorOptions::default()
+        },
+        move |_, _events: Vec<EventOutboxRecord>| {
+            counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let weak = weak.clone();
+            async move {
+                if let Some(db) = weak.upgrade() {
+                    db.emit_event("p", "app", "hb", "beat".into(), "{}".into())
+                        .await?;
+                }
+                Ok(())
+            }
+        },
+    )
+    .await?;
+    tokio::time::sleep(Duration::from_millis(1_000)).await;
+    db.stop_reactive_processor("orders").await?;
+    let calls = calls.load(std::sync::atomic::Ordering::SeqCst);
+    // Five pauses of 200 ms in a second; a spinning loop makes hundreds of calls.
+    assert!(
+        (1..=12).contains(&calls),
+        "{calls} handler calls in a second"
+    );
+    Ok(())
+}

@@ -46,6 +46,8 @@ pub struct Sizes {
     pub flush_samples: usize,
     /// W13: deltas loaded into the accumulator whose strong value is read.
     pub w13_deltas: u64,
+    /// W12: random updates of the bulk-loaded keys after the delete/reinsert phases.
+    pub w12_updates: usize,
 }
 
 impl Sizes {
@@ -75,6 +77,7 @@ impl Sizes {
             w9_probe_commits: 2_000,
             flush_samples: 2_000,
             w13_deltas: 1_000_000,
+            w12_updates: 10_000_000,
         }
     }
 
@@ -104,6 +107,7 @@ impl Sizes {
             w9_probe_commits: 200,
             flush_samples: 200,
             w13_deltas: 50_000,
+            w12_updates: 500_000,
         }
     }
 }

@@ -1,10 +1,11 @@
-//! W12 space: bytes on disk after W3's writes, after deleting half of the keys, and after putting
-//! them back. One round: sizes are deterministic. aedb has no compaction yet.
+//! W12 space: bytes on disk after W3's writes, after deleting half of the keys, after putting
+//! them back, and after ten random updates per key (in `batch_keys`-key commits), beside the
+//! live key+value bytes. One round: sizes are deterministic. aedb has no compaction yet.
 
 use anyhow::Result;
 
 use super::{dir_bytes, progress, remove_dir, RunConfig};
-use crate::data::{Batch, Dataset};
+use crate::data::{random_indices, Batch, Dataset};
 use crate::engines::{self, Engine, OpenConfig};
 use crate::report::{count, Better, Table, Unit};
 
@@ -56,6 +57,30 @@ pub fn run(ctx: &RunConfig) -> Result<Table> {
         Unit::Bytes,
         Better::Lower,
     );
+    let updates = random_indices(sizes.bulk_keys, sizes.w12_updates, 0x5eed_0012);
+    let live: usize = (0..sizes.bulk_keys as u32)
+        .map(|i| {
+            let (key, value) = data.pair(i);
+            key.len() + value.len()
+        })
+        .sum();
+    let update_row = table.add_row(
+        format!(
+            "then after {} random updates of those keys ({}-key commits)",
+            count(updates.len()),
+            count(sizes.batch_keys)
+        ),
+        Unit::Bytes,
+        Better::Lower,
+    );
+    let live_ratio_row = table.add_row(
+        format!(
+            "file ÷ live key+value bytes ({}) after the updates",
+            count(live)
+        ),
+        Unit::Plain,
+        Better::Lower,
+    );
     let allocated_row = table.add_row("allocated blocks at the end", Unit::Bytes, Better::Lower);
 
     for (index, spec) in ctx.engines.iter().enumerate() {
@@ -81,8 +106,13 @@ pub fn run(ctx: &RunConfig) -> Result<Table> {
         in_commits(&*engine, &half, sizes.delete_batch_keys, |engine, batch| {
             engine.insert_batch(Batch::new(&data, batch))
         })?;
+        table.record(reinsert_row, index, dir_bytes(&dir)?.0 as f64);
+        in_commits(&*engine, &updates, sizes.batch_keys, |engine, batch| {
+            engine.insert_batch(Batch::new(&data, batch))
+        })?;
         let (apparent, allocated) = dir_bytes(&dir)?;
-        table.record(reinsert_row, index, apparent as f64);
+        table.record(update_row, index, apparent as f64);
+        table.record(live_ratio_row, index, apparent as f64 / live as f64);
         table.record(allocated_row, index, allocated as f64);
         drop(engine);
         remove_dir(&dir)?;

@@ -59,8 +59,6 @@ pub struct AedbInstance {
     /// Reactive processors of this process; dropped with the instance, which ends their tasks.
     processors: processors::Processors,
     hooks: lifecycle::Hooks,
-    /// Raised by each acknowledged commit that emitted events (processors wait on it).
-    events_signal: crate::commit::lifecycle::EventSignal,
     caller_policy: security::CallerPolicy,
     /// The grants of recent callers and the read policies of tables, for `_as` reads.
     authz: crate::permission::cache::AuthzCache,
@@ -102,7 +100,6 @@ impl AedbInstance {
             schemas: SchemaCache::default(),
             processors: Default::default(),
             hooks: Default::default(),
-            events_signal: Arc::new(tokio::sync::watch::channel(0).0),
             caller_policy: security::CallerPolicy::Optional,
             authz: Default::default(),
         })
@@ -124,7 +121,6 @@ impl AedbInstance {
             schemas: SchemaCache::default(),
             processors: Default::default(),
             hooks: Default::default(),
-            events_signal: Arc::new(tokio::sync::watch::channel(0).0),
             caller_policy: security::CallerPolicy::Optional,
             authz: Default::default(),
         })
@@ -155,7 +151,6 @@ impl AedbInstance {
             },
             refused_exposures: Default::default(),
             lifecycle_sink: Some(self.hooks.sink()),
-            events_signal: Some(self.events_signal.clone()),
         }
     }
 

@@ -85,11 +85,11 @@ impl AedbInstance {
         config.validate_secure(mode).map_err(invalid)?;
         let vfs: Arc<dyn Vfs> =
             os_vfs(config.io_backend).map_err(|e| AedbError::Io(e.to_string()))?;
+        // Before the lock, so a refused directory is not even locked; and again once locked
+        // (inside the open, before recovery), since a weak open that held the lock while this
+        // call waited for it has written the marker since.
         trust_marker::check_strict_open(&*vfs, dir, &config)?;
-        let engine = Engine::open_with_vfs(config.clone(), dir, Arc::clone(&vfs))?;
-        // Again with the directory locked: a weak open that held the lock while this call
-        // waited for it has written the marker since the first look.
-        trust_marker::check_strict_open(&*vfs, dir, &config)?;
+        let engine = Engine::open_strict_with_vfs(config.clone(), dir, vfs)?;
         let mut instance = Self::over(engine, config, dir)?;
         instance.caller_policy = CallerPolicy::Required;
         instance.bootstrap_admin()?;

@@ -21,9 +21,6 @@ pub struct Limits {
     pub refused_exposures: RefusedExposures,
     /// Where what the commit did goes once it is visible (`commit::lifecycle::record`).
     pub lifecycle_sink: Option<std::sync::Arc<dyn super::lifecycle::LifecycleSink>>,
-    /// Raised to a commit's sequence once a commit that emitted events is acknowledged, so
-    /// idle processors wake at once (`commit::lifecycle::record`).
-    pub events_signal: Option<super::lifecycle::EventSignal>,
 }
 
 /// An exposure the margin rule refused: the accumulator, named and identified by the commit

@@ -20,10 +20,6 @@ pub trait LifecycleSink: Send + Sync {
     fn publish(&self, events: Vec<LifecycleEvent>);
 }
 
-/// The sequence of the newest acknowledged commit that emitted events: processors waiting
-/// for events watch it.
-pub type EventSignal = std::sync::Arc<tokio::sync::watch::Sender<u64>>;
-
 /// One thing a commit did, with the commit's sequence.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub enum LifecycleEvent {
@@ -301,12 +297,8 @@ pub fn record(txn: &mut LoggedTxn, events: Vec<LifecycleEvent>, limits: &Limits)
         let json = serde_json::to_string(&stored)
             .map_err(|e| AedbError::Validation(format!("lifecycle events: {e}")))?;
         lifecycle::append(txn, events.len(), json, limits.now_micros)?;
-        if let Some(signal) = limits.events_signal.clone() {
-            let seq = txn.seq();
-            txn.after_publish(Box::new(move || {
-                signal.send_modify(|newest| *newest = (*newest).max(seq));
-            }));
-        }
+        // Processors waiting for events wake once this commit is deliverable.
+        txn.mark();
     }
     if let Some(sink) = limits.lifecycle_sink.as_ref() {
         if !events.is_empty() && sink.listening() {

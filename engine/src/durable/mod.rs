@@ -88,6 +88,26 @@ impl Engine {
     /// Open on any file system. On the OS's file systems the directory lock is taken as by
     /// [`Engine::open`]; the simulator has no other process to exclude.
     pub fn open_with_vfs(config: AedbConfig, dir: &Path, vfs: Arc<dyn Vfs>) -> Result<Self> {
+        Self::open_writable(config, dir, vfs, false)
+    }
+
+    /// [`Engine::open_with_vfs`] for a secure open: a directory once opened with weaker
+    /// settings is refused once the directory is locked, before anything is read or written
+    /// (`trust_marker.rs`).
+    pub(crate) fn open_strict_with_vfs(
+        config: AedbConfig,
+        dir: &Path,
+        vfs: Arc<dyn Vfs>,
+    ) -> Result<Self> {
+        Self::open_writable(config, dir, vfs, true)
+    }
+
+    fn open_writable(
+        config: AedbConfig,
+        dir: &Path,
+        vfs: Arc<dyn Vfs>,
+        refuse_weakened: bool,
+    ) -> Result<Self> {
         let lock = if vfs.kind() == BackendKind::Simulated {
             None
         } else {
@@ -97,6 +117,9 @@ impl Engine {
             sync_in_parent(&*vfs, dir)?;
             Some(DirLock::acquire_in(&*vfs, dir)?)
         };
+        if refuse_weakened {
+            crate::trust_marker::check_strict_open(&*vfs, dir, &config)?;
+        }
         let readers: Option<Arc<dyn ReaderRegistry>> = match lock {
             Some(_) => Some(Arc::new(readers::ReaderTable::open_in(&*vfs, dir)?)),
             None => None,
@@ -183,6 +206,7 @@ impl Engine {
             watched_trees: parking_lot::RwLock::new(Arc::from(Vec::new())),
             watched_changed_at: AtomicU64::new(head),
             structural: Arc::new(Mutex::new(structural::StructuralVersions::new(head))),
+            marks: tokio::sync::watch::channel(0).0,
         })
     }
 
@@ -308,6 +332,13 @@ impl Engine {
         trees.push(Arc::from(tree));
         *watched = Arc::from(trees);
         Ok(())
+    }
+
+    /// The sequence of the newest marked commit (`LoggedTxn::mark`) that is deliverable:
+    /// durable under `Full` and `Batch`, written under `OsBuffered`. Changes once per group
+    /// at most; 0 until a marked commit is.
+    pub fn watch_marks(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.shared.marks.subscribe()
     }
 
     /// Sequence of the newest commit that wrote a watched tree (at least the head at open).

@@ -43,6 +43,9 @@ use crate::CommitFinality;
 pub(crate) const GROUP_MAX: usize = 1024;
 /// How long the idle writer sleeps before looking at checkpoint-driven log truncation.
 const IDLE_WAKE: Duration = Duration::from_millis(100);
+/// Marked commits waiting to become deliverable; past it the oldest are forgotten (a later
+/// mark raises the signal past them anyway).
+const MAX_PENDING_MARKS: usize = 4_096;
 /// Size-triggered checkpoint requests are at least this far apart.
 const CHECKPOINT_REQUEST_GAP: Duration = Duration::from_millis(100);
 
@@ -91,6 +94,8 @@ pub(crate) struct Shared {
     /// any): caches of what was decoded from them trust only what was read at or after it.
     pub watched_changed_at: AtomicU64,
     pub structural: Arc<Mutex<super::structural::StructuralVersions>>,
+    /// The newest marked commit that is deliverable (`Engine::watch_marks`).
+    pub marks: tokio::sync::watch::Sender<u64>,
 }
 
 impl Shared {
@@ -144,6 +149,8 @@ pub(crate) struct Writer {
     /// Published commits' `after_publish` callbacks, in commit order, until their commit is
     /// acknowledged (invariant 6).
     acknowledged_callbacks: VecDeque<(u64, Vec<AfterPublish>)>,
+    /// Marked commits not yet deliverable, in order (at most `MAX_PENDING_MARKS`).
+    pending_marks: VecDeque<u64>,
     last_sync: Instant,
     last_checkpoint_request: Instant,
     bytes_since_sync: u64,
@@ -163,6 +170,7 @@ impl Writer {
             waiters: Vec::new(),
             sync_waiters: Vec::new(),
             acknowledged_callbacks: VecDeque::new(),
+            pending_marks: VecDeque::new(),
             last_sync: Instant::now(),
             last_checkpoint_request: Instant::now(),
             bytes_since_sync: 0,
@@ -302,6 +310,7 @@ impl Writer {
             });
         }
         let wrote_watched = logged.wrote_watched();
+        let marked = logged.is_marked();
         let deleted_from = logged.take_deleted_from();
         let after_publish = logged.take_after_publish();
         let (mut txn, record) = logged.into_parts();
@@ -337,6 +346,12 @@ impl Writer {
         if !after_publish.is_empty() {
             // In commit order: only this thread publishes, one commit at a time.
             self.acknowledged_callbacks.push_back((seq, after_publish));
+        }
+        if marked {
+            if self.pending_marks.len() >= MAX_PENDING_MARKS {
+                self.pending_marks.pop_front();
+            }
+            self.pending_marks.push_back(seq);
         }
         self.retain_head(freed);
         self.bytes_since_sync += payload.len() as u64;
@@ -397,6 +412,7 @@ impl Writer {
         }
         let written = self.wal.written_lsn();
         self.run_acknowledged_callbacks(written, durable, failed.is_some());
+        self.raise_marks(written, durable, failed.is_some());
         // Every published commit may survive a latch: its frame may have reached the OS, or a
         // checkpoint may have captured it and written its meta page before failing.
         let published = self.wal.next_lsn() - 1;
@@ -457,6 +473,33 @@ impl Writer {
         }
         if failed {
             self.acknowledged_callbacks.clear();
+        }
+    }
+
+    /// Raise the mark signal to the newest marked commit now deliverable: durable, or under
+    /// `OsBuffered` (which syncs only on request) written. After a latch only durable ones
+    /// count; the rest are forgotten.
+    fn raise_marks(&mut self, written: u64, durable: u64, failed: bool) {
+        let deliverable = if !failed && self.config.durability_mode == DurabilityMode::OsBuffered {
+            written.max(durable)
+        } else {
+            durable
+        };
+        let mut newest = None;
+        while let Some(&seq) = self.pending_marks.front() {
+            if seq > deliverable {
+                break;
+            }
+            newest = Some(seq);
+            self.pending_marks.pop_front();
+        }
+        if failed {
+            self.pending_marks.clear();
+        }
+        if let Some(seq) = newest {
+            self.shared
+                .marks
+                .send_modify(|mark| *mark = (*mark).max(seq));
         }
     }
 

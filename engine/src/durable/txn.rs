@@ -30,6 +30,8 @@ pub struct LoggedTxn {
     /// when the commit is not published (a failed or dry-run body, a discard) or its outcome
     /// is unknown (a latch).
     after_publish: Vec<AfterPublish>,
+    /// Raise the engine's mark signal once this commit is deliverable (`Engine::watch_marks`).
+    marked: bool,
 }
 
 /// A callback for after a commit is acknowledged (`LoggedTxn::after_publish`). It runs on the
@@ -57,6 +59,7 @@ impl LoggedTxn {
             structural,
             poison: None,
             after_publish: Vec::new(),
+            marked: false,
         }
     }
 
@@ -66,6 +69,16 @@ impl LoggedTxn {
     pub(crate) fn after_publish(&mut self, callback: AfterPublish) {
         debug_assert!(self.after_publish.len() < MAX_AFTER_PUBLISH);
         self.after_publish.push(callback);
+    }
+
+    /// Raise the engine's mark signal to this commit's sequence once it is deliverable:
+    /// durable under `Full` and `Batch`, written under `OsBuffered` (`Engine::watch_marks`).
+    pub(crate) fn mark(&mut self) {
+        self.marked = true;
+    }
+
+    pub(crate) fn is_marked(&self) -> bool {
+        self.marked
     }
 
     pub(crate) fn take_after_publish(&mut self) -> Vec<AfterPublish> {

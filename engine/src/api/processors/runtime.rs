@@ -102,7 +102,7 @@ impl Processors {
             handler,
             shared: shared.clone(),
             position: None,
-            new_events: db.events_signal.subscribe(),
+            new_events: db.engine.watch_marks(),
         };
         let task = runtime.spawn(worker.run());
         running.insert(name.to_string(), Running { shared, task });

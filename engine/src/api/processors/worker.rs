@@ -97,22 +97,26 @@ enum Outcome {
 
 impl Worker {
     pub async fn run(mut self) {
+        let mut woken = false;
         while !self.shared.stopping() {
-            // Commits acknowledged from here on are looked for by this run, or wake the pause.
+            // Commits deliverable from here on are looked for by this run, or wake the pause.
             self.new_events.borrow_and_update();
-            // Caught up, the pause ends early when new events are committed; over a backlog it
-            // paces the runs.
-            let (pause, wake_on_events) = match self.run_once().await {
+            // Caught up, the pause ends early when new events become deliverable; over a
+            // backlog it paces the runs. A run that woke for events and found none of its own
+            // (other topics, its own handler's output) pauses in full, so such wakes cost at
+            // most one run per pause.
+            let (pause, wake_on_events) = match self.run_once(woken).await {
                 Outcome::Worked { drained } => (self.options.run_interval_ms, drained),
-                Outcome::Idle => (self.options.idle_backoff_ms, true),
+                Outcome::Idle => (self.options.idle_backoff_ms, !woken),
                 Outcome::Gone => return,
             };
             self.shared.status.lock().last_sleep_ms = pause;
-            if wake_on_events {
-                self.sleep_until_events(pause).await;
+            woken = if wake_on_events {
+                self.sleep_until_events(pause).await
             } else {
                 self.sleep(pause).await;
-            }
+                false
+            };
         }
         self.persist_position().await;
     }
@@ -125,21 +129,27 @@ impl Worker {
         let _ = tokio::time::timeout(Duration::from_millis(ms), self.shared.stop.notified()).await;
     }
 
-    /// [`Self::sleep`], woken early too by a commit that emitted events.
-    async fn sleep_until_events(&mut self, ms: u64) {
+    /// [`Self::sleep`], woken early too by a commit with events becoming deliverable; whether
+    /// that is what ended it.
+    async fn sleep_until_events(&mut self, ms: u64) -> bool {
         if self.shared.stopping() {
-            return;
+            return false;
         }
         let mut events = std::pin::pin!(self.new_events.changed());
         let mut stop = std::pin::pin!(self.shared.stop.notified());
         let either = std::future::poll_fn(|cx| {
-            if events.as_mut().poll(cx).is_ready() || stop.as_mut().poll(cx).is_ready() {
-                std::task::Poll::Ready(())
+            if let std::task::Poll::Ready(changed) = events.as_mut().poll(cx) {
+                // An error: the instance is gone, which the next run finds.
+                std::task::Poll::Ready(changed.is_ok())
+            } else if stop.as_mut().poll(cx).is_ready() {
+                std::task::Poll::Ready(false)
             } else {
                 std::task::Poll::Pending
             }
         });
-        let _ = tokio::time::timeout(Duration::from_millis(ms), either).await;
+        tokio::time::timeout(Duration::from_millis(ms), either)
+            .await
+            .unwrap_or(false)
     }
 
     /// Persist how far this worker got when the checkpoint is behind it: on stop, so a resume
@@ -170,7 +180,10 @@ impl Worker {
         }
     }
 
-    async fn run_once(&mut self) -> Outcome {
+    /// One run; `woken` when a new deliverable event ended the pause before it (such a run
+    /// neither calls an interval handler nor persists an idle position: those keep to the
+    /// timed pauses).
+    async fn run_once(&mut self, woken: bool) -> Outcome {
         {
             let mut status = self.shared.status.lock();
             status.runs_total += 1;
@@ -190,7 +203,7 @@ impl Worker {
         };
         let from = self.position.unwrap_or(0);
         if batch.events.is_empty() {
-            if self.options.run_on_interval {
+            if self.options.run_on_interval && !woken {
                 if let Err(err) = self.call(Vec::new()).await {
                     self.note_failure(&err);
                 }
@@ -200,7 +213,9 @@ impl Worker {
                 self.advance(batch.through).await;
             }
             // Idle: persist the position the watermark held back, once.
-            self.persist_position().await;
+            if !woken {
+                self.persist_position().await;
+            }
             self.shared.status.lock().last_run_completed_micros = Some(now_micros());
             return Outcome::Idle;
         }
