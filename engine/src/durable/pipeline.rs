@@ -21,6 +21,8 @@
 //! 6. A commit's `after_publish` callbacks run once it is acknowledged (durable in `Full`,
 //!    written otherwise), in commit order, on the leading thread; never for a commit whose
 //!    outcome a latch left unknown.
+//! 7. The mark signal (`Engine::watch_marks`) never names a commit before it is deliverable:
+//!    durable, or written under `OsBuffered`; after a latch, durable only.
 
 use std::any::Any;
 use std::collections::VecDeque;
