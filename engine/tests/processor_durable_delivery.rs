@@ -147,9 +147,11 @@ async fn a_caught_up_processor_wakes_on_the_next_event() -> TestResult {
 #[tokio::test]
 async fn under_batch_a_processor_wakes_when_the_event_is_durable() -> TestResult {
     let dir = tempfile::tempdir()?;
+    // Every emit is unsynced when its commit returns; the timed sync comes within a second.
     let config = AedbConfig {
         durability_mode: DurabilityMode::Batch,
-        batch_interval_ms: 20,
+        batch_interval_ms: 1_000,
+        batch_max_bytes: 1 << 30,
         ..AedbConfig::default()
     };
     let db = Arc::new(AedbInstance::open(config, dir.path())?);

@@ -103,8 +103,9 @@ impl Worker {
             self.new_events.borrow_and_update();
             // Caught up, the pause ends early when new events become deliverable; over a
             // backlog it paces the runs. A run that woke for events and found none of its own
-            // (other topics, its own handler's output) pauses in full, so such wakes cost at
-            // most one run per pause.
+            // (other topics; an interval handler's output on another topic) pauses in full, so
+            // such wakes cost at most one run per pause. (A handler that emits on its own topic
+            // feeds itself, as it would by polling, only faster.)
             let (pause, wake_on_events) = match self.run_once(woken).await {
                 Outcome::Worked { drained } => (self.options.run_interval_ms, drained),
                 Outcome::Idle => (self.options.idle_backoff_ms, !woken),
@@ -129,27 +130,39 @@ impl Worker {
         let _ = tokio::time::timeout(Duration::from_millis(ms), self.shared.stop.notified()).await;
     }
 
-    /// [`Self::sleep`], woken early too by a commit with events becoming deliverable; whether
-    /// that is what ended it.
+    /// [`Self::sleep`], woken early too by a commit with events past this worker's position
+    /// becoming deliverable; whether that is what ended it. A mark at or before the position
+    /// (events a run already took) does not end the pause.
     async fn sleep_until_events(&mut self, ms: u64) -> bool {
-        if self.shared.stopping() {
-            return false;
-        }
-        let mut events = std::pin::pin!(self.new_events.changed());
-        let mut stop = std::pin::pin!(self.shared.stop.notified());
-        let either = std::future::poll_fn(|cx| {
-            if let std::task::Poll::Ready(changed) = events.as_mut().poll(cx) {
-                // An error: the instance is gone, which the next run finds.
-                std::task::Poll::Ready(changed.is_ok())
-            } else if stop.as_mut().poll(cx).is_ready() {
-                std::task::Poll::Ready(false)
-            } else {
-                std::task::Poll::Pending
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(ms);
+        loop {
+            if self.shared.stopping() {
+                return false;
             }
-        });
-        tokio::time::timeout(Duration::from_millis(ms), either)
-            .await
-            .unwrap_or(false)
+            let outcome = {
+                let mut events = std::pin::pin!(self.new_events.changed());
+                let mut stop = std::pin::pin!(self.shared.stop.notified());
+                let either = std::future::poll_fn(|cx| {
+                    if let std::task::Poll::Ready(changed) = events.as_mut().poll(cx) {
+                        std::task::Poll::Ready(Some(changed.is_ok()))
+                    } else if stop.as_mut().poll(cx).is_ready() {
+                        std::task::Poll::Ready(None)
+                    } else {
+                        std::task::Poll::Pending
+                    }
+                });
+                tokio::time::timeout_at(deadline, either).await
+            };
+            match outcome {
+                // The instance is gone (the next run finds it), a stop, or the pause is over.
+                Ok(Some(false)) | Ok(None) | Err(_) => return false,
+                Ok(Some(true)) => {}
+            }
+            let mark = *self.new_events.borrow_and_update();
+            if mark > self.position.unwrap_or(0) {
+                return true;
+            }
+        }
     }
 
     /// Persist how far this worker got when the checkpoint is behind it: on stop, so a resume
