@@ -22,17 +22,31 @@ fn options() -> ReactiveProcessorOptions {
 }
 
 async fn start(db: &Arc<AedbInstance>, seen: &Seen) -> TestResult {
+    start_with(db, options(), seen).await
+}
+
+/// A processor "proc" recording the keys it is handed, with `options`.
+async fn start_with(
+    db: &Arc<AedbInstance>,
+    options: ReactiveProcessorOptions,
+    seen: &Seen,
+) -> TestResult {
     let seen = seen.clone();
-    db.start_reactive_processor(
-        "proc",
-        options(),
-        move |_, events: Vec<EventOutboxRecord>| {
-            seen.lock().extend(events.into_iter().map(|e| e.event_key));
-            std::future::ready(Ok(()))
-        },
-    )
+    db.start_reactive_processor("proc", options, move |_, events: Vec<EventOutboxRecord>| {
+        seen.lock().extend(events.into_iter().map(|e| e.event_key));
+        std::future::ready(Ok(()))
+    })
     .await?;
     Ok(())
+}
+
+/// Options under which only a wake, not a poll, delivers within a test's time.
+fn polling_every_minute() -> ReactiveProcessorOptions {
+    ReactiveProcessorOptions {
+        run_interval_ms: 60_000,
+        idle_backoff_ms: 60_000,
+        ..ReactiveProcessorOptions::default()
+    }
 }
 
 async fn until(seen: &Seen, n: usize) -> bool {
@@ -113,22 +127,7 @@ async fn a_caught_up_processor_wakes_on_the_next_event() -> TestResult {
     let db = Arc::new(AedbInstance::open(AedbConfig::default(), dir.path())?);
     db.create_project("p").await?;
     let seen: Seen = Default::default();
-    let recorded = seen.clone();
-    db.start_reactive_processor(
-        "proc",
-        ReactiveProcessorOptions {
-            run_interval_ms: 60_000,
-            idle_backoff_ms: 60_000,
-            ..ReactiveProcessorOptions::default()
-        },
-        move |_, events: Vec<EventOutboxRecord>| {
-            recorded
-                .lock()
-                .extend(events.into_iter().map(|e| e.event_key));
-            std::future::ready(Ok(()))
-        },
-    )
-    .await?;
+    start_with(&db, polling_every_minute(), &seen).await?;
     // Let the first run find nothing and go to sleep.
     tokio::time::sleep(Duration::from_millis(100)).await;
     for i in 0..5 {
@@ -157,22 +156,7 @@ async fn under_batch_a_processor_wakes_when_the_event_is_durable() -> TestResult
     let db = Arc::new(AedbInstance::open(config, dir.path())?);
     db.create_project("p").await?;
     let seen: Seen = Default::default();
-    let recorded = seen.clone();
-    db.start_reactive_processor(
-        "proc",
-        ReactiveProcessorOptions {
-            run_interval_ms: 60_000,
-            idle_backoff_ms: 60_000,
-            ..ReactiveProcessorOptions::default()
-        },
-        move |_, events: Vec<EventOutboxRecord>| {
-            recorded
-                .lock()
-                .extend(events.into_iter().map(|e| e.event_key));
-            std::future::ready(Ok(()))
-        },
-    )
-    .await?;
+    start_with(&db, polling_every_minute(), &seen).await?;
     tokio::time::sleep(Duration::from_millis(100)).await;
     for i in 0..3 {
         db.emit_event("p", "app", "t", format!("e{i}"), "{}".into())

@@ -201,14 +201,10 @@ fn of_mutation(mutation: &Mutation, applied: &Applied, seq: u64) -> Vec<Lifecycl
             accumulator_name,
             amount,
             exposure_id,
-        } if applied.affected_rows > 0 => vec![E::AccumulatorExposureReserved {
-            project_id: project_id.clone(),
-            scope_id: scope_id.clone(),
-            accumulator_name: accumulator_name.clone(),
-            amount: *amount,
-            exposure_id: exposure_id.clone(),
-            seq,
-        }],
+        } if applied.affected_rows > 0 => {
+            let accumulator = (project_id, scope_id, accumulator_name);
+            vec![reserved(accumulator, *amount, exposure_id, seq)]
+        }
         Mutation::EmitEvent {
             project_id,
             scope_id,
@@ -259,17 +255,25 @@ pub fn apply_noting(
         .into_iter()
         .filter(|(_, id)| !before.contains(id));
     let seq = txn.seq();
-    events.extend(opened.map(|(amount, exposure_id)| {
-        LifecycleEvent::AccumulatorExposureReserved {
-            project_id: project_id.clone(),
-            scope_id: scope_id.clone(),
-            accumulator_name: accumulator_name.clone(),
-            amount: *amount,
-            exposure_id: exposure_id.clone(),
-            seq,
-        }
-    }));
+    let accumulator = (project_id, scope_id, accumulator_name);
+    events.extend(opened.map(|(amount, id)| reserved(accumulator, *amount, id, seq)));
     Ok(applied)
+}
+
+fn reserved(
+    (project_id, scope_id, accumulator_name): (&String, &String, &String),
+    amount: i64,
+    exposure_id: &str,
+    seq: u64,
+) -> LifecycleEvent {
+    LifecycleEvent::AccumulatorExposureReserved {
+        project_id: project_id.clone(),
+        scope_id: scope_id.clone(),
+        accumulator_name: accumulator_name.clone(),
+        amount,
+        exposure_id: exposure_id.to_string(),
+        seq,
+    }
 }
 
 /// Hand a commit's lifecycle `events` to `limits.lifecycle_sink` for when the commit is
