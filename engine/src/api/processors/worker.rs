@@ -82,7 +82,7 @@ pub(super) struct Worker {
     pub shared: Arc<Shared>,
     /// Unknown until the first run reads the durable checkpoint.
     pub position: Option<u64>,
-    /// Changes when a commit that emitted events is acknowledged.
+    /// Changes when a commit that emitted events becomes deliverable (`Engine::watch_marks`).
     pub new_events: tokio::sync::watch::Receiver<u64>,
 }
 
