@@ -431,9 +431,10 @@ fn apply_recorded(
     limits: &crate::commit::apply::Limits,
 ) -> Result<Vec<Applied>> {
     let mut events = Vec::new();
+    let wanted = lifecycle::wanted(mutations, limits);
     let applied = mutations
         .iter()
-        .map(|m| lifecycle::apply_noting(txn, m, limits, &mut events))
+        .map(|m| lifecycle::apply_noting(txn, m, limits, wanted.then_some(&mut events)))
         .collect::<Result<Vec<_>>>()?;
     lifecycle::record(txn, events, limits)?;
     Ok(applied)

@@ -357,6 +357,7 @@ pub(crate) fn apply_envelope(
     check_assertions(txn, &envelope.assertions)?;
     let mut applied = Vec::with_capacity(envelope.write_intent.mutations.len());
     let mut events = Vec::new();
+    let wanted = super::lifecycle::wanted(&envelope.write_intent.mutations, limits);
     for mutation in &envelope.write_intent.mutations {
         let caller = envelope.caller.as_ref();
         // Who made a change of grants is the envelope's caller; its read policy narrows what
@@ -367,11 +368,9 @@ pub(crate) fn apply_envelope(
             Some(caller) => super::policies::restrict(txn, caller, stamped)?,
             None => stamped,
         };
+        let noted = wanted.then_some(&mut events);
         applied.push(super::lifecycle::apply_noting(
-            txn,
-            &mutation,
-            limits,
-            &mut events,
+            txn, &mutation, limits, noted,
         )?);
     }
     super::lifecycle::record(txn, events, limits)?;

@@ -223,13 +223,29 @@ fn of_mutation(mutation: &Mutation, applied: &Applied, seq: u64) -> Vec<Lifecycl
     }
 }
 
-/// Apply `mutation` and add the lifecycle events it caused to `events`.
+/// Whether a commit of `mutations` gathers lifecycle events: for hooks that listen, or for
+/// the lifecycle outbox of a commit that emits an event. Otherwise nobody reads them, and a
+/// batch of exposures need not look up its ids twice.
+pub fn wanted(mutations: &[Mutation], limits: &Limits) -> bool {
+    limits
+        .lifecycle_sink
+        .as_ref()
+        .is_some_and(|s| s.listening())
+        || mutations
+            .iter()
+            .any(|m| matches!(m, Mutation::EmitEvent { .. }))
+}
+
+/// Apply `mutation` and, when `events` is given, add the lifecycle events it caused.
 pub fn apply_noting(
     txn: &mut LoggedTxn,
     mutation: &Mutation,
     limits: &Limits,
-    events: &mut Vec<LifecycleEvent>,
+    events: Option<&mut Vec<LifecycleEvent>>,
 ) -> Result<Applied> {
+    let Some(events) = events else {
+        return super::apply::apply(txn, mutation, limits);
+    };
     let Mutation::ExposeAccumulatorBatch {
         project_id,
         scope_id,

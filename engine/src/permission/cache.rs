@@ -181,30 +181,23 @@ impl Default for AuthzCache {
     }
 }
 
-/// The last KV decision made on a thread. A service's request thread usually asks for the
-/// same caller and scope again and again: answering from here costs a few comparisons, not two
-/// hashed lookups under locks. Valid by the same watermark rule as the map.
-struct LastKvReach {
+/// The last decision of one kind made on a thread. A service's request thread usually asks
+/// for the same caller and place again and again: answering from here costs a few comparisons,
+/// not two hashed lookups under locks. Valid by the same watermark rule as the map.
+struct Remembered<V> {
+    /// The `AuthzCache` it came from.
     cache: u64,
     loaded_at: u64,
-    caller: String,
-    project: String,
-    scope: String,
-    reach: Arc<KvReach>,
+    /// Caller, project, scope, table ("" for a KV scope).
+    key: [String; 4],
+    value: V,
 }
 
-/// The last table decision made on a thread, as [`LastKvReach`].
-struct LastTableRead {
-    cache: u64,
-    loaded_at: u64,
-    caller: String,
-    place: [String; 3],
-    read: TableRead,
-}
+type Slot<V> = std::thread::LocalKey<RefCell<Option<Remembered<V>>>>;
 
 std::thread_local! {
-    static LAST_KV_REACH: RefCell<Option<LastKvReach>> = const { RefCell::new(None) };
-    static LAST_TABLE_READ: RefCell<Option<LastTableRead>> = const { RefCell::new(None) };
+    static LAST_KV_REACH: RefCell<Option<Remembered<Arc<KvReach>>>> = const { RefCell::new(None) };
+    static LAST_TABLE_READ: RefCell<Option<Remembered<TableRead>>> = const { RefCell::new(None) };
 }
 
 impl AuthzCache {
@@ -223,44 +216,52 @@ impl AuthzCache {
         })
     }
 
+    /// The decision for `key` (caller first) remembered in `slot` while current, else drawn by
+    /// `decide` from the caller's view and remembered.
+    fn remembered<V: Clone + 'static>(
+        &self,
+        slot: &'static Slot<V>,
+        engine: &Engine,
+        key: [&str; 4],
+        decide: impl FnOnce(&CallerView) -> Result<V>,
+    ) -> Result<V> {
+        let hit = slot.with(|last| {
+            let last = last.borrow();
+            let last = last.as_ref().filter(|l| {
+                l.cache == self.id
+                    && l.key.iter().zip(key).all(|(held, asked)| held == asked)
+                    // Read after the entry, as in `WatchedMap`.
+                    && l.loaded_at >= engine.watched_changed_at()
+            });
+            last.map(|l| l.value.clone())
+        });
+        if let Some(value) = hit {
+            return Ok(value);
+        }
+        let (view, loaded_at) = self.caller_at(engine, key[0])?;
+        let value = decide(&view)?;
+        slot.with(|last| {
+            *last.borrow_mut() = Some(Remembered {
+                cache: self.id,
+                loaded_at,
+                key: key.map(str::to_string),
+                value: value.clone(),
+            });
+        });
+        Ok(value)
+    }
+
     /// Whether `caller` may read `place` (project, scope, table) now, and through which
     /// policy: `decide` draws it from the caller's view on a miss.
     pub fn table_read(
         &self,
         engine: &Engine,
         caller: &str,
-        place: (&str, &str, &str),
+        (project, scope, table): (&str, &str, &str),
         decide: impl FnOnce(&CallerView) -> Result<TableRead>,
     ) -> Result<TableRead> {
-        let (project, scope, table) = place;
-        let remembered = LAST_TABLE_READ.with(|last| {
-            let last = last.borrow();
-            let hit = last.as_ref().filter(|l| {
-                l.cache == self.id
-                    && l.caller == caller
-                    && l.place[2] == table
-                    && l.place[1] == scope
-                    && l.place[0] == project
-                    // Read after the entry, as in `WatchedMap`.
-                    && l.loaded_at >= engine.watched_changed_at()
-            });
-            hit.map(|l| l.read.clone())
-        });
-        if let Some(read) = remembered {
-            return Ok(read);
-        }
-        let (view, loaded_at) = self.caller_at(engine, caller)?;
-        let read = decide(&view)?;
-        LAST_TABLE_READ.with(|last| {
-            *last.borrow_mut() = Some(LastTableRead {
-                cache: self.id,
-                loaded_at,
-                caller: caller.to_string(),
-                place: [project.to_string(), scope.to_string(), table.to_string()],
-                read: read.clone(),
-            });
-        });
-        Ok(read)
+        let key = [caller, project, scope, table];
+        self.remembered(&LAST_TABLE_READ, engine, key, decide)
     }
 
     /// `decide` applied to which keys of `project.scope` `caller` may read now.
@@ -270,35 +271,11 @@ impl AuthzCache {
         (caller, project, scope): (&str, &str, &str),
         decide: impl FnOnce(&KvReach) -> R,
     ) -> Result<R> {
-        let remembered = LAST_KV_REACH.with(|last| {
-            let last = last.borrow();
-            let hit = last.as_ref().filter(|l| {
-                l.cache == self.id
-                    && l.caller == caller
-                    && l.project == project
-                    && l.scope == scope
-                    // Read after the entry, as in `WatchedMap`.
-                    && l.loaded_at >= engine.watched_changed_at()
-            });
-            hit.map(|l| Arc::clone(&l.reach))
-        });
-        if let Some(reach) = remembered {
-            return Ok(decide(&reach));
-        }
-        let (view, loaded_at) = self.caller_at(engine, caller)?;
-        let reach = view.kv_reach(project, scope);
-        let answer = decide(&reach);
-        LAST_KV_REACH.with(|last| {
-            *last.borrow_mut() = Some(LastKvReach {
-                cache: self.id,
-                loaded_at,
-                caller: caller.to_string(),
-                project: project.to_string(),
-                scope: scope.to_string(),
-                reach,
-            });
-        });
-        Ok(answer)
+        let key = [caller, project, scope, ""];
+        let reach = self.remembered(&LAST_KV_REACH, engine, key, |view| {
+            Ok(view.kv_reach(project, scope))
+        })?;
+        Ok(decide(&reach))
     }
 }
 
