@@ -216,39 +216,46 @@ impl AuthzCache {
         })
     }
 
-    /// The decision for `key` (caller first) remembered in `slot` while current, else drawn by
-    /// `decide` from the caller's view and remembered.
-    fn remembered<V: Clone + 'static>(
+    /// `answer` applied to the decision for `key` (caller first): the one remembered in
+    /// `slot` while current (borrowed, not cloned: this is every `_as` read's path), else one
+    /// drawn by `decide` from the caller's view, then remembered.
+    fn remembered<V: 'static, R>(
         &self,
         slot: &'static Slot<V>,
         engine: &Engine,
         key: [&str; 4],
         decide: impl FnOnce(&CallerView) -> Result<V>,
-    ) -> Result<V> {
-        let hit = slot.with(|last| {
+        answer: impl FnOnce(&V) -> R,
+    ) -> Result<R> {
+        let answer = slot.with(|last| {
             let last = last.borrow();
-            let last = last.as_ref().filter(|l| {
+            let current = last.as_ref().filter(|l| {
                 l.cache == self.id
                     && l.key.iter().zip(key).all(|(held, asked)| held == asked)
                     // Read after the entry, as in `WatchedMap`.
                     && l.loaded_at >= engine.watched_changed_at()
             });
-            last.map(|l| l.value.clone())
+            match current {
+                Some(l) => Ok(answer(&l.value)),
+                None => Err(answer),
+            }
         });
-        if let Some(value) = hit {
-            return Ok(value);
-        }
+        let answer = match answer {
+            Ok(answered) => return Ok(answered),
+            Err(answer) => answer,
+        };
         let (view, loaded_at) = self.caller_at(engine, key[0])?;
         let value = decide(&view)?;
+        let answered = answer(&value);
         slot.with(|last| {
             *last.borrow_mut() = Some(Remembered {
                 cache: self.id,
                 loaded_at,
                 key: key.map(str::to_string),
-                value: value.clone(),
+                value,
             });
         });
-        Ok(value)
+        Ok(answered)
     }
 
     /// Whether `caller` may read `place` (project, scope, table) now, and through which
@@ -261,7 +268,7 @@ impl AuthzCache {
         decide: impl FnOnce(&CallerView) -> Result<TableRead>,
     ) -> Result<TableRead> {
         let key = [caller, project, scope, table];
-        self.remembered(&LAST_TABLE_READ, engine, key, decide)
+        self.remembered(&LAST_TABLE_READ, engine, key, decide, TableRead::clone)
     }
 
     /// `decide` applied to which keys of `project.scope` `caller` may read now.
@@ -272,10 +279,8 @@ impl AuthzCache {
         decide: impl FnOnce(&KvReach) -> R,
     ) -> Result<R> {
         let key = [caller, project, scope, ""];
-        let reach = self.remembered(&LAST_KV_REACH, engine, key, |view| {
-            Ok(view.kv_reach(project, scope))
-        })?;
-        Ok(decide(&reach))
+        let reach = |view: &CallerView| Ok(view.kv_reach(project, scope));
+        self.remembered(&LAST_KV_REACH, engine, key, reach, |reach| decide(reach))
     }
 }
 
