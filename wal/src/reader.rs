@@ -62,6 +62,8 @@ struct End {
     offset: u64,
     missing: u64,
     problem: Option<FrameProblem>,
+    /// A permissive scan dropped the log here (damage proven durable, or not torn).
+    dropped_here: bool,
 }
 
 /// Scan the log in `dir`; call `redo` for every valid frame with LSN > `after_lsn`, in order.
@@ -202,6 +204,7 @@ impl Scanner<'_> {
                 offset: 0,
                 missing: next,
                 problem: None,
+                dropped_here: false,
             });
             let floor = self.evidence_floor();
             check_evidence(bytes, path, &end, floor, self.mode, &mut self.out)?;
@@ -228,13 +231,21 @@ impl Scanner<'_> {
             ));
         }
         if let Some(e) = self.end.take() {
-            if e.problem.is_some() {
-                self.out.dropped = Some(format!(
+            let what = match (&e.problem, &self.out.dropped) {
+                // Damage this scan noted: an earlier permissive recovery dropped the same.
+                (_, Some(noted)) if e.dropped_here => {
+                    Some(format!("{noted}; dropped by an earlier recovery"))
+                }
+                (Some(_), _) => Some(format!(
                     "torn tail in {} at offset {} (LSN {}) abandoned by an earlier recovery",
                     e.segment.display(),
                     e.offset,
                     e.missing
-                ));
+                )),
+                (None, _) => None,
+            };
+            if what.is_some() {
+                self.out.dropped = what;
             }
         }
         Ok(true)
@@ -287,6 +298,7 @@ impl Scanner<'_> {
                 offset: offset as u64,
                 missing,
                 problem,
+                dropped_here: false,
             },
         )?;
         self.out.chain = self.chain;
@@ -306,7 +318,7 @@ impl Scanner<'_> {
     }
 
     /// The segment's frames ended at `e`: damage, a torn tail, or the end of the log.
-    fn ended(&mut self, bytes: &[u8], e: End) -> Result<()> {
+    fn ended(&mut self, bytes: &[u8], mut e: End) -> Result<()> {
         let offset = e.offset as usize;
         // A frame whose CRC holds but whose chain or HMAC does not was not torn: it was
         // altered, or the key is wrong.
@@ -319,7 +331,8 @@ impl Scanner<'_> {
                         "{} at offset {offset}: {reason}",
                         e.segment.display()
                     ));
-                    self.finished = true;
+                    // Not `finished`: `joins` decides, as after a torn tail (see below).
+                    e.dropped_here = true;
                     self.end = Some(e);
                     return Ok(());
                 }
@@ -327,8 +340,6 @@ impl Scanner<'_> {
         }
         // Zeros can hide a lost sector as well as mark the end: look further either way.
         let later = &bytes[(offset + 1).min(bytes.len())..];
-        // Only damage found here ends a permissive scan — not the note of a torn tail an
-        // earlier recovery abandoned (`joins`), after which the log goes on.
         let noted_before = self.out.dropped.clone();
         check_evidence(
             later,
@@ -338,9 +349,12 @@ impl Scanner<'_> {
             self.mode,
             &mut self.out,
         )?;
-        if self.out.dropped != noted_before && self.mode == RecoveryMode::Permissive {
-            self.finished = true;
-        }
+        // Damage a permissive scan drops does not end the scan here: the log goes on in a
+        // segment that starts exactly at the missing LSN, which only a recovery that ended
+        // here can have written (`joins`); every other later segment is stale. Ending the scan
+        // here deleted that recovery's segment as stale at the next open, with the commits
+        // acknowledged in it.
+        e.dropped_here = self.out.dropped != noted_before;
         self.end = Some(e);
         Ok(())
     }

@@ -384,3 +384,84 @@ fn permissive_recovery_reads_past_a_torn_tail_abandoned_earlier() {
         "no crash image left a torn (garbage) tail to abandon"
     );
 }
+
+/// Damage a permissive recovery dropped must not end the next permissive scan before the
+/// segment that recovery went on in: it starts exactly at the dropped LSN. The scan stopped at
+/// the damage, and the writer then deleted that segment as stale, with every commit
+/// acknowledged in it (review of session 8).
+#[test]
+fn permissive_recovery_keeps_the_log_written_after_an_earlier_permissive_recovery() {
+    for integrity in [Integrity::default(), full()] {
+        let vfs = SimVfs::new();
+        let mut w = writer(&vfs, integrity.clone(), 0);
+        for seq in 1..=40 {
+            w.append(seq, &payload(seq)).unwrap();
+            w.flush(true).unwrap();
+        }
+        assert!(w.segment_count() >= 2, "{}", w.segment_count());
+        drop(w);
+        let (_, first_segment) = list_segments(&vfs, Path::new(DIR)).unwrap().remove(0);
+        let mut bytes = Vec::new();
+        aedb_wal::segment::read_segment_into(&vfs, &first_segment, &mut bytes).unwrap();
+        let frame_3 = aedb_wal::frame::frames_within(&bytes[SEGMENT_HEADER_BYTES as usize..])
+            .find(|(_, header)| header.lsn == 3)
+            .map(|(at, _)| SEGMENT_HEADER_BYTES + at as u64)
+            .unwrap();
+        vfs.corrupt(&first_segment, frame_3 + 50, &[0xEE; 4]);
+
+        let (frames, outcome) = read_all(&vfs, 0, &integrity, RecoveryMode::Permissive).unwrap();
+        assert_eq!(frames.len(), 2, "the first permissive open keeps LSN 1..=2");
+        assert!(!outcome.stale.is_empty(), "later segments are stale");
+        let mut w = WalWriter::open(
+            Arc::new(vfs.clone()) as Arc<dyn Vfs>,
+            Path::new(DIR),
+            config(integrity.clone()),
+            &outcome,
+            0,
+        )
+        .unwrap();
+        // Acknowledged durable commits, across a rotation, then a crash before a checkpoint.
+        let last = 2 + 60;
+        for seq in 3..=last {
+            w.append(seq, &payload(seq + 1000)).unwrap();
+            w.flush(true).unwrap();
+        }
+        assert!(w.segment_count() >= 3, "{}", w.segment_count());
+        drop(w);
+        let image = vfs.crash_image(CrashMode::PowerLoss, 1);
+
+        for _second_open in 0..2 {
+            let (frames, outcome) =
+                read_all(&image, 0, &integrity, RecoveryMode::Permissive).unwrap();
+            assert_eq!(outcome.last_lsn, last, "{integrity:?}");
+            assert_eq!(frames.len() as u64, last);
+            assert_eq!(frames[2].1, payload(3 + 1000), "LSN 3 is the new session's");
+            assert!(outcome.stale.is_empty(), "{:?}", outcome.stale);
+            assert!(
+                outcome
+                    .dropped
+                    .as_deref()
+                    .is_some_and(|d| d.contains("LSN 3") && d.contains("earlier recovery")),
+                "{:?}",
+                outcome.dropped
+            );
+            // The writer of this open deletes nothing and goes on after the last frame.
+            let w = WalWriter::open(
+                Arc::new(image.clone()) as Arc<dyn Vfs>,
+                Path::new(DIR),
+                config(integrity.clone()),
+                &outcome,
+                0,
+            )
+            .unwrap();
+            drop(w);
+        }
+        assert!(
+            matches!(
+                read_all(&image, 0, &integrity, RecoveryMode::Strict),
+                Err(WalError::Corrupt { .. })
+            ),
+            "strict recovery still refuses the damage"
+        );
+    }
+}
