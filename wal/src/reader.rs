@@ -10,8 +10,12 @@
 //!   tail of the last unsynced write, which is normal in both modes. Damage the checkpoint
 //!   wholly covers loses nothing and is reported, not refused — except with authenticated
 //!   frames under `Strict` (secure mode), where the log must be intact;
-//! - a later segment that continues exactly at the next LSN after a torn tail is the segment a
-//!   previous recovery started: reading goes on in it.
+//! - a later segment that continues exactly at the next LSN after a torn tail, or after damage
+//!   a `Permissive` recovery dropped, is the segment a previous recovery started: reading goes
+//!   on in it (so does one starting within what the checkpoint covers). After such a drop, a
+//!   later segment that cannot be read or joined ends the log as stale instead of failing.
+//!
+//! `dropped` keeps the first thing noted and appends later ones.
 //!
 //! Segments after the end hold nothing that was acknowledged durable; they are reported as
 //! stale for the writer to delete.
@@ -29,7 +33,8 @@ pub enum RecoveryMode {
     /// Refuse to open on corruption anywhere before the valid tail.
     #[default]
     Strict,
-    /// Stop at the first bad frame and report what was dropped.
+    /// Drop the log from the first bad frame on (except a segment a previous recovery wrote
+    /// from there) and report what was dropped.
     Permissive,
 }
 
@@ -96,7 +101,7 @@ pub fn scan(
         }
         let newest = index + 1 == count;
         let bytes = match read_segment_into(vfs, &path, &mut buffer) {
-            Ok(()) => &buffer[..],
+            Ok(()) => Ok(&buffer[..]),
             // A live writer deleted it after its checkpoint covered it (a read-only scan runs
             // beside one): nothing redo needs was in it. A real gap in what redo needs is still
             // caught where the log's start is checked against the checkpoint.
@@ -110,13 +115,28 @@ pub fn scan(
                 scanner.expected = None;
                 continue;
             }
+            Err(err) => Err(err),
+        };
+        // Whether the segment continues the log; redo's own errors come later and always end
+        // the scan.
+        let joined = bytes.and_then(|bytes| {
+            let Some(header) = scanner.header(bytes, &path, number, newest)? else {
+                return Ok(None);
+            };
+            Ok(scanner
+                .joins(bytes, &path, &header)?
+                .then_some((bytes, header)))
+        });
+        match joined {
+            Ok(Some((bytes, header))) => {
+                scanner.frames(bytes, &path, number, &header, &mut redo)?
+            }
+            // Not joined: stale (and the scan finished), or the newest segment's header damaged.
+            Ok(None) => {}
+            // After a permissive drop, a later segment that cannot be read or joined is not
+            // the one the recovery wrote: it is stale, as every later one.
+            Err(err) if scanner.drop_pending() => scanner.abandon(path, err),
             Err(err) => return Err(err),
-        };
-        let Some(header) = scanner.header(bytes, &path, number, newest)? else {
-            break;
-        };
-        if scanner.joins(bytes, &path, &header)? {
-            scanner.frames(bytes, &path, number, &header, &mut redo)?;
         }
     }
     Ok(scanner.finish())
@@ -163,7 +183,7 @@ impl Scanner<'_> {
                         RecoveryMode::Strict => return Err(corrupt(path, 0, reason)),
                         RecoveryMode::Permissive => {
                             tracing::warn!(segment = %path.display(), %reason, "permissive recovery drops the segment");
-                            self.out.dropped = Some(format!("{}: {reason}", path.display()));
+                            self.note(format!("{}: {reason}", path.display()));
                         }
                     }
                 }
@@ -207,7 +227,12 @@ impl Scanner<'_> {
                 dropped_here: false,
             });
             let floor = self.evidence_floor();
-            check_evidence(bytes, path, &end, floor, self.mode, &mut self.out)?;
+            if let Some(note) = check_evidence(bytes, path, &end, floor, self.mode)? {
+                // Already noted when the frames ended at the damage this proves.
+                if !end.dropped_here {
+                    self.note(note);
+                }
+            }
             self.finished = true;
             self.out.stale.push(path.to_path_buf());
             return Ok(false);
@@ -231,21 +256,27 @@ impl Scanner<'_> {
             ));
         }
         if let Some(e) = self.end.take() {
-            let what = match (&e.problem, &self.out.dropped) {
-                // Damage this scan noted: an earlier permissive recovery dropped the same.
-                (_, Some(noted)) if e.dropped_here => {
-                    Some(format!("{noted}; dropped by an earlier recovery"))
-                }
-                (Some(_), _) => Some(format!(
+            let segment = path
+                .file_name()
+                .unwrap_or(path.as_os_str())
+                .to_string_lossy();
+            if e.dropped_here && header.first_lsn == e.missing {
+                self.note(format!(
+                    "an earlier recovery dropped the same and went on in {segment} from LSN {}",
+                    e.missing
+                ));
+            } else if e.dropped_here {
+                self.note(format!(
+                    "the checkpoint covers it; the log goes on in {segment} from LSN {}",
+                    header.first_lsn
+                ));
+            } else if e.problem.is_some() {
+                self.note(format!(
                     "torn tail in {} at offset {} (LSN {}) abandoned by an earlier recovery",
                     e.segment.display(),
                     e.offset,
                     e.missing
-                )),
-                (None, _) => None,
-            };
-            if what.is_some() {
-                self.out.dropped = what;
+                ));
             }
         }
         Ok(true)
@@ -327,7 +358,7 @@ impl Scanner<'_> {
             match self.mode {
                 RecoveryMode::Strict => return Err(corrupt(&e.segment, e.offset, reason)),
                 RecoveryMode::Permissive => {
-                    self.out.dropped = Some(format!(
+                    self.note(format!(
                         "{} at offset {offset}: {reason}",
                         e.segment.display()
                     ));
@@ -340,29 +371,45 @@ impl Scanner<'_> {
         }
         // Zeros can hide a lost sector as well as mark the end: look further either way.
         let later = &bytes[(offset + 1).min(bytes.len())..];
-        let noted_before = self.out.dropped.clone();
-        check_evidence(
-            later,
-            &e.segment,
-            &e,
-            self.evidence_floor(),
-            self.mode,
-            &mut self.out,
-        )?;
+        let found = check_evidence(later, &e.segment, &e, self.evidence_floor(), self.mode)?;
         // Damage a permissive scan drops does not end the scan here: the log goes on in a
         // segment that starts exactly at the missing LSN, which only a recovery that ended
         // here can have written (`joins`); every other later segment is stale. Ending the scan
         // here deleted that recovery's segment as stale at the next open, with the commits
         // acknowledged in it.
-        e.dropped_here = self.out.dropped != noted_before;
+        if let Some(note) = found {
+            self.note(note);
+            e.dropped_here = true;
+        }
         self.end = Some(e);
         Ok(())
     }
 
+    /// A permissive drop is noted and no later segment has joined the log yet.
+    fn drop_pending(&self) -> bool {
+        self.end.as_ref().is_some_and(|e| e.dropped_here)
+    }
+
+    /// After a permissive drop: `path` could not be read or joined, so the log ends before it.
+    fn abandon(&mut self, path: PathBuf, err: WalError) {
+        let name = path.file_name().unwrap_or(path.as_os_str());
+        self.note(format!("{} is stale: {err}", name.to_string_lossy()));
+        self.finished = true;
+        self.out.stale.push(path);
+    }
+
+    /// Add to the report of what the scan dropped, keeping what it noted first.
+    fn note(&mut self, what: String) {
+        self.out.dropped = Some(match self.out.dropped.take() {
+            None => what,
+            Some(before) => format!("{before}; then {what}"),
+        });
+    }
+
     fn finish(mut self) -> ScanOutcome {
-        if let Some(e) = self.end {
-            if let (Some(problem), None) = (&e.problem, &self.out.dropped) {
-                self.out.dropped = Some(format!(
+        if let Some(e) = self.end.take() {
+            if let (Some(problem), false) = (&e.problem, e.dropped_here) {
+                self.note(format!(
                     "torn tail in {} at offset {} (LSN {}): {problem:?}",
                     e.segment.display(),
                     e.offset,
@@ -400,18 +447,18 @@ pub fn proves_durable(later: &FrameHeader, missing: u64) -> bool {
 /// made durable, and that redo needs? Damage the checkpoint (`after_lsn`) wholly covers loses
 /// nothing: only a later durable frame past the checkpoint, unreachable behind the damage,
 /// makes it corruption.
+/// Returns what a permissive scan drops, to note (None: no such frame).
 fn check_evidence(
     bytes: &[u8],
     found_in: &Path,
     end: &End,
     after_lsn: u64,
     mode: RecoveryMode,
-    out: &mut ScanOutcome,
-) -> Result<()> {
+) -> Result<Option<String>> {
     let Some((_, fh)) = frame::frames_within(bytes)
         .find(|(_, fh)| proves_durable(fh, end.missing) && fh.lsn > after_lsn)
     else {
-        return Ok(());
+        return Ok(None);
     };
     // Frames that end without a damaged frame (zeros, the end of the file, a segment that
     // starts past the LSN due) are missing: zeroed, cut off, or in a deleted segment.
@@ -429,12 +476,11 @@ fn check_evidence(
         RecoveryMode::Strict => Err(corrupt(&end.segment, end.offset, reason)),
         RecoveryMode::Permissive => {
             tracing::warn!(segment = %end.segment.display(), offset = end.offset, %reason, "permissive recovery drops the rest of the log");
-            out.dropped = Some(format!(
+            Ok(Some(format!(
                 "{} at offset {}: {reason}",
                 end.segment.display(),
                 end.offset
-            ));
-            Ok(())
+            )))
         }
     }
 }

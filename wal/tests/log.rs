@@ -465,3 +465,92 @@ fn permissive_recovery_keeps_the_log_written_after_an_earlier_permissive_recover
         );
     }
 }
+
+/// 70 synced frames over several segments; returns the segments' paths and the offset of
+/// frame `lsn` in the first one.
+fn synced_log(vfs: &SimVfs, integrity: &Integrity, lsn: u64) -> (Vec<std::path::PathBuf>, u64) {
+    let mut w = writer(vfs, integrity.clone(), 0);
+    for seq in 1..=70 {
+        w.append(seq, &payload(seq)).unwrap();
+        w.flush(true).unwrap();
+    }
+    assert!(w.segment_count() >= 3, "{}", w.segment_count());
+    drop(w);
+    let paths: Vec<_> = list_segments(vfs, Path::new(DIR))
+        .unwrap()
+        .into_iter()
+        .map(|(_, path)| path)
+        .collect();
+    let mut bytes = Vec::new();
+    aedb_wal::segment::read_segment_into(vfs, &paths[0], &mut bytes).unwrap();
+    let at = aedb_wal::frame::frames_within(&bytes[SEGMENT_HEADER_BYTES as usize..])
+        .find(|(_, header)| header.lsn == lsn)
+        .map(|(at, _)| SEGMENT_HEADER_BYTES + at as u64)
+        .unwrap();
+    (paths, at)
+}
+
+/// After a permissive drop, a later segment of the old log that cannot be read (its header
+/// damaged too) is stale like the others: the open goes on and says so.
+#[test]
+fn after_a_permissive_drop_an_unreadable_later_segment_is_stale() {
+    let vfs = SimVfs::new();
+    let (paths, frame_3) = synced_log(&vfs, &Integrity::default(), 3);
+    vfs.corrupt(&paths[0], frame_3 + 50, &[0xEE; 4]);
+    vfs.corrupt(&paths[1], 8, &[0xEE; 4]);
+    let (frames, outcome) =
+        read_all(&vfs, 0, &Integrity::default(), RecoveryMode::Permissive).unwrap();
+    assert_eq!(frames.len(), 2);
+    assert_eq!(outcome.stale, paths[1..].to_vec());
+    let dropped = outcome.dropped.unwrap();
+    assert!(
+        dropped.contains("LSN 3") && dropped.contains("stale"),
+        "{dropped}"
+    );
+    assert!(matches!(
+        read_all(&vfs, 0, &Integrity::default(), RecoveryMode::Strict),
+        Err(WalError::Corrupt { .. })
+    ));
+}
+
+/// A frame whose CRC holds but whose HMAC does not, wholly covered by the checkpoint: a
+/// permissive scan reads on into the next segment (it dropped every frame after the checkpoint
+/// before) and reports the damage as covered; secure strict recovery refuses it.
+#[test]
+fn permissive_recovery_reads_past_altered_frames_the_checkpoint_covers() {
+    let vfs = SimVfs::new();
+    let (paths, frame_3) = synced_log(&vfs, &full(), 3);
+    let mut bytes = Vec::new();
+    aedb_wal::segment::read_segment_into(&vfs, &paths[1], &mut bytes).unwrap();
+    let second_starts = aedb_wal::segment::SegmentHeader::decode(&bytes, &paths[1])
+        .unwrap()
+        .first_lsn;
+    let checkpoint = second_starts - 1;
+    // Alter frame 3's HMAC (the last 32 bytes of the frame) and make its CRC hold again.
+    aedb_wal::segment::read_segment_into(&vfs, &paths[0], &mut bytes).unwrap();
+    let start = frame_3 as usize;
+    let (_, header) = aedb_wal::frame::frames_within(&bytes[start..])
+        .next()
+        .unwrap();
+    let end = start + header.total_len();
+    bytes[end - 1] ^= 0xFF;
+    let mut crc = crc32fast::Hasher::new();
+    crc.update(&bytes[start..start + 36]);
+    crc.update(&bytes[start + 40..end]);
+    vfs.corrupt(&paths[0], frame_3 + 36, &crc.finalize().to_le_bytes());
+    vfs.corrupt(&paths[0], end as u64 - 1, &[bytes[end - 1]]);
+
+    let (frames, outcome) = read_all(&vfs, checkpoint, &full(), RecoveryMode::Permissive).unwrap();
+    assert_eq!(outcome.last_lsn, 70);
+    assert_eq!(frames.len() as u64, 70 - checkpoint);
+    assert!(outcome.stale.is_empty(), "{:?}", outcome.stale);
+    let dropped = outcome.dropped.unwrap();
+    assert!(
+        dropped.contains("LSN 3") && dropped.contains("checkpoint covers"),
+        "{dropped}"
+    );
+    assert!(matches!(
+        read_all(&vfs, checkpoint, &full(), RecoveryMode::Strict),
+        Err(WalError::Corrupt { .. })
+    ));
+}
