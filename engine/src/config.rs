@@ -45,6 +45,14 @@ pub struct AedbConfig {
     pub checkpoint_wal_bytes: u64,
     /// Checkpoint at least this often while there are new commits (0: only by size or on demand).
     pub checkpoint_interval_ms: u64,
+    /// Checkpoint when the pages only the last checkpoint still reaches pass this percentage of
+    /// the data file's pages and `checkpoint_space_min_bytes`: a page a commit replaced is
+    /// reused only after the next checkpoint, so this bounds the file to about the live pages
+    /// plus this share under random rewrites. 0: no checkpoint for space.
+    pub checkpoint_space_percent: u32,
+    /// ...and not before the pages held reach this many bytes (a small file would otherwise
+    /// checkpoint every few commits).
+    pub checkpoint_space_min_bytes: u64,
     /// After recovery replays more than this many frames, checkpoint before returning. The
     /// default, 0, checkpoints after any replay: the replayed frames may have come from the page
     /// cache of a process whose fsync failed (then they are on no disk, and a later fsync does
@@ -94,6 +102,8 @@ impl Default for AedbConfig {
             max_transaction_bytes: 16 << 20,
             checkpoint_wal_bytes: 256 << 20,
             checkpoint_interval_ms: 60_000,
+            checkpoint_space_percent: aedb_pager::CHECKPOINT_SPACE_PERCENT_DEFAULT,
+            checkpoint_space_min_bytes: aedb_pager::CHECKPOINT_SPACE_MIN_BYTES_DEFAULT,
             recovery_checkpoint_frames: 0,
             buffer_pool_bytes: 256 << 20,
             max_versions: 1024,
@@ -127,6 +137,11 @@ impl std::fmt::Debug for AedbConfig {
             .field("max_transaction_bytes", &self.max_transaction_bytes)
             .field("checkpoint_wal_bytes", &self.checkpoint_wal_bytes)
             .field("checkpoint_interval_ms", &self.checkpoint_interval_ms)
+            .field("checkpoint_space_percent", &self.checkpoint_space_percent)
+            .field(
+                "checkpoint_space_min_bytes",
+                &self.checkpoint_space_min_bytes,
+            )
             .field("buffer_pool_bytes", &self.buffer_pool_bytes)
             .field("max_versions", &self.max_versions)
             .field("max_scan_rows", &self.max_scan_rows)

@@ -76,3 +76,60 @@ fn page_bound_lets_bulk_garbage_be_reused() -> Result<(), Box<dyn std::error::Er
     assert!(len < 4 << 20, "data file grew to {len} bytes");
     Ok(())
 }
+
+/// Random rewrites without checkpoints for size or age: every page a commit replaces waits
+/// for the next checkpoint before reuse, and the pages waiting past the space setting call
+/// for one. Without it no checkpoint runs and the file holds a second copy of the tree.
+#[test]
+fn pages_held_for_a_checkpoint_call_for_one() -> Result<(), Box<dyn std::error::Error>> {
+    let run = |percent: u32| -> Result<(u64, u64), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let engine = Engine::open(
+            AedbConfig {
+                checkpoint_space_percent: percent,
+                // The default minimum (16 MiB) is more than this whole tree.
+                checkpoint_space_min_bytes: 1 << 20,
+                ..config(4 << 20, 16)
+            },
+            dir.path(),
+        )?;
+        // Commits of 400 keys, each touching a tenth of the leaves or less.
+        let keys: u64 = 48_000;
+        let mut after_load = 0;
+        for round in 0..3u64 {
+            for chunk in 0..120 {
+                engine.commit_blocking(CommitFinality::Visible, move |txn| {
+                    for k in (chunk..keys).step_by(120) {
+                        let key = (k.wrapping_mul(0x9E37_79B9_7F4A_7C15)).to_be_bytes();
+                        txn.insert("kv", &key, &[round as u8; 300])?;
+                    }
+                    Ok(())
+                })?;
+            }
+            if round == 0 {
+                engine.checkpoint_now()?;
+                after_load = engine.store().durable_meta().generation;
+            }
+        }
+        let held = engine.store().space_held();
+        let checkpoints = engine.store().durable_meta().generation - after_load;
+        drop(engine);
+        Ok((checkpoints, held.held_pages))
+    };
+    let (none, held_without) = run(0)?;
+    assert_eq!(none, 0, "nothing else asks for a checkpoint here");
+    assert!(
+        held_without > 2_000,
+        "every leaf replaced: {held_without} held"
+    );
+    let (checkpoints, held) = run(aedb::config::AedbConfig::default().checkpoint_space_percent)?;
+    assert!(
+        checkpoints > 0,
+        "no checkpoint for {held_without} held pages"
+    );
+    assert!(
+        held < held_without,
+        "{held} pages held after {checkpoints} checkpoints"
+    );
+    Ok(())
+}

@@ -44,6 +44,10 @@ fn freelist_id_at(j: usize) -> usize {
 /// torn creation from a damaged database).
 pub const MIN_GROWTH_PAGES: u64 = 64;
 
+/// ...and by at most this many bytes: an eighth of a large file left unused at its end would
+/// be most of what the space bound of a checkpoint policy allows (`SpaceHeld`).
+pub const MAX_GROWTH_BYTES: u64 = 16 << 20;
+
 pub fn freelist_ids_per_page(page_size: usize) -> usize {
     (page_size - FREELIST_HEADER_BYTES) / ID_BYTES
 }
@@ -78,6 +82,9 @@ pub struct Allocator {
     fresh: HashSet<PageId>,
     /// Fresh pages the running transaction replaced or dropped.
     freed_fresh_in_txn: Vec<PageId>,
+    /// Pages committed transactions freed since the last checkpoint capture that a checkpoint
+    /// reaches: the next checkpoint would let them be reused.
+    freed_since_capture: u64,
     /// Free-list pages of the durable checkpoint (in use until the next one is durable).
     durable_freelist_pages: Vec<PageId>,
     /// Generation the next checkpoint capture will get.
@@ -104,6 +111,7 @@ impl Allocator {
             freed_in_txn: Vec::new(),
             fresh: HashSet::new(),
             freed_fresh_in_txn: Vec::new(),
+            freed_since_capture: 0,
             durable_freelist_pages: Vec::new(),
             next_generation: generation + 1,
             durable_generation: generation,
@@ -118,6 +126,12 @@ impl Allocator {
 
     pub fn page_count(&self) -> u64 {
         self.page_count
+    }
+
+    /// Pages only a checkpoint (of a version after their commit) would make reusable: how much
+    /// the file must hold beyond the live pages until the next checkpoint.
+    pub fn freed_since_capture(&self) -> u64 {
+        self.freed_since_capture
     }
 
     pub fn free_len(&self) -> usize {
@@ -166,7 +180,9 @@ impl Allocator {
     /// syncs the data file (its length included) before it writes the meta page. Syncing here
     /// stalled the commit that grew the file behind all the data the OS had cached.
     fn grow(&mut self, file: &dyn IoFile) -> Result<()> {
-        let extent = (self.file_pages / 8).max(MIN_GROWTH_PAGES);
+        let extent = (self.file_pages / 8)
+            .min(MAX_GROWTH_BYTES / self.page_size)
+            .max(MIN_GROWTH_PAGES);
         let pages = self.file_pages + extent;
         if self.read_only {
             self.file_pages = pages;
@@ -216,6 +232,7 @@ impl Allocator {
             });
         }
         if !self.freed_in_txn.is_empty() {
+            self.freed_since_capture += self.freed_in_txn.len() as u64;
             self.waiting_checkpoint.push_back(PendingFree {
                 freed_at_seq: seq,
                 safe_generation: self.next_generation,
@@ -277,6 +294,7 @@ impl Allocator {
         debug_assert!(self.private.is_empty() && self.freed_in_txn.is_empty());
         let generation = self.next_generation;
         self.next_generation += 1;
+        self.freed_since_capture = 0;
         // The old free-list pages are not part of the new checkpoint: free once it is durable.
         let old = std::mem::take(&mut self.durable_freelist_pages);
         if !old.is_empty() {

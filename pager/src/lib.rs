@@ -28,6 +28,7 @@ pub use io::{BackendKind, IoBackendChoice};
 pub use meta::Meta;
 pub use page::{PageId, PAGE_SIZE_DEFAULT};
 pub use store::{
-    CheckpointInfo, PageStore, Range, ReadTrees, ReaderRegistry, Snapshot, StoreConfig, TreeView,
-    Version, WriteTxn,
+    CheckpointInfo, PageStore, Range, ReadTrees, ReaderRegistry, Snapshot, SpaceHeld, StoreConfig,
+    TreeView, Version, WriteTxn, CHECKPOINT_SPACE_MIN_BYTES_DEFAULT,
+    CHECKPOINT_SPACE_PERCENT_DEFAULT,
 };

@@ -3,8 +3,9 @@
 //!
 //! Checkpoints as in normal operation (W1, W2): `AedbConfig::default()`'s triggers, untouched — a
 //! checkpoint every `checkpoint_wal_bytes` (256 MiB) of log and at least every
-//! `checkpoint_interval_ms` (60 s) while there are new commits. Manual checkpoints (W8, W9):
-//! `checkpoint_interval_ms` 0 and `checkpoint_wal_bytes` 2^50, so only the workload's
+//! `checkpoint_interval_ms` (60 s) while there are new commits, and for space
+//! (`checkpoint_space_percent`). Manual checkpoints (W8, W9): `checkpoint_interval_ms` 0,
+//! `checkpoint_wal_bytes` 2^50 and `checkpoint_space_percent` 0, so only the workload's
 //! `checkpoint_now` runs one (recovery's own checkpoint after a replay stays at its default).
 //! Otherwise the defaults, except the buffer pool (the workload's cache size), the page size and
 //! O_DIRECT (the run's `--page-size` and `--direct-io`).
@@ -30,18 +31,21 @@ pub struct AedbDurable {
 /// The configuration W1, W2, W8 and W9 open aedb with.
 pub fn config(spec: &EngineSpec, config: DurableConfig) -> AedbConfig {
     let defaults = AedbConfig::default();
-    let (checkpoint_interval_ms, checkpoint_wal_bytes) = if config.manual_checkpoints {
-        (0, 1 << 50)
-    } else {
-        (
-            defaults.checkpoint_interval_ms,
-            defaults.checkpoint_wal_bytes,
-        )
-    };
+    let (checkpoint_interval_ms, checkpoint_wal_bytes, checkpoint_space_percent) =
+        if config.manual_checkpoints {
+            (0, 1 << 50, 0)
+        } else {
+            (
+                defaults.checkpoint_interval_ms,
+                defaults.checkpoint_wal_bytes,
+                defaults.checkpoint_space_percent,
+            )
+        };
     AedbConfig {
         durability_mode: DurabilityMode::Full,
         checkpoint_interval_ms,
         checkpoint_wal_bytes,
+        checkpoint_space_percent,
         buffer_pool_bytes: config.cache_bytes,
         page_size: spec.page_size,
         direct_io: spec.direct_io,

@@ -31,6 +31,25 @@ impl AedbEngine {
     }
 }
 
+impl AedbEngine {
+    /// What the durable engine does after a commit with its default settings
+    /// (`AedbConfig::checkpoint_space_percent` and `checkpoint_space_min_bytes`): checkpoint
+    /// once the pages waiting for one pass that share of the file, so replaced pages are
+    /// reused. LMDB and redb write their trees at every commit and need no such step.
+    fn checkpoint_for_space(&self) -> Result<()> {
+        let min_pages =
+            aedb_pager::CHECKPOINT_SPACE_MIN_BYTES_DEFAULT / self.store.page_size() as u64;
+        if self
+            .store
+            .space_held()
+            .checkpoint_due(aedb_pager::CHECKPOINT_SPACE_PERCENT_DEFAULT, min_pages)
+        {
+            self.store.checkpoint()?;
+        }
+        Ok(())
+    }
+}
+
 impl Engine for AedbEngine {
     fn label(&self) -> &str {
         &self.label
@@ -42,7 +61,7 @@ impl Engine for AedbEngine {
             txn.insert(TREE, key, value)?;
         }
         txn.commit()?;
-        Ok(())
+        self.checkpoint_for_space()
     }
 
     fn load_sorted(&self, batch: Batch<'_>) -> Result<()> {
@@ -63,7 +82,7 @@ impl Engine for AedbEngine {
             txn.remove(TREE, key)?;
         }
         txn.commit()?;
-        Ok(())
+        self.checkpoint_for_space()
     }
 
     fn sync(&self) -> Result<()> {

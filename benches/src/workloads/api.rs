@@ -595,7 +595,10 @@ pub fn run_w11(ctx: &RunConfig) -> Result<Table> {
     let pk = row(&mut table, "PK query (Eq on id)");
     let index = row(&mut table, "index query (Eq on age, limit 10)");
     let kv_get = row(&mut table, "KV get (kv_get_no_auth)");
-    let pk_as = row(&mut table, "PK query as a granted caller (query_with_options_as)");
+    let pk_as = row(
+        &mut table,
+        "PK query as a granted caller (query_with_options_as)",
+    );
     let kv_get_as = row(&mut table, "KV get as a granted caller (kv_get)");
     let ratio = |table: &mut Table, label: &str| table.add_row(label, Unit::Plain, Better::Lower);
     let pk_as_paired = ratio(&mut table, "PK query as ÷ anonymous, alternating slices");
@@ -643,8 +646,16 @@ pub fn run_w11(ctx: &RunConfig) -> Result<Table> {
             table.record(index, engine, micros(db.index_queries(&ages)?, ages.len()));
             table.record(kv_get, engine, micros(db.kv_gets(&reads)?, reads.len()));
             db.pk_queries_as(&keys(calls.reads / 10))?;
-            table.record(pk_as, engine, micros(db.pk_queries_as(&reads)?, reads.len()));
-            table.record(kv_get_as, engine, micros(db.kv_gets_as(&reads)?, reads.len()));
+            table.record(
+                pk_as,
+                engine,
+                micros(db.pk_queries_as(&reads)?, reads.len()),
+            );
+            table.record(
+                kv_get_as,
+                engine,
+                micros(db.kv_gets_as(&reads)?, reads.len()),
+            );
             // The same calls in alternating tenths: the machine's speed drifts between loops
             // by more than the difference measured, so the two are compared slice by slice,
             // each going first in every other slice (the second finds the cache warmer).

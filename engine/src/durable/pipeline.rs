@@ -531,7 +531,14 @@ impl Writer {
         let by_age = uncovered
             && interval > 0
             && self.last_checkpoint_request.elapsed() >= Duration::from_millis(interval);
-        if by_size || by_age {
+        // Pages replaced since the last checkpoint began wait for the next one before reuse.
+        let by_space = uncovered
+            && self.last_checkpoint_request.elapsed() >= CHECKPOINT_REQUEST_GAP
+            && self.shared.store.space_held().checkpoint_due(
+                self.config.checkpoint_space_percent,
+                self.config.checkpoint_space_min_bytes / self.shared.store.page_size() as u64,
+            );
+        if by_size || by_age || by_space {
             self.last_checkpoint_request = Instant::now();
             self.bytes_since_checkpoint_request = 0;
             self.shared.request_checkpoint();

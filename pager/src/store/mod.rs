@@ -119,6 +119,33 @@ pub struct PageStore {
     inner: Arc<Inner>,
 }
 
+/// Pages freed since the last checkpoint began that a checkpoint still reaches: the file keeps
+/// them from reuse until the next checkpoint is durable, so under random rewrites it grows to
+/// the live pages plus these (a shadow-paging store's space cost). `PageStore::space_held`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SpaceHeld {
+    pub held_pages: u64,
+    pub page_count: u64,
+}
+
+/// The default of [`SpaceHeld::checkpoint_due`]'s percentage: a file stays within about 5 %
+/// (plus one growth extent) of its live pages.
+pub const CHECKPOINT_SPACE_PERCENT_DEFAULT: u32 = 5;
+
+/// The default of [`SpaceHeld::checkpoint_due`]'s minimum, in bytes: below it a small file
+/// would checkpoint every few commits.
+pub const CHECKPOINT_SPACE_MIN_BYTES_DEFAULT: u64 = 16 << 20;
+
+impl SpaceHeld {
+    /// Whether the held pages pass `percent` of the file's pages and `min_pages`: a checkpoint
+    /// now lets them be reused. `percent` 0: never.
+    pub fn checkpoint_due(&self, percent: u32, min_pages: u64) -> bool {
+        percent > 0
+            && self.held_pages >= min_pages.max(1)
+            && self.held_pages * 100 >= self.page_count * u64::from(percent)
+    }
+}
+
 /// What a checkpoint made durable.
 #[derive(Debug, Clone, Copy)]
 pub struct CheckpointInfo {
@@ -602,6 +629,16 @@ impl PageStore {
                 tracing::warn!(error = %err, "could not ask for readers; keeping freed pages");
                 Some(0)
             }
+        }
+    }
+
+    /// Pages the file holds only until the next checkpoint, against the pages it has: what a
+    /// checkpoint policy bounds space with.
+    pub fn space_held(&self) -> SpaceHeld {
+        let writer = self.inner.writer.lock();
+        SpaceHeld {
+            held_pages: writer.alloc.freed_since_capture(),
+            page_count: writer.alloc.page_count(),
         }
     }
 
