@@ -49,5 +49,7 @@ pub(super) fn checkpointer_loop(shared: &Shared) {
         if let Err(err) = checkpoint(shared) {
             shared.latch(format!("checkpoint failed: {err}"));
         }
+        let _request = shared.checkpoint_request.lock();
+        shared.checkpoint_finished.notify_all();
     }
 }

@@ -196,6 +196,7 @@ impl Engine {
             checkpointed_seq: AtomicU64::new(covered),
             checkpoint_request: Mutex::new(false),
             checkpoint_signal: Condvar::new(),
+            checkpoint_finished: Condvar::new(),
             stopping: std::sync::atomic::AtomicBool::new(false),
             retained: Mutex::new(retained::RetainedVersions::new(
                 config.max_versions,

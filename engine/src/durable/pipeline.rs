@@ -83,6 +83,8 @@ pub(crate) struct Shared {
     pub checkpointed_seq: AtomicU64,
     pub checkpoint_request: Mutex<bool>,
     pub checkpoint_signal: Condvar,
+    /// Signalled (with `checkpoint_request`) when the checkpointer finished a checkpoint.
+    pub checkpoint_finished: Condvar,
     /// Set at shutdown: the checkpointer thread exits.
     pub stopping: std::sync::atomic::AtomicBool,
     pub groups: AtomicU64,
@@ -532,17 +534,56 @@ impl Writer {
             && interval > 0
             && self.last_checkpoint_request.elapsed() >= Duration::from_millis(interval);
         // Pages replaced since the last checkpoint began wait for the next one before reuse.
-        let by_space = uncovered
-            && self.last_checkpoint_request.elapsed() >= CHECKPOINT_REQUEST_GAP
-            && self.shared.store.space_held().checkpoint_due(
-                self.config.checkpoint_space_percent,
-                self.config.checkpoint_space_min_bytes / self.shared.store.page_size() as u64,
-            );
+        // No gap: requests are coalesced, so checkpoints for space run back to back while the
+        // commits replace pages faster than one checkpoint lets them be reused.
+        let (percent, min_pages) = self.space_setting();
+        let space = self.shared.store.space_held();
+        let by_space = uncovered && space.checkpoint_due(percent, min_pages);
         if by_size || by_age || by_space {
             self.last_checkpoint_request = Instant::now();
             self.bytes_since_checkpoint_request = 0;
             self.shared.request_checkpoint();
         }
+        if space.commits_should_wait(percent, min_pages) {
+            self.wait_for_space(percent, min_pages);
+        }
+    }
+
+    fn space_setting(&self) -> (u32, u64) {
+        let page_size = self.shared.store.page_size() as u64;
+        (
+            self.config.checkpoint_space_percent,
+            self.config.checkpoint_space_min_bytes / page_size,
+        )
+    }
+
+    /// Hold the next commits (the caller holds the writer) until a checkpoint has begun since
+    /// the held pages passed the limit: it resets their count, and the pages become reusable
+    /// once it is durable. The bounded queue in front of the writer carries the wait back to
+    /// the callers. Ends at once if the instance latched or stops.
+    fn wait_for_space(&self, percent: u32, min_pages: u64) {
+        let started = Instant::now();
+        loop {
+            if self.shared.failed.lock().is_some()
+                || self.shared.stopping.load(Ordering::Acquire)
+                || !self
+                    .shared
+                    .store
+                    .space_held()
+                    .commits_should_wait(percent, min_pages)
+            {
+                break;
+            }
+            let mut request = self.shared.checkpoint_request.lock();
+            *request = true;
+            self.shared.checkpoint_signal.notify_one();
+            // A timeout, not only the signal: a checkpoint may begin (and reset the count)
+            // without finishing soon.
+            self.shared
+                .checkpoint_finished
+                .wait_for(&mut request, Duration::from_millis(10));
+        }
+        tracing::debug!(waited = ?started.elapsed(), "commits waited for a checkpoint to reuse pages");
     }
 }
 

@@ -144,6 +144,19 @@ impl SpaceHeld {
             && self.held_pages >= min_pages.max(1)
             && self.held_pages * 100 >= self.page_count * u64::from(percent)
     }
+
+    /// Whether the held pages pass twice what [`checkpoint_due`] allows: commits replace pages
+    /// faster than checkpoints let them be reused, and should wait for one. Without the wait
+    /// the file grows by what the commits replace while each checkpoint is written.
+    ///
+    /// [`checkpoint_due`]: SpaceHeld::checkpoint_due
+    pub fn commits_should_wait(&self, percent: u32, min_pages: u64) -> bool {
+        let doubled = SpaceHeld {
+            held_pages: self.held_pages / 2,
+            page_count: self.page_count,
+        };
+        doubled.checkpoint_due(percent, min_pages)
+    }
 }
 
 /// What a checkpoint made durable.
