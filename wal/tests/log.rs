@@ -554,3 +554,37 @@ fn permissive_recovery_reads_past_altered_frames_the_checkpoint_covers() {
         Err(WalError::Corrupt { .. })
     ));
 }
+
+/// The newest segment's header damaged while its frames are all covered by the checkpoint:
+/// nothing redo needs is lost, so recovery opens and the segment is stale — except in secure
+/// mode (authenticated frames, strict), where the log must be intact and the open is refused.
+#[test]
+fn a_damaged_newest_header_the_checkpoint_covers_is_refused_only_in_secure_mode() {
+    let chain_only = Integrity {
+        hash_chain: true,
+        hmac_key: None,
+    };
+    for (integrity, secure) in [(chain_only, false), (full(), true)] {
+        let vfs = SimVfs::new();
+        let (paths, _) = synced_log(&vfs, &integrity, 1);
+        let newest = paths.last().unwrap();
+        vfs.corrupt(newest, 8, &[0xEE; 4]);
+        let covered = read_all(&vfs, 70, &integrity, RecoveryMode::Strict);
+        match (covered, secure) {
+            (Ok((frames, outcome)), false) => {
+                assert!(frames.is_empty());
+                assert_eq!(outcome.stale, vec![newest.clone()]);
+            }
+            (Err(WalError::Corrupt { segment, .. }), true) => assert_eq!(&segment, newest),
+            (other, _) => panic!("secure {secure}: {other:?}"),
+        }
+        // Not covered: refused either way.
+        assert!(
+            matches!(
+                read_all(&vfs, 0, &integrity, RecoveryMode::Strict),
+                Err(WalError::Corrupt { .. })
+            ),
+            "secure {secure}"
+        );
+    }
+}
