@@ -255,6 +255,9 @@ impl AedbConfig {
                 return Err(format!("{name} must be positive"));
             }
         }
+        if self.checkpoint_space_percent > 100 {
+            return Err("checkpoint_space_percent must be at most 100".into());
+        }
         if self.durability_mode == DurabilityMode::Batch
             && (self.batch_interval_ms == 0 || self.batch_max_bytes == 0)
         {

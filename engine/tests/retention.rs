@@ -143,3 +143,18 @@ fn pages_held_for_a_checkpoint_call_for_one() -> Result<(), Box<dyn std::error::
     );
     Ok(())
 }
+
+#[test]
+fn a_space_share_over_100_percent_is_refused_by_name() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = AedbConfig {
+        checkpoint_space_percent: 101,
+        ..AedbConfig::default()
+    };
+    match Engine::open(config, dir.path()) {
+        Err(aedb::AedbError::InvalidConfig { message }) => {
+            assert!(message.contains("checkpoint_space_percent"), "{message}")
+        }
+        other => panic!("expected InvalidConfig, got {:?}", other.err()),
+    }
+}

@@ -1,6 +1,7 @@
 //! Checkpoints of the durable engine: the background checkpointer and the one function every
 //! checkpoint goes through, which advances the durable and WAL-covered marks it makes true.
 
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::Ordering;
 
 use aedb_pager::CheckpointInfo;
@@ -30,7 +31,10 @@ pub(super) fn checkpoint(shared: &Shared) -> Result<CheckpointInfo> {
     Ok(info)
 }
 
-/// Runs requested checkpoints off the writer thread, so commits never wait for one.
+/// Runs requested checkpoints off the writer thread, so commits wait for one only when the
+/// pages they replaced pass twice the space setting (`Writer::wait_for_space`). A panic in a
+/// checkpoint latches the instance, which ends such a wait: a dead checkpointer would leave it
+/// polling until shutdown.
 pub(super) fn checkpointer_loop(shared: &Shared) {
     loop {
         {
@@ -46,8 +50,13 @@ pub(super) fn checkpointer_loop(shared: &Shared) {
         if shared.failed.lock().is_some() {
             continue;
         }
-        if let Err(err) = checkpoint(shared) {
-            shared.latch(format!("checkpoint failed: {err}"));
+        match catch_unwind(AssertUnwindSafe(|| checkpoint(shared))) {
+            Ok(Ok(_)) => {}
+            Ok(Err(err)) => shared.latch(format!("checkpoint failed: {err}")),
+            Err(panic) => shared.latch(format!(
+                "the checkpointer panicked: {}",
+                super::pipeline::panic_message(&*panic)
+            )),
         }
         let _request = shared.checkpoint_request.lock();
         shared.checkpoint_finished.notify_all();

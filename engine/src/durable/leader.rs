@@ -137,12 +137,14 @@ impl Pipeline {
             // At least one group even when nothing is queued: a timed Batch sync.
             loop {
                 self.run_group(writer);
+                // After every group: callers that lead nothing (their `try_lock` fails while
+                // this thread runs group after group) must not keep the space check away.
+                writer.maybe_request_checkpoint();
                 if self.queue.lock().msgs.is_empty() {
                     break;
                 }
             }
             writer.truncate_covered();
-            writer.maybe_request_checkpoint();
             let closing = {
                 let queue = self.queue.lock();
                 queue.closed && queue.msgs.is_empty()

@@ -563,6 +563,9 @@ impl Writer {
     /// the callers. Ends at once if the instance latched or stops.
     fn wait_for_space(&self, percent: u32, min_pages: u64) {
         let started = Instant::now();
+        // Once: a request made while a checkpoint runs starts the next one right after it,
+        // whose capture is what the wait needs.
+        self.shared.request_checkpoint();
         loop {
             if self.shared.failed.lock().is_some()
                 || self.shared.stopping.load(Ordering::Acquire)
@@ -575,8 +578,6 @@ impl Writer {
                 break;
             }
             let mut request = self.shared.checkpoint_request.lock();
-            *request = true;
-            self.shared.checkpoint_signal.notify_one();
             // A timeout, not only the signal: a checkpoint may begin (and reset the count)
             // without finishing soon.
             self.shared

@@ -142,7 +142,8 @@ impl SpaceHeld {
     pub fn checkpoint_due(&self, percent: u32, min_pages: u64) -> bool {
         percent > 0
             && self.held_pages >= min_pages.max(1)
-            && self.held_pages * 100 >= self.page_count * u64::from(percent)
+            && self.held_pages.saturating_mul(100)
+                >= self.page_count.saturating_mul(u64::from(percent))
     }
 
     /// Whether the held pages pass twice what [`checkpoint_due`] allows: commits replace pages
