@@ -50,6 +50,24 @@ fn keys(engine: &Engine) -> Vec<u64> {
     }
 }
 
+/// Ten durable commits (checkpointed when `checkpoint`), then a power loss: the image and its
+/// newest log segment, for a test to damage.
+fn ten_durable_commits_then_power_loss(checkpoint: bool) -> (SimVfs, std::path::PathBuf) {
+    let vfs = SimVfs::new();
+    let engine = open_with(&vfs, config(DurabilityMode::Full)).expect("open");
+    for key in 1..=10 {
+        put(&engine, key, 100, CommitFinality::Durable).expect("commit");
+    }
+    if checkpoint {
+        engine.checkpoint_now().expect("checkpoint");
+    }
+    vfs.crash_now();
+    drop(engine);
+    let image = vfs.crash_image(CrashMode::PowerLoss, 0);
+    let segment = newest_segment(&image);
+    (image, segment)
+}
+
 fn newest_segment(vfs: &SimVfs) -> std::path::PathBuf {
     let segments =
         aedb::wal::segment::list_segments(vfs, &Path::new(DIR).join("wal")).expect("list segments");
@@ -151,15 +169,7 @@ fn failed_commits_around_rotations_leave_no_frame() {
 /// Strict refuses naming the segment, Permissive opens and reports the loss.
 #[test]
 fn a_damaged_header_on_the_newest_segment_is_not_dropped_silently() {
-    let vfs = SimVfs::new();
-    let engine = open_with(&vfs, config(DurabilityMode::Full)).expect("open");
-    for key in 1..=10 {
-        put(&engine, key, 100, CommitFinality::Durable).expect("commit");
-    }
-    vfs.crash_now();
-    drop(engine);
-    let image = vfs.crash_image(CrashMode::PowerLoss, 0);
-    let segment = newest_segment(&image);
+    let (image, segment) = ten_durable_commits_then_power_loss(false);
     image.corrupt(&segment, 20, &[0xA5; 4]);
     match open_with(&image, config(DurabilityMode::Full)) {
         Err(AedbError::Corruption(message)) => {
@@ -185,16 +195,7 @@ fn a_damaged_header_on_the_newest_segment_is_not_dropped_silently() {
 #[test]
 fn damage_the_checkpoint_covers_does_not_refuse_the_open() {
     for target in ["frame", "header"] {
-        let vfs = SimVfs::new();
-        let engine = open_with(&vfs, config(DurabilityMode::Full)).expect("open");
-        for key in 1..=10 {
-            put(&engine, key, 100, CommitFinality::Durable).expect("commit");
-        }
-        engine.checkpoint_now().expect("checkpoint");
-        vfs.crash_now();
-        drop(engine);
-        let image = vfs.crash_image(CrashMode::PowerLoss, 0);
-        let segment = newest_segment(&image);
+        let (image, segment) = ten_durable_commits_then_power_loss(true);
         let offset = if target == "frame" { 128 + 400 } else { 20 };
         image.corrupt(&segment, offset, &[0x5A; 8]);
         let engine = open_with(&image, config(DurabilityMode::Full))
@@ -308,15 +309,7 @@ fn commits_caught_by_a_failed_write_say_their_outcome_is_unknown() {
 /// same damage and deleted that segment as stale.
 #[test]
 fn commits_after_a_permissive_open_survive_the_next_permissive_open() {
-    let vfs = SimVfs::new();
-    let engine = open_with(&vfs, config(DurabilityMode::Full)).expect("open");
-    for key in 1..=10 {
-        put(&engine, key, 100, CommitFinality::Durable).expect("commit");
-    }
-    vfs.crash_now();
-    drop(engine);
-    let image = vfs.crash_image(CrashMode::PowerLoss, 0);
-    let segment = newest_segment(&image);
+    let (image, segment) = ten_durable_commits_then_power_loss(false);
     image.corrupt(&segment, 128 + 400, &[0x5A; 8]);
     // No checkpoint after redo: it would cover the damaged segment and delete it before any
     // commit, closing the window this test is about (a large replay's open has the window).

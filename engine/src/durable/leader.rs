@@ -138,13 +138,14 @@ impl Pipeline {
             loop {
                 self.run_group(writer);
                 // After every group: callers that lead nothing (their `try_lock` fails while
-                // this thread runs group after group) must not keep the space check away.
+                // this thread runs group after group) must not keep the space check and the
+                // log's truncation away.
                 writer.maybe_request_checkpoint();
+                writer.truncate_covered();
                 if self.queue.lock().msgs.is_empty() {
                     break;
                 }
             }
-            writer.truncate_covered();
             let closing = {
                 let queue = self.queue.lock();
                 queue.closed && queue.msgs.is_empty()
