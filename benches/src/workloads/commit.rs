@@ -18,7 +18,7 @@ use crate::durable::{self, DurableConfig};
 use crate::report::{count, median, Better, Table, Unit};
 
 const ROTATION_NOTE: &str = "Engines run in a rotating order: the raw flush probe opens each round, then round r starts at engine r mod n (the ratios' reference stays the first column).";
-const CHECKPOINT_NOTE: &str = "Checkpoints as in normal operation: aedb `AedbConfig::default()` triggers (every 256 MiB of log, every 60 s), SQLite auto-checkpoint every 1,000 pages, fjall and RocksDB background memtable flushes (64 MiB) and compaction; redb and LMDB have none. At these sizes few or none fire during the measured commits.";
+const CHECKPOINT_NOTE: &str = "Checkpoints as in normal operation: aedb `AedbConfig::default()` triggers (every 256 MiB of log, every 60 s, and for space past 5 % of the file and 16 MiB), SQLite auto-checkpoint every 1,000 pages, fjall and RocksDB background memtable flushes (64 MiB) and compaction; redb and LMDB have none. At these sizes few or none fire during the measured commits.";
 
 fn durable_config(ctx: &RunConfig) -> DurableConfig {
     DurableConfig {
