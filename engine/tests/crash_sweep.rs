@@ -341,7 +341,7 @@ fn durable_commit_after_recovering_a_killed_process_survives_power_loss() {
 }
 
 /// Commits, checkpoints, evictions and aborted transactions from several threads, with the
-/// background checkpointer on, crashed at a seeded write point: the races of checkpoints with
+/// background checkpointer on (by log size, age and space), crashed at a seeded write point: the races of checkpoints with
 /// page reuse and eviction (F4, F5) get their chance, and every image is still held to the rule.
 #[test]
 fn concurrent_clients_and_background_checkpoints_crash_safely() {
@@ -359,6 +359,9 @@ fn concurrent_clients_and_background_checkpoints_crash_safely() {
                     checkpoint_wal_bytes: 16 << 10,
                     checkpoint_interval_ms: 2,
                     batch_interval_ms: 2,
+                    // Checkpoints for space and the commit wait past twice the share fire too
+                    // (the default minimum is far above this database).
+                    checkpoint_space_min_bytes: 4 * 4096,
                     ..config(mode)
                 },
                 Path::new(DIR),
