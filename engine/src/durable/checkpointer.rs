@@ -12,9 +12,16 @@ use crate::error::Result;
 /// Checkpoint the head, unless the engine has latched: a checkpoint started after the log
 /// failed would make durable commits that were already answered `Failed` (see `finish_group`).
 pub(super) fn checkpoint(shared: &Shared) -> Result<CheckpointInfo> {
+    // Commits sync the log beside this checkpoint when the count of syncs moves between two
+    // batches: the checkpoint then writes in small batches, so those syncs queue behind less.
+    let mut syncs_seen = shared.syncs.load(Ordering::Relaxed);
+    let mut log_syncing = || {
+        let syncs = shared.syncs.load(Ordering::Relaxed);
+        std::mem::replace(&mut syncs_seen, syncs) != syncs
+    };
     let info = shared
         .store
-        .checkpoint_unless(|| shared.failed.lock().clone())?;
+        .checkpoint_unless(|| shared.failed.lock().clone(), &mut log_syncing)?;
     shared
         .checkpointed_seq
         .fetch_max(info.meta.seq, Ordering::AcqRel);
