@@ -52,6 +52,12 @@ pub fn freelist_ids_per_page(page_size: usize) -> usize {
     (page_size - FREELIST_HEADER_BYTES) / ID_BYTES
 }
 
+/// Pages a write transaction moves from the waiting queues to the free set when it begins, at
+/// most: the rest wait for the next ones (or for an allocation that finds the free set
+/// empty). Without a bound, a commit that ended the retention of a large one paid for
+/// dropping its thousand replaced frames (measured in W1: a millisecond, the p99).
+pub const RECLAIM_PER_BEGIN: usize = 64;
+
 /// Pages freed by one commit (or one checkpoint), waiting to become reusable.
 #[derive(Debug)]
 struct PendingFree {
@@ -75,6 +81,11 @@ pub struct Allocator {
     file_pages: u64,
     /// Pages allocated by the running write transaction.
     private: HashSet<PageId>,
+    /// Pages the last committed transaction allocated: how many the next one likely needs.
+    allocated_by_last: usize,
+    /// The oldest sequence a pinned snapshot read when the running transaction began: waiting
+    /// pages freed at or before it may be reused (pins added later are newer).
+    oldest_pinned: u64,
     /// Published pages the running write transaction replaced or dropped.
     freed_in_txn: Vec<PageId>,
     /// Pages allocated since the last checkpoint capture: no checkpoint, durable or being
@@ -108,6 +119,8 @@ impl Allocator {
             page_count,
             file_pages,
             private: HashSet::new(),
+            allocated_by_last: 0,
+            oldest_pinned: 0,
             freed_in_txn: Vec::new(),
             fresh: HashSet::new(),
             freed_fresh_in_txn: Vec::new(),
@@ -159,7 +172,13 @@ impl Allocator {
 
     /// A page for the running transaction, growing the file when it is full.
     pub fn allocate(&mut self, file: &dyn IoFile) -> Result<PageId> {
-        let id = match self.free.pop_first() {
+        // A page taken from a waiting queue here still has its old frame in the pool: every
+        // caller installs the new page with `BufferPool::create*`, which drops it first.
+        let id = match self
+            .free
+            .pop_first()
+            .or_else(|| self.take_reclaimable_page())
+        {
             Some(id) => id,
             None => {
                 if self.page_count >= self.file_pages {
@@ -216,6 +235,7 @@ impl Allocator {
 
     /// The transaction committed as `seq`: its replaced pages start waiting.
     pub fn commit(&mut self, seq: u64) {
+        self.allocated_by_last = self.private.len();
         self.private.clear();
         if !self.freed_fresh_in_txn.is_empty() {
             for id in &self.freed_fresh_in_txn {
@@ -253,33 +273,65 @@ impl Allocator {
         private
     }
 
-    /// Move waiting pages that no pinned snapshot (all are at `oldest_pinned_seq` or newer) and
-    /// no durable checkpoint can reach into the free set.
+    /// At the start of a write transaction: move waiting pages that no pinned snapshot (all are
+    /// at `oldest_pinned_seq` or newer) and no durable checkpoint can reach into the free set.
+    /// Bounded: [`RECLAIM_PER_BEGIN`] pages, or what tops the free set up to twice what the
+    /// last transaction allocated; an allocation that finds the free set empty takes a
+    /// waiting page itself before it grows the file.
     /// Returns the pages that became free (their cached frames are garbage now).
     pub fn reclaim(&mut self, oldest_pinned_seq: u64) -> Vec<PageId> {
+        self.oldest_pinned = oldest_pinned_seq;
+        let wanted = (2 * self.allocated_by_last).saturating_sub(self.free.len());
+        let limit = wanted.max(RECLAIM_PER_BEGIN);
+        let mut freed = Vec::new();
+        while freed.len() < limit {
+            let Some(pages) = self.take_reclaimable(limit - freed.len()) else {
+                break;
+            };
+            freed.extend_from_slice(&pages);
+            self.free.extend(pages);
+        }
+        freed
+    }
+
+    /// Up to `max` pages from the front of a waiting queue whose front may be reused now (the
+    /// pages of one entry share their conditions, so an entry may leave in parts).
+    fn take_reclaimable(&mut self, max: usize) -> Option<Vec<PageId>> {
         let durable = self
             .readers_oldest
             .map_or(self.durable_generation, |r| r.min(self.durable_generation));
-        let mut freed = Vec::new();
-        while let Some(front) = self.waiting_snapshots.front() {
-            if front.freed_at_seq > oldest_pinned_seq {
-                break;
-            }
-            if let Some(entry) = self.waiting_snapshots.pop_front() {
-                freed.extend_from_slice(&entry.pages);
-                self.free.extend(entry.pages);
+        let oldest = self.oldest_pinned;
+        let queue =
+            if self
+                .waiting_snapshots
+                .front()
+                .is_some_and(|front| front.freed_at_seq <= oldest)
+            {
+                &mut self.waiting_snapshots
+            } else if self.waiting_checkpoint.front().is_some_and(|front| {
+                front.freed_at_seq <= oldest && front.safe_generation <= durable
+            }) {
+                &mut self.waiting_checkpoint
+            } else {
+                return None;
+            };
+        let front = queue.front_mut()?;
+        if front.pages.len() <= max {
+            return queue.pop_front().map(|entry| entry.pages);
+        }
+        let keep = front.pages.len() - max;
+        Some(front.pages.split_off(keep))
+    }
+
+    /// One waiting page that may be reused now, for an allocation that found nothing free.
+    fn take_reclaimable_page(&mut self) -> Option<PageId> {
+        loop {
+            let mut pages = self.take_reclaimable(1)?;
+            if let Some(id) = pages.pop() {
+                debug_assert!(pages.is_empty());
+                return Some(id);
             }
         }
-        while let Some(front) = self.waiting_checkpoint.front() {
-            if front.freed_at_seq > oldest_pinned_seq || front.safe_generation > durable {
-                break;
-            }
-            if let Some(entry) = self.waiting_checkpoint.pop_front() {
-                freed.extend_from_slice(&entry.pages);
-                self.free.extend(entry.pages);
-            }
-        }
-        freed
     }
 
     /// For a checkpoint of the latest version (no transaction running): allocate and fill the
@@ -519,5 +571,91 @@ mod tests {
             assert!(decode_freelist_page(&first[..len], capture.root, 1 << 20).is_err());
         }
         assert!(decode_freelist_page(&first[..100], capture.root, 1 << 20).is_err());
+    }
+
+    /// A transaction that allocates `n` pages and replaces `replaced` published ones, as `seq`.
+    fn commit_txn(
+        alloc: &mut Allocator,
+        file: &dyn IoFile,
+        seq: u64,
+        n: usize,
+        replaced: &[PageId],
+    ) -> Vec<PageId> {
+        let ids: Vec<PageId> = (0..n).map(|_| alloc.allocate(file).unwrap()).collect();
+        for id in replaced {
+            assert!(!alloc.free(*id));
+        }
+        alloc.commit(seq);
+        ids
+    }
+
+    #[test]
+    fn a_begin_reclaims_a_bounded_share_and_an_allocation_takes_waiting_pages_before_growing() {
+        let (_dir, file, _pool) = crate::pool::scratch_pool(4096);
+        let file = file.as_ref();
+        let mut alloc = Allocator::new(4096, 2, 2, 1);
+        // Commit 1 allocates 1,000 pages; commit 2 replaces all of them with 1,000 new ones.
+        alloc.reclaim(0);
+        let first = commit_txn(&mut alloc, file, 1, 1000, &[]);
+        alloc.reclaim(1);
+        commit_txn(&mut alloc, file, 2, 1000, &first);
+        assert_eq!(alloc.pending_len(), 1000);
+        let pages = alloc.page_count();
+        // No snapshot reads commit 1 any more: its pages may go, but the free set holds none
+        // and the last commit allocated 1,000, so this begin tops the free set up to 2,000
+        // (all 1,000 there are).
+        let freed = alloc.reclaim(2);
+        assert_eq!(freed.len(), 1000);
+        assert_eq!((alloc.free_len(), alloc.pending_len()), (1000, 0));
+        // Small commits now: each frees 1,000 pages again on its own, and a begin with a
+        // full free set moves only RECLAIM_PER_BEGIN of them.
+        let taken = commit_txn(&mut alloc, file, 3, 1000, &[]);
+        assert_eq!(
+            alloc.page_count(),
+            pages,
+            "the free pages were used, not new ones"
+        );
+        alloc.reclaim(3);
+        commit_txn(&mut alloc, file, 4, 1, &taken);
+        alloc.reclaim(4);
+        let small = commit_txn(&mut alloc, file, 5, 1, &[]);
+        assert_eq!(small.len(), 1);
+        let before = alloc.free_len();
+        let freed = alloc.reclaim(5);
+        assert_eq!(freed.len(), RECLAIM_PER_BEGIN);
+        assert_eq!(alloc.free_len(), before + RECLAIM_PER_BEGIN);
+        // A large transaction that empties the free set takes waiting pages one by one rather
+        // than grow the file.
+        let pages = alloc.page_count();
+        let waiting = alloc.pending_len();
+        let free = alloc.free_len();
+        commit_txn(&mut alloc, file, 6, free + waiting, &[]);
+        assert_eq!(
+            alloc.page_count(),
+            pages,
+            "every waiting page was reused first"
+        );
+        assert_eq!((alloc.free_len(), alloc.pending_len()), (0, 0));
+        alloc.reclaim(6);
+        commit_txn(&mut alloc, file, 7, 1, &[]);
+        assert_eq!(alloc.page_count(), pages + 1, "then the file grows");
+    }
+
+    #[test]
+    fn an_allocation_never_takes_a_page_a_pinned_snapshot_still_reads() {
+        let (_dir, file, _pool) = crate::pool::scratch_pool(4096);
+        let file = file.as_ref();
+        let mut alloc = Allocator::new(4096, 2, 2, 1);
+        alloc.reclaim(0);
+        let first = commit_txn(&mut alloc, file, 1, 10, &[]);
+        alloc.reclaim(1);
+        commit_txn(&mut alloc, file, 2, 10, &first);
+        // A snapshot of commit 1 is pinned: commit 2's replaced pages must wait.
+        alloc.reclaim(1);
+        let pages = alloc.page_count();
+        let new = commit_txn(&mut alloc, file, 3, 5, &[]);
+        assert!(new.iter().all(|id| !first.contains(id)));
+        assert_eq!(alloc.page_count(), pages + 5);
+        assert_eq!(alloc.pending_len(), 10);
     }
 }

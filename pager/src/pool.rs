@@ -64,6 +64,12 @@ struct Shard {
 /// Dirty frames written back together when the sweep meets them.
 const WRITE_BACK_BATCH: usize = 64;
 
+/// The shard of page `id`: Fibonacci hashing spreads consecutive ids over shards.
+fn shard_of(id: PageId) -> usize {
+    let h = id.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 58;
+    h as usize % SHARDS
+}
+
 pub struct Frame {
     id: PageId,
     data: RwLock<FrameBuf>,
@@ -177,9 +183,7 @@ impl BufferPool {
     }
 
     fn shard(&self, id: PageId) -> &Mutex<Shard> {
-        // Fibonacci hashing spreads consecutive ids over shards.
-        let h = id.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 58;
-        &self.shards[h as usize % SHARDS]
+        &self.shards[shard_of(id)]
     }
 
     /// Pin page `id`, reading and verifying it from disk on a miss.
@@ -266,6 +270,33 @@ impl BufferPool {
         if removed.is_some() {
             let mut clock = self.clock.lock();
             if let Some(slot) = clock.slot_of.remove(&id) {
+                clock.ring[slot] = None;
+                clock.free_slots.push(slot);
+                self.resident.fetch_sub(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// [`discard`](BufferPool::discard) for many pages: each shard and the clock are locked
+    /// once, not once per page.
+    pub fn discard_all(&self, ids: &[PageId]) {
+        let mut by_shard: Vec<(usize, PageId)> =
+            ids.iter().map(|id| (shard_of(*id), *id)).collect();
+        by_shard.sort_unstable();
+        let mut removed: Vec<Arc<Frame>> = Vec::with_capacity(ids.len());
+        for run in by_shard.chunk_by(|a, b| a.0 == b.0) {
+            let mut shard = self.shards[run[0].0].lock();
+            removed.extend(run.iter().filter_map(|(_, id)| shard.frames.remove(id)));
+        }
+        if removed.is_empty() {
+            return;
+        }
+        for frame in &removed {
+            frame.dirty.store(false, Ordering::Release);
+        }
+        let mut clock = self.clock.lock();
+        for frame in &removed {
+            if let Some(slot) = clock.slot_of.remove(&frame.id) {
                 clock.ring[slot] = None;
                 clock.free_slots.push(slot);
                 self.resident.fetch_sub(1, Ordering::Relaxed);
@@ -472,4 +503,25 @@ pub(crate) fn scratch_pool(page_size: usize) -> (tempfile::TempDir, Arc<dyn IoFi
     let file = vfs.open(&dir.path().join("data"), options).expect("open");
     let pool = BufferPool::new(file.clone(), page_size, 16 * page_size as u64).expect("pool");
     (dir, file, pool)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn discarding_many_pages_drops_their_frames_clean_and_keeps_the_rest() {
+        let (_dir, _file, pool) = scratch_pool(4096);
+        let pages: Vec<PageRef> = (2..12).map(|id| pool.create(id)).collect();
+        assert_eq!(pool.stats().resident_frames, 10);
+        pool.discard_all(&[3, 5, 7, 40]);
+        assert_eq!(pool.stats().resident_frames, 7);
+        for page in &pages {
+            let dropped = [3, 5, 7].contains(&page.id());
+            // A holder of a dropped frame must never write it back over the page's next owner.
+            assert_eq!(page.0.dirty.load(Ordering::Acquire), !dropped);
+            assert_eq!(pool.pin_if_dirty(page.id()).is_some(), !dropped);
+        }
+        assert_eq!(pool.dirty_page_ids(), vec![2, 4, 6, 8, 9, 10, 11]);
+    }
 }

@@ -436,9 +436,7 @@ impl PageStore {
                 .unwrap_or(head.seq)
                 .min(head.seq);
             // Frames of reclaimed pages are garbage: drop them rather than ever write them back.
-            for id in writer.alloc.reclaim(oldest) {
-                self.inner.pool.discard(id);
-            }
+            self.inner.pool.discard_all(&writer.alloc.reclaim(oldest));
             head
         };
         Ok(WriteTxn {
