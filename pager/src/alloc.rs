@@ -56,7 +56,7 @@ pub fn freelist_ids_per_page(page_size: usize) -> usize {
 /// most: the rest wait for the next ones (or for an allocation that finds the free set
 /// empty). Without a bound, a commit that ended the retention of a large one paid for
 /// dropping its thousand replaced frames (measured in W1: a millisecond, the p99).
-pub const RECLAIM_PER_BEGIN: usize = 64;
+pub const RECLAIM_PER_BEGIN: usize = 16;
 
 /// Pages freed by one commit (or one checkpoint), waiting to become reusable.
 #[derive(Debug)]
