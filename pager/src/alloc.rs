@@ -294,6 +294,13 @@ impl Allocator {
         freed
     }
 
+    /// The oldest sequence a pinned snapshot reads, for allocations outside a write
+    /// transaction (a checkpoint's free-list pages): [`reclaim`](Allocator::reclaim) records it
+    /// at each begin.
+    pub fn set_oldest_pinned(&mut self, oldest_pinned_seq: u64) {
+        self.oldest_pinned = oldest_pinned_seq;
+    }
+
     /// Up to `max` pages from the front of a waiting queue whose front may be reused now (the
     /// pages of one entry share their conditions, so an entry may leave in parts).
     fn take_reclaimable(&mut self, max: usize) -> Option<Vec<PageId>> {

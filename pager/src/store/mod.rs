@@ -426,19 +426,10 @@ impl PageStore {
     pub fn begin_write(&self) -> Result<WriteTxn> {
         self.check_failed()?;
         let mut writer = self.inner.writer.lock_arc();
-        let base = {
-            let pins = self.inner.pins.lock();
-            let head = *self.inner.head.read();
-            let oldest = pins
-                .keys()
-                .next()
-                .copied()
-                .unwrap_or(head.seq)
-                .min(head.seq);
-            // Frames of reclaimed pages are garbage: drop them rather than ever write them back.
-            self.inner.pool.discard_all(&writer.alloc.reclaim(oldest));
-            head
-        };
+        let base = *self.inner.head.read();
+        let oldest = self.oldest_pinned_seq();
+        // Frames of reclaimed pages are garbage: drop them rather than ever write them back.
+        self.inner.pool.discard_all(&writer.alloc.reclaim(oldest));
         Ok(WriteTxn {
             store: self.clone(),
             writer,
@@ -453,6 +444,16 @@ impl PageStore {
             poisoned: None,
             read_records: Default::default(),
         })
+    }
+
+    /// The oldest sequence a pinned snapshot reads (the head's when none is pinned), asked
+    /// under the writer lock (lock order: writer, then pins). Until that lock is released, new
+    /// pins are of the head, which cannot move, or of a checkpoint's version, whose pages wait
+    /// for a newer durable generation that the allocator learns only under the writer lock.
+    fn oldest_pinned_seq(&self) -> u64 {
+        let pins = self.inner.pins.lock();
+        let head = self.inner.head.read().seq;
+        pins.keys().next().copied().unwrap_or(head).min(head)
     }
 
     /// Make the newest published version durable: write its dirty pages and free list, sync,
@@ -579,6 +580,11 @@ impl PageStore {
         let (meta, capture) = {
             let mut writer = inner.writer.lock();
             let head = *inner.head.read();
+            // The capture may take reusable waiting pages for its free list: judge them by the
+            // pins of now, not of the last begin (a checkpoint snapshot pinned since then reads
+            // the durable version, older than any head).
+            let oldest = self.oldest_pinned_seq();
+            writer.alloc.set_oldest_pinned(oldest);
             let pool = Arc::clone(&inner.pool);
             let capture = writer.alloc.capture_freelist(
                 &*inner.file,
