@@ -25,6 +25,7 @@ use std::collections::BTreeMap;
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use parking_lot::{Mutex, RawMutex, RwLock};
 
@@ -54,8 +55,16 @@ const CHECKPOINT_BATCH_PAGES: usize = 128;
 /// Separate writes (runs of adjacent pages) per batch while commits sync their log: each log
 /// sync queues behind the batch in flight, and scattered pages cost the device one operation
 /// each. Eight keep that wait under a millisecond on the benchmark machine (W9 in
-/// docs/BENCHMARKS.md: 128 scattered pages per batch put a commit's p50 at 3.6 ms).
+/// docs/BENCHMARKS.md: 128 scattered pages per batch put a commit's p50 at 3.6 ms). After
+/// such a batch the checkpoint also pauses as long as the batch took, so the log has the
+/// device to itself half the time: without the pause, small batches back to back still put
+/// W9's commit p99 at 4.4 ms (every log flush then also flushes the writes queued since the
+/// last one); with it, 1.0 ms, for a checkpoint that takes twice as long.
 const CHECKPOINT_BATCH_RUNS_BESIDE_COMMITS: usize = 8;
+
+/// The longest pause after one batch beside commits: a batch slowed by something else (a
+/// stalled device) must not stall the checkpoint twice as long again.
+const MAX_CHECKPOINT_PAUSE: Duration = Duration::from_millis(5);
 
 /// How many of `ids` (ascending) the next checkpoint batch takes: at most `max_pages`, in at
 /// most `max_runs` runs of adjacent ids. Always at least one id when there is one.
@@ -473,8 +482,9 @@ impl PageStore {
     ///
     ///
     /// `log_syncing` is asked before each batch of pages: true while commits sync a log on the
-    /// same device since it was last asked, and the batch is then kept small
-    /// ([`CHECKPOINT_BATCH_RUNS_BESIDE_COMMITS`]), so a commit's sync waits behind little.
+    /// same device since it was last asked. The batch is then kept small and followed by a
+    /// pause as long as it took ([`CHECKPOINT_BATCH_RUNS_BESIDE_COMMITS`]), so a commit's sync
+    /// waits behind little.
     ///
     /// [`checkpoint`]: PageStore::checkpoint
     /// [`durable_meta`]: PageStore::durable_meta
@@ -609,14 +619,19 @@ impl PageStore {
         let mut pages_written = 0;
         let mut rest = &dirty[..];
         while !rest.is_empty() {
-            let max_runs = if log_syncing() {
+            let beside_commits = log_syncing();
+            let max_runs = if beside_commits {
                 CHECKPOINT_BATCH_RUNS_BESIDE_COMMITS
             } else {
                 usize::MAX
             };
             let len = batch_len(rest, CHECKPOINT_BATCH_PAGES, max_runs);
+            let started = Instant::now();
             pages_written += self.write_checkpoint_batch(&rest[..len])?;
             rest = &rest[len..];
+            if beside_commits && !rest.is_empty() {
+                std::thread::sleep(started.elapsed().min(MAX_CHECKPOINT_PAUSE));
+            }
         }
         if let Some(reason) = inner.pool.wait_for_write_backs() {
             return Err(PagerError::Failed(reason));
