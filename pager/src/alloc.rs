@@ -83,8 +83,10 @@ pub struct Allocator {
     private: HashSet<PageId>,
     /// Pages the last committed transaction allocated: how many the next one likely needs.
     allocated_by_last: usize,
-    /// The oldest sequence a pinned snapshot read when the running transaction began: waiting
-    /// pages freed at or before it may be reused (pins added later are newer).
+    /// The oldest sequence a pinned snapshot read when the running transaction began (or the
+    /// running checkpoint captured): waiting pages freed at or before it may be reused. A pin
+    /// added later is of the head, or of a checkpoint's version, whose pages wait for a newer
+    /// durable generation than the allocator knows while the writer lock is held.
     oldest_pinned: u64,
     /// Published pages the running write transaction replaced or dropped.
     freed_in_txn: Vec<PageId>,

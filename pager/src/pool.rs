@@ -72,6 +72,8 @@ fn shard_of(id: PageId) -> usize {
 
 pub struct Frame {
     id: PageId,
+    /// Its place in the clock ring, for the whole life of the frame (a frame never moves).
+    slot: usize,
     data: RwLock<FrameBuf>,
     dirty: AtomicBool,
     referenced: AtomicBool,
@@ -119,7 +121,20 @@ struct Clock {
     ring: Vec<Option<Arc<Frame>>>,
     free_slots: Vec<usize>,
     hand: usize,
-    slot_of: HashMap<PageId, usize>,
+}
+
+impl Clock {
+    /// Take `frame` out of the ring, if it is still there: its slot may already hold another
+    /// frame when the sweep evicted it first.
+    fn remove(&mut self, frame: &Arc<Frame>) -> bool {
+        let here = self.ring.get(frame.slot).and_then(Option::as_ref);
+        if !here.is_some_and(|f| Arc::ptr_eq(f, frame)) {
+            return false;
+        }
+        self.ring[frame.slot] = None;
+        self.free_slots.push(frame.slot);
+        true
+    }
 }
 
 pub struct BufferPool {
@@ -161,7 +176,6 @@ impl BufferPool {
                 ring: (0..capacity).map(|_| None).collect(),
                 free_slots: (0..capacity).rev().collect(),
                 hand: 0,
-                slot_of: HashMap::new(),
             }),
             resident: AtomicUsize::new(0),
             misses: AtomicU64::new(0),
@@ -237,6 +251,7 @@ impl BufferPool {
         let buf = self.arena.take(content);
         let frame = Arc::new(Frame {
             id,
+            slot,
             data: RwLock::new(buf),
             dirty: AtomicBool::new(dirty),
             referenced: AtomicBool::new(true),
@@ -254,7 +269,6 @@ impl BufferPool {
         }
         let mut clock = self.clock.lock();
         clock.ring[slot] = Some(Arc::clone(&frame));
-        clock.slot_of.insert(id, slot);
         self.resident.fetch_add(1, Ordering::Relaxed);
         PageRef(frame)
     }
@@ -267,11 +281,8 @@ impl BufferPool {
         if let Some(frame) = &removed {
             frame.dirty.store(false, Ordering::Release);
         }
-        if removed.is_some() {
-            let mut clock = self.clock.lock();
-            if let Some(slot) = clock.slot_of.remove(&id) {
-                clock.ring[slot] = None;
-                clock.free_slots.push(slot);
+        if let Some(frame) = &removed {
+            if self.clock.lock().remove(frame) {
                 self.resident.fetch_sub(1, Ordering::Relaxed);
             }
         }
@@ -296,9 +307,7 @@ impl BufferPool {
         }
         let mut clock = self.clock.lock();
         for frame in &removed {
-            if let Some(slot) = clock.slot_of.remove(&frame.id) {
-                clock.ring[slot] = None;
-                clock.free_slots.push(slot);
+            if clock.remove(frame) {
                 self.resident.fetch_sub(1, Ordering::Relaxed);
             }
         }
@@ -367,7 +376,6 @@ impl BufferPool {
             shard.frames.remove(&id);
             drop(shard);
             clock.ring[hand] = None;
-            clock.slot_of.remove(&id);
             self.resident.fetch_sub(1, Ordering::Relaxed);
             self.evictions.fetch_add(1, Ordering::Relaxed);
             return Sweep::Slot(hand);
@@ -381,7 +389,13 @@ impl BufferPool {
 
     /// Write frames to their pages (sealed copies), then mark them clean. Errors leave them
     /// dirty; the next checkpoint reports the failure. Returns how many were written.
+    ///
+    /// Runs under the clock lock (only the sweep calls it), and that is what makes dropping a
+    /// freed page's frame safe while its stale bytes are being written here: the page's next
+    /// owner needs the clock lock to get a frame at all, so its bytes reach the file after
+    /// these.
     fn write_back(&self, frames: Vec<Arc<Frame>>) -> usize {
+        debug_assert!(self.clock.is_locked());
         let _in_flight = self.write_backs_in_flight.read();
         let mut written = 0;
         let mut ops = Vec::with_capacity(frames.len());
