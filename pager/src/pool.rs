@@ -314,8 +314,8 @@ impl BufferPool {
     }
 
     /// A free ring slot, evicting (and writing back) as needed. When every frame is pinned the
-    /// pool grows past capacity rather than deadlock; the ring grows with it and shrinks back as
-    /// frames are evicted.
+    /// pool grows past capacity rather than deadlock; the ring grows with it (and keeps that
+    /// length: the extra slots are reused as frames are evicted).
     fn reserve_slot(&self) -> usize {
         // Two sweeps at most: the second one after writing back the dirty frames of the first.
         for _ in 0..2 {
@@ -347,8 +347,10 @@ impl BufferPool {
         for _ in 0..len * 3 {
             let hand = clock.hand;
             clock.hand = (hand + 1) % len;
+            // An empty entry while `free_slots` is empty is a slot another install reserved
+            // and has not filled yet: handing it out again would put two frames in one slot.
             let Some(frame) = clock.ring[hand].as_ref() else {
-                return Sweep::Slot(hand);
+                continue;
             };
             if frame.referenced.swap(false, Ordering::Relaxed) || Arc::strong_count(frame) > 2 {
                 continue;
@@ -373,7 +375,11 @@ impl BufferPool {
             if Arc::strong_count(frame) > 2 || frame.dirty.load(Ordering::Acquire) {
                 continue;
             }
-            shard.frames.remove(&id);
+            // Only this frame: a discard may have dropped it and a newer frame of the page
+            // taken its place in the table.
+            if shard.frames.get(&id).is_some_and(|f| Arc::ptr_eq(f, frame)) {
+                shard.frames.remove(&id);
+            }
             drop(shard);
             clock.ring[hand] = None;
             self.resident.fetch_sub(1, Ordering::Relaxed);
@@ -537,5 +543,63 @@ mod tests {
             assert_eq!(pool.pin_if_dirty(page.id()).is_some(), !dropped);
         }
         assert_eq!(pool.dirty_page_ids(), vec![2, 4, 6, 8, 9, 10, 11]);
+    }
+
+    /// Every frame of the table sits in its own ring slot, every ring entry is in the table,
+    /// and `resident` counts them.
+    fn assert_ring_matches_table(pool: &BufferPool) {
+        let clock = pool.clock.lock();
+        let in_ring: Vec<&Arc<Frame>> = clock.ring.iter().flatten().collect();
+        let mut in_table = 0;
+        for shard in &pool.shards {
+            for frame in shard.lock().frames.values() {
+                in_table += 1;
+                let here = clock.ring.get(frame.slot).and_then(Option::as_ref);
+                assert!(
+                    here.is_some_and(|f| Arc::ptr_eq(f, frame)),
+                    "page {} is not in its ring slot {}",
+                    frame.id,
+                    frame.slot
+                );
+            }
+        }
+        assert_eq!(in_ring.len(), in_table, "ring entries against table frames");
+        assert_eq!(pool.resident.load(Ordering::Relaxed), in_table);
+        let mut slots = clock.free_slots.clone();
+        slots.sort_unstable();
+        slots.dedup();
+        assert_eq!(slots.len(), clock.free_slots.len(), "a slot is free twice");
+    }
+
+    /// Review of `eb80445`: the sweep took an empty ring entry for a free slot, but one that
+    /// another thread's install had reserved and not filled yet; two frames then shared it.
+    #[test]
+    fn concurrent_misses_keep_ring_and_table_in_step() {
+        let (_dir, _file, pool) = scratch_pool(4096);
+        // 64 pages on disk through a pool of 16 frames: creating them evicts and writes back.
+        for id in 2..66 {
+            let page = pool.create(id);
+            page::init_header(&mut page.write(), page::PageType::FreeList, id, 1);
+        }
+        let pool = Arc::new(pool);
+        let readers: Vec<_> = (0..4u64)
+            .map(|t| {
+                let pool = Arc::clone(&pool);
+                std::thread::spawn(move || {
+                    let mut x = t * 7919 + 1;
+                    for _ in 0..20_000 {
+                        x = x
+                            .wrapping_mul(6364136223846793005)
+                            .wrapping_add(1442695040888963407);
+                        let id = 2 + (x >> 33) % 64;
+                        drop(pool.get(id).expect("read back"));
+                    }
+                })
+            })
+            .collect();
+        for reader in readers {
+            reader.join().expect("reader");
+        }
+        assert_ring_matches_table(&pool);
     }
 }
