@@ -547,6 +547,7 @@ impl Allocator {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
 
     #[test]
     fn raw_freelist_header_reads_what_a_capture_wrote() {
@@ -598,16 +599,22 @@ mod tests {
         ids
     }
 
+    /// An allocator over a scratch file after commit 1 allocated `n` pages and commit 2
+    /// replaced them all with `n` new ones; returns commit 1's pages.
+    fn after_a_rewrite(n: usize) -> (tempfile::TempDir, Arc<dyn IoFile>, Allocator, Vec<PageId>) {
+        let (dir, file, _pool) = crate::pool::scratch_pool(4096);
+        let mut alloc = Allocator::new(4096, 2, 2, 1);
+        alloc.reclaim(0);
+        let first = commit_txn(&mut alloc, file.as_ref(), 1, n, &[]);
+        alloc.reclaim(1);
+        commit_txn(&mut alloc, file.as_ref(), 2, n, &first);
+        (dir, file, alloc, first)
+    }
+
     #[test]
     fn a_begin_reclaims_a_bounded_share_and_an_allocation_takes_waiting_pages_before_growing() {
-        let (_dir, file, _pool) = crate::pool::scratch_pool(4096);
+        let (_dir, file, mut alloc, _first) = after_a_rewrite(1000);
         let file = file.as_ref();
-        let mut alloc = Allocator::new(4096, 2, 2, 1);
-        // Commit 1 allocates 1,000 pages; commit 2 replaces all of them with 1,000 new ones.
-        alloc.reclaim(0);
-        let first = commit_txn(&mut alloc, file, 1, 1000, &[]);
-        alloc.reclaim(1);
-        commit_txn(&mut alloc, file, 2, 1000, &first);
         assert_eq!(alloc.pending_len(), 1000);
         let pages = alloc.page_count();
         // No snapshot reads commit 1 any more: its pages may go, but the free set holds none
@@ -652,13 +659,8 @@ mod tests {
 
     #[test]
     fn an_allocation_never_takes_a_page_a_pinned_snapshot_still_reads() {
-        let (_dir, file, _pool) = crate::pool::scratch_pool(4096);
+        let (_dir, file, mut alloc, first) = after_a_rewrite(10);
         let file = file.as_ref();
-        let mut alloc = Allocator::new(4096, 2, 2, 1);
-        alloc.reclaim(0);
-        let first = commit_txn(&mut alloc, file, 1, 10, &[]);
-        alloc.reclaim(1);
-        commit_txn(&mut alloc, file, 2, 10, &first);
         // A snapshot of commit 1 is pinned: commit 2's replaced pages must wait.
         alloc.reclaim(1);
         let pages = alloc.page_count();

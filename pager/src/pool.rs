@@ -277,14 +277,17 @@ impl BufferPool {
     /// clean: whoever still holds it (a reader, a checkpoint's list) must never write its
     /// stale bytes over the page's next owner.
     pub fn discard(&self, id: PageId) {
-        let removed = self.shard(id).lock().frames.remove(&id);
-        if let Some(frame) = &removed {
-            frame.dirty.store(false, Ordering::Release);
-        }
-        if let Some(frame) = &removed {
-            if self.clock.lock().remove(frame) {
-                self.resident.fetch_sub(1, Ordering::Relaxed);
-            }
+        let Some(frame) = self.shard(id).lock().frames.remove(&id) else {
+            return;
+        };
+        frame.dirty.store(false, Ordering::Release);
+        self.leave_ring(&mut self.clock.lock(), &frame);
+    }
+
+    /// Take a frame dropped from the table out of the ring, counting it out of the pool.
+    fn leave_ring(&self, clock: &mut Clock, frame: &Arc<Frame>) {
+        if clock.remove(frame) {
+            self.resident.fetch_sub(1, Ordering::Relaxed);
         }
     }
 
@@ -307,9 +310,7 @@ impl BufferPool {
         }
         let mut clock = self.clock.lock();
         for frame in &removed {
-            if clock.remove(frame) {
-                self.resident.fetch_sub(1, Ordering::Relaxed);
-            }
+            self.leave_ring(&mut clock, frame);
         }
     }
 
