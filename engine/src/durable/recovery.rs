@@ -9,7 +9,7 @@ use aedb_pager::io::Vfs;
 use aedb_pager::PageStore;
 use aedb_wal::{scan, Integrity, WalConfig, WalError, WalWriter};
 
-use super::redo::RedoBatch;
+use super::redo::{redo_buffer_bytes, RedoBatch};
 use super::{RecoveryReport, WAL_DIR};
 use crate::config::AedbConfig;
 use crate::error::{AedbError, Result};
@@ -25,7 +25,10 @@ pub(super) fn redo_log(
     let integrity = integrity(config);
     // Logged ops are buffered and merged into the trees in sorted batches, each published as
     // the last redone commit's version (`redo.rs`).
-    let mut batch = RedoBatch::new(store.head().seq);
+    let mut batch = RedoBatch::new(
+        store.head().seq,
+        redo_buffer_bytes(config.buffer_pool_bytes),
+    );
     let outcome = scan(
         &**vfs,
         &dir.join(WAL_DIR),
