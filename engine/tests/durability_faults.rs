@@ -345,3 +345,26 @@ fn commits_after_a_permissive_open_survive_the_next_permissive_open() {
         image = image.crash_image(CrashMode::PowerLoss, 2);
     }
 }
+
+/// Recovery's redo buffer is lent by the buffer pool (half of it), at least 64 MiB: memory
+/// stays within the pool setting plus that fixed overhead, however long the log.
+#[test]
+fn redo_buffers_what_the_pool_lends() {
+    let (image, _) = ten_durable_commits_then_power_loss(false);
+    let large_pool = AedbConfig {
+        buffer_pool_bytes: 512 << 20,
+        ..config(DurabilityMode::Full)
+    };
+    let engine = open_with(&image, large_pool).expect("reopen with a large pool");
+    let report = engine.recovery_report();
+    assert_eq!(report.frames_replayed, 10);
+    assert_eq!(report.redo_buffer_bytes, 256 << 20, "half the pool");
+    assert_eq!(keys(&engine), (1..=10).collect::<Vec<u64>>());
+    drop(engine);
+
+    // 16 frames lend nothing (the pool keeps 16 usable): the fixed 64 MiB.
+    let (image, _) = ten_durable_commits_then_power_loss(false);
+    let engine = open_with(&image, config(DurabilityMode::Full)).expect("reopen");
+    assert_eq!(engine.recovery_report().redo_buffer_bytes, 64 << 20);
+    assert_eq!(keys(&engine), (1..=10).collect::<Vec<u64>>());
+}

@@ -120,6 +120,9 @@ enum Sweep {
 struct Clock {
     ring: Vec<Option<Arc<Frame>>>,
     free_slots: Vec<usize>,
+    /// Free slots lent out (`BufferPool::lend`): empty, and neither free nor filled until the
+    /// loan ends.
+    lent_slots: Vec<usize>,
     hand: usize,
 }
 
@@ -134,6 +137,30 @@ impl Clock {
         self.ring[frame.slot] = None;
         self.free_slots.push(frame.slot);
         true
+    }
+}
+
+/// Frames a lending pool keeps usable at least (its smallest capacity).
+const MIN_USABLE_FRAMES: usize = 16;
+
+/// Frames lent out of a pool's capacity ([`BufferPool::lend`]); dropping it gives them back.
+pub struct FrameLoan<'a> {
+    pool: &'a BufferPool,
+    slots: Vec<usize>,
+}
+
+impl FrameLoan<'_> {
+    /// Bytes of frames lent.
+    pub fn bytes(&self) -> u64 {
+        (self.slots.len() * self.pool.page_size) as u64
+    }
+}
+
+impl Drop for FrameLoan<'_> {
+    fn drop(&mut self) {
+        let mut clock = self.pool.clock.lock();
+        clock.lent_slots.retain(|slot| !self.slots.contains(slot));
+        clock.free_slots.extend_from_slice(&self.slots);
     }
 }
 
@@ -175,6 +202,7 @@ impl BufferPool {
             clock: Mutex::new(Clock {
                 ring: (0..capacity).map(|_| None).collect(),
                 free_slots: (0..capacity).rev().collect(),
+                lent_slots: Vec::new(),
                 hand: 0,
             }),
             resident: AtomicUsize::new(0),
@@ -317,6 +345,26 @@ impl BufferPool {
     /// A free ring slot, evicting (and writing back) as needed. When every frame is pinned the
     /// pool grows past capacity rather than deadlock; the ring grows with it (and keeps that
     /// length: the extra slots are reused as frames are evicted).
+    /// Hold up to `bytes` of frames fewer until the returned loan is dropped, so their memory
+    /// can serve someone else within the pool's budget (recovery's redo buffer). Only free
+    /// slots are lent, and at least 16 frames stay usable. The loan's `bytes()` says how much
+    /// was lent. Frames are never touched for it: a lent slot's arena memory stays unused.
+    pub fn lend(&self, bytes: u64) -> FrameLoan<'_> {
+        let wanted = usize::try_from(bytes / self.page_size as u64).unwrap_or(usize::MAX);
+        let mut clock = self.clock.lock();
+        let usable = clock.ring.len() - clock.lent_slots.len();
+        let n = wanted
+            .min(usable.saturating_sub(MIN_USABLE_FRAMES))
+            .min(clock.free_slots.len());
+        let at = clock.free_slots.len() - n;
+        let lent: Vec<usize> = clock.free_slots.drain(at..).collect();
+        clock.lent_slots.extend_from_slice(&lent);
+        FrameLoan {
+            pool: self,
+            slots: lent,
+        }
+    }
+
     fn reserve_slot(&self) -> usize {
         // Two sweeps at most: the second one after writing back the dirty frames of the first.
         for _ in 0..2 {
@@ -570,6 +618,64 @@ mod tests {
         slots.sort_unstable();
         slots.dedup();
         assert_eq!(slots.len(), clock.free_slots.len(), "a slot is free twice");
+        for slot in &clock.lent_slots {
+            assert!(
+                clock.ring[*slot].is_none(),
+                "lent slot {slot} holds a frame"
+            );
+            assert!(
+                !clock.free_slots.contains(slot),
+                "lent slot {slot} is also free"
+            );
+        }
+    }
+
+    /// A pool with `frames` frames of 4 KiB over a scratch file.
+    fn pool_of(frames: usize) -> (tempfile::TempDir, BufferPool) {
+        let (dir, file, _) = scratch_pool(4096);
+        let pool = BufferPool::new(file, 4096, (frames * 4096) as u64).expect("pool");
+        (dir, pool)
+    }
+
+    #[test]
+    fn a_loan_holds_frames_out_of_the_pool_until_it_ends() {
+        let (_dir, pool) = pool_of(64);
+        let loan = pool.lend(40 * 4096);
+        assert_eq!(loan.bytes(), 40 * 4096);
+        // 24 frames stay usable: creating 30 pages keeps at most 24 resident.
+        for id in 2..32 {
+            let page = pool.create(id);
+            page::init_header(&mut page.write(), page::PageType::FreeList, id, 1);
+        }
+        assert!(pool.stats().resident_frames <= 24);
+        assert_ring_matches_table(&pool);
+        drop(loan);
+        for id in 32..92 {
+            let page = pool.create(id);
+            page::init_header(&mut page.write(), page::PageType::FreeList, id, 1);
+        }
+        assert_eq!(
+            pool.stats().resident_frames,
+            64,
+            "the whole pool is usable again"
+        );
+        assert_ring_matches_table(&pool);
+    }
+
+    #[test]
+    fn a_loan_leaves_the_smallest_pool_and_lends_only_free_frames() {
+        let (_dir, pool) = pool_of(64);
+        assert_eq!(
+            pool.lend(u64::MAX).bytes(),
+            48 * 4096,
+            "16 frames stay usable"
+        );
+        for id in 2..62 {
+            drop(pool.create(id));
+        }
+        // 60 of 64 slots hold frames: only the 4 free ones can be lent.
+        assert_eq!(pool.lend(u64::MAX).bytes(), 4 * 4096);
+        assert_ring_matches_table(&pool);
     }
 
     /// Review of `eb80445`: the sweep took an empty ring entry for a free slot, but one that

@@ -62,6 +62,9 @@ pub struct RecoveryReport {
     /// Where the log ended early and why (a torn tail; in permissive mode, damage).
     pub dropped: Option<String>,
     pub checkpointed_after_redo: bool,
+    /// Log payload redo buffered before each merge: what the buffer pool lent for it (half of
+    /// it, at most 1 GiB), at least 64 MiB (`redo.rs`).
+    pub redo_buffer_bytes: u64,
 }
 
 pub struct Engine {

@@ -9,7 +9,7 @@ use aedb_pager::io::Vfs;
 use aedb_pager::PageStore;
 use aedb_wal::{scan, Integrity, WalConfig, WalError, WalWriter};
 
-use super::redo::{redo_buffer_bytes, RedoBatch};
+use super::redo::{redo_buffer_bytes, redo_loan_bytes, RedoBatch};
 use super::{RecoveryReport, WAL_DIR};
 use crate::config::AedbConfig;
 use crate::error::{AedbError, Result};
@@ -23,12 +23,12 @@ pub(super) fn redo_log(
 ) -> Result<(aedb_wal::ScanOutcome, RecoveryReport)> {
     let meta = store.durable_meta();
     let integrity = integrity(config);
-    // Logged ops are buffered and merged into the trees in sorted batches, each published as
-    // the last redone commit's version (`redo.rs`).
-    let mut batch = RedoBatch::new(
-        store.head().seq,
-        redo_buffer_bytes(config.buffer_pool_bytes),
-    );
+    // Logged ops are buffered and merged into the trees in sorted batches, all published at
+    // the end as the last redone commit's version (`redo.rs`). The buffer's memory is lent by
+    // the pool until then.
+    let loan = store.pool().lend(redo_loan_bytes(config.buffer_pool_bytes));
+    let redo_buffer = redo_buffer_bytes(loan.bytes());
+    let mut batch = RedoBatch::new(store.head().seq, redo_buffer);
     let outcome = scan(
         &**vfs,
         &dir.join(WAL_DIR),
@@ -42,6 +42,8 @@ pub(super) fn redo_log(
         },
     )?;
     batch.finish(store)?;
+    drop(batch);
+    drop(loan);
     // Redo evicts pages through the pool: a write-back that failed latched it, and what was
     // redone may not be on disk.
     if let Some(reason) = store.failure() {
@@ -56,6 +58,7 @@ pub(super) fn redo_log(
         recovered_seq: store.head().seq,
         dropped: outcome.dropped.clone(),
         checkpointed_after_redo: false,
+        redo_buffer_bytes: redo_buffer as u64,
     };
     if let Some(dropped) = &outcome.dropped {
         tracing::warn!(%dropped, "recovery stopped before the end of the log files");

@@ -27,25 +27,38 @@ use aedb_wal::{decode_record_ref, WalOpRef};
 use crate::error::{AedbError, Result};
 
 /// Bytes of log payload, plus the index of its ops, that redo buffers at least before merging
-/// them into the trees (see [`redo_buffer_bytes`]).
+/// them into the trees, whatever the pool lends (see [`redo_buffer_bytes`]): the fixed
+/// overhead recovery's memory has beside the pool.
 pub(super) const REDO_BUFFER_MIN_BYTES: usize = 64 << 20;
 
 /// At most this much is buffered, whatever the pool: buffered offsets are `u32`.
 const REDO_BUFFER_MAX_BYTES: usize = 1 << 30;
 
-/// What redo buffers before merging: half the buffer pool, within
-/// [`REDO_BUFFER_MIN_BYTES`]..=[`REDO_BUFFER_MAX_BYTES`]. Recovery's memory stays bounded
-/// whatever the log's length (a frame's payload is at most 64 MiB more), by the pool setting:
-/// the pool plus half of it.
+// Offsets into the buffer stay u32 with one more frame's payload past the largest bound.
+const _: () =
+    assert!(REDO_BUFFER_MAX_BYTES + aedb_wal::frame::MAX_PAYLOAD_BYTES < u32::MAX as usize);
+
+/// What redo asks the buffer pool to lend for its buffer while it runs
+/// (`BufferPool::lend`): half the pool, at most [`REDO_BUFFER_MAX_BYTES`]. The pool holds that
+/// many frames fewer meanwhile, so recovery's memory stays within the pool setting plus
+/// [`REDO_BUFFER_MIN_BYTES`] whatever the log's length (a frame's payload is at most 64 MiB
+/// more).
 ///
-/// Why it grows with the pool: with random keys each merge rewrites nearly every leaf of the
-/// tree, so a log merged in n batches rewrites the tree about n times. Measured on W8's 289 MB
-/// log of random keys, 1 GiB pool, open to first read (recovery checkpoint included), median
-/// of 3 interleaved runs: merging every 64 MiB 5.38 s, every 256 MiB 4.96 s, all at once
-/// (512 MiB) 4.52 s.
-pub(super) fn redo_buffer_bytes(buffer_pool_bytes: u64) -> usize {
-    let half = usize::try_from(buffer_pool_bytes / 2).unwrap_or(usize::MAX);
-    half.clamp(REDO_BUFFER_MIN_BYTES, REDO_BUFFER_MAX_BYTES)
+/// Why a large buffer: with random keys each merge rewrites nearly every leaf of the tree, so
+/// a log merged in n batches rewrites the tree about n times. Measured on W8's 289 MB log of
+/// random keys, 1 GiB pool, open to first read (recovery checkpoint included), median of 3
+/// interleaved runs: merging every 64 MiB 5.38 s, every 256 MiB 4.96 s, all at once (512 MiB)
+/// 4.52 s.
+pub(super) fn redo_loan_bytes(buffer_pool_bytes: u64) -> u64 {
+    (buffer_pool_bytes / 2).min(REDO_BUFFER_MAX_BYTES as u64)
+}
+
+/// The buffer's bound given what the pool lent: within
+/// [`REDO_BUFFER_MIN_BYTES`]..=[`REDO_BUFFER_MAX_BYTES`].
+pub(super) fn redo_buffer_bytes(lent: u64) -> usize {
+    usize::try_from(lent)
+        .unwrap_or(usize::MAX)
+        .clamp(REDO_BUFFER_MIN_BYTES, REDO_BUFFER_MAX_BYTES)
 }
 
 /// Sorted ops are merged a chunk of about this many key and value bytes at a time, gathered
@@ -112,6 +125,8 @@ pub(super) struct RedoBatch {
 
 impl RedoBatch {
     pub(super) fn new(head_seq: u64, bound: usize) -> Self {
+        // Offsets are u32 (see REDO_BUFFER_MAX_BYTES), whatever a caller asks.
+        let bound = bound.min(REDO_BUFFER_MAX_BYTES);
         RedoBatch {
             txn: None,
             last_seq: head_seq,
@@ -596,15 +611,18 @@ mod tests {
     }
 
     #[test]
-    fn the_redo_buffer_is_half_the_pool_within_its_bounds() {
+    fn redo_borrows_half_the_pool_and_buffers_within_its_bounds() {
+        assert_eq!(redo_loan_bytes(0), 0);
+        assert_eq!(redo_loan_bytes(1 << 30), 512 << 20);
+        assert_eq!(redo_loan_bytes(u64::MAX), REDO_BUFFER_MAX_BYTES as u64);
         assert_eq!(redo_buffer_bytes(0), REDO_BUFFER_MIN_BYTES);
-        assert_eq!(redo_buffer_bytes(100 << 20), REDO_BUFFER_MIN_BYTES);
-        assert_eq!(redo_buffer_bytes(1 << 30), 512 << 20);
-        assert_eq!(redo_buffer_bytes(64 << 30), REDO_BUFFER_MAX_BYTES);
+        assert_eq!(redo_buffer_bytes(512 << 20), 512 << 20);
         assert_eq!(redo_buffer_bytes(u64::MAX), REDO_BUFFER_MAX_BYTES);
-        // Offsets into the buffer stay u32 with one more frame's payload past the bound.
-        let most = REDO_BUFFER_MAX_BYTES + aedb_wal::frame::MAX_PAYLOAD_BYTES;
-        assert!(most < u32::MAX as usize);
+        let batch = RedoBatch::new(0, usize::MAX);
+        assert_eq!(
+            batch.bound, REDO_BUFFER_MAX_BYTES,
+            "a bound past the u32 offsets"
+        );
     }
 
     #[test]
