@@ -1,5 +1,5 @@
 //! The `aedb` command given malformed arguments: a clear error and exit status 1, never a panic.
-//! Run in-process through `aedb_cli::run`, as `tests/cli.rs` does.
+//! Run in-process through `aedb_cli::run`, as `tests/cli/` does.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
