@@ -360,6 +360,11 @@ fn redo_buffers_what_the_pool_lends() {
     assert_eq!(report.frames_replayed, 10);
     assert_eq!(report.redo_buffer_bytes, 256 << 20, "half the pool");
     assert_eq!(keys(&engine), (1..=10).collect::<Vec<u64>>());
+    assert_eq!(
+        engine.store().pool_stats().lent_frames,
+        0,
+        "the pool has its frames back once open"
+    );
     drop(engine);
 
     // 16 frames lend nothing (the pool keeps 16 usable): the fixed 64 MiB.

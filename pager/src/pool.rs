@@ -109,6 +109,8 @@ pub struct PoolStats {
     pub write_backs: u64,
     pub resident_frames: usize,
     pub capacity_frames: usize,
+    /// Frames lent out of the capacity (`BufferPool::lend`).
+    pub lent_frames: usize,
 }
 
 enum Sweep {
@@ -121,8 +123,8 @@ struct Clock {
     ring: Vec<Option<Arc<Frame>>>,
     free_slots: Vec<usize>,
     /// Free slots lent out (`BufferPool::lend`): empty, and neither free nor filled until the
-    /// loan ends.
-    lent_slots: Vec<usize>,
+    /// loan that holds them ends.
+    lent: usize,
     hand: usize,
 }
 
@@ -159,7 +161,7 @@ impl FrameLoan<'_> {
 impl Drop for FrameLoan<'_> {
     fn drop(&mut self) {
         let mut clock = self.pool.clock.lock();
-        clock.lent_slots.retain(|slot| !self.slots.contains(slot));
+        clock.lent -= self.slots.len();
         clock.free_slots.extend_from_slice(&self.slots);
     }
 }
@@ -202,7 +204,7 @@ impl BufferPool {
             clock: Mutex::new(Clock {
                 ring: (0..capacity).map(|_| None).collect(),
                 free_slots: (0..capacity).rev().collect(),
-                lent_slots: Vec::new(),
+                lent: 0,
                 hand: 0,
             }),
             resident: AtomicUsize::new(0),
@@ -342,29 +344,37 @@ impl BufferPool {
         }
     }
 
-    /// A free ring slot, evicting (and writing back) as needed. When every frame is pinned the
-    /// pool grows past capacity rather than deadlock; the ring grows with it (and keeps that
-    /// length: the extra slots are reused as frames are evicted).
     /// Hold up to `bytes` of frames fewer until the returned loan is dropped, so their memory
     /// can serve someone else within the pool's budget (recovery's redo buffer). Only free
     /// slots are lent, and at least 16 frames stay usable. The loan's `bytes()` says how much
     /// was lent. Frames are never touched for it: a lent slot's arena memory stays unused.
+    /// A read-only pool lends nothing: it cannot evict its dirty frames, so fewer frames would
+    /// only make its ring grow past capacity for good.
     pub fn lend(&self, bytes: u64) -> FrameLoan<'_> {
+        if self.read_only {
+            return FrameLoan {
+                pool: self,
+                slots: Vec::new(),
+            };
+        }
         let wanted = usize::try_from(bytes / self.page_size as u64).unwrap_or(usize::MAX);
         let mut clock = self.clock.lock();
-        let usable = clock.ring.len() - clock.lent_slots.len();
+        let usable = clock.ring.len() - clock.lent;
         let n = wanted
             .min(usable.saturating_sub(MIN_USABLE_FRAMES))
             .min(clock.free_slots.len());
         let at = clock.free_slots.len() - n;
         let lent: Vec<usize> = clock.free_slots.drain(at..).collect();
-        clock.lent_slots.extend_from_slice(&lent);
+        clock.lent += n;
         FrameLoan {
             pool: self,
             slots: lent,
         }
     }
 
+    /// A free ring slot, evicting (and writing back) as needed. When every frame is pinned the
+    /// pool grows past capacity rather than deadlock; the ring grows with it (and keeps that
+    /// length: the extra slots are reused as frames are evicted).
     fn reserve_slot(&self) -> usize {
         // Two sweeps at most: the second one after writing back the dirty frames of the first.
         for _ in 0..2 {
@@ -553,6 +563,7 @@ impl BufferPool {
             write_backs: self.write_backs.load(Ordering::Relaxed),
             resident_frames: self.resident.load(Ordering::Relaxed),
             capacity_frames: self.capacity,
+            lent_frames: self.clock.lock().lent,
         }
     }
 }
@@ -618,7 +629,13 @@ mod tests {
         slots.sort_unstable();
         slots.dedup();
         assert_eq!(slots.len(), clock.free_slots.len(), "a slot is free twice");
-        for slot in &clock.lent_slots {
+    }
+
+    /// The slots of `loan` hold no frame and are not free.
+    fn assert_loan_holds_its_slots(pool: &BufferPool, loan: &FrameLoan<'_>) {
+        let clock = pool.clock.lock();
+        assert_eq!(clock.lent, loan.slots.len());
+        for slot in &loan.slots {
             assert!(
                 clock.ring[*slot].is_none(),
                 "lent slot {slot} holds a frame"
@@ -648,8 +665,11 @@ mod tests {
             page::init_header(&mut page.write(), page::PageType::FreeList, id, 1);
         }
         assert!(pool.stats().resident_frames <= 24);
+        assert_eq!(pool.stats().lent_frames, 40);
         assert_ring_matches_table(&pool);
+        assert_loan_holds_its_slots(&pool, &loan);
         drop(loan);
+        assert_eq!(pool.stats().lent_frames, 0);
         for id in 32..92 {
             let page = pool.create(id);
             page::init_header(&mut page.write(), page::PageType::FreeList, id, 1);
@@ -676,6 +696,29 @@ mod tests {
         // 60 of 64 slots hold frames: only the 4 free ones can be lent.
         assert_eq!(pool.lend(u64::MAX).bytes(), 4 * 4096);
         assert_ring_matches_table(&pool);
+    }
+
+    #[test]
+    fn a_large_loan_comes_back_whole_and_a_read_only_pool_lends_nothing() {
+        // Review of 009196e: ending a loan searched its slots once per slot.
+        let (_dir, pool) = pool_of(1 << 18);
+        // (It took 15 s at this size; timing is no pass/fail criterion here, the loan's end is
+        // now a count and one append.)
+        let loan = pool.lend(u64::MAX);
+        assert_eq!(loan.bytes(), ((1u64 << 18) - 16) * 4096);
+        assert_eq!(pool.stats().lent_frames, (1 << 18) - 16);
+        drop(loan);
+        assert_eq!(pool.stats().lent_frames, 0);
+        assert_eq!(
+            pool.lend(u64::MAX).bytes(),
+            ((1u64 << 18) - 16) * 4096,
+            "all back"
+        );
+        let (_dir, file, _) = scratch_pool(4096);
+        let read_only = BufferPool::new(file, 4096, 64 * 4096)
+            .expect("pool")
+            .with_read_only(true);
+        assert_eq!(read_only.lend(u64::MAX).bytes(), 0);
     }
 
     /// Review of `eb80445`: the sweep took an empty ring entry for a free slot, but one that
