@@ -45,8 +45,10 @@ fn freelist_id_at(j: usize) -> usize {
 pub const MIN_GROWTH_PAGES: u64 = 64;
 
 /// ...and by at most this many bytes: an eighth of a large file left unused at its end would
-/// be most of what the space bound of a checkpoint policy allows (`SpaceHeld`).
-pub const MAX_GROWTH_BYTES: u64 = 16 << 20;
+/// be most of what the space bound of a checkpoint policy allows (`SpaceHeld`). 4 MiB, not 16:
+/// W12's file after 10 M random updates went from 1.51 to 1.43 × the live bytes (its last
+/// extent was mostly unused), for one `fallocate` per 4 MiB of growth instead of per 16.
+pub const MAX_GROWTH_BYTES: u64 = 4 << 20;
 
 pub fn freelist_ids_per_page(page_size: usize) -> usize {
     (page_size - FREELIST_HEADER_BYTES) / ID_BYTES
