@@ -270,6 +270,11 @@ impl RedoBatch {
         }
         self.payloads.clear();
         self.buffered_bytes = 0;
+        // Every tree's ops are merged: a log that churns many tree names (temporary tables,
+        // indexes) does not keep an entry per name it ever saw.
+        self.trees.clear();
+        self.tree_index.clear();
+        self.last_tree = 0;
         Ok(())
     }
 }
@@ -604,10 +609,32 @@ mod tests {
         let report = store.check();
         assert!(report.is_ok(), "{:?}", report.violations);
         assert_eq!(trees(&store)["a"].len(), 20);
-        assert!(
-            batch.trees.iter().all(|t| t.ops.capacity() == 0),
-            "merged trees kept their op buffers"
-        );
+        assert!(batch.trees.is_empty(), "merged trees kept their op buffers");
+    }
+
+    /// Review of `750ca3b`: the per-tree index grew with every tree name the log ever named.
+    #[test]
+    fn a_merge_forgets_the_trees_it_merged() {
+        let store = open();
+        let mut batch = RedoBatch::with_bounds(store.head().seq, 1, MERGE_CHUNK_BYTES);
+        for i in 0..50u16 {
+            let mut b = RecordBuilder::default();
+            let name = format!("tmp{i}");
+            b.put(&name, &key(i), &value(i, 8));
+            batch
+                .apply(&store, store.head().seq + 1 + u64::from(i), &b.finish())
+                .expect("redo");
+            // A bound of one byte merges after every frame.
+            assert!(batch.trees.is_empty() && batch.tree_index.is_empty());
+        }
+        batch.finish(&store).expect("finish");
+        let snapshot = store.snapshot();
+        for i in 0..50u16 {
+            let tree = snapshot.tree(&format!("tmp{i}")).expect("lookup");
+            let tree = tree.unwrap_or_else(|| panic!("tree tmp{i} was not created"));
+            assert_eq!(tree.get(&key(i)).expect("get"), Some(value(i, 8)));
+            assert_eq!(tree.len(), 1);
+        }
     }
 
     #[test]
