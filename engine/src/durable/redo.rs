@@ -145,7 +145,6 @@ impl RedoBatch {
     #[cfg(test)]
     fn with_bounds(head_seq: u64, bound: usize, chunk_bytes: usize) -> Self {
         RedoBatch {
-            bound,
             chunk_bytes,
             ..RedoBatch::new(head_seq, bound)
         }
