@@ -50,6 +50,9 @@ pub const MIN_GROWTH_PAGES: u64 = 64;
 /// extent was mostly unused), for one `fallocate` per 4 MiB of growth instead of per 16.
 pub const MAX_GROWTH_BYTES: u64 = 4 << 20;
 
+// The cap holds at every page size only while the smallest extent fits under it.
+const _: () = assert!(MIN_GROWTH_PAGES * crate::page::PAGE_SIZE_MAX as u64 <= MAX_GROWTH_BYTES);
+
 pub fn freelist_ids_per_page(page_size: usize) -> usize {
     (page_size - FREELIST_HEADER_BYTES) / ID_BYTES
 }
@@ -611,6 +614,17 @@ mod tests {
         alloc.reclaim(1);
         commit_txn(&mut alloc, file.as_ref(), 2, n, &first);
         (dir, file, alloc, first)
+    }
+
+    #[test]
+    fn the_file_grows_by_an_eighth_within_its_extent_bounds() {
+        let (_dir, file, _pool) = crate::pool::scratch_pool(4096);
+        for (pages, extent) in [(100, 64), (4096, 512), (8192, 1024), (16384, 1024)] {
+            let mut alloc = Allocator::new(4096, pages, pages, 1);
+            alloc.reclaim(0);
+            alloc.allocate(file.as_ref()).expect("allocate");
+            assert_eq!(alloc.file_pages, pages + extent, "a file of {pages} pages");
+        }
     }
 
     #[test]

@@ -122,9 +122,6 @@ enum Sweep {
 struct Clock {
     ring: Vec<Option<Arc<Frame>>>,
     free_slots: Vec<usize>,
-    /// Free slots lent out (`BufferPool::lend`): empty, and neither free nor filled until the
-    /// loan that holds them ends.
-    lent: usize,
     hand: usize,
 }
 
@@ -161,7 +158,9 @@ impl FrameLoan<'_> {
 impl Drop for FrameLoan<'_> {
     fn drop(&mut self) {
         let mut clock = self.pool.clock.lock();
-        clock.lent -= self.slots.len();
+        self.pool
+            .lent
+            .fetch_sub(self.slots.len(), Ordering::Relaxed);
         clock.free_slots.extend_from_slice(&self.slots);
     }
 }
@@ -174,6 +173,10 @@ pub struct BufferPool {
     shards: Vec<Mutex<Shard>>,
     clock: Mutex<Clock>,
     resident: AtomicUsize,
+    /// Free slots lent out (`BufferPool::lend`): empty, and neither free nor filled until the
+    /// loan that holds them ends. Changed under the clock lock; an atomic so `stats` does not
+    /// wait for it (the sweep holds it through write-backs).
+    lent: AtomicUsize,
     misses: AtomicU64,
     evictions: AtomicU64,
     write_backs: AtomicU64,
@@ -204,10 +207,10 @@ impl BufferPool {
             clock: Mutex::new(Clock {
                 ring: (0..capacity).map(|_| None).collect(),
                 free_slots: (0..capacity).rev().collect(),
-                lent: 0,
                 hand: 0,
             }),
             resident: AtomicUsize::new(0),
+            lent: AtomicUsize::new(0),
             misses: AtomicU64::new(0),
             evictions: AtomicU64::new(0),
             write_backs: AtomicU64::new(0),
@@ -359,13 +362,13 @@ impl BufferPool {
         }
         let wanted = usize::try_from(bytes / self.page_size as u64).unwrap_or(usize::MAX);
         let mut clock = self.clock.lock();
-        let usable = clock.ring.len() - clock.lent;
+        let usable = clock.ring.len() - self.lent.load(Ordering::Relaxed);
         let n = wanted
             .min(usable.saturating_sub(MIN_USABLE_FRAMES))
             .min(clock.free_slots.len());
         let at = clock.free_slots.len() - n;
         let lent: Vec<usize> = clock.free_slots.drain(at..).collect();
-        clock.lent += n;
+        self.lent.fetch_add(n, Ordering::Relaxed);
         FrameLoan {
             pool: self,
             slots: lent,
@@ -407,7 +410,8 @@ impl BufferPool {
             let hand = clock.hand;
             clock.hand = (hand + 1) % len;
             // An empty entry while `free_slots` is empty is a slot another install reserved
-            // and has not filled yet: handing it out again would put two frames in one slot.
+            // and has not filled yet (handing it out again would put two frames in one slot),
+            // or a lent one.
             let Some(frame) = clock.ring[hand].as_ref() else {
                 continue;
             };
@@ -563,7 +567,7 @@ impl BufferPool {
             write_backs: self.write_backs.load(Ordering::Relaxed),
             resident_frames: self.resident.load(Ordering::Relaxed),
             capacity_frames: self.capacity,
-            lent_frames: self.clock.lock().lent,
+            lent_frames: self.lent.load(Ordering::Relaxed),
         }
     }
 }
@@ -634,7 +638,7 @@ mod tests {
     /// The slots of `loan` hold no frame and are not free.
     fn assert_loan_holds_its_slots(pool: &BufferPool, loan: &FrameLoan<'_>) {
         let clock = pool.clock.lock();
-        assert_eq!(clock.lent, loan.slots.len());
+        assert_eq!(pool.lent.load(Ordering::Relaxed), loan.slots.len());
         for slot in &loan.slots {
             assert!(
                 clock.ring[*slot].is_none(),
