@@ -8,7 +8,8 @@
 # (YCSB) against SQLite.
 # ONLY=core, ONLY=durable or ONLY=api runs one part.
 # The first build compiles RocksDB's C++ (librocksdb-sys: over an hour on 2 cores) and needs
-# libclang for bindgen; as root on Debian, libclang-dev is installed when missing.
+# libclang for bindgen; as root on Debian, libclang-dev is installed when missing. For the
+# storage-core workloads alone, `cargo build --release --no-default-features` skips RocksDB.
 set -euo pipefail
 cd "$(dirname "$0")"
 if ! compgen -G '/usr/lib/llvm-*/lib/libclang.so*' >/dev/null \

@@ -110,7 +110,12 @@ fn main() -> Result<()> {
         sizes.w8_log_mib = Box::leak(sizes_mib.clone().into_boxed_slice());
     }
     let core_kinds = args.engines.clone().unwrap_or(CORE_ENGINES.to_vec());
-    let durable_kinds = args.engines.clone().unwrap_or(DURABLE_ENGINES.to_vec());
+    let durable_kinds = args.engines.clone().unwrap_or_else(|| {
+        DURABLE_ENGINES
+            .into_iter()
+            .filter(|kind| cfg!(feature = "rocksdb") || *kind != EngineKind::Rocksdb)
+            .collect()
+    });
     if args.writer_child {
         let dir = args.dir.as_deref().context("--writer-child needs --dir")?;
         let specs = engine_specs(&durable_kinds, &args.page_size, &args.direct_io)?;

@@ -15,6 +15,7 @@ mod aedb;
 mod fjall;
 mod lmdb;
 mod redb;
+#[cfg(feature = "rocksdb")]
 mod rocksdb;
 mod seed;
 mod sqlite;
@@ -96,7 +97,12 @@ pub fn open(spec: &EngineSpec, dir: &Path, config: DurableConfig) -> Result<Box<
         EngineKind::Redb => Box::new(redb::RedbDurable::open(label, dir, config)?),
         EngineKind::Lmdb => Box::new(lmdb::LmdbDurable::open(label, dir)?),
         EngineKind::Fjall => Box::new(fjall::FjallDurable::open(label, dir, config)?),
+        #[cfg(feature = "rocksdb")]
         EngineKind::Rocksdb => Box::new(rocksdb::RocksdbDurable::open(label, dir, config)?),
+        #[cfg(not(feature = "rocksdb"))]
+        EngineKind::Rocksdb => {
+            anyhow::bail!("peer-bench was built without RocksDB (`--no-default-features`)")
+        }
         EngineKind::Seed => Box::new(seed::SeedDurable::open(label, dir)?),
         EngineKind::Btreemap => anyhow::bail!("the BTreeMap reference has no durable commits"),
     })
