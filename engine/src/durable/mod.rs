@@ -65,6 +65,12 @@ pub struct RecoveryReport {
     /// Log payload redo buffered before each merge: what the buffer pool lent for it (half of
     /// it, at most 1 GiB), at least 64 MiB (`redo.rs`).
     pub redo_buffer_bytes: u64,
+    /// Frames the buffer pool lent for the redo buffer: the pool had that many fewer while
+    /// redo ran.
+    pub redo_lent_frames: u64,
+    /// Dirty frames the pool wrote back to evict them while redo ran (under the loan): redo
+    /// dirtied more pages than the frames it had left.
+    pub redo_write_backs: u64,
 }
 
 pub struct Engine {

@@ -28,6 +28,8 @@ pub(super) fn redo_log(
     // the pool until then.
     let loan = store.pool().lend(redo_loan_bytes(config.buffer_pool_bytes));
     let redo_buffer = redo_buffer_bytes(loan.bytes());
+    let redo_lent_frames = loan.bytes() / store.page_size() as u64;
+    let write_backs_before = store.pool_stats().write_backs;
     let mut batch = RedoBatch::new(store.head().seq, redo_buffer);
     let outcome = scan(
         &**vfs,
@@ -43,6 +45,7 @@ pub(super) fn redo_log(
     )?;
     batch.finish(store)?;
     drop(batch);
+    let redo_write_backs = store.pool_stats().write_backs - write_backs_before;
     drop(loan);
     // Redo evicts pages through the pool: a write-back that failed latched it, and what was
     // redone may not be on disk.
@@ -59,6 +62,8 @@ pub(super) fn redo_log(
         dropped: outcome.dropped.clone(),
         checkpointed_after_redo: false,
         redo_buffer_bytes: redo_buffer as u64,
+        redo_lent_frames,
+        redo_write_backs,
     };
     if let Some(dropped) = &outcome.dropped {
         tracing::warn!(%dropped, "recovery stopped before the end of the log files");
