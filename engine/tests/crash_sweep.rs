@@ -19,7 +19,7 @@ use aedb::storage::io::Vfs;
 use aedb::{AedbError, CommitFinality, Engine};
 
 mod sim_support;
-use sim_support::{apply, open_sim, read_state, State, DIR};
+use sim_support::{open_sim, prefix_states, read_state, Acked, State, DIR};
 
 fn config(mode: DurabilityMode) -> AedbConfig {
     AedbConfig {
@@ -70,50 +70,12 @@ fn commit_ops(n: u64) -> Vec<(Vec<u8>, Option<Vec<u8>>)> {
 }
 
 fn states(commits: u64) -> Vec<State> {
-    let mut out = vec![State::new()];
-    for n in 1..=commits {
-        let mut next = out.last().cloned().unwrap_or_default();
-        apply(&mut next, &commit_ops(n));
-        out.push(next);
-    }
-    out
+    prefix_states(commits, commit_ops)
 }
 
 fn commit(engine: &Engine, n: u64, finality: CommitFinality) -> Result<(u64, u64), AedbError> {
     sim_support::commit_ops(engine, commit_ops(n), finality)
         .map(|o| (o.commit_seq, o.durable_head_seq))
-}
-
-/// What the clients were told.
-#[derive(Debug, Default, Clone, Copy)]
-struct Acked {
-    /// The newest acknowledged commit.
-    any: u64,
-    /// The newest commit acknowledged durable, or reported durable by any answer.
-    durable: u64,
-}
-
-impl Acked {
-    fn note(&mut self, mode: DurabilityMode, finality: CommitFinality, seq: u64, head: u64) {
-        self.any = self.any.max(seq);
-        if mode == DurabilityMode::Full || finality == CommitFinality::Durable {
-            assert!(
-                head >= seq,
-                "{mode:?}/{finality:?}: answered before durable"
-            );
-            self.durable = self.durable.max(seq);
-        }
-        self.durable = self.durable.max(head);
-    }
-
-    /// What an image of `kind` must hold.
-    fn floor(&self, kind: CrashMode) -> u64 {
-        if kind == CrashMode::ProcessCrash {
-            self.any
-        } else {
-            self.durable
-        }
-    }
 }
 
 fn finality_of(n: u64) -> CommitFinality {
@@ -141,23 +103,10 @@ fn workload(engine: &Engine, mode: DurabilityMode, first: u64, last: u64, acked:
     }
 }
 
-/// Recover `image` and hold it to the rule; returns the recovered sequence.
+/// Recover `image` and hold it to the rule (`sim_support::verify`); returns the recovered
+/// sequence.
 fn verify(image: &SimVfs, mode: DurabilityMode, floor: u64, all: &[State], what: &str) -> u64 {
-    let engine = open(image, mode).unwrap_or_else(|e| panic!("{what}: recovery failed: {e}"));
-    let state = read_state(&engine);
-    let seq = engine.visible_head_seq();
-    assert!(
-        all.get(seq as usize) == Some(&state),
-        "{what}: state is not the prefix of {seq} commits"
-    );
-    assert!(
-        seq >= floor,
-        "{what}: lost acknowledged commits ({seq} < {floor})"
-    );
-    let report = engine.store().check();
-    assert!(report.is_ok(), "{what}: {:?}", report.violations);
-    drop(engine);
-    seq
+    sim_support::verify(image, &config(mode), floor, all, what)
 }
 
 struct Counts {
@@ -211,23 +160,15 @@ fn sweep(mode: DurabilityMode) -> Counts {
         }
         // Chain: the process died, the next one recovers and acknowledges more, then the power
         // fails before the kernel wrote back what the first left in the page cache.
-        let survivor = vfs.crash_image(CrashMode::ProcessCrash, 0);
-        let engine = open(&survivor, mode).expect("recovery after a process crash");
-        let recovered = engine.visible_head_seq();
-        let mut chained = acked;
-        chained.any = chained.any.max(recovered);
-        for n in recovered + 1..=recovered + 2 {
-            let (seq, head) = commit(&engine, n, CommitFinality::Durable).expect("commit");
-            chained.note(mode, CommitFinality::Durable, seq, head);
-        }
-        survivor.crash_now();
-        drop(engine);
-        for kind in [CrashMode::PowerLoss, CrashMode::TornWrite] {
-            counts.chains += 1;
-            let image = survivor.crash_image(kind, point);
-            let what = format!("{mode:?} point {point} process crash, 2 commits, {kind:?}");
-            verify(&image, mode, chained.durable, &all, &what);
-        }
+        counts.chains += sim_support::crash_chain(
+            &vfs,
+            &config(mode),
+            &acked,
+            |engine, n| commit(engine, n, CommitFinality::Durable),
+            point,
+            &all,
+            &format!("{mode:?} point {point}"),
+        );
         // A crash at every write point of recovery itself: recovering again gives the same
         // state, or after a power loss, still every durable acknowledgement.
         counts.recovery_points += crash_during_recovery(&vfs, mode, &acked, &all, point);
@@ -243,38 +184,11 @@ fn crash_during_recovery(
     all: &[State],
     point: u64,
 ) -> u64 {
-    let image = vfs.crash_image(CrashMode::ProcessCrash, 0);
-    let engine = open(&image, mode).expect("recovery");
-    let expected = read_state(&engine);
-    let recovery_points = image.write_points();
-    drop(engine);
+    let config = config(mode);
+    let what = format!("{mode:?} point {point}");
+    let (expected, recovery_points) = sim_support::recover_process_image(vfs, &config, &what);
     for r in 0..recovery_points {
-        let image = vfs.crash_image(CrashMode::ProcessCrash, 0);
-        image.crash_at(r);
-        let interrupted = open(&image, mode);
-        assert!(
-            interrupted.is_err(),
-            "{mode:?} point {point}: recovery crashed at its write point {r} yet opened"
-        );
-        drop(interrupted);
-        let again = image.crash_image(CrashMode::ProcessCrash, 0);
-        let engine = open(&again, mode).unwrap_or_else(|e| {
-            panic!("{mode:?} point {point}: recovery after recovery crashed at {r}: {e}")
-        });
-        assert_eq!(
-            read_state(&engine),
-            expected,
-            "{mode:?} point {point}: recovery crashed at {r} and redone differs"
-        );
-        drop(engine);
-        let what = format!("{mode:?} point {point}: recovery crashed at {r}, then power loss");
-        verify(
-            &image.crash_image(CrashMode::PowerLoss, r),
-            mode,
-            acked.durable,
-            all,
-            &what,
-        );
+        sim_support::crash_recovery_at(vfs, &config, r, &expected, acked.durable, all, &what);
     }
     recovery_points
 }
