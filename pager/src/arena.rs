@@ -16,9 +16,12 @@
 //! hot KV get 0.64 µs on 4 KiB pages, 0.48 µs with huge pages.
 //!
 //! Safety: region `i` is handed to exactly one [`FrameBuf`] at a time, and goes back to the
-//! free list only when that `FrameBuf` is dropped, so no two live slices ever overlap.
+//! free list only when that `FrameBuf` is dropped, so no two live slices ever overlap. The one
+//! other view is a lock-free reader's shared slice of a published (committed, never written)
+//! frame, which the pool keeps from being dropped until the reader is done (`pool/epoch.rs`).
 
 use std::ops::{Deref, DerefMut};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use parking_lot::Mutex;
@@ -30,11 +33,16 @@ pub struct Arena {
     _memory: Vec<u8>,
     base: *mut u8,
     page_size: usize,
+    frames: usize,
     free: Mutex<Vec<u32>>,
+    /// The CLOCK reference bit of each frame, set by lock-free readers (who never touch the
+    /// pool's `Frame`); the sweep reads it beside the frame's own bit.
+    referenced: Box<[AtomicBool]>,
 }
 
 // SAFETY: the arena hands out disjoint regions (see the module comment); the pointer is only
-// dereferenced through a FrameBuf that owns its region.
+// dereferenced through a FrameBuf that owns its region, or read through `published_page`
+// while nobody writes that region.
 unsafe impl Send for Arena {}
 // SAFETY: as above; the free list is behind a mutex.
 unsafe impl Sync for Arena {}
@@ -59,6 +67,8 @@ impl Arena {
             _memory: memory,
             base,
             page_size,
+            frames,
+            referenced: (0..frames).map(|_| AtomicBool::new(false)).collect(),
             free: Mutex::new((0..frames as u32).rev().collect()),
         })
     }
@@ -66,6 +76,36 @@ impl Arena {
     /// A frame holding a copy of `content`, or zeroed, from the arena — or from the heap when
     /// the arena is exhausted (every frame pinned: the pool then grows past its capacity until
     /// pins are released).
+    pub fn frames(&self) -> usize {
+        self.frames
+    }
+
+    /// The bytes of frame `index`, for a lock-free reader, and its reference bit set.
+    ///
+    /// # Safety
+    /// The frame must hold a published page (committed: nobody writes it) and stay allocated
+    /// while the slice lives, which an epoch section guarantees for a frame found in the
+    /// published table (`pool/epoch.rs`).
+    pub unsafe fn published_page(&self, index: u32) -> Option<&[u8]> {
+        let index = index as usize;
+        let bit = self.referenced.get(index)?;
+        if !bit.load(Ordering::Relaxed) {
+            bit.store(true, Ordering::Relaxed);
+        }
+        // SAFETY: `index` is within the arena (the bit exists); the caller guarantees the
+        // frame is neither written nor reused meanwhile.
+        Some(unsafe {
+            std::slice::from_raw_parts(self.base.add(index * self.page_size), self.page_size)
+        })
+    }
+
+    /// Clear frame `index`'s lock-free reference bit, returning it.
+    pub fn take_referenced(&self, index: u32) -> bool {
+        self.referenced
+            .get(index as usize)
+            .is_some_and(|bit| bit.load(Ordering::Relaxed) && bit.swap(false, Ordering::Relaxed))
+    }
+
     pub fn take(self: &Arc<Self>, content: Option<&[u8]>) -> FrameBuf {
         let mut buf = match self.free.lock().pop() {
             Some(index) => FrameBuf::Arena {
@@ -86,6 +126,16 @@ impl Arena {
 pub enum FrameBuf {
     Arena { arena: Arc<Arena>, index: u32 },
     Heap(AlignedBuf),
+}
+
+impl FrameBuf {
+    /// Its frame in the arena (none for a heap buffer).
+    pub fn arena_index(&self) -> Option<u32> {
+        match self {
+            FrameBuf::Arena { index, .. } => Some(*index),
+            FrameBuf::Heap(_) => None,
+        }
+    }
 }
 
 impl Drop for FrameBuf {

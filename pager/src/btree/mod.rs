@@ -25,7 +25,7 @@ use crate::error::{PagerError, Result};
 use crate::io::IoFile;
 use crate::overflow;
 use crate::page::{self, read_u64, PageId, PageType};
-use crate::pool::{BufferPool, PageRef};
+use crate::pool::{BufferPool, PageRef, PublishedPages};
 
 pub use merge::{merge_sorted, MergeStats};
 
@@ -261,6 +261,36 @@ pub fn get_from_with<R>(
     key: &[u8],
     read: impl FnOnce(&[u8]) -> R,
 ) -> Result<Option<R>> {
+    descend_with(pool, root, key, read, |id| pool.get(id))
+}
+
+/// [`get_from_with`] for a committed tree (a snapshot's): first without a lock through the
+/// published pages, then through the page table, publishing the pages it pins.
+pub fn get_committed_with<R>(
+    pool: &BufferPool,
+    root: &PageRef,
+    key: &[u8],
+    read: impl FnOnce(&[u8]) -> R,
+) -> Result<Option<R>> {
+    let mut small = [0u8; SMALL_VALUE];
+    let mut large = Vec::new();
+    let found =
+        pool.read_published(|pages| find_published(pages, root.id(), key, &mut small, &mut large));
+    match found {
+        Some(Published::Absent) => Ok(None),
+        Some(Published::Small(len)) => Ok(Some(read(&small[..len]))),
+        Some(Published::Large) => Ok(Some(read(&large))),
+        None => descend_with(pool, root, key, read, |id| pool.get_committed(id)),
+    }
+}
+
+fn descend_with<R>(
+    pool: &BufferPool,
+    root: &PageRef,
+    key: &[u8],
+    read: impl FnOnce(&[u8]) -> R,
+    fetch: impl Fn(PageId) -> Result<PageRef>,
+) -> Result<Option<R>> {
     let mut pinned: Option<PageRef> = None;
     let mut id = root.id();
     for _ in 0..MAX_DEPTH {
@@ -275,9 +305,53 @@ pub fn get_from_with<R>(
         }
         id = node.child(node.child_index(key)?)?;
         drop(buf);
-        pinned = Some(pool.get(id)?);
+        pinned = Some(fetch(id)?);
     }
     Err(depth_error(root.id()))
+}
+
+/// Values up to this size leave a lock-free read on the stack.
+const SMALL_VALUE: usize = 256;
+
+/// What a lock-free lookup found; the value itself was copied out of the page, because the
+/// caller's `read` runs after the read section ends (it may take locks, or take long).
+enum Published {
+    Absent,
+    Small(usize),
+    Large,
+}
+
+/// The lock-free descent: `None` (the caller takes the locked path, which also reports any
+/// damage) when a page is not published, a node does not decode, or the value overflows.
+fn find_published(
+    pages: &PublishedPages<'_>,
+    root: PageId,
+    key: &[u8],
+    small: &mut [u8; SMALL_VALUE],
+    large: &mut Vec<u8>,
+) -> Option<Published> {
+    let mut id = root;
+    for _ in 0..MAX_DEPTH {
+        let node = NodeRef::new(pages.page(id)?, id).ok()?;
+        if node.is_leaf() {
+            let Ok(i) = node.search(key).ok()? else {
+                return Some(Published::Absent);
+            };
+            return match node.leaf_value(i).ok()? {
+                LeafValue::Inline(bytes) if bytes.len() <= SMALL_VALUE => {
+                    small[..bytes.len()].copy_from_slice(bytes);
+                    Some(Published::Small(bytes.len()))
+                }
+                LeafValue::Inline(bytes) => {
+                    large.extend_from_slice(bytes);
+                    Some(Published::Large)
+                }
+                LeafValue::Overflow { .. } => None,
+            };
+        }
+        id = node.child(node.child_index(key).ok()?).ok()?;
+    }
+    None
 }
 
 /// Number of entries with keys below `bound` (`Included(k)`: ≤ k; `Excluded(k)`: < k).

@@ -151,7 +151,10 @@ impl<'a> TreeView<'a> {
     pub(super) fn new(source: ViewSource, record: TreeRecord) -> Result<Self> {
         let root_page = match record.root {
             0 => None,
-            root => Some(source.pool().get(root)?),
+            root => Some(match source {
+                ViewSource::Snapshot(_) => source.pool().get_committed(root)?,
+                ViewSource::Txn(_) => source.pool().get(root)?,
+            }),
         };
         Ok(TreeView {
             source,
@@ -184,7 +187,10 @@ impl<'a> TreeView<'a> {
     /// [`TreeView::get`], handing the value to `read` where it lies (decode without a copy).
     pub fn get_with<R>(&self, key: &[u8], read: impl FnOnce(&[u8]) -> R) -> Result<Option<R>> {
         match &self.root_page {
-            Some(root) => btree::get_from_with(self.pool(), root, key, read),
+            Some(root) => match self.source {
+                ViewSource::Snapshot(_) => btree::get_committed_with(self.pool(), root, key, read),
+                ViewSource::Txn(_) => btree::get_from_with(self.pool(), root, key, read),
+            },
             None => Ok(None),
         }
     }
