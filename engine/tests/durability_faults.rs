@@ -373,3 +373,45 @@ fn redo_buffers_what_the_pool_lends() {
     assert_eq!(engine.recovery_report().redo_buffer_bytes, 64 << 20);
     assert_eq!(keys(&engine), (1..=10).collect::<Vec<u64>>());
 }
+
+/// A failure inside redo is returned as raised, typed — here a damaged tree page met by a merge
+/// that a logged drop of the tree forces mid-scan is a page-checksum error naming the page —
+/// not as a malformed log record naming whichever frame was being read when the merge ran.
+#[test]
+fn a_failure_inside_redo_is_returned_typed_not_as_a_bad_log_record() {
+    let vfs = SimVfs::new();
+    let engine = open_with(&vfs, config(DurabilityMode::Full)).expect("open");
+    for key in 1..=10 {
+        put(&engine, key, 100, CommitFinality::Durable).expect("commit");
+    }
+    engine.checkpoint_now().expect("checkpoint");
+    let kv_root = engine
+        .snapshot()
+        .tree("kv")
+        .expect("lookup")
+        .expect("kv")
+        .record()
+        .root;
+    for key in 11..=20 {
+        put(&engine, key, 100, CommitFinality::Durable).expect("commit");
+    }
+    // Redo merges the buffered puts into "kv" before it can drop it: inside the log scan.
+    engine
+        .commit_blocking(CommitFinality::Durable, |txn| {
+            txn.drop_tree("kv").map(|_| ())
+        })
+        .expect("drop");
+    vfs.crash_now();
+    drop(engine);
+    let image = vfs.crash_image(CrashMode::PowerLoss, 0);
+    // The checkpointed root of "kv" (its only page) reads damaged.
+    let data = Path::new(DIR).join(aedb::DATA_FILE);
+    image.flip_bit_on_read(&data, kv_root * 4096 + 100, 0x01);
+    let Err(err) = open_with(&image, config(DurabilityMode::Full)) else {
+        panic!("the open recovered through damaged pages");
+    };
+    assert!(
+        matches!(err, AedbError::DataCorruption { page: Some(page), .. } if page == kv_root),
+        "expected the damaged page's own error, got {err:?}"
+    );
+}

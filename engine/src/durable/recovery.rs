@@ -31,6 +31,10 @@ pub(super) fn redo_log(
     let redo_lent_frames = loan.bytes() / store.page_size() as u64;
     let write_backs_before = store.pool_stats().write_backs;
     let mut batch = RedoBatch::new(store.head().seq, redo_buffer);
+    // A failed apply (a write-back's I/O error in a merge, a damaged page, a bad record) is
+    // returned as raised, typed; the scan only needs to stop. The frame it stopped at is logged:
+    // a merge's failure is not that frame's fault.
+    let mut apply_error: Option<AedbError> = None;
     let outcome = scan(
         &**vfs,
         &dir.join(WAL_DIR),
@@ -38,11 +42,17 @@ pub(super) fn redo_log(
         &integrity,
         config.recovery_mode,
         |header, payload| {
-            batch
-                .apply(store, header.seq, payload)
-                .map_err(|e| WalError::BadRecord(format!("redo of LSN {}: {e}", header.lsn)))
+            batch.apply(store, header.seq, payload).map_err(|error| {
+                tracing::error!(lsn = header.lsn, seq = header.seq, %error, "redo stopped");
+                apply_error = Some(error);
+                WalError::BadRecord(format!("redo stopped at LSN {}", header.lsn))
+            })
         },
-    )?;
+    );
+    if let Some(error) = apply_error {
+        return Err(error);
+    }
+    let outcome = outcome?;
     batch.finish(store)?;
     drop(batch);
     let redo_write_backs = store.pool_stats().write_backs - write_backs_before;
