@@ -73,11 +73,13 @@ impl Arena {
         })
     }
 
-    /// A frame holding a copy of `content`, or zeroed, from the arena — or from the heap when
-    /// the arena is exhausted (every frame pinned: the pool then grows past its capacity until
-    /// pins are released).
     pub fn frames(&self) -> usize {
         self.frames
+    }
+
+    /// Whether a frame of the arena is free now (`take` would not use the heap).
+    pub fn has_free_frame(&self) -> bool {
+        !self.free.lock().is_empty()
     }
 
     /// The bytes of frame `index`, for a lock-free reader, and its reference bit set.
@@ -106,6 +108,9 @@ impl Arena {
             .is_some_and(|bit| bit.load(Ordering::Relaxed) && bit.swap(false, Ordering::Relaxed))
     }
 
+    /// A frame holding a copy of `content`, or zeroed, from the arena — or from the heap when
+    /// the arena is exhausted (every frame pinned: the pool then grows past its capacity until
+    /// pins are released).
     pub fn take(self: &Arc<Self>, content: Option<&[u8]>) -> FrameBuf {
         let mut buf = match self.free.lock().pop() {
             Some(index) => FrameBuf::Arena {

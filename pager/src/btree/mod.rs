@@ -274,13 +274,23 @@ pub fn get_committed_with<R>(
 ) -> Result<Option<R>> {
     let mut small = [0u8; SMALL_VALUE];
     let mut large = Vec::new();
-    let found =
-        pool.read_published(|pages| find_published(pages, root.id(), key, &mut small, &mut large));
+    let lookup = |small: &mut [u8; SMALL_VALUE], large: &mut Vec<u8>| {
+        pool.read_published(|pages| find_published(pages, root.id(), key, small, large))
+    };
+    let mut found = lookup(&mut small, &mut large);
+    if let Some(Published::NeedsRoom(len)) = found {
+        // A value past the stack copy: room is made outside the section (which allocates
+        // nothing), and the version read is the same, so the second descent finds it again.
+        large.reserve_exact(len);
+        found = lookup(&mut small, &mut large);
+    }
     match found {
         Some(Published::Absent) => Ok(None),
         Some(Published::Small(len)) => Ok(Some(read(&small[..len]))),
         Some(Published::Large) => Ok(Some(read(&large))),
-        None => descend_with(pool, root, key, read, |id| pool.get_committed(id)),
+        Some(Published::NeedsRoom(_)) | None => {
+            descend_with(pool, root, key, read, |id| pool.get_committed(id))
+        }
     }
 }
 
@@ -319,6 +329,8 @@ enum Published {
     Absent,
     Small(usize),
     Large,
+    /// The value is this long: more than the stack copy and the room given.
+    NeedsRoom(usize),
 }
 
 /// The lock-free descent: `None` (the caller takes the locked path, which also reports any
@@ -332,7 +344,13 @@ fn find_published(
 ) -> Option<Published> {
     let mut id = root;
     for _ in 0..MAX_DEPTH {
-        let node = NodeRef::new(pages.page(id)?, id).ok()?;
+        let bytes = pages.page(id)?;
+        // A frame always holds the page the table names; a mismatch would be a pool bug, and
+        // the locked path reports it as damage.
+        if page::page_id(bytes) != id {
+            return None;
+        }
+        let node = NodeRef::new(bytes, id).ok()?;
         if node.is_leaf() {
             let Ok(i) = node.search(key).ok()? else {
                 return Some(Published::Absent);
@@ -342,10 +360,11 @@ fn find_published(
                     small[..bytes.len()].copy_from_slice(bytes);
                     Some(Published::Small(bytes.len()))
                 }
-                LeafValue::Inline(bytes) => {
+                LeafValue::Inline(bytes) if bytes.len() <= large.capacity() => {
                     large.extend_from_slice(bytes);
                     Some(Published::Large)
                 }
+                LeafValue::Inline(bytes) => Some(Published::NeedsRoom(bytes.len())),
                 LeafValue::Overflow { .. } => None,
             };
         }

@@ -42,6 +42,8 @@ struct Announcement {
 
 struct Domain {
     epoch: AtomicU64,
+    /// Slots not claimed: a thread that found none tries again once this is above zero.
+    unclaimed: AtomicUsize,
     /// One past the highest slot ever claimed: scans stop there.
     high_water: AtomicUsize,
     slots: [Announcement; PARTICIPANTS],
@@ -49,6 +51,7 @@ struct Domain {
 
 static DOMAIN: Domain = Domain {
     epoch: AtomicU64::new(1),
+    unclaimed: AtomicUsize::new(PARTICIPANTS),
     high_water: AtomicUsize::new(0),
     slots: [const {
         Announcement {
@@ -58,44 +61,57 @@ static DOMAIN: Domain = Domain {
     }; PARTICIPANTS],
 };
 
-/// This thread's slot, claimed on first use and given back at thread exit.
+/// This thread's slot, claimed on its first lock-free read and given back at thread exit.
 struct Participant {
-    slot: Option<usize>,
-    /// Inside an epoch section (they do not nest).
-    active: Cell<bool>,
+    slot: Cell<Option<usize>>,
+}
+
+/// Claim a free slot, if any.
+fn claim() -> Option<usize> {
+    if DOMAIN.unclaimed.load(Ordering::Relaxed) == 0 {
+        return None;
+    }
+    let slot = (0..PARTICIPANTS).find(|i| {
+        DOMAIN.slots[*i]
+            .claimed
+            .compare_exchange(false, true, Ordering::AcqRel, Ordering::Relaxed)
+            .is_ok()
+    })?;
+    DOMAIN.unclaimed.fetch_sub(1, Ordering::Relaxed);
+    // SeqCst: a retiring thread that reads the old mark cannot miss this reader (its
+    // announcement comes after this in the single order of SeqCst operations).
+    DOMAIN.high_water.fetch_max(slot + 1, Ordering::SeqCst);
+    Some(slot)
 }
 
 impl Participant {
-    fn claim() -> Self {
-        let slot = (0..PARTICIPANTS).find(|i| {
-            DOMAIN.slots[*i]
-                .claimed
-                .compare_exchange(false, true, Ordering::AcqRel, Ordering::Relaxed)
-                .is_ok()
-        });
-        if let Some(i) = slot {
-            // SeqCst: a retiring thread that reads the old mark cannot miss this reader
-            // (its announcement comes after this in the single order of SeqCst operations).
-            DOMAIN.high_water.fetch_max(i + 1, Ordering::SeqCst);
+    /// This thread's slot, claimed now if it has none (a thread that once found every slot
+    /// taken tries again when one has been given back).
+    fn slot(&self) -> Option<usize> {
+        if let Some(slot) = self.slot.get() {
+            return Some(slot);
         }
-        Participant {
-            slot,
-            active: Cell::new(false),
-        }
+        let slot = claim();
+        self.slot.set(slot);
+        slot
     }
 }
 
 impl Drop for Participant {
     fn drop(&mut self) {
-        if let Some(i) = self.slot {
+        if let Some(i) = self.slot.get() {
             DOMAIN.slots[i].epoch.store(0, Ordering::Release);
             DOMAIN.slots[i].claimed.store(false, Ordering::Release);
+            DOMAIN.unclaimed.fetch_add(1, Ordering::Relaxed);
         }
     }
 }
 
 thread_local! {
-    static PARTICIPANT: Participant = Participant::claim();
+    static PARTICIPANT: Participant = const { Participant { slot: Cell::new(None) } };
+    /// Inside an epoch section (sections do not nest); apart from the slot, so that asking
+    /// claims nothing.
+    static IN_SECTION: Cell<bool> = const { Cell::new(false) };
 }
 
 /// An epoch section: while it lives, no frame this thread can find in a published table is
@@ -108,33 +124,30 @@ pub(super) struct EpochGuard {
 /// Enter an epoch section, or `None` when this thread has no slot (too many threads) or is
 /// already inside one.
 pub(super) fn enter() -> Option<EpochGuard> {
-    PARTICIPANT
-        .try_with(|me| {
-            let slot = me.slot?;
-            if me.active.replace(true) {
-                return None;
-            }
-            let epoch = DOMAIN.epoch.load(Ordering::SeqCst);
-            DOMAIN.slots[slot].epoch.store(epoch, Ordering::SeqCst);
-            Some(EpochGuard {
-                slot,
-                _not_send: std::marker::PhantomData,
-            })
-        })
-        .ok()
-        .flatten()
+    if in_section() {
+        return None;
+    }
+    let slot = PARTICIPANT.try_with(Participant::slot).ok().flatten()?;
+    IN_SECTION.with(|active| active.set(true));
+    let epoch = DOMAIN.epoch.load(Ordering::SeqCst);
+    DOMAIN.slots[slot].epoch.store(epoch, Ordering::SeqCst);
+    Some(EpochGuard {
+        slot,
+        _not_send: std::marker::PhantomData,
+    })
 }
 
 impl Drop for EpochGuard {
     fn drop(&mut self) {
         DOMAIN.slots[self.slot].epoch.store(0, Ordering::Release);
-        let _ = PARTICIPANT.try_with(|me| me.active.set(false));
+        IN_SECTION.with(|active| active.set(false));
     }
 }
 
-/// Whether this thread is inside an epoch section (it must then never wait for readers).
-fn in_section() -> bool {
-    PARTICIPANT.try_with(|me| me.active.get()).unwrap_or(false)
+/// Whether this thread is inside an epoch section: it must then never wait for readers (it
+/// would wait for itself).
+pub(super) fn in_section() -> bool {
+    IN_SECTION.try_with(Cell::get).unwrap_or(false)
 }
 
 /// The lowest epoch a reader announces, or `u64::MAX` when none is reading.
@@ -165,9 +178,9 @@ impl Retired {
             self.collect();
         }
         // Bounded: wait for the readers (their sections never block, so they move on).
+        // Never from inside a section, which would wait for itself.
         let mut spins = 0u32;
-        while self.frames.len() >= RETIRED_MAX {
-            debug_assert!(!in_section(), "waiting for readers inside a read section");
+        while self.frames.len() >= RETIRED_MAX && !in_section() {
             spins += 1;
             if spins < 64 {
                 std::hint::spin_loop();

@@ -105,26 +105,28 @@ impl PageRef {
     /// Mutable access for the writer; the frame is marked dirty. Only pages the current write
     /// transaction allocated may be modified (copy-on-write), which the caller guarantees.
     pub fn write(&self) -> RwLockWriteGuard<'_, FrameBuf> {
-        debug_assert!(
+        let guard = self.0.data.write();
+        // Checked in every build, under the write lock (publication holds the read lock): a
+        // lock-free reader may be reading this frame, so writing it would be a data race.
+        assert!(
             !self.0.published.load(Ordering::Relaxed),
             "page {} is published (committed, read lock-free) and must not be written",
             self.0.id
         );
-        let guard = self.0.data.write();
         self.0.dirty.store(true, Ordering::Release);
         guard
     }
 }
 
 /// Published pages, read without a lock inside [`BufferPool::read_published`].
-pub struct PublishedPages<'a> {
+pub(crate) struct PublishedPages<'a> {
     pool: &'a BufferPool,
 }
 
 impl PublishedPages<'_> {
     /// The bytes of committed page `id`, if its frame is published; `None` sends the reader to
     /// the locked path ([`BufferPool::get`]).
-    pub fn page(&self, id: PageId) -> Option<&[u8]> {
+    pub(crate) fn page(&self, id: PageId) -> Option<&[u8]> {
         let index = self.pool.published.find(id)?;
         // SAFETY: found in the published table inside the epoch section this value lives in:
         // the frame holds committed page `id` (never written again) and is not reused before
@@ -145,6 +147,9 @@ pub struct PoolStats {
     pub capacity_frames: usize,
     /// Frames lent out of the capacity (`BufferPool::lend`).
     pub lent_frames: usize,
+    /// Resident frames whose memory is from the heap, not the arena (the pool past its
+    /// capacity because every arena frame was pinned).
+    pub heap_frames: usize,
     /// Frames in the published table: committed pages read without a lock.
     pub published_frames: usize,
     /// Frames taken out of the published table and kept until lock-free readers move on.
@@ -213,6 +218,8 @@ pub struct BufferPool {
     shards: Vec<Mutex<Shard>>,
     clock: Mutex<Clock>,
     resident: AtomicUsize,
+    /// Frames in the ring whose memory is from the heap (`PoolStats::heap_frames`).
+    heap_frames: AtomicUsize,
     /// Free slots lent out (`BufferPool::lend`): empty, and neither free nor filled until the
     /// loan that holds them ends. Changed under the clock lock; an atomic so `stats` does not
     /// wait for it (the sweep holds it through write-backs).
@@ -257,6 +264,7 @@ impl BufferPool {
                 hand: 0,
             }),
             resident: AtomicUsize::new(0),
+            heap_frames: AtomicUsize::new(0),
             lent: AtomicUsize::new(0),
             misses: AtomicU64::new(0),
             evictions: AtomicU64::new(0),
@@ -288,7 +296,7 @@ impl BufferPool {
     /// [`get`](BufferPool::get) for a page a snapshot reaches (committed, so copy-on-write never
     /// changes it again): its frame is published, and lock-free readers find it from now on.
     /// Never for a page a write transaction may still change.
-    pub fn get_committed(&self, id: PageId) -> Result<PageRef> {
+    pub(crate) fn get_committed(&self, id: PageId) -> Result<PageRef> {
         self.get_as(id, true)
     }
 
@@ -313,15 +321,48 @@ impl BufferPool {
         Ok(self.install(id, Some(&from_disk), false, publish))
     }
 
-    /// Put a committed page's frame in the published table. Under its shard lock.
+    /// Retired frames hold arena memory: when the arena has none left but they do, wait for
+    /// the readers that may hold them (their sections are short and never block) rather than
+    /// take a heap frame, so the pool stays within its memory. A heap frame is still taken
+    /// when every arena frame is live (pinned), or from inside a read section.
+    fn wait_for_retired_memory(&self) {
+        let mut spins = 0u32;
+        loop {
+            if self.arena.has_free_frame() {
+                return;
+            }
+            {
+                let mut retired = self.retired.lock();
+                if retired.len() == 0 {
+                    return;
+                }
+                retired.collect();
+                if retired.len() == 0 || epoch::in_section() {
+                    return;
+                }
+            }
+            spins += 1;
+            if spins < 64 {
+                std::hint::spin_loop();
+            } else {
+                std::thread::yield_now();
+            }
+        }
+    }
+
+    /// Put a committed page's frame in the published table. Under its shard lock. The frame's
+    /// read lock is held while it is marked: a writer holding the write lock (a page a write
+    /// transaction still changes, which must never be published) makes this give up, and one
+    /// that takes it later finds the mark and stops (`PageRef::write`).
     fn publish(&self, frame: &Frame) {
         if frame.published.load(Ordering::Relaxed) {
             return;
         }
-        if let Some(index) = frame.arena_index {
-            if self.published.insert(frame.id, index) {
-                frame.published.store(true, Ordering::Relaxed);
-            }
+        let (Some(index), Some(_no_writer)) = (frame.arena_index, frame.data.try_read()) else {
+            return;
+        };
+        if self.published.insert(frame.id, index) {
+            frame.published.store(true, Ordering::Relaxed);
         }
     }
 
@@ -344,7 +385,7 @@ impl BufferPool {
     ///
     /// What `read` sees stays valid for its whole run; it must not call back into the pool
     /// (nothing it holds can reach the pool).
-    pub fn read_published<T>(
+    pub(crate) fn read_published<T>(
         &self,
         read: impl FnOnce(&PublishedPages<'_>) -> Option<T>,
     ) -> Option<T> {
@@ -380,11 +421,8 @@ impl BufferPool {
     }
 
     fn install(&self, id: PageId, content: Option<&[u8]>, dirty: bool, publish: bool) -> PageRef {
-        // Retired frames hold arena memory: let go of those readers are done with before
-        // taking more (otherwise they wait for the next retirement, and frames come from the
-        // heap meanwhile, never published).
-        self.retired.lock().collect();
         let slot = self.reserve_slot();
+        self.wait_for_retired_memory();
         let buf = self.arena.take(content);
         let frame = Arc::new(Frame {
             id,
@@ -411,7 +449,7 @@ impl BufferPool {
         }
         let mut clock = self.clock.lock();
         clock.ring[slot] = Some(Arc::clone(&frame));
-        self.resident.fetch_add(1, Ordering::Relaxed);
+        self.count_in(&frame);
         PageRef(frame)
     }
 
@@ -434,7 +472,23 @@ impl BufferPool {
     /// Take a frame dropped from the table out of the ring, counting it out of the pool.
     fn leave_ring(&self, clock: &mut Clock, frame: &Arc<Frame>) {
         if clock.remove(frame) {
-            self.resident.fetch_sub(1, Ordering::Relaxed);
+            self.count_out(frame);
+        }
+    }
+
+    /// A frame entered the ring (under the clock lock).
+    fn count_in(&self, frame: &Frame) {
+        self.resident.fetch_add(1, Ordering::Relaxed);
+        if frame.arena_index.is_none() {
+            self.heap_frames.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// A frame left the ring (under the clock lock).
+    fn count_out(&self, frame: &Frame) {
+        self.resident.fetch_sub(1, Ordering::Relaxed);
+        if frame.arena_index.is_none() {
+            self.heap_frames.fetch_sub(1, Ordering::Relaxed);
         }
     }
 
@@ -570,8 +624,9 @@ impl BufferPool {
                 self.withdraw(frame);
             }
             drop(shard);
-            clock.ring[hand] = None;
-            self.resident.fetch_sub(1, Ordering::Relaxed);
+            if let Some(frame) = clock.ring[hand].take() {
+                self.count_out(&frame);
+            }
             self.evictions.fetch_add(1, Ordering::Relaxed);
             return Sweep::Slot(hand);
         }
@@ -698,6 +753,7 @@ impl BufferPool {
             resident_frames: self.resident.load(Ordering::Relaxed),
             capacity_frames: self.capacity,
             lent_frames: self.lent.load(Ordering::Relaxed),
+            heap_frames: self.heap_frames.load(Ordering::Relaxed),
             published_frames: self.published.len(),
             retired_frames,
             retirements,
