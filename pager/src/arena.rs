@@ -77,11 +77,6 @@ impl Arena {
         self.frames
     }
 
-    /// Whether a frame of the arena is free now (`take` would not use the heap).
-    pub fn has_free_frame(&self) -> bool {
-        !self.free.lock().is_empty()
-    }
-
     /// The bytes of frame `index`, for a lock-free reader, and its reference bit set.
     ///
     /// # Safety
@@ -112,18 +107,29 @@ impl Arena {
     /// the arena is exhausted (every frame pinned: the pool then grows past its capacity until
     /// pins are released).
     pub fn take(self: &Arc<Self>, content: Option<&[u8]>) -> FrameBuf {
-        let mut buf = match self.free.lock().pop() {
-            Some(index) => FrameBuf::Arena {
-                arena: Arc::clone(self),
-                index,
-            },
-            None => FrameBuf::Heap(AlignedBuf::zeroed(self.page_size)),
+        self.try_take(content).unwrap_or_else(|| {
+            let mut buf = FrameBuf::Heap(AlignedBuf::zeroed(self.page_size));
+            fill(&mut buf, content);
+            buf
+        })
+    }
+
+    /// [`take`](Arena::take) from the arena only: `None` when it has no free frame.
+    pub fn try_take(self: &Arc<Self>, content: Option<&[u8]>) -> Option<FrameBuf> {
+        let index = self.free.lock().pop()?;
+        let mut buf = FrameBuf::Arena {
+            arena: Arc::clone(self),
+            index,
         };
-        match content {
-            Some(content) => buf.copy_from_slice(content),
-            None => buf.fill(0),
-        }
-        buf
+        fill(&mut buf, content);
+        Some(buf)
+    }
+}
+
+fn fill(buf: &mut FrameBuf, content: Option<&[u8]>) {
+    match content {
+        Some(content) => buf.copy_from_slice(content),
+        None => buf.fill(0),
     }
 }
 

@@ -26,7 +26,8 @@ use super::Frame;
 const PARTICIPANTS: usize = 256;
 
 /// Retired frames a pool holds before a retiring thread waits for readers. Each holds a page
-/// of arena memory, so new frames come from the heap meanwhile: this bounds the overshoot.
+/// of arena memory (an install waits briefly for it, then takes a heap frame): this bounds the
+/// overshoot.
 pub(super) const RETIRED_MAX: usize = 256;
 
 /// Retired frames past which each retirement first tries to let some go (scanning readers'
@@ -71,11 +72,13 @@ fn claim() -> Option<usize> {
     if DOMAIN.unclaimed.load(Ordering::Relaxed) == 0 {
         return None;
     }
+    // Load first: a CAS on a claimed slot would take an active reader's line exclusively.
     let slot = (0..PARTICIPANTS).find(|i| {
-        DOMAIN.slots[*i]
-            .claimed
-            .compare_exchange(false, true, Ordering::AcqRel, Ordering::Relaxed)
-            .is_ok()
+        let claimed = &DOMAIN.slots[*i].claimed;
+        !claimed.load(Ordering::Relaxed)
+            && claimed
+                .compare_exchange(false, true, Ordering::AcqRel, Ordering::Relaxed)
+                .is_ok()
     })?;
     DOMAIN.unclaimed.fetch_sub(1, Ordering::Relaxed);
     // SeqCst: a retiring thread that reads the old mark cannot miss this reader (its

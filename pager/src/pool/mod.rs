@@ -184,6 +184,10 @@ impl Clock {
     }
 }
 
+/// How long an install waits for readers to let retired frames' memory go before it takes a
+/// heap frame.
+const RETIRED_WAIT: std::time::Duration = std::time::Duration::from_millis(1);
+
 /// Frames a lending pool keeps usable at least (its smallest capacity).
 const MIN_USABLE_FRAMES: usize = 16;
 
@@ -321,32 +325,28 @@ impl BufferPool {
         Ok(self.install(id, Some(&from_disk), false, publish))
     }
 
-    /// Retired frames hold arena memory: when the arena has none left but they do, wait for
-    /// the readers that may hold them (their sections are short and never block) rather than
-    /// take a heap frame, so the pool stays within its memory. A heap frame is still taken
-    /// when every arena frame is live (pinned), or from inside a read section.
-    fn wait_for_retired_memory(&self) {
-        let mut spins = 0u32;
+    /// Memory for a new frame. Retired frames hold arena memory: when the arena has none left
+    /// but they do, wait a little for the readers that may hold them (sections are short and
+    /// never block) rather than take a heap frame, so the pool stays within its memory. A heap
+    /// frame is taken when every arena frame is live (pinned), from inside a read section, or
+    /// after [`RETIRED_WAIT`] (a reader descheduled mid-read): beyond pinned frames, heap
+    /// frames are then bounded by the retired ones.
+    fn take_frame_memory(&self, content: Option<&[u8]>) -> FrameBuf {
+        let mut waited: Option<std::time::Instant> = None;
         loop {
-            if self.arena.has_free_frame() {
-                return;
+            if let Some(buf) = self.arena.try_take(content) {
+                return buf;
             }
-            {
+            let retired_left = {
                 let mut retired = self.retired.lock();
-                if retired.len() == 0 {
-                    return;
-                }
                 retired.collect();
-                if retired.len() == 0 || epoch::in_section() {
-                    return;
-                }
+                retired.len()
+            };
+            let since = *waited.get_or_insert_with(std::time::Instant::now);
+            if retired_left == 0 || epoch::in_section() || since.elapsed() >= RETIRED_WAIT {
+                return self.arena.take(content);
             }
-            spins += 1;
-            if spins < 64 {
-                std::hint::spin_loop();
-            } else {
-                std::thread::yield_now();
-            }
+            std::thread::yield_now();
         }
     }
 
@@ -422,8 +422,7 @@ impl BufferPool {
 
     fn install(&self, id: PageId, content: Option<&[u8]>, dirty: bool, publish: bool) -> PageRef {
         let slot = self.reserve_slot();
-        self.wait_for_retired_memory();
-        let buf = self.arena.take(content);
+        let buf = self.take_frame_memory(content);
         let frame = Arc::new(Frame {
             id,
             slot,
