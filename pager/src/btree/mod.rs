@@ -288,7 +288,12 @@ pub fn get_committed_with<R>(
         Some(Published::Absent) => Ok(None),
         Some(Published::Small(len)) => Ok(Some(read(&small[..len]))),
         Some(Published::Large) => Ok(Some(read(&large))),
-        Some(Published::NeedsRoom(_)) | None => {
+        // The pages above were read: the locked descent goes on from the one not published.
+        Some(Published::Missing(id)) if id != root.id() => {
+            let page = pool.get_committed(id)?;
+            descend_with(pool, &page, key, read, |id| pool.get_committed(id))
+        }
+        Some(Published::Missing(_) | Published::NeedsRoom(_)) | None => {
             descend_with(pool, root, key, read, |id| pool.get_committed(id))
         }
     }
@@ -331,10 +336,13 @@ enum Published {
     Large,
     /// The value is this long: more than the stack copy and the room given.
     NeedsRoom(usize),
+    /// This page on the way is not published (the key's path below it is unread).
+    Missing(PageId),
 }
 
-/// The lock-free descent: `None` (the caller takes the locked path, which also reports any
-/// damage) when a page is not published, a node does not decode, or the value overflows.
+/// The lock-free descent: `Missing` at a page not published (the caller's locked descent goes
+/// on from there); `None` (the caller takes the locked path from the root, which also reports
+/// any damage) when a node does not decode or the value overflows.
 fn find_published(
     pages: &PublishedPages<'_>,
     root: PageId,
@@ -344,7 +352,9 @@ fn find_published(
 ) -> Option<Published> {
     let mut id = root;
     for _ in 0..MAX_DEPTH {
-        let bytes = pages.page(id)?;
+        let Some(bytes) = pages.page(id) else {
+            return Some(Published::Missing(id));
+        };
         // A frame always holds the page the table names; a mismatch would be a pool bug, and
         // the locked path reports it as damage.
         if page::page_id(bytes) != id {

@@ -30,10 +30,6 @@ const PARTICIPANTS: usize = 256;
 /// overshoot.
 pub(super) const RETIRED_MAX: usize = 256;
 
-/// Retired frames past which each retirement first tries to let some go (scanning readers'
-/// announcements costs a cache line per thread that ever read lock-free).
-const COLLECT_AT: usize = 16;
-
 /// One reader's announced epoch (0: not reading), on a line of its own.
 #[repr(align(128))]
 struct Announcement {
@@ -177,9 +173,10 @@ impl Retired {
         let tag = DOMAIN.epoch.fetch_add(1, Ordering::SeqCst);
         self.frames.push((tag, frame));
         self.total += 1;
-        if self.frames.len() >= COLLECT_AT {
-            self.collect();
-        }
+        // At once: with no reader in the way the frame goes now, as an evicted frame always
+        // did (its memory back in the arena, its allocation reused while still in cache). The
+        // scan reads a line per thread that ever read lock-free.
+        self.collect();
         // Bounded: wait for the readers (their sections never block, so they move on).
         // Never from inside a section, which would wait for itself.
         let mut spins = 0u32;
