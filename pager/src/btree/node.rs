@@ -168,10 +168,16 @@ pub fn encode_branch_cell(key: &[u8], child: PageId, count: u64) -> Vec<u8> {
 /// Bytes `offset..offset + 4` of a key as a big-endian number, zero-padded: among keys that
 /// share their first `offset` bytes, heads compare like keys whenever they differ.
 pub fn key_head(key: &[u8], offset: usize) -> u32 {
-    let mut head = [0u8; 4];
     let tail = key.get(offset..).unwrap_or(&[]);
-    let n = tail.len().min(4);
-    head[..n].copy_from_slice(&tail[..n]);
+    // Four bytes at hand: a fixed-size load. A variable-length copy compiles to a call to
+    // `memcpy`, which was 6 % of a hot get (perf, W4), paid on every level of the descent.
+    if let Some(four) = tail.first_chunk::<4>() {
+        return u32::from_be_bytes(*four);
+    }
+    let mut head = [0u8; 4];
+    for (to, from) in head.iter_mut().zip(tail) {
+        *to = *from;
+    }
     u32::from_be_bytes(head)
 }
 
