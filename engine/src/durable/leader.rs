@@ -62,6 +62,11 @@ impl Pipeline {
         }
     }
 
+    /// Messages waiting in the queue (not yet taken by a leader).
+    pub fn queued(&self) -> usize {
+        self.queue.lock().msgs.len()
+    }
+
     /// Queue `msg`. `wake_writer`: the caller will not lead (async callers), so the writer
     /// thread must.
     pub fn push(&self, msg: Msg, wake_writer: bool) -> Result<()> {

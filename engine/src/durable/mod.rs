@@ -7,6 +7,7 @@
 pub const MAX_WATCHED_TREES: usize = 8;
 
 mod checkpointer;
+mod group;
 mod leader;
 mod lock;
 mod pipeline;
@@ -365,8 +366,10 @@ impl Engine {
 
     /// A snapshot of exactly commit `seq`: the head, or one of the most recent commits (at most
     /// `max_versions`, and fewer when they would hold more than an eighth of the buffer pool
-    /// in replaced pages: see `retained.rs`). `Err(oldest)` when it is no longer retained (or `Err(head)` when it is in the
-    /// future: compare with `visible_head_seq`).
+    /// in replaced pages: see `retained.rs`). Commits applied together in one group (`group.rs`)
+    /// are one version, their group's last sequence: a sequence inside a group is not one.
+    /// `Err(oldest)` when it is not retained (or `Err(head)` when it is in the future: compare
+    /// with `visible_head_seq`).
     pub fn snapshot_at(&self, seq: u64) -> std::result::Result<Snapshot, u64> {
         let head = self.snapshot();
         if head.seq() == seq {
@@ -403,6 +406,14 @@ impl Engine {
             self.shared.groups.load(Ordering::Relaxed),
             self.shared.syncs.load(Ordering::Relaxed),
         )
+    }
+
+    /// Commits (and sync requests) queued for the writer and not yet taken into a group: the
+    /// depth of the commit queue, which `max_inflight_commits` bounds.
+    pub fn queued_commits(&self) -> usize {
+        self.pipeline
+            .as_ref()
+            .map_or(0, |pipeline| pipeline.queued())
     }
 
     /// (versions retained for `AtSeq` reads, pages they keep from reuse).

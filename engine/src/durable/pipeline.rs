@@ -4,9 +4,12 @@
 //! thread, one at a time.
 //!
 //! ```text
-//! for each commit of the group: begin txn → body → prepare → append frame → publish
-//! then: one write (+ one fsync, per durability mode) → answers
+//! begin one txn → for each commit of the group: body (its own sequence) → seal: prepare →
+//! append every commit's frame → publish → one write (+ one fsync, per durability mode) → answers
 //! ```
+//!
+//! One write transaction carries the whole group (`group.rs`): a failed commit is taken out by
+//! rebuilding it from the commits before.
 //!
 //! Invariants:
 //! 1. Frames are appended in commit-sequence order and frame LSN = commit sequence.
@@ -36,6 +39,7 @@ use aedb_wal::WalWriter;
 use parking_lot::{Condvar, Mutex};
 use tokio::sync::oneshot;
 
+use super::group::{self, Applied, CommitCall, GroupTxn};
 use super::txn::{AfterPublish, LoggedTxn};
 use crate::config::{AedbConfig, DurabilityMode};
 use crate::error::{AedbError, Result};
@@ -124,16 +128,6 @@ impl Shared {
     }
 }
 
-/// What running a commit's body gave.
-struct Ran {
-    /// 0 when the body discarded its transaction.
-    commit_seq: u64,
-    /// The commit whose durability makes this answer durable: the commit itself, or for a
-    /// discarded one the head it read.
-    wait_for: u64,
-    value: Box<dyn Any + Send>,
-}
-
 /// A commit waiting for its answer: until its frame is written (Visible in Batch and
 /// OsBuffered), or synced (`durable`).
 struct Waiter {
@@ -142,6 +136,18 @@ struct Waiter {
     durable: bool,
     value: Box<dyn Any + Send>,
     reply: oneshot::Sender<Result<Committed>>,
+}
+
+impl Waiter {
+    fn of(commit: Applied) -> Self {
+        Waiter {
+            wait_for: commit.wait_for,
+            commit_seq: commit.seq,
+            durable: commit.durable,
+            value: commit.value,
+            reply: commit.reply,
+        }
+    }
 }
 
 pub(crate) struct Writer {
@@ -187,6 +193,10 @@ impl Writer {
     /// `finish_group`). Returns whether a message asked for a sync.
     pub fn run(&mut self, group: Vec<Msg>) -> bool {
         let mut force_sync = false;
+        // The transaction the group's commits are applied to, until it is sealed. It holds
+        // the store's writer lock, so it never outlives this call (nor leaves this thread).
+        let mut open: Option<GroupTxn> = None;
+        let messages = group.len();
         for msg in group {
             match msg {
                 Msg::Commit {
@@ -195,6 +205,8 @@ impl Writer {
                     reply,
                     ..
                 } => {
+                    // A dry run takes a transaction of its own, after the group's.
+                    self.seal_group(open.take());
                     let _ = reply.send(self.dry_run(body));
                 }
                 Msg::Commit {
@@ -202,14 +214,23 @@ impl Writer {
                     finality,
                     reply,
                     ..
-                } => self.apply(body, finality, reply),
+                } => {
+                    open = self.apply(open, body, finality, reply);
+                    if open.as_ref().is_some_and(GroupTxn::is_full) {
+                        self.seal_group(open.take());
+                    }
+                }
                 Msg::Sync(reply) => {
                     force_sync = true;
                     self.sync_waiters.push(reply);
                 }
             }
         }
-        self.shared.groups.fetch_add(1, Ordering::Relaxed);
+        self.seal_group(open);
+        if messages > 0 {
+            // The writer thread's timed runs (a Batch-mode sync) are not groups.
+            self.shared.groups.fetch_add(1, Ordering::Relaxed);
+        }
         force_sync
     }
 
@@ -241,40 +262,68 @@ impl Writer {
         }
     }
 
-    /// Run one commit: body, frame, publish; then answer, or wait for the sync the caller's
-    /// finality and the durability mode ask for.
+    /// Run one commit's body on the group's transaction (begun by the group's first commit);
+    /// it is answered once the group is sealed and its frame written or synced, as the
+    /// caller's finality and the durability mode ask.
     fn apply(
         &mut self,
+        open: Option<GroupTxn>,
         body: Body,
         finality: CommitFinality,
         reply: oneshot::Sender<Result<Committed>>,
-    ) {
-        let ran = match self.run_body(body) {
-            Ok(ran) => ran,
-            Err(err) => {
-                let _ = reply.send(Err(err));
-                return;
-            }
-        };
+    ) -> Option<GroupTxn> {
         // Full makes every commit durable before it returns, whatever the finality asked;
         // otherwise Visible returns once its group is written to the OS (a killed process then
         // loses nothing acknowledged; only a power loss can).
         let durable = finality == CommitFinality::Durable
             || self.config.durability_mode == DurabilityMode::Full;
-        self.waiters.push(Waiter {
-            wait_for: ran.wait_for,
-            commit_seq: ran.commit_seq,
-            durable,
-            value: ran.value,
-            reply,
-        });
+        if let Err(err) = self.shared.check_failed() {
+            let _ = reply.send(Err(err));
+            return open;
+        }
+        let mut group = match open {
+            Some(group) => group,
+            None => match GroupTxn::begin(&self.shared.store) {
+                Ok(group) => group,
+                Err(err) => {
+                    let _ = reply.send(Err(err));
+                    return None;
+                }
+            },
+        };
+        let max_bytes = self.config.max_transaction_bytes as usize;
+        let structural = Arc::clone(&self.shared.structural);
+        let watched = Arc::clone(&self.shared.watched_trees.read());
+        let opened =
+            group.open_commit(|txn, seq| LoggedTxn::new(txn, seq, max_bytes, structural, watched));
+        let mut logged = match opened {
+            Ok(logged) => logged,
+            Err(err) => {
+                let _ = reply.send(Err(err.clone()));
+                group.fail(&err);
+                return None;
+            }
+        };
+        let ran = run_caught(body, &mut logged);
+        let call = CommitCall { durable, reply };
+        match group.close_commit(&self.shared.store, &self.shared, logged, ran, call) {
+            Ok(()) => Some(group),
+            // The group could not be rebuilt without a failed commit: nothing of it was
+            // logged, so every commit of it fails.
+            Err(err) => {
+                group.fail(&err);
+                None
+            }
+        }
     }
 
-    /// A write transaction for one commit's body.
+    /// A write transaction for a dry run's body (no group is open: it was sealed).
     fn begin(&self) -> Result<LoggedTxn> {
         let txn = self.shared.store.begin_write()?;
+        let seq = txn.seq();
         Ok(LoggedTxn::new(
             txn,
+            seq,
             self.config.max_transaction_bytes as usize,
             Arc::clone(&self.shared.structural),
             Arc::clone(&self.shared.watched_trees.read()),
@@ -296,75 +345,92 @@ impl Writer {
         })
     }
 
-    fn run_body(&mut self, body: Body) -> Result<Ran> {
-        self.shared.check_failed()?;
-        let mut logged = self.begin()?;
-        let value = run_caught(body, &mut logged)?;
-        if let Some(err) = logged.take_poison() {
-            // An operation failed part-way and the body went on: nothing of it is published.
-            return Err(err);
-        }
-        if logged.is_discarded() {
-            // Nothing is written, but the answer rests on the head the body read (an
-            // idempotent replay answers with its original commit): it is as durable as that.
-            return Ok(Ran {
-                commit_seq: 0,
-                wait_for: logged.seq() - 1,
-                value,
-            });
-        }
-        let wrote_watched = logged.wrote_watched();
-        let marked = logged.is_marked();
-        let deleted_from = logged.take_deleted_from();
-        let after_publish = logged.take_after_publish();
-        let (mut txn, record) = logged.into_parts();
-        let seq = txn.seq();
-        let payload = record.finish();
-        // Every step that can fail comes before the frame is appended: once appended, a frame
-        // is never taken back (wal/src/writer.rs, invariant 2).
-        txn.prepare()?;
-        let lsn = match self.wal.append(seq, &payload) {
-            Ok(lsn) => lsn,
-            Err(err @ aedb_wal::WalError::Io(_)) => {
-                // Rotation writes, syncs and grows the log: any failure there latches.
-                self.shared.latch(format!("WAL rotation failed: {err}"));
-                return Err(err.into());
-            }
-            Err(err) => return Err(err.into()),
+    /// Log and publish the open group: prepare its transaction (the last step that can fail),
+    /// append each commit's frame, publish, and queue the answers for `finish_group`.
+    fn seal_group(&mut self, open: Option<GroupTxn>) {
+        let Some(group) = open else {
+            return;
         };
-        debug_assert_eq!(lsn, seq, "frame LSN must equal the commit sequence");
-        if wrote_watched {
-            // Before the commit is published: a reader that sees this commit's snapshot also
-            // sees the new watermark and does not trust a schema read before it.
-            self.shared
-                .watched_changed_at
-                .fetch_max(seq, Ordering::SeqCst);
+        let (txn, applied) = group.into_parts();
+        let Some(last) = applied
+            .iter()
+            .rev()
+            .find(|c| c.payload.is_some())
+            .map(|c| c.seq)
+        else {
+            // Only discards: the transaction holds nothing (each discard was taken out).
+            drop(txn);
+            self.waiters.extend(applied.into_iter().map(Waiter::of));
+            return;
+        };
+        let Some(mut txn) = txn else {
+            let err = AedbError::Failed("a commit group lost its write transaction".into());
+            group::fail_all(applied, &err);
+            return;
+        };
+        if let Err(err) = txn.publish_as(last).and_then(|()| txn.prepare()) {
+            drop(txn);
+            group::fail_all(applied, &err.into());
+            return;
         }
-        if !deleted_from.is_empty() {
-            // Before publishing, like the catalog watermark.
-            self.shared.structural.lock().note(deleted_from, seq);
+        if let Err((at, err)) = self.append_frames(&applied) {
+            // Only a rotation's I/O can fail here (sizes were checked as each body ended),
+            // and it latches: the frames before `at` may be in the log, so their commits
+            // wait to be told their outcome is unknown; the others fail.
+            drop(txn);
+            self.shared.latch(format!("WAL rotation failed: {err}"));
+            let (appended, refused): (Vec<Applied>, Vec<Applied>) =
+                applied.into_iter().partition(|c| c.wait_for < at);
+            self.waiters.extend(appended.into_iter().map(Waiter::of));
+            group::fail_all(refused, &err);
+            return;
         }
         let freed = txn.freed_page_count();
         let published = txn.publish();
-        debug_assert_eq!(published, seq);
-        if !after_publish.is_empty() {
-            // In commit order: only this thread publishes, one commit at a time.
-            self.acknowledged_callbacks.push_back((seq, after_publish));
-        }
-        if marked {
-            if self.pending_marks.len() >= MAX_PENDING_MARKS {
-                self.pending_marks.pop_front();
+        debug_assert_eq!(published, last);
+        for commit in applied {
+            if let Some(payload) = &commit.payload {
+                self.bytes_since_sync += payload.len() as u64;
+                self.bytes_since_checkpoint_request += payload.len() as u64;
             }
-            self.pending_marks.push_back(seq);
+            self.queue_answer(commit);
         }
         self.retain_head(freed);
-        self.bytes_since_sync += payload.len() as u64;
-        self.bytes_since_checkpoint_request += payload.len() as u64;
-        Ok(Ran {
-            commit_seq: seq,
-            wait_for: seq,
-            value,
-        })
+    }
+
+    /// Append every logged commit's frame, in order; on failure, the sequence refused.
+    fn append_frames(&mut self, applied: &[Applied]) -> std::result::Result<(), (u64, AedbError)> {
+        for commit in applied {
+            let Some(payload) = &commit.payload else {
+                continue;
+            };
+            let lsn = self
+                .wal
+                .append(commit.seq, payload)
+                .map_err(|err| (commit.seq, AedbError::from(err)))?;
+            debug_assert_eq!(lsn, commit.seq, "frame LSN must equal the commit sequence");
+        }
+        Ok(())
+    }
+
+    /// A published commit's callbacks and mark wait for its acknowledgement; its answer waits
+    /// for its frame's write or sync (`finish_group`).
+    fn queue_answer(&mut self, mut commit: Applied) {
+        if commit.payload.is_some() {
+            let after_publish = std::mem::take(&mut commit.after_publish);
+            if !after_publish.is_empty() {
+                // In commit order: only this thread publishes, one group at a time.
+                self.acknowledged_callbacks
+                    .push_back((commit.seq, after_publish));
+            }
+            if commit.marked {
+                if self.pending_marks.len() >= MAX_PENDING_MARKS {
+                    self.pending_marks.pop_front();
+                }
+                self.pending_marks.push_back(commit.seq);
+            }
+        }
+        self.waiters.push(Waiter::of(commit));
     }
 
     fn retain_head(&self, freed_by_commit: u64) {

@@ -14,6 +14,12 @@ use crate::error::{AedbError, Result};
 
 pub struct LoggedTxn {
     txn: WriteTxn,
+    /// This commit's sequence: the write transaction may carry earlier commits of its group
+    /// (`group.rs`), so it is not the transaction's own.
+    seq: u64,
+    /// A write (or a poison) reached the transaction: a failed or discarded commit must then
+    /// be taken out of it (`group.rs`), not just forgotten.
+    touched: bool,
     record: RecordBuilder,
     max_bytes: usize,
     discarded: bool,
@@ -44,12 +50,15 @@ const MAX_AFTER_PUBLISH: usize = 8;
 impl LoggedTxn {
     pub(crate) fn new(
         txn: WriteTxn,
+        seq: u64,
         max_bytes: usize,
         structural: Arc<Mutex<StructuralVersions>>,
         watched: Arc<[Arc<str>]>,
     ) -> Self {
         LoggedTxn {
             txn,
+            seq,
+            touched: false,
             record: RecordBuilder::default(),
             max_bytes,
             discarded: false,
@@ -92,6 +101,11 @@ impl LoggedTxn {
 
     pub(crate) fn into_parts(self) -> (WriteTxn, RecordBuilder) {
         (self.txn, self.record)
+    }
+
+    /// Whether a write or a poison reached the write transaction.
+    pub(crate) fn is_touched(&self) -> bool {
+        self.touched
     }
 
     /// End the commit without writing anything: the body's value is returned, no sequence is
@@ -147,7 +161,7 @@ impl LoggedTxn {
 
     /// The sequence number this commit will get.
     pub fn seq(&self) -> u64 {
-        self.txn.seq()
+        self.seq
     }
 
     /// Refuse a record that would outgrow the limit, before anything is changed.
@@ -185,6 +199,7 @@ impl LoggedTxn {
     /// Poison the transaction: an operation failed part-way, so this commit must fail with
     /// `err` whatever its body returns. The first error is kept.
     pub fn poison(&mut self, err: AedbError) {
+        self.touched = true;
         self.txn.poison(err.to_string());
         if self.poison.is_none() {
             self.poison = Some(err);
@@ -197,6 +212,7 @@ impl LoggedTxn {
         // below catches the rest.
         self.check_room(key.len() + value.len())?;
         self.note_tree(tree);
+        self.touched = true;
         let replaced = self.txn.insert(tree, key, value);
         let replaced = self.guard(replaced.map_err(AedbError::from))?;
         self.record.put(tree, key, value);
@@ -208,6 +224,7 @@ impl LoggedTxn {
     /// Delete; true when the key was there (only then is anything logged).
     pub fn remove(&mut self, tree: &str, key: &[u8]) -> Result<bool> {
         self.note_tree(tree);
+        self.touched = true;
         let removed = self.txn.remove(tree, key);
         let removed = self.guard(removed.map_err(AedbError::from))?;
         if removed {
@@ -220,6 +237,7 @@ impl LoggedTxn {
     }
 
     pub fn create_tree(&mut self, tree: &str) -> Result<()> {
+        self.touched = true;
         let created = self.txn.create_tree(tree);
         self.guard(created.map_err(AedbError::from))?;
         self.record.create_tree(tree);
@@ -228,6 +246,7 @@ impl LoggedTxn {
 
     pub fn drop_tree(&mut self, tree: &str) -> Result<bool> {
         self.note_tree(tree);
+        self.touched = true;
         let existed = self.txn.drop_tree(tree);
         let existed = self.guard(existed.map_err(AedbError::from))?;
         if existed {

@@ -294,6 +294,13 @@ impl WriteTxn {
     /// Publish as version `seq` (at least `seq()`). Recovery redoes many logged commits in one
     /// transaction and publishes the last one's sequence.
     pub fn commit_as(mut self, seq: u64) -> Result<u64> {
+        self.publish_as(seq)?;
+        self.commit()
+    }
+
+    /// Make this transaction publish as version `seq` (at least `seq()`): one transaction that
+    /// carries several commits (recovery's redo, a commit group) publishes as its last one.
+    pub fn publish_as(&mut self, seq: u64) -> Result<()> {
         if seq < self.seq {
             return Err(PagerError::Misuse(format!(
                 "cannot publish version {seq} before {}",
@@ -301,7 +308,7 @@ impl WriteTxn {
             )));
         }
         self.seq = seq;
-        self.commit()
+        Ok(())
     }
 
     /// Discard every change (the same as dropping the transaction).

@@ -1,0 +1,238 @@
+//! One copy-on-write transaction per commit group (`durable/group.rs`): commits queued behind a
+//! running one are applied to one write transaction, each keeping its own sequence, frame and
+//! answer; a commit that fails, panics, poisons or discards after writing is taken out without
+//! touching its neighbours, and what is published is what the log recovers.
+//!
+//! The group is formed deterministically: a first commit's body holds the writer until every
+//! other commit is queued (`Engine::queued_commits`), in a known order.
+
+mod sim_support;
+
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use aedb::config::AedbConfig;
+use aedb::storage::io::sim::{CrashMode, SimVfs};
+use aedb::{AedbError, CommitFinality, CommitOutcome, Engine, LoggedTxn};
+use sim_support::{open_sim, read_state, State};
+
+type Outcome = Result<CommitOutcome<Option<Vec<u8>>>, AedbError>;
+type Body = Box<dyn FnOnce(&mut LoggedTxn) -> Result<Option<Vec<u8>>, AedbError> + Send>;
+
+fn config() -> AedbConfig {
+    AedbConfig {
+        page_size: 4096,
+        buffer_pool_bytes: 64 * 4096,
+        checkpoint_interval_ms: 0,
+        checkpoint_wal_bytes: 1 << 40,
+        ..AedbConfig::default()
+    }
+}
+
+fn wait_until_queued(engine: &Engine, n: usize) {
+    // A bound on progress, not a timing assertion: queuing takes microseconds.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while engine.queued_commits() < n {
+        assert!(
+            Instant::now() < deadline,
+            "only {} of {n} commits were queued",
+            engine.queued_commits()
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// Run `bodies` as one group: each is queued (in order) behind a commit that holds the writer
+/// until all are; returns the holder's outcome and theirs, and how many groups ran.
+fn run_as_one_group(engine: &Engine, bodies: Vec<Body>) -> (Outcome, Vec<Outcome>, u64) {
+    let (groups_before, _) = engine.group_stats();
+    let (started_tx, started) = mpsc::channel();
+    let (release, released) = mpsc::channel::<()>();
+    std::thread::scope(|scope| {
+        let holder = scope.spawn(move || {
+            engine.commit_blocking(CommitFinality::Visible, move |txn| {
+                started_tx.send(()).expect("the test waits for the holder");
+                released.recv().expect("the test releases the holder");
+                txn.insert("kv", b"holder", b"h")?;
+                Ok(None)
+            })
+        });
+        started.recv().expect("the holder's body runs");
+        let handles: Vec<_> = bodies
+            .into_iter()
+            .enumerate()
+            .map(|(i, body)| {
+                let handle =
+                    scope.spawn(move || engine.commit_blocking(CommitFinality::Visible, body));
+                wait_until_queued(engine, i + 1);
+                handle
+            })
+            .collect();
+        release.send(()).expect("the holder waits");
+        let holder = holder.join().expect("the holder thread");
+        let outcomes = handles
+            .into_iter()
+            .map(|h| h.join().expect("a committer thread"))
+            .collect();
+        let (groups_after, _) = engine.group_stats();
+        (holder, outcomes, groups_after - groups_before)
+    })
+}
+
+fn put(key: &'static [u8], value: &'static [u8]) -> Body {
+    Box::new(move |txn| {
+        txn.insert("kv", key, value)?;
+        Ok(None)
+    })
+}
+
+#[test]
+fn a_failed_commit_inside_a_group_leaves_no_trace_and_its_neighbours_commit() {
+    let vfs = SimVfs::new();
+    let engine = open_sim(&vfs, config()).expect("open");
+    sim_support::commit_ops(
+        &engine,
+        vec![(b"base".to_vec(), Some(b"b".to_vec()))],
+        CommitFinality::Durable,
+    )
+    .expect("base commit");
+
+    let bodies: Vec<Body> = vec![
+        put(b"k0", b"v0"),
+        Box::new(|txn| {
+            txn.insert("kv", b"f1", b"x")?;
+            Err(AedbError::Validation("refused after writing".into()))
+        }),
+        put(b"k2", b"v2"),
+        Box::new(|txn| {
+            txn.insert("kv", b"f3", b"x")?;
+            panic!("a body panicked after writing");
+        }),
+        // Reads what an earlier commit of the same group wrote.
+        Box::new(|txn| {
+            let seen = txn.get("kv", b"k0")?;
+            txn.insert("kv", b"k4", seen.as_deref().unwrap_or(b"missing"))?;
+            Ok(seen)
+        }),
+        Box::new(|txn| {
+            txn.insert("kv", b"f5", b"x")?;
+            txn.poison(AedbError::Validation("poisoned after writing".into()));
+            Ok(None)
+        }),
+        Box::new(|txn| {
+            txn.insert("kv", b"f6", b"x")?;
+            txn.discard();
+            Ok(None)
+        }),
+        Box::new(|txn| {
+            txn.remove("kv", b"k2")?;
+            Ok(None)
+        }),
+        Box::new(|txn| {
+            let seen = txn.get("kv", b"k4")?;
+            txn.discard();
+            Ok(seen)
+        }),
+        put(b"k9", b"v9"),
+    ];
+    let (holder, outcomes, groups) = run_as_one_group(&engine, bodies);
+    assert_eq!(
+        groups, 2,
+        "the holder's group, then one group of every queued commit"
+    );
+    let s = holder.expect("the holder commits").commit_seq;
+
+    let seq_of = |i: usize| match &outcomes[i] {
+        Ok(outcome) => outcome.commit_seq,
+        Err(err) => panic!("commit {i} failed: {err}"),
+    };
+    assert_eq!(
+        [seq_of(0), seq_of(2), seq_of(4), seq_of(7), seq_of(9)],
+        [s + 1, s + 2, s + 3, s + 4, s + 5],
+        "logged commits keep consecutive sequences of their own"
+    );
+    assert!(matches!(outcomes[1], Err(AedbError::Validation(_))));
+    assert!(matches!(outcomes[3], Err(AedbError::CommitPanicked(_))));
+    assert!(matches!(outcomes[5], Err(AedbError::Validation(_))));
+    assert_eq!(seq_of(6), 0, "a discard consumes no sequence");
+    assert_eq!(seq_of(8), 0);
+    let value_of = |i: usize| outcomes[i].as_ref().ok().and_then(|o| o.value.clone());
+    assert_eq!(value_of(4).as_deref(), Some(&b"v0"[..]));
+    assert_eq!(value_of(8).as_deref(), Some(&b"v0"[..]));
+    for outcome in outcomes.iter().flatten() {
+        assert!(
+            outcome.durable_head_seq >= outcome.commit_seq.max(s),
+            "Full answers once durable"
+        );
+    }
+
+    let expected: State = [
+        (&b"base"[..], &b"b"[..]),
+        (b"holder", b"h"),
+        (b"k0", b"v0"),
+        (b"k4", b"v0"),
+        (b"k9", b"v9"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_vec(), v.to_vec()))
+    .collect();
+    assert_eq!(read_state(&engine), expected);
+    assert_eq!(engine.visible_head_seq(), s + 5);
+    assert!(engine.store().check().is_ok());
+
+    // The group is one version: its last sequence is readable at, the ones inside it not.
+    assert!(engine.snapshot_at(s + 5).is_ok());
+    assert!(engine.snapshot_at(s + 2).is_err());
+    assert!(
+        engine.snapshot_at(s).is_ok(),
+        "the holder's group is a version"
+    );
+
+    // What was published is what the log gives back, after a process crash or a power loss.
+    for mode in [CrashMode::ProcessCrash, CrashMode::PowerLoss] {
+        let image = vfs.crash_image(mode, 7);
+        let recovered = open_sim(&image, config()).expect("recovery");
+        assert_eq!(read_state(&recovered), expected, "{mode:?}");
+        assert_eq!(recovered.visible_head_seq(), s + 5, "{mode:?}");
+        assert!(recovered.store().check().is_ok(), "{mode:?}");
+    }
+}
+
+#[test]
+fn commits_of_one_group_see_each_other_in_order() {
+    let vfs = SimVfs::new();
+    let engine = open_sim(&vfs, config()).expect("open");
+    const N: usize = 24;
+    let bodies: Vec<Body> = (0..N)
+        .map(|_| -> Body {
+            Box::new(|txn| {
+                let current = txn.get("kv", b"counter")?;
+                let n = current.map_or(0, |v| u64::from_le_bytes(v.try_into().unwrap_or([0; 8])));
+                txn.insert("kv", b"counter", &(n + 1).to_le_bytes())?;
+                // Every commit also writes a key of its own: the group rewrites shared pages.
+                txn.insert("kv", format!("key-{n:04}").as_bytes(), &[7u8; 300])?;
+                Ok(Some((n + 1).to_le_bytes().to_vec()))
+            })
+        })
+        .collect();
+    let (holder, outcomes, groups) = run_as_one_group(&engine, bodies);
+    holder.expect("the holder commits");
+    assert_eq!(groups, 2);
+    let seen: Vec<u64> = outcomes
+        .into_iter()
+        .map(|o| {
+            let value = o.expect("every increment commits").value.expect("a value");
+            u64::from_le_bytes(value.try_into().expect("eight bytes"))
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        (1..=N as u64).collect::<Vec<_>>(),
+        "serial order, no lost update"
+    );
+    let state = read_state(&engine);
+    assert_eq!(state.len(), N + 2, "counter, holder and one key per commit");
+    let image = vfs.crash_image(CrashMode::PowerLoss, 1);
+    let recovered = open_sim(&image, config()).expect("recovery");
+    assert_eq!(read_state(&recovered), state);
+}
