@@ -12,7 +12,8 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use aedb::config::AedbConfig;
-use aedb::storage::io::sim::{CrashMode, SimVfs};
+use aedb::storage::io::sim::{CrashMode, Fault, SimVfs};
+use aedb::storage::io::OpKind;
 use aedb::{AedbError, CommitFinality, CommitOutcome, Engine, LoggedTxn};
 use sim_support::{open_sim, read_state, State};
 
@@ -180,9 +181,11 @@ fn a_failed_commit_inside_a_group_leaves_no_trace_and_its_neighbours_commit() {
     assert_eq!(engine.visible_head_seq(), s + 5);
     assert!(engine.store().check().is_ok());
 
-    // The group is one version: its last sequence is readable at, the ones inside it not.
+    // A group is one version, its last sequence. A rebuild seals the group (so no record is
+    // replayed twice): s+1, s+2 and s+3 each ended one; s+4 is inside the last.
     assert!(engine.snapshot_at(s + 5).is_ok());
-    assert!(engine.snapshot_at(s + 2).is_err());
+    assert!(engine.snapshot_at(s + 3).is_ok());
+    assert!(engine.snapshot_at(s + 4).is_err());
     assert!(
         engine.snapshot_at(s).is_ok(),
         "the holder's group is a version"
@@ -235,4 +238,67 @@ fn commits_of_one_group_see_each_other_in_order() {
     let image = vfs.crash_image(CrashMode::PowerLoss, 1);
     let recovered = open_sim(&image, config()).expect("recovery");
     assert_eq!(read_state(&recovered), state);
+}
+
+/// A group larger than a log segment rotates inside it. When creating the next segment fails,
+/// the commits whose frames the rotation wrote and synced are acknowledged *and* published
+/// (what this process shows is what a reopen finds), the rest fail, and the engine latches.
+#[test]
+fn a_rotation_failing_inside_a_group_publishes_exactly_the_commits_it_acknowledges() {
+    let config = AedbConfig {
+        max_segment_bytes: 64 << 10,
+        ..config()
+    };
+    let vfs = SimVfs::new();
+    let engine = open_sim(&vfs, config.clone()).expect("open");
+    const N: usize = 6;
+    let bodies: Vec<Body> = (0..N)
+        .map(|i| -> Body {
+            Box::new(move |txn| {
+                txn.insert("kv", format!("big-{i}").as_bytes(), &vec![i as u8; 20_000])?;
+                Ok(None)
+            })
+        })
+        .collect();
+    // The next segment's preallocation fails: the log can no longer rotate.
+    vfs.inject(Fault::once(OpKind::Grow, 0, libc::ENOSPC).on_path("wal-"));
+    let (holder, outcomes, _) = run_as_one_group(&engine, bodies);
+    holder.expect("the holder commits");
+    let acknowledged = outcomes.iter().take_while(|o| o.is_ok()).count();
+    assert!(
+        (1..N).contains(&acknowledged),
+        "premise: the rotation falls inside the group ({acknowledged} of {N} acknowledged)"
+    );
+    assert!(
+        outcomes[acknowledged..].iter().all(Result::is_err),
+        "every commit after the failed rotation fails"
+    );
+    let state = read_state(&engine);
+    for i in 0..N {
+        assert_eq!(
+            state.contains_key(format!("big-{i}").as_bytes()),
+            i < acknowledged,
+            "commit {i}: visible exactly when acknowledged"
+        );
+    }
+    assert!(
+        matches!(
+            sim_support::commit_ops(
+                &engine,
+                vec![(b"after".to_vec(), Some(b"x".to_vec()))],
+                CommitFinality::Visible
+            ),
+            Err(AedbError::Failed(_))
+        ),
+        "the engine latched"
+    );
+    for mode in [CrashMode::ProcessCrash, CrashMode::PowerLoss] {
+        let image = vfs.crash_image(mode, 3);
+        let recovered = open_sim(&image, config.clone()).expect("recovery");
+        assert_eq!(
+            read_state(&recovered),
+            state,
+            "{mode:?}: a reopen finds what was acknowledged"
+        );
+    }
 }

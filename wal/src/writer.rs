@@ -135,6 +135,21 @@ impl WalWriter {
             + self.pending.len() as u64
     }
 
+    /// Make room for frames of these payload sizes in the current segment, rotating now when
+    /// they would not fit but fit a fresh one: a group's frames then share one segment, so a
+    /// rotation (the one step of an append that does I/O) cannot fall between them.
+    pub fn reserve(&mut self, payloads: impl Iterator<Item = usize>) -> Result<()> {
+        let frames: u64 = payloads
+            .map(|len| (frame::FRAME_HEADER_BYTES + len + 2 * frame::HASH_BYTES) as u64)
+            .sum();
+        let used = self.offset + self.pending.len() as u64;
+        let fits_fresh = SEGMENT_HEADER_BYTES + frames <= self.config.segment_bytes;
+        if used > SEGMENT_HEADER_BYTES && used + frames > self.config.segment_bytes && fits_fresh {
+            self.rotate()?;
+        }
+        Ok(())
+    }
+
     /// Append the frame of commit `seq`; returns its LSN. Nothing reaches the file until `flush`.
     pub fn append(&mut self, seq: u64, payload: &[u8]) -> Result<u64> {
         if payload.len() > MAX_PAYLOAD_BYTES {

@@ -588,3 +588,50 @@ fn a_damaged_newest_header_the_checkpoint_covers_is_refused_only_in_secure_mode(
         );
     }
 }
+
+/// `reserve` rotates before a group's frames when they would straddle the segment's end but
+/// fit a fresh one, so no rotation (the one append that does I/O) falls between them; a group
+/// larger than a segment is left to rotate inside itself; the log reads back whole either way.
+#[test]
+fn a_reserved_group_never_straddles_two_segments() {
+    let vfs = SimVfs::new();
+    let mut w = writer(&vfs, full(), 0);
+    let mut seq = 0;
+    let mut straddled = 0;
+    for group in 0..60u64 {
+        let sizes: Vec<usize> = (0..1 + group % 5)
+            .map(|i| 300 + (group * 131 + i * 17) as usize % 3_000)
+            .collect();
+        w.reserve(sizes.iter().copied()).unwrap();
+        let segments = w.segment_count();
+        for len in &sizes {
+            seq += 1;
+            w.append(seq, &vec![seq as u8; *len]).unwrap();
+        }
+        assert_eq!(
+            w.segment_count(),
+            segments,
+            "group {group} rotated inside itself"
+        );
+        w.flush(true).unwrap();
+        straddled += usize::from(segments > 1);
+    }
+    assert!(
+        straddled > 0,
+        "premise: the groups fill several 16 KiB segments"
+    );
+    // Larger than a segment: reserve leaves it to the appends, which rotate.
+    let before = w.segment_count();
+    w.reserve([10_000usize, 10_000].into_iter()).unwrap();
+    assert_eq!(w.segment_count(), before);
+    for len in [10_000, 10_000] {
+        seq += 1;
+        w.append(seq, &vec![1; len]).unwrap();
+    }
+    w.flush(true).unwrap();
+    assert!(w.segment_count() > before);
+    drop(w);
+    let (frames, outcome) = read_all(&vfs, 0, &full(), RecoveryMode::Strict).unwrap();
+    assert_eq!(frames.len() as u64, seq);
+    assert_eq!(outcome.last_lsn, seq);
+}

@@ -68,6 +68,10 @@ pub(super) struct GroupTxn {
     applied: Vec<Applied>,
     logged: u64,
     logged_bytes: usize,
+    /// The transaction was rebuilt: the group is sealed before another commit joins it, so
+    /// no record is replayed twice (many failures in a row would otherwise replay the group
+    /// once each).
+    rebuilt: bool,
 }
 
 /// What one commit needs from the caller to be applied.
@@ -85,6 +89,7 @@ impl GroupTxn {
             applied: Vec::new(),
             logged: 0,
             logged_bytes: 0,
+            rebuilt: false,
         })
     }
 
@@ -95,7 +100,7 @@ impl GroupTxn {
 
     /// Whether the group should be sealed before it takes another commit.
     pub fn is_full(&self) -> bool {
-        self.logged_bytes >= SEAL_BYTES
+        self.rebuilt || self.logged_bytes >= SEAL_BYTES
     }
 
     /// Hand the transaction to the next commit's body, as that commit's sequence.
@@ -142,7 +147,10 @@ impl GroupTxn {
         if discarded {
             // Nothing is logged, but the answer rests on what the body read: the commits
             // before it (an idempotent replay answers with its original commit).
-            self.take_out(store, touched)?;
+            if let Err(err) = self.take_out(store, touched) {
+                let _ = call.reply.send(Err(err.clone()));
+                return Err(err);
+            }
             self.applied.push(Applied {
                 seq: 0,
                 wait_for: seq - 1,
@@ -198,15 +206,13 @@ impl GroupTxn {
         }
         // Dropping the transaction discards every page it wrote and releases the writer.
         self.txn = None;
-        let mut txn = store.begin_write()?;
+        self.rebuilt = true;
+        let txn = rebuild(store, &self.applied)?;
         debug_assert_eq!(
             txn.base().seq,
             self.base_seq,
             "the head moved inside a group"
         );
-        for payload in self.applied.iter().filter_map(|a| a.payload.as_deref()) {
-            replay(&mut txn, payload)?;
-        }
         tracing::debug!(
             commits = self.logged,
             "a commit group was rebuilt after a failed commit"
@@ -231,6 +237,15 @@ pub(super) fn fail_all(applied: Vec<Applied>, err: &AedbError) {
     for commit in applied {
         let _ = commit.reply.send(Err(err.clone()));
     }
+}
+
+/// A new write transaction holding the effects of the logged commits of `applied`.
+pub(super) fn rebuild(store: &PageStore, applied: &[Applied]) -> Result<WriteTxn> {
+    let mut txn = store.begin_write()?;
+    for payload in applied.iter().filter_map(|a| a.payload.as_deref()) {
+        replay(&mut txn, payload)?;
+    }
+    Ok(txn)
 }
 
 /// Apply a commit's logged record to `txn`: what the commit's body did, op by op.

@@ -374,15 +374,8 @@ impl Writer {
             return;
         }
         if let Err((at, err)) = self.append_frames(&applied) {
-            // Only a rotation's I/O can fail here (sizes were checked as each body ended),
-            // and it latches: the frames before `at` may be in the log, so their commits
-            // wait to be told their outcome is unknown; the others fail.
             drop(txn);
-            self.shared.latch(format!("WAL rotation failed: {err}"));
-            let (appended, refused): (Vec<Applied>, Vec<Applied>) =
-                applied.into_iter().partition(|c| c.wait_for < at);
-            self.waiters.extend(appended.into_iter().map(Waiter::of));
-            group::fail_all(refused, &err);
+            self.seal_after_failed_append(applied, at, err);
             return;
         }
         let freed = txn.freed_page_count();
@@ -398,8 +391,19 @@ impl Writer {
         self.retain_head(freed);
     }
 
-    /// Append every logged commit's frame, in order; on failure, the sequence refused.
+    /// Append every logged commit's frame, in order; on failure, the sequence refused (the
+    /// frames before it are appended).
     fn append_frames(&mut self, applied: &[Applied]) -> std::result::Result<(), (u64, AedbError)> {
+        let first = applied
+            .iter()
+            .find(|c| c.payload.is_some())
+            .map_or(0, |c| c.seq);
+        let payloads = applied
+            .iter()
+            .filter_map(|c| c.payload.as_ref().map(Vec::len));
+        self.wal
+            .reserve(payloads)
+            .map_err(|err| (first, AedbError::from(err)))?;
         for commit in applied {
             let Some(payload) = &commit.payload else {
                 continue;
@@ -411,6 +415,50 @@ impl Writer {
             debug_assert_eq!(lsn, commit.seq, "frame LSN must equal the commit sequence");
         }
         Ok(())
+    }
+
+    /// Only a rotation's I/O can fail an append (sizes were checked as each body ended; a
+    /// group larger than a segment rotates inside it), and it latches. The frames before `at`
+    /// were written and synced by the rotation: those commits are published as they would
+    /// have been alone, so what is acknowledged is what readers and a reopen see. The others
+    /// fail: nothing of them reached the log.
+    fn seal_after_failed_append(&mut self, applied: Vec<Applied>, at: u64, err: AedbError) {
+        self.shared.latch(format!("WAL rotation failed: {err}"));
+        let (appended, refused): (Vec<Applied>, Vec<Applied>) =
+            applied.into_iter().partition(|c| c.wait_for < at);
+        group::fail_all(refused, &err);
+        if !appended.iter().any(|c| c.payload.is_some()) {
+            // Discards resting on the base only: answered as the base is.
+            self.waiters.extend(appended.into_iter().map(Waiter::of));
+            return;
+        }
+        let published = group::rebuild(&self.shared.store, &appended).and_then(|mut txn| {
+            txn.publish_as(at - 1)?;
+            txn.prepare()?;
+            let freed = txn.freed_page_count();
+            txn.publish();
+            Ok(freed)
+        });
+        match published {
+            Ok(freed) => {
+                for commit in appended {
+                    self.queue_answer(commit);
+                }
+                self.retain_head(freed);
+            }
+            Err(rebuild_err) => {
+                // Their frames are in the log (a reopen finds them) but not in this process's
+                // head: their outcome is unknown here.
+                tracing::error!(error = %rebuild_err, "republishing appended commits failed");
+                for commit in appended {
+                    let _ = commit.reply.send(Err(unknown_outcome(
+                        &AedbError::Failed(format!("WAL rotation failed: {err}")),
+                        commit.wait_for,
+                        at - 1,
+                    )));
+                }
+            }
+        }
     }
 
     /// A published commit's callbacks and mark wait for its acknowledgement; its answer waits
