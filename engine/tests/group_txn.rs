@@ -240,65 +240,108 @@ fn commits_of_one_group_see_each_other_in_order() {
     assert_eq!(read_state(&recovered), state);
 }
 
-/// A group larger than a log segment rotates inside it. When creating the next segment fails,
-/// the commits whose frames the rotation wrote and synced are acknowledged *and* published
-/// (what this process shows is what a reopen finds), the rest fail, and the engine latches.
-#[test]
-fn a_rotation_failing_inside_a_group_publishes_exactly_the_commits_it_acknowledges() {
-    let config = AedbConfig {
-        max_segment_bytes: 64 << 10,
-        ..config()
-    };
-    let vfs = SimVfs::new();
-    let engine = open_sim(&vfs, config.clone()).expect("open");
-    const N: usize = 6;
-    let bodies: Vec<Body> = (0..N)
-        .map(|i| -> Body {
+fn sized_puts(sizes: &[usize]) -> Vec<Body> {
+    sizes
+        .iter()
+        .enumerate()
+        .map(|(i, &len)| -> Body {
             Box::new(move |txn| {
-                txn.insert("kv", format!("big-{i}").as_bytes(), &vec![i as u8; 20_000])?;
+                txn.insert("kv", format!("big-{i}").as_bytes(), &vec![i as u8; len])?;
                 Ok(None)
             })
         })
-        .collect();
-    // The next segment's preallocation fails: the log can no longer rotate.
-    vfs.inject(Fault::once(OpKind::Grow, 0, libc::ENOSPC).on_path("wal-"));
-    let (holder, outcomes, _) = run_as_one_group(&engine, bodies);
-    holder.expect("the holder commits");
-    let acknowledged = outcomes.iter().take_while(|o| o.is_ok()).count();
-    assert!(
-        (1..N).contains(&acknowledged),
-        "premise: the rotation falls inside the group ({acknowledged} of {N} acknowledged)"
-    );
-    assert!(
-        outcomes[acknowledged..].iter().all(Result::is_err),
-        "every commit after the failed rotation fails"
-    );
-    let state = read_state(&engine);
-    for i in 0..N {
-        assert_eq!(
-            state.contains_key(format!("big-{i}").as_bytes()),
-            i < acknowledged,
-            "commit {i}: visible exactly when acknowledged"
-        );
+        .collect()
+}
+
+fn small_segments() -> AedbConfig {
+    // 64 KiB segments: groups are sealed past 16 KiB of frames.
+    AedbConfig {
+        max_segment_bytes: 64 << 10,
+        ..config()
     }
-    assert!(
-        matches!(
-            sim_support::commit_ops(
-                &engine,
-                vec![(b"after".to_vec(), Some(b"x".to_vec()))],
-                CommitFinality::Visible
-            ),
-            Err(AedbError::Failed(_))
-        ),
-        "the engine latched"
-    );
+}
+
+/// Which of the `big-{i}` keys the engine shows, and that a reopen after a process crash or a
+/// power loss shows exactly the same state.
+fn visible_and_recovered(engine: &Engine, vfs: &SimVfs, n: usize) -> Vec<bool> {
+    let state = read_state(engine);
     for mode in [CrashMode::ProcessCrash, CrashMode::PowerLoss] {
         let image = vfs.crash_image(mode, 3);
-        let recovered = open_sim(&image, config.clone()).expect("recovery");
+        let recovered = open_sim(&image, small_segments()).expect("recovery");
         assert_eq!(
             read_state(&recovered),
             state,
-            "{mode:?}: a reopen finds what was acknowledged"
+            "{mode:?}: a reopen finds what was shown"
         );
     }
+    (0..n)
+        .map(|i| state.contains_key(format!("big-{i}").as_bytes()))
+        .collect()
+}
+
+/// A group whose last commit is too large for its frames to share a segment rotates inside
+/// it. When creating the next segment then fails, the commits whose frames the rotation wrote
+/// and synced are acknowledged *and* published (what this process shows is what a reopen
+/// finds); the one that needed the new segment fails with the I/O error, and the engine
+/// latches.
+#[test]
+fn a_rotation_failing_inside_a_group_publishes_exactly_the_commits_it_acknowledges() {
+    let vfs = SimVfs::new();
+    let engine = open_sim(&vfs, small_segments()).expect("open");
+    let bodies = sized_puts(&[5_000, 5_000, 5_000, 60_000, 5_000]);
+    vfs.inject(Fault::once(OpKind::Grow, 0, libc::ENOSPC).on_path("wal-"));
+    let (holder, outcomes, _) = run_as_one_group(&engine, bodies);
+    holder.expect("the holder commits");
+    assert!(outcomes[..3].iter().all(Result::is_ok), "{outcomes:?}");
+    assert!(
+        matches!(outcomes[3], Err(AedbError::Io(_))),
+        "{:?}",
+        outcomes[3]
+    );
+    assert!(
+        matches!(outcomes[4], Err(AedbError::Failed(_))),
+        "{:?}",
+        outcomes[4]
+    );
+    assert_eq!(
+        visible_and_recovered(&engine, &vfs, 5),
+        [true, true, true, false, false],
+        "visible exactly when acknowledged"
+    );
+    let after = sim_support::commit_ops(
+        &engine,
+        vec![(b"after".to_vec(), Some(b"x".to_vec()))],
+        CommitFinality::Visible,
+    );
+    assert!(
+        matches!(after, Err(AedbError::Failed(_))),
+        "the engine latched"
+    );
+}
+
+/// A group that would straddle the segment's end rotates before its first frame
+/// (`WalWriter::reserve`); when that rotation fails, no commit of the group reached the log,
+/// and every one of them fails.
+#[test]
+fn a_rotation_failing_before_a_group_fails_all_of_it() {
+    let vfs = SimVfs::new();
+    let engine = open_sim(&vfs, small_segments()).expect("open");
+    sim_support::commit_ops(
+        &engine,
+        vec![(b"filler".to_vec(), Some(vec![1; 52_000]))],
+        CommitFinality::Durable,
+    )
+    .expect("a commit filling most of the segment");
+    vfs.inject(Fault::once(OpKind::Grow, 0, libc::ENOSPC).on_path("wal-"));
+    let bodies = sized_puts(&[5_000, 5_000, 5_000]);
+    let (holder, outcomes, _) = run_as_one_group(&engine, bodies);
+    holder.expect("the holder commits");
+    assert!(
+        outcomes.iter().all(|o| matches!(o, Err(AedbError::Io(_)))),
+        "{outcomes:?}"
+    );
+    assert_eq!(
+        visible_and_recovered(&engine, &vfs, 3),
+        [false, false, false]
+    );
 }

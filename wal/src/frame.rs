@@ -24,6 +24,12 @@ use sha2::{Digest, Sha256};
 pub const FRAME_MAGIC: &[u8; 4] = b"AEWF";
 pub const FRAME_HEADER_BYTES: usize = 40;
 pub const HASH_BYTES: usize = 32;
+
+/// The most bytes a frame of a `payload_len`-byte payload takes in a segment (header, payload,
+/// and room for both trailer hashes).
+pub const fn frame_bytes(payload_len: usize) -> usize {
+    FRAME_HEADER_BYTES + payload_len + 2 * HASH_BYTES
+}
 pub const MAX_PAYLOAD_BYTES: usize = 64 << 20;
 const FLAG_CHAIN: u8 = 1;
 const FLAG_HMAC: u8 = 2;

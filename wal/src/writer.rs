@@ -139,9 +139,7 @@ impl WalWriter {
     /// they would not fit but fit a fresh one: a group's frames then share one segment, so a
     /// rotation (the one step of an append that does I/O) cannot fall between them.
     pub fn reserve(&mut self, payloads: impl Iterator<Item = usize>) -> Result<()> {
-        let frames: u64 = payloads
-            .map(|len| (frame::FRAME_HEADER_BYTES + len + 2 * frame::HASH_BYTES) as u64)
-            .sum();
+        let frames: u64 = payloads.map(|len| frame::frame_bytes(len) as u64).sum();
         let used = self.offset + self.pending.len() as u64;
         let fits_fresh = SEGMENT_HEADER_BYTES + frames <= self.config.segment_bytes;
         if used > SEGMENT_HEADER_BYTES && used + frames > self.config.segment_bytes && fits_fresh {
@@ -158,7 +156,7 @@ impl WalWriter {
                 max: MAX_PAYLOAD_BYTES,
             });
         }
-        let frame_len = frame::FRAME_HEADER_BYTES + payload.len() + 2 * frame::HASH_BYTES;
+        let frame_len = frame::frame_bytes(payload.len());
         let used = self.offset + self.pending.len() as u64;
         if used > SEGMENT_HEADER_BYTES && used + frame_len as u64 > self.config.segment_bytes {
             self.rotate()?;

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use aedb_io::sim::{CrashMode, SimVfs};
 use aedb_io::Vfs;
+use aedb_wal::frame::frame_bytes;
 use aedb_wal::segment::{list_segments, SEGMENT_HEADER_BYTES};
 use aedb_wal::{scan, Integrity, RecoveryMode, ScanOutcome, WalConfig, WalError, WalWriter};
 use proptest::prelude::*;
@@ -602,8 +603,17 @@ fn a_reserved_group_never_straddles_two_segments() {
         let sizes: Vec<usize> = (0..1 + group % 5)
             .map(|i| 300 + (group * 131 + i * 17) as usize % 3_000)
             .collect();
+        let segment = config(full()).segment_bytes;
+        let used = w.live_bytes() - (w.segment_count() as u64 - 1) * segment;
+        let frames: u64 = sizes.iter().map(|len| frame_bytes(*len) as u64).sum();
+        let before = w.segment_count();
         w.reserve(sizes.iter().copied()).unwrap();
         let segments = w.segment_count();
+        assert_eq!(
+            segments > before,
+            used + frames > segment,
+            "group {group}: rotate exactly when the frames would not fit"
+        );
         for len in &sizes {
             seq += 1;
             w.append(seq, &vec![seq as u8; *len]).unwrap();

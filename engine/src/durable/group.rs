@@ -37,8 +37,9 @@ use super::pipeline::{Committed, Shared};
 use super::txn::{AfterPublish, LoggedTxn};
 use crate::error::{AedbError, Result};
 
-/// Log bytes a group transaction gathers before it is sealed and a new one begins (the frames
-/// wait in memory until then, and a rebuild replays at most this much).
+/// Log bytes a group transaction gathers at most before it is sealed and a new one begins (the
+/// frames wait in memory until then, and a rebuild replays at most this much); less with
+/// small log segments (`Writer::seal_bytes`).
 pub(super) const SEAL_BYTES: usize = 4 << 20;
 
 pub(super) type Reply = oneshot::Sender<Result<Committed>>;
@@ -68,6 +69,7 @@ pub(super) struct GroupTxn {
     applied: Vec<Applied>,
     logged: u64,
     logged_bytes: usize,
+    seal_bytes: usize,
     /// The transaction was rebuilt: the group is sealed before another commit joins it, so
     /// no record is replayed twice (many failures in a row would otherwise replay the group
     /// once each).
@@ -81,7 +83,7 @@ pub(super) struct CommitCall {
 }
 
 impl GroupTxn {
-    pub fn begin(store: &PageStore) -> Result<Self> {
+    pub fn begin(store: &PageStore, seal_bytes: usize) -> Result<Self> {
         let txn = store.begin_write()?;
         Ok(GroupTxn {
             base_seq: txn.base().seq,
@@ -89,6 +91,7 @@ impl GroupTxn {
             applied: Vec::new(),
             logged: 0,
             logged_bytes: 0,
+            seal_bytes,
             rebuilt: false,
         })
     }
@@ -100,7 +103,7 @@ impl GroupTxn {
 
     /// Whether the group should be sealed before it takes another commit.
     pub fn is_full(&self) -> bool {
-        self.rebuilt || self.logged_bytes >= SEAL_BYTES
+        self.rebuilt || self.logged_bytes >= self.seal_bytes
     }
 
     /// Hand the transaction to the next commit's body, as that commit's sequence.
@@ -184,7 +187,8 @@ impl GroupTxn {
             shared.structural.lock().note(deleted_from, seq);
         }
         self.logged += 1;
-        self.logged_bytes += payload.len();
+        // Counted as frames: what a log segment has to hold.
+        self.logged_bytes += aedb_wal::frame::frame_bytes(payload.len());
         self.applied.push(Applied {
             seq,
             wait_for: seq,
@@ -206,7 +210,8 @@ impl GroupTxn {
         }
         // Dropping the transaction discards every page it wrote and releases the writer.
         self.txn = None;
-        self.rebuilt = true;
+        // With nothing logged yet, the rebuild replayed nothing: no reason to seal.
+        self.rebuilt = self.logged > 0;
         let txn = rebuild(store, &self.applied)?;
         debug_assert_eq!(
             txn.base().seq,

@@ -14,12 +14,16 @@
 //! Invariants:
 //! 1. Frames are appended in commit-sequence order and frame LSN = commit sequence.
 //! 2. A frame is appended only after every step of its commit that can fail (`prepare`), so an
-//!    appended frame is never taken back and no LSN is handed out twice.
+//!    appended frame is never taken back and no LSN is handed out twice. The one exception is
+//!    a rotation failing inside a group (`seal_after_failed_append`): it latches, and a
+//!    commit it appended is either republished (its frame synced) or told its outcome is
+//!    unknown.
 //! 3. A commit is answered only once its frame is written (Visible in `Batch`/`OsBuffered`) or
 //!    synced (Durable, and every commit in `Full`); an answer that rests on an earlier commit
 //!    (an idempotent replay) waits for that commit the same way.
 //! 4. After any failed write or sync nothing is acknowledged again (the latch): every waiting
-//!    and later commit gets `AedbError::Failed`, except those a durable checkpoint covers.
+//!    and later commit gets an error (`Failed`, or the I/O error for one that never reached
+//!    the log), except those the log had synced or a durable checkpoint covers.
 //! 5. The queue is bounded (`max_inflight_commits`); a full queue is `QueueFull`, never memory.
 //! 6. A commit's `after_publish` callbacks run once it is acknowledged (durable in `Full`,
 //!    written otherwise), in commit order, on the leading thread; never for a commit whose
@@ -283,7 +287,7 @@ impl Writer {
         }
         let mut group = match open {
             Some(group) => group,
-            None => match GroupTxn::begin(&self.shared.store) {
+            None => match GroupTxn::begin(&self.shared.store, self.seal_bytes()) {
                 Ok(group) => group,
                 Err(err) => {
                     let _ = reply.send(Err(err));
@@ -315,6 +319,13 @@ impl Writer {
                 None
             }
         }
+    }
+
+    /// Record bytes after which a group is sealed: a group's frames then fit one log segment
+    /// unless its last commit alone is larger than a quarter of one (`WalWriter::reserve`).
+    fn seal_bytes(&self) -> usize {
+        let quarter = usize::try_from(self.config.max_segment_bytes / 4).unwrap_or(usize::MAX);
+        group::SEAL_BYTES.min(quarter)
     }
 
     /// A write transaction for a dry run's body (no group is open: it was sealed).
@@ -417,23 +428,34 @@ impl Writer {
         Ok(())
     }
 
-    /// Only a rotation's I/O can fail an append (sizes were checked as each body ended; a
-    /// group larger than a segment rotates inside it), and it latches. The frames before `at`
-    /// were written and synced by the rotation: those commits are published as they would
-    /// have been alone, so what is acknowledged is what readers and a reopen see. The others
-    /// fail: nothing of them reached the log.
+    /// Only a rotation's I/O can fail an append (sizes were checked as each body ended, and a
+    /// group is sealed before it outgrows a segment, so only a commit larger than a quarter of
+    /// a segment rotates inside its group), and it latches. The commits whose frames the
+    /// rotation synced are published alone, so what is acknowledged is what readers and a
+    /// reopen see. Those it appended but did not sync (its own flush failed) are answered as
+    /// unknown; the others fail: nothing of them reached the log.
     fn seal_after_failed_append(&mut self, applied: Vec<Applied>, at: u64, err: AedbError) {
         self.shared.latch(format!("WAL rotation failed: {err}"));
+        let synced = (at - 1).min(self.wal.synced_lsn());
         let (appended, refused): (Vec<Applied>, Vec<Applied>) =
             applied.into_iter().partition(|c| c.wait_for < at);
         group::fail_all(refused, &err);
-        if !appended.iter().any(|c| c.payload.is_some()) {
+        let (kept, unsynced): (Vec<Applied>, Vec<Applied>) =
+            appended.into_iter().partition(|c| c.wait_for <= synced);
+        let reason = format!("WAL rotation failed: {err}");
+        answer_not_applied(unsynced, &reason);
+        let Some(last) = kept
+            .iter()
+            .rev()
+            .find(|c| c.payload.is_some())
+            .map(|c| c.seq)
+        else {
             // Discards resting on the base only: answered as the base is.
-            self.waiters.extend(appended.into_iter().map(Waiter::of));
+            self.waiters.extend(kept.into_iter().map(Waiter::of));
             return;
-        }
-        let published = group::rebuild(&self.shared.store, &appended).and_then(|mut txn| {
-            txn.publish_as(at - 1)?;
+        };
+        let published = group::rebuild(&self.shared.store, &kept).and_then(|mut txn| {
+            txn.publish_as(last)?;
             txn.prepare()?;
             let freed = txn.freed_page_count();
             txn.publish();
@@ -441,22 +463,14 @@ impl Writer {
         });
         match published {
             Ok(freed) => {
-                for commit in appended {
+                for commit in kept {
                     self.queue_answer(commit);
                 }
                 self.retain_head(freed);
             }
             Err(rebuild_err) => {
-                // Their frames are in the log (a reopen finds them) but not in this process's
-                // head: their outcome is unknown here.
-                tracing::error!(error = %rebuild_err, "republishing appended commits failed");
-                for commit in appended {
-                    let _ = commit.reply.send(Err(unknown_outcome(
-                        &AedbError::Failed(format!("WAL rotation failed: {err}")),
-                        commit.wait_for,
-                        at - 1,
-                    )));
-                }
+                tracing::error!(error = %rebuild_err, "republishing synced commits failed");
+                answer_not_applied(kept, &reason);
             }
         }
     }
@@ -719,6 +733,18 @@ pub(crate) fn panic_message(panic: &(dyn Any + Send)) -> String {
         .map(|s| s.to_string())
         .or_else(|| panic.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "a non-string panic payload".to_string())
+}
+
+/// Answer commits whose frames the log may hold but this process does not show (a rotation
+/// failed around them): only a reopen can tell whether they survived.
+fn answer_not_applied(commits: Vec<Applied>, reason: &str) {
+    for commit in commits {
+        let _ = commit.reply.send(Err(AedbError::Failed(format!(
+            "{reason}; the outcome of commit {} is unknown: its frame may be in the log but \
+             this process does not show it (reopen the database to see whether it survived)",
+            commit.wait_for
+        ))));
+    }
 }
 
 /// The error a commit waiting for its answer gets after the latch. A published commit may
