@@ -364,7 +364,10 @@ fn concurrent_clients_and_background_checkpoints_crash_safely() {
                     .ok()
                     .and_then(|n| n.parse().ok())
                     .expect("keys end in their commit's number");
-                assert!(i % 5 != 4, "seed {seed} {kind:?}: an aborted commit's write recovered");
+                assert!(
+                    i % 5 != 4,
+                    "seed {seed} {kind:?}: an aborted commit's write recovered"
+                );
             }
             let report = engine.store().check();
             assert!(
