@@ -237,6 +237,15 @@ impl GroupTxn {
     }
 }
 
+/// The sequence of the last logged commit of `applied` (none: only discards).
+pub(super) fn last_logged(applied: &[Applied]) -> Option<u64> {
+    applied
+        .iter()
+        .rev()
+        .find(|c| c.payload.is_some())
+        .map(|c| c.seq)
+}
+
 /// Answer `applied` with `err`: nothing of them was logged or published.
 pub(super) fn fail_all(applied: Vec<Applied>, err: &AedbError) {
     for commit in applied {

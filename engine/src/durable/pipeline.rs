@@ -38,7 +38,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use aedb_pager::PageStore;
+use aedb_pager::{PageStore, WriteTxn};
 use aedb_wal::WalWriter;
 use parking_lot::{Condvar, Mutex};
 use tokio::sync::oneshot;
@@ -363,12 +363,7 @@ impl Writer {
             return;
         };
         let (txn, applied) = group.into_parts();
-        let Some(last) = applied
-            .iter()
-            .rev()
-            .find(|c| c.payload.is_some())
-            .map(|c| c.seq)
-        else {
+        let Some(last) = group::last_logged(&applied) else {
             // Only discards: the transaction holds nothing (each discard was taken out).
             drop(txn);
             self.waiters.extend(applied.into_iter().map(Waiter::of));
@@ -389,14 +384,16 @@ impl Writer {
             self.seal_after_failed_append(applied, at, err);
             return;
         }
+        self.publish(txn, applied);
+    }
+
+    /// Publish a prepared transaction holding exactly `commits`' effects, queue their answers,
+    /// and retain the new version.
+    fn publish(&mut self, txn: WriteTxn, commits: Vec<Applied>) {
         let freed = txn.freed_page_count();
         let published = txn.publish();
-        debug_assert_eq!(published, last);
-        for commit in applied {
-            if let Some(payload) = &commit.payload {
-                self.bytes_since_sync += payload.len() as u64;
-                self.bytes_since_checkpoint_request += payload.len() as u64;
-            }
+        debug_assert_eq!(Some(published), group::last_logged(&commits));
+        for commit in commits {
             self.queue_answer(commit);
         }
         self.retain_head(freed);
@@ -444,30 +441,18 @@ impl Writer {
             appended.into_iter().partition(|c| c.wait_for <= synced);
         let reason = format!("WAL rotation failed: {err}");
         answer_not_applied(unsynced, &reason);
-        let Some(last) = kept
-            .iter()
-            .rev()
-            .find(|c| c.payload.is_some())
-            .map(|c| c.seq)
-        else {
+        let Some(last) = group::last_logged(&kept) else {
             // Discards resting on the base only: answered as the base is.
             self.waiters.extend(kept.into_iter().map(Waiter::of));
             return;
         };
-        let published = group::rebuild(&self.shared.store, &kept).and_then(|mut txn| {
+        let rebuilt = group::rebuild(&self.shared.store, &kept).and_then(|mut txn| {
             txn.publish_as(last)?;
             txn.prepare()?;
-            let freed = txn.freed_page_count();
-            txn.publish();
-            Ok(freed)
+            Ok(txn)
         });
-        match published {
-            Ok(freed) => {
-                for commit in kept {
-                    self.queue_answer(commit);
-                }
-                self.retain_head(freed);
-            }
+        match rebuilt {
+            Ok(txn) => self.publish(txn, kept),
             Err(rebuild_err) => {
                 tracing::error!(error = %rebuild_err, "republishing synced commits failed");
                 answer_not_applied(kept, &reason);
@@ -478,7 +463,9 @@ impl Writer {
     /// A published commit's callbacks and mark wait for its acknowledgement; its answer waits
     /// for its frame's write or sync (`finish_group`).
     fn queue_answer(&mut self, mut commit: Applied) {
-        if commit.payload.is_some() {
+        if let Some(payload) = &commit.payload {
+            self.bytes_since_sync += payload.len() as u64;
+            self.bytes_since_checkpoint_request += payload.len() as u64;
             let after_publish = std::mem::take(&mut commit.after_publish);
             if !after_publish.is_empty() {
                 // In commit order: only this thread publishes, one group at a time.
