@@ -43,7 +43,7 @@ use aedb::storage::io::Vfs;
 use aedb::{AedbError, CommitFinality, Engine};
 
 mod sim_support;
-use sim_support::{apply, open_sim, read_state, State};
+use sim_support::{open_sim, Acked, State};
 
 const KEY: [u8; 32] = [0x5e; 32];
 const COMMITS: u64 = 20;
@@ -97,17 +97,6 @@ fn commit_ops(n: u64) -> Vec<(Vec<u8>, Option<Vec<u8>>)> {
     ops
 }
 
-/// The state after each prefix of the commits: `states(c)[k]` is the state after commits 1..=k.
-fn states(commits: u64) -> Vec<State> {
-    let mut out = vec![State::new()];
-    for n in 1..=commits {
-        let mut next = out.last().cloned().unwrap_or_default();
-        apply(&mut next, &commit_ops(n));
-        out.push(next);
-    }
-    out
-}
-
 fn commit(engine: &Engine, n: u64, finality: CommitFinality) -> Result<(u64, u64), AedbError> {
     sim_support::commit_ops(engine, commit_ops(n), finality)
         .map(|o| (o.commit_seq, o.durable_head_seq))
@@ -118,37 +107,6 @@ fn finality_of(n: u64) -> CommitFinality {
         CommitFinality::Durable
     } else {
         CommitFinality::Visible
-    }
-}
-
-/// What the clients were told.
-#[derive(Debug, Default, Clone, Copy)]
-struct Acked {
-    /// The newest acknowledged commit.
-    any: u64,
-    /// The newest commit acknowledged durable (under `Full`: every acknowledged one), or
-    /// reported durable by any answer.
-    durable: u64,
-}
-
-impl Acked {
-    fn note(&mut self, finality: CommitFinality, seq: u64, head: u64) {
-        // Under `Full` every commit, Visible or Durable, is durable when answered.
-        assert!(
-            head >= seq,
-            "Full/{finality:?}: commit {seq} answered before durable ({head})"
-        );
-        self.any = self.any.max(seq);
-        self.durable = self.durable.max(seq).max(head);
-    }
-
-    /// What an image of `kind` must hold.
-    fn floor(&self, kind: CrashMode) -> u64 {
-        if kind == CrashMode::ProcessCrash {
-            self.any
-        } else {
-            self.durable
-        }
     }
 }
 
@@ -210,7 +168,7 @@ fn workload(
         match commit(engine, n, finality) {
             Ok((seq, head)) => {
                 assert_eq!(seq, n, "sequence");
-                acked.note(finality, seq, head);
+                acked.note(DurabilityMode::Full, finality, seq, head);
             }
             Err(_) => return,
         }
@@ -227,21 +185,7 @@ fn workload(
 /// Recover `image` with the secure configuration and hold it to the rule; returns the
 /// recovered sequence.
 fn verify(image: &SimVfs, floor: u64, all: &[State], what: &str) -> u64 {
-    let engine = open(image).unwrap_or_else(|e| panic!("{what}: secure recovery failed: {e}"));
-    let state = read_state(&engine);
-    let seq = engine.visible_head_seq();
-    assert!(
-        all.get(seq as usize) == Some(&state),
-        "{what}: state is not the prefix of {seq} commits"
-    );
-    assert!(
-        seq >= floor,
-        "{what}: lost acknowledged commits ({seq} < {floor})"
-    );
-    let report = engine.store().check();
-    assert!(report.is_ok(), "{what}: {:?}", report.violations);
-    drop(engine);
-    seq
+    sim_support::verify(image, &config(), floor, all, what)
 }
 
 /// Recover `source`, acknowledge `CHAIN_COMMITS` durable commits on it, crash, and hold each of
@@ -257,7 +201,7 @@ fn chain(source: &SimVfs, finals: &[CrashMode], all: &[State], what: &str) -> u6
         let (seq, head) = commit(&engine, n, CommitFinality::Durable)
             .unwrap_or_else(|e| panic!("{what}: commit {n} after recovery failed: {e}"));
         assert_eq!(seq, n, "{what}: sequence after recovery");
-        acked.note(CommitFinality::Durable, seq, head);
+        acked.note(DurabilityMode::Full, CommitFinality::Durable, seq, head);
     }
     source.crash_now();
     drop(engine); // its shutdown fails: the machine is down
@@ -312,7 +256,7 @@ fn logs_differ(a: &SimVfs, b: &SimVfs) -> bool {
 }
 
 fn sweep() -> Counts {
-    let all = states(COMMITS + CHAIN_COMMITS);
+    let all = sim_support::prefix_states(COMMITS + CHAIN_COMMITS, commit_ops);
     let reference = SimVfs::new();
     let engine = open(&reference).expect("open");
     let mut acked = Acked::default();
