@@ -345,3 +345,37 @@ fn a_rotation_failing_before_a_group_fails_all_of_it() {
         [false, false, false]
     );
 }
+
+/// The rotation inside a group fails in its own fsync: the commits it appended before are in
+/// the log at most unsynced, so they are not shown and are told their outcome is unknown; the
+/// one that needed the new segment fails with the I/O error; a power loss keeps none of them.
+#[test]
+fn a_rotation_whose_sync_fails_inside_a_group_acknowledges_none_of_it() {
+    let vfs = SimVfs::new();
+    let engine = open_sim(&vfs, small_segments()).expect("open");
+    let bodies = sized_puts(&[5_000, 5_000, 5_000, 60_000]);
+    // The holder's group syncs the log once; the next sync is the rotation's.
+    vfs.inject(Fault::once(OpKind::Sync, 1, libc::EIO).on_path("wal-"));
+    let (holder, outcomes, _) = run_as_one_group(&engine, bodies);
+    holder.expect("the holder commits");
+    for outcome in &outcomes[..3] {
+        match outcome {
+            Err(AedbError::Failed(message)) => assert!(message.contains("unknown"), "{message}"),
+            other => panic!("expected an unknown outcome, got {other:?}"),
+        }
+    }
+    assert!(
+        matches!(outcomes[3], Err(AedbError::Io(_))),
+        "{:?}",
+        outcomes[3]
+    );
+    let state = read_state(&engine);
+    assert!((0..4).all(|i| !state.contains_key(format!("big-{i}").as_bytes())));
+    let image = vfs.crash_image(CrashMode::PowerLoss, 5);
+    let recovered = open_sim(&image, small_segments()).expect("recovery");
+    assert_eq!(
+        read_state(&recovered),
+        state,
+        "a power loss keeps none of the group"
+    );
+}

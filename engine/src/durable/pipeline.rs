@@ -391,7 +391,11 @@ impl Writer {
     /// and retain the new version.
     fn publish(&mut self, txn: WriteTxn, commits: Vec<Applied>) {
         let freed = txn.freed_page_count();
+        let logged = commits.iter().filter(|c| c.payload.is_some()).count() as u64;
+        let base = txn.base().seq;
         let published = txn.publish();
+        // Invariant 1 of group.rs: the logged commits hold consecutive sequences after the base.
+        debug_assert_eq!(published, base + logged, "a group's sequences have a gap");
         debug_assert_eq!(Some(published), group::last_logged(&commits));
         for commit in commits {
             self.queue_answer(commit);
@@ -434,11 +438,18 @@ impl Writer {
     fn seal_after_failed_append(&mut self, applied: Vec<Applied>, at: u64, err: AedbError) {
         self.shared.latch(format!("WAL rotation failed: {err}"));
         let synced = (at - 1).min(self.wal.synced_lsn());
+        // Commits before this group's first are published already (its discards may rest on
+        // one): `finish_group` answers those the usual way.
+        let first = applied
+            .iter()
+            .find(|c| c.payload.is_some())
+            .map_or(at, |c| c.seq);
         let (appended, refused): (Vec<Applied>, Vec<Applied>) =
             applied.into_iter().partition(|c| c.wait_for < at);
         group::fail_all(refused, &err);
-        let (kept, unsynced): (Vec<Applied>, Vec<Applied>) =
-            appended.into_iter().partition(|c| c.wait_for <= synced);
+        let (kept, unsynced): (Vec<Applied>, Vec<Applied>) = appended
+            .into_iter()
+            .partition(|c| c.wait_for <= synced || c.wait_for < first);
         let reason = format!("WAL rotation failed: {err}");
         answer_not_applied(unsynced, &reason);
         let Some(last) = group::last_logged(&kept) else {
@@ -454,6 +465,8 @@ impl Writer {
         match rebuilt {
             Ok(txn) => self.publish(txn, kept),
             Err(rebuild_err) => {
+                // The durable head `finish_group` reports (the log's sync point) is then ahead
+                // of the visible head until a reopen; the instance is latched meanwhile.
                 tracing::error!(error = %rebuild_err, "republishing synced commits failed");
                 answer_not_applied(kept, &reason);
             }
