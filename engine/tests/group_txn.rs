@@ -43,9 +43,37 @@ fn wait_until_queued(engine: &Engine, n: usize) {
     }
 }
 
+/// A call queued behind the holder: a commit, or a dry run (answered with sequence 0).
+enum Call {
+    Commit(Body),
+    DryRun(Body),
+}
+
+impl Call {
+    fn run(self, engine: &Engine) -> Outcome {
+        match self {
+            Call::Commit(body) => engine.commit_blocking(CommitFinality::Visible, body),
+            Call::DryRun(body) => tokio::runtime::Builder::new_current_thread()
+                .build()
+                .expect("runtime")
+                .block_on(engine.dry_run(body))
+                .map(|value| CommitOutcome {
+                    commit_seq: 0,
+                    durable_head_seq: 0,
+                    value,
+                }),
+        }
+    }
+}
+
 /// Run `bodies` as one group: each is queued (in order) behind a commit that holds the writer
 /// until all are; returns the holder's outcome and theirs, and how many groups ran.
 fn run_as_one_group(engine: &Engine, bodies: Vec<Body>) -> (Outcome, Vec<Outcome>, u64) {
+    run_calls(engine, bodies.into_iter().map(Call::Commit).collect())
+}
+
+/// [`run_as_one_group`] for any calls.
+fn run_calls(engine: &Engine, calls: Vec<Call>) -> (Outcome, Vec<Outcome>, u64) {
     let (groups_before, _) = engine.group_stats();
     let (started_tx, started) = mpsc::channel();
     let (release, released) = mpsc::channel::<()>();
@@ -59,12 +87,11 @@ fn run_as_one_group(engine: &Engine, bodies: Vec<Body>) -> (Outcome, Vec<Outcome
             })
         });
         started.recv().expect("the holder's body runs");
-        let handles: Vec<_> = bodies
+        let handles: Vec<_> = calls
             .into_iter()
             .enumerate()
-            .map(|(i, body)| {
-                let handle =
-                    scope.spawn(move || engine.commit_blocking(CommitFinality::Visible, body));
+            .map(|(i, call)| {
+                let handle = scope.spawn(move || call.run(engine));
                 wait_until_queued(engine, i + 1);
                 handle
             })
@@ -288,9 +315,14 @@ fn visible_and_recovered(engine: &Engine, vfs: &SimVfs, n: usize) -> Vec<bool> {
 fn a_rotation_failing_inside_a_group_publishes_exactly_the_commits_it_acknowledges() {
     let vfs = SimVfs::new();
     let engine = open_sim(&vfs, small_segments()).expect("open");
-    let bodies = sized_puts(&[5_000, 5_000, 5_000, 60_000, 5_000]);
+    let mut calls: Vec<Call> = sized_puts(&[5_000, 5_000, 5_000, 60_000, 5_000])
+        .into_iter()
+        .map(Call::Commit)
+        .collect();
+    // A dry run in the same group, after the latch: refused like a commit.
+    calls.push(Call::DryRun(Box::new(|_| Ok(None))));
     vfs.inject(Fault::once(OpKind::Grow, 0, libc::ENOSPC).on_path("wal-"));
-    let (holder, outcomes, _) = run_as_one_group(&engine, bodies);
+    let (holder, outcomes, _) = run_calls(&engine, calls);
     holder.expect("the holder commits");
     assert!(outcomes[..3].iter().all(Result::is_ok), "{outcomes:?}");
     assert!(
@@ -302,6 +334,11 @@ fn a_rotation_failing_inside_a_group_publishes_exactly_the_commits_it_acknowledg
         matches!(outcomes[4], Err(AedbError::Failed(_))),
         "{:?}",
         outcomes[4]
+    );
+    assert!(
+        matches!(outcomes[5], Err(AedbError::Failed(_))),
+        "a dry run after the latch: {:?}",
+        outcomes[5]
     );
     assert_eq!(
         visible_and_recovered(&engine, &vfs, 5),

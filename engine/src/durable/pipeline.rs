@@ -343,6 +343,9 @@ impl Writer {
 
     /// Run a body on a transaction that is then dropped: nothing is logged or published.
     fn dry_run(&mut self, body: Body) -> Result<Committed> {
+        // After the latch nothing runs, previews included (they would read a head the log
+        // may not hold).
+        self.shared.check_failed()?;
         let mut logged = self.begin()?;
         let seq = logged.seq();
         let value = run_caught(body, &mut logged)?;
