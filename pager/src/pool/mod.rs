@@ -29,6 +29,7 @@ use parking_lot::{Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 mod epoch;
 mod published;
+mod spare;
 
 use crate::arena::{Arena, FrameBuf};
 use crate::error::{PagerError, Result};
@@ -36,6 +37,7 @@ use crate::io::{submit_wait, AlignedBuf, IoFile, IoOp};
 use crate::page::{self, PageId};
 use epoch::Retired;
 use published::PublishedTable;
+use spare::SpareFrames;
 
 const SHARDS: usize = 64;
 
@@ -243,6 +245,8 @@ pub struct BufferPool {
     published: PublishedTable,
     /// Frames out of `published` whose memory lock-free readers may still be reading.
     retired: Mutex<Retired>,
+    /// Discarded frames kept for the next installs (`spare.rs`).
+    spare: SpareFrames,
 }
 
 impl BufferPool {
@@ -258,6 +262,7 @@ impl BufferPool {
             file,
             published: PublishedTable::new(arena.frames()),
             retired: Mutex::new(Retired::default()),
+            spare: SpareFrames::default(),
             arena,
             page_size,
             capacity,
@@ -422,16 +427,21 @@ impl BufferPool {
 
     fn install(&self, id: PageId, content: Option<&[u8]>, dirty: bool, publish: bool) -> PageRef {
         let slot = self.reserve_slot();
-        let buf = self.take_frame_memory(content);
-        let frame = Arc::new(Frame {
-            id,
-            slot,
-            arena_index: buf.arena_index(),
-            data: RwLock::new(buf),
-            dirty: AtomicBool::new(dirty),
-            referenced: AtomicBool::new(true),
-            published: AtomicBool::new(false),
-        });
+        let frame = match self.spare.take(id, slot, content, dirty) {
+            Some(frame) => frame,
+            None => {
+                let buf = self.take_frame_memory(content);
+                Arc::new(Frame {
+                    id,
+                    slot,
+                    arena_index: buf.arena_index(),
+                    data: RwLock::new(buf),
+                    dirty: AtomicBool::new(dirty),
+                    referenced: AtomicBool::new(true),
+                    published: AtomicBool::new(false),
+                })
+            }
+        };
         {
             let mut shard = self.shard(id).lock();
             if let Some(existing) = shard.frames.get(&id) {
@@ -466,6 +476,7 @@ impl BufferPool {
         };
         frame.dirty.store(false, Ordering::Release);
         self.leave_ring(&mut self.clock.lock(), &frame);
+        self.spare.keep(frame);
     }
 
     /// Take a frame dropped from the table out of the ring, counting it out of the pool.
@@ -516,6 +527,10 @@ impl BufferPool {
         let mut clock = self.clock.lock();
         for frame in &removed {
             self.leave_ring(&mut clock, frame);
+        }
+        drop(clock);
+        for frame in removed {
+            self.spare.keep(frame);
         }
     }
 

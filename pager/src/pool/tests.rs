@@ -219,6 +219,11 @@ fn a_retired_frame_keeps_its_bytes_while_a_reader_that_found_it_is_reading() {
         1,
         "the frame is held for the reader"
     );
+    assert_eq!(
+        pool.spare.len(),
+        0,
+        "a frame a reader may read is never kept"
+    );
     // Twice as many new pages as the arena has frames: the arena runs out while the reader
     // holds page 5's frame (those installs wait a little, then take heap frames).
     for id in 10..42 {
@@ -312,4 +317,32 @@ fn a_page_being_written_is_never_published_and_a_published_one_is_never_written(
     let page = pool.get(8).expect("get");
     let write = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(page.write())));
     assert!(write.is_err(), "a published page was written");
+}
+
+#[test]
+fn a_discarded_frame_is_reused_only_when_nobody_holds_it() {
+    let (_dir, _file, pool) = scratch_pool(4096);
+    let free = pool.create(2);
+    free.write().fill(0x11);
+    let free_index = free.0.arena_index;
+    drop(free);
+    let held = pool.create(3);
+    held.write().fill(0x22);
+    pool.discard_all(&[2, 3]);
+    // Page 3's frame is still held (a reader's pin): never reused, its bytes stay.
+    assert_eq!(pool.spare.len(), 1);
+    let copy = pool.create_from(4, &[0x44; 4096]);
+    assert_eq!(
+        copy.0.arena_index, free_index,
+        "the unheld frame's memory is reused"
+    );
+    assert_eq!(copy.id(), 4);
+    assert!(copy.read().iter().all(|b| *b == 0x44));
+    assert!(copy.0.dirty.load(Ordering::Acquire));
+    assert!(held.read().iter().all(|b| *b == 0x22));
+    let zeroed = pool.create(5);
+    assert_ne!(zeroed.0.arena_index, held.0.arena_index);
+    assert!(zeroed.read().iter().all(|b| *b == 0));
+    assert_ring_matches_table(&pool);
+    assert_eq!(pool.stats().resident_frames, 2);
 }
