@@ -24,6 +24,9 @@
 //! 2. The queue is bounded (`max_inflight_commits`); a full queue answers `QueueFull`.
 //! 3. Once closed, nothing more is queued; the writer thread drains what is there, syncs, and
 //!    takes the writer out, so no leader runs after shutdown.
+//! 4. Every answer a group gathers is sent: by the caller that led it before it gives the
+//!    writer up, or for the writer thread by its notifier, which sends what it holds before
+//!    the writer thread returns (`answers.rs`).
 
 use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -32,6 +35,7 @@ use std::time::Duration;
 use aedb_wal::WalWriter;
 use parking_lot::{Condvar, Mutex};
 
+use super::answers::Notifier;
 use super::pipeline::{panic_message, Msg, Writer, GROUP_MAX};
 use crate::error::{AedbError, Result};
 
@@ -91,6 +95,9 @@ impl Pipeline {
         if let Some(mut guard) = self.writer.try_lock() {
             if let Some(writer) = guard.as_mut() {
                 self.run_group(writer);
+                // Answered holding the writer: woken committers queue for the writer thread's
+                // next group instead of each leading a small one (`answers.rs`).
+                writer.take_answers().send();
                 writer.maybe_request_checkpoint();
             }
         }
@@ -127,8 +134,25 @@ impl Pipeline {
         self.wake.notify_one();
     }
 
-    /// The writer thread's body; returns the log writer at shutdown.
+    /// The writer thread's body; returns the log writer at shutdown. Its groups' answers are
+    /// sent by a notifier thread of its own (`answers.rs`), or by itself if that cannot start.
     pub fn run_writer_thread(&self) -> Option<WalWriter> {
+        let notifier = Notifier::new();
+        std::thread::scope(|scope| {
+            let started = std::thread::Builder::new()
+                .name("aedb-answers".into())
+                .spawn_scoped(scope, || notifier.run());
+            if let Err(err) = started {
+                tracing::warn!(error = %err, "no notifier thread: the writer thread answers");
+                notifier.close();
+            }
+            let wal = self.lead_until_closed(&notifier);
+            notifier.close();
+            wal
+        })
+    }
+
+    fn lead_until_closed(&self, notifier: &Notifier) -> Option<WalWriter> {
         let mut wait = Duration::ZERO;
         loop {
             {
@@ -142,6 +166,7 @@ impl Pipeline {
             // At least one group even when nothing is queued: a timed Batch sync.
             loop {
                 self.run_group(writer);
+                notifier.hand_off(writer.take_answers());
                 // After every group: callers that lead nothing (their `try_lock` fails while
                 // this thread runs group after group) must not keep the space check and the
                 // log's truncation away.
@@ -158,6 +183,7 @@ impl Pipeline {
             if closing {
                 // Invariant 3: nothing can be queued any more; everything run is synced.
                 writer.finish_group(true);
+                notifier.hand_off(writer.take_answers());
                 return guard.take().map(Writer::into_wal);
             }
             wait = writer.wait_time();

@@ -6,6 +6,7 @@
 /// How many trees `Engine::watch_tree` tracks at most.
 pub const MAX_WATCHED_TREES: usize = 8;
 
+mod answers;
 mod checkpointer;
 mod group;
 mod leader;

@@ -20,7 +20,8 @@
 //!    unknown.
 //! 3. A commit is answered only once its frame is written (Visible in `Batch`/`OsBuffered`) or
 //!    synced (Durable, and every commit in `Full`); an answer that rests on an earlier commit
-//!    (an idempotent replay) waits for that commit the same way.
+//!    (an idempotent replay) waits for that commit the same way. The leader sends the
+//!    answers of a finished group after it gives the writer up (`answers.rs`).
 //! 4. After any failed write or sync nothing is acknowledged again (the latch): every waiting
 //!    and later commit gets an error (`Failed`, or the I/O error for one that never reached
 //!    the log), except those the log had synced or a durable checkpoint covers.
@@ -43,6 +44,7 @@ use aedb_wal::WalWriter;
 use parking_lot::{Condvar, Mutex};
 use tokio::sync::oneshot;
 
+use super::answers::Answers;
 use super::group::{self, Applied, CommitCall, GroupTxn};
 use super::txn::{AfterPublish, LoggedTxn};
 use crate::config::{AedbConfig, DurabilityMode};
@@ -160,6 +162,8 @@ pub(crate) struct Writer {
     config: AedbConfig,
     waiters: Vec<Waiter>,
     sync_waiters: Vec<oneshot::Sender<Result<u64>>>,
+    /// Answers gathered for the leader to send once it gives the writer up (`answers.rs`).
+    answers: Answers,
     /// Published commits' `after_publish` callbacks, in commit order, until their commit is
     /// acknowledged (invariant 6).
     acknowledged_callbacks: VecDeque<(u64, Vec<AfterPublish>)>,
@@ -183,6 +187,7 @@ impl Writer {
             config,
             waiters: Vec::new(),
             sync_waiters: Vec::new(),
+            answers: Answers::default(),
             acknowledged_callbacks: VecDeque::new(),
             pending_marks: VecDeque::new(),
             last_sync: Instant::now(),
@@ -241,6 +246,12 @@ impl Writer {
     /// Latch the instance (a panic escaped the pipeline itself, not a commit body).
     pub fn latch(&self, reason: String) {
         self.shared.latch(reason);
+    }
+
+    /// The answers `finish_group` gathered, for the leader to send after it gives the writer
+    /// up.
+    pub fn take_answers(&mut self) -> Answers {
+        std::mem::take(&mut self.answers)
     }
 
     /// The log writer, at shutdown (after a final synced `finish_group`).
@@ -565,25 +576,26 @@ impl Writer {
                 written.max(durable)
             };
             if waiter.wait_for <= answered {
-                let _ = waiter.reply.send(Ok(Committed {
+                let committed = Committed {
                     commit_seq: waiter.commit_seq,
                     durable_head_seq: durable,
                     value: waiter.value,
-                }));
+                };
+                self.answers.commit(waiter.reply, Ok(committed));
             } else if let Some(err) = &failed {
-                let _ = waiter
-                    .reply
-                    .send(Err(unknown_outcome(err, waiter.wait_for, published)));
+                let answer = Err(unknown_outcome(err, waiter.wait_for, published));
+                self.answers.commit(waiter.reply, answer);
             } else {
                 self.waiters.push(waiter);
             }
         }
         if failed.is_some() || !unsynced || sync {
             for reply in self.sync_waiters.drain(..) {
-                let _ = reply.send(match &failed {
+                let answer = match &failed {
                     Some(err) => Err(unknown_outcome(err, u64::MAX, published)),
                     None => Ok(durable),
-                });
+                };
+                self.answers.sync(reply, answer);
             }
         }
     }

@@ -1,0 +1,193 @@
+//! Answers a group owes its committers, and the thread that sends them for the writer thread.
+//!
+//! Waking a waiting committer is a futex wake per commit. Measured at 64 writers, a quarter
+//! of the writer thread's time went to waking the group it had just made durable while the
+//! next group waited. The writer thread hands each group's answers to the *notifier* (one
+//! wake per group), which wakes the committers on the other core while the writer applies the
+//! next group. It keeps the writer: releasing it to answer let woken committers lead groups of
+//! a few commits each (measured: 28 commits a group instead of 49, and fewer commits a second).
+//!
+//! A caller leading a group answers it itself: its own answer is one of them, and a hop would
+//! only delay it.
+//!
+//! Nothing an answer reports changes after it is gathered: it is gathered once its commit is
+//! published and as durable as it asked, so sending it later only delays the caller.
+//! Invariant: the notifier's backlog is bounded (`BACKLOG_MAX`); past it the writer thread
+//! answers itself, so a stalled notifier slows commits instead of growing memory.
+
+use parking_lot::{Condvar, Mutex};
+use tokio::sync::oneshot;
+
+use super::pipeline::Committed;
+use crate::error::Result;
+
+/// Answers waiting for the notifier before the writer thread sends its own.
+const BACKLOG_MAX: usize = 4_096;
+
+enum Answer {
+    Commit(oneshot::Sender<Result<Committed>>, Result<Committed>),
+    Sync(oneshot::Sender<Result<u64>>, Result<u64>),
+}
+
+/// Answers gathered and not yet sent: at most one per message a leader took from the
+/// (bounded) queue.
+#[derive(Default)]
+#[must_use = "gathered answers must be sent, or their committers wait forever"]
+pub(crate) struct Answers(Vec<Answer>);
+
+impl Answers {
+    pub fn commit(&mut self, reply: oneshot::Sender<Result<Committed>>, answer: Result<Committed>) {
+        self.0.push(Answer::Commit(reply, answer));
+    }
+
+    pub fn sync(&mut self, reply: oneshot::Sender<Result<u64>>, answer: Result<u64>) {
+        self.0.push(Answer::Sync(reply, answer));
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Wake every committer gathered (one whose receiver is gone no longer waits: ignored).
+    pub fn send(self) {
+        for answer in self.0 {
+            match answer {
+                Answer::Commit(reply, answer) => {
+                    let _ = reply.send(answer);
+                }
+                Answer::Sync(reply, answer) => {
+                    let _ = reply.send(answer);
+                }
+            }
+        }
+    }
+}
+
+struct Backlog {
+    answers: Answers,
+    closed: bool,
+}
+
+/// Sends the writer thread's answers on a thread of its own.
+pub(crate) struct Notifier {
+    backlog: Mutex<Backlog>,
+    wake: Condvar,
+}
+
+impl Notifier {
+    pub fn new() -> Self {
+        Notifier {
+            backlog: Mutex::new(Backlog {
+                answers: Answers::default(),
+                closed: false,
+            }),
+            wake: Condvar::new(),
+        }
+    }
+
+    /// Queue `answers` for the notifier; sent here instead when its backlog is full or it has
+    /// stopped.
+    pub fn hand_off(&self, answers: Answers) {
+        if answers.is_empty() {
+            return;
+        }
+        let mut backlog = self.backlog.lock();
+        if backlog.closed || backlog.answers.len() + answers.len() > BACKLOG_MAX {
+            drop(backlog);
+            answers.send();
+            return;
+        }
+        let was_idle = backlog.answers.is_empty();
+        backlog.answers.0.extend(answers.0);
+        drop(backlog);
+        if was_idle {
+            self.wake.notify_one();
+        }
+    }
+
+    /// The notifier thread's body: until closed, send what is handed off.
+    pub fn run(&self) {
+        loop {
+            let answers = {
+                let mut backlog = self.backlog.lock();
+                while backlog.answers.is_empty() && !backlog.closed {
+                    self.wake.wait(&mut backlog);
+                }
+                if backlog.answers.is_empty() {
+                    return;
+                }
+                std::mem::take(&mut backlog.answers)
+            };
+            answers.send();
+        }
+    }
+
+    /// Stop: the notifier sends what it holds and returns; later hand-offs are sent inline.
+    pub fn close(&self) {
+        self.backlog.lock().closed = true;
+        self.wake.notify_one();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn syncs(n: usize) -> (Answers, Vec<oneshot::Receiver<Result<u64>>>) {
+        let mut answers = Answers::default();
+        let receivers = (0..n as u64)
+            .map(|i| {
+                let (reply, receiver) = oneshot::channel();
+                answers.sync(reply, Ok(i));
+                receiver
+            })
+            .collect();
+        (answers, receivers)
+    }
+
+    fn answered(receivers: &mut [oneshot::Receiver<Result<u64>>]) -> Vec<Option<u64>> {
+        receivers
+            .iter_mut()
+            .map(|r| r.try_recv().ok().and_then(|answer| answer.ok()))
+            .collect()
+    }
+
+    #[test]
+    fn the_notifier_sends_everything_handed_off_before_it_returns() {
+        let notifier = Notifier::new();
+        let (first, mut first_rx) = syncs(3);
+        let (second, mut second_rx) = syncs(2);
+        std::thread::scope(|scope| {
+            let runner = scope.spawn(|| notifier.run());
+            notifier.hand_off(first);
+            notifier.hand_off(second);
+            notifier.close();
+            runner.join().expect("the notifier thread returns");
+        });
+        assert_eq!(answered(&mut first_rx), vec![Some(0), Some(1), Some(2)]);
+        assert_eq!(answered(&mut second_rx), vec![Some(0), Some(1)]);
+    }
+
+    #[test]
+    fn a_full_backlog_or_a_closed_notifier_answers_on_the_caller() {
+        let notifier = Notifier::new();
+        let (held, mut held_rx) = syncs(BACKLOG_MAX);
+        notifier.hand_off(held);
+        assert!(answered(&mut held_rx).iter().all(Option::is_none));
+        // Past the bound: sent here, at once, instead of growing the backlog.
+        let (over, mut over_rx) = syncs(1);
+        notifier.hand_off(over);
+        assert_eq!(answered(&mut over_rx), vec![Some(0)]);
+        notifier.close();
+        let (late, mut late_rx) = syncs(1);
+        notifier.hand_off(late);
+        assert_eq!(answered(&mut late_rx), vec![Some(0)]);
+        // A notifier started after the close still drains what it held.
+        notifier.run();
+        assert!(answered(&mut held_rx).iter().all(Option::is_some));
+    }
+}
