@@ -4,8 +4,9 @@
 //! Reports p50/p99 of both, their ratio, and process CPU per commit. `benches/` (peer-bench W1)
 //! is the measurement of record; this is a development aid.
 //!
-//! `cargo run --release -p aedb --example commit_probe -- [dir] [commits] [writers]`: with
-//! more than one writer, `commits` are split among that many threads committing at once (W2).
+//! `cargo run --release -p aedb --example commit_probe -- [dir] [commits] [writers] [os]`:
+//! with more than one writer, `commits` are split among that many threads committing at once
+//! (W2); `os` opens with `DurabilityMode::OsBuffered` (no fsync: the commit path's CPU alone).
 
 use std::fs::OpenOptions;
 use std::os::unix::fs::FileExt;
@@ -22,6 +23,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let dir = std::path::PathBuf::from(args.next().unwrap_or_else(|| "/tmp/aedb-probe".into()));
     let commits: usize = args.next().map(|s| s.parse()).transpose()?.unwrap_or(2_000);
     let writers: usize = args.next().map(|s| s.parse()).transpose()?.unwrap_or(1);
+    // `os`: OsBuffered, no fsync, so the commit path's CPU is measured without the disk.
+    let durability_mode = match args.next().as_deref() {
+        Some("os") => DurabilityMode::OsBuffered,
+        _ => DurabilityMode::Full,
+    };
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir)?;
 
@@ -30,7 +36,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let raw_cpu = (cpu_seconds() - raw_cpu0) * 1e6 / commits as f64;
     let engine = Engine::open(
         AedbConfig {
-            durability_mode: DurabilityMode::Full,
+            durability_mode,
             ..AedbConfig::default()
         },
         &dir.join("db"),
@@ -45,6 +51,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         })?;
     }
     eprintln!("preloaded {PRELOAD} keys; measuring {commits} commits");
+    let (groups0, syncs0) = engine.group_stats();
     let cpu0 = cpu_seconds();
     let wall0 = Instant::now();
     let per_writer = commits / writers;
@@ -57,7 +64,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 for i in 0..per_writer as u64 {
                     let key = mix(PRELOAD + (w * per_writer) as u64 + i).to_be_bytes();
                     let start = Instant::now();
-                    engine.commit_blocking(CommitFinality::Durable, move |txn| {
+                    engine.commit_blocking(CommitFinality::Visible, move |txn| {
                         txn.insert("kv", &key, &[9u8; 100])?;
                         Ok(())
                     })?;
@@ -75,6 +82,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let wall = wall0.elapsed().as_secs_f64();
     let cpu = cpu_seconds() - cpu0;
     let (p50, p99) = percentiles(&mut micros);
+    let (groups, syncs) = engine.group_stats();
+    let (groups, syncs) = (groups - groups0, syncs - syncs0);
     println!(
         "raw pwrite+fdatasync p50 {:.1} µs p99 {:.1} µs  CPU {raw_cpu:.1} µs/flush (incl. writing the file)",
         raw.0, raw.1
@@ -85,6 +94,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         p99 / p50,
         cpu * 1e6 / commits as f64,
         commits as f64 / wall
+    );
+    println!(
+        "groups {groups} ({:.1} commits each, {:.1} µs apart), syncs {syncs}",
+        commits as f64 / groups.max(1) as f64,
+        wall * 1e6 / groups.max(1) as f64
     );
     drop(engine);
     let _ = std::fs::remove_dir_all(&dir);
