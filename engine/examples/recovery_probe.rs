@@ -20,6 +20,8 @@ fn config() -> AedbConfig {
         durability_mode: DurabilityMode::Full,
         checkpoint_interval_ms: 0,
         checkpoint_wal_bytes: 1 << 50,
+        // No checkpoint for space either: the whole log stays to replay (as in W8).
+        checkpoint_space_percent: 0,
         ..AedbConfig::default()
     }
 }
