@@ -11,9 +11,14 @@
 //! only delay it.
 //!
 //! Nothing an answer reports changes after it is gathered: it is gathered once its commit is
-//! published and as durable as it asked, so sending it later only delays the caller.
+//! published and as durable as it asked, so sending it later only delays the caller. Answers of
+//! different groups can therefore reach their callers in any order (a caller-led group may be
+//! answered before the notifier sends the group before it); each was true when gathered, and
+//! one gathered before a later latch stays true (its write or sync had completed).
 //! Invariant: the notifier's backlog is bounded (`BACKLOG_MAX`); past it the writer thread
 //! answers itself, so a stalled notifier slows commits instead of growing memory.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use parking_lot::{Condvar, Mutex};
 use tokio::sync::oneshot;
@@ -52,16 +57,17 @@ impl Answers {
         self.0.is_empty()
     }
 
-    /// Wake every committer gathered (one whose receiver is gone no longer waits: ignored).
+    /// Wake every committer gathered. An answer whose receiver is gone (a dropped async
+    /// commit) comes back and is dropped here, with the caller's value in it: a panic in that
+    /// value's `Drop` is caught, so the answers after it are still sent.
     pub fn send(self) {
         for answer in self.0 {
-            match answer {
-                Answer::Commit(reply, answer) => {
-                    let _ = reply.send(answer);
-                }
-                Answer::Sync(reply, answer) => {
-                    let _ = reply.send(answer);
-                }
+            let sent = catch_unwind(AssertUnwindSafe(|| match answer {
+                Answer::Commit(reply, answer) => drop(reply.send(answer)),
+                Answer::Sync(reply, answer) => drop(reply.send(answer)),
+            }));
+            if sent.is_err() {
+                tracing::warn!("dropping an unclaimed commit answer panicked");
             }
         }
     }
@@ -109,8 +115,10 @@ impl Notifier {
         }
     }
 
-    /// The notifier thread's body: until closed, send what is handed off.
+    /// The notifier thread's body: until closed, send what is handed off. However it ends, the
+    /// backlog is closed first, so later hand-offs are sent by whoever hands them off.
     pub fn run(&self) {
+        let _closed = CloseOnExit(self);
         loop {
             let answers = {
                 let mut backlog = self.backlog.lock();
@@ -130,6 +138,48 @@ impl Notifier {
     pub fn close(&self) {
         self.backlog.lock().closed = true;
         self.wake.notify_one();
+    }
+}
+
+/// Run `body` with a notifier thread beside it (or none, if it cannot start: hand-offs are
+/// then sent inline). The notifier is closed however `body` ends, a panic included, and has
+/// sent everything before this returns (or passes the panic on).
+pub(crate) fn with_notifier<T>(body: impl FnOnce(&Notifier) -> T) -> T {
+    let notifier = Notifier::new();
+    std::thread::scope(|scope| {
+        let started = std::thread::Builder::new()
+            .name("aedb-answers".into())
+            .spawn_scoped(scope, || notifier.run());
+        if let Err(err) = started {
+            tracing::warn!(error = %err, "no notifier thread: the writer thread answers");
+        }
+        // The scope waits for the notifier, which must not wait for more.
+        let _close = CloseOnDrop(&notifier);
+        body(&notifier)
+    })
+}
+
+/// Closes the notifier when dropped (unwinding included).
+struct CloseOnDrop<'a>(&'a Notifier);
+
+impl Drop for CloseOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.close();
+    }
+}
+
+/// Closes the backlog when the notifier's loop ends, by a return or a panic; a panic also
+/// sends what it left behind on the way out.
+struct CloseOnExit<'a>(&'a Notifier);
+
+impl Drop for CloseOnExit<'_> {
+    fn drop(&mut self) {
+        let left = {
+            let mut backlog = self.0.backlog.lock();
+            backlog.closed = true;
+            std::mem::take(&mut backlog.answers)
+        };
+        left.send();
     }
 }
 
@@ -170,6 +220,67 @@ mod tests {
         });
         assert_eq!(answered(&mut first_rx), vec![Some(0), Some(1), Some(2)]);
         assert_eq!(answered(&mut second_rx), vec![Some(0), Some(1)]);
+    }
+
+    struct PanicOnDrop;
+
+    impl Drop for PanicOnDrop {
+        fn drop(&mut self) {
+            panic!("a caller's value that panics when dropped");
+        }
+    }
+
+    #[test]
+    fn an_unclaimed_answer_that_panics_when_dropped_stops_no_other_answer() {
+        let notifier = Notifier::new();
+        let mut answers = Answers::default();
+        let (reply, gone) = oneshot::channel();
+        drop(gone); // an async commit whose future was dropped
+        let committed = Committed {
+            commit_seq: 1,
+            durable_head_seq: 1,
+            value: Box::new(PanicOnDrop),
+        };
+        answers.commit(reply, Ok(committed));
+        let (after, mut after_rx) = syncs(2);
+        answers.0.extend(after.0);
+        let (later, mut later_rx) = syncs(1);
+        std::thread::scope(|scope| {
+            let runner = scope.spawn(|| notifier.run());
+            notifier.hand_off(answers);
+            notifier.hand_off(later);
+            notifier.close();
+            runner
+                .join()
+                .expect("the notifier thread survives the panic");
+        });
+        assert_eq!(answered(&mut after_rx), vec![Some(0), Some(1)]);
+        assert_eq!(answered(&mut later_rx), vec![Some(0)]);
+    }
+
+    /// The writer thread's body panicking outside any group: without the close on unwind the
+    /// scope would wait for the notifier for ever (detected here, not hung on).
+    #[test]
+    fn a_panicking_body_still_ends_its_notifier_after_its_answers() {
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let (held, mut held_rx) = syncs(2);
+            let ended = catch_unwind(AssertUnwindSafe(|| {
+                with_notifier(|notifier| {
+                    notifier.hand_off(held);
+                    panic!("a panic outside any group");
+                })
+            }));
+            let _ = done_tx.send((ended.is_err(), answered(&mut held_rx)));
+        });
+        let (panicked, held) = done_rx
+            .recv_timeout(std::time::Duration::from_secs(30))
+            .expect("the scope ended: the unwinding body closed the notifier");
+        assert!(
+            panicked,
+            "the panic reaches whoever joins the writer thread"
+        );
+        assert_eq!(held, vec![Some(0), Some(1)]);
     }
 
     #[test]

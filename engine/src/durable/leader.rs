@@ -26,7 +26,8 @@
 //!    takes the writer out, so no leader runs after shutdown.
 //! 4. Every answer a group gathers is sent: by the caller that led it before it gives the
 //!    writer up, or for the writer thread by its notifier, which sends what it holds before
-//!    the writer thread returns (`answers.rs`).
+//!    the writer thread returns, even by a panic (`answers.rs`). Answers of different groups
+//!    may reach their callers in any order; each was true when gathered.
 
 use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -35,7 +36,7 @@ use std::time::Duration;
 use aedb_wal::WalWriter;
 use parking_lot::{Condvar, Mutex};
 
-use super::answers::Notifier;
+use super::answers::{with_notifier, Notifier};
 use super::pipeline::{panic_message, Msg, Writer, GROUP_MAX};
 use crate::error::{AedbError, Result};
 
@@ -137,19 +138,7 @@ impl Pipeline {
     /// The writer thread's body; returns the log writer at shutdown. Its groups' answers are
     /// sent by a notifier thread of its own (`answers.rs`), or by itself if that cannot start.
     pub fn run_writer_thread(&self) -> Option<WalWriter> {
-        let notifier = Notifier::new();
-        std::thread::scope(|scope| {
-            let started = std::thread::Builder::new()
-                .name("aedb-answers".into())
-                .spawn_scoped(scope, || notifier.run());
-            if let Err(err) = started {
-                tracing::warn!(error = %err, "no notifier thread: the writer thread answers");
-                notifier.close();
-            }
-            let wal = self.lead_until_closed(&notifier);
-            notifier.close();
-            wal
-        })
+        with_notifier(|notifier| self.lead_until_closed(notifier))
     }
 
     fn lead_until_closed(&self, notifier: &Notifier) -> Option<WalWriter> {

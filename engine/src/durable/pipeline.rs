@@ -20,8 +20,8 @@
 //!    unknown.
 //! 3. A commit is answered only once its frame is written (Visible in `Batch`/`OsBuffered`) or
 //!    synced (Durable, and every commit in `Full`); an answer that rests on an earlier commit
-//!    (an idempotent replay) waits for that commit the same way. The leader sends the
-//!    answers of a finished group after it gives the writer up (`answers.rs`).
+//!    (an idempotent replay) waits for that commit the same way. `finish_group` gathers the
+//!    answers; the leader sends them (`answers.rs`).
 //! 4. After any failed write or sync nothing is acknowledged again (the latch): every waiting
 //!    and later commit gets an error (`Failed`, or the I/O error for one that never reached
 //!    the log), except those the log had synced or a durable checkpoint covers.
@@ -248,8 +248,7 @@ impl Writer {
         self.shared.latch(reason);
     }
 
-    /// The answers `finish_group` gathered, for the leader to send after it gives the writer
-    /// up.
+    /// The answers `finish_group` gathered, for the leader to send (`answers.rs`).
     pub fn take_answers(&mut self) -> Answers {
         std::mem::take(&mut self.answers)
     }
