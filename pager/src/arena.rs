@@ -126,7 +126,7 @@ impl Arena {
     }
 }
 
-fn fill(buf: &mut FrameBuf, content: Option<&[u8]>) {
+pub(crate) fn fill(buf: &mut FrameBuf, content: Option<&[u8]>) {
     match content {
         Some(content) => buf.copy_from_slice(content),
         None => buf.fill(0),

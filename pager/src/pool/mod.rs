@@ -79,7 +79,8 @@ fn shard_of(id: PageId) -> usize {
 
 pub struct Frame {
     id: PageId,
-    /// Its place in the clock ring, for the whole life of the frame (a frame never moves).
+    /// Its place in the clock ring while it holds this page (a frame never moves; a spare
+    /// frame gets a new slot with its next page, `pool/spare.rs`).
     slot: usize,
     /// Its memory in the arena (none for a heap frame, which is never published).
     arena_index: Option<u32>,
@@ -158,6 +159,9 @@ pub struct PoolStats {
     pub retired_frames: usize,
     /// Frames ever taken out of the published table.
     pub retirements: u64,
+    /// Discarded frames kept for the next installs (`pool/spare.rs`): out of the ring, their
+    /// arena memory reserved for reuse.
+    pub spare_frames: usize,
 }
 
 enum Sweep {
@@ -347,6 +351,10 @@ impl BufferPool {
                 retired.collect();
                 retired.len()
             };
+            // A retired frame collected meanwhile may have been kept as a spare instead.
+            if let Some(buf) = self.spare.take_memory(content) {
+                return buf;
+            }
             let since = *waited.get_or_insert_with(std::time::Instant::now);
             if retired_left == 0 || epoch::in_section() || since.elapsed() >= RETIRED_WAIT {
                 return self.arena.take(content);
@@ -548,6 +556,9 @@ impl BufferPool {
             };
         }
         let wanted = usize::try_from(bytes / self.page_size as u64).unwrap_or(usize::MAX);
+        // Spare frames' memory back to the arena: a loan counts on lent slots' memory staying
+        // unused, and spare frames hold memory outside the ring.
+        self.spare.clear();
         let mut clock = self.clock.lock();
         let usable = clock.ring.len() - self.lent.load(Ordering::Relaxed);
         let n = wanted
@@ -771,6 +782,7 @@ impl BufferPool {
             published_frames: self.published.len(),
             retired_frames,
             retirements,
+            spare_frames: self.spare.len(),
         }
     }
 }

@@ -10,8 +10,10 @@
 //! Only a frame nobody else can reach is kept: out of the page table and the ring, held by no
 //! `PageRef`, and not retired (a published frame goes to the retired list while a lock-free
 //! reader may still read it): its `Arc` is unique. Invariant: at most `SPARE_MAX` frames
-//! are kept; each holds an arena region the pool would otherwise give back, and every install
-//! takes from here first, so no install ever lacks memory that a spare frame holds.
+//! are kept; each holds an arena region the pool would otherwise give back. Every install
+//! takes from here first, and one that finds the arena empty looks here again before it takes
+//! heap memory; a loan (`BufferPool::lend`) gives every spare region back first. So no install
+//! lacks memory that a spare frame holds, and `PoolStats::spare_frames` counts them.
 
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -19,6 +21,7 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 
 use super::Frame;
+use crate::arena::{fill, FrameBuf};
 use crate::page::PageId;
 
 const SPARE_MAX: usize = 64;
@@ -54,11 +57,7 @@ impl SpareFrames {
             debug_assert!(false, "a spare frame is shared");
             return None;
         };
-        let buf = inner.data.get_mut();
-        match content {
-            Some(content) => buf.copy_from_slice(content),
-            None => buf.fill(0),
-        }
+        fill(inner.data.get_mut(), content);
         inner.id = id;
         inner.slot = slot;
         inner.dirty = AtomicBool::new(dirty);
@@ -67,7 +66,22 @@ impl SpareFrames {
         Some(frame)
     }
 
-    #[cfg(test)]
+    /// The memory of the most recently kept frame, for an install that found the arena
+    /// empty: holding a copy of `content`, or zeroed.
+    pub fn take_memory(&self, content: Option<&[u8]>) -> Option<FrameBuf> {
+        let frame = self.0.lock().pop()?;
+        // Unique when kept (see `take`).
+        let mut buf = Arc::try_unwrap(frame).ok()?.data.into_inner();
+        fill(&mut buf, content);
+        Some(buf)
+    }
+
+    /// Give every kept frame's memory back to the arena.
+    pub fn clear(&self) {
+        let kept = std::mem::take(&mut *self.0.lock());
+        drop(kept);
+    }
+
     pub fn len(&self) -> usize {
         self.0.lock().len()
     }

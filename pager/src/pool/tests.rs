@@ -340,9 +340,61 @@ fn a_discarded_frame_is_reused_only_when_nobody_holds_it() {
     assert!(copy.read().iter().all(|b| *b == 0x44));
     assert!(copy.0.dirty.load(Ordering::Acquire));
     assert!(held.read().iter().all(|b| *b == 0x22));
-    let zeroed = pool.create(5);
-    assert_ne!(zeroed.0.arena_index, held.0.arena_index);
-    assert!(zeroed.read().iter().all(|b| *b == 0));
     assert_ring_matches_table(&pool);
-    assert_eq!(pool.stats().resident_frames, 2);
+    assert_eq!(
+        pool.stats().resident_frames,
+        1,
+        "page 4; page 3 was discarded"
+    );
+    // A kept frame handed out for a new, zeroed page holds no byte of its last page.
+    drop(copy);
+    pool.discard(4);
+    assert_eq!(pool.stats().spare_frames, 1);
+    let zeroed = pool.create(5);
+    assert_eq!(zeroed.0.arena_index, free_index);
+    assert!(zeroed.read().iter().all(|b| *b == 0));
+    // Memory alone, for an install that found the arena empty.
+    drop(zeroed);
+    pool.discard(5);
+    let buf = pool
+        .spare
+        .take_memory(Some(&[0x55; 4096]))
+        .expect("a kept frame");
+    assert_eq!(buf.arena_index(), free_index);
+    assert!(buf.iter().all(|b| *b == 0x55));
+}
+
+#[test]
+fn a_published_frame_nobody_reads_is_reused_unpublished_and_a_loan_takes_the_spares_back() {
+    let _serial = EPOCH_SERIAL.lock();
+    let (_dir, _file, pool) = scratch_pool(4096);
+    publish_page(&pool, 6, 0x66);
+    assert_eq!(pool.stats().published_frames, 1);
+    // No reader is in a section: retired and collected at once, then kept.
+    pool.discard(6);
+    assert_eq!(pool.stats().published_frames, 0);
+    assert_eq!(pool.stats().spare_frames, 1);
+    let reused = pool.create_from(7, &[0x77; 4096]);
+    assert!(!reused.0.published.load(Ordering::Relaxed));
+    drop(reused);
+    let reused = pool.get(7).expect("page 7 is resident");
+    pool.publish(&reused.0);
+    assert!(
+        reused.0.published.load(Ordering::Relaxed),
+        "published again"
+    );
+    assert_eq!(
+        pool.read_published(|pages| pages.page(7).map(|bytes| bytes[100])),
+        Some(0x77)
+    );
+    drop(reused);
+    pool.discard_all(&[7]);
+    assert_eq!(pool.stats().spare_frames, 1);
+    let loan = pool.lend(4096 * 4);
+    assert_eq!(
+        pool.stats().spare_frames,
+        0,
+        "a loan gives spare memory back"
+    );
+    drop(loan);
 }
