@@ -7,12 +7,108 @@ use std::sync::Arc;
 
 use aedb_pager::io::Vfs;
 use aedb_pager::PageStore;
-use aedb_wal::{scan, Integrity, WalConfig, WalError, WalWriter};
+use std::sync::mpsc;
+
+use aedb_wal::frame::FrameHeader;
+use aedb_wal::{scan, Integrity, Result as WalResult, ScanOutcome, WalConfig, WalError, WalWriter};
 
 use super::redo::{redo_buffer_bytes, redo_loan_bytes, RedoBatch};
 use super::{RecoveryReport, WAL_DIR};
 use crate::config::AedbConfig;
 use crate::error::{AedbError, Result};
+
+/// Payload bytes the scanning thread hands redo at a time.
+const SCAN_BATCH_BYTES: usize = 4 << 20;
+/// Batches in flight between the scanning thread and redo: with [`SCAN_BATCH_BYTES`], the
+/// memory the pipeline adds to recovery's (beside the segment the scan holds).
+const SCAN_BATCHES_IN_FLIGHT: usize = 2;
+
+/// Frames read and verified, copied out of the scan's segment buffer for redo.
+#[derive(Default)]
+struct ScannedFrames {
+    payloads: Vec<u8>,
+    /// Each frame's sequence, LSN and where its payload ends in `payloads`.
+    frames: Vec<(u64, u64, usize)>,
+}
+
+impl ScannedFrames {
+    fn push(&mut self, header: &FrameHeader, payload: &[u8]) {
+        self.payloads.extend_from_slice(payload);
+        self.frames
+            .push((header.seq, header.lsn, self.payloads.len()));
+    }
+
+    /// Hand each frame to `apply` in log order, until one fails.
+    fn apply_each(
+        &self,
+        apply: &mut impl FnMut(u64, u64, &[u8]) -> std::result::Result<(), ()>,
+    ) -> std::result::Result<(), ()> {
+        let mut start = 0;
+        for &(seq, lsn, end) in &self.frames {
+            apply(seq, lsn, &self.payloads[start..end])?;
+            start = end;
+        }
+        Ok(())
+    }
+}
+
+/// What a scan hands each frame to.
+type Redo<'r> = &'r mut dyn FnMut(&FrameHeader, &[u8]) -> WalResult<()>;
+/// A scan of the log, handing each valid frame to its argument in order.
+type ScanLog<'a> = dyn Fn(Redo<'_>) -> WalResult<ScanOutcome> + Sync + 'a;
+
+/// Run `scan_log` (reading and verifying the log: its I/O, CRCs and hash chain) on a thread of
+/// its own while this thread redoes the frames it hands over, in order (design 4 of #10: the
+/// log is read and verified on another core). When the thread cannot start, the scan runs
+/// here, frame by frame. `apply` failing stops the scan.
+fn scan_beside_redo(
+    scan_log: &ScanLog<'_>,
+    apply: &mut impl FnMut(u64, u64, &[u8]) -> std::result::Result<(), ()>,
+) -> WalResult<ScanOutcome> {
+    let stopped = || WalError::BadRecord("redo stopped".into());
+    std::thread::scope(|scope| {
+        let (sender, receiver) = mpsc::sync_channel::<ScannedFrames>(SCAN_BATCHES_IN_FLIGHT);
+        let scanner = std::thread::Builder::new()
+            .name("aedb-log-scan".into())
+            .spawn_scoped(scope, move || {
+                let mut pending = ScannedFrames::default();
+                let outcome = scan_log(&mut |header, payload| {
+                    pending.push(header, payload);
+                    if pending.payloads.len() >= SCAN_BATCH_BYTES {
+                        sender
+                            .send(std::mem::take(&mut pending))
+                            .map_err(|_| stopped())?;
+                    }
+                    Ok(())
+                });
+                // What the scan accepted before it ended (a permissive drop ends it with
+                // `Ok`), for redo to apply whatever the outcome.
+                if !pending.frames.is_empty() {
+                    let _ = sender.send(pending);
+                }
+                outcome
+            });
+        let scanner = match scanner {
+            Ok(scanner) => scanner,
+            Err(err) => {
+                tracing::warn!(error = %err, "no log scan thread: scanning on this one");
+                return scan_log(&mut |header, payload| {
+                    apply(header.seq, header.lsn, payload).map_err(|()| stopped())
+                });
+            }
+        };
+        for frames in receiver.iter() {
+            if frames.apply_each(apply).is_err() {
+                break;
+            }
+        }
+        // Hanging up stops a scan still running (its next hand-off fails).
+        drop(receiver);
+        scanner
+            .join()
+            .unwrap_or_else(|_| Err(WalError::BadRecord("the log scan panicked".into())))
+    })
+}
 
 /// Analysis and redo, nothing written: returns what the log scan found and the report.
 pub(super) fn redo_log(
@@ -35,20 +131,24 @@ pub(super) fn redo_log(
     // returned as raised, typed; the scan only needs to stop. The frame it stopped at is logged:
     // a merge's failure is not that frame's fault.
     let mut apply_error: Option<AedbError> = None;
-    let outcome = scan(
-        &**vfs,
-        &dir.join(WAL_DIR),
-        meta.wal_position,
-        &integrity,
-        config.recovery_mode,
-        |header, payload| {
-            batch.apply(store, header.seq, payload).map_err(|error| {
-                tracing::error!(lsn = header.lsn, seq = header.seq, %error, "redo stopped");
-                apply_error = Some(error);
-                WalError::BadRecord(format!("redo stopped at LSN {}", header.lsn))
-            })
-        },
-    );
+    let mut apply = |seq: u64, lsn: u64, payload: &[u8]| {
+        batch.apply(store, seq, payload).map_err(|error| {
+            tracing::error!(lsn, seq, %error, "redo stopped");
+            apply_error = Some(error);
+        })
+    };
+    let wal_dir = dir.join(WAL_DIR);
+    let scan_log = |redo: Redo<'_>| {
+        scan(
+            &**vfs,
+            &wal_dir,
+            meta.wal_position,
+            &integrity,
+            config.recovery_mode,
+            redo,
+        )
+    };
+    let outcome = scan_beside_redo(&scan_log, &mut apply);
     if let Some(error) = apply_error {
         return Err(error);
     }
@@ -123,4 +223,69 @@ pub(super) fn recover(
         report.checkpointed_after_redo = true;
     }
     Ok((wal, report))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A log of `frames` frames of 1 MiB each, handed to redo in order; the scan stops at the
+    /// first frame redo refuses, as `aedb_wal::scan` does.
+    fn fake_log(
+        frames: u64,
+        scanned: &std::sync::atomic::AtomicU64,
+    ) -> impl Fn(Redo<'_>) -> WalResult<ScanOutcome> + Sync + '_ {
+        move |redo| {
+            for seq in 1..=frames {
+                let header = FrameHeader {
+                    len: 1 << 20,
+                    lsn: seq,
+                    seq,
+                    synced_through: 0,
+                    flags: 0,
+                };
+                let payload = vec![seq as u8; 1 << 20];
+                scanned.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                redo(&header, &payload)?;
+            }
+            Ok(ScanOutcome {
+                frames_replayed: frames,
+                ..ScanOutcome::default()
+            })
+        }
+    }
+
+    #[test]
+    fn every_frame_scanned_beside_redo_is_applied_in_log_order() {
+        let scanned = std::sync::atomic::AtomicU64::new(0);
+        let mut applied = Vec::new();
+        // 20 MiB: several hand-offs, and a last partial one.
+        let outcome = scan_beside_redo(&fake_log(20, &scanned), &mut |seq, lsn, payload| {
+            assert_eq!(seq, lsn);
+            assert!(payload.len() == 1 << 20 && payload.iter().all(|b| *b == seq as u8));
+            applied.push(seq);
+            Ok(())
+        });
+        assert_eq!(outcome.expect("the scan succeeds").frames_replayed, 20);
+        assert_eq!(applied, (1..=20).collect::<Vec<u64>>());
+    }
+
+    #[test]
+    fn a_refused_frame_stops_the_scan_and_nothing_after_it_is_applied() {
+        let scanned = std::sync::atomic::AtomicU64::new(0);
+        let mut applied = Vec::new();
+        let outcome = scan_beside_redo(&fake_log(1_000, &scanned), &mut |seq, _, _| {
+            if seq == 7 {
+                return Err(());
+            }
+            applied.push(seq);
+            Ok(())
+        });
+        assert!(outcome.is_err(), "the scan reports that redo stopped");
+        assert_eq!(applied, (1..=6).collect::<Vec<u64>>());
+        // The scan thread stopped within what was in flight, not at the end of the log.
+        let read = scanned.load(std::sync::atomic::Ordering::Relaxed);
+        let in_flight = (((SCAN_BATCHES_IN_FLIGHT + 2) * SCAN_BATCH_BYTES) >> 20) as u64;
+        assert!(read <= 7 + in_flight, "scanned {read} frames");
+    }
 }
