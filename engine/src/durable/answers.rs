@@ -139,6 +139,12 @@ impl Notifier {
         self.backlog.lock().closed = true;
         self.wake.notify_one();
     }
+
+    /// Send what the backlog holds, on the calling thread.
+    fn send_backlog(&self) {
+        let left = std::mem::take(&mut self.backlog.lock().answers);
+        left.send();
+    }
 }
 
 /// Run `body` with a notifier thread beside it (or none, if it cannot start: hand-offs are
@@ -152,6 +158,7 @@ pub(crate) fn with_notifier<T>(body: impl FnOnce(&Notifier) -> T) -> T {
             .spawn_scoped(scope, || notifier.run());
         if let Err(err) = started {
             tracing::warn!(error = %err, "no notifier thread: the writer thread answers");
+            notifier.close();
         }
         // The scope waits for the notifier, which must not wait for more.
         let _close = CloseOnDrop(&notifier);
@@ -159,12 +166,14 @@ pub(crate) fn with_notifier<T>(body: impl FnOnce(&Notifier) -> T) -> T {
     })
 }
 
-/// Closes the notifier when dropped (unwinding included).
+/// Closes the notifier when dropped (unwinding included), and sends whatever its backlog
+/// still holds (the notifier thread may be gone).
 struct CloseOnDrop<'a>(&'a Notifier);
 
 impl Drop for CloseOnDrop<'_> {
     fn drop(&mut self) {
         self.0.close();
+        self.0.send_backlog();
     }
 }
 
@@ -174,12 +183,8 @@ struct CloseOnExit<'a>(&'a Notifier);
 
 impl Drop for CloseOnExit<'_> {
     fn drop(&mut self) {
-        let left = {
-            let mut backlog = self.0.backlog.lock();
-            backlog.closed = true;
-            std::mem::take(&mut backlog.answers)
-        };
-        left.send();
+        self.0.backlog.lock().closed = true;
+        self.0.send_backlog();
     }
 }
 
@@ -281,6 +286,16 @@ mod tests {
             "the panic reaches whoever joins the writer thread"
         );
         assert_eq!(held, vec![Some(0), Some(1)]);
+    }
+
+    #[test]
+    fn closing_without_a_notifier_thread_sends_what_was_handed_off() {
+        let notifier = Notifier::new();
+        let (held, mut held_rx) = syncs(3);
+        notifier.hand_off(held);
+        assert!(answered(&mut held_rx).iter().all(Option::is_none));
+        drop(CloseOnDrop(&notifier));
+        assert_eq!(answered(&mut held_rx), vec![Some(0), Some(1), Some(2)]);
     }
 
     #[test]

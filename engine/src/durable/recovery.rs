@@ -17,11 +17,8 @@ use super::{RecoveryReport, WAL_DIR};
 use crate::config::AedbConfig;
 use crate::error::{AedbError, Result};
 
-/// Payload bytes the scanning thread hands redo at a time.
+/// Payload bytes the scanning thread hands redo at a time (a larger frame goes alone).
 const SCAN_BATCH_BYTES: usize = 4 << 20;
-/// Batches in flight between the scanning thread and redo: with [`SCAN_BATCH_BYTES`], the
-/// memory the pipeline adds to recovery's (beside the segment the scan holds).
-const SCAN_BATCHES_IN_FLIGHT: usize = 2;
 
 /// Frames read and verified, copied out of the scan's segment buffer for redo.
 #[derive(Default)]
@@ -32,10 +29,24 @@ struct ScannedFrames {
 }
 
 impl ScannedFrames {
+    fn is_empty(&self) -> bool {
+        self.frames.is_empty()
+    }
+
+    /// Whether `payload` would take this batch past its bound (a batch always takes one).
+    fn is_full_for(&self, payload: &[u8]) -> bool {
+        !self.is_empty() && self.payloads.len() + payload.len() > SCAN_BATCH_BYTES
+    }
+
     fn push(&mut self, header: &FrameHeader, payload: &[u8]) {
         self.payloads.extend_from_slice(payload);
         self.frames
             .push((header.seq, header.lsn, self.payloads.len()));
+    }
+
+    fn clear(&mut self) {
+        self.payloads.clear();
+        self.frames.clear();
     }
 
     /// Hand each frame to `apply` in log order, until one fails.
@@ -60,33 +71,45 @@ type ScanLog<'a> = dyn Fn(Redo<'_>) -> WalResult<ScanOutcome> + Sync + 'a;
 /// Run `scan_log` (reading and verifying the log: its I/O, CRCs and hash chain) on a thread of
 /// its own while this thread redoes the frames it hands over, in order (design 4 of #10: the
 /// log is read and verified on another core). When the thread cannot start, the scan runs
-/// here, frame by frame. `apply` failing stops the scan.
+/// here, frame by frame. `apply` failing stops the scan at its next hand-off.
+///
+/// Memory: the hand-off is a rendezvous, so at most three batch buffers exist: one being
+/// filled, one being applied, and one emptied on its way back to be filled again (each at most
+/// [`SCAN_BATCH_BYTES`], or one larger frame). A panic of the scan is passed on as raised.
 fn scan_beside_redo(
     scan_log: &ScanLog<'_>,
     apply: &mut impl FnMut(u64, u64, &[u8]) -> std::result::Result<(), ()>,
 ) -> WalResult<ScanOutcome> {
     let stopped = || WalError::BadRecord("redo stopped".into());
+    // The scan's warnings (a permissive drop) go where this thread's go.
+    let dispatch = tracing::dispatcher::get_default(|dispatch| dispatch.clone());
+    let span = tracing::Span::current();
     std::thread::scope(|scope| {
-        let (sender, receiver) = mpsc::sync_channel::<ScannedFrames>(SCAN_BATCHES_IN_FLIGHT);
+        let (sender, receiver) = mpsc::sync_channel::<ScannedFrames>(0);
+        let (recycle, recycled) = mpsc::sync_channel::<ScannedFrames>(1);
         let scanner = std::thread::Builder::new()
             .name("aedb-log-scan".into())
             .spawn_scoped(scope, move || {
-                let mut pending = ScannedFrames::default();
-                let outcome = scan_log(&mut |header, payload| {
-                    pending.push(header, payload);
-                    if pending.payloads.len() >= SCAN_BATCH_BYTES {
-                        sender
-                            .send(std::mem::take(&mut pending))
-                            .map_err(|_| stopped())?;
+                tracing::dispatcher::with_default(&dispatch, || {
+                    let _entered = span.enter();
+                    let mut pending = ScannedFrames::default();
+                    let outcome = scan_log(&mut |header, payload| {
+                        if pending.is_full_for(payload) {
+                            let next = recycled.try_recv().unwrap_or_default();
+                            sender
+                                .send(std::mem::replace(&mut pending, next))
+                                .map_err(|_| stopped())?;
+                        }
+                        pending.push(header, payload);
+                        Ok(())
+                    });
+                    // What the scan accepted before it ended (a permissive drop ends it with
+                    // `Ok`), for redo to apply whatever the outcome.
+                    if !pending.is_empty() {
+                        let _ = sender.send(pending);
                     }
-                    Ok(())
-                });
-                // What the scan accepted before it ended (a permissive drop ends it with
-                // `Ok`), for redo to apply whatever the outcome.
-                if !pending.frames.is_empty() {
-                    let _ = sender.send(pending);
-                }
-                outcome
+                    outcome
+                })
             });
         let scanner = match scanner {
             Ok(scanner) => scanner,
@@ -97,16 +120,19 @@ fn scan_beside_redo(
                 });
             }
         };
-        for frames in receiver.iter() {
+        for mut frames in receiver.iter() {
             if frames.apply_each(apply).is_err() {
                 break;
             }
+            frames.clear();
+            let _ = recycle.try_send(frames);
         }
         // Hanging up stops a scan still running (its next hand-off fails).
         drop(receiver);
-        scanner
-            .join()
-            .unwrap_or_else(|_| Err(WalError::BadRecord("the log scan panicked".into())))
+        match scanner.join() {
+            Ok(outcome) => outcome,
+            Err(panic) => std::panic::resume_unwind(panic),
+        }
     })
 }
 
@@ -271,6 +297,18 @@ mod tests {
     }
 
     #[test]
+    fn a_panicking_scan_is_passed_on_as_raised_not_reported_as_damage() {
+        let panicking = |_: Redo<'_>| -> WalResult<ScanOutcome> { panic!("a bug in the scan") };
+        let ended = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            scan_beside_redo(&panicking, &mut |_, _, _| Ok(()))
+        }));
+        let Err(panic) = ended else {
+            panic!("the scan's panic did not reach the caller");
+        };
+        assert_eq!(panic.downcast_ref::<&str>(), Some(&"a bug in the scan"));
+    }
+
+    #[test]
     fn a_refused_frame_stops_the_scan_and_nothing_after_it_is_applied() {
         let scanned = std::sync::atomic::AtomicU64::new(0);
         let mut applied = Vec::new();
@@ -285,7 +323,8 @@ mod tests {
         assert_eq!(applied, (1..=6).collect::<Vec<u64>>());
         // The scan thread stopped within what was in flight, not at the end of the log.
         let read = scanned.load(std::sync::atomic::Ordering::Relaxed);
-        let in_flight = (((SCAN_BATCHES_IN_FLIGHT + 2) * SCAN_BATCH_BYTES) >> 20) as u64;
+        // One batch being applied, one filled (and the frame it stopped at).
+        let in_flight = ((2 * SCAN_BATCH_BYTES) >> 20) as u64 + 1;
         assert!(read <= 7 + in_flight, "scanned {read} frames");
     }
 }
