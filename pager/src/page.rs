@@ -26,7 +26,7 @@ pub const PAGE_HEADER_BYTES: usize = 24;
 // Where each header field sits: written once here, for the encoder, the verifier and the raw
 // view alike.
 const CRC_AT: usize = 0;
-const TYPE_AT: usize = 4;
+pub(crate) const TYPE_AT: usize = 4;
 const RESERVED: std::ops::Range<usize> = 5..8;
 const ID_AT: usize = 8;
 const SEQ_AT: usize = 16;

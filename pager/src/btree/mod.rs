@@ -125,7 +125,13 @@ impl WriteCtx<'_> {
         }
         let old = self.pool.get(id)?;
         let new_id = self.allocate_id()?;
-        let new = self.pool.create_from(new_id, &old.read());
+        let new = {
+            let src = old.read();
+            match free_middle(&src) {
+                Some(gap) => self.pool.create_from_around(new_id, &src, gap),
+                None => self.pool.create_from(new_id, &src),
+            }
+        };
         {
             let mut dst = new.write();
             page::set_page_id(&mut dst, new_id);
@@ -416,6 +422,21 @@ fn remove_rec(
 /// Put a modified child (cell `i` of the branch in `page`, which the transaction owns) back
 /// into the branch: in place when it is one healthy node; otherwise splice the new nodes in,
 /// rebalance an underfull child with a sibling, and rewrite the branch (which may split).
+/// A node's free middle (between its slot array and its cells), when it is worth not copying
+/// (a copy-on-write reads a cold page: a root or a tree of trees' page is mostly empty). None
+/// for any other page, or a header that does not describe a sane node (then it is copied
+/// whole, and whoever reads it next checks it).
+fn free_middle(page: &[u8]) -> Option<(usize, usize)> {
+    const WORTH_SKIPPING: usize = 512;
+    let kind = page.get(page::TYPE_AT).copied()?;
+    if kind != PageType::Branch as u8 && kind != PageType::Leaf as u8 {
+        return None;
+    }
+    let header = node::RawNodeHeader::parse(page)?;
+    let (start, end) = (header.slots_end(), header.cell_start as usize);
+    (start + WORTH_SKIPPING <= end && end <= page.len()).then_some((start, end))
+}
+
 fn apply_child_result(
     ctx: &mut WriteCtx<'_>,
     page: PageRef,
@@ -788,5 +809,36 @@ impl LevelPacker {
         self.entries
             .extend(write_nodes(ctx, self.kind, pages, tail, Packing::Even)?);
         Ok(self.entries)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_sane_node_has_a_free_middle_to_skip() {
+        let mut page = vec![0u8; 4096];
+        let mut node = NodeMut::init(&mut page, PageType::Leaf, 7, 1);
+        assert!(node.insert_cell(0, &[0u8; 100]));
+        let raw = node::RawNodeHeader::parse(&page).expect("a node header");
+        assert_eq!(
+            free_middle(&page),
+            Some((raw.slots_end(), raw.cell_start as usize))
+        );
+        // A cell area reaching past the page is no node to trust: copied whole.
+        page[28..32].copy_from_slice(&5000u32.to_le_bytes());
+        assert_eq!(free_middle(&page), None);
+        // Nor is a page of another kind.
+        let mut overflow = vec![0u8; 4096];
+        page::init_header(&mut overflow, PageType::Overflow, 8, 1);
+        assert_eq!(free_middle(&overflow), None);
+        // A nearly full node's middle is not worth a split copy.
+        let mut full = vec![0u8; 4096];
+        let mut node = NodeMut::init(&mut full, PageType::Branch, 9, 1);
+        for i in 0..4 {
+            assert!(node.insert_cell(i, &[1u8; 1000]));
+        }
+        assert_eq!(free_middle(&full), None);
     }
 }

@@ -31,7 +31,7 @@ mod epoch;
 mod published;
 mod spare;
 
-use crate::arena::{Arena, FrameBuf};
+use crate::arena::{Arena, Fill, FrameBuf};
 use crate::error::{PagerError, Result};
 use crate::io::{submit_wait, AlignedBuf, IoFile, IoOp};
 use crate::page::{self, PageId};
@@ -331,7 +331,7 @@ impl BufferPool {
         }
         self.misses.fetch_add(1, Ordering::Relaxed);
         let from_disk = self.read_from_disk(id)?;
-        Ok(self.install(id, Some(&from_disk), false, publish))
+        Ok(self.install(id, Fill::Copy(&from_disk), false, publish))
     }
 
     /// Memory for a new frame. Retired frames hold arena memory: when the arena has none left
@@ -340,7 +340,7 @@ impl BufferPool {
     /// frame is taken when every arena frame is live (pinned), from inside a read section, or
     /// after [`RETIRED_WAIT`] (a reader descheduled mid-read): beyond pinned frames, heap
     /// frames are then bounded by the retired ones.
-    fn take_frame_memory(&self, content: Option<&[u8]>) -> FrameBuf {
+    fn take_frame_memory(&self, content: Fill<'_>) -> FrameBuf {
         let mut waited: Option<std::time::Instant> = None;
         loop {
             if let Some(buf) = self.arena.try_take(content) {
@@ -423,17 +423,24 @@ impl BufferPool {
     /// previous use of the id is replaced.
     pub fn create(&self, id: PageId) -> PageRef {
         self.discard(id);
-        self.install(id, None, true, false)
+        self.install(id, Fill::Zeros, true, false)
     }
 
     /// A new dirty page for the writer holding a copy of `content` (copy-on-write: one copy,
     /// no zeroing first).
     pub fn create_from(&self, id: PageId, content: &[u8]) -> PageRef {
         self.discard(id);
-        self.install(id, Some(content), true, false)
+        self.install(id, Fill::Copy(content), true, false)
     }
 
-    fn install(&self, id: PageId, content: Option<&[u8]>, dirty: bool, publish: bool) -> PageRef {
+    /// [`create_from`](BufferPool::create_from) with the bytes `gap` of `content` zeroed
+    /// instead of copied (a node's free middle: copy-on-write then reads only its used bytes).
+    pub fn create_from_around(&self, id: PageId, content: &[u8], gap: (usize, usize)) -> PageRef {
+        self.discard(id);
+        self.install(id, Fill::CopyAround { page: content, gap }, true, false)
+    }
+
+    fn install(&self, id: PageId, content: Fill<'_>, dirty: bool, publish: bool) -> PageRef {
         let slot = self.reserve_slot();
         let frame = match self.spare.take(id, slot, content, dirty) {
             Some(frame) => frame,

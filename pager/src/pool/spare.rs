@@ -21,7 +21,7 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 
 use super::Frame;
-use crate::arena::{fill, FrameBuf};
+use crate::arena::{fill, Fill, FrameBuf};
 use crate::page::PageId;
 
 const SPARE_MAX: usize = 64;
@@ -42,13 +42,13 @@ impl SpareFrames {
         }
     }
 
-    /// The most recently kept frame, made page `id` in ring slot `slot`: holding a copy of
-    /// `content`, or zeroed.
+    /// The most recently kept frame, made page `id` in ring slot `slot`, filled as `content`
+    /// says.
     pub fn take(
         &self,
         id: PageId,
         slot: usize,
-        content: Option<&[u8]>,
+        content: Fill<'_>,
         dirty: bool,
     ) -> Option<Arc<Frame>> {
         let mut frame = self.0.lock().pop()?;
@@ -67,8 +67,8 @@ impl SpareFrames {
     }
 
     /// The memory of the most recently kept frame, for an install that found the arena
-    /// empty: holding a copy of `content`, or zeroed.
-    pub fn take_memory(&self, content: Option<&[u8]>) -> Option<FrameBuf> {
+    /// empty, filled as `content` says.
+    pub fn take_memory(&self, content: Fill<'_>) -> Option<FrameBuf> {
         let frame = self.0.lock().pop()?;
         // Unique when kept (see `take`).
         let mut buf = Arc::try_unwrap(frame).ok()?.data.into_inner();

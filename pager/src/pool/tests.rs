@@ -358,7 +358,7 @@ fn a_discarded_frame_is_reused_only_when_nobody_holds_it() {
     pool.discard(5);
     let buf = pool
         .spare
-        .take_memory(Some(&[0x55; 4096]))
+        .take_memory(Fill::Copy(&[0x55; 4096]))
         .expect("a kept frame");
     assert_eq!(buf.arena_index(), free_index);
     assert!(buf.iter().all(|b| *b == 0x55));
