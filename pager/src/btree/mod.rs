@@ -419,13 +419,11 @@ fn remove_rec(
     apply_child_result(ctx, page, pos, result, -1, Packing::Even).map(Some)
 }
 
-/// Put a modified child (cell `i` of the branch in `page`, which the transaction owns) back
-/// into the branch: in place when it is one healthy node; otherwise splice the new nodes in,
-/// rebalance an underfull child with a sibling, and rewrite the branch (which may split).
-/// A node's free middle (between its slot array and its cells), when it is worth not copying
-/// (a copy-on-write reads a cold page: a root or a tree of trees' page is mostly empty). None
-/// for any other page, or a header that does not describe a sane node (then it is copied
-/// whole, and whoever reads it next checks it).
+/// A node's free middle (between its slot array and its cells), when it is worth not reading
+/// (a copy-on-write reads a cold page: a root or a tree of trees' page is mostly empty): the
+/// copy zeroes it instead. None for any other page, or a node whose header or slots do not
+/// describe that layout (a slot pointing below the cell area): it is then copied whole, as it
+/// is, for whoever reads it next to judge.
 fn free_middle(page: &[u8]) -> Option<(usize, usize)> {
     const WORTH_SKIPPING: usize = 512;
     let kind = page.get(page::TYPE_AT).copied()?;
@@ -434,9 +432,17 @@ fn free_middle(page: &[u8]) -> Option<(usize, usize)> {
     }
     let header = node::RawNodeHeader::parse(page)?;
     let (start, end) = (header.slots_end(), header.cell_start as usize);
-    (start + WORTH_SKIPPING <= end && end <= page.len()).then_some((start, end))
+    if start + WORTH_SKIPPING > end || end > page.len() {
+        return None;
+    }
+    let cells_above = (0..header.count as usize)
+        .all(|i| node::slot_offset(page, i).is_some_and(|at| at as usize >= end));
+    cells_above.then_some((start, end))
 }
 
+/// Put a modified child (cell `i` of the branch in `page`, which the transaction owns) back
+/// into the branch: in place when it is one healthy node; otherwise splice the new nodes in,
+/// rebalance an underfull child with a sibling, and rewrite the branch (which may split).
 fn apply_child_result(
     ctx: &mut WriteCtx<'_>,
     page: PageRef,
@@ -826,6 +832,10 @@ mod tests {
             free_middle(&page),
             Some((raw.slots_end(), raw.cell_start as usize))
         );
+        // A slot pointing into the middle (a damaged page): copied whole, cells and all.
+        let mut damaged = page.clone();
+        damaged[40..42].copy_from_slice(&((raw.cell_start as u16) - 600).to_le_bytes());
+        assert_eq!(free_middle(&damaged), None);
         // A cell area reaching past the page is no node to trust: copied whole.
         page[28..32].copy_from_slice(&5000u32.to_le_bytes());
         assert_eq!(free_middle(&page), None);
