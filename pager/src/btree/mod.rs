@@ -851,4 +851,25 @@ mod tests {
         }
         assert_eq!(free_middle(&full), None);
     }
+
+    #[test]
+    fn a_slot_pointing_below_the_cell_area_is_corruption_not_a_cell() {
+        let mut page = vec![0u8; 4096];
+        let mut node = NodeMut::init(&mut page, PageType::Leaf, 7, 1);
+        assert!(node.insert_cell(
+            0,
+            &node::encode_leaf_cell(b"key", LeafValue::Inline(b"value"))
+        ));
+        let raw = node::RawNodeHeader::parse(&page).expect("a node header");
+        assert_eq!(
+            NodeRef::new(&page, 7).and_then(|n| n.key(0)).ok(),
+            Some(&b"key"[..])
+        );
+        // The slot moved into the free middle, where the bytes are unspecified.
+        let below = raw.cell_start as u16 - 100;
+        page[40..42].copy_from_slice(&below.to_le_bytes());
+        let node = NodeRef::new(&page, 7).expect("the header is sane");
+        assert!(matches!(node.key(0), Err(PagerError::Corrupt { .. })));
+        assert!(matches!(node.cell(0), Err(PagerError::Corrupt { .. })));
+    }
 }

@@ -205,6 +205,8 @@ pub struct NodeRef<'a> {
     kind: PageType,
     count: usize,
     head_offset: usize,
+    /// No live cell lies below it (the free middle's content is unspecified, FORMAT.md).
+    cell_start: usize,
 }
 
 impl<'a> NodeRef<'a> {
@@ -237,6 +239,7 @@ impl<'a> NodeRef<'a> {
             kind,
             count,
             head_offset: header.head_offset as usize,
+            cell_start,
         })
     }
 
@@ -323,11 +326,11 @@ impl<'a> NodeRef<'a> {
             return Err(self.corrupt(format!("cell {i} of {}", self.count)));
         }
         let off = read_u16(self.page, slot_at(i)) as usize;
-        let (overhead, min_start) = match self.kind {
-            PageType::Leaf => (LEAF_CELL_OVERHEAD, slot_at(self.count)),
-            _ => (BRANCH_CELL_OVERHEAD, slot_at(self.count)),
+        let overhead = match self.kind {
+            PageType::Leaf => LEAF_CELL_OVERHEAD,
+            _ => BRANCH_CELL_OVERHEAD,
         };
-        if off < min_start || off + overhead > self.page.len() {
+        if off < self.cell_start || off + overhead > self.page.len() {
             return Err(self.corrupt(format!("cell {i} at offset {off} outside the cell area")));
         }
         let key_len = read_u16(self.page, off) as usize;
@@ -362,8 +365,7 @@ impl<'a> NodeRef<'a> {
         } else {
             BRANCH_CELL_OVERHEAD
         };
-        let min_start = slot_at(self.count);
-        if off < min_start || off + overhead > self.page.len() {
+        if off < self.cell_start || off + overhead > self.page.len() {
             return Err(self.corrupt(format!("cell {i} at offset {off} outside the cell area")));
         }
         let key_len = read_u16(self.page, off) as usize;
