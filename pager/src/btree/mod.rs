@@ -20,6 +20,7 @@ pub mod node;
 mod read;
 
 use crate::alloc::Allocator;
+use crate::arena::Fill;
 use crate::error::{PagerError, Result};
 use crate::io::IoFile;
 use crate::overflow;
@@ -127,10 +128,11 @@ impl WriteCtx<'_> {
         let new_id = self.allocate_id()?;
         let new = {
             let src = old.read();
-            match free_middle(&src) {
-                Some(gap) => self.pool.create_from_around(new_id, &src, gap),
-                None => self.pool.create_from(new_id, &src),
-            }
+            let fill = match free_middle(&src) {
+                Some(gap) => Fill::CopyAround { page: &src, gap },
+                None => Fill::Copy(&src),
+            };
+            self.pool.create_filled(new_id, fill)
         };
         {
             let mut dst = new.write();

@@ -429,15 +429,14 @@ impl BufferPool {
     /// A new dirty page for the writer holding a copy of `content` (copy-on-write: one copy,
     /// no zeroing first).
     pub fn create_from(&self, id: PageId, content: &[u8]) -> PageRef {
-        self.discard(id);
-        self.install(id, Fill::Copy(content), true, false)
+        self.create_filled(id, Fill::Copy(content))
     }
 
-    /// [`create_from`](BufferPool::create_from) with the bytes `gap` of `content` zeroed
-    /// instead of copied (a node's free middle: copy-on-write then reads only its used bytes).
-    pub fn create_from_around(&self, id: PageId, content: &[u8], gap: (usize, usize)) -> PageRef {
+    /// A new dirty page for the writer filled as `content` says (a copy-on-write of a node
+    /// skips its free middle: `Fill::CopyAround`).
+    pub(crate) fn create_filled(&self, id: PageId, content: Fill<'_>) -> PageRef {
         self.discard(id);
-        self.install(id, Fill::CopyAround { page: content, gap }, true, false)
+        self.install(id, content, true, false)
     }
 
     fn install(&self, id: PageId, content: Fill<'_>, dirty: bool, publish: bool) -> PageRef {
@@ -544,9 +543,7 @@ impl BufferPool {
             self.leave_ring(&mut clock, frame);
         }
         drop(clock);
-        for frame in removed {
-            self.spare.keep(frame);
-        }
+        self.spare.keep_all(removed);
     }
 
     /// Hold up to `bytes` of frames fewer until the returned loan is dropped, so their memory

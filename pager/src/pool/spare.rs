@@ -33,13 +33,21 @@ impl SpareFrames {
     /// Keep `frame` if nobody else holds it and it is an arena frame; otherwise it is dropped
     /// (its memory back to the arena when its last holder lets go).
     pub fn keep(&self, frame: Arc<Frame>) {
-        if frame.arena_index.is_none() || Arc::strong_count(&frame) != 1 {
+        self.keep_all(std::iter::once(frame));
+    }
+
+    /// [`keep`](SpareFrames::keep) for many frames, under one lock.
+    pub fn keep_all(&self, frames: impl IntoIterator<Item = Arc<Frame>>) {
+        let mut keepable = frames
+            .into_iter()
+            .filter(|frame| frame.arena_index.is_some() && Arc::strong_count(frame) == 1)
+            .peekable();
+        if keepable.peek().is_none() {
             return;
         }
         let mut spare = self.0.lock();
-        if spare.len() < SPARE_MAX {
-            spare.push(frame);
-        }
+        let room = SPARE_MAX.saturating_sub(spare.len());
+        spare.extend(keepable.take(room));
     }
 
     /// The most recently kept frame, made page `id` in ring slot `slot`, filled as `content`
