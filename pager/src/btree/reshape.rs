@@ -1,0 +1,296 @@
+//! How nodes are laid out again after a change below them: a child's new nodes put into its
+//! parent (in place when they fit), splits packed evenly or to the left, underfull siblings
+//! merged or refilled, and root levels added or removed.
+
+use super::*;
+
+/// Put a modified child (cell `i` of the branch in `page`, which the transaction owns) back
+/// into the branch: in place when it is one healthy node; otherwise splice the new nodes in,
+/// rebalance an underfull child with a sibling, and rewrite the branch (which may split).
+pub(super) fn apply_child_result(
+    ctx: &mut WriteCtx<'_>,
+    page: PageRef,
+    i: usize,
+    result: ChildResult,
+    delta: i64,
+    packing: Packing,
+) -> Result<ChildResult> {
+    let old_count = {
+        let buf = page.read();
+        NodeRef::new(&buf, page.id())?.child_count(i)?
+    };
+    let single_count = old_count.saturating_add_signed(delta);
+    if result.entries.len() == 1 && !result.underfull {
+        // Same size as before: a node that was healthy stays so, and one on the right edge
+        // that appends left underfull is not merged back (which would undo the append split).
+        NodeMut::wrap(&mut page.write()).set_child(i, result.entries[0].page, single_count);
+        return Ok(ChildResult {
+            entries: vec![Entry {
+                key: Vec::new(),
+                page: page.id(),
+                count: 0,
+            }],
+            underfull: false,
+        });
+    }
+    let mut cells = branch_entries(&page)?;
+    let mut replacement = result.entries;
+    replacement[0].key = std::mem::take(&mut cells[i].key);
+    if replacement.len() == 1 {
+        replacement[0].count = single_count;
+    }
+    let added = replacement.len();
+    cells.splice(i..=i, replacement);
+    if result.underfull && cells.len() > 1 {
+        let left = if i + 1 < cells.len() { i } else { i - 1 };
+        let merged = rebalance_pair(ctx, &cells[left], &cells[left + 1])?;
+        cells.splice(left..=left + 1, merged);
+    }
+    debug_assert!(added >= 1);
+    let encoded = cells
+        .iter()
+        .map(|e| encode_branch_cell(&e.key, e.page, e.count))
+        .collect();
+    let entries = write_nodes(ctx, PageType::Branch, vec![page.clone()], encoded, packing)?;
+    let underfull = entries.len() == 1 && node_fill(&page)?.1 < ctx.min_fill();
+    Ok(ChildResult { entries, underfull })
+}
+
+/// Merge two adjacent children, or share their cells evenly when they do not fit in one page.
+pub(super) fn rebalance_pair(
+    ctx: &mut WriteCtx<'_>,
+    left: &Entry,
+    right: &Entry,
+) -> Result<Vec<Entry>> {
+    let left_page = ctx.writable(left.page)?;
+    let right_page = ctx.writable(right.page)?;
+    let (kind, right_kind) = {
+        let l = left_page.read();
+        let r = right_page.read();
+        (
+            NodeRef::new(&l, left_page.id())?.kind(),
+            NodeRef::new(&r, right_page.id())?.kind(),
+        )
+    };
+    if kind != right_kind {
+        return Err(PagerError::corrupt(
+            right.page,
+            "sibling nodes at different levels",
+        ));
+    }
+    let mut cells = node_cells(&left_page)?;
+    let mut right_cells = node_cells(&right_page)?;
+    if kind == PageType::Branch && !right_cells.is_empty() {
+        // The right node's first cell stands for −∞ inside it; between siblings it needs the
+        // separator its parent kept.
+        let (child, count) = (read_u64(&right_cells[0], 2), read_u64(&right_cells[0], 10));
+        right_cells[0] = encode_branch_cell(&right.key, child, count);
+    }
+    cells.append(&mut right_cells);
+    let mut entries = write_nodes(ctx, kind, vec![left_page, right_page], cells, Packing::Even)?;
+    entries[0].key = left.key.clone();
+    Ok(entries)
+}
+
+/// Cells in a node and bytes its slots and live cells use, in O(1).
+pub(super) fn node_fill(page: &PageRef) -> Result<(u64, usize)> {
+    let buf = page.read();
+    let node = NodeRef::new(&buf, page.id())?;
+    Ok((node.len() as u64, node.used_bytes_fast()))
+}
+
+/// Encoded cells of a node.
+pub(super) fn node_cells(page: &PageRef) -> Result<Vec<Vec<u8>>> {
+    let buf = page.read();
+    let node = NodeRef::new(&buf, page.id())?;
+    (0..node.len())
+        .map(|i| node.cell(i).map(<[u8]>::to_vec))
+        .collect()
+}
+
+pub(super) fn branch_entries(page: &PageRef) -> Result<Vec<Entry>> {
+    let buf = page.read();
+    let node = NodeRef::new(&buf, page.id())?;
+    (0..node.len())
+        .map(|i| {
+            Ok(Entry {
+                key: node.key(i)?.to_vec(),
+                page: node.child(i)?,
+                count: node.child_count(i)?,
+            })
+        })
+        .collect()
+}
+
+/// How cells that overflow a node are laid out over several.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Packing {
+    /// Evenly by bytes: room on both sides for inserts anywhere.
+    Even,
+    /// Each node as full as it goes, the remainder in the last: for appends at the right
+    /// edge, which will never insert into the nodes left behind.
+    Left,
+}
+
+/// Split cells of `sizes` bytes into pages of `usable` bytes: the fewest pages for `Even`,
+/// greedily for `Left`.
+pub(super) fn partition(
+    sizes: &[usize],
+    usable: usize,
+    packing: Packing,
+) -> Vec<std::ops::Range<usize>> {
+    if packing == Packing::Left {
+        let mut groups = Vec::new();
+        let (mut start, mut acc) = (0, 0);
+        for (i, size) in sizes.iter().enumerate() {
+            if acc > 0 && acc + size > usable {
+                groups.push(start..i);
+                start = i;
+                acc = 0;
+            }
+            acc += size;
+        }
+        groups.push(start..sizes.len());
+        // The last node gets at least two cells: a branch with one child could not rebalance
+        // that child with a sibling once deletes empty it. The node before it stays over
+        // three quarters full (a cell is at most a quarter of a page).
+        if let [.., before, last] = groups.as_mut_slice() {
+            if last.len() == 1 && before.len() > 1 {
+                before.end -= 1;
+                last.start -= 1;
+            }
+        }
+        return groups;
+    }
+    let total: usize = sizes.iter().sum();
+    let mut pages = total.div_ceil(usable).max(1);
+    loop {
+        let target = total.div_ceil(pages);
+        let mut groups = Vec::with_capacity(pages);
+        let (mut start, mut acc) = (0, 0);
+        for (i, size) in sizes.iter().enumerate() {
+            if acc > 0 && acc + size > target && groups.len() + 1 < pages {
+                groups.push(start..i);
+                start = i;
+                acc = 0;
+            }
+            acc += size;
+        }
+        groups.push(start..sizes.len());
+        let fits = groups
+            .iter()
+            .all(|g| sizes[g.clone()].iter().sum::<usize>() <= usable);
+        if fits {
+            return groups;
+        }
+        pages += 1;
+    }
+}
+
+/// Lay `cells` out over as many nodes of `kind` as needed, reusing `reuse` (pages the
+/// transaction owns) first and freeing the ones left over. Returns one entry per node.
+pub(super) fn write_nodes(
+    ctx: &mut WriteCtx<'_>,
+    kind: PageType,
+    reuse: Vec<PageRef>,
+    cells: Vec<Vec<u8>>,
+    packing: Packing,
+) -> Result<Vec<Entry>> {
+    let usable = node::usable_bytes(ctx.page_size());
+    let sizes: Vec<usize> = cells.iter().map(|c| c.len() + SLOT_BYTES).collect();
+    let groups = partition(&sizes, usable, packing);
+    let mut reuse = reuse.into_iter();
+    let mut entries = Vec::with_capacity(groups.len());
+    for group in groups {
+        let page = match reuse.next() {
+            Some(page) => page,
+            None => ctx.new_page()?,
+        };
+        entries.push(write_group(&page, kind, &cells[group], ctx.seq)?);
+    }
+    for leftover in reuse {
+        ctx.free(leftover.id());
+    }
+    Ok(entries)
+}
+
+/// Write one node from its cells; a branch's first key moves out to become the separator.
+pub(super) fn write_group<C: AsRef<[u8]>>(
+    page: &PageRef,
+    kind: PageType,
+    cells: &[C],
+    seq: u64,
+) -> Result<Entry> {
+    let mut buf = page.write();
+    let mut node = NodeMut::init(&mut buf, kind, page.id(), seq);
+    let mut key = Vec::new();
+    let mut count = 0u64;
+    for (j, cell) in cells.iter().enumerate() {
+        let cell = cell.as_ref();
+        let fitted = if kind == PageType::Branch {
+            let key_len = page::read_u16(cell, 0) as usize;
+            let (child, child_count) = (read_u64(cell, 2), read_u64(cell, 10));
+            count += child_count;
+            if j == 0 {
+                key =
+                    cell[node::BRANCH_CELL_OVERHEAD..node::BRANCH_CELL_OVERHEAD + key_len].to_vec();
+                node.insert_cell(0, &encode_branch_cell(b"", child, child_count))
+            } else {
+                node.insert_cell(j, cell)
+            }
+        } else {
+            count += 1;
+            if j == 0 {
+                let key_len = page::read_u16(cell, 0) as usize;
+                key = cell[node::LEAF_CELL_OVERHEAD..node::LEAF_CELL_OVERHEAD + key_len].to_vec();
+            }
+            node.insert_cell(j, cell)
+        };
+        assert!(fitted, "partition produced a group larger than a page");
+    }
+    node.refresh_head_offset();
+    Ok(Entry {
+        key,
+        page: page.id(),
+        count,
+    })
+}
+
+/// When the root split, stack new branch levels until one node remains.
+pub(super) fn grow_root(ctx: &mut WriteCtx<'_>, mut entries: Vec<Entry>) -> Result<PageId> {
+    while entries.len() > 1 {
+        let cells = entries
+            .iter()
+            .map(|e| encode_branch_cell(&e.key, e.page, e.count))
+            .collect();
+        entries = write_nodes(ctx, PageType::Branch, Vec::new(), cells, Packing::Even)?;
+    }
+    Ok(entries[0].page)
+}
+
+/// Remove root levels with a single child, and an empty root leaf.
+pub(super) fn shrink_root(ctx: &mut WriteCtx<'_>, mut root: PageId) -> Result<PageId> {
+    for _ in 0..MAX_DEPTH {
+        let (is_leaf, len, first_child) = {
+            let page = ctx.pool.get(root)?;
+            let buf = page.read();
+            let node = NodeRef::new(&buf, root)?;
+            let first = if !node.is_leaf() && node.len() == 1 {
+                node.child(0)?
+            } else {
+                0
+            };
+            (node.is_leaf(), node.len(), first)
+        };
+        if is_leaf && len == 0 {
+            ctx.free(root);
+            return Ok(0);
+        }
+        if is_leaf || len > 1 {
+            return Ok(root);
+        }
+        ctx.free(root);
+        root = first_child;
+    }
+    Err(depth_error(root))
+}
