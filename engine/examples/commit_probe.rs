@@ -59,24 +59,39 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let threads: Vec<_> = (0..writers)
         .map(|w| {
             let engine = std::sync::Arc::clone(&engine);
-            std::thread::spawn(move || -> Result<Vec<f64>, aedb::AedbError> {
+            std::thread::spawn(move || -> Result<(Vec<f64>, Vec<u64>), aedb::AedbError> {
                 let mut micros = Vec::with_capacity(per_writer);
+                let mut starts = Vec::with_capacity(per_writer);
                 for i in 0..per_writer as u64 {
                     let key = mix(PRELOAD + (w * per_writer) as u64 + i).to_be_bytes();
                     let start = Instant::now();
+                    starts.push(monotonic_ns());
                     engine.commit_blocking(CommitFinality::Visible, move |txn| {
                         txn.insert("kv", &key, &[9u8; 100])?;
                         Ok(())
                     })?;
                     micros.push(start.elapsed().as_secs_f64() * 1e6);
                 }
-                Ok(micros)
+                Ok((micros, starts))
             })
         })
         .collect();
     let mut micros = Vec::with_capacity(commits);
+    let mut starts = Vec::with_capacity(commits);
     for thread in threads {
-        micros.extend(thread.join().map_err(|_| "writer thread panicked")??);
+        let (m, s) = thread.join().map_err(|_| "writer thread panicked")??;
+        micros.extend(m);
+        starts.extend(s);
+    }
+    // Each commit's start (CLOCK_MONOTONIC ns, perf's `-k CLOCK_MONOTONIC` clock) and latency,
+    // to line slow commits up with a profile.
+    if let Some(path) = std::env::var_os("AEDB_PROBE_DUMP") {
+        let lines: Vec<String> = micros
+            .iter()
+            .zip(&starts)
+            .map(|(m, s)| format!("{s} {m:.1}"))
+            .collect();
+        std::fs::write(path, lines.join("\n"))?;
     }
     let commits = micros.len();
     let wall = wall0.elapsed().as_secs_f64();
@@ -103,6 +118,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     drop(engine);
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
+}
+
+fn monotonic_ns() -> u64 {
+    // SAFETY: clock_gettime writes into the zeroed struct it is given.
+    let ts = unsafe {
+        let mut ts: libc::timespec = std::mem::zeroed();
+        libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts);
+        ts
+    };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
 fn mix(n: u64) -> u64 {
