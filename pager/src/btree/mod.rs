@@ -32,8 +32,8 @@ pub use merge::{merge_sorted, MergeStats};
 pub(crate) use read::with_leaf_value;
 pub use read::{get, get_committed_with, get_from_with, get_with, rank};
 use reshape::{
-    apply_child_result, branch_entries, grow_root, node_cells, node_fill, partition,
-    rebalance_pair, shrink_root, write_group, write_nodes, Packing,
+    apply_child_result, branch_entries, grow_root, node_fill, partition, rebalance_pair,
+    shrink_root, write_group, write_nodes, Packing,
 };
 
 use node::{encode_branch_cell, encode_leaf_cell_into, LeafValue, NodeMut, NodeRef, SLOT_BYTES};
@@ -347,7 +347,13 @@ fn insert_into_leaf(
             underfull: *replaced && used < ctx.min_fill(),
         });
     }
-    let mut cells = node_cells(&page)?;
+    // The leaf as it was, viewed from one copy (the split rewrites its page): no allocation
+    // per cell.
+    let before = page.read().to_vec();
+    let node = NodeRef::new(&before, page.id())?;
+    let mut cells = (0..node.len())
+        .map(|i| node.cell(i))
+        .collect::<Result<Vec<&[u8]>>>()?;
     // An append to the last leaf keeps that leaf full and starts a new one, as SQLite and
     // PostgreSQL do: keys inserted in order then fill their leaves instead of halving them.
     let packing = if right_edge && pos == cells.len() {
@@ -355,8 +361,8 @@ fn insert_into_leaf(
     } else {
         Packing::Even
     };
-    cells.insert(pos, cell.to_vec());
-    let entries = write_nodes(ctx, PageType::Leaf, vec![page], cells, packing)?;
+    cells.insert(pos, cell);
+    let entries = write_nodes(ctx, PageType::Leaf, vec![page], &cells, packing)?;
     Ok(ChildResult {
         entries,
         underfull: false,
@@ -537,7 +543,7 @@ impl LevelPacker {
         tail.append(&mut self.current);
         let pages = vec![ctx.new_page()?];
         self.entries
-            .extend(write_nodes(ctx, self.kind, pages, tail, Packing::Even)?);
+            .extend(write_nodes(ctx, self.kind, pages, &tail, Packing::Even)?);
         Ok(self.entries)
     }
 }

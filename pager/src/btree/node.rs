@@ -603,6 +603,10 @@ impl<'a> NodeMut<'a> {
         }
         if need > self.gap() {
             self.compact();
+            // A damaged node is left as it was by `compact`: no room after all.
+            if need > self.gap() {
+                return false;
+            }
         }
         let n = self.count();
         debug_assert!(i <= n);
