@@ -244,6 +244,9 @@ impl Walker<'_> {
         if let Err(reason) = node.verify_heads() {
             self.violation(Some(id), reason);
         }
+        if let Err(reason) = cell_layout(&node, &buf) {
+            self.violation(Some(id), reason);
+        }
         if node.is_empty() {
             self.violation(Some(id), "empty node");
             return None;
@@ -575,5 +578,91 @@ impl PageStore {
             walker.finish(&mut report);
             report
         })
+    }
+}
+
+/// The cell area of a node whose cells all decode: no two cells share a byte, and the area
+/// from the cell start to the page's end is exactly its live cells plus the dead bytes the
+/// header counts as fragmented (what `used_bytes_fast` and the free-space check rely on). Two
+/// cells that overlap read fine one by one, so only this catches a write that landed on
+/// another cell.
+fn cell_layout(node: &NodeRef<'_>, page: &[u8]) -> std::result::Result<(), String> {
+    let Some(header) = node::RawNodeHeader::parse(page) else {
+        return Err("node shorter than its header".into());
+    };
+    let mut cells = Vec::with_capacity(node.len());
+    for i in 0..node.len() {
+        let (Some(at), Ok(cell)) = (node::slot_offset(page, i), node.cell(i)) else {
+            return Ok(()); // reported as damage by the walk
+        };
+        cells.push((usize::from(at), cell.len(), i));
+    }
+    cells.sort_unstable();
+    for pair in cells.windows(2) {
+        let ((at, len, i), (next, _, j)) = (pair[0], pair[1]);
+        if at + len > next {
+            return Err(format!(
+                "cells {i} and {j} overlap (at {at} for {len} bytes, and at {next})"
+            ));
+        }
+    }
+    let area = page.len().saturating_sub(header.cell_start as usize);
+    let live: usize = cells.iter().map(|&(_, len, _)| len).sum();
+    let fragmented = header.fragmented as usize;
+    if live + fragmented != area {
+        return Err(format!(
+            "cell area of {area} bytes holds {live} in cells and {fragmented} counted as fragmented"
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::btree::node::{encode_leaf_cell, NodeMut};
+
+    /// A leaf with cells "a" and "b" whose second slot is then pointed at `b_at` (None: where
+    /// its cell was written), and whose fragmented count is raised by `extra_fragmented`.
+    fn leaf(b_at: impl Fn(usize) -> Option<usize>, extra_fragmented: u32) -> Vec<u8> {
+        let mut page = vec![0u8; 4096];
+        let inner = encode_leaf_cell(b"b", LeafValue::Inline(b"x"));
+        let mut node = NodeMut::init(&mut page, PageType::Leaf, 5, 1);
+        assert!(node.insert_cell(0, &encode_leaf_cell(b"a", LeafValue::Inline(&inner))));
+        assert!(node.insert_cell(1, &inner));
+        let a_at = usize::from(node::slot_offset(&page, 0).expect("slot 0"));
+        if let Some(at) = b_at(a_at) {
+            page[46..48].copy_from_slice(&(at as u16).to_le_bytes());
+        }
+        let fragmented = u32::from_le_bytes(page[32..36].try_into().expect("4 bytes"));
+        page[32..36].copy_from_slice(&(fragmented + extra_fragmented).to_le_bytes());
+        page
+    }
+
+    #[test]
+    fn a_sound_node_has_a_sound_cell_area() {
+        let page = leaf(|_| None, 0);
+        let node = NodeRef::new(&page, 5).expect("node");
+        assert_eq!(cell_layout(&node, &page), Ok(()));
+    }
+
+    #[test]
+    fn a_cell_inside_another_is_found_though_both_read_fine() {
+        // Cell "b" re-pointed at the copy of itself inside cell "a"'s value (past a's 7-byte
+        // header and 1-byte key): each cell decodes, keys are in order, the area adds up.
+        let page = leaf(|a_at| Some(a_at + 8), 0);
+        let node = NodeRef::new(&page, 5).expect("node");
+        assert_eq!(node.key(1).expect("key"), b"b");
+        assert_eq!(node.verify_heads(), Ok(()));
+        let err = cell_layout(&node, &page).expect_err("overlap");
+        assert!(err.contains("overlap"), "{err}");
+    }
+
+    #[test]
+    fn a_cell_area_that_does_not_add_up_is_found() {
+        let page = leaf(|_| None, 12);
+        let node = NodeRef::new(&page, 5).expect("node");
+        let err = cell_layout(&node, &page).expect_err("accounting");
+        assert!(err.contains("fragmented"), "{err}");
     }
 }
