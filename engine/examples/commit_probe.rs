@@ -7,6 +7,8 @@
 //! `cargo run --release -p aedb --example commit_probe -- [dir] [commits] [writers] [os]`:
 //! with more than one writer, `commits` are split among that many threads committing at once
 //! (W2); `os` opens with `DurabilityMode::OsBuffered` (no fsync: the commit path's CPU alone).
+//! `AEDB_PROBE_VERSIONS=N` sets `max_versions` (what retaining recent versions costs);
+//! `AEDB_PROBE_DUMP=FILE` writes each commit's start and latency.
 
 use std::fs::OpenOptions;
 use std::os::unix::fs::FileExt;
@@ -37,6 +39,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let engine = Engine::open(
         AedbConfig {
             durability_mode,
+            max_versions: std::env::var("AEDB_PROBE_VERSIONS")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(AedbConfig::default().max_versions),
             ..AedbConfig::default()
         },
         &dir.join("db"),
