@@ -189,3 +189,30 @@ fn separators_go_into_their_parent_in_place_or_split_it() {
     }
     assert_eq!(seen, inserted);
 }
+
+/// Keys appended in order keep the branches on the right edge full too: a branch that gains a
+/// separator from an append split is not evened out with its left neighbour (which would leave
+/// both about half full, as the rewrite of a branch did before separators went in place).
+#[test]
+fn keys_in_order_fill_their_branches() {
+    let store = open();
+    let long_key = |n: u64| {
+        let mut k = vec![b'k'; 200];
+        k[192..].copy_from_slice(&n.to_be_bytes());
+        k
+    };
+    let mut txn = store.begin_write().expect("begin");
+    for n in 0..20_000u64 {
+        txn.insert(TREE, &long_key(n), &[3u8; 100]).expect("insert");
+    }
+    txn.commit().expect("commit");
+    let (_, tree) = leaf_fill(&store);
+    assert_eq!(tree.entries, 20_000);
+    // Every node but the root has one parent: children per branch on average.
+    let children = (tree.leaf_pages + tree.branch_pages - 1) as f64 / tree.branch_pages as f64;
+    // A full branch of 4 KiB holds 18 such separators (200-byte key + 18 + a 6-byte slot).
+    assert!(
+        children >= 15.0,
+        "{children:.1} children per branch, {tree:?}"
+    );
+}

@@ -11,8 +11,9 @@
 //! 3. A branch cell's count equals the number of entries in its subtree.
 //! 4. All leaves are at the same depth; a branch has at least one child; only the root may be
 //!    a branch with one child transiently (it is collapsed before the operation returns).
-//! 5. A non-root node that an operation leaves below a quarter full is merged with or refilled
-//!    from a sibling by that operation.
+//! 5. A non-root node that an operation shrinks, or whose separators it rewrites, below a
+//!    quarter full is merged with or refilled from a sibling by that operation. Nodes on the
+//!    right edge may stay below it after an append split (inserts there never undo one).
 
 pub mod cursor;
 mod merge;

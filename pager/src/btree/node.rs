@@ -414,6 +414,21 @@ impl<'a> NodeRef<'a> {
             std::cmp::Ordering::Greater => return Ok(Err(self.count)),
             std::cmp::Ordering::Equal => {}
         }
+        self.search_by_heads(key)
+    }
+
+    /// Leaf: the cell holding exactly `key`, searched by heads taken as if `key` shared the
+    /// node's prefix, without reading the prefix from the first key (a cache line fewer when
+    /// the key is there). A match compares whole keys, so it is right whether or not `key`
+    /// shares the prefix; `None` proves nothing, and the caller then runs
+    /// [`search`](Self::search).
+    pub fn find_exact(&self, key: &[u8]) -> Result<Option<usize>> {
+        Ok(self.search_by_heads(key)?.ok())
+    }
+
+    /// Binary search by heads, whole keys compared where heads tie: exact once `key` is known
+    /// to share the node's prefix.
+    fn search_by_heads(&self, key: &[u8]) -> Result<std::result::Result<usize, usize>> {
         let head = key_head(key, self.head_offset);
         let (mut lo, mut hi) = (0usize, self.count);
         while lo < hi {
@@ -520,9 +535,10 @@ impl<'a> NodeMut<'a> {
         read_u32(self.page, FRAGMENTED_AT) as usize
     }
 
-    /// Contiguous space between the slots and the cell area.
+    /// Contiguous space between the slots and the cell area (none on a damaged node whose
+    /// cells reach into its slots).
     fn gap(&self) -> usize {
-        self.cell_start() - slot_at(self.count())
+        self.cell_start().saturating_sub(slot_at(self.count()))
     }
 
     /// Space a new cell (plus its slot) may use, after compaction if needed.
@@ -603,7 +619,8 @@ impl<'a> NodeMut<'a> {
         }
         if need > self.gap() {
             self.compact();
-            // A damaged node is left as it was by `compact`: no room after all.
+            // Compaction can fail to make the room the header promised on a damaged node
+            // (a cell that does not decode, or cells that overlap): no room after all.
             if need > self.gap() {
                 return false;
             }
@@ -657,8 +674,14 @@ impl<'a> NodeMut<'a> {
         let Ok(view) = NodeRef::new(&before, 0) else {
             return;
         };
-        // All cells must read back before any byte moves: a damaged page stays as it was.
-        if (0..view.len()).any(|i| view.cell(i).is_err()) {
+        // All cells must read back, and fit between the slots and the page's end, before any
+        // byte moves: a damaged page (cells that overlap may add up to more) stays as it was.
+        let mut total = 0usize;
+        for i in 0..view.len() {
+            let Ok(cell) = view.cell(i) else { return };
+            total += cell.len();
+        }
+        if total > self.page.len().saturating_sub(slot_at(view.len())) {
             return;
         }
         let mut end = self.page.len();

@@ -5,8 +5,9 @@
 use super::*;
 
 /// Put a modified child (cell `i` of the branch in `page`, which the transaction owns) back
-/// into the branch: in place when it is one healthy node; otherwise splice the new nodes in,
-/// rebalance an underfull child with a sibling, and rewrite the branch (which may split).
+/// into the branch: in place when it is one healthy node, or when it split and the branch has
+/// room for the new separators; otherwise splice the new nodes in, rebalance an underfull
+/// child with a sibling, and rewrite the branch (which may split).
 pub(super) fn apply_child_result(
     ctx: &mut WriteCtx<'_>,
     page: PageRef,
@@ -34,7 +35,11 @@ pub(super) fn apply_child_result(
         });
     }
     if result.entries.len() > 1 && !result.underfull {
-        if let Some(done) = insert_separators(&page, i, &result.entries)? {
+        // A branch that gains separators may still be under the bound (a rewrite reported
+        // that too, and its parent rebalanced it), except after an append split at the right
+        // edge, which must not be undone.
+        let min_fill = (packing != Packing::Left).then(|| ctx.min_fill());
+        if let Some(done) = insert_separators(&page, i, &result.entries, min_fill)? {
             return Ok(done);
         }
     }
@@ -66,34 +71,47 @@ pub(super) fn apply_child_result(
 /// later one gets a cell after it. This is a split's common case; rewriting the branch from
 /// its decoded cells allocated twice per cell and was most of a splitting commit's time.
 /// `None` (the branch unchanged) when they do not fit: the caller rewrites and splits it.
-fn insert_separators(page: &PageRef, i: usize, entries: &[Entry]) -> Result<Option<ChildResult>> {
+/// The branch reports itself underfull when it uses fewer than `min_fill` bytes.
+fn insert_separators(
+    page: &PageRef,
+    i: usize,
+    entries: &[Entry],
+    min_fill: Option<usize>,
+) -> Result<Option<ChildResult>> {
     let cells: Vec<Vec<u8>> = entries[1..]
         .iter()
         .map(|e| encode_branch_cell(&e.key, e.page, e.count))
         .collect();
     let need: usize = cells.iter().map(|c| c.len() + SLOT_BYTES).sum();
-    let mut buf = page.write();
-    let mut node = NodeMut::wrap(&mut buf);
-    if need > node.free_bytes() {
-        return Ok(None);
-    }
-    node.set_child(i, entries[0].page, entries[0].count);
-    for (j, cell) in cells.iter().enumerate() {
-        // Room was checked, so only a damaged node (one compaction cannot re-lay) refuses.
-        if !node.insert_cell(i + 1 + j, cell) {
-            return Err(PagerError::corrupt(
-                page.id(),
-                "a branch with room refused a separator",
-            ));
+    {
+        let mut buf = page.write();
+        let mut node = NodeMut::wrap(&mut buf);
+        if need > node.free_bytes() {
+            return Ok(None);
+        }
+        node.set_child(i, entries[0].page, entries[0].count);
+        for (j, cell) in cells.iter().enumerate() {
+            // Room was checked, so only a damaged node refuses (the transaction, poisoned by
+            // the error, never publishes the half-changed page).
+            if !node.insert_cell(i + 1 + j, cell) {
+                return Err(PagerError::corrupt(
+                    page.id(),
+                    "a branch with room refused a separator",
+                ));
+            }
         }
     }
+    let underfull = match min_fill {
+        Some(min) => node_fill(page)?.1 < min,
+        None => false,
+    };
     Ok(Some(ChildResult {
         entries: vec![Entry {
             key: Vec::new(),
             page: page.id(),
             count: 0,
         }],
-        underfull: false,
+        underfull,
     }))
 }
 
