@@ -216,3 +216,40 @@ fn keys_in_order_fill_their_branches() {
         "{children:.1} children per branch, {tree:?}"
     );
 }
+
+/// Appends with a few late keys among them (every 50 keys, 3 keys from 30 positions back):
+/// the late keys split leaves that are not the last child of their right-edge branch, and the
+/// branch gains separators while under the bound. It must not be evened out with its full left
+/// neighbour (that would undo the append splits: 12 separators per branch instead of 15+).
+#[test]
+fn late_keys_among_appends_do_not_undo_the_branches_append_splits() {
+    let store = open();
+    let long_key = |n: u64| {
+        let mut k = vec![b'k'; 200];
+        k[192..].copy_from_slice(&n.to_be_bytes());
+        k
+    };
+    let mut txn = store.begin_write().expect("begin");
+    let mut inserted = 0u64;
+    for n in 0..20_000u64 {
+        // Even keys appended in order; odd keys 60 back come late.
+        txn.insert(TREE, &long_key(2 * n), &[3u8; 100])
+            .expect("insert");
+        inserted += 1;
+        if n % 50 == 49 {
+            for late in 0..3 {
+                txn.insert(TREE, &long_key(2 * (n - 30 + late) + 1), &[4u8; 100])
+                    .expect("insert");
+                inserted += 1;
+            }
+        }
+    }
+    txn.commit().expect("commit");
+    let (_, tree) = leaf_fill(&store);
+    assert_eq!(tree.entries, inserted);
+    let children = (tree.leaf_pages + tree.branch_pages - 1) as f64 / tree.branch_pages as f64;
+    assert!(
+        children >= 14.0,
+        "{children:.1} children per branch, {tree:?}"
+    );
+}

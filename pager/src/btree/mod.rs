@@ -11,9 +11,9 @@
 //! 3. A branch cell's count equals the number of entries in its subtree.
 //! 4. All leaves are at the same depth; a branch has at least one child; only the root may be
 //!    a branch with one child transiently (it is collapsed before the operation returns).
-//! 5. A non-root node that an operation shrinks, or whose separators it rewrites, below a
-//!    quarter full is merged with or refilled from a sibling by that operation. Nodes on the
-//!    right edge may stay below it after an append split (inserts there never undo one).
+//! 5. A non-root node that an operation leaves below a quarter full is merged with or refilled
+//!    from a sibling by that operation, except on the right edge, where append splits leave
+//!    nodes below it and inserts never undo them.
 
 pub mod cursor;
 mod merge;
@@ -306,7 +306,7 @@ fn insert_rec(
     } else {
         Packing::Even
     };
-    apply_child_result(ctx, page, child_pos, result, delta, packing)
+    apply_child_result(ctx, page, child_pos, result, delta, packing, right_edge)
 }
 
 fn insert_into_leaf(
@@ -430,7 +430,7 @@ fn remove_rec(
         return Ok(None);
     };
     let page = ctx.writable(id)?;
-    apply_child_result(ctx, page, pos, result, -1, Packing::Even).map(Some)
+    apply_child_result(ctx, page, pos, result, -1, Packing::Even, false).map(Some)
 }
 
 /// A node's free middle (between its slot array and its cells), when it is worth not reading

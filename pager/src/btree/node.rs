@@ -408,22 +408,22 @@ impl<'a> NodeRef<'a> {
     }
 
     /// Leaf: `Ok(i)` where `key` is, or `Err(i)` where it would go.
+    ///
+    /// The heads are searched first as if `key` shared the node's prefix: a whole-key match is
+    /// right whatever the prefix, so a key that is there is found without reading the prefix
+    /// from the first key (a cache line fewer per node on a cold tree). Only a miss compares
+    /// `key` with the prefix, which places it before or after every key when it does not share
+    /// it, and otherwise confirms the heads' answer.
     pub fn search(&self, key: &[u8]) -> Result<std::result::Result<usize, usize>> {
-        match self.against_prefix(key)? {
-            std::cmp::Ordering::Less => return Ok(Err(0)),
-            std::cmp::Ordering::Greater => return Ok(Err(self.count)),
-            std::cmp::Ordering::Equal => {}
+        let by_heads = self.search_by_heads(key)?;
+        if by_heads.is_ok() {
+            return Ok(by_heads);
         }
-        self.search_by_heads(key)
-    }
-
-    /// Leaf: the cell holding exactly `key`, searched by heads taken as if `key` shared the
-    /// node's prefix, without reading the prefix from the first key (a cache line fewer when
-    /// the key is there). A match compares whole keys, so it is right whether or not `key`
-    /// shares the prefix; `None` proves nothing, and the caller then runs
-    /// [`search`](Self::search).
-    pub fn find_exact(&self, key: &[u8]) -> Result<Option<usize>> {
-        Ok(self.search_by_heads(key)?.ok())
+        Ok(match self.against_prefix(key)? {
+            std::cmp::Ordering::Less => Err(0),
+            std::cmp::Ordering::Greater => Err(self.count),
+            std::cmp::Ordering::Equal => by_heads,
+        })
     }
 
     /// Binary search by heads, whole keys compared where heads tie: exact once `key` is known
@@ -592,11 +592,20 @@ impl<'a> NodeMut<'a> {
         }
     }
 
-    /// Insert `cell` as cell `i`; false (and no change) when it does not fit.
+    /// Insert `cell` as cell `i`; false when it does not fit, the node's keys, values and
+    /// heads then unchanged (compaction may have re-laid its cells).
     pub fn insert_cell(&mut self, i: usize, cell: &[u8]) -> bool {
         let need = cell.len() + SLOT_BYTES;
         if need > self.free_bytes() {
             return false;
+        }
+        if need > self.gap() {
+            self.compact();
+            // Compaction can fail to make the room the header promised on a damaged node
+            // (a cell that does not decode, or cells that overlap): no room after all.
+            if need > self.gap() {
+                return false;
+            }
         }
         // A key that does not share the node's prefix shortens it (a branch's first cell
         // stands for −∞ and does not count).
@@ -615,14 +624,6 @@ impl<'a> NodeMut<'a> {
             };
             if shared < h {
                 self.set_head_offset(shared);
-            }
-        }
-        if need > self.gap() {
-            self.compact();
-            // Compaction can fail to make the room the header promised on a damaged node
-            // (a cell that does not decode, or cells that overlap): no room after all.
-            if need > self.gap() {
-                return false;
             }
         }
         let n = self.count();

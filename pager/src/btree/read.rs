@@ -151,12 +151,8 @@ fn find_published(
         }
         let node = NodeRef::new(bytes, id).ok()?;
         if node.is_leaf() {
-            let i = match node.find_exact(key).ok()? {
-                Some(i) => i,
-                None => match node.search(key).ok()? {
-                    Ok(i) => i,
-                    Err(_) => return Some(Published::Absent),
-                },
+            let Ok(i) = node.search(key).ok()? else {
+                return Some(Published::Absent);
             };
             return match node.leaf_value(i).ok()? {
                 LeafValue::Inline(bytes) if bytes.len() <= SMALL_VALUE => {

@@ -15,6 +15,7 @@ pub(super) fn apply_child_result(
     result: ChildResult,
     delta: i64,
     packing: Packing,
+    on_right_edge: bool,
 ) -> Result<ChildResult> {
     let old_count = {
         let buf = page.read();
@@ -35,10 +36,11 @@ pub(super) fn apply_child_result(
         });
     }
     if result.entries.len() > 1 && !result.underfull {
-        // A branch that gains separators may still be under the bound (a rewrite reported
-        // that too, and its parent rebalanced it), except after an append split at the right
-        // edge, which must not be undone.
-        let min_fill = (packing != Packing::Left).then(|| ctx.min_fill());
+        // A branch off the right edge that gains separators and is still under the bound (a
+        // damaged or older file can have one; a valid tree cannot) asks its parent to
+        // rebalance it, as a rewrite did. One on the right edge does not: it is under the bound
+        // only after append splits, and evening it with its full neighbour would undo them.
+        let min_fill = (!on_right_edge).then(|| ctx.min_fill());
         if let Some(done) = insert_separators(&page, i, &result.entries, min_fill)? {
             return Ok(done);
         }
