@@ -190,26 +190,34 @@ fn separators_go_into_their_parent_in_place_or_split_it() {
     assert_eq!(seen, inserted);
 }
 
+/// A 200-byte key that sorts by `n`: a branch of 4 KiB holds 18 separators of them (the key,
+/// 18 bytes of cell header, a 6-byte slot).
+fn appended_key(n: u64) -> Vec<u8> {
+    let mut k = vec![b'k'; 200];
+    k[192..].copy_from_slice(&n.to_be_bytes());
+    k
+}
+
+/// Children per branch node on average (every node but the root has one parent).
+fn children_per_branch(tree: &TreeReport) -> f64 {
+    (tree.leaf_pages + tree.branch_pages - 1) as f64 / tree.branch_pages as f64
+}
+
 /// Keys appended in order keep the branches on the right edge full too: a branch that gains a
 /// separator from an append split is not evened out with its left neighbour (which would leave
 /// both about half full, as the rewrite of a branch did before separators went in place).
 #[test]
 fn keys_in_order_fill_their_branches() {
     let store = open();
-    let long_key = |n: u64| {
-        let mut k = vec![b'k'; 200];
-        k[192..].copy_from_slice(&n.to_be_bytes());
-        k
-    };
     let mut txn = store.begin_write().expect("begin");
     for n in 0..20_000u64 {
-        txn.insert(TREE, &long_key(n), &[3u8; 100]).expect("insert");
+        txn.insert(TREE, &appended_key(n), &[3u8; 100])
+            .expect("insert");
     }
     txn.commit().expect("commit");
     let (_, tree) = leaf_fill(&store);
     assert_eq!(tree.entries, 20_000);
-    // Every node but the root has one parent: children per branch on average.
-    let children = (tree.leaf_pages + tree.branch_pages - 1) as f64 / tree.branch_pages as f64;
+    let children = children_per_branch(&tree);
     // A full branch of 4 KiB holds 18 such separators (200-byte key + 18 + a 6-byte slot).
     assert!(
         children >= 15.0,
@@ -224,21 +232,16 @@ fn keys_in_order_fill_their_branches() {
 #[test]
 fn late_keys_among_appends_do_not_undo_the_branches_append_splits() {
     let store = open();
-    let long_key = |n: u64| {
-        let mut k = vec![b'k'; 200];
-        k[192..].copy_from_slice(&n.to_be_bytes());
-        k
-    };
     let mut txn = store.begin_write().expect("begin");
     let mut inserted = 0u64;
     for n in 0..20_000u64 {
         // Even keys appended in order; odd keys 60 back come late.
-        txn.insert(TREE, &long_key(2 * n), &[3u8; 100])
+        txn.insert(TREE, &appended_key(2 * n), &[3u8; 100])
             .expect("insert");
         inserted += 1;
         if n % 50 == 49 {
             for late in 0..3 {
-                txn.insert(TREE, &long_key(2 * (n - 30 + late) + 1), &[4u8; 100])
+                txn.insert(TREE, &appended_key(2 * (n - 30 + late) + 1), &[4u8; 100])
                     .expect("insert");
                 inserted += 1;
             }
@@ -247,7 +250,7 @@ fn late_keys_among_appends_do_not_undo_the_branches_append_splits() {
     txn.commit().expect("commit");
     let (_, tree) = leaf_fill(&store);
     assert_eq!(tree.entries, inserted);
-    let children = (tree.leaf_pages + tree.branch_pages - 1) as f64 / tree.branch_pages as f64;
+    let children = children_per_branch(&tree);
     assert!(
         children >= 14.0,
         "{children:.1} children per branch, {tree:?}"
