@@ -122,42 +122,6 @@ fn needs_fix(slots: &[Slot], i: usize, right_edge: bool, min_fill: usize) -> boo
     slot.deficient || (!exempt && slot.used.is_some_and(|used| used < min_fill))
 }
 
-/// Split cells of `sizes` bytes into pages of `usable` bytes filled to about `fill` bytes (one
-/// page when they fit in one), sharing the bytes evenly. Unlike `partition` (made for a node or
-/// two that split or merge), it retargets after every page: one merge may lay out thousands of
-/// cells, where small shortfalls on each page would add up to an overfull last one.
-///
-/// Every page but a lone one holds more than a quarter of `usable`: while two or more pages
-/// remain, the target is above half of `fill` (at least 3/8 of `usable`), and a page closes
-/// within half a cell (at most an eighth of `usable`) of it.
-fn partition_even(sizes: &[usize], usable: usize, fill: usize) -> Vec<std::ops::Range<usize>> {
-    debug_assert!(fill >= usable * 3 / 4 && fill <= usable);
-    let pages_for = |bytes: usize| {
-        if bytes <= usable {
-            1
-        } else {
-            bytes.div_ceil(fill).max(2)
-        }
-    };
-    let target_for = |remaining: usize| remaining.div_ceil(pages_for(remaining));
-    let mut remaining: usize = sizes.iter().sum();
-    let mut target = target_for(remaining);
-    let mut groups = Vec::with_capacity(pages_for(remaining));
-    let (mut start, mut acc) = (0, 0);
-    for (i, &size) in sizes.iter().enumerate() {
-        if acc > 0 && (acc + size > usable || acc + size / 2 > target) {
-            groups.push(start..i);
-            remaining -= acc;
-            target = target_for(remaining);
-            start = i;
-            acc = 0;
-        }
-        acc += size;
-    }
-    groups.push(start..sizes.len());
-    groups
-}
-
 /// What merging into a node hands its parent.
 enum Outcome {
     Unchanged,
@@ -589,34 +553,5 @@ impl Merger<'_, '_> {
             self.ctx.free(id);
         }
         Ok(nodes)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    proptest::proptest! {
-        #[test]
-        fn even_partition_fits_and_fills(
-            sizes in proptest::collection::vec(8usize..=1014, 1..3000),
-        ) {
-            let usable = node::usable_bytes(4096);
-            let fill = usable * 9 / 10;
-            let groups = partition_even(&sizes, usable, fill);
-            let total: usize = sizes.iter().sum();
-            proptest::prop_assert_eq!(groups.first().map(|g| g.start), Some(0));
-            proptest::prop_assert_eq!(groups.last().map(|g| g.end), Some(sizes.len()));
-            for pair in groups.windows(2) {
-                proptest::prop_assert_eq!(pair[0].end, pair[1].start);
-            }
-            for group in &groups {
-                let bytes: usize = sizes[group.clone()].iter().sum();
-                proptest::prop_assert!(!group.is_empty() && bytes <= usable);
-                proptest::prop_assert!(groups.len() == 1 || bytes >= usable / 4, "{} bytes", bytes);
-            }
-            // Pages filled to about `fill` (less half a cell, up to an eighth) on average.
-            proptest::prop_assert!(groups.len() <= total.div_ceil(fill - usable / 8) + 1);
-        }
     }
 }

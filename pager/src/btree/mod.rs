@@ -33,8 +33,8 @@ pub use merge::{merge_sorted, MergeStats};
 pub(crate) use read::with_leaf_value;
 pub use read::{get, get_committed_with, get_from_with, get_with, rank};
 use reshape::{
-    apply_child_result, branch_entries, grow_root, node_fill, partition, rebalance_pair,
-    shrink_root, write_group, write_nodes, Packing,
+    apply_child_result, branch_entries, grow_root, node_fill, partition, partition_even,
+    rebalance_pair, shrink_root, write_group, write_nodes, Packing,
 };
 
 use node::{encode_branch_cell, encode_leaf_cell_into, LeafValue, NodeMut, NodeRef, SLOT_BYTES};

@@ -199,8 +199,8 @@ pub(super) enum Packing {
     Left,
 }
 
-/// Split cells of `sizes` bytes into pages of `usable` bytes: the fewest pages for `Even`,
-/// greedily for `Left`.
+/// Split cells of `sizes` bytes into pages of `usable` bytes: evenly by bytes for `Even`
+/// ([`partition_even`], each page as full as it goes), greedily for `Left`.
 pub(super) fn partition(
     sizes: &[usize],
     usable: usize,
@@ -229,29 +229,46 @@ pub(super) fn partition(
         }
         return groups;
     }
-    let total: usize = sizes.iter().sum();
-    let mut pages = total.div_ceil(usable).max(1);
-    loop {
-        let target = total.div_ceil(pages);
-        let mut groups = Vec::with_capacity(pages);
-        let (mut start, mut acc) = (0, 0);
-        for (i, size) in sizes.iter().enumerate() {
-            if acc > 0 && acc + size > target && groups.len() + 1 < pages {
-                groups.push(start..i);
-                start = i;
-                acc = 0;
-            }
-            acc += size;
+    partition_even(sizes, usable, usable)
+}
+
+/// Split cells of `sizes` bytes into pages of `usable` bytes filled to about `fill` bytes (one
+/// page when they fit in one), sharing the bytes evenly. It retargets after every page: one merge may lay out thousands of cells,
+/// where small shortfalls on each page would add up to an overfull last one.
+///
+/// Every page but a lone one holds more than a quarter of `usable`: while two or more pages
+/// remain, the target is above half of `fill` (at least 3/8 of `usable`), and a page closes
+/// within half a cell (at most an eighth of `usable`) of it.
+pub(super) fn partition_even(
+    sizes: &[usize],
+    usable: usize,
+    fill: usize,
+) -> Vec<std::ops::Range<usize>> {
+    debug_assert!(fill >= usable * 3 / 4 && fill <= usable);
+    let pages_for = |bytes: usize| {
+        if bytes <= usable {
+            1
+        } else {
+            bytes.div_ceil(fill).max(2)
         }
-        groups.push(start..sizes.len());
-        let fits = groups
-            .iter()
-            .all(|g| sizes[g.clone()].iter().sum::<usize>() <= usable);
-        if fits {
-            return groups;
+    };
+    let target_for = |remaining: usize| remaining.div_ceil(pages_for(remaining));
+    let mut remaining: usize = sizes.iter().sum();
+    let mut target = target_for(remaining);
+    let mut groups = Vec::with_capacity(pages_for(remaining));
+    let (mut start, mut acc) = (0, 0);
+    for (i, &size) in sizes.iter().enumerate() {
+        if acc > 0 && (acc + size > usable || acc + size / 2 > target) {
+            groups.push(start..i);
+            remaining -= acc;
+            target = target_for(remaining);
+            start = i;
+            acc = 0;
         }
-        pages += 1;
+        acc += size;
     }
+    groups.push(start..sizes.len());
+    groups
 }
 
 /// Lay `cells` out over as many nodes of `kind` as needed, reusing `reuse` (pages the
@@ -269,6 +286,13 @@ pub(super) fn write_nodes<C: AsRef<[u8]>>(
         .map(|c| c.as_ref().len() + SLOT_BYTES)
         .collect();
     let groups = partition(&sizes, usable, packing);
+    // A branch node of one cell has one child, which it could never rebalance with a sibling.
+    // Neither packing makes one: every group but a lone one holds over a quarter of a page,
+    // more than any one cell (`partition_even`), and `Left` gives its last node two cells.
+    debug_assert!(
+        kind != PageType::Branch || groups.len() == 1 || groups.iter().all(|g| g.len() >= 2),
+        "a branch level laid out with a node of one cell: {groups:?}"
+    );
     let mut reuse = reuse.into_iter();
     let mut entries = Vec::with_capacity(groups.len());
     for group in groups {
@@ -363,4 +387,46 @@ pub(super) fn shrink_root(ctx: &mut WriteCtx<'_>, mut root: PageId) -> Result<Pa
         root = first_child;
     }
     Err(depth_error(root))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    proptest::proptest! {
+        #[test]
+        fn even_partition_fits_and_fills(
+            sizes in proptest::collection::vec(8usize..=1014, 1..3000),
+        ) {
+            let usable = node::usable_bytes(4096);
+            let fill = usable * 9 / 10;
+            let groups = partition_even(&sizes, usable, fill);
+            let total: usize = sizes.iter().sum();
+            proptest::prop_assert_eq!(groups.first().map(|g| g.start), Some(0));
+            proptest::prop_assert_eq!(groups.last().map(|g| g.end), Some(sizes.len()));
+            for pair in groups.windows(2) {
+                proptest::prop_assert_eq!(pair[0].end, pair[1].start);
+            }
+            for group in &groups {
+                let bytes: usize = sizes[group.clone()].iter().sum();
+                proptest::prop_assert!(!group.is_empty() && bytes <= usable);
+                proptest::prop_assert!(groups.len() == 1 || bytes >= usable / 4, "{} bytes", bytes);
+            }
+            // Pages filled to about `fill` (less half a cell, up to an eighth) on average.
+            proptest::prop_assert!(groups.len() <= total.div_ceil(fill - usable / 8) + 1);
+        }
+
+        #[test]
+        fn no_page_of_several_holds_a_single_cell(
+            sizes in proptest::collection::vec(24usize..=1014, 2..200),
+            fill_percent in 75usize..=100,
+        ) {
+            // What keeps a branch level free of one-child nodes (`write_nodes`).
+            let usable = node::usable_bytes(4096);
+            let groups = partition_even(&sizes, usable, usable * fill_percent / 100);
+            for group in &groups {
+                proptest::prop_assert!(groups.len() == 1 || group.len() >= 2, "{groups:?}");
+            }
+        }
+    }
 }
