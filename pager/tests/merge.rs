@@ -445,9 +445,10 @@ fn deletes_on_the_right_edge_leave_no_branch_with_one_child() {
 
 /// Keys of very different lengths (8 to 990 bytes, a quarter of a 4 KiB page) merged into an
 /// empty tree, as recovery's redo does: the new branch levels hold no node of one child (which
-/// could never rebalance that child), and everything reads back. Before the branch levels were
-/// partitioned evenly with lone cells joined, 182 of 300 such merges left the checker
-/// complaining, most of them about one-child branches of 24 bytes.
+/// could never rebalance that child), and everything reads back. The even layout used to size
+/// every page for one share of the whole and add a page whenever the last overflowed, which
+/// ended in groups of one cell here: towers of one-child branches (this test failed on every
+/// seed tried).
 #[test]
 fn keys_of_mixed_lengths_merged_leave_no_branch_of_one_child() {
     use aedb_pager::btree::node::NodeRef;

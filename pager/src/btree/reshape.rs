@@ -199,8 +199,8 @@ pub(super) enum Packing {
     Left,
 }
 
-/// Split cells of `sizes` bytes into pages of `usable` bytes: evenly by bytes for `Even`
-/// ([`partition_even`], each page as full as it goes), greedily for `Left`.
+/// Split cells of `sizes` bytes into pages of `usable` bytes: evenly by bytes for `Even`,
+/// each page as full as it goes for `Left`.
 pub(super) fn partition(
     sizes: &[usize],
     usable: usize,
@@ -229,12 +229,38 @@ pub(super) fn partition(
         }
         return groups;
     }
-    partition_even(sizes, usable, usable)
+    // Even: the fewest pages by bytes, each closed before it would pass its share of the bytes
+    // left, the share taken again after every page. A page never takes more than its share, so
+    // the last of two holds at least half a page (a branch's, less the key its first cell moves
+    // to the parent, still over a quarter), and every page of several holds over a quarter of a
+    // page, more than any one cell: no branch node of one child. (Sizing every page for one
+    // share of the whole, and adding a page whenever the last overflowed, ended in groups of
+    // one cell when cells differ widely: towers of one-child branches over merged levels.)
+    let pages_for = |bytes: usize| bytes.div_ceil(usable).max(1);
+    let share = |bytes: usize| bytes.div_ceil(pages_for(bytes));
+    let mut remaining: usize = sizes.iter().sum();
+    let mut target = share(remaining);
+    let mut groups = Vec::with_capacity(pages_for(remaining));
+    let (mut start, mut acc) = (0, 0);
+    for (i, &size) in sizes.iter().enumerate() {
+        if acc > 0 && (acc + size > target || acc + size > usable) {
+            groups.push(start..i);
+            remaining -= acc;
+            target = share(remaining);
+            start = i;
+            acc = 0;
+        }
+        acc += size;
+    }
+    groups.push(start..sizes.len());
+    groups
 }
 
 /// Split cells of `sizes` bytes into pages of `usable` bytes filled to about `fill` bytes (one
-/// page when they fit in one), sharing the bytes evenly. It retargets after every page: one merge may lay out thousands of cells,
-/// where small shortfalls on each page would add up to an overfull last one.
+/// page when they fit in one), sharing the bytes evenly: the layout of merges and bulk loads,
+/// which leave room for later inserts. It retargets after every page: one merge may lay out
+/// thousands of cells, where small shortfalls on each page would add up to an overfull last
+/// one.
 ///
 /// Every page but a lone one holds more than a quarter of `usable`: while two or more pages
 /// remain, the target is above half of `fill` (at least 3/8 of `usable`), and a page closes
@@ -287,8 +313,8 @@ pub(super) fn write_nodes<C: AsRef<[u8]>>(
         .collect();
     let groups = partition(&sizes, usable, packing);
     // A branch node of one cell has one child, which it could never rebalance with a sibling.
-    // Neither packing makes one: every group but a lone one holds over a quarter of a page,
-    // more than any one cell (`partition_even`), and `Left` gives its last node two cells.
+    // Neither packing makes one: every `Even` group but a lone one holds over a quarter of a
+    // page, more than any one cell, and `Left` gives its last node two cells.
     debug_assert!(
         kind != PageType::Branch || groups.len() == 1 || groups.iter().all(|g| g.len() >= 2),
         "a branch level laid out with a node of one cell: {groups:?}"
@@ -414,6 +440,31 @@ mod tests {
             }
             // Pages filled to about `fill` (less half a cell, up to an eighth) on average.
             proptest::prop_assert!(groups.len() <= total.div_ceil(fill - usable / 8) + 1);
+        }
+
+        #[test]
+        fn an_even_split_fits_covers_and_keeps_the_last_of_two_half_full(
+            sizes in proptest::collection::vec(24usize..=1014, 1..400),
+        ) {
+            let usable = node::usable_bytes(4096);
+            let groups = partition(&sizes, usable, Packing::Even);
+            let total: usize = sizes.iter().sum();
+            proptest::prop_assert_eq!(groups.first().map(|g| g.start), Some(0));
+            proptest::prop_assert_eq!(groups.last().map(|g| g.end), Some(sizes.len()));
+            for pair in groups.windows(2) {
+                proptest::prop_assert_eq!(pair[0].end, pair[1].start);
+            }
+            proptest::prop_assert_eq!(groups.len() == 1, total <= usable);
+            for group in &groups {
+                let bytes: usize = sizes[group.clone()].iter().sum();
+                proptest::prop_assert!(!group.is_empty() && bytes <= usable, "{} bytes", bytes);
+                proptest::prop_assert!(groups.len() == 1 || bytes > usable / 4, "{} bytes", bytes);
+                proptest::prop_assert!(groups.len() == 1 || group.len() >= 2, "{groups:?}");
+            }
+            if let [_, last] = groups.as_slice() {
+                let bytes: usize = sizes[last.clone()].iter().sum();
+                proptest::prop_assert!(bytes >= total / 2, "last of two: {} of {}", bytes, total);
+            }
         }
 
         #[test]
