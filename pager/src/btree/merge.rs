@@ -530,7 +530,7 @@ impl Merger<'_, '_> {
         let groups = match packing {
             // Room for later inserts, as a bulk load leaves.
             Packing::Even => partition_even(&sizes, usable, usable * BULK_FILL_PERCENT / 100),
-            Packing::Left => partition(&sizes, usable, Packing::Left),
+            Packing::Left => partition(&sizes, &sizes, usable, Packing::Left),
         };
         let mut targets = targets.into_iter();
         let mut nodes = Vec::with_capacity(groups.len());

@@ -203,9 +203,11 @@ pub(super) enum Packing {
 /// each page as full as it goes for `Left`.
 pub(super) fn partition(
     sizes: &[usize],
+    firsts: &[usize],
     usable: usize,
     packing: Packing,
 ) -> Vec<std::ops::Range<usize>> {
+    debug_assert_eq!(sizes.len(), firsts.len());
     if packing == Packing::Left {
         let mut groups = Vec::new();
         let (mut start, mut acc) = (0, 0);
@@ -229,28 +231,31 @@ pub(super) fn partition(
         }
         return groups;
     }
-    // Even: the fewest pages by bytes, each closed before it would pass its share of the bytes
-    // left, the share taken again after every page. A page never takes more than its share, so
-    // the last of two holds at least half a page (a branch's, less the key its first cell moves
-    // to the parent, still over a quarter), and every page of several holds over a quarter of a
-    // page, more than any one cell: no branch node of one child. (Sizing every page for one
-    // share of the whole, and adding a page whenever the last overflowed, ended in groups of
-    // one cell when cells differ widely: towers of one-child branches over merged levels.)
+    // Even: each page closed before the bytes it holds would pass its share of the bytes left,
+    // the share taken again after every page. A page's first cell counts what it keeps there
+    // (`firsts`: a branch's first key moves up to its parent). A page never takes more than
+    // its share, so the last of two holds at least half of them, and every page of several
+    // holds over a quarter of a page, more than any one cell: no branch node of one child.
+    // (Sizing every page for one share of the whole, and adding a page whenever the last
+    // overflowed, ended in groups of one cell when cells differ widely: towers of one-child
+    // branches over merged levels.)
     let pages_for = |bytes: usize| bytes.div_ceil(usable).max(1);
     let share = |bytes: usize| bytes.div_ceil(pages_for(bytes));
     let mut remaining: usize = sizes.iter().sum();
     let mut target = share(remaining);
     let mut groups = Vec::with_capacity(pages_for(remaining));
-    let (mut start, mut acc) = (0, 0);
+    // `held`: bytes the open page holds; `taken`: its cells' whole sizes.
+    let (mut start, mut held, mut taken) = (0, 0, 0);
     for (i, &size) in sizes.iter().enumerate() {
-        if acc > 0 && (acc + size > target || acc + size > usable) {
+        if i > start && (held + size > target || held + size > usable) {
             groups.push(start..i);
-            remaining -= acc;
+            remaining -= taken;
             target = share(remaining);
             start = i;
-            acc = 0;
+            taken = 0;
         }
-        acc += size;
+        held = if i == start { firsts[i] } else { held + size };
+        taken += size;
     }
     groups.push(start..sizes.len());
     groups
@@ -311,7 +316,16 @@ pub(super) fn write_nodes<C: AsRef<[u8]>>(
         .iter()
         .map(|c| c.as_ref().len() + SLOT_BYTES)
         .collect();
-    let groups = partition(&sizes, usable, packing);
+    // What a cell keeps of itself when it is the first of its node: a branch's key moves up.
+    let firsts: Vec<usize> = match kind {
+        PageType::Branch => cells
+            .iter()
+            .zip(&sizes)
+            .map(|(c, size)| size - usize::from(page::read_u16(c.as_ref(), 0)).min(*size))
+            .collect(),
+        _ => sizes.clone(),
+    };
+    let groups = partition(&sizes, &firsts, usable, packing);
     // A branch node of one cell has one child, which it could never rebalance with a sibling.
     // Neither packing makes one: every `Even` group but a lone one holds over a quarter of a
     // page, more than any one cell, and `Left` gives its last node two cells.
@@ -447,7 +461,7 @@ mod tests {
             sizes in proptest::collection::vec(24usize..=1014, 1..400),
         ) {
             let usable = node::usable_bytes(4096);
-            let groups = partition(&sizes, usable, Packing::Even);
+            let groups = partition(&sizes, &sizes, usable, Packing::Even);
             let total: usize = sizes.iter().sum();
             proptest::prop_assert_eq!(groups.first().map(|g| g.start), Some(0));
             proptest::prop_assert_eq!(groups.last().map(|g| g.end), Some(sizes.len()));
@@ -464,6 +478,32 @@ mod tests {
             if let [_, last] = groups.as_slice() {
                 let bytes: usize = sizes[last.clone()].iter().sum();
                 proptest::prop_assert!(bytes >= total / 2, "last of two: {} of {}", bytes, total);
+            }
+        }
+
+        #[test]
+        fn a_split_branch_counts_each_nodes_first_key_as_moved_up(
+            mut keys in proptest::collection::vec(0usize..=990, 2..300),
+        ) {
+            // Branch cells: an 18-byte header and the key, a 6-byte slot; the first cell of a
+            // node keeps 24 bytes, and a rewritten branch's first cell is its empty (−∞) one.
+            // Every node fits, none has one child, and the last of two keeps over a quarter
+            // of a page (what the checker requires of a node off the right edge).
+            keys[0] = 0;
+            let usable = node::usable_bytes(4096);
+            let sizes: Vec<usize> = keys.iter().map(|k| k + 24).collect();
+            let firsts = vec![24; sizes.len()];
+            let groups = partition(&sizes, &firsts, usable, Packing::Even);
+            let held = |g: &std::ops::Range<usize>| {
+                24 + sizes[g.start + 1..g.end].iter().sum::<usize>()
+            };
+            proptest::prop_assert_eq!(groups.last().map(|g| g.end), Some(sizes.len()));
+            for group in &groups {
+                proptest::prop_assert!(held(group) <= usable, "{} bytes", held(group));
+                proptest::prop_assert!(groups.len() == 1 || group.len() >= 2, "{groups:?}");
+            }
+            if let [_, last] = groups.as_slice() {
+                proptest::prop_assert!(held(last) > usable / 4, "last of two: {}", held(last));
             }
         }
 
