@@ -262,8 +262,8 @@ pub(super) fn partition(
 }
 
 /// Split cells of `sizes` bytes into pages of `usable` bytes filled to about `fill` bytes (one
-/// page when they fit in one), sharing the bytes evenly: the layout of merges and bulk loads,
-/// which leave room for later inserts. It retargets after every page: one merge may lay out
+/// page when they fit in one), sharing the bytes evenly: the layout of merges, which leave
+/// room for later inserts. It retargets after every page: one merge may lay out
 /// thousands of cells, where small shortfalls on each page would add up to an overfull last
 /// one.
 ///
