@@ -233,12 +233,15 @@ pub(super) fn partition(
     }
     // Even: each page closed before the bytes it holds would pass its share of the bytes left,
     // the share taken again after every page. A page's first cell counts what it keeps there
-    // (`firsts`: a branch's first key moves up to its parent). A page never takes more than
-    // its share, so the last of two holds at least half of them, and every page of several
-    // holds over a quarter of a page, more than any one cell: no branch node of one child.
-    // (Sizing every page for one share of the whole, and adding a page whenever the last
-    // overflowed, ended in groups of one cell when cells differ widely: towers of one-child
-    // branches over merged levels.)
+    // (`firsts`: a branch's first key moves up to its parent). Every page but the last holds
+    // over a quarter of a page, and every page of several at least two cells: no branch node
+    // of one child. A split in two whose first cell keeps its whole size (a leaf, or a branch
+    // whose first cell is its empty one) leaves the last page at least half the bytes. When
+    // first keys move up, the last of several can be small; only `grow_root` and the bulk
+    // loader lay out such levels, and their last node is on the right edge, where the bound
+    // does not apply. (Sizing every page for one share of the whole, and adding a page
+    // whenever the last overflowed, ended in groups of one cell when cells differ widely:
+    // towers of one-child branches over merged levels.)
     let pages_for = |bytes: usize| bytes.div_ceil(usable).max(1);
     let share = |bytes: usize| bytes.div_ceil(pages_for(bytes));
     let mut remaining: usize = sizes.iter().sum();
@@ -327,8 +330,9 @@ pub(super) fn write_nodes<C: AsRef<[u8]>>(
     };
     let groups = partition(&sizes, &firsts, usable, packing);
     // A branch node of one cell has one child, which it could never rebalance with a sibling.
-    // Neither packing makes one: every `Even` group but a lone one holds over a quarter of a
-    // page, more than any one cell, and `Left` gives its last node two cells.
+    // Neither packing makes one: an `Even` group closes only once it holds over a quarter of a
+    // page (two cells at most hold half), a last group holds what was left of a page's share
+    // or more, and `Left` gives its last node two cells.
     debug_assert!(
         kind != PageType::Branch || groups.len() == 1 || groups.iter().all(|g| g.len() >= 2),
         "a branch level laid out with a node of one cell: {groups:?}"
