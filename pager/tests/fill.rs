@@ -11,6 +11,8 @@ use aedb_pager::io::sim::SimVfs;
 use aedb_pager::io::Vfs;
 use aedb_pager::{PageStore, StoreConfig};
 
+mod common;
+
 const TREE: &str = "t";
 
 fn open() -> PageStore {
@@ -264,13 +266,7 @@ fn late_keys_among_appends_do_not_undo_the_branches_append_splits() {
 fn keys_of_any_length_split_into_nodes_over_the_bound() {
     for seed in 0..6u64 {
         let store = open();
-        let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-        let mut next = move || {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x
-        };
+        let mut next = common::xorshift(seed);
         let mut live: Vec<Vec<u8>> = Vec::new();
         for batch in 0..25 {
             let mut txn = store.begin_write().expect("begin");

@@ -18,6 +18,8 @@ type Model = BTreeMap<Vec<u8>, Vec<u8>>;
 /// A logged operation: key and new value (`None` deletes).
 type Op = (Vec<u8>, Option<Vec<u8>>);
 
+mod common;
+
 const TREE: &str = "t";
 
 fn open(pool_pages: u64) -> PageStore {
@@ -463,13 +465,7 @@ fn keys_of_mixed_lengths_merged_leave_no_branch_of_one_child() {
     }
     for seed in 0..60u64 {
         let store = open(1024);
-        let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-        let mut next = move || {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x
-        };
+        let mut next = common::xorshift(seed);
         let n = 20 + (next() % 300) as usize;
         let ops: Vec<Op> = (0..n)
             .map(|i| {
@@ -506,13 +502,7 @@ fn keys_of_mixed_lengths_merged_leave_no_branch_of_one_child() {
 fn batches_of_mixed_key_lengths_keep_every_node_over_the_bound() {
     for seed in 0..20u64 {
         let store = open(1024);
-        let mut x = (seed + 1000).wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-        let mut next = move || {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x
-        };
+        let mut next = common::xorshift(seed + 1000);
         let mut live: Vec<Vec<u8>> = Vec::new();
         for batch in 0..25 {
             let mut ops: BTreeMap<Vec<u8>, Option<Vec<u8>>> = BTreeMap::new();
