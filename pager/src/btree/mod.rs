@@ -94,6 +94,21 @@ struct ChildResult {
     underfull: bool,
 }
 
+impl ChildResult {
+    /// The node `page` alone stands where the child stood, holding `count` entries (its key is
+    /// the one the parent already keeps).
+    fn one_node(page: PageId, count: u64, underfull: bool) -> Self {
+        ChildResult {
+            entries: vec![Entry {
+                key: Vec::new(),
+                page,
+                count,
+            }],
+            underfull,
+        }
+    }
+}
+
 /// The writer's access to pages: allocation, copy-on-write, freeing.
 pub struct WriteCtx<'a> {
     pub pool: &'a BufferPool,
@@ -339,14 +354,11 @@ fn insert_into_leaf(
         // Only a smaller value replacing a larger one can make the leaf underfull; a leaf
         // that grew is no worse than before (an append-built right edge stays as it is).
         let (count, used) = node_fill(&page)?;
-        return Ok(ChildResult {
-            entries: vec![Entry {
-                key: Vec::new(),
-                page: page.id(),
-                count,
-            }],
-            underfull: *replaced && used < ctx.min_fill(),
-        });
+        return Ok(ChildResult::one_node(
+            page.id(),
+            count,
+            *replaced && used < ctx.min_fill(),
+        ));
     }
     // The leaf as it was, viewed from one copy (the split rewrites its page): no allocation
     // per cell.
@@ -417,14 +429,11 @@ fn remove_rec(
         ctx.free_value(&value)?;
         NodeMut::wrap(&mut page.write()).remove_cell(pos, len);
         let (count, used) = node_fill(&page)?;
-        return Ok(Some(ChildResult {
-            entries: vec![Entry {
-                key: Vec::new(),
-                page: page.id(),
-                count,
-            }],
-            underfull: used < ctx.min_fill(),
-        }));
+        return Ok(Some(ChildResult::one_node(
+            page.id(),
+            count,
+            used < ctx.min_fill(),
+        )));
     }
     let Some(result) = remove_rec(ctx, child, key, depth + 1)? else {
         return Ok(None);

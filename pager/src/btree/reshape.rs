@@ -26,14 +26,7 @@ pub(super) fn apply_child_result(
         // Same size as before: a node that was healthy stays so, and one on the right edge
         // that appends left underfull is not merged back (which would undo the append split).
         NodeMut::wrap(&mut page.write()).set_child(i, result.entries[0].page, single_count);
-        return Ok(ChildResult {
-            entries: vec![Entry {
-                key: Vec::new(),
-                page: page.id(),
-                count: 0,
-            }],
-            underfull: false,
-        });
+        return Ok(ChildResult::one_node(page.id(), 0, false));
     }
     if result.entries.len() > 1 && !result.underfull {
         // A branch off the right edge that gains separators and is still under the bound (a
@@ -107,14 +100,7 @@ fn insert_separators(
         Some(min) => node_fill(page)?.1 < min,
         None => false,
     };
-    Ok(Some(ChildResult {
-        entries: vec![Entry {
-            key: Vec::new(),
-            page: page.id(),
-            count: 0,
-        }],
-        underfull,
-    }))
+    Ok(Some(ChildResult::one_node(page.id(), 0, underfull)))
 }
 
 /// Merge two adjacent children, or share their cells evenly when they do not fit in one page.
@@ -324,7 +310,10 @@ pub(super) fn write_nodes<C: AsRef<[u8]>>(
         PageType::Branch => cells
             .iter()
             .zip(&sizes)
-            .map(|(c, size)| size - usize::from(page::read_u16(c.as_ref(), 0)).min(*size))
+            .map(|(c, size)| {
+                let key_len = page::try_read_u16(c.as_ref(), 0).map_or(0, usize::from);
+                size - key_len.min(*size)
+            })
             .collect(),
         _ => sizes.clone(),
     };
