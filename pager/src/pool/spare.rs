@@ -36,18 +36,22 @@ impl SpareFrames {
         self.keep_all(std::iter::once(frame));
     }
 
-    /// [`keep`](SpareFrames::keep) for many frames, under one lock.
+    /// [`keep`](SpareFrames::keep) for many frames, under one lock. Frames not kept are
+    /// dropped after the lock is released: a last drop returns memory to the arena, which an
+    /// `install` waiting for this lock need not wait for.
     pub fn keep_all(&self, frames: impl IntoIterator<Item = Arc<Frame>>) {
-        let mut keepable = frames
+        let mut keepable: Vec<Arc<Frame>> = frames
             .into_iter()
             .filter(|frame| frame.arena_index.is_some() && Arc::strong_count(frame) == 1)
-            .peekable();
-        if keepable.peek().is_none() {
+            .collect();
+        if keepable.is_empty() {
             return;
         }
         let mut spare = self.0.lock();
-        let room = SPARE_MAX.saturating_sub(spare.len());
-        spare.extend(keepable.take(room));
+        let room = SPARE_MAX.saturating_sub(spare.len()).min(keepable.len());
+        spare.extend(keepable.drain(..room));
+        drop(spare);
+        drop(keepable);
     }
 
     /// The most recently kept frame, made page `id` in ring slot `slot`, filled as `content`
