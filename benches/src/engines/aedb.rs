@@ -112,6 +112,10 @@ impl Reader for AedbReader {
             .get_with(key, |value| std::hint::black_box(value).len())?)
     }
 
+    fn get_read(&mut self, key: &[u8]) -> Result<Option<u64>> {
+        Ok(self.tree.get_with(key, super::read_value)?)
+    }
+
     fn scan(&mut self, start: Option<&[u8]>, limit: usize) -> Result<ScanTotals> {
         let lower = start.map_or(Bound::Unbounded, Bound::Included);
         let mut totals = ScanTotals::default();

@@ -72,6 +72,14 @@ impl Reader for BTreeMapReader<'_> {
             .map(|value| std::hint::black_box(value).len()))
     }
 
+    fn get_read(&mut self, key: &[u8]) -> Result<Option<u64>> {
+        Ok(self
+            .map
+            .read()
+            .get(key)
+            .map(|value| super::read_value(value)))
+    }
+
     fn scan(&mut self, start: Option<&[u8]>, limit: usize) -> Result<ScanTotals> {
         let lower = start.map_or(Bound::Unbounded, Bound::Included);
         let map = self.map.read();

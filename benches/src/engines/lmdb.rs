@@ -95,6 +95,10 @@ impl Reader for LmdbReader<'_> {
             .map(|value| std::hint::black_box(value).len()))
     }
 
+    fn get_read(&mut self, key: &[u8]) -> Result<Option<u64>> {
+        Ok(self.db.get(&self.txn, key)?.map(super::read_value))
+    }
+
     fn scan(&mut self, start: Option<&[u8]>, limit: usize) -> Result<ScanTotals> {
         let lower = start.map_or(Bound::Unbounded, Bound::Included);
         let bounds: (Bound<&[u8]>, Bound<&[u8]>) = (lower, Bound::Unbounded);

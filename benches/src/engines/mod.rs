@@ -27,6 +27,9 @@ pub struct ScanTotals {
 pub trait Reader {
     /// The value's length, or None when the key is absent.
     fn get(&mut self, key: &[u8]) -> Result<Option<usize>>;
+    /// The sum of the value's bytes, read where the engine hands them over, or None when the
+    /// key is absent: a get whose caller reads the value it asked for.
+    fn get_read(&mut self, key: &[u8]) -> Result<Option<u64>>;
     /// Visit up to `limit` entries in key order from the first key ≥ `start` (from the first key
     /// of the table when None).
     fn scan(&mut self, start: Option<&[u8]>, limit: usize) -> Result<ScanTotals>;
@@ -102,4 +105,9 @@ pub fn open(spec: &EngineSpec, dir: &Path, config: OpenConfig) -> Result<Box<dyn
         EngineKind::Btreemap => Box::new(btreemap::BTreeMapEngine::new(label)),
         other => anyhow::bail!("{other:?} runs in the durable workloads (W1, W2, W8, W9) only"),
     })
+}
+
+/// What a caller that reads a value does with it: every byte is loaded.
+pub fn read_value(value: &[u8]) -> u64 {
+    value.iter().map(|b| u64::from(*b)).sum()
 }

@@ -98,6 +98,13 @@ impl Reader for RedbReader {
             .map(|guard| std::hint::black_box(guard.value()).len()))
     }
 
+    fn get_read(&mut self, key: &[u8]) -> Result<Option<u64>> {
+        Ok(self
+            .table
+            .get(key)?
+            .map(|guard| super::read_value(guard.value())))
+    }
+
     fn scan(&mut self, start: Option<&[u8]>, limit: usize) -> Result<ScanTotals> {
         let range = match start {
             Some(start) => self.table.range(start..)?,
