@@ -162,6 +162,9 @@ pub struct PoolStats {
     /// Discarded frames kept for the next installs (`pool/spare.rs`): out of the ring, their
     /// arena memory reserved for reuse.
     pub spare_frames: usize,
+    /// Installs that took a spare frame, or its memory, instead of a region of the arena or
+    /// the heap: how often discarded pages' memory served another page.
+    pub spare_reuses: u64,
 }
 
 enum Sweep {
@@ -787,6 +790,7 @@ impl BufferPool {
             retired_frames,
             retirements,
             spare_frames: self.spare.len(),
+            spare_reuses: self.spare.reuses(),
         }
     }
 }

@@ -13,9 +13,11 @@
 //! are kept; each holds an arena region the pool would otherwise give back. Every install
 //! takes from here first, and one that finds the arena empty looks here again before it takes
 //! heap memory; a loan (`BufferPool::lend`) gives every spare region back first. So no install
-//! lacks memory that a spare frame holds, and `PoolStats::spare_frames` counts them.
+//! lacks memory that a spare frame holds, and `PoolStats::spare_frames` counts them;
+//! `PoolStats::spare_reuses` counts the frames handed out again, so a test can tell that an
+//! install really went through here.
 
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use parking_lot::Mutex;
@@ -27,7 +29,11 @@ use crate::page::PageId;
 const SPARE_MAX: usize = 64;
 
 #[derive(Default)]
-pub(super) struct SpareFrames(Mutex<Vec<Arc<Frame>>>);
+pub(super) struct SpareFrames {
+    frames: Mutex<Vec<Arc<Frame>>>,
+    /// Frames (or their memory) handed out by `take` and `take_memory`.
+    reuses: AtomicU64,
+}
 
 impl SpareFrames {
     /// Keep `frame` if nobody else holds it and it is an arena frame; otherwise it is dropped
@@ -47,7 +53,7 @@ impl SpareFrames {
         if keepable.is_empty() {
             return;
         }
-        let mut spare = self.0.lock();
+        let mut spare = self.frames.lock();
         let room = SPARE_MAX.saturating_sub(spare.len()).min(keepable.len());
         spare.extend(keepable.drain(..room));
         drop(spare);
@@ -63,7 +69,7 @@ impl SpareFrames {
         content: Fill<'_>,
         dirty: bool,
     ) -> Option<Arc<Frame>> {
-        let mut frame = self.0.lock().pop()?;
+        let mut frame = self.frames.lock().pop()?;
         // Unique when kept, and nothing can reach a spare frame to clone it.
         let Some(inner) = Arc::get_mut(&mut frame) else {
             debug_assert!(false, "a spare frame is shared");
@@ -75,26 +81,33 @@ impl SpareFrames {
         inner.dirty = AtomicBool::new(dirty);
         inner.referenced = AtomicBool::new(true);
         inner.published = AtomicBool::new(false);
+        self.reuses.fetch_add(1, Ordering::Relaxed);
         Some(frame)
     }
 
     /// The memory of the most recently kept frame, for an install that found the arena
     /// empty, filled as `content` says.
     pub fn take_memory(&self, content: Fill<'_>) -> Option<FrameBuf> {
-        let frame = self.0.lock().pop()?;
+        let frame = self.frames.lock().pop()?;
         // Unique when kept (see `take`).
         let mut buf = Arc::try_unwrap(frame).ok()?.data.into_inner();
         fill(&mut buf, content);
+        self.reuses.fetch_add(1, Ordering::Relaxed);
         Some(buf)
     }
 
     /// Give every kept frame's memory back to the arena.
     pub fn clear(&self) {
-        let kept = std::mem::take(&mut *self.0.lock());
+        let kept = std::mem::take(&mut *self.frames.lock());
         drop(kept);
     }
 
     pub fn len(&self) -> usize {
-        self.0.lock().len()
+        self.frames.lock().len()
+    }
+
+    /// Frames (or their memory) handed out again so far.
+    pub fn reuses(&self) -> u64 {
+        self.reuses.load(Ordering::Relaxed)
     }
 }

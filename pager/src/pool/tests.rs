@@ -398,3 +398,34 @@ fn a_published_frame_nobody_reads_is_reused_unpublished_and_a_loan_takes_the_spa
     );
     drop(loan);
 }
+
+#[test]
+fn an_install_into_a_spare_frame_counts_as_a_reuse_and_no_other_install_does() {
+    let (_dir, _file, pool) = scratch_pool(4096);
+    drop(pool.create(2));
+    let held = pool.create(3);
+    assert_eq!(pool.stats().spare_reuses, 0, "fresh arena frames so far");
+    pool.discard_all(&[2, 3]);
+    // Page 3's frame is pinned: only page 2's is kept, and only its reuse counts.
+    drop(pool.create_from(4, &[0x44; 4096]));
+    assert_eq!(pool.stats().spare_reuses, 1);
+    drop(pool.create(5));
+    assert_eq!(
+        pool.stats().spare_reuses,
+        1,
+        "no spare was left: the arena served page 5"
+    );
+    pool.discard_all(&[4, 5]);
+    assert_eq!(pool.stats().spare_frames, 2);
+    drop(pool.create(6));
+    // Memory alone, as an install that found the arena empty takes it.
+    let buf = pool.spare.take_memory(Fill::Zeros).expect("a kept frame");
+    drop(buf);
+    let stats = pool.stats();
+    assert_eq!(
+        (stats.spare_reuses, stats.spare_frames),
+        (3, 0),
+        "{stats:?}"
+    );
+    drop(held);
+}
