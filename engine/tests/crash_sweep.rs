@@ -137,14 +137,24 @@ fn sweep(mode: DurabilityMode) -> Counts {
         let vfs = SimVfs::new();
         vfs.crash_at(point);
         let mut acked = Acked::default();
-        let mut fired = true;
-        if let Ok(engine) = open(&vfs, mode) {
-            workload(&engine, mode, 1, COMMITS, &mut acked);
-            // Before `crash_now`, which would make any point look fired.
-            fired = vfs.has_crashed();
-            vfs.crash_now();
-            drop(engine); // its shutdown fails: the machine is down
-        }
+        let fired = match open(&vfs, mode) {
+            Ok(engine) => {
+                workload(&engine, mode, 1, COMMITS, &mut acked);
+                // Before `crash_now`, which would make any point look fired.
+                let fired = vfs.has_crashed();
+                vfs.crash_now();
+                drop(engine); // its shutdown fails: the machine is down
+                fired
+            }
+            // Only the crash may stop an open: anything else would check empty images.
+            Err(e) => {
+                assert!(
+                    vfs.has_crashed(),
+                    "{mode:?} point {point}: open failed: {e}"
+                );
+                true
+            }
+        };
         // The point fires unless this run passed no more write points than it (the end of the
         // workload, or a reference run whose idle writer deleted covered segments).
         assert!(

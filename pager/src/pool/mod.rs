@@ -163,7 +163,8 @@ pub struct PoolStats {
     /// arena memory reserved for reuse.
     pub spare_frames: usize,
     /// Installs that took a spare frame, or its memory, instead of a region of the arena or
-    /// the heap: how often discarded pages' memory served another page.
+    /// the heap (an install that then finds another thread loaded the page meanwhile drops the
+    /// frame it took, and still counts).
     pub spare_reuses: u64,
 }
 
