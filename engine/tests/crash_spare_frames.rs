@@ -293,31 +293,11 @@ fn crash_at(mode: DurabilityMode, point: u64, all: &[State], counts: &mut Counts
     let vfs = SimVfs::new();
     vfs.crash_at(point);
     let mut acked = Acked::default();
-    let fired = match open_sim(&vfs, config(mode)) {
-        Ok(engine) => {
-            workload(&engine, mode, &mut acked, |_, _| {});
-            // Before `crash_now`, which would make any point look fired.
-            let fired = vfs.has_crashed();
-            vfs.crash_now();
-            counts.crashed_runs_spare_reuses += engine.store().pool_stats().spare_reuses;
-            drop(engine); // its shutdown fails: the machine is down
-            fired
-        }
-        // Only the crash may stop an open: anything else would check empty images.
-        Err(e) => {
-            assert!(
-                vfs.has_crashed(),
-                "{mode:?} point {point}: open failed: {e}"
-            );
-            true
-        }
-    };
-    // The point fires unless this run passed no more write points than it.
-    assert!(
-        fired || vfs.write_points() <= point,
-        "{mode:?}: point {point} did not fire though the run passed {} write points",
-        vfs.write_points()
-    );
+    let what = format!("{mode:?} point {point}");
+    sim_support::run_crashed_at(&vfs, config(mode), point, &what, |engine| {
+        workload(engine, mode, &mut acked, |_, _| {});
+        counts.crashed_runs_spare_reuses += engine.store().pool_stats().spare_reuses;
+    });
     for kind in CrashMode::ALL {
         counts.images += 1;
         let image = vfs.crash_image(kind, point * 31 + 5);

@@ -137,30 +137,12 @@ fn sweep(mode: DurabilityMode) -> Counts {
         let vfs = SimVfs::new();
         vfs.crash_at(point);
         let mut acked = Acked::default();
-        let fired = match open(&vfs, mode) {
-            Ok(engine) => {
-                workload(&engine, mode, 1, COMMITS, &mut acked);
-                // Before `crash_now`, which would make any point look fired.
-                let fired = vfs.has_crashed();
-                vfs.crash_now();
-                drop(engine); // its shutdown fails: the machine is down
-                fired
-            }
-            // Only the crash may stop an open: anything else would check empty images.
-            Err(e) => {
-                assert!(
-                    vfs.has_crashed(),
-                    "{mode:?} point {point}: open failed: {e}"
-                );
-                true
-            }
-        };
-        // The point fires unless this run passed no more write points than it (the end of the
-        // workload, or a reference run whose idle writer deleted covered segments).
-        assert!(
-            fired || vfs.write_points() <= point,
-            "point {point} did not fire though the run passed {} write points",
-            vfs.write_points()
+        sim_support::run_crashed_at(
+            &vfs,
+            config(mode),
+            point,
+            &format!("{mode:?} point {point}"),
+            |engine| workload(engine, mode, 1, COMMITS, &mut acked),
         );
         for kind in CrashMode::ALL {
             counts.images += 1;

@@ -29,6 +29,38 @@ pub fn open_sim(vfs: &SimVfs, config: AedbConfig) -> Result<Engine, AedbError> {
     )
 }
 
+/// Open an engine on `vfs`, whose disk is set to crash at write point `point`, and run
+/// `workload` on it; then the machine goes down. Asserts that only the crash stopped the open
+/// (anything else would leave empty images to check) and that the point fired unless the run
+/// passed no more write points than it (the end of the workload).
+pub fn run_crashed_at(
+    vfs: &SimVfs,
+    config: AedbConfig,
+    point: u64,
+    what: &str,
+    workload: impl FnOnce(&Engine),
+) {
+    let fired = match open_sim(vfs, config) {
+        Ok(engine) => {
+            workload(&engine);
+            // Before `crash_now`, which would make any point look fired.
+            let fired = vfs.has_crashed();
+            vfs.crash_now();
+            drop(engine); // its shutdown fails: the machine is down
+            fired
+        }
+        Err(e) => {
+            assert!(vfs.has_crashed(), "{what}: open failed: {e}");
+            true
+        }
+    };
+    assert!(
+        fired || vfs.write_points() <= point,
+        "{what}: point {point} did not fire though the run passed {} write points",
+        vfs.write_points()
+    );
+}
+
 /// Every entry of the tree "kv" at the head.
 pub fn read_state(engine: &Engine) -> State {
     let snapshot = engine.snapshot();
