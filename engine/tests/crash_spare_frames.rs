@@ -45,25 +45,10 @@ const MIN_SPARE_REUSES: u64 = 20;
 
 fn config(mode: DurabilityMode) -> AedbConfig {
     AedbConfig {
-        durability_mode: mode,
-        // Syncs in Batch mode come from the byte bound, not the clock: the same write points
-        // on every run.
-        batch_interval_ms: 3_600_000,
-        batch_max_bytes: 6_000,
-        page_size: 4096,
         // 384 frames, about three times the data file at the end of the workload (130 pages):
         // nothing is evicted, so a freed page's frame is resident when discarded, and kept.
         buffer_pool_bytes: 384 * 4096,
-        max_segment_bytes: 64 << 10,
-        // Checkpoints only where the workload asks: the same write points on every run.
-        checkpoint_interval_ms: 0,
-        checkpoint_wal_bytes: 1 << 40,
-        recovery_checkpoint_frames: 0,
-        // One retained version: replaced pages are reclaimed at the next begin after the
-        // checkpoint that stops reaching them.
-        max_versions: 1,
-        hmac_key: Some([9; 32]),
-        ..AedbConfig::default()
+        ..sim_support::sweep_config(mode)
     }
 }
 

@@ -23,24 +23,8 @@ use sim_support::{open_sim, prefix_states, read_state, Acked, State, DIR};
 
 fn config(mode: DurabilityMode) -> AedbConfig {
     AedbConfig {
-        durability_mode: mode,
-        // Syncs in Batch mode come from the byte bound, not the clock: the same write points
-        // on every run.
-        batch_interval_ms: 3_600_000,
-        batch_max_bytes: 6_000,
-        page_size: 4096,
         buffer_pool_bytes: 20 * 4096,
-        // The smallest segment allowed: the sweep's log rotates once.
-        max_segment_bytes: 64 << 10,
-        checkpoint_interval_ms: 0,
-        checkpoint_wal_bytes: 1 << 40,
-        // The default: recovery that replays anything checkpoints before it answers.
-        recovery_checkpoint_frames: 0,
-        // One retained version: pages freed by copy-on-write are reused after the next
-        // checkpoint, inside the sweep.
-        max_versions: 1,
-        hmac_key: Some([9; 32]),
-        ..AedbConfig::default()
+        ..sim_support::sweep_config(mode)
     }
 }
 

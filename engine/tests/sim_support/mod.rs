@@ -29,6 +29,31 @@ pub fn open_sim(vfs: &SimVfs, config: AedbConfig) -> Result<Engine, AedbError> {
     )
 }
 
+/// The crash sweeps' settings (`crash_sweep.rs`, `crash_spare_frames.rs`; each sets its own
+/// pool): the same write points on every run, freed pages reused inside the sweep.
+pub fn sweep_config(mode: DurabilityMode) -> AedbConfig {
+    AedbConfig {
+        durability_mode: mode,
+        // Syncs in Batch mode come from the byte bound, not the clock: the same write points
+        // on every run.
+        batch_interval_ms: 3_600_000,
+        batch_max_bytes: 6_000,
+        page_size: 4096,
+        // The smallest segment allowed: the sweep's log rotates.
+        max_segment_bytes: 64 << 10,
+        // Checkpoints only where the workload asks.
+        checkpoint_interval_ms: 0,
+        checkpoint_wal_bytes: 1 << 40,
+        // The default: recovery that replays anything checkpoints before it answers.
+        recovery_checkpoint_frames: 0,
+        // One retained version: pages freed by copy-on-write are reused after the next
+        // checkpoint, inside the sweep.
+        max_versions: 1,
+        hmac_key: Some([9; 32]),
+        ..AedbConfig::default()
+    }
+}
+
 /// Open an engine on `vfs`, whose disk is set to crash at write point `point`, and run
 /// `workload` on it; then the machine goes down. Asserts that only the crash stopped the open
 /// (anything else would leave empty images to check) and that the point fired unless the run
