@@ -8,7 +8,9 @@
 //! with more than one writer, `commits` are split among that many threads committing at once
 //! (W2); `os` opens with `DurabilityMode::OsBuffered` (no fsync: the commit path's CPU alone).
 //! `AEDB_PROBE_VERSIONS=N` sets `max_versions` (what retaining recent versions costs);
-//! `AEDB_PROBE_DUMP=FILE` writes each commit's start and latency.
+//! `AEDB_PROBE_DUMP=FILE` writes each commit's start and latency. `AEDB_PROBE_PRELOAD=N` loads
+//! N keys instead of 100,000; `AEDB_PROBE_NO_CHECKPOINTS=1` turns every automatic checkpoint
+//! off (W9's state before its checkpoint).
 
 use std::fs::OpenOptions;
 use std::os::unix::fs::FileExt;
@@ -43,11 +45,25 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 .ok()
                 .and_then(|v| v.parse().ok())
                 .unwrap_or(AedbConfig::default().max_versions),
-            ..AedbConfig::default()
+            ..if std::env::var_os("AEDB_PROBE_NO_CHECKPOINTS").is_some() {
+                // W9's setting before its checkpoint: nothing checkpoints on its own.
+                AedbConfig {
+                    checkpoint_interval_ms: 0,
+                    checkpoint_wal_bytes: 1 << 50,
+                    checkpoint_space_percent: 0,
+                    ..AedbConfig::default()
+                }
+            } else {
+                AedbConfig::default()
+            }
         },
         &dir.join("db"),
     )?;
-    for batch in 0..PRELOAD / BATCH {
+    let preload: u64 = std::env::var("AEDB_PROBE_PRELOAD")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(PRELOAD);
+    for batch in 0..preload / BATCH {
         engine.commit_blocking(CommitFinality::Durable, move |txn| {
             for i in 0..BATCH {
                 let n = mix(batch * BATCH + i);
@@ -56,7 +72,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             Ok(())
         })?;
     }
-    eprintln!("preloaded {PRELOAD} keys; measuring {commits} commits");
+    eprintln!("preloaded {preload} keys; measuring {commits} commits");
     let (groups0, syncs0) = engine.group_stats();
     let cpu0 = cpu_seconds();
     let wall0 = Instant::now();
@@ -69,7 +85,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 let mut micros = Vec::with_capacity(per_writer);
                 let mut starts = Vec::with_capacity(per_writer);
                 for i in 0..per_writer as u64 {
-                    let key = mix(PRELOAD + (w * per_writer) as u64 + i).to_be_bytes();
+                    let key = mix(preload + (w * per_writer) as u64 + i).to_be_bytes();
                     let start = Instant::now();
                     starts.push(monotonic_ns());
                     engine.commit_blocking(CommitFinality::Visible, move |txn| {
