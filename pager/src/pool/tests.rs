@@ -429,3 +429,31 @@ fn an_install_into_a_spare_frame_counts_as_a_reuse_and_no_other_install_does() {
     );
     drop(held);
 }
+
+#[test]
+fn a_copy_that_skips_a_free_middle_into_a_spare_frame_zeroes_that_middle() {
+    let (_dir, _file, pool) = scratch_pool(4096);
+    // A frame whose bytes never committed: all 0xEE, then discarded and kept.
+    let stale = pool.create(2);
+    stale.write().fill(0xEE);
+    let index = stale.0.arena_index;
+    drop(stale);
+    pool.discard(2);
+    assert_eq!(pool.stats().spare_frames, 1);
+    // A node copy: its bytes outside the free middle [100, 3000) are copied, the middle not.
+    let mut source = [0x33u8; 4096];
+    source[100..3000].fill(0);
+    let copy = pool.create_filled(
+        3,
+        Fill::CopyAround {
+            page: &source,
+            gap: (100, 3000),
+        },
+    );
+    assert_eq!(copy.0.arena_index, index, "the spare frame was reused");
+    assert_eq!(pool.stats().spare_reuses, 1);
+    assert!(
+        copy.read()[..] == source[..],
+        "the copy is the source byte for byte: no stale byte in its free middle"
+    );
+}
