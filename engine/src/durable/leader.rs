@@ -9,7 +9,8 @@
 //!
 //! The writer thread leads too: for async committers (an async task must not block a runtime
 //! thread in fsync), for groups that queued while a caller led, and for timed work (Batch-mode
-//! syncs, log truncation after checkpoints, checkpoint requests by age).
+//! syncs, log truncation after checkpoints while no commit comes, checkpoint requests by age).
+//! Every group, whoever leads it, ends by deleting the log segments a checkpoint now covers.
 //!
 //! ```text
 //! commit_blocking: push → try_lock(writer)? ── yes → drain, run group, write+fsync, answer
@@ -100,6 +101,11 @@ impl Pipeline {
                 // next group instead of each leading a small one (`answers.rs`).
                 writer.take_answers().send();
                 writer.maybe_request_checkpoint();
+                // As the writer thread does after each group: log segments a checkpoint now
+                // covers go at the first commit after it, not at the writer thread's next timed
+                // wake (so a run of blocking commits deletes them at the same points every
+                // time; the crash sweeps count on it).
+                writer.truncate_covered();
             }
         }
         // Invariant 1: after the writer is free again.

@@ -53,7 +53,8 @@ use crate::CommitFinality;
 
 /// Commits taken from the queue per group.
 pub(crate) const GROUP_MAX: usize = 1024;
-/// How long the idle writer sleeps before looking at checkpoint-driven log truncation.
+/// How long the idle writer sleeps before looking at checkpoint-driven log truncation (groups
+/// truncate as they end; this covers a log that no commit follows).
 const IDLE_WAKE: Duration = Duration::from_millis(100);
 /// Marked commits waiting to become deliverable; past it the oldest are forgotten (a later
 /// mark raises the signal past them anyway).
