@@ -5,7 +5,7 @@ use anyhow::Result;
 
 use super::{check_found, open_loaded, progress, remove_dir, round_order, RunConfig};
 use crate::data::{random_indices, Dataset};
-use crate::engines::{read_value, Engine, EngineKind, EngineSpec, OpenConfig};
+use crate::engines::{read_value, Engine, EngineKind, EngineSpec, OpenConfig, Reader};
 use crate::report::{count, si, Better, Table, Unit};
 
 const THREADS: [usize; 2] = [1, 2];
@@ -125,18 +125,46 @@ fn reading_gets_per_second(
     expected: &[u64],
     data: &Dataset,
 ) -> Result<f64> {
+    let (rate, sums) = timed_gets(engine, data, orders, |reader, key| {
+        reader
+            .get_read(key)?
+            .ok_or_else(|| anyhow::anyhow!("{}: a loaded key was not found", engine.label()))
+    })?;
+    anyhow::ensure!(
+        sums == expected,
+        "{}: the values read do not sum to the data's",
+        engine.label()
+    );
+    Ok(rate)
+}
+
+/// Gets per second, all threads together, each thread walking its own access order.
+pub fn gets_per_second(engine: &dyn Engine, data: &Dataset, orders: &[Vec<u32>]) -> Result<f64> {
+    let (rate, _) = timed_gets(engine, data, orders, |reader, key| {
+        check_found(engine.label(), reader.get(key)?).map(|()| 0)
+    })?;
+    Ok(rate)
+}
+
+/// `get` on every key of each order, one thread per order with its own reader: gets per
+/// second over all threads, and each thread's sum of what `get` returned.
+fn timed_gets(
+    engine: &dyn Engine,
+    data: &Dataset,
+    orders: &[Vec<u32>],
+    get: impl Fn(&mut dyn Reader, &[u8]) -> Result<u64> + Sync,
+) -> Result<(f64, Vec<u64>)> {
     let start = std::time::Instant::now();
     let sums = std::thread::scope(|scope| -> Result<Vec<u64>> {
         let handles: Vec<_> = orders
             .iter()
             .map(|order| {
+                let get = &get;
                 scope.spawn(move || -> Result<u64> {
                     let mut reader = engine.reader()?;
                     let mut sum = 0u64;
                     for index in order {
-                        sum += reader.get_read(data.key(*index))?.ok_or_else(|| {
-                            anyhow::anyhow!("{}: a loaded key was not found", engine.label())
-                        })?;
+                        sum += get(&mut *reader, data.key(*index))?;
                     }
                     Ok(sum)
                 })
@@ -151,38 +179,6 @@ fn reading_gets_per_second(
             })
             .collect()
     })?;
-    let rate = orders.iter().map(Vec::len).sum::<usize>() as f64 / start.elapsed().as_secs_f64();
-    anyhow::ensure!(
-        sums == expected,
-        "{}: the values read do not sum to the data's",
-        engine.label()
-    );
-    Ok(rate)
-}
-
-/// Gets per second, all threads together, each thread walking its own access order.
-pub fn gets_per_second(engine: &dyn Engine, data: &Dataset, orders: &[Vec<u32>]) -> Result<f64> {
-    let start = std::time::Instant::now();
-    let total = std::thread::scope(|scope| -> Result<usize> {
-        let handles: Vec<_> = orders
-            .iter()
-            .map(|order| {
-                scope.spawn(move || -> Result<usize> {
-                    let mut reader = engine.reader()?;
-                    for index in order {
-                        check_found(engine.label(), reader.get(data.key(*index))?)?;
-                    }
-                    Ok(order.len())
-                })
-            })
-            .collect();
-        let mut total = 0;
-        for handle in handles {
-            total += handle
-                .join()
-                .map_err(|_| anyhow::anyhow!("a reader thread panicked"))??;
-        }
-        Ok(total)
-    })?;
-    Ok(total as f64 / start.elapsed().as_secs_f64())
+    let gets = orders.iter().map(Vec::len).sum::<usize>();
+    Ok((gets as f64 / start.elapsed().as_secs_f64(), sums))
 }
