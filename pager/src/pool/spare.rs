@@ -46,16 +46,19 @@ impl SpareFrames {
     /// dropped after the lock is released: a last drop returns memory to the arena, which an
     /// `install` waiting for this lock need not wait for.
     pub fn keep_all(&self, frames: impl IntoIterator<Item = Arc<Frame>>) {
-        let mut keepable: Vec<Arc<Frame>> = frames
+        let mut keepable = frames
             .into_iter()
             .filter(|frame| frame.arena_index.is_some() && Arc::strong_count(frame) == 1)
-            .collect();
-        if keepable.is_empty() {
+            .peekable();
+        if keepable.peek().is_none() {
             return;
         }
         let mut spare = self.frames.lock();
-        let room = SPARE_MAX.saturating_sub(spare.len()).min(keepable.len());
-        spare.extend(keepable.drain(..room));
+        let room = SPARE_MAX.saturating_sub(spare.len());
+        // `by_ref`: the frames past the room stay in `keepable`, dropped after the lock (a
+        // `take` by value would drop them inside it). No list is built: `keep` runs for every
+        // page a commit discards.
+        spare.extend(keepable.by_ref().take(room));
         drop(spare);
         drop(keepable);
     }
