@@ -100,12 +100,7 @@ impl Pipeline {
                 // Answered holding the writer: woken committers queue for the writer thread's
                 // next group instead of each leading a small one (`answers.rs`).
                 writer.take_answers().send();
-                writer.maybe_request_checkpoint();
-                // As the writer thread does after each group: log segments a checkpoint now
-                // covers go at the first commit after it, not at the writer thread's next timed
-                // wake (so a run of blocking commits deletes them at the same points every
-                // time; the crash sweeps count on it).
-                writer.truncate_covered();
+                writer.after_group();
             }
         }
         // Invariant 1: after the writer is free again.
@@ -165,8 +160,7 @@ impl Pipeline {
                 // After every group: callers that lead nothing (their `try_lock` fails while
                 // this thread runs group after group) must not keep the space check and the
                 // log's truncation away.
-                writer.maybe_request_checkpoint();
-                writer.truncate_covered();
+                writer.after_group();
                 if self.queue.lock().msgs.is_empty() {
                     break;
                 }

@@ -654,7 +654,16 @@ impl Writer {
         }
     }
 
-    pub fn truncate_covered(&mut self) {
+    /// What every group ends with, whoever led it: a checkpoint asked for when one is due, and
+    /// the log segments a checkpoint now covers deleted (at the first group after it, so a run
+    /// of blocking commits deletes them at the same points every time; the crash sweeps count
+    /// on it).
+    pub fn after_group(&mut self) {
+        self.maybe_request_checkpoint();
+        self.truncate_covered();
+    }
+
+    fn truncate_covered(&mut self) {
         let covered = self.shared.covered_lsn.load(Ordering::Acquire);
         if covered > self.truncated_through {
             match self.wal.remove_covered(covered) {
@@ -666,7 +675,7 @@ impl Writer {
         }
     }
 
-    pub fn maybe_request_checkpoint(&mut self) {
+    fn maybe_request_checkpoint(&mut self) {
         // Only commits no checkpoint covers call for one: the log may stay long (or covered
         // and undeleted) while a reader of another process is registered.
         let uncovered =
