@@ -28,6 +28,11 @@ use crate::page::PageId;
 
 const SPARE_MAX: usize = 64;
 
+/// Whether a discarded frame may be kept: arena memory, and nobody else holds it.
+fn keepable(frame: &Arc<Frame>) -> bool {
+    frame.arena_index.is_some() && Arc::strong_count(frame) == 1
+}
+
 #[derive(Default)]
 pub(super) struct SpareFrames {
     frames: Mutex<Vec<Arc<Frame>>>,
@@ -37,30 +42,35 @@ pub(super) struct SpareFrames {
 
 impl SpareFrames {
     /// Keep `frame` if nobody else holds it and it is an arena frame; otherwise it is dropped
-    /// (its memory back to the arena when its last holder lets go).
+    /// (its memory back to the arena when its last holder lets go). `keep` runs for every page
+    /// a commit discards: it builds no list.
     pub fn keep(&self, frame: Arc<Frame>) {
-        self.keep_all(std::iter::once(frame));
-    }
-
-    /// [`keep`](SpareFrames::keep) for many frames, under one lock. Frames not kept are
-    /// dropped after the lock is released: a last drop returns memory to the arena, which an
-    /// `install` waiting for this lock need not wait for.
-    pub fn keep_all(&self, frames: impl IntoIterator<Item = Arc<Frame>>) {
-        let mut keepable = frames
-            .into_iter()
-            .filter(|frame| frame.arena_index.is_some() && Arc::strong_count(frame) == 1)
-            .peekable();
-        if keepable.peek().is_none() {
+        if !keepable(&frame) {
             return;
         }
         let mut spare = self.frames.lock();
-        let room = SPARE_MAX.saturating_sub(spare.len());
-        // `by_ref`: the frames past the room stay in `keepable`, dropped after the lock (a
-        // `take` by value would drop them inside it). No list is built: `keep` runs for every
-        // page a commit discards.
-        spare.extend(keepable.by_ref().take(room));
+        if spare.len() < SPARE_MAX {
+            spare.push(frame);
+            return;
+        }
         drop(spare);
-        drop(keepable);
+        // No room: dropped after the lock (see `keep_all`).
+        drop(frame);
+    }
+
+    /// [`keep`](SpareFrames::keep) for many frames, under one lock. Frames not kept are
+    /// dropped outside the lock: a last drop returns memory to the arena, which an `install`
+    /// waiting for this lock need not wait for.
+    pub fn keep_all(&self, mut frames: Vec<Arc<Frame>>) {
+        frames.retain(keepable);
+        if frames.is_empty() {
+            return;
+        }
+        let mut spare = self.frames.lock();
+        let room = SPARE_MAX.saturating_sub(spare.len()).min(frames.len());
+        spare.extend(frames.drain(..room));
+        drop(spare);
+        drop(frames);
     }
 
     /// The most recently kept frame, made page `id` in ring slot `slot`, filled as `content`
