@@ -118,6 +118,8 @@ pub enum OpKind {
     WriteBack,
     /// A lock operation of a [`LockFile`].
     Lock,
+    /// Deleting a file's name ([`Vfs::remove`]).
+    Remove,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

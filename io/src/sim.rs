@@ -581,13 +581,14 @@ impl Vfs for SimVfs {
 
     fn remove(&self, path: &Path) -> Result<(), IoError> {
         let mut state = self.state.lock();
-        state.write_point(OpKind::Write, 0)?;
+        state.write_point(OpKind::Remove, 0)?;
+        state.check_fault(OpKind::Remove, path, 0)?;
         match state.entries_current.remove(path) {
             Some(ino) => {
                 state.forget_if_unreachable(ino);
                 Ok(())
             }
-            None => Err(IoError::os(OpKind::Write, 0, libc::ENOENT).with_path(path)),
+            None => Err(IoError::os(OpKind::Remove, 0, libc::ENOENT).with_path(path)),
         }
     }
 

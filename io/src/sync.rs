@@ -198,7 +198,7 @@ pub(crate) fn rename_os(from: &Path, to: &Path) -> Result<(), IoError> {
 }
 
 pub(crate) fn remove_os_file(path: &Path) -> Result<(), IoError> {
-    std::fs::remove_file(path).map_err(|e| IoError::from_os(OpKind::Write, 0, &e).with_path(path))
+    std::fs::remove_file(path).map_err(|e| IoError::from_os(OpKind::Remove, 0, &e).with_path(path))
 }
 
 /// Create `dir` and any missing ancestors, each made durable in its parent: a new directory

@@ -273,22 +273,38 @@ impl WalWriter {
 
     /// Delete segments whose every frame is at or below `lsn` (a durable checkpoint covers
     /// them). The current segment always stays. Returns how many were deleted.
+    ///
+    /// A segment already gone counts as deleted (an earlier unlink that reported failure may
+    /// have taken effect): stopping at it would keep every later covered segment for good.
+    /// When an unlink fails, the deletions before it are still made durable before the error
+    /// is returned, and a later call starts again at the segment that failed.
     pub fn remove_covered(&mut self, lsn: u64) -> Result<usize> {
         let mut removed = 0;
+        let mut failed = None;
         while self.segments.len() > 1 {
             let next_first = self.segments[1].1;
             if next_first > lsn + 1 {
                 break;
             }
             let (number, _) = self.segments[0];
-            self.vfs.remove(&segment_path(&self.dir, number))?;
+            match self.vfs.remove(&segment_path(&self.dir, number)) {
+                Ok(()) => {}
+                Err(err) if err.kind == aedb_io::IoErrorKind::Os(libc::ENOENT) => {}
+                Err(err) => {
+                    failed = Some(err);
+                    break;
+                }
+            }
             self.segments.pop_front();
             removed += 1;
         }
         if removed > 0 {
             self.vfs.sync_dir(&self.dir)?;
         }
-        Ok(removed)
+        match failed {
+            Some(err) => Err(err.into()),
+            None => Ok(removed),
+        }
     }
 }
 

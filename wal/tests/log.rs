@@ -4,8 +4,8 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use aedb_io::sim::{CrashMode, SimVfs};
-use aedb_io::Vfs;
+use aedb_io::sim::{CrashMode, Fault, SimVfs};
+use aedb_io::{IoErrorKind, OpKind, Vfs};
 use aedb_wal::frame::frame_bytes;
 use aedb_wal::segment::{list_segments, SEGMENT_HEADER_BYTES};
 use aedb_wal::{scan, Integrity, RecoveryMode, ScanOutcome, WalConfig, WalError, WalWriter};
@@ -644,4 +644,50 @@ fn a_reserved_group_never_straddles_two_segments() {
     let (frames, outcome) = read_all(&vfs, 0, &full(), RecoveryMode::Strict).unwrap();
     assert_eq!(frames.len() as u64, seq);
     assert_eq!(outcome.last_lsn, seq);
+}
+
+/// Deleting covered segments: one already gone (an unlink that reported failure may still have
+/// taken effect) counts as deleted, and a refused unlink keeps that segment and the later ones,
+/// still makes the deletions before it durable, and leaves the next call to start again there.
+#[test]
+fn covered_segments_outlive_a_missing_file_and_a_refused_unlink() {
+    let vfs = SimVfs::new();
+    let mut w = writer(&vfs, full(), 0);
+    for seq in 1..=200 {
+        w.append(seq, &payload(seq)).unwrap();
+    }
+    w.flush(true).unwrap();
+    let dir = Path::new(DIR);
+    let before = list_segments(&vfs, dir).unwrap();
+    assert!(before.len() > 4, "16 KiB segments must rotate");
+    vfs.remove(&before[0].1).unwrap();
+    // The next unlink is the missing first segment's, then the second's; the third is refused.
+    vfs.inject(Fault::once(OpKind::Remove, 2, libc::EACCES).on_path("wal"));
+    let err = w
+        .remove_covered(200)
+        .expect_err("the refused unlink is reported");
+    assert!(
+        matches!(&err, WalError::Io(io) if io.op == OpKind::Remove
+            && io.kind == IoErrorKind::Os(libc::EACCES)),
+        "{err}"
+    );
+    assert_eq!(vfs.faults_fired(), 1);
+    // Both deletions before the refusal survive a power loss; the refused segment does not go.
+    let lost_power = vfs.crash_image(CrashMode::PowerLoss, 0);
+    let names = |v: &SimVfs| -> Vec<u64> {
+        list_segments(v, dir)
+            .unwrap()
+            .into_iter()
+            .map(|(n, _)| n)
+            .collect()
+    };
+    let expected: Vec<u64> = before[2..].iter().map(|(n, _)| *n).collect();
+    assert_eq!(names(&lost_power), expected);
+    assert_eq!(w.segment_count(), before.len() - 2);
+    // The next call goes on from the refused segment and leaves only the current one.
+    let removed = w.remove_covered(200).expect("no fault left");
+    assert_eq!(removed, before.len() - 3);
+    assert_eq!(names(&vfs), vec![before[before.len() - 1].0]);
+    let (frames, _) = read_all(&vfs, 200, &full(), RecoveryMode::Strict).unwrap();
+    assert!(frames.is_empty());
 }
