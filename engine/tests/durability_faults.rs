@@ -415,3 +415,94 @@ fn a_failure_inside_redo_is_returned_typed_not_as_a_bad_log_record() {
         "expected the damaged page's own error, got {err:?}"
     );
 }
+
+fn segment_numbers(vfs: &SimVfs) -> Vec<u64> {
+    aedb::wal::segment::list_segments(vfs, &Path::new(DIR).join("wal"))
+        .expect("list segments")
+        .into_iter()
+        .map(|(number, _)| number)
+        .collect()
+}
+
+/// Deleting the segments a checkpoint covers is tried once per checkpoint: a refused unlink is
+/// not retried by every later group (a directory that refuses one refuses the next, and each
+/// try costs the committing caller an unlink, a warning and a directory sync), and the next
+/// checkpoint tries again. Commits go on meanwhile.
+#[test]
+fn a_refused_segment_deletion_waits_for_the_next_checkpoint() {
+    let vfs = SimVfs::new();
+    let engine = open_with(&vfs, config(DurabilityMode::Full)).expect("open");
+    for key in 1..=60 {
+        put(&engine, key, 4_000, CommitFinality::Durable).expect("commit");
+    }
+    let before = segment_numbers(&vfs);
+    assert!(before.len() > 2, "64 KiB segments must rotate: {before:?}");
+    vfs.inject(Fault::once(OpKind::Remove, 0, libc::EACCES).on_path("wal"));
+    engine.checkpoint_now().expect("checkpoint");
+    // The first group after the checkpoint tries (after its answer, holding the writer), so
+    // the second commit's return means the try is over.
+    for key in 61..=62 {
+        put(&engine, key, 100, CommitFinality::Durable).expect("commit after a refusal");
+    }
+    assert_eq!(vfs.faults_fired(), 1, "the deletion was tried");
+    // The fault fired once: any retry from now on would succeed and delete the segments.
+    for key in 63..=70 {
+        put(&engine, key, 100, CommitFinality::Durable).expect("commit");
+    }
+    assert_eq!(
+        segment_numbers(&vfs),
+        before,
+        "no retry before the next checkpoint"
+    );
+    engine.checkpoint_now().expect("second checkpoint");
+    for key in 71..=72 {
+        put(&engine, key, 100, CommitFinality::Durable).expect("commit");
+    }
+    let after = segment_numbers(&vfs);
+    assert_eq!(
+        after.len(),
+        1,
+        "only the current segment is left: {after:?}"
+    );
+    assert!(after[0] >= before[before.len() - 1]);
+    assert_eq!(keys(&engine), (1..=72).collect::<Vec<u64>>());
+}
+
+/// An open whose checkpoint after redo cannot delete the segments it covers, and a shutdown
+/// that cannot either, both succeed: the data is safe and only space is at stake. The next
+/// open without the fault replays nothing twice and loses nothing.
+#[test]
+fn opens_and_shutdowns_succeed_when_covered_segments_cannot_be_deleted() {
+    let vfs = SimVfs::new();
+    let engine = open_with(&vfs, config(DurabilityMode::Full)).expect("open");
+    for key in 1..=60 {
+        put(&engine, key, 4_000, CommitFinality::Durable).expect("commit");
+    }
+    vfs.crash_now();
+    drop(engine);
+    let image = vfs.crash_image(CrashMode::PowerLoss, 0);
+    let before = segment_numbers(&image);
+    assert!(before.len() > 2, "64 KiB segments must rotate: {before:?}");
+    image.inject(Fault::forever(OpKind::Remove, 0, libc::EACCES).on_path("wal"));
+    let engine = open_with(&image, config(DurabilityMode::Full)).expect("open after a crash");
+    assert!(engine.recovery_report().checkpointed_after_redo);
+    assert!(image.faults_fired() > 0, "the open tried to delete");
+    assert_eq!(segment_numbers(&image)[0], before[0], "nothing deleted");
+    for key in 61..=70 {
+        put(&engine, key, 100, CommitFinality::Durable).expect("commit");
+    }
+    engine
+        .shutdown()
+        .expect("a shutdown that cannot delete segments");
+    image.clear_faults();
+    let engine = open_with(&image, config(DurabilityMode::Full)).expect("reopen");
+    assert_eq!(keys(&engine), (1..=70).collect::<Vec<u64>>());
+    engine.checkpoint_now().expect("checkpoint");
+    put(&engine, 71, 100, CommitFinality::Durable).expect("commit");
+    engine.shutdown().expect("shutdown");
+    assert_eq!(
+        segment_numbers(&image).len(),
+        1,
+        "the covered segments went"
+    );
+}

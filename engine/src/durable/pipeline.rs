@@ -666,12 +666,11 @@ impl Writer {
     fn truncate_covered(&mut self) {
         let covered = self.shared.covered_lsn.load(Ordering::Acquire);
         if covered > self.truncated_through {
-            match self.wal.remove_covered(covered) {
-                Ok(_) => self.truncated_through = covered,
-                Err(err) => {
-                    tracing::warn!(error = %err, "could not delete WAL segments a checkpoint covers")
-                }
-            }
+            // Tried once per checkpoint, failed or not: a directory that refuses an unlink
+            // refuses the next group's too, and retrying would put an unlink, a warning and
+            // a directory sync on every commit. The next checkpoint tries again.
+            self.truncated_through = covered;
+            delete_covered_segments(&mut self.wal, covered);
         }
     }
 
@@ -785,5 +784,14 @@ fn unknown_outcome(err: &AedbError, wait_for: u64, published: u64) -> AedbError 
              confirmed durable (reopen the database to see whether it survived)"
         )),
         other => other.clone(),
+    }
+}
+
+/// Delete the log segments a durable checkpoint through `lsn` covers. Only space is at stake
+/// (recovery skips covered frames), so a failure is logged, not returned: it must not fail a
+/// commit, an open or a close whose data is safe.
+pub(super) fn delete_covered_segments(wal: &mut WalWriter, lsn: u64) {
+    if let Err(err) = wal.remove_covered(lsn) {
+        tracing::warn!(error = %err, "could not delete WAL segments a checkpoint covers");
     }
 }
