@@ -548,7 +548,7 @@ impl Engine {
         if checkpoint_at_end {
             let info = checkpoint(&self.shared)?;
             if let Some(mut wal) = wal.filter(|_| info.readers_oldest.is_none()) {
-                pipeline::delete_covered_segments(&mut wal, info.meta.seq);
+                pipeline::delete_covered_segments(&mut wal, info.meta.seq)?;
             }
         }
         Ok(())

@@ -39,8 +39,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use aedb_pager::io::IoErrorKind;
 use aedb_pager::{PageStore, WriteTxn};
-use aedb_wal::WalWriter;
+use aedb_wal::{WalError, WalWriter};
 use parking_lot::{Condvar, Mutex};
 use tokio::sync::oneshot;
 
@@ -670,7 +671,8 @@ impl Writer {
             // refuses the next group's too, and retrying would put an unlink, a warning and
             // a directory sync on every commit. The next checkpoint tries again.
             self.truncated_through = covered;
-            delete_covered_segments(&mut self.wal, covered);
+            // A backend that is gone fails the next group's write, which latches the engine.
+            let _ = delete_covered_segments(&mut self.wal, covered);
         }
     }
 
@@ -788,10 +790,21 @@ fn unknown_outcome(err: &AedbError, wait_for: u64, published: u64) -> AedbError 
 }
 
 /// Delete the log segments a durable checkpoint through `lsn` covers. Only space is at stake
-/// (recovery skips covered frames), so a failure is logged, not returned: it must not fail a
-/// commit, an open or a close whose data is safe.
-pub(super) fn delete_covered_segments(wal: &mut WalWriter, lsn: u64) {
-    if let Err(err) = wal.remove_covered(lsn) {
-        tracing::warn!(error = %err, "could not delete WAL segments a checkpoint covers");
+/// (recovery skips covered frames), so a refused unlink is logged, not returned: it must not
+/// fail a commit, an open or a close whose data is safe. A backend that is gone (the machine
+/// went down under it, or it is closing) is returned: nothing reaches the disk any more, and
+/// an open must not go on as if it had recovered.
+pub(super) fn delete_covered_segments(wal: &mut WalWriter, lsn: u64) -> Result<()> {
+    match wal.remove_covered(lsn) {
+        Ok(_) => Ok(()),
+        Err(WalError::Io(err))
+            if matches!(err.kind, IoErrorKind::Crashed | IoErrorKind::Closed) =>
+        {
+            Err(WalError::Io(err).into())
+        }
+        Err(err) => {
+            tracing::warn!(error = %err, "could not delete WAL segments a checkpoint covers");
+            Ok(())
+        }
     }
 }

@@ -244,7 +244,7 @@ pub(super) fn recover(
     if outcome.frames_replayed > config.recovery_checkpoint_frames {
         let info = store.checkpoint()?;
         if info.readers_oldest.is_none() {
-            super::pipeline::delete_covered_segments(&mut wal, info.meta.seq);
+            super::pipeline::delete_covered_segments(&mut wal, info.meta.seq)?;
         }
         report.checkpointed_after_redo = true;
     }
