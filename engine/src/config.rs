@@ -53,7 +53,8 @@ pub struct AedbConfig {
     /// ...and not before the pages held reach this many bytes (a small file would otherwise
     /// checkpoint every few commits).
     pub checkpoint_space_min_bytes: u64,
-    /// After recovery replays more than this many frames, checkpoint before returning. The
+    /// After recovery replays more than this many frames, checkpoint before the first new
+    /// commit (the open returns first; reads do not wait for it). The
     /// default, 0, checkpoints after any replay: the replayed frames may have come from the page
     /// cache of a process whose fsync failed (then they are on no disk, and a later fsync does
     /// not tell), and a checkpoint makes what they did durable before any new commit builds on

@@ -506,3 +506,72 @@ fn opens_and_shutdowns_succeed_when_covered_segments_cannot_be_deleted() {
         "the covered segments went"
     );
 }
+
+/// Open without waiting for the checkpoint after redo (`open_with` waits for it, as the sweeps
+/// need), with a pool the ten commits' pages fit in (redo then writes nothing).
+fn open_without_waiting(image: &SimVfs) -> Engine {
+    let config = AedbConfig {
+        buffer_pool_bytes: 4 << 20,
+        ..config(DurabilityMode::Full)
+    };
+    Engine::open_with_vfs(
+        config,
+        Path::new(DIR),
+        std::sync::Arc::new(image.clone()) as std::sync::Arc<dyn Vfs>,
+    )
+    .expect("open")
+}
+
+/// The checkpoint after redo runs once the open has returned: reads see what redo replayed
+/// meanwhile, and its failure latches the instance (commits fail, naming it) where it used to
+/// fail the open. Nothing is lost: the next open replays the log again.
+#[test]
+fn a_failed_checkpoint_after_redo_latches_while_reads_go_on() {
+    let (image, _) = ten_durable_commits_then_power_loss(false);
+    image.inject(Fault::forever(OpKind::Write, 0, libc::EIO).on_path(aedb::DATA_FILE));
+    let engine = open_without_waiting(&image);
+    assert!(engine.recovery_report().checkpointed_after_redo);
+    assert_eq!(keys(&engine), (1..=10).collect::<Vec<u64>>());
+    let err = engine
+        .wait_for_recovery_checkpoint()
+        .expect_err("the checkpoint cannot write");
+    assert!(
+        matches!(&err, AedbError::Failed(reason) if reason.contains("checkpoint after recovery")),
+        "{err:?}"
+    );
+    assert!(image.faults_fired() > 0);
+    let commit = put(&engine, 11, 100, CommitFinality::Durable);
+    assert!(matches!(commit, Err(AedbError::Failed(_))), "{commit:?}");
+    assert_eq!(keys(&engine), (1..=10).collect::<Vec<u64>>());
+    drop(engine);
+    image.clear_faults();
+    let engine = open_with(&image, config(DurabilityMode::Full)).expect("reopen");
+    assert_eq!(engine.recovery_report().frames_replayed, 10);
+    assert_eq!(keys(&engine), (1..=10).collect::<Vec<u64>>());
+}
+
+/// No commit goes before the checkpoint after redo: when the first one returns, the data file
+/// already holds everything redo replayed (a frame only the page cache held must not end up
+/// behind commits acknowledged after it). A shutdown while it is due does not wait forever.
+#[test]
+fn the_first_commit_after_a_replaying_open_follows_its_checkpoint() {
+    let (image, _) = ten_durable_commits_then_power_loss(false);
+    let engine = open_without_waiting(&image);
+    let recovered = engine.recovery_report().recovered_seq;
+    assert_eq!(recovered, 10);
+    put(&engine, 11, 100, CommitFinality::Durable).expect("commit");
+    assert!(
+        engine.store().durable_meta().seq >= recovered,
+        "the first commit returned before the replayed state was checkpointed"
+    );
+    drop(engine);
+
+    let (image, _) = ten_durable_commits_then_power_loss(false);
+    let engine = open_without_waiting(&image);
+    engine
+        .shutdown()
+        .expect("shutdown while the checkpoint after redo is due");
+    let engine = open_with(&image, config(DurabilityMode::Full)).expect("reopen");
+    assert_eq!(engine.recovery_report().frames_replayed, 0);
+    assert_eq!(keys(&engine), (1..=10).collect::<Vec<u64>>());
+}

@@ -63,6 +63,10 @@ pub struct RecoveryReport {
     pub recovered_seq: u64,
     /// Where the log ended early and why (a torn tail; in permissive mode, damage).
     pub dropped: Option<String>,
+    /// Redo replayed more than `recovery_checkpoint_frames` frames, so the open asked for a
+    /// checkpoint of what it replayed. It runs on the checkpointer thread right after the
+    /// open: reads go on meanwhile, and no commit is applied before it is durable
+    /// ([`Engine::wait_for_recovery_checkpoint`]).
     pub checkpointed_after_redo: bool,
     /// Log payload redo buffered before each merge: what the buffer pool lent for it (half of
     /// it, at most 1 GiB), at least 64 MiB (`redo.rs`).
@@ -209,6 +213,7 @@ impl Engine {
             checkpoint_signal: Condvar::new(),
             checkpoint_finished: Condvar::new(),
             stopping: std::sync::atomic::AtomicBool::new(false),
+            recovery_checkpoint_due: std::sync::atomic::AtomicBool::new(false),
             retained: Mutex::new(retained::RetainedVersions::new(
                 config.max_versions,
                 retained_page_budget(config),
@@ -253,6 +258,11 @@ impl Engine {
         }
         let (wal, recovery) = recover(&store, &vfs, dir, &config)?;
         let shared = Self::shared(store, wal.synced_lsn(), &config);
+        // Before any thread starts: the first leader runs it before its group (the writer
+        // thread's first run, at once, unless a caller leads first).
+        shared
+            .recovery_checkpoint_due
+            .store(recovery.checkpointed_after_redo, Ordering::Release);
         let pipeline = Arc::new(Pipeline::new(
             Writer::new(Arc::clone(&shared), wal, config.clone()),
             config.max_inflight_commits,
@@ -514,6 +524,16 @@ impl Engine {
         }
         self.shared.check_failed()?;
         checkpoint(&self.shared)
+    }
+
+    /// Wait until the checkpoint the open asked for after redo
+    /// ([`RecoveryReport::checkpointed_after_redo`]) is durable: at once when there was none.
+    /// Commits wait for it anyway; this is for a caller that wants the open's whole work done
+    /// (or its failure reported) before it goes on. An error: the checkpoint failed and the
+    /// instance is latched, as a failed open would have left it unusable.
+    pub fn wait_for_recovery_checkpoint(&self) -> Result<()> {
+        self.shared.wait_for_recovery_checkpoint();
+        self.shared.check_failed()
     }
 
     /// Stop accepting commits, make everything durable, checkpoint, delete covered log

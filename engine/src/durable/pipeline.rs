@@ -99,6 +99,10 @@ pub(crate) struct Shared {
     pub checkpoint_finished: Condvar,
     /// Set at shutdown: the checkpointer thread exits.
     pub stopping: std::sync::atomic::AtomicBool,
+    /// The open replayed the log and left its checkpoint to the first leader, which runs it
+    /// before its group (`Writer::recovery_checkpoint`). Cleared under `checkpoint_request`,
+    /// with `checkpoint_finished` signalled, once it is durable or has failed and latched.
+    pub recovery_checkpoint_due: std::sync::atomic::AtomicBool,
     pub groups: AtomicU64,
     pub syncs: AtomicU64,
     /// Snapshots of the most recent commits, so reads `AtSeq(n)` can find them.
@@ -133,6 +137,17 @@ impl Shared {
     pub fn request_checkpoint(&self) {
         *self.checkpoint_request.lock() = true;
         self.checkpoint_signal.notify_one();
+    }
+
+    /// Wait until the checkpoint the open left due is over (at once when none is).
+    pub fn wait_for_recovery_checkpoint(&self) {
+        if !self.recovery_checkpoint_due.load(Ordering::Acquire) {
+            return;
+        }
+        let mut request = self.checkpoint_request.lock();
+        while self.recovery_checkpoint_due.load(Ordering::Acquire) {
+            self.checkpoint_finished.wait(&mut request);
+        }
     }
 }
 
@@ -203,6 +218,9 @@ impl Writer {
     /// Run a group's messages (commits are applied and published; answers wait for
     /// `finish_group`). Returns whether a message asked for a sync.
     pub fn run(&mut self, group: Vec<Msg>) -> bool {
+        if self.shared.recovery_checkpoint_due.load(Ordering::Acquire) {
+            self.recovery_checkpoint();
+        }
         let mut force_sync = false;
         // The transaction the group's commits are applied to, until it is sealed. It holds
         // the store's writer lock, so it never outlives this call (nor leaves this thread).
@@ -661,19 +679,52 @@ impl Writer {
     /// on it).
     pub fn after_group(&mut self) {
         self.maybe_request_checkpoint();
-        self.truncate_covered();
+        // A backend that is gone fails the next group's write, which latches the instance.
+        let _ = self.truncate_covered();
     }
 
-    fn truncate_covered(&mut self) {
+    /// Delete the log segments a new checkpoint covers. An error: the backend is gone.
+    fn truncate_covered(&mut self) -> Result<()> {
         let covered = self.shared.covered_lsn.load(Ordering::Acquire);
         if covered > self.truncated_through {
             // Tried once per checkpoint, failed or not: a directory that refuses an unlink
             // refuses the next group's too, and retrying would put an unlink, a warning and
             // a directory sync on every commit. The next checkpoint tries again.
             self.truncated_through = covered;
-            // A backend that is gone fails the next group's write, which latches the engine.
-            let _ = delete_covered_segments(&mut self.wal, covered);
+            return delete_covered_segments(&mut self.wal, covered);
         }
+        Ok(())
+    }
+
+    /// The checkpoint the open left due after redo, and the deletion of the log it covers,
+    /// before the first group: what the open used to do before it returned, now done while
+    /// reads already run.
+    ///
+    /// Why no commit may go before it: redo may have replayed frames that only the page cache
+    /// held (a log fsync that failed before the crash leaves them there, marked clean, and
+    /// no later fsync writes them again). Commits acknowledged after such a frame would be
+    /// lost with it on a power loss; the checkpoint writes the replayed state afresh. A
+    /// failure latches the instance (the open used to fail): the group's commits then fail.
+    fn recovery_checkpoint(&mut self) {
+        let outcome = catch_unwind(AssertUnwindSafe(|| {
+            super::checkpointer::checkpoint(&self.shared)?;
+            self.truncate_covered()
+        }));
+        match outcome {
+            Ok(Ok(())) => {}
+            Ok(Err(err)) => self
+                .shared
+                .latch(format!("the checkpoint after recovery failed: {err}")),
+            Err(panic) => self.shared.latch(format!(
+                "the checkpoint after recovery panicked: {}",
+                panic_message(&*panic)
+            )),
+        }
+        let _request = self.shared.checkpoint_request.lock();
+        self.shared
+            .recovery_checkpoint_due
+            .store(false, Ordering::Release);
+        self.shared.checkpoint_finished.notify_all();
     }
 
     fn maybe_request_checkpoint(&mut self) {

@@ -215,7 +215,7 @@ pub(super) fn integrity(config: &AedbConfig) -> Integrity {
 }
 
 /// Recovery, then the log writer: the newest valid meta page, every valid frame after its WAL
-/// position applied in LSN order, a checkpoint when the redo was long.
+/// position applied in LSN order; the report says whether a checkpoint is due after it.
 pub(super) fn recover(
     store: &PageStore,
     vfs: &Arc<dyn Vfs>,
@@ -234,20 +234,16 @@ pub(super) fn recover(
         segment_bytes: config.max_segment_bytes,
         integrity: integrity(config),
     };
-    let mut wal = WalWriter::open(
+    let wal = WalWriter::open(
         Arc::clone(vfs),
         &wal_dir,
         wal_config,
         &outcome,
         meta.wal_position,
     )?;
-    if outcome.frames_replayed > config.recovery_checkpoint_frames {
-        let info = store.checkpoint()?;
-        if info.readers_oldest.is_none() {
-            super::pipeline::delete_covered_segments(&mut wal, info.meta.seq)?;
-        }
-        report.checkpointed_after_redo = true;
-    }
+    // The checkpoint itself runs on the checkpointer thread once the engine is up: reads go
+    // on meanwhile, groups wait for it (`Shared::wait_for_recovery_checkpoint`).
+    report.checkpointed_after_redo = outcome.frames_replayed > config.recovery_checkpoint_frames;
     Ok((wal, report))
 }
 

@@ -21,12 +21,16 @@ pub type State = BTreeMap<Vec<u8>, Vec<u8>>;
 /// Puts (`Some`) and deletes (`None`) of one commit, in order.
 pub type Ops = Vec<(Vec<u8>, Option<Vec<u8>>)>;
 
+/// Open on the simulated disk, the checkpoint after redo included: the sweeps count and crash
+/// the recovery's write points, so an open is over when that checkpoint is.
 pub fn open_sim(vfs: &SimVfs, config: AedbConfig) -> Result<Engine, AedbError> {
-    Engine::open_with_vfs(
+    let engine = Engine::open_with_vfs(
         config,
         Path::new(DIR),
         Arc::new(vfs.clone()) as Arc<dyn Vfs>,
-    )
+    )?;
+    engine.wait_for_recovery_checkpoint()?;
+    Ok(engine)
 }
 
 /// The crash sweeps' settings (`crash_sweep.rs`, `crash_spare_frames.rs`; each sets its own
