@@ -18,7 +18,10 @@
 //! and every later one fail with [`IoErrorKind::Crashed`]. A crash-point sweep runs a workload
 //! once to count its points, then once per point.
 //!
-//! Faults ([`Fault`]) make a read, write, sync or grow fail once or forever with an errno, and
+//! Faults ([`Fault`]) make a read, write, sync, grow or remove fail once or forever with an
+//! errno; a failed sync can also lose the writes it was to make durable, as Linux does: their
+//! pages stay readable in the cache, marked clean, and no later sync writes them (until a write
+//! dirties the page again). And
 //! [`SimVfs::flip_bit_on_read`] makes reads return a flipped bit, as rot at rest would.
 //! All randomness comes from explicit seeds, so a failing case replays exactly.
 
@@ -73,6 +76,8 @@ pub struct Fault {
     /// Fail every matching op after the first failure too (a dead disk), not just one.
     pub forever: bool,
     pub errno: i32,
+    /// A failed `Sync` loses the file's unsynced writes (see [`Fault::losing_writes`]).
+    pub loses_writes: bool,
 }
 
 impl Fault {
@@ -83,6 +88,7 @@ impl Fault {
             skip,
             forever: false,
             errno,
+            loses_writes: false,
         }
     }
 
@@ -97,6 +103,15 @@ impl Fault {
         self.path_contains = text.to_string();
         self
     }
+
+    /// A failed `Sync` also loses the writes it was to make durable, as Linux's writeback
+    /// error handling does: the pages they touched stay in the cache, readable (by this
+    /// process and, after a process crash, the next) and marked clean, so no later sync
+    /// writes them; a power loss drops them. A later write to such a page dirties it again.
+    pub fn losing_writes(mut self) -> Self {
+        self.loses_writes = true;
+        self
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -109,18 +124,48 @@ enum Pending {
     Grow,
 }
 
+/// The page size of the simulated page cache: a lost write loses whole pages.
+const CACHE_PAGE: u64 = 4096;
+
 #[derive(Debug, Clone, Default)]
 struct SimFile {
     durable: Vec<u8>,
     current: Vec<u8>,
     pending: Vec<Pending>,
+    /// Cache pages whose writes a failed sync lost: clean, so a sync keeps the disk's bytes
+    /// there (zeros past its end) whatever the cache shows.
+    lost_pages: BTreeSet<u64>,
 }
 
 impl SimFile {
     fn sync(&mut self) {
-        self.durable.clone_from(&self.current);
+        let disk = std::mem::replace(&mut self.durable, self.current.clone());
+        for &page in &self.lost_pages {
+            let start = (page * CACHE_PAGE) as usize;
+            let end = (start + CACHE_PAGE as usize).min(self.durable.len());
+            for at in start..end {
+                self.durable[at] = disk.get(at).copied().unwrap_or(0);
+            }
+        }
         self.pending.clear();
     }
+
+    /// A sync failed and lost the pending writes (the growths stay pending).
+    fn lose_pending_writes(&mut self) {
+        for pending in &self.pending {
+            if let Pending::Write { offset, data } = pending {
+                self.lost_pages.extend(cache_pages(*offset, data.len()));
+            }
+        }
+        self.pending.retain(|p| matches!(p, Pending::Grow));
+    }
+}
+
+fn cache_pages(offset: u64, len: usize) -> std::ops::Range<u64> {
+    if len == 0 {
+        return 0..0;
+    }
+    offset / CACHE_PAGE..(offset + len as u64 - 1) / CACHE_PAGE + 1
 }
 
 /// An inode's number.
@@ -311,7 +356,7 @@ impl SimVfs {
                 SimFile {
                     durable: bytes.clone(),
                     current: bytes,
-                    pending: Vec::new(),
+                    ..SimFile::default()
                 },
             );
         }
@@ -417,8 +462,14 @@ impl SimState {
     }
 
     fn check_fault(&mut self, op: OpKind, path: &Path, offset: u64) -> Result<(), IoError> {
+        self.fault_for(op, path, offset)
+            .map_or(Ok(()), |(err, _)| Err(err))
+    }
+
+    /// The error an injected fault (or the crash) gives this op, and whether it loses writes.
+    fn fault_for(&mut self, op: OpKind, path: &Path, offset: u64) -> Option<(IoError, bool)> {
         if self.crashed {
-            return Err(crashed(op, offset));
+            return Some((crashed(op, offset), false));
         }
         let text = path.to_string_lossy();
         for (fault, seen, fired) in &mut self.faults {
@@ -431,10 +482,10 @@ impl SimState {
             *seen += 1;
             if *seen > fault.skip {
                 *fired = true;
-                return Err(IoError::os(op, offset, fault.errno));
+                return Some((IoError::os(op, offset, fault.errno), fault.loses_writes));
             }
         }
-        Ok(())
+        None
     }
 
     fn exec(&mut self, ino: Ino, path: &Path, op: IoOp) -> IoResult {
@@ -444,7 +495,14 @@ impl SimState {
         if kind != OpKind::Read && kind != OpKind::WriteBack {
             self.write_point(kind, offset)?;
         }
-        self.check_fault(kind, path, offset)?;
+        if let Some((err, loses_writes)) = self.fault_for(kind, path, offset) {
+            if loses_writes && kind == OpKind::Sync {
+                if let Some(file) = self.files.get_mut(&ino) {
+                    file.lose_pending_writes();
+                }
+            }
+            return Err(err);
+        }
         let Some(file) = self.files.get_mut(&ino) else {
             return Err(IoError::os(kind, offset, libc::EBADF));
         };
@@ -470,6 +528,10 @@ impl SimState {
             }
             IoOp::Write { offset, buf } => {
                 apply_write(&mut file.current, offset, &buf, None);
+                // The pages this write dirties go to disk whole at the next sync again.
+                for page in cache_pages(offset, buf.len()) {
+                    file.lost_pages.remove(&page);
+                }
                 file.pending.push(Pending::Write {
                     offset,
                     data: buf.to_vec(),

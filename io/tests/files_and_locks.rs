@@ -3,10 +3,10 @@
 
 use std::path::{Path, PathBuf};
 
-use aedb_io::sim::{CrashMode, SimVfs};
+use aedb_io::sim::{CrashMode, Fault, SimVfs};
 use aedb_io::{
     all_ok, os_vfs, read_whole_file, submit_wait, write_file_durably, AlignedBuf, IoBackendChoice,
-    IoErrorKind, IoOp, OpenOptions, Vfs,
+    IoErrorKind, IoOp, OpKind, OpenOptions, Vfs,
 };
 
 const CREATE: OpenOptions = OpenOptions {
@@ -270,4 +270,52 @@ fn a_crash_releases_the_simulators_locks() {
     let image = sim.crash_image(CrashMode::ProcessCrash, 0);
     let next = image.open_lock(path, CREATE).expect("open after the crash");
     assert!(next.try_lock_exclusive().expect("free after the crash"));
+}
+
+/// A sync that fails losing its writes (Linux marks the pages clean): the cache still shows
+/// them, to this process and after a process crash to the next; no later sync writes them and
+/// a power loss drops them; a page written again goes to disk whole, lost bytes included.
+#[test]
+fn a_sync_that_loses_writes_leaves_them_in_the_cache_only() {
+    let sim = SimVfs::new();
+    let dir = Path::new("/db");
+    sim.create_dir_all(dir).expect("dir");
+    let path = dir.join("log");
+    write(&sim, &path, &[b'a'; 3 * 4096]);
+    sim.sync_dir(dir).expect("sync dir");
+    let file = sim.open(&path, CREATE).expect("open");
+    let write_at = |offset: u64, bytes: &[u8]| {
+        let buf = AlignedBuf::from_slice(bytes);
+        all_ok(submit_wait(&*file, vec![IoOp::Write { offset, buf }])).expect("write");
+    };
+    let sync = || all_ok(submit_wait(&*file, vec![IoOp::Sync]));
+    write_at(100, &[b'b'; 100]);
+    write_at(8192 + 10, &[b'c'; 10]);
+    sim.inject(Fault::once(OpKind::Sync, 0, libc::EIO).losing_writes());
+    assert!(sync().is_err(), "the injected sync failure");
+    sync().expect("a later sync succeeds");
+    let bytes = |vfs: &SimVfs, range: std::ops::Range<usize>| {
+        vfs.file_bytes(&path).expect("the file")[range].to_vec()
+    };
+    assert_eq!(
+        bytes(&sim, 100..200),
+        vec![b'b'; 100],
+        "the cache shows them"
+    );
+    let process = sim.crash_image(CrashMode::ProcessCrash, 0);
+    assert_eq!(bytes(&process, 100..200), vec![b'b'; 100]);
+    let lost = sim.crash_image(CrashMode::PowerLoss, 0);
+    assert_eq!(bytes(&lost, 100..200), vec![b'a'; 100], "never written");
+    assert_eq!(bytes(&lost, 8202..8212), vec![b'a'; 10]);
+    // Page 2 dirtied again: the next sync writes all of it.
+    write_at(9000, b"d");
+    sync().expect("sync");
+    let kept = sim.crash_image(CrashMode::PowerLoss, 0);
+    assert_eq!(bytes(&kept, 8202..8212), vec![b'c'; 10]);
+    assert_eq!(bytes(&kept, 9000..9001), b"d".to_vec());
+    assert_eq!(
+        bytes(&kept, 100..200),
+        vec![b'a'; 100],
+        "page 0 is still lost"
+    );
 }
