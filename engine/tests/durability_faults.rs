@@ -543,6 +543,9 @@ fn a_failed_checkpoint_after_redo_latches_while_reads_go_on() {
     let commit = put(&engine, 11, 100, CommitFinality::Durable);
     assert!(matches!(commit, Err(AedbError::Failed(_))), "{commit:?}");
     assert_eq!(keys(&engine), (1..=10).collect::<Vec<u64>>());
+    // The replayed commits were never made durable by this process (what processors deliver
+    // stops there), however far its log is synced.
+    assert_eq!(engine.durable_head_seq(), 0);
     drop(engine);
     image.clear_faults();
     let engine = open_with(&image, config(DurabilityMode::Full)).expect("reopen");
@@ -574,4 +577,60 @@ fn the_first_commit_after_a_replaying_open_follows_its_checkpoint() {
     let engine = open_with(&image, config(DurabilityMode::Full)).expect("reopen");
     assert_eq!(engine.recovery_report().frames_replayed, 0);
     assert_eq!(keys(&engine), (1..=10).collect::<Vec<u64>>());
+}
+
+/// The case the checkpoint after redo is for: a log fsync failed and lost a commit's frame
+/// (Linux keeps its page in the cache, clean, and no later fsync writes it), the process died,
+/// and the next one, in the same boot, replays that frame from the cache and acknowledges new
+/// commits. A power loss must keep them: the checkpoint put the replayed state in the data
+/// file before any of them. With the checkpoint turned off (`recovery_checkpoint_frames`), the
+/// same run loses them — the log has a hole where the lost frame was.
+#[test]
+fn commits_after_replaying_a_frame_a_failed_fsync_lost_survive_a_power_loss() {
+    for checkpoint_after_redo in [true, false] {
+        let vfs = SimVfs::new();
+        let engine = open_with(&vfs, config(DurabilityMode::Full)).expect("open");
+        for key in 1..=5 {
+            put(&engine, key, 100, CommitFinality::Durable).expect("commit");
+        }
+        vfs.inject(
+            Fault::once(OpKind::Sync, 0, libc::EIO)
+                .on_path("wal-")
+                .losing_writes(),
+        );
+        assert!(
+            put(&engine, 6, 100, CommitFinality::Durable).is_err(),
+            "its fsync failed"
+        );
+        vfs.crash_now();
+        drop(engine);
+        let image = vfs.crash_image(CrashMode::ProcessCrash, 0);
+        let config = AedbConfig {
+            recovery_checkpoint_frames: if checkpoint_after_redo { 0 } else { u64::MAX },
+            ..config(DurabilityMode::Full)
+        };
+        let engine = open_with(&image, config.clone()).expect("same-boot reopen");
+        assert_eq!(
+            keys(&engine),
+            (1..=6).collect::<Vec<u64>>(),
+            "the lost frame is replayed from the cache"
+        );
+        for key in 7..=8 {
+            put(&engine, key, 100, CommitFinality::Durable).expect("commit after the reopen");
+        }
+        image.crash_now();
+        drop(engine);
+        let after = image.crash_image(CrashMode::PowerLoss, 0);
+        let reopened = open_with(&after, config);
+        if checkpoint_after_redo {
+            let engine = reopened.expect("reopen after the power loss");
+            assert_eq!(keys(&engine), (1..=8).collect::<Vec<u64>>());
+        } else if let Ok(engine) = reopened {
+            let kept = keys(&engine);
+            assert!(
+                !kept.contains(&8),
+                "without the checkpoint the scenario should lose commits: {kept:?}"
+            );
+        }
+    }
 }

@@ -148,6 +148,11 @@ pub fn run(ctx: &RunConfig) -> Result<Table> {
             Unit::MegabytesPerSecond,
             Better::Higher,
         );
+        let commit_row = table.add_row(
+            format!("{log_mib} MiB log: open to the first durable commit after that read"),
+            Unit::Seconds,
+            Better::Lower,
+        );
         let wal_row = table.add_row(
             format!("{log_mib} MiB log: aedb WAL bytes replayed per second"),
             Unit::MegabytesPerSecond,
@@ -182,9 +187,15 @@ pub fn run(ctx: &RunConfig) -> Result<Table> {
             });
             let seconds = start.elapsed().as_secs_f64();
             let cpu = flush::cpu_seconds() - cpu;
+            // A checkpoint an engine defers past the open (aedb's after redo) is paid here.
+            let opened = opened.and_then(|(engine, value)| {
+                engine.put(b"w8-first-commit-after-open", b"1")?;
+                Ok((engine, value, start.elapsed().as_secs_f64()))
+            });
             match opened {
-                Ok((engine, value)) if value.as_deref() == Some(expected_value) => {
+                Ok((engine, value, to_commit)) if value.as_deref() == Some(expected_value) => {
                     table.record(open_row, index, seconds);
+                    table.record(commit_row, index, to_commit);
                     table.record(rate_row, index, payload / 1e6 / seconds);
                     table.record(cpu_row, index, cpu);
                     if let Some(replay) = engine.log_replay() {
@@ -195,7 +206,7 @@ pub fn run(ctx: &RunConfig) -> Result<Table> {
                             count(replay.frames as usize),
                             replay.bytes as f64 / 1e6,
                             if replay.checkpointed_after_redo {
-                                ", then checkpointed before returning from open (inside the timing)"
+                                ", then checkpointed what it replayed after the open returned (reads do not wait for it; the first commit does)"
                             } else {
                                 ""
                             }
@@ -207,7 +218,7 @@ pub fn run(ctx: &RunConfig) -> Result<Table> {
                     ));
                     engine.close()?;
                 }
-                Ok((engine, value)) => {
+                Ok((engine, value, _)) => {
                     notes.push(format!(
                         "**{} at {log_mib} MiB lost acknowledged durable commits**: after kill -9 the last key written read back as {} (open + read took {seconds:.2} s, not recorded).",
                         spec.label,

@@ -10,7 +10,9 @@
 //! The writer thread leads too: for async committers (an async task must not block a runtime
 //! thread in fsync), for groups that queued while a caller led, and for timed work (Batch-mode
 //! syncs, log truncation after checkpoints while no commit comes, checkpoint requests by age).
-//! Every group, whoever leads it, ends by deleting the log segments a checkpoint now covers.
+//! Every group, whoever leads it, ends by deleting the log segments a new checkpoint covers
+//! (tried once per checkpoint), and the first one starts with the checkpoint a replaying open
+//! left due (`Writer::recovery_checkpoint`).
 //!
 //! ```text
 //! commit_blocking: push → try_lock(writer)? ── yes → drain, run group, write+fsync, answer

@@ -64,9 +64,10 @@ pub struct RecoveryReport {
     /// Where the log ended early and why (a torn tail; in permissive mode, damage).
     pub dropped: Option<String>,
     /// Redo replayed more than `recovery_checkpoint_frames` frames, so the open asked for a
-    /// checkpoint of what it replayed. It runs on the checkpointer thread right after the
-    /// open: reads go on meanwhile, and no commit is applied before it is durable
-    /// ([`Engine::wait_for_recovery_checkpoint`]).
+    /// checkpoint of what it replayed. The first group's leader runs it after the open has
+    /// returned (the writer thread, at once): reads go on meanwhile, no commit is applied
+    /// before it is durable, and the durable head does not count the replayed commits until
+    /// then ([`Engine::wait_for_recovery_checkpoint`]).
     pub checkpointed_after_redo: bool,
     /// Log payload redo buffered before each merge: what the buffer pool lent for it (half of
     /// it, at most 1 GiB), at least 64 MiB (`redo.rs`).
@@ -257,7 +258,13 @@ impl Engine {
             store.set_reader_registry(readers);
         }
         let (wal, recovery) = recover(&store, &vfs, dir, &config)?;
-        let shared = Self::shared(store, wal.synced_lsn(), &config);
+        // What redo replayed is durable once its checkpoint is (see `Writer::log_vouches`).
+        let durable = if recovery.checkpointed_after_redo {
+            store.durable_meta().seq
+        } else {
+            wal.synced_lsn()
+        };
+        let shared = Self::shared(store, durable, &config);
         // Before any thread starts: the first leader runs it before its group (the writer
         // thread's first run, at once, unless a caller leads first).
         shared
@@ -527,10 +534,11 @@ impl Engine {
     }
 
     /// Wait until the checkpoint the open asked for after redo
-    /// ([`RecoveryReport::checkpointed_after_redo`]) is durable: at once when there was none.
+    /// ([`RecoveryReport::checkpointed_after_redo`]) is over: at once when there was none.
     /// Commits wait for it anyway; this is for a caller that wants the open's whole work done
-    /// (or its failure reported) before it goes on. An error: the checkpoint failed and the
-    /// instance is latched, as a failed open would have left it unusable.
+    /// (or its failure reported) before it goes on. An error: the instance is latched — by
+    /// that checkpoint's failure (where the open used to fail), or by a failure since. It
+    /// blocks the calling thread: from async code, call it in `spawn_blocking`.
     pub fn wait_for_recovery_checkpoint(&self) -> Result<()> {
         self.shared.wait_for_recovery_checkpoint();
         self.shared.check_failed()

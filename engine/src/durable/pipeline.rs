@@ -191,6 +191,10 @@ pub(crate) struct Writer {
     bytes_since_sync: u64,
     bytes_since_checkpoint_request: u64,
     truncated_through: u64,
+    /// Whether the log's sync point says what is durable. Not from a replaying open until its
+    /// checkpoint has succeeded: the replayed frames may be on no disk (a failed fsync of the
+    /// process before left them only in the page cache), however the log syncs now.
+    log_vouches: bool,
 }
 
 impl Writer {
@@ -199,7 +203,6 @@ impl Writer {
         let logged = wal.live_bytes();
         let truncated_through = shared.covered_lsn.load(Ordering::Acquire);
         Writer {
-            shared,
             wal,
             config,
             waiters: Vec::new(),
@@ -212,6 +215,8 @@ impl Writer {
             bytes_since_sync: 0,
             bytes_since_checkpoint_request: logged,
             truncated_through,
+            log_vouches: !shared.recovery_checkpoint_due.load(Ordering::Acquire),
+            shared,
         }
     }
 
@@ -567,9 +572,11 @@ impl Writer {
         }
         // The log's sync point, whatever failed since (a rotation syncs the frames before it,
         // even when creating the next segment then fails).
-        self.shared
-            .durable_seq
-            .fetch_max(self.wal.synced_lsn(), Ordering::AcqRel);
+        if self.log_vouches {
+            self.shared
+                .durable_seq
+                .fetch_max(self.wal.synced_lsn(), Ordering::AcqRel);
+        }
         let failed = self.shared.check_failed().err();
         let mut durable = self.shared.durable_seq.load(Ordering::Acquire);
         if failed.is_some() && !self.waiters.is_empty() {
@@ -711,7 +718,13 @@ impl Writer {
             self.truncate_covered()
         }));
         match outcome {
-            Ok(Ok(())) => {}
+            Ok(Ok(())) => {
+                // The replayed log is covered now: it no longer counts towards the next
+                // checkpoint by size.
+                self.log_vouches = true;
+                self.bytes_since_checkpoint_request = self.wal.live_bytes();
+                self.last_checkpoint_request = Instant::now();
+            }
             Ok(Err(err)) => self
                 .shared
                 .latch(format!("the checkpoint after recovery failed: {err}")),
@@ -841,8 +854,9 @@ fn unknown_outcome(err: &AedbError, wait_for: u64, published: u64) -> AedbError 
 }
 
 /// Delete the log segments a durable checkpoint through `lsn` covers. Only space is at stake
-/// (recovery skips covered frames), so a refused unlink is logged, not returned: it must not
-/// fail a commit, an open or a close whose data is safe. A backend that is gone (the machine
+/// (recovery skips covered frames, and a covered segment that comes back after a power loss
+/// is deleted again), so a refused unlink or a failed directory sync is logged, not
+/// returned: it must not fail a commit, an open or a close whose data is safe. A backend that is gone (the machine
 /// went down under it, or it is closing) is returned: nothing reaches the disk any more, and
 /// an open must not go on as if it had recovered.
 pub(super) fn delete_covered_segments(wal: &mut WalWriter, lsn: u64) -> Result<()> {

@@ -241,8 +241,8 @@ pub(super) fn recover(
         &outcome,
         meta.wal_position,
     )?;
-    // The checkpoint itself runs on the checkpointer thread once the engine is up: reads go
-    // on meanwhile, groups wait for it (`Shared::wait_for_recovery_checkpoint`).
+    // The checkpoint itself is run by the first group's leader once the engine is up, before
+    // that group (`Writer::recovery_checkpoint`): reads go on meanwhile.
     report.checkpointed_after_redo = outcome.frames_replayed > config.recovery_checkpoint_frames;
     Ok((wal, report))
 }

@@ -46,7 +46,12 @@ impl AedbInstance {
             return Err(AedbError::Validation("max_count must be > 0".into()));
         }
         let snapshot = delivery_snapshot(self);
-        let checkpoint_seq = checkpoints::checkpoint(&snapshot, processor_id)?.unwrap_or(0);
+        // The checkpoint as the newest commit left it: the delivery snapshot may be older (a
+        // Batch interval, or the checkpoint after a replaying open), and an acknowledged move
+        // of the checkpoint must not be read back as an older one, which would deliver again
+        // what it covers. Should that move be lost to a power loss, this process is gone too.
+        let checkpoint_seq =
+            checkpoints::checkpoint(&self.engine.snapshot(), processor_id)?.unwrap_or(0);
         let from = checkpoint_seq.max(at_least);
         let topic = Some(event_name);
         let mut events = events::read_after(&snapshot, topic, from, max_count.saturating_add(1))?;

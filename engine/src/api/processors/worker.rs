@@ -285,9 +285,10 @@ impl Worker {
         let from = match self.position {
             Some(position) => position,
             None => {
-                let durable = stored::checkpoint(&snapshot, &self.name)?.unwrap_or(0);
-                self.position = Some(durable);
-                durable
+                // From the newest commit, not the delivery snapshot (see `pull_after`).
+                let acked = stored::checkpoint(&db.engine.snapshot(), &self.name)?.unwrap_or(0);
+                self.position = Some(acked);
+                acked
             }
         };
         let started = Instant::now();
