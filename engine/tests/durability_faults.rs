@@ -634,3 +634,17 @@ fn commits_after_replaying_a_frame_a_failed_fsync_lost_survive_a_power_loss() {
         }
     }
 }
+
+/// Replayed commits become deliverable when the checkpoint after redo is durable, and the
+/// watchers of marked commits (processors) are told then, not at the next new commit.
+#[test]
+fn the_checkpoint_after_redo_wakes_the_watchers_of_marks() {
+    let (image, _) = ten_durable_commits_then_power_loss(false);
+    let engine = open_without_waiting(&image);
+    let marks = engine.watch_marks();
+    engine
+        .wait_for_recovery_checkpoint()
+        .expect("the checkpoint after redo");
+    assert_eq!(engine.durable_head_seq(), 10);
+    assert_eq!(*marks.borrow(), 10, "the watchers are told");
+}

@@ -674,3 +674,36 @@ async fn keyed_state_index_walks_are_bounded() -> TestResult {
     );
     Ok(())
 }
+
+/// A pull starts after the processor's checkpoint as its newest commit left it: in Batch mode
+/// that commit may not be durable yet while the events before it are, and reading the
+/// checkpoint in the delivery snapshot would hand out again what it covers.
+#[tokio::test]
+async fn a_pull_starts_after_a_checkpoint_not_yet_durable() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let config = aedb::config::AedbConfig {
+        durability_mode: aedb::config::DurabilityMode::Batch,
+        batch_interval_ms: 3_600_000,
+        ..Default::default()
+    };
+    let db = AedbInstance::open(config, dir.path())?;
+    db.create_project("g").await?;
+    let event = Mutation::EmitEvent {
+        project_id: "g".into(),
+        scope_id: "app".into(),
+        topic: "scored".into(),
+        event_key: "a".into(),
+        payload_json: "{}".into(),
+    };
+    let a = db
+        .commit_with_finality(event, aedb::CommitFinality::Durable)
+        .await?
+        .commit_seq;
+    let pulled = db.processor_pull("scored", "p", 10).await?;
+    assert_eq!(pulled.events.len(), 1);
+    db.processor_commit("p", a, Vec::new()).await?;
+    let again = db.processor_pull("scored", "p", 10).await?;
+    assert!(again.events.is_empty(), "pulled again: {:?}", again.events);
+    assert_eq!(again.checkpoint_seq, a);
+    Ok(())
+}

@@ -365,13 +365,13 @@ impl SimVfs {
         }
     }
 
-    /// Bytes of writes (and growths) not yet made durable, over every file: what a power loss
-    /// now could drop. Zero after everything was synced.
+    /// Writes (and growths) not yet made durable, and cache pages a failed sync lost, over
+    /// every file: what a power loss now could drop. Zero after everything was synced.
     pub fn unsynced_writes(&self) -> usize {
         self.unsynced_writes_under(Path::new("/"))
     }
 
-    /// Writes (and growth) not yet synced in files under `dir`.
+    /// [`SimVfs::unsynced_writes`] of the files under `dir`.
     pub fn unsynced_writes_under(&self, dir: &Path) -> usize {
         let state = self.state.lock();
         state
@@ -379,7 +379,7 @@ impl SimVfs {
             .iter()
             .filter(|(path, _)| path.starts_with(dir))
             .filter_map(|(_, ino)| state.files.get(ino))
-            .map(|f| f.pending.len())
+            .map(|f| f.pending.len() + f.lost_pages.len())
             .sum()
     }
 }

@@ -365,7 +365,8 @@ impl Engine {
 
     /// The sequence of the newest marked commit (`LoggedTxn::mark`) that is deliverable:
     /// durable under `Full` and `Batch`, written under `OsBuffered`. Changes once per group
-    /// at most; 0 until a marked commit is.
+    /// at most; 0 until a marked commit is. The checkpoint after a replaying open raises it to
+    /// the replayed head (which of the replayed commits were marked is not known).
     pub fn watch_marks(&self) -> tokio::sync::watch::Receiver<u64> {
         self.shared.marks.subscribe()
     }

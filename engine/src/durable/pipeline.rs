@@ -720,10 +720,17 @@ impl Writer {
         match outcome {
             Ok(Ok(())) => {
                 // The replayed log is covered now: it no longer counts towards the next
-                // checkpoint by size.
+                // checkpoint by size (even while covered segments stay for a reader).
                 self.log_vouches = true;
-                self.bytes_since_checkpoint_request = self.wal.live_bytes();
+                self.bytes_since_checkpoint_request = 0;
                 self.last_checkpoint_request = Instant::now();
+                // The replayed commits are deliverable now. Which of them were marked is not
+                // known here; the head is at or past every one, so processors look again
+                // instead of sleeping through their idle pause.
+                let head = self.shared.store.head().seq;
+                self.shared
+                    .marks
+                    .send_modify(|mark| *mark = (*mark).max(head));
             }
             Ok(Err(err)) => self
                 .shared

@@ -98,10 +98,13 @@ pub enum EffectBatchCommitResult {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProcessorPullResult {
     pub events: Vec<crate::api::EventOutboxRecord>,
-    /// The processor's durable checkpoint the pull started after.
+    /// The processor's checkpoint the pull started after, as the newest commit left it (in
+    /// Batch mode it may not be durable yet, and may be past `head_seq`).
     pub checkpoint_seq: u64,
     /// The commit of the last event pulled, or the checkpoint when there was none.
     pub last_commit_seq: u64,
+    /// The snapshot the events were read from: the durable head (the visible one under
+    /// `OsBuffered`).
     pub head_seq: u64,
 }
 
