@@ -863,9 +863,9 @@ fn unknown_outcome(err: &AedbError, wait_for: u64, published: u64) -> AedbError 
 /// Delete the log segments a durable checkpoint through `lsn` covers. Only space is at stake
 /// (recovery skips covered frames, and a covered segment that comes back after a power loss
 /// is deleted again), so a refused unlink or a failed directory sync is logged, not
-/// returned: it must not fail a commit, an open or a close whose data is safe. A backend that is gone (the machine
-/// went down under it, or it is closing) is returned: nothing reaches the disk any more, and
-/// an open must not go on as if it had recovered.
+/// returned: it must not fail a commit, an open or a close whose data is safe. A backend
+/// that is gone (the machine went down under it, or it is closing) is returned: nothing
+/// reaches the disk any more, and an open must not go on as if it had recovered.
 pub(super) fn delete_covered_segments(wal: &mut WalWriter, lsn: u64) -> Result<()> {
     match wal.remove_covered(lsn) {
         Ok(_) => Ok(()),
