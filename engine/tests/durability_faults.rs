@@ -648,3 +648,43 @@ fn the_checkpoint_after_redo_wakes_the_watchers_of_marks() {
     assert_eq!(engine.durable_head_seq(), 10);
     assert_eq!(*marks.borrow(), 10, "the watchers are told");
 }
+
+/// A frame altered with its CRC made to match, so that only its chain hash tells: redo, which
+/// checks the chain links beside the scan, stops before it, and the scan that verifies the
+/// chain itself decides as before — strict recovery refuses the log, naming the chain;
+/// permissive recovery keeps the commits before it and reports the drop.
+#[test]
+fn a_frame_only_its_chain_hash_exposes_is_refused_or_dropped_as_before() {
+    use aedb::wal::frame::{frames_within, FRAME_HEADER_BYTES};
+    let (image, segment) = ten_durable_commits_then_power_loss(false);
+    let bytes = image.file_bytes(&segment).expect("the segment");
+    let (at, header) = frames_within(&bytes)
+        .find(|(_, header)| header.lsn == 6)
+        .expect("frame 6");
+    let mut frame = bytes[at..at + header.total_len()].to_vec();
+    frame[FRAME_HEADER_BYTES + 10] ^= 0x55;
+    let mut crc = crc32fast::Hasher::new();
+    crc.update(&frame[..36]);
+    crc.update(&frame[FRAME_HEADER_BYTES..]);
+    frame[36..40].copy_from_slice(&crc.finalize().to_le_bytes());
+    image.corrupt(&segment, at as u64, &frame);
+    let Err(err) = open_with(&image, config(DurabilityMode::Full)) else {
+        panic!("strict recovery opened a log whose chain breaks at frame 6");
+    };
+    assert!(
+        matches!(
+            &err,
+            AedbError::DataCorruption { kind: aedb::error::CorruptionKind::LogChain, message, .. }
+                if message.contains("frame LSN 6")
+        ),
+        "{err:?}"
+    );
+    let permissive = AedbConfig {
+        recovery_mode: RecoveryMode::Permissive,
+        ..config(DurabilityMode::Full)
+    };
+    let engine = open_with(&image, permissive).expect("permissive recovery");
+    assert_eq!(keys(&engine), (1..=5).collect::<Vec<u64>>());
+    let dropped = engine.recovery_report().dropped.clone().unwrap_or_default();
+    assert!(dropped.contains("frame LSN 6"), "{dropped}");
+}
