@@ -365,8 +365,9 @@ impl SimVfs {
         }
     }
 
-    /// Writes (and growths) not yet made durable, and cache pages a failed sync lost, over
-    /// every file: what a power loss now could drop. Zero after everything was synced.
+    /// How many writes (and growths) are not yet durable, plus cache pages a failed sync lost,
+    /// over every file: what a power loss now could drop (a count of items, not bytes). Zero
+    /// after everything was synced and no lost page is left unwritten.
     pub fn unsynced_writes(&self) -> usize {
         self.unsynced_writes_under(Path::new("/"))
     }

@@ -363,10 +363,11 @@ impl Engine {
         Ok(())
     }
 
-    /// The sequence of the newest marked commit (`LoggedTxn::mark`) that is deliverable:
-    /// durable under `Full` and `Batch`, written under `OsBuffered`. Changes once per group
-    /// at most; 0 until a marked commit is. The checkpoint after a replaying open raises it to
-    /// the replayed head (which of the replayed commits were marked is not known).
+    /// A wake-up hint for deliveries: a sequence at or past the newest marked commit
+    /// (`LoggedTxn::mark`) that is deliverable — durable under `Full` and `Batch`, written
+    /// under `OsBuffered` — never past what is deliverable. Raised once per group at most,
+    /// and by the checkpoint after a replaying open to the replayed head (which of the
+    /// replayed commits were marked is not known); 0 until then.
     pub fn watch_marks(&self) -> tokio::sync::watch::Receiver<u64> {
         self.shared.marks.subscribe()
     }

@@ -30,7 +30,9 @@
 //!    written otherwise), in commit order, on the leading thread; never for a commit whose
 //!    outcome a latch left unknown.
 //! 7. The mark signal (`Engine::watch_marks`) never names a commit before it is deliverable:
-//!    durable, or written under `OsBuffered`; after a latch, durable only.
+//!    durable, or written under `OsBuffered`; after a latch, durable only. It is a wake-up
+//!    hint at or past the newest deliverable marked commit (the checkpoint after a replaying
+//!    open raises it to the replayed head), not the seq of a marked commit.
 
 use std::any::Any;
 use std::collections::VecDeque;
@@ -114,7 +116,7 @@ pub(crate) struct Shared {
     /// any): caches of what was decoded from them trust only what was read at or after it.
     pub watched_changed_at: AtomicU64,
     pub structural: Arc<Mutex<super::structural::StructuralVersions>>,
-    /// The newest marked commit that is deliverable (`Engine::watch_marks`).
+    /// A deliverable seq at or past the newest marked commit (`Engine::watch_marks`).
     pub marks: tokio::sync::watch::Sender<u64>,
 }
 

@@ -101,10 +101,11 @@ pub struct ProcessorPullResult {
     /// The processor's checkpoint the pull started after, as the newest commit left it (in
     /// Batch mode it may not be durable yet, and may be past `head_seq`).
     pub checkpoint_seq: u64,
-    /// The commit of the last event pulled, or the checkpoint when there was none.
+    /// The commit of the last event pulled, or where the pull started (the checkpoint, or the
+    /// caller's own position past it) when there was none.
     pub last_commit_seq: u64,
     /// The snapshot the events were read from: the durable head (the visible one under
-    /// `OsBuffered`).
+    /// `OsBuffered`), or the last checkpoint when that head is no longer retained.
     pub head_seq: u64,
 }
 

@@ -82,7 +82,8 @@ pub(super) struct Worker {
     pub shared: Arc<Shared>,
     /// Unknown until the first run reads the durable checkpoint.
     pub position: Option<u64>,
-    /// Changes when a commit that emitted events becomes deliverable (`Engine::watch_marks`).
+    /// Changes when a commit that emitted events may have become deliverable (a wake-up hint:
+    /// `Engine::watch_marks`).
     pub new_events: tokio::sync::watch::Receiver<u64>,
 }
 
