@@ -9,7 +9,7 @@
 //!
 //! Each commit keeps its own sequence, frame (LSN = sequence) and answer. The frames are
 //! appended when the group is sealed, after its one `prepare`, so invariant 2 of
-//! `pipeline.rs` holds: an appended frame is never taken back.
+//! `pipeline/mod.rs` holds: an appended frame is never taken back.
 //!
 //! A commit that fails (an error, a panic, a poison) or discards after writing must leave no
 //! trace, but its writes share pages with the commits before it. Instead of an undo log, the
