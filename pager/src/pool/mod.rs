@@ -31,7 +31,7 @@ mod epoch;
 mod published;
 mod spare;
 
-use crate::arena::{Arena, Fill, FrameBuf};
+use crate::arena::{Arena, Fill, FrameBuf, Prior};
 use crate::error::{PagerError, Result};
 use crate::io::{submit_wait, AlignedBuf, IoFile, IoOp};
 use crate::page::{self, PageId};
@@ -494,7 +494,9 @@ impl BufferPool {
         };
         frame.dirty.store(false, Ordering::Release);
         self.leave_ring(&mut self.clock.lock(), &frame);
-        self.spare.keep(frame);
+        // A page freed or stale inside a transaction, or dropped by one that never
+        // committed: its bytes may be a transaction's own.
+        self.spare.keep(frame, Prior::Unknown);
     }
 
     /// Take a frame dropped from the table out of the ring, counting it out of the pool.
@@ -520,9 +522,11 @@ impl BufferPool {
         }
     }
 
-    /// [`discard`](BufferPool::discard) for many pages: each shard and the clock are locked
-    /// once, not once per page.
-    pub fn discard_all(&self, ids: &[PageId]) {
+    /// [`discard`](BufferPool::discard) for the pages of reclaimed versions: pages of
+    /// published versions nobody can reach any more, so their frames hold only bytes of
+    /// committed pages (a copy into one may leave a free middle unwritten, `Fill::CopyAround`).
+    /// Each shard and the clock are locked once, not once per page.
+    pub fn discard_reclaimed(&self, ids: &[PageId]) {
         let mut by_shard: Vec<(usize, PageId)> =
             ids.iter().map(|id| (shard_of(*id), *id)).collect();
         by_shard.sort_unstable();
@@ -547,7 +551,7 @@ impl BufferPool {
             self.leave_ring(&mut clock, frame);
         }
         drop(clock);
-        self.spare.keep_all(removed);
+        self.spare.keep_all(removed, Prior::Committed);
     }
 
     /// Hold up to `bytes` of frames fewer until the returned loan is dropped, so their memory

@@ -23,7 +23,7 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 
 use super::Frame;
-use crate::arena::{fill, Fill, FrameBuf};
+use crate::arena::{fill, Fill, FrameBuf, Prior};
 use crate::page::PageId;
 
 const SPARE_MAX: usize = 64;
@@ -35,7 +35,9 @@ fn keepable(frame: &Arc<Frame>) -> bool {
 
 #[derive(Default)]
 pub(super) struct SpareFrames {
-    frames: Mutex<Vec<Arc<Frame>>>,
+    /// Each with what its bytes may hold (`Prior`), which decides whether a copy into it must
+    /// zero the free middle it does not copy.
+    frames: Mutex<Vec<(Arc<Frame>, Prior)>>,
     /// Frames (or their memory) handed out by `take` and `take_memory`.
     reuses: AtomicU64,
 }
@@ -43,14 +45,14 @@ pub(super) struct SpareFrames {
 impl SpareFrames {
     /// Keep `frame` if nobody else holds it and it is an arena frame; otherwise it is dropped
     /// (its memory back to the arena when its last holder lets go). `keep` runs for every page
-    /// a commit discards: it builds no list.
-    pub fn keep(&self, frame: Arc<Frame>) {
+    /// a commit discards: it builds no list. `prior` says what its bytes may hold.
+    pub fn keep(&self, frame: Arc<Frame>, prior: Prior) {
         if !keepable(&frame) {
             return;
         }
         let mut spare = self.frames.lock();
         if spare.len() < SPARE_MAX {
-            spare.push(frame);
+            spare.push((frame, prior));
             return;
         }
         drop(spare);
@@ -61,14 +63,14 @@ impl SpareFrames {
     /// [`keep`](SpareFrames::keep) for many frames, under one lock. Frames not kept are
     /// dropped outside the lock: a last drop returns memory to the arena, which an `install`
     /// waiting for this lock need not wait for.
-    pub fn keep_all(&self, mut frames: Vec<Arc<Frame>>) {
+    pub fn keep_all(&self, mut frames: Vec<Arc<Frame>>, prior: Prior) {
         frames.retain(keepable);
         if frames.is_empty() {
             return;
         }
         let mut spare = self.frames.lock();
         let room = SPARE_MAX.saturating_sub(spare.len()).min(frames.len());
-        spare.extend(frames.drain(..room));
+        spare.extend(frames.drain(..room).map(|frame| (frame, prior)));
         drop(spare);
         drop(frames);
     }
@@ -82,13 +84,13 @@ impl SpareFrames {
         content: Fill<'_>,
         dirty: bool,
     ) -> Option<Arc<Frame>> {
-        let mut frame = self.frames.lock().pop()?;
+        let (mut frame, prior) = self.frames.lock().pop()?;
         // Unique when kept, and nothing can reach a spare frame to clone it.
         let Some(inner) = Arc::get_mut(&mut frame) else {
             debug_assert!(false, "a spare frame is shared");
             return None;
         };
-        fill(inner.data.get_mut(), content);
+        fill(inner.data.get_mut(), content, prior);
         inner.id = id;
         inner.slot = slot;
         inner.dirty = AtomicBool::new(dirty);
@@ -101,10 +103,10 @@ impl SpareFrames {
     /// The memory of the most recently kept frame, for an install that found the arena
     /// empty, filled as `content` says.
     pub fn take_memory(&self, content: Fill<'_>) -> Option<FrameBuf> {
-        let frame = self.frames.lock().pop()?;
+        let (frame, prior) = self.frames.lock().pop()?;
         // Unique when kept (see `take`).
         let mut buf = Arc::try_unwrap(frame).ok()?.data.into_inner();
-        fill(&mut buf, content);
+        fill(&mut buf, content, prior);
         self.reuses.fetch_add(1, Ordering::Relaxed);
         Some(buf)
     }

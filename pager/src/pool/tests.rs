@@ -5,7 +5,7 @@ fn discarding_many_pages_drops_their_frames_clean_and_keeps_the_rest() {
     let (_dir, _file, pool) = scratch_pool(4096);
     let pages: Vec<PageRef> = (2..12).map(|id| pool.create(id)).collect();
     assert_eq!(pool.stats().resident_frames, 10);
-    pool.discard_all(&[3, 5, 7, 40]);
+    pool.discard_reclaimed(&[3, 5, 7, 40]);
     assert_eq!(pool.stats().resident_frames, 7);
     for page in &pages {
         let dropped = [3, 5, 7].contains(&page.id());
@@ -261,7 +261,7 @@ fn retire_everything_under_a_parked_reader(
         })
     };
     entered_rx.recv().expect("entered");
-    pool.discard_all(&(2..18).collect::<Vec<_>>());
+    pool.discard_reclaimed(&(2..18).collect::<Vec<_>>());
     assert_eq!(pool.stats().retired_frames, 16, "held for the reader");
     (go_tx, reader)
 }
@@ -328,7 +328,7 @@ fn a_discarded_frame_is_reused_only_when_nobody_holds_it() {
     drop(free);
     let held = pool.create(3);
     held.write().fill(0x22);
-    pool.discard_all(&[2, 3]);
+    pool.discard_reclaimed(&[2, 3]);
     // Page 3's frame is still held (a reader's pin): never reused, its bytes stay.
     assert_eq!(pool.spare.len(), 1);
     let copy = pool.create_from(4, &[0x44; 4096]);
@@ -388,7 +388,7 @@ fn a_published_frame_nobody_reads_is_reused_unpublished_and_a_loan_takes_the_spa
         Some(0x77)
     );
     drop(reused);
-    pool.discard_all(&[7]);
+    pool.discard_reclaimed(&[7]);
     assert_eq!(pool.stats().spare_frames, 1);
     let loan = pool.lend(4096 * 4);
     assert_eq!(
@@ -405,7 +405,7 @@ fn an_install_into_a_spare_frame_counts_as_a_reuse_and_no_other_install_does() {
     drop(pool.create(2));
     let held = pool.create(3);
     assert_eq!(pool.stats().spare_reuses, 0, "fresh arena frames so far");
-    pool.discard_all(&[2, 3]);
+    pool.discard_reclaimed(&[2, 3]);
     // Page 3's frame is pinned: only page 2's is kept, and only its reuse counts.
     drop(pool.create_from(4, &[0x44; 4096]));
     assert_eq!(pool.stats().spare_reuses, 1);
@@ -415,7 +415,7 @@ fn an_install_into_a_spare_frame_counts_as_a_reuse_and_no_other_install_does() {
         1,
         "no spare was left: the arena served page 5"
     );
-    pool.discard_all(&[4, 5]);
+    pool.discard_reclaimed(&[4, 5]);
     assert_eq!(pool.stats().spare_frames, 2);
     drop(pool.create(6));
     // Memory alone, as an install that found the arena empty takes it.
@@ -455,5 +455,48 @@ fn a_copy_that_skips_a_free_middle_into_a_spare_frame_zeroes_that_middle() {
     assert!(
         copy.read()[..] == source[..],
         "the copy is the source byte for byte: no stale byte in its free middle"
+    );
+}
+
+#[test]
+fn a_copy_into_a_reclaimed_frame_leaves_its_free_middle_unwritten() {
+    let (_dir, _file, pool) = scratch_pool(4096);
+    // A page of a reclaimed version: committed bytes only, so they may stay in a free middle.
+    let old = pool.create(2);
+    old.write().fill(0xC1);
+    let index = old.0.arena_index;
+    drop(old);
+    pool.discard_reclaimed(&[2]);
+    let mut source = [0x33u8; 4096];
+    source[100..3000].fill(0);
+    let copy = pool.create_filled(
+        3,
+        Fill::CopyAround {
+            page: &source,
+            gap: (100, 3000),
+        },
+    );
+    assert_eq!(copy.0.arena_index, index, "the reclaimed frame was reused");
+    let bytes = copy.read();
+    assert!(bytes[..100] == source[..100] && bytes[3000..] == source[3000..]);
+    assert!(
+        bytes[100..3000].iter().all(|b| *b == 0xC1),
+        "the middle was not written"
+    );
+    drop(bytes);
+    drop(copy);
+    // The same frame discarded by a transaction (`discard`): the next copy zeroes the middle.
+    pool.discard(3);
+    let copy = pool.create_filled(
+        4,
+        Fill::CopyAround {
+            page: &source,
+            gap: (100, 3000),
+        },
+    );
+    assert_eq!(copy.0.arena_index, index);
+    assert!(
+        copy.read()[..] == source[..],
+        "no byte of page 3 in the middle"
     );
 }

@@ -438,7 +438,9 @@ impl PageStore {
         let base = *self.inner.head.read();
         let oldest = self.oldest_pinned_seq();
         // Frames of reclaimed pages are garbage: drop them rather than ever write them back.
-        self.inner.pool.discard_all(&writer.alloc.reclaim(oldest));
+        self.inner
+            .pool
+            .discard_reclaimed(&writer.alloc.reclaim(oldest));
         Ok(WriteTxn {
             store: self.clone(),
             writer,
