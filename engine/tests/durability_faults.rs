@@ -688,3 +688,70 @@ fn a_frame_only_its_chain_hash_exposes_is_refused_or_dropped_as_before() {
     let dropped = engine.recovery_report().dropped.clone().unwrap_or_default();
     assert!(dropped.contains("frame LSN 6"), "{dropped}");
 }
+
+/// Keys 1..=120, each to a value of 300 `round` bytes, in one durable commit: every leaf is
+/// copied, so the pages the last checkpoint reached are freed.
+fn rewrite_all(engine: &Engine, round: u8) {
+    engine
+        .commit_blocking(CommitFinality::Durable, move |txn| {
+            for key in 1..=120u64 {
+                txn.insert("kv", &key.to_be_bytes(), &[round; 300])?;
+            }
+            Ok(())
+        })
+        .expect("rewrite");
+}
+
+/// A checkpoint whose meta page a failed fsync lost (Linux keeps it in the cache, clean, and
+/// no later fsync writes it), then a process crash: the next open, in the same boot, reads that
+/// meta from the cache and builds on it (its free list hands out pages the device's older meta
+/// still reaches). The open must put that meta on the device first (`make_meta_durable`: an
+/// O_DIRECT read shows the device's older bytes there, so the slot is written again), so a
+/// power loss right after the open finds it.
+#[test]
+fn a_checkpoint_meta_a_failed_fsync_lost_is_made_durable_by_the_next_open() {
+    let vfs = SimVfs::new();
+    let engine = open_with(&vfs, config(DurabilityMode::Full)).expect("open");
+    rewrite_all(&engine, 1);
+    engine.checkpoint_now().expect("checkpoint");
+    let first = engine.store().durable_meta().seq;
+    rewrite_all(&engine, 2);
+    // A checkpoint syncs the data file twice: its pages, then its meta page.
+    vfs.inject(
+        Fault::once(OpKind::Sync, 1, libc::EIO)
+            .on_path("data.aedb")
+            .losing_writes(),
+    );
+    assert!(engine.checkpoint_now().is_err(), "its meta's fsync failed");
+    vfs.crash_now();
+    drop(engine);
+
+    let image = vfs.crash_image(CrashMode::ProcessCrash, 0);
+    let engine = open_with(&image, config(DurabilityMode::Full)).expect("same-boot reopen");
+    let cached = engine.store().durable_meta();
+    assert!(
+        cached.seq > first,
+        "the open chose the meta only the cache holds"
+    );
+    assert_eq!(engine.recovery_report().frames_replayed, 0);
+    image.crash_now();
+    drop(engine);
+
+    let after = image.crash_image(CrashMode::PowerLoss, 0);
+    let engine = open_with(&after, config(DurabilityMode::Full)).expect("reopen after power loss");
+    assert_eq!(
+        (
+            engine.store().durable_meta().generation,
+            engine.recovery_report().frames_replayed
+        ),
+        (cached.generation, 0),
+        "the meta the last open built on is on the device"
+    );
+    rewrite_all(&engine, 3);
+    let tree = engine.snapshot().tree("kv").expect("lookup").expect("kv");
+    let values: Vec<Vec<u8>> = tree
+        .range(Bound::Unbounded, Bound::Unbounded, false)
+        .map(|entry| entry.expect("scan").1)
+        .collect();
+    assert_eq!(values, vec![vec![3u8; 300]; 120]);
+}

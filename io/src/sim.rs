@@ -150,6 +150,28 @@ impl SimFile {
         self.pending.clear();
     }
 
+    /// The bytes a read at `offset` returns. A buffered read sees the cache. An O_DIRECT read
+    /// sees the device, which Linux first brings up to date with the dirty pages of the range
+    /// (so they read as the cache does); only pages a failed sync lost differ: clean in the
+    /// cache, and the device holds their older bytes (zeros past its end).
+    fn read_into(&self, offset: u64, buf: &mut [u8], direct: bool) {
+        let start = offset as usize;
+        buf.copy_from_slice(&self.current[start..start + buf.len()]);
+        if !direct {
+            return;
+        }
+        for page in cache_pages(offset, buf.len()) {
+            if !self.lost_pages.contains(&page) {
+                continue;
+            }
+            let from = (page * CACHE_PAGE).max(offset) as usize;
+            let to = ((page + 1) * CACHE_PAGE).min(offset + buf.len() as u64) as usize;
+            for at in from..to {
+                buf[at - start] = self.durable.get(at).copied().unwrap_or(0);
+            }
+        }
+    }
+
     /// A sync failed and lost the pending writes (the growths stay pending).
     fn lose_pending_writes(&mut self) {
         for pending in &self.pending {
@@ -210,6 +232,9 @@ struct SimFileHandle {
     path: PathBuf,
     ino: Ino,
     read_only: bool,
+    /// Opened with O_DIRECT: reads come from the device where the cache and the device
+    /// differ without the cache knowing (pages a failed sync lost).
+    direct: bool,
 }
 
 /// An open lock file of the simulator.
@@ -489,7 +514,8 @@ impl SimState {
         None
     }
 
-    fn exec(&mut self, ino: Ino, path: &Path, op: IoOp) -> IoResult {
+    /// Run `op` on inode `ino`; `direct` reads as O_DIRECT does (`SimFile::read_into`).
+    fn exec(&mut self, ino: Ino, path: &Path, op: IoOp, direct: bool) -> IoResult {
         let kind = op.kind();
         let offset = op.offset();
         // A write-back only paces (nothing becomes durable): not a crash point of its own.
@@ -519,7 +545,7 @@ impl SimState {
                         "read past end of file",
                     ));
                 }
-                buf.copy_from_slice(&file.current[start..end]);
+                file.read_into(offset, &mut buf, direct);
                 for (flip_path, at, mask) in &self.flips {
                     if flip_path == path && *at >= offset && *at < end as u64 {
                         buf[(*at - offset) as usize] ^= mask;
@@ -634,6 +660,7 @@ impl Vfs for SimVfs {
             path: path.to_path_buf(),
             ino,
             read_only: opts.read_only,
+            direct: opts.direct,
         }))
     }
 
@@ -737,7 +764,7 @@ impl SimFileHandle {
             if self.read_only && op.kind() != OpKind::Read {
                 return Err(IoError::os(op.kind(), op.offset(), libc::EBADF));
             }
-            state.exec(self.ino, &self.path, op)
+            state.exec(self.ino, &self.path, op, self.direct)
         })
     }
 }
@@ -753,10 +780,12 @@ impl IoFile for SimFileHandle {
     }
 
     fn read_now(&self, offset: u64, buf: super::AlignedBuf) -> Result<super::AlignedBuf, IoError> {
-        let result = self
-            .state
-            .lock()
-            .exec(self.ino, &self.path, IoOp::Read { offset, buf });
+        let result = self.state.lock().exec(
+            self.ino,
+            &self.path,
+            IoOp::Read { offset, buf },
+            self.direct,
+        );
         match result? {
             IoDone::Read(buf) => Ok(buf),
             _ => Err(IoError::os(OpKind::Read, offset, libc::EIO)),

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use aedb_io::sim::{CrashMode, Fault, SimVfs};
 use aedb_io::{
     all_ok, os_vfs, read_whole_file, submit_wait, write_file_durably, AlignedBuf, IoBackendChoice,
-    IoErrorKind, IoOp, OpKind, OpenOptions, Vfs,
+    IoErrorKind, IoFile, IoOp, OpKind, OpenOptions, Vfs,
 };
 
 const CREATE: OpenOptions = OpenOptions {
@@ -318,4 +318,27 @@ fn a_sync_that_loses_writes_leaves_them_in_the_cache_only() {
         vec![b'a'; 100],
         "page 0 is still lost"
     );
+    // O_DIRECT reads the device: page 0's older bytes, but page 2 as the cache has it (written
+    // since), and dirty pages as the cache has them (Linux writes them back first).
+    write_at(4096, &[b'e'; 8]);
+    let direct = sim
+        .open(
+            &path,
+            OpenOptions {
+                create: false,
+                read_only: true,
+                direct: true,
+            },
+        )
+        .expect("open direct");
+    let read = |file: &dyn IoFile| {
+        file.read_now(0, AlignedBuf::zeroed(3 * 4096))
+            .expect("read")
+            .to_vec()
+    };
+    let device = read(&*direct);
+    assert_eq!(device[100..200], [b'a'; 100], "the device's bytes");
+    assert_eq!(device[4096..4104], [b'e'; 8], "a dirty page");
+    assert_eq!(device[9000], b'd');
+    assert_eq!(read(&*file)[100..200], [b'b'; 100], "buffered: the cache");
 }
