@@ -500,3 +500,30 @@ fn a_copy_into_a_reclaimed_frame_leaves_its_free_middle_unwritten() {
         "no byte of page 3 in the middle"
     );
 }
+
+#[test]
+fn a_copy_into_memory_back_from_the_arena_zeroes_the_free_middle() {
+    let (_dir, _file, pool) = scratch_pool(4096);
+    // A reclaimed page still pinned (a reader's): not kept; its memory goes back to the arena
+    // when the pin is dropped, and the arena does not know what it held.
+    let held = pool.create(2);
+    held.write().fill(0xEE);
+    let index = held.0.arena_index;
+    pool.discard_reclaimed(&[2]);
+    assert_eq!(pool.stats().spare_frames, 0);
+    drop(held);
+    let mut source = [0x33u8; 4096];
+    source[100..3000].fill(0);
+    let copy = pool.create_filled(
+        3,
+        Fill::CopyAround {
+            page: &source,
+            gap: (100, 3000),
+        },
+    );
+    assert_eq!(
+        copy.0.arena_index, index,
+        "the arena handed the region out again"
+    );
+    assert!(copy.read()[..] == source[..], "the middle was zeroed");
+}
