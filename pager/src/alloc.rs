@@ -26,7 +26,9 @@ use std::collections::{BTreeSet, HashSet, VecDeque};
 
 use crate::error::{PagerError, Result};
 use crate::io::{all_ok, submit_wait, IoFile, IoOp};
-use crate::page::{self, try_read_u32, try_read_u64, write_u32, write_u64, PageId, PageType};
+use crate::page::{
+    self, try_read_u32, try_read_u64, write_u32, write_u64, PageId, PageIdHash, PageType,
+};
 
 pub const FREELIST_HEADER_BYTES: usize = 40;
 // Where each field of the free-list layout above sits: written once, for the writer and the
@@ -85,7 +87,7 @@ pub struct Allocator {
     /// Pages the file has room for (its durable length / page size).
     file_pages: u64,
     /// Pages allocated by the running write transaction.
-    private: HashSet<PageId>,
+    private: HashSet<PageId, PageIdHash>,
     /// Pages the last committed transaction allocated: how many the next one likely needs.
     allocated_by_last: usize,
     /// The oldest sequence a pinned snapshot read when the running transaction began (or the
@@ -97,7 +99,7 @@ pub struct Allocator {
     freed_in_txn: Vec<PageId>,
     /// Pages allocated since the last checkpoint capture: no checkpoint, durable or being
     /// written, can reach them, so once freed they wait only for snapshots.
-    fresh: HashSet<PageId>,
+    fresh: HashSet<PageId, PageIdHash>,
     /// Fresh pages the running transaction replaced or dropped.
     freed_fresh_in_txn: Vec<PageId>,
     /// Pages committed transactions freed since the last checkpoint capture that a checkpoint
@@ -125,11 +127,11 @@ impl Allocator {
             waiting_checkpoint: VecDeque::new(),
             page_count,
             file_pages,
-            private: HashSet::new(),
+            private: HashSet::default(),
             allocated_by_last: 0,
             oldest_pinned: 0,
             freed_in_txn: Vec::new(),
-            fresh: HashSet::new(),
+            fresh: HashSet::default(),
             freed_fresh_in_txn: Vec::new(),
             freed_since_capture: 0,
             durable_freelist_pages: Vec::new(),

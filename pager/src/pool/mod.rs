@@ -21,7 +21,6 @@
 //!    the pool.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
@@ -41,26 +40,7 @@ use spare::SpareFrames;
 
 const SHARDS: usize = 64;
 
-/// Page ids are already well-spread integers: one multiply hashes them (SipHash was a fifth of
-/// a hot get).
-#[derive(Default)]
-struct PageIdHasher(u64);
-
-impl Hasher for PageIdHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.0 = (self.0 << 8 | *b as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-        }
-    }
-    fn write_u64(&mut self, id: u64) {
-        self.0 = id.wrapping_mul(0x9e37_79b9_7f4a_7c15);
-    }
-}
-
-type PageTable = HashMap<PageId, Arc<Frame>, BuildHasherDefault<PageIdHasher>>;
+type PageTable = HashMap<PageId, Arc<Frame>, page::PageIdHash>;
 
 /// One shard of the page table, with its own hit count (no shared counter on the hot path).
 #[derive(Default)]
