@@ -430,6 +430,24 @@ fn an_install_into_a_spare_frame_counts_as_a_reuse_and_no_other_install_does() {
     drop(held);
 }
 
+/// A node page: 0x33 but for its free middle [100, 3000), which is zero.
+fn node_with_free_middle() -> [u8; 4096] {
+    let mut source = [0x33u8; 4096];
+    source[100..3000].fill(0);
+    source
+}
+
+/// A copy of `source` as a copy-on-write of a node makes it: its free middle not copied.
+fn copy_around(pool: &BufferPool, id: PageId, source: &[u8]) -> PageRef {
+    pool.create_filled(
+        id,
+        Fill::CopyAround {
+            page: source,
+            gap: (100, 3000),
+        },
+    )
+}
+
 #[test]
 fn a_copy_that_skips_a_free_middle_into_a_spare_frame_zeroes_that_middle() {
     let (_dir, _file, pool) = scratch_pool(4096);
@@ -440,16 +458,8 @@ fn a_copy_that_skips_a_free_middle_into_a_spare_frame_zeroes_that_middle() {
     drop(stale);
     pool.discard(2);
     assert_eq!(pool.stats().spare_frames, 1);
-    // A node copy: its bytes outside the free middle [100, 3000) are copied, the middle not.
-    let mut source = [0x33u8; 4096];
-    source[100..3000].fill(0);
-    let copy = pool.create_filled(
-        3,
-        Fill::CopyAround {
-            page: &source,
-            gap: (100, 3000),
-        },
-    );
+    let source = node_with_free_middle();
+    let copy = copy_around(&pool, 3, &source);
     assert_eq!(copy.0.arena_index, index, "the spare frame was reused");
     assert_eq!(pool.stats().spare_reuses, 1);
     assert!(
@@ -467,15 +477,8 @@ fn a_copy_into_a_reclaimed_frame_leaves_its_free_middle_unwritten() {
     let index = old.0.arena_index;
     drop(old);
     pool.discard_reclaimed(&[2]);
-    let mut source = [0x33u8; 4096];
-    source[100..3000].fill(0);
-    let copy = pool.create_filled(
-        3,
-        Fill::CopyAround {
-            page: &source,
-            gap: (100, 3000),
-        },
-    );
+    let source = node_with_free_middle();
+    let copy = copy_around(&pool, 3, &source);
     assert_eq!(copy.0.arena_index, index, "the reclaimed frame was reused");
     let bytes = copy.read();
     assert!(bytes[..100] == source[..100] && bytes[3000..] == source[3000..]);
@@ -487,13 +490,7 @@ fn a_copy_into_a_reclaimed_frame_leaves_its_free_middle_unwritten() {
     drop(copy);
     // The same frame discarded by a transaction (`discard`): the next copy zeroes the middle.
     pool.discard(3);
-    let copy = pool.create_filled(
-        4,
-        Fill::CopyAround {
-            page: &source,
-            gap: (100, 3000),
-        },
-    );
+    let copy = copy_around(&pool, 4, &source);
     assert_eq!(copy.0.arena_index, index);
     assert!(
         copy.read()[..] == source[..],
@@ -512,15 +509,8 @@ fn a_copy_into_memory_back_from_the_arena_zeroes_the_free_middle() {
     pool.discard_reclaimed(&[2]);
     assert_eq!(pool.stats().spare_frames, 0);
     drop(held);
-    let mut source = [0x33u8; 4096];
-    source[100..3000].fill(0);
-    let copy = pool.create_filled(
-        3,
-        Fill::CopyAround {
-            page: &source,
-            gap: (100, 3000),
-        },
-    );
+    let source = node_with_free_middle();
+    let copy = copy_around(&pool, 3, &source);
     assert_eq!(
         copy.0.arena_index, index,
         "the arena handed the region out again"
