@@ -8,7 +8,8 @@
 //! with more than one writer, `commits` are split among that many threads committing at once
 //! (W2); `os` opens with `DurabilityMode::OsBuffered` (no fsync: the commit path's CPU alone).
 //! `AEDB_PROBE_VERSIONS=N` sets `max_versions` (what retaining recent versions costs);
-//! `AEDB_PROBE_DUMP=FILE` writes each commit's start and latency. `AEDB_PROBE_PRELOAD=N` loads
+//! `AEDB_PROBE_DUMP=FILE` writes each commit's start and latency. `AEDB_PROBE_PAGE_SIZE=N`
+//! sets the page size (default: the engine's). `AEDB_PROBE_PRELOAD=N` loads
 //! N keys instead of 100,000; `AEDB_PROBE_NO_CHECKPOINTS=1` turns every automatic checkpoint
 //! off (W9's state before its checkpoint).
 
@@ -45,6 +46,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 .ok()
                 .and_then(|v| v.parse().ok())
                 .unwrap_or(AedbConfig::default().max_versions),
+            page_size: std::env::var("AEDB_PROBE_PAGE_SIZE")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(AedbConfig::default().page_size),
             ..if std::env::var_os("AEDB_PROBE_NO_CHECKPOINTS").is_some() {
                 // W9's setting before its checkpoint: nothing checkpoints on its own.
                 AedbConfig {
