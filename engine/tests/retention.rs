@@ -2,8 +2,11 @@
 //! reuse, so bulk commits neither grow the file without bound nor release their garbage in one
 //! burst a thousand commits later.
 
+use std::collections::BTreeMap;
+
 use aedb::config::{AedbConfig, DurabilityMode};
 use aedb::{CommitFinality, Engine};
+use proptest::prelude::*;
 
 fn config(pool_bytes: u64, max_versions: usize) -> AedbConfig {
     AedbConfig {
@@ -214,4 +217,129 @@ fn bytes_of_a_failed_commit_never_reach_a_live_page() -> Result<(), Box<dyn std:
         assert!(checked > 64 << 10, "the files were read ({checked} bytes)");
     }
     Ok(())
+}
+
+#[derive(Debug, Clone)]
+enum Step {
+    Put(usize, u8, u8),
+    Remove(usize, u8),
+    Drop(usize),
+}
+
+const TREES: [&str; 3] = ["t0", "t1", "t2"];
+
+type Model = BTreeMap<&'static str, BTreeMap<u8, u8>>;
+
+fn step() -> impl Strategy<Value = Step> {
+    prop_oneof![
+        8 => (0..TREES.len(), 0u8..40, any::<u8>()).prop_map(|(t, k, v)| Step::Put(t, k, v)),
+        3 => (0..TREES.len(), 0u8..40).prop_map(|(t, k)| Step::Remove(t, k)),
+        1 => (0..TREES.len()).prop_map(Step::Drop),
+    ]
+}
+
+/// The trees of a snapshot as the model holds them (a tree that does not exist reads as empty,
+/// as the model cannot tell the two apart), each tree's count checked against its entries.
+fn read_back(snapshot: &aedb::storage::Snapshot) -> Model {
+    let mut state = Model::new();
+    for name in TREES {
+        let Some(tree) = snapshot.tree(name).expect("lookup") else {
+            continue;
+        };
+        let entries: BTreeMap<u8, u8> = tree
+            .range(
+                std::ops::Bound::Unbounded,
+                std::ops::Bound::Unbounded,
+                false,
+            )
+            .map(|entry| {
+                let (key, value) = entry.expect("scan");
+                (key[0], value[0])
+            })
+            .collect();
+        assert_eq!(tree.len(), entries.len() as u64, "{name}'s count");
+        if !entries.is_empty() {
+            state.insert(name, entries);
+        }
+    }
+    state
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+
+    /// Every retained version reads exactly as the trees were at its sequence, whatever came
+    /// after it (puts, removes, dropped and recreated trees, a checkpoint), and a sequence
+    /// older than the retained ones is refused naming the oldest.
+    #[test]
+    fn every_retained_version_reads_as_its_commit_left_the_trees(
+        commits in proptest::collection::vec(proptest::collection::vec(step(), 1..4), 1..40),
+        checkpoint_at in 0usize..40,
+    ) {
+        const KEEP: usize = 6;
+        let dir = tempfile::tempdir().expect("dir");
+        let engine = Engine::open(config(64 << 20, KEEP), dir.path()).expect("open");
+        let mut model = Model::new();
+        let mut history: BTreeMap<u64, Model> = BTreeMap::new();
+        for (i, steps) in commits.into_iter().enumerate() {
+            for step in &steps {
+                match *step {
+                    Step::Put(t, k, v) => {
+                        model.entry(TREES[t]).or_default().insert(k, v);
+                    }
+                    Step::Remove(t, k) => {
+                        if let Some(tree) = model.get_mut(TREES[t]) {
+                            tree.remove(&k);
+                        }
+                    }
+                    Step::Drop(t) => {
+                        model.remove(TREES[t]);
+                    }
+                }
+            }
+            model.retain(|_, tree| !tree.is_empty());
+            let seq = engine
+                .commit_blocking(CommitFinality::Visible, move |txn| {
+                    for step in steps {
+                        match step {
+                            Step::Put(t, k, v) => txn.insert(TREES[t], &[k], &[v]).map(drop)?,
+                            Step::Remove(t, k) => txn.remove(TREES[t], &[k]).map(drop)?,
+                            Step::Drop(t) => txn.drop_tree(TREES[t]).map(drop)?,
+                        }
+                    }
+                    Ok(())
+                })
+                .expect("commit")
+                .commit_seq;
+            history.insert(seq, model.clone());
+            if i == checkpoint_at {
+                engine.checkpoint_now().expect("checkpoint");
+            }
+            let head = engine.visible_head_seq();
+            prop_assert_eq!(head, seq);
+            // The durable checkpoint's version stays readable too (`AtCheckpoint`).
+            let checkpointed = engine.checkpoint_snapshot().seq();
+            for (&at, expected) in history.range(head.saturating_sub(KEEP as u64 + 1)..) {
+                let retained = at + KEEP as u64 > head || at == checkpointed;
+                match engine.snapshot_at(at) {
+                    Ok(snapshot) => {
+                        prop_assert!(retained, "seq {} is past the ring", at);
+                        prop_assert_eq!(&read_back(&snapshot), expected, "seq {}", at);
+                    }
+                    Err(oldest) => {
+                        prop_assert!(!retained, "seq {} should be retained", at);
+                        prop_assert_eq!(oldest, head + 1 - KEEP as u64);
+                    }
+                }
+            }
+            // The checkpoint's version, wherever it is.
+            if let Some(expected) = history.get(&checkpointed) {
+                let snapshot = engine.snapshot_at(checkpointed);
+                prop_assert!(snapshot.is_ok(), "the checkpoint's seq {}", checkpointed);
+                if let Ok(snapshot) = snapshot {
+                    prop_assert_eq!(&read_back(&snapshot), expected);
+                }
+            }
+        }
+    }
 }
