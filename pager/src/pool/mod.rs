@@ -51,9 +51,12 @@ struct Shard {
 /// Dirty frames written back together when the sweep meets them.
 const WRITE_BACK_BATCH: usize = 64;
 
-/// The shard of page `id`: Fibonacci hashing spreads consecutive ids over shards.
+/// The shard of page `id`: Fibonacci hashing spreads consecutive ids over shards. Bits 51–56
+/// of the product, not its top bits: the shard's table hashes ids with the same multiply
+/// (`page::PageIdHasher`) and tags its slots with the top 7 bits, which a shard chosen by the
+/// top 6 would leave two values to (half the slots of a probed group matching every lookup).
 fn shard_of(id: PageId) -> usize {
-    let h = id.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 58;
+    let h = id.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 51;
     h as usize % SHARDS
 }
 
