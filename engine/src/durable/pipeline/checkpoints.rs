@@ -27,7 +27,7 @@ impl Writer {
     }
 
     /// Delete the log segments a new checkpoint covers. An error: the backend is gone.
-    pub(super) fn truncate_covered(&mut self) -> Result<()> {
+    fn truncate_covered(&mut self) -> Result<()> {
         let covered = self.shared.covered_lsn.load(Ordering::Acquire);
         if covered > self.truncated_through {
             // Tried once per checkpoint, failed or not: a directory that refuses an unlink
