@@ -14,10 +14,13 @@
 //! own (a point lookup takes the root-to-leaf path a scan does not).
 //!
 //! Some transactions write and then fail: their pages are discarded with bytes that never
-//! committed, and their frames become spares. A spare must be filled whole (a new page
+//! committed, and their frames become spares. Such a spare must be filled whole (a new page
 //! zeroed, a copy's free middle zeroed, `arena.rs`), or those bytes land in the unused part of
 //! a live page and reach the disk; the state would not show it (that part is unspecified), so
-//! the reference run looks for them in every file after every checkpoint.
+//! the reference run looks for them in every file after every checkpoint. Frames of reclaimed
+//! versions (one retained version here, so most reuses) hold only committed bytes, and a copy
+//! into one leaves its free middle unwritten (`Prior::Committed`): the sweep crashes through
+//! that path too.
 
 use std::path::Path;
 
