@@ -31,164 +31,16 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 
+mod faults;
+mod file;
+
+pub use faults::{CrashMode, Fault, SplitMix64, SECTOR_BYTES};
+use file::{apply_write, cache_pages, image_after_power_loss, Pending, SimFile};
+
 use super::{
     run_in_order, BackendKind, Completion, IoDone, IoError, IoErrorKind, IoFile, IoOp, IoResult,
     LockFile, OpKind, OpenOptions, Vfs,
 };
-
-/// The unit a device writes atomically.
-pub const SECTOR_BYTES: usize = 512;
-
-/// Which disk a crash leaves behind.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CrashMode {
-    /// The process died; the OS survived: every completed write and entry is readable, but
-    /// what was never synced stays in the page cache, where a later power loss drops it.
-    ProcessCrash,
-    /// Power loss: only what a completed sync made durable survives.
-    PowerLoss,
-    /// Power loss where the device had written any subset of the unsynced writes.
-    KeepSubset,
-    /// As `KeepSubset`, and one unsynced write torn: only some of its 512-byte sectors landed.
-    TornWrite,
-    /// As `KeepSubset`, and one sector of an unsynced write holds garbage.
-    GarbageSector,
-}
-
-impl CrashMode {
-    pub const ALL: [CrashMode; 5] = [
-        CrashMode::ProcessCrash,
-        CrashMode::PowerLoss,
-        CrashMode::KeepSubset,
-        CrashMode::TornWrite,
-        CrashMode::GarbageSector,
-    ];
-}
-
-/// An injected I/O error.
-#[derive(Debug, Clone)]
-pub struct Fault {
-    pub op: OpKind,
-    /// Only ops on files whose path contains this text (all files when empty).
-    pub path_contains: String,
-    /// Let this many matching ops succeed first.
-    pub skip: u64,
-    /// Fail every matching op after the first failure too (a dead disk), not just one.
-    pub forever: bool,
-    pub errno: i32,
-    /// A failed `Sync` loses the file's unsynced writes (see [`Fault::losing_writes`]).
-    pub loses_writes: bool,
-}
-
-impl Fault {
-    pub fn once(op: OpKind, skip: u64, errno: i32) -> Self {
-        Fault {
-            op,
-            path_contains: String::new(),
-            skip,
-            forever: false,
-            errno,
-            loses_writes: false,
-        }
-    }
-
-    pub fn forever(op: OpKind, skip: u64, errno: i32) -> Self {
-        Fault {
-            forever: true,
-            ..Fault::once(op, skip, errno)
-        }
-    }
-
-    pub fn on_path(mut self, text: &str) -> Self {
-        self.path_contains = text.to_string();
-        self
-    }
-
-    /// A failed `Sync` also loses the writes it was to make durable, as Linux's writeback
-    /// error handling does: the pages they touched stay in the cache, readable (by this
-    /// process and, after a process crash, the next) and marked clean, so no later sync
-    /// writes them; a power loss drops them. A later write to such a page dirties it again.
-    pub fn losing_writes(mut self) -> Self {
-        self.loses_writes = true;
-        self
-    }
-}
-
-#[derive(Debug, Clone)]
-enum Pending {
-    Write {
-        offset: u64,
-        data: Vec<u8>,
-    },
-    /// The file grew; the growth is lost unless a sync follows.
-    Grow,
-}
-
-/// The page size of the simulated page cache: a lost write loses whole pages.
-const CACHE_PAGE: u64 = 4096;
-
-#[derive(Debug, Clone, Default)]
-struct SimFile {
-    durable: Vec<u8>,
-    current: Vec<u8>,
-    pending: Vec<Pending>,
-    /// Cache pages whose writes a failed sync lost: clean, so a sync keeps the disk's bytes
-    /// there (zeros past its end) whatever the cache shows.
-    lost_pages: BTreeSet<u64>,
-}
-
-impl SimFile {
-    fn sync(&mut self) {
-        let disk = std::mem::replace(&mut self.durable, self.current.clone());
-        for &page in &self.lost_pages {
-            let start = (page * CACHE_PAGE) as usize;
-            let end = (start + CACHE_PAGE as usize).min(self.durable.len());
-            for at in start..end {
-                self.durable[at] = disk.get(at).copied().unwrap_or(0);
-            }
-        }
-        self.pending.clear();
-    }
-
-    /// The bytes a read at `offset` returns. A buffered read sees the cache. An O_DIRECT read
-    /// sees the device, which Linux first brings up to date with the dirty pages of the range
-    /// (so they read as the cache does); only pages a failed sync lost differ: clean in the
-    /// cache, and the device holds their older bytes (zeros past its end).
-    fn read_into(&self, offset: u64, buf: &mut [u8], direct: bool) {
-        let start = offset as usize;
-        buf.copy_from_slice(&self.current[start..start + buf.len()]);
-        if !direct {
-            return;
-        }
-        for page in cache_pages(offset, buf.len()) {
-            if !self.lost_pages.contains(&page) {
-                continue;
-            }
-            let from = (page * CACHE_PAGE).max(offset) as usize;
-            let to = ((page + 1) * CACHE_PAGE).min(offset + buf.len() as u64) as usize;
-            for at in from..to {
-                buf[at - start] = self.durable.get(at).copied().unwrap_or(0);
-            }
-        }
-    }
-
-    /// A sync failed and lost the pending writes (the growths stay pending).
-    fn lose_pending_writes(&mut self) {
-        for pending in &self.pending {
-            if let Pending::Write { offset, data } = pending {
-                self.lost_pages.extend(cache_pages(*offset, data.len()));
-            }
-        }
-        self.pending.retain(|p| matches!(p, Pending::Grow));
-    }
-}
-
-fn cache_pages(offset: u64, len: usize) -> std::ops::Range<u64> {
-    if len == 0 {
-        return 0..0;
-    }
-    offset / CACHE_PAGE..(offset + len as u64 - 1) / CACHE_PAGE + 1
-}
 
 /// An inode's number.
 type Ino = u64;
@@ -407,69 +259,6 @@ impl SimVfs {
             .filter_map(|(_, ino)| state.files.get(ino))
             .map(|f| f.pending.len() + f.lost_pages.len())
             .sum()
-    }
-}
-
-/// Durable bytes plus a random subset of the pending writes, clipped to the durable length
-/// (growth that was never synced is lost), with one write torn or garbled per `mode`.
-fn image_after_power_loss(file: &SimFile, mode: CrashMode, rng: &mut SplitMix64) -> Vec<u8> {
-    let mut bytes = file.durable.clone();
-    let writes: Vec<(u64, &Vec<u8>)> = file
-        .pending
-        .iter()
-        .filter_map(|p| match p {
-            Pending::Write { offset, data } => Some((*offset, data)),
-            Pending::Grow => None,
-        })
-        .collect();
-    let damaged = if writes.is_empty() {
-        usize::MAX
-    } else {
-        rng.below(writes.len() as u64) as usize
-    };
-    for (i, (offset, data)) in writes.iter().enumerate() {
-        let keep = rng.below(2) == 1;
-        let mut data = data.to_vec();
-        if i == damaged {
-            match mode {
-                CrashMode::TornWrite => {
-                    let sectors = data.len().div_ceil(SECTOR_BYTES);
-                    let survivors = rng.below(sectors as u64 + 1) as usize;
-                    // The first `survivors` sectors landed, the rest kept their old bytes.
-                    let cut = (survivors * SECTOR_BYTES).min(data.len());
-                    let start = *offset as usize;
-                    for (j, byte) in data.iter_mut().enumerate().skip(cut) {
-                        *byte = bytes.get(start + j).copied().unwrap_or(0);
-                    }
-                }
-                CrashMode::GarbageSector => {
-                    let sectors = data.len().div_ceil(SECTOR_BYTES);
-                    let s = rng.below(sectors as u64) as usize * SECTOR_BYTES;
-                    let end = (s + SECTOR_BYTES).min(data.len());
-                    for byte in &mut data[s..end] {
-                        *byte = rng.next_u64() as u8;
-                    }
-                }
-                _ => {}
-            }
-        } else if !keep {
-            continue;
-        }
-        apply_write(&mut bytes, *offset, &data, Some(file.durable.len()));
-    }
-    bytes
-}
-
-fn apply_write(bytes: &mut Vec<u8>, offset: u64, data: &[u8], clip_len: Option<usize>) {
-    let start = offset as usize;
-    let end = start + data.len();
-    let limit = clip_len.unwrap_or(end);
-    if bytes.len() < end.min(limit) {
-        bytes.resize(end.min(limit), 0);
-    }
-    let stop = end.min(limit);
-    if start < stop {
-        bytes[start..stop].copy_from_slice(&data[..stop - start]);
     }
 }
 
@@ -864,28 +653,5 @@ impl Drop for SimLockHandle {
             table.shared.retain(|_, owners| !owners.is_empty());
         }
         state.closed(self.ino);
-    }
-}
-
-/// A small, fast, seedable generator (SplitMix64), so simulations replay exactly by seed.
-#[derive(Debug, Clone)]
-pub struct SplitMix64(pub u64);
-
-impl SplitMix64 {
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in `0..n` (0 when n is 0).
-    pub fn below(&mut self, n: u64) -> u64 {
-        if n == 0 {
-            0
-        } else {
-            self.next_u64() % n
-        }
     }
 }
