@@ -51,8 +51,9 @@ struct Args {
     /// 0.1.9).
     #[arg(long, value_enum, value_delimiter = ',')]
     engines: Option<Vec<EngineKind>>,
-    /// aedb page size(s); several give one aedb column per size (e.g. 4096,8192,16384).
-    #[arg(long, value_delimiter = ',', default_value = "4096")]
+    /// aedb page size(s); several give one aedb column per size (e.g. 4096,8192,16384). The
+    /// default is the engine's own (`aedb_pager::PAGE_SIZE_DEFAULT`), as a user gets it.
+    #[arg(long, value_delimiter = ',', default_value = "8192")]
     page_size: Vec<u32>,
     /// aedb O_DIRECT setting(s); `false,true` gives one aedb column per setting.
     #[arg(long, value_delimiter = ',', default_value = "false")]
@@ -230,4 +231,15 @@ fn engine_specs(
         }
     }
     Ok(specs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_page_size_is_the_engines() {
+        let args = Args::parse_from(["peer-bench"]);
+        assert_eq!(args.page_size, vec![aedb_pager::PAGE_SIZE_DEFAULT]);
+    }
 }
