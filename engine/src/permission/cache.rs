@@ -200,6 +200,28 @@ std::thread_local! {
     static LAST_TABLE_READ: RefCell<Option<Remembered<TableRead>>> = const { RefCell::new(None) };
 }
 
+/// `held == asked` without a call into the C library's `memcmp`: the names compared on every
+/// `_as` read are a few bytes long, and the call (four of them a read) cost a KV get a third
+/// of its time (session 19: 0.35 against 0.26 µs, `kv_get` against `kv_get_no_auth`).
+#[inline]
+fn same_name(held: &str, asked: &str) -> bool {
+    let (held, asked) = (held.as_bytes(), asked.as_bytes());
+    if held.len() != asked.len() {
+        return false;
+    }
+    let mut held_words = held.chunks_exact(8);
+    let mut asked_words = asked.chunks_exact(8);
+    for (h, a) in held_words.by_ref().zip(asked_words.by_ref()) {
+        if u64::from_ne_bytes(h.try_into().unwrap_or_default())
+            != u64::from_ne_bytes(a.try_into().unwrap_or_default())
+        {
+            return false;
+        }
+    }
+    let (h, a) = (held_words.remainder(), asked_words.remainder());
+    (0..h.len()).all(|i| h[i] == a[i])
+}
+
 impl AuthzCache {
     /// What `caller` may read now.
     pub fn caller(&self, engine: &Engine, caller: &str) -> Result<Arc<CallerView>> {
@@ -231,7 +253,7 @@ impl AuthzCache {
             let last = last.borrow();
             let current = last.as_ref().filter(|l| {
                 l.cache == self.id
-                    && l.key.iter().zip(key).all(|(held, asked)| held == asked)
+                    && l.key.iter().zip(key).all(|(held, asked)| same_name(held, asked))
                     // Read after the entry, as in `WatchedMap`.
                     && l.loaded_at >= engine.watched_changed_at()
             });
@@ -290,4 +312,30 @@ pub(crate) fn policy_now(
     (project, scope, table): (&str, &str, &str),
 ) -> Result<Option<Expr>> {
     read_policies::get(&engine.snapshot(), project, scope, table)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::same_name;
+
+    #[test]
+    fn same_name_is_string_equality() {
+        let names = [
+            "",
+            "a",
+            "b",
+            "reader",
+            "readers",
+            "bench-reader",
+            "bench-readex",
+            "xench-reader",
+            "a-name-of-twenty-two!!",
+            "a-name-of-twenty-two!?",
+        ];
+        for held in names {
+            for asked in names {
+                assert_eq!(same_name(held, asked), held == asked, "{held:?} {asked:?}");
+            }
+        }
+    }
 }
