@@ -5,9 +5,10 @@
 # The difference cancels everything that is not a measured commit: open, the 10,000-key preload,
 # the raw flush probe, close.
 #
-# aedb writes and fdatasyncs its log with plain syscalls on the committing thread; its data-file
-# writes (checkpoints) may go through io_uring, whose operations strace does not see by name:
-# io_uring_enter is counted too, and aedb runs a second time with AEDB_DISABLE_IO_URING=1. --seccomp-bpf stops only the traced syscalls, so the
+# aedb writes and fdatasyncs its log with plain syscalls on the committing thread; creating a
+# log segment and the data-file writes (checkpoints) may go through io_uring, whose operations
+# strace does not see by name: io_uring_enter is counted too, and aedb runs a second time with
+# AEDB_DISABLE_IO_URING=1. --seccomp-bpf stops only the traced syscalls, so the
 # commit p50 printed beside the counts stays near the untraced figure.
 #
 # Usage: benches/scripts/fsync_counts.sh            (after `cd benches && cargo build --release`)

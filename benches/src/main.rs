@@ -159,6 +159,12 @@ fn main() -> Result<()> {
         if args.quick { " (quick sizes)" } else { "" }
     );
     println!("{}", machine::describe(&root));
+    let page_sizes: Vec<String> = args.page_size.iter().map(u32::to_string).collect();
+    println!(
+        "- aedb page size: {} bytes (storage-core and durable workloads; the API ones open \
+         `AedbConfig::default()`)",
+        page_sizes.join(", ")
+    );
     println!(
         "- rounds: {} (median reported; ± is half the min–max spread)\n",
         config.rounds

@@ -212,10 +212,10 @@ fn same_name(held: &str, asked: &str) -> bool {
     let mut held_words = held.chunks_exact(8);
     let mut asked_words = asked.chunks_exact(8);
     for (h, a) in held_words.by_ref().zip(asked_words.by_ref()) {
-        if u64::from_ne_bytes(h.try_into().unwrap_or_default())
-            != u64::from_ne_bytes(a.try_into().unwrap_or_default())
-        {
-            return false;
+        // Fails closed: a chunk that is not eight bytes (never, by `chunks_exact`) is unequal.
+        match (h.first_chunk::<8>(), a.first_chunk::<8>()) {
+            (Some(h), Some(a)) if h == a => {}
+            _ => return false,
         }
     }
     let (h, a) = (held_words.remainder(), asked_words.remainder());
@@ -331,6 +331,11 @@ mod tests {
             "xench-reader",
             "a-name-of-twenty-two!!",
             "a-name-of-twenty-two!?",
+            "01234567",
+            "0123456X",
+            "0123456789abcdef",
+            "01234567X9abcdef",
+            "0123456789abcdeX",
         ];
         for held in names {
             for asked in names {

@@ -769,6 +769,8 @@ mod tests {
     fn a_batch_beside_commits_keeps_the_bytes_of_4_kib_pages() {
         assert_eq!(batch_bounds(true, 4096), (128, 8));
         assert_eq!(batch_bounds(true, 8192), (64, 4));
+        assert_eq!(batch_bounds(true, 16384), (32, 2));
+        assert_eq!(batch_bounds(true, 32768), (16, 1));
         assert_eq!(batch_bounds(true, 65536), (8, 1));
         for page_size in [4096, 8192, 65536] {
             assert_eq!(batch_bounds(false, page_size), (128, usize::MAX));
