@@ -158,7 +158,8 @@ impl Pipeline {
             // At least one group even when nothing is queued: a timed Batch sync.
             loop {
                 self.run_group(writer);
-                notifier.hand_off(writer.take_answers());
+                let next_group_waits = !self.queue.lock().msgs.is_empty();
+                notifier.hand_off(writer.take_answers(), next_group_waits);
                 // After every group: callers that lead nothing (their `try_lock` fails while
                 // this thread runs group after group) must not keep the space check and the
                 // log's truncation away.
@@ -174,7 +175,7 @@ impl Pipeline {
             if closing {
                 // Invariant 3: nothing can be queued any more; everything run is synced.
                 writer.finish_group(true);
-                notifier.hand_off(writer.take_answers());
+                notifier.hand_off(writer.take_answers(), true);
                 return guard.take().map(Writer::into_wal);
             }
             wait = writer.wait_time();
