@@ -143,7 +143,70 @@ pub fn index_tree(table_id: u64, index: &str) -> String {
 
 /// The tree of a scope's KV space.
 pub fn kv_tree(project: &str, scope: &str) -> String {
-    format!("kv:{project}:{scope}")
+    kv_tree_name(project, scope).to_string()
+}
+
+/// [`kv_tree`] built without allocating when it fits (every name of valid identifiers does):
+/// a KV read looks its tree up by this name, and formatting a `String` for it was a twentieth
+/// of a get.
+pub fn kv_tree_name(project: &str, scope: &str) -> ComposedName {
+    ComposedName::join(&["kv:", project, ":", scope])
+}
+
+/// Bytes of a [`ComposedName`] held inline: a KV tree's name with both identifiers at their
+/// longest (`kv:` + 128 + `:` + 128).
+const COMPOSED_INLINE: usize = 3 + MAX_IDENTIFIER_BYTES + 1 + MAX_IDENTIFIER_BYTES;
+
+/// A tree name joined from parts, inline when it fits and on the heap otherwise (names of
+/// identifiers never validated, which name no tree).
+pub struct ComposedName {
+    inline: [u8; COMPOSED_INLINE],
+    len: u16,
+    heap: Option<String>,
+}
+
+impl ComposedName {
+    fn join(parts: &[&str]) -> ComposedName {
+        let total: usize = parts.iter().map(|part| part.len()).sum();
+        let mut name = ComposedName {
+            inline: [0u8; COMPOSED_INLINE],
+            len: 0,
+            heap: None,
+        };
+        if total > COMPOSED_INLINE {
+            name.heap = Some(parts.concat());
+            return name;
+        }
+        let mut at = 0;
+        for part in parts {
+            name.inline[at..at + part.len()].copy_from_slice(part.as_bytes());
+            at += part.len();
+        }
+        name.len = total as u16;
+        name
+    }
+
+    #[cfg(test)]
+    fn is_inline(&self) -> bool {
+        self.heap.is_none()
+    }
+}
+
+impl std::ops::Deref for ComposedName {
+    type Target = str;
+    fn deref(&self) -> &str {
+        match &self.heap {
+            Some(name) => name,
+            // Whole `str`s joined end to end are UTF-8; the fallback never happens.
+            None => std::str::from_utf8(&self.inline[..self.len as usize]).unwrap_or(""),
+        }
+    }
+}
+
+impl std::fmt::Display for ComposedName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self)
+    }
 }
 
 /// The registry of accumulators: one definition per accumulator, keyed by project, scope and
@@ -294,6 +357,28 @@ mod tests {
         for id in [0, 7, 10, 12_345, u64::MAX] {
             assert_eq!(table_tree(id), format!("t:{id}"));
         }
+    }
+
+    #[test]
+    fn kv_tree_names_inline_or_on_the_heap_spell_the_same_name() {
+        let longest = "x".repeat(MAX_IDENTIFIER_BYTES);
+        let over = "y".repeat(COMPOSED_INLINE);
+        for (project, scope) in [
+            ("p1", "s1"),
+            ("", ""),
+            ("démo", "app"),
+            (longest.as_str(), longest.as_str()),
+            (over.as_str(), "s"),
+        ] {
+            let name = kv_tree_name(project, scope);
+            assert_eq!(&*name, format!("kv:{project}:{scope}"));
+            assert_eq!(kv_tree(project, scope), &*name);
+            assert_eq!(
+                name.is_inline(),
+                project.len() + scope.len() + 4 <= COMPOSED_INLINE
+            );
+        }
+        assert!(kv_tree_name(&longest, &longest).is_inline());
     }
 
     #[test]

@@ -17,7 +17,7 @@
 use std::ops::Bound;
 
 use aedb_catalog::keys::encode_key;
-use aedb_catalog::namespace::{kv_tree, table_tree};
+use aedb_catalog::namespace::{kv_tree, kv_tree_name, table_tree};
 use aedb_catalog::rows::row_version;
 use aedb_catalog::types::Value;
 use aedb_pager::store::{bound_ref, prefix_end};
@@ -113,7 +113,7 @@ pub(crate) fn point_version(txn: &mut LoggedTxn, key: &ReadKey) -> Result<Option
             scope_id,
             key,
         } => Ok(txn
-            .get(&kv_tree(project_id, scope_id), key)?
+            .get(&kv_tree_name(project_id, scope_id), key)?
             .map(KvEntry::decode)
             .transpose()?
             .map(|e| e.version)),

@@ -6,7 +6,7 @@
 
 use std::ops::Bound;
 
-use aedb_catalog::namespace::kv_tree;
+use aedb_catalog::namespace::kv_tree_name;
 use aedb_pager::ReadTrees;
 
 use crate::durable::LoggedTxn;
@@ -67,14 +67,14 @@ pub fn get(
     key: &[u8],
 ) -> Result<Option<KvEntry>> {
     reader
-        .get(&kv_tree(project, scope), key)?
+        .get(&kv_tree_name(project, scope), key)?
         .map(KvEntry::decode)
         .transpose()
 }
 
 /// Keys in the scope.
 pub fn len(reader: &impl ReadTrees, project: &str, scope: &str) -> Result<u64> {
-    Ok(reader.len(&kv_tree(project, scope))?)
+    Ok(reader.len(&kv_tree_name(project, scope))?)
 }
 
 /// A page of a KV scan: entries in key order, and whether more follow.
@@ -101,7 +101,7 @@ pub fn scan(
         more: false,
         last_examined: None,
     };
-    let Some(tree) = reader.tree(&kv_tree(project, scope))? else {
+    let Some(tree) = reader.tree(&kv_tree_name(project, scope))? else {
         return Ok(page);
     };
     for (examined, item) in (0u64..).zip(tree.range_owned(start, end, false)) {
@@ -134,13 +134,13 @@ pub fn put(
         version: seq,
         created_at,
     };
-    txn.insert(&kv_tree(project, scope), key, &entry.encode())?;
+    txn.insert(&kv_tree_name(project, scope), key, &entry.encode())?;
     Ok(())
 }
 
 /// Delete `key`; true when it was there.
 pub fn delete(txn: &mut LoggedTxn, project: &str, scope: &str, key: &[u8]) -> Result<bool> {
-    txn.remove(&kv_tree(project, scope), key)
+    txn.remove(&kv_tree_name(project, scope), key)
 }
 
 #[cfg(test)]
