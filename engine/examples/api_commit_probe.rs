@@ -3,13 +3,14 @@
 //! latency an async caller sees, its tail, and how many commits took over a millisecond.
 //!
 //! Run: `cargo run --release -p aedb --example api_commit_probe [DIR] [COMMITS]` (defaults: a
-//! temporary directory, 3,000 commits).
+//! temporary directory, 3,000 commits). `AEDB_PROBE_MODE=os` or `batch` opens with
+//! `DurabilityMode::OsBuffered` or `Batch` instead (the path's cost without the fsync).
 
 use std::path::PathBuf;
 use std::time::Instant;
 
 use aedb::commit::validation::Mutation;
-use aedb::config::AedbConfig;
+use aedb::config::{AedbConfig, DurabilityMode};
 use aedb::AedbInstance;
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -23,7 +24,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .nth(2)
         .and_then(|n| n.parse().ok())
         .unwrap_or(3_000);
-    let db = AedbInstance::open(AedbConfig::default(), &dir)?;
+    let mut config = AedbConfig::default();
+    match std::env::var("AEDB_PROBE_MODE").as_deref() {
+        Ok("os") => config.durability_mode = DurabilityMode::OsBuffered,
+        Ok("batch") => config.durability_mode = DurabilityMode::Batch,
+        _ => {}
+    }
+    let db = AedbInstance::open(config, &dir)?;
     db.create_project("p").await?;
     db.create_scope("p", "s").await?;
     let mut micros = Vec::with_capacity(commits as usize);
