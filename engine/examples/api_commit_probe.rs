@@ -5,6 +5,8 @@
 //! Run: `cargo run --release -p aedb --example api_commit_probe [DIR] [COMMITS]` (defaults: a
 //! temporary directory, 3,000 commits). `AEDB_PROBE_MODE=os` or `batch` opens with
 //! `DurabilityMode::OsBuffered` or `Batch` instead (the path's cost without the fsync).
+//! `AEDB_PROBE_SPAWN=1` commits from a spawned task, on a runtime worker as a service's task
+//! would, instead of from the main thread's `block_on`.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -33,18 +35,30 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let db = AedbInstance::open(config, &dir)?;
     db.create_project("p").await?;
     db.create_scope("p", "s").await?;
-    let mut micros = Vec::with_capacity(commits as usize);
-    for i in 0..commits {
-        let start = Instant::now();
-        db.commit(Mutation::KvSet {
-            project_id: "p".into(),
-            scope_id: "s".into(),
-            key: i.to_be_bytes().to_vec(),
-            value: vec![1; 64],
-        })
-        .await?;
-        micros.push(start.elapsed().as_secs_f64() * 1e6);
-    }
+    let db = std::sync::Arc::new(db);
+    let run = {
+        let db = db.clone();
+        async move {
+            let mut micros = Vec::with_capacity(commits as usize);
+            for i in 0..commits {
+                let start = Instant::now();
+                db.commit(Mutation::KvSet {
+                    project_id: "p".into(),
+                    scope_id: "s".into(),
+                    key: i.to_be_bytes().to_vec(),
+                    value: vec![1; 64],
+                })
+                .await?;
+                micros.push(start.elapsed().as_secs_f64() * 1e6);
+            }
+            Ok::<_, aedb::error::AedbError>(micros)
+        }
+    };
+    let mut micros = if std::env::var("AEDB_PROBE_SPAWN").as_deref() == Ok("1") {
+        tokio::spawn(run).await??
+    } else {
+        run.await?
+    };
     let over_1ms = micros.iter().filter(|m| **m > 1_000.0).count();
     micros.sort_by(f64::total_cmp);
     let at = |q: f64| micros[((micros.len() - 1) as f64 * q) as usize];

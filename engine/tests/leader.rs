@@ -1,6 +1,7 @@
-//! Leader/follower group commit: blocking callers run groups themselves, async callers go
-//! through the writer thread, and neither strands a commit; a panicking body fails only its
-//! own commit; shutdown answers or refuses everything queued.
+//! Leader/follower group commit: blocking callers run groups themselves, and so do async
+//! callers on a multi-threaded runtime (inside `block_in_place`); async callers on a
+//! current-thread runtime go through the writer thread; none strands a commit; a panicking
+//! body fails only its own commit; shutdown answers or refuses everything queued.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -29,6 +30,98 @@ fn a_lone_blocking_commit_runs_on_the_callers_thread() {
         .expect("commit");
     assert_eq!(outcome.value, caller, "the body ran on another thread");
     assert!(outcome.durable_head_seq >= outcome.commit_seq);
+}
+
+/// Commits from one async task, each reporting whether its body ran on the task's thread.
+async fn bodies_on_the_callers_thread(engine: Arc<Engine>, commits: u64) -> u64 {
+    let mut on_caller = 0;
+    for i in 0..commits {
+        let caller = std::thread::current().id();
+        let outcome = engine
+            .commit(CommitFinality::Durable, move |txn| {
+                txn.insert("kv", &i.to_be_bytes(), b"v")?;
+                Ok(std::thread::current().id())
+            })
+            .await
+            .expect("async commit");
+        assert!(outcome.durable_head_seq >= outcome.commit_seq);
+        on_caller += u64::from(outcome.value == caller);
+    }
+    on_caller
+}
+
+#[test]
+fn an_async_commit_on_a_multi_threaded_runtime_leads_on_its_callers_thread() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let engine = Arc::new(Engine::open(AedbConfig::default(), tmp.path()).expect("open"));
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    // On a runtime worker, as a service's task runs. A commit that finds the writer busy (the
+    // writer thread's own timed work) goes to the writer thread, so not every one need lead.
+    let on_worker = runtime
+        .block_on(runtime.spawn(bodies_on_the_callers_thread(Arc::clone(&engine), 20)))
+        .expect("task");
+    assert!(
+        on_worker >= 15,
+        "{on_worker} of 20 ran on the caller's thread"
+    );
+    // In `block_on` on a thread of the caller's own.
+    let in_block_on = runtime.block_on(bodies_on_the_callers_thread(Arc::clone(&engine), 20));
+    assert!(
+        in_block_on >= 15,
+        "{in_block_on} of 20 ran on the caller's thread"
+    );
+    assert_eq!(tree_len(&engine), 20);
+}
+
+#[test]
+fn an_async_commit_on_a_current_thread_runtime_is_led_by_the_writer_thread() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let engine = Arc::new(Engine::open(AedbConfig::default(), tmp.path()).expect("open"));
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    // Blocking there would stop every task of the runtime.
+    let on_caller = runtime.block_on(bodies_on_the_callers_thread(Arc::clone(&engine), 10));
+    assert_eq!(on_caller, 0);
+    assert_eq!(tree_len(&engine), 10);
+}
+
+#[test]
+fn commits_joined_in_one_task_on_a_multi_threaded_runtime_all_finish() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let engine = Arc::new(Engine::open(AedbConfig::default(), tmp.path()).expect("open"));
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let shared = Arc::clone(&engine);
+    let commit = move |key: &'static [u8]| {
+        let engine = Arc::clone(&shared);
+        async move {
+            engine
+                .commit(CommitFinality::Durable, move |txn| {
+                    txn.insert("kv", key, b"v").map(|_| ())
+                })
+                .await
+        }
+    };
+    let joined = runtime.block_on(runtime.spawn(async move {
+        let all = async { tokio::join!(commit(b"a"), commit(b"b"), commit(b"c")) };
+        tokio::time::timeout(Duration::from_secs(60), all).await
+    }));
+    let (a, b, c) = joined.expect("task").expect("the joined commits finished");
+    let seqs = [a, b, c].map(|r| r.expect("commit").commit_seq);
+    assert_eq!(
+        seqs.iter().collect::<std::collections::BTreeSet<_>>().len(),
+        3
+    );
+    assert_eq!(tree_len(&engine), 3);
 }
 
 #[test]

@@ -17,8 +17,9 @@
 //! one gathered before a later latch stays true (its write or sync had completed).
 //! Invariant: the notifier's backlog is bounded (`BACKLOG_MAX`); past it the writer thread
 //! answers itself, so a stalled notifier slows commits instead of growing memory. A group of
-//! one commit with no group after it is answered by the writer thread too: the thread has
-//! nothing else to do, and the committer is spared a hop (`SEND_ALONE_MAX`).
+//! one commit is answered by the writer thread too when no next group waits and the backlog
+//! is empty: no group is delayed by the wake, and the committer is spared a hop
+//! (`SEND_ALONE_MAX`).
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
@@ -32,11 +33,13 @@ use crate::error::Result;
 const BACKLOG_MAX: usize = 4_096;
 
 /// Answers the writer thread sends itself when no next group waits for it and nothing waits
-/// for the notifier: the committer is spared the notifier's hop (a lone async commit's
-/// latency: 168 → 118 µs at the median on a 90 µs flush, `api_commit_probe`). Not when a next
-/// group waits: on two cores the wake delays it (4 blocking writers lost a fifth of their
-/// commits a second). Larger groups always go to the notifier, whose reason to exist is their
-/// many wakes. Sending only when the backlog is empty keeps answers in their groups' order.
+/// for the notifier: the committer is spared the notifier's hop (a lone async commit led by
+/// the writer thread: p50 145–151 → 113–121 µs on a 90 µs flush, `api_commit_probe`, session
+/// 20). Not when a next group waits: on two cores the wake delays it (4 blocking writers lost
+/// a fifth of their commits a second). Larger groups always go to the notifier, whose reason
+/// to exist is their many wakes. Not when the backlog holds answers either, so as not to pass
+/// them (answers the notifier is already sending may still be passed: answers of different
+/// groups are not ordered, above).
 const SEND_ALONE_MAX: usize = 1;
 
 enum Answer {

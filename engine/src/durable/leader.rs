@@ -7,9 +7,12 @@
 //! thread and back (as in RocksDB's write thread and MySQL's binlog group commit). When another
 //! thread is leading, the commit waits for its answer and joins the next group.
 //!
-//! The writer thread leads too: for async committers (an async task must not block a runtime
-//! thread in fsync), for groups that queued while a caller led, and for timed work (Batch-mode
-//! syncs, log truncation after checkpoints while no commit comes, checkpoint requests by age).
+//! An async committer on a multi-threaded tokio runtime leads the same way, inside
+//! `block_in_place`, which moves the runtime's other tasks off its thread while it writes and
+//! syncs (`Engine::enqueue_async`). The writer thread leads for async committers on a
+//! current-thread runtime (blocking there would stop every task), for groups that queued while
+//! a caller led, and for timed work (Batch-mode syncs, log truncation after checkpoints while
+//! no commit comes, checkpoint requests by age).
 //! Every group, whoever leads it, ends by deleting the log segments a new checkpoint covers
 //! (tried once per checkpoint), and the first one starts with the checkpoint a replaying open
 //! left due (`Writer::recovery_checkpoint`).
@@ -28,9 +31,10 @@
 //! 3. Once closed, nothing more is queued; the writer thread drains what is there, syncs, and
 //!    takes the writer out, so no leader runs after shutdown.
 //! 4. Every answer a group gathers is sent: by the caller that led it before it gives the
-//!    writer up, or for the writer thread by its notifier, which sends what it holds before
-//!    the writer thread returns, even by a panic (`answers.rs`). Answers of different groups
-//!    may reach their callers in any order; each was true when gathered.
+//!    writer up, or for the writer thread by its notifier (or by itself: a lone answer with no
+//!    next group waiting, a full backlog, a closed notifier), the notifier sending what it
+//!    holds before the writer thread returns, even by a panic (`answers.rs`). Answers of
+//!    different groups may reach their callers in any order; each was true when gathered.
 
 use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -139,7 +143,8 @@ impl Pipeline {
     }
 
     /// The writer thread's body; returns the log writer at shutdown. Its groups' answers are
-    /// sent by a notifier thread of its own (`answers.rs`), or by itself if that cannot start.
+    /// sent by a notifier thread of its own (`answers.rs`), or by itself for a lone answer
+    /// with no next group waiting, or when the notifier cannot start.
     pub fn run_writer_thread(&self) -> Option<WalWriter> {
         with_notifier(|notifier| self.lead_until_closed(notifier))
     }
