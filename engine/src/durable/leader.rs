@@ -7,12 +7,10 @@
 //! thread and back (as in RocksDB's write thread and MySQL's binlog group commit). When another
 //! thread is leading, the commit waits for its answer and joins the next group.
 //!
-//! An async committer on a multi-threaded tokio runtime leads the same way, inside
-//! `block_in_place`, which moves the runtime's other tasks off its thread while it writes and
-//! syncs (`Engine::enqueue_async`). The writer thread leads for async committers on a
-//! current-thread runtime (blocking there would stop every task), for groups that queued while
-//! a caller led, and for timed work (Batch-mode syncs, log truncation after checkpoints while
-//! no commit comes, checkpoint requests by age).
+//! The writer thread leads too: for async committers (an async task must not block a runtime
+//! thread in fsync; `Engine::enqueue_async` says why not `block_in_place`), for groups that
+//! queued while a caller led, and for timed work (Batch-mode syncs, log truncation after
+//! checkpoints while no commit comes, checkpoint requests by age).
 //! Every group, whoever leads it, ends by deleting the log segments a new checkpoint covers
 //! (tried once per checkpoint), and the first one starts with the checkpoint a replaying open
 //! left due (`Writer::recovery_checkpoint`).

@@ -469,27 +469,18 @@ impl Engine {
         Ok(receiver)
     }
 
-    /// Queue a commit for an async caller. On a multi-threaded tokio runtime the caller leads
-    /// like a blocking one, inside `block_in_place` (the runtime moves its other tasks to
-    /// another thread meanwhile): a lone commit then takes no hop to the writer thread and
-    /// back, each a thread wake of tens of microseconds on a small machine. Elsewhere (a
-    /// current-thread runtime, where blocking would stop every task, or no runtime) the writer
-    /// thread leads for it.
+    /// Queue a commit for an async caller: the writer thread leads for it, so no runtime
+    /// thread blocks in a group's write and sync. Leading on the caller's thread inside
+    /// `tokio::task::block_in_place` was measured faster (ARCHITECTURE.md, "Decisions still
+    /// open") and not kept: it panics in a `LocalSet` polled outside the runtime's workers,
+    /// which nothing public lets a library detect beforehand.
     fn enqueue_async<T: Send + 'static>(
         &self,
         finality: CommitFinality,
         dry_run: bool,
         body: impl FnOnce(&mut LoggedTxn) -> Result<T> + Send + 'static,
     ) -> Result<oneshot::Receiver<Result<pipeline::Committed>>> {
-        let multi_threaded = matches!(
-            tokio::runtime::Handle::try_current().map(|runtime| runtime.runtime_flavor()),
-            Ok(tokio::runtime::RuntimeFlavor::MultiThread)
-        );
-        if multi_threaded {
-            tokio::task::block_in_place(|| self.enqueue(finality, dry_run, true, body))
-        } else {
-            self.enqueue(finality, dry_run, false, body)
-        }
+        self.enqueue(finality, dry_run, false, body)
     }
 
     fn pipeline(&self) -> Result<&Pipeline> {
@@ -503,11 +494,6 @@ impl Engine {
     /// logged and published. Returns at visibility or durability, as asked. The body must not
     /// itself wait for another commit (it runs on the only writer), and should not panic (a
     /// panic fails the commit with `CommitPanicked`).
-    ///
-    /// On a multi-threaded tokio runtime the calling thread runs the group itself when the
-    /// writer is free, inside `tokio::task::block_in_place`: the runtime's other tasks move to
-    /// another thread, but futures polled by the same task (`join!`, `select!`) wait until the
-    /// group is written (and synced). On a current-thread runtime the writer thread runs it.
     pub async fn commit<T: Send + 'static>(
         &self,
         finality: CommitFinality,
