@@ -4,7 +4,8 @@
 //!
 //! Run: `cargo run --release -p aedb --example api_commit_probe [DIR] [COMMITS]` (defaults: a
 //! temporary directory, 3,000 commits). `AEDB_PROBE_MODE=os` or `batch` opens with
-//! `DurabilityMode::OsBuffered` or `Batch` instead (the path's cost without the fsync).
+//! `DurabilityMode::OsBuffered` or `Batch` instead (the path's cost without the fsync; `full`,
+//! the default, any other value is refused).
 //! `AEDB_PROBE_SPAWN=1` commits from a spawned task, on a runtime worker as a service's task
 //! would, instead of from the main thread's `block_on`.
 
@@ -26,12 +27,17 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .nth(2)
         .and_then(|n| n.parse().ok())
         .unwrap_or(3_000);
-    let mut config = AedbConfig::default();
-    match std::env::var("AEDB_PROBE_MODE").as_deref() {
-        Ok("os") => config.durability_mode = DurabilityMode::OsBuffered,
-        Ok("batch") => config.durability_mode = DurabilityMode::Batch,
-        _ => {}
-    }
+    let mode = match std::env::var("AEDB_PROBE_MODE").as_deref() {
+        Ok("os") => DurabilityMode::OsBuffered,
+        Ok("batch") => DurabilityMode::Batch,
+        Ok("full") | Ok("") | Err(_) => DurabilityMode::Full,
+        Ok(other) => return Err(format!("AEDB_PROBE_MODE={other}: os, batch or full").into()),
+    };
+    let spawned = std::env::var("AEDB_PROBE_SPAWN").as_deref() == Ok("1");
+    let config = AedbConfig {
+        durability_mode: mode,
+        ..AedbConfig::default()
+    };
     let db = AedbInstance::open(config, &dir)?;
     db.create_project("p").await?;
     db.create_scope("p", "s").await?;
@@ -54,7 +60,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             Ok::<_, aedb::error::AedbError>(micros)
         }
     };
-    let mut micros = if std::env::var("AEDB_PROBE_SPAWN").as_deref() == Ok("1") {
+    let mut micros = if spawned {
         tokio::spawn(run).await??
     } else {
         run.await?
@@ -63,7 +69,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     micros.sort_by(f64::total_cmp);
     let at = |q: f64| micros[((micros.len() - 1) as f64 * q) as usize];
     println!(
-        "{commits} commits: p50 {:.1} µs, p99 {:.1} µs, max {:.0} µs, {over_1ms} over 1 ms",
+        "{:?}{}, {commits} commits: p50 {:.1} µs, p99 {:.1} µs, max {:.0} µs, {over_1ms} over 1 ms",
+        mode,
+        if spawned { ", spawned task" } else { "" },
         at(0.5),
         at(0.99),
         at(1.0)

@@ -49,17 +49,22 @@ async fn bodies_on_the_callers_thread(engine: Arc<Engine>, commits: u64) -> u64 
     on_caller
 }
 
+fn multi_thread_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
 #[test]
 fn an_async_commit_is_led_by_the_writer_thread_on_any_runtime() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let engine = Arc::new(Engine::open(AedbConfig::default(), tmp.path()).expect("open"));
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let runtime = multi_thread_runtime();
     // From a runtime worker, from the runtime's `block_on`, and from a `LocalSet` polled in it,
-    // where blocking in place would panic.
+    // where blocking in place would panic; and on a current-thread runtime, where blocking
+    // would stop every task.
     let on_worker = runtime
         .block_on(runtime.spawn(bodies_on_the_callers_thread(Arc::clone(&engine), 10)))
         .expect("task");
@@ -67,21 +72,16 @@ fn an_async_commit_is_led_by_the_writer_thread_on_any_runtime() {
     let local = tokio::task::LocalSet::new();
     let in_local_set =
         runtime.block_on(local.run_until(bodies_on_the_callers_thread(Arc::clone(&engine), 10)));
-    assert_eq!((on_worker, in_block_on, in_local_set), (0, 0, 0));
-    assert_eq!(tree_len(&engine), 10);
-}
-
-#[test]
-fn an_async_commit_on_a_current_thread_runtime_is_led_by_the_writer_thread() {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let engine = Arc::new(Engine::open(AedbConfig::default(), tmp.path()).expect("open"));
-    let runtime = tokio::runtime::Builder::new_current_thread()
+    let current_thread = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("runtime");
-    // Blocking there would stop every task of the runtime.
-    let on_caller = runtime.block_on(bodies_on_the_callers_thread(Arc::clone(&engine), 10));
-    assert_eq!(on_caller, 0);
+    let on_current_thread =
+        current_thread.block_on(bodies_on_the_callers_thread(Arc::clone(&engine), 10));
+    assert_eq!(
+        (on_worker, in_block_on, in_local_set, on_current_thread),
+        (0, 0, 0, 0)
+    );
     assert_eq!(tree_len(&engine), 10);
 }
 
@@ -89,11 +89,7 @@ fn an_async_commit_on_a_current_thread_runtime_is_led_by_the_writer_thread() {
 fn commits_joined_in_one_task_on_a_multi_threaded_runtime_all_finish() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let engine = Arc::new(Engine::open(AedbConfig::default(), tmp.path()).expect("open"));
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let runtime = multi_thread_runtime();
     let shared = Arc::clone(&engine);
     let commit = move |key: &'static [u8]| {
         let engine = Arc::clone(&shared);

@@ -30,7 +30,8 @@
 //!    takes the writer out, so no leader runs after shutdown.
 //! 4. Every answer a group gathers is sent: by the caller that led it before it gives the
 //!    writer up, or for the writer thread by its notifier (or by itself: a lone answer with no
-//!    next group waiting, a full backlog, a closed notifier), the notifier sending what it
+//!    next group waiting and an empty backlog, a full backlog, a closed notifier), the
+//!    notifier sending what it
 //!    holds before the writer thread returns, even by a panic (`answers.rs`). Answers of
 //!    different groups may reach their callers in any order; each was true when gathered.
 
@@ -141,8 +142,9 @@ impl Pipeline {
     }
 
     /// The writer thread's body; returns the log writer at shutdown. Its groups' answers are
-    /// sent by a notifier thread of its own (`answers.rs`), or by itself for a lone answer
-    /// with no next group waiting, or when the notifier cannot start.
+    /// sent by a notifier thread of its own (`answers.rs`), or by itself: a lone answer with
+    /// no next group waiting and nothing in the notifier's backlog, a full backlog, or a
+    /// notifier closed or never started.
     pub fn run_writer_thread(&self) -> Option<WalWriter> {
         with_notifier(|notifier| self.lead_until_closed(notifier))
     }
