@@ -131,6 +131,15 @@ impl AedbInstance {
         &self.engine
     }
 
+    /// Wait until the checkpoint the open left due after replaying the log is over (at once
+    /// when it replayed nothing): reads run and commits queue meanwhile, and this is for a
+    /// caller that wants the open's whole work done, or its failure reported, before it goes
+    /// on. It blocks the calling thread (call it before serving, or in `spawn_blocking`); an
+    /// error means the instance is latched. [`Engine::wait_for_recovery_checkpoint`].
+    pub fn wait_for_recovery_checkpoint(&self) -> Result<()> {
+        self.engine.wait_for_recovery_checkpoint()
+    }
+
     pub(super) fn limits(&self) -> Limits {
         Limits {
             rows: RowLimits {
