@@ -614,10 +614,10 @@ pub fn run_w11(ctx: &RunConfig) -> Result<Table> {
             let dir = ctx.root.join("W11").join(format!("{label}-r{round}"));
             remove_dir(&dir)?;
             std::fs::create_dir_all(&dir).with_context(|| format!("create {}", dir.display()))?;
-            let mut rng = SplitMix64::new(0x0aed_b011 + round as u64);
+            let mut rng = SplitMix64(0x0aed_b011 + round as u64);
             let mut keys = |n: usize| -> Vec<i64> {
                 (0..n)
-                    .map(|_| rng.below(calls.rows as usize) as i64)
+                    .map(|_| rng.below(calls.rows as u64) as i64)
                     .collect()
             };
 

@@ -111,7 +111,7 @@ impl AedbYcsb {
         };
         let db =
             AedbInstance::open(config, dir).map_err(|e| anyhow::anyhow!("aedb: open: {e:?}"))?;
-        let mut rng = SplitMix64::new(0x0aed_b007);
+        let mut rng = SplitMix64(0x0aed_b007);
         runtime
             .block_on(async {
                 db.create_project(P).await?;
@@ -213,7 +213,7 @@ impl SqliteYcsb {
             "CREATE TABLE usertable(id INTEGER PRIMARY KEY, field0 TEXT NOT NULL)",
             [],
         )?;
-        let mut rng = SplitMix64::new(0x0aed_b007);
+        let mut rng = SplitMix64(0x0aed_b007);
         let tx = writer.transaction()?;
         {
             let mut insert = tx.prepare("INSERT INTO usertable(id, field0) VALUES (?1, ?2)")?;
@@ -273,11 +273,11 @@ fn run_mix(
                 let ops = &ops;
                 scope.spawn(move || -> Result<()> {
                     READER.with(|r| r.set(thread));
-                    let mut rng = SplitMix64::new(seed ^ ((thread as u64 + 1) * 0x9e37_79b9));
+                    let mut rng = SplitMix64(seed ^ ((thread as u64 + 1) * 0x9e37_79b9));
                     let mut done = 0u64;
                     while start.elapsed() < duration {
                         let id = zipf.next(&mut rng);
-                        if rng.below(100) < read_percent {
+                        if rng.below(100) < read_percent as u64 {
                             engine.read(id)?;
                         } else {
                             engine.update(id, field(&mut rng))?;
