@@ -8,7 +8,7 @@
 //! thread is leading, the commit waits for its answer and joins the next group.
 //!
 //! The writer thread leads too: for async committers (an async task must not block a runtime
-//! thread in fsync; `Engine::enqueue_async` says why not `block_in_place`), for groups that
+//! thread in fsync; `Engine::enqueue` says why not `block_in_place`), for groups that
 //! queued while a caller led, and for timed work (Batch-mode syncs, log truncation after
 //! checkpoints while no commit comes, checkpoint requests by age).
 //! Every group, whoever leads it, ends by deleting the log segments a new checkpoint covers
@@ -31,9 +31,9 @@
 //! 4. Every answer a group gathers is sent: by the caller that led it before it gives the
 //!    writer up, or for the writer thread by its notifier (or by itself: a lone answer with no
 //!    next group waiting and an empty backlog, a full backlog, a closed notifier), the
-//!    notifier sending what it
-//!    holds before the writer thread returns, even by a panic (`answers.rs`). Answers of
-//!    different groups may reach their callers in any order; each was true when gathered.
+//!    notifier sending what it holds before the writer thread returns, even by a panic
+//!    (`answers.rs`). Answers of different groups may reach their callers in any order; each
+//!    was true when gathered.
 
 use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};

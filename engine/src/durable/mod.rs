@@ -443,7 +443,11 @@ impl Engine {
     }
 
     /// Queue a commit; `lead`: the caller will try to run the group itself (blocking callers),
-    /// otherwise the writer thread is woken to run it.
+    /// otherwise the writer thread is woken to run it (async callers: no runtime thread blocks
+    /// in a group's write and sync). Leading on an async caller's thread inside
+    /// `tokio::task::block_in_place` was measured faster (ARCHITECTURE.md, "Decisions still
+    /// open") and not kept: it panics in a `LocalSet` polled outside the runtime's workers,
+    /// which nothing public lets a library detect beforehand.
     fn enqueue<T: Send + 'static>(
         &self,
         finality: CommitFinality,
@@ -469,20 +473,6 @@ impl Engine {
         Ok(receiver)
     }
 
-    /// Queue a commit for an async caller: the writer thread leads for it, so no runtime
-    /// thread blocks in a group's write and sync. Leading on the caller's thread inside
-    /// `tokio::task::block_in_place` was measured faster (ARCHITECTURE.md, "Decisions still
-    /// open") and not kept: it panics in a `LocalSet` polled outside the runtime's workers,
-    /// which nothing public lets a library detect beforehand.
-    fn enqueue_async<T: Send + 'static>(
-        &self,
-        finality: CommitFinality,
-        dry_run: bool,
-        body: impl FnOnce(&mut LoggedTxn) -> Result<T> + Send + 'static,
-    ) -> Result<oneshot::Receiver<Result<pipeline::Committed>>> {
-        self.enqueue(finality, dry_run, false, body)
-    }
-
     fn pipeline(&self) -> Result<&Pipeline> {
         match &self.pipeline {
             Some(pipeline) => Ok(pipeline),
@@ -499,7 +489,7 @@ impl Engine {
         finality: CommitFinality,
         body: impl FnOnce(&mut LoggedTxn) -> Result<T> + Send + 'static,
     ) -> Result<CommitOutcome<T>> {
-        let receiver = self.enqueue_async(finality, false, body)?;
+        let receiver = self.enqueue(finality, false, false, body)?;
         let committed = receiver.await.map_err(|_| AedbError::Closed)??;
         downcast(committed)
     }
@@ -510,7 +500,7 @@ impl Engine {
         &self,
         body: impl FnOnce(&mut LoggedTxn) -> Result<T> + Send + 'static,
     ) -> Result<T> {
-        let receiver = self.enqueue_async(CommitFinality::Visible, true, body)?;
+        let receiver = self.enqueue(CommitFinality::Visible, true, false, body)?;
         let committed = receiver.await.map_err(|_| AedbError::Closed)??;
         downcast(committed).map(|o| o.value)
     }

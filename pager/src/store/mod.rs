@@ -73,7 +73,7 @@ const MAX_CHECKPOINT_PAUSE: Duration = Duration::from_millis(5);
 /// a commit's log sync waits behind is the bytes of the batch in flight, and the constants
 /// above were measured with 4 KiB pages: larger pages get proportionally fewer (at least one).
 /// With 8 KiB pages and the 4 KiB counts, W9's commit p99 during a checkpoint was twice as
-/// high (460 against 215 µs, docs/BENCHMARKS.md).
+/// high (460 against 216 µs, docs/BENCHMARKS.md).
 fn batch_bounds(beside_commits: bool, page_size: usize) -> (usize, usize) {
     if !beside_commits {
         return (CHECKPOINT_BATCH_PAGES, usize::MAX);
