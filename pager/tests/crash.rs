@@ -15,18 +15,32 @@ type State = BTreeMap<String, BTreeMap<Vec<u8>, Vec<u8>>>;
 
 const PATH: &str = "/db/data.aedb";
 
-fn config() -> StoreConfig {
-    // A small pool, so eviction writes pages back in the middle of the transaction too.
+fn config(page_size: u32, pool_pages: u64) -> StoreConfig {
     StoreConfig {
-        page_size: 4096,
-        buffer_pool_bytes: 24 * 4096,
+        page_size,
+        buffer_pool_bytes: pool_pages * u64::from(page_size),
         direct_io: false,
     }
 }
 
+/// A small pool, so eviction writes pages back in the middle of the transaction too.
+const SMALL_POOL_PAGES: u64 = 24;
+
 fn open(vfs: &SimVfs) -> aedb_pager::Result<PageStore> {
+    open_sized(vfs, 4096, SMALL_POOL_PAGES)
+}
+
+fn open_sized(vfs: &SimVfs, page_size: u32, pool_pages: u64) -> aedb_pager::Result<PageStore> {
     let vfs: Arc<dyn Vfs> = Arc::new(vfs.clone());
-    PageStore::open(vfs, Path::new(PATH), &config())
+    PageStore::open(vfs, Path::new(PATH), &config(page_size, pool_pages))
+}
+
+/// How version B's checkpoint runs: unpaced, or as beside committing writers (the log syncing
+/// between every two batches: small batches, each followed by a pause).
+#[derive(Clone, Copy)]
+enum Pacing {
+    Unpaced,
+    BesideCommits,
 }
 
 /// Version A: two trees, with small and overflowing values.
@@ -50,8 +64,9 @@ fn version_a(store: &PageStore, state: &mut State) {
     store.checkpoint().expect("checkpoint A");
 }
 
-/// Version B: replaces, deletes, inserts, a dropped tree and a new one.
-fn version_b(store: &PageStore, state: &mut State) -> aedb_pager::Result<()> {
+/// Version B: replaces, deletes, inserts, a dropped tree and a new one. Returns how many
+/// batches its checkpoint wrote.
+fn version_b(store: &PageStore, state: &mut State, pacing: Pacing) -> aedb_pager::Result<u32> {
     let mut txn = store.begin_write()?;
     for i in (0..300u64).step_by(3) {
         let key = format!("alpha-{i:05}").into_bytes();
@@ -74,9 +89,22 @@ fn version_b(store: &PageStore, state: &mut State) -> aedb_pager::Result<()> {
             .or_default()
             .insert(key, b"g".to_vec());
     }
+    if matches!(pacing, Pacing::BesideCommits) {
+        // More bytes than one paced batch holds at any page size (512 KiB).
+        for i in 0..200u64 {
+            let key = i.to_be_bytes().to_vec();
+            let value = vec![(i % 251) as u8; 3000];
+            txn.insert("delta", &key, &value)?;
+            state.entry("delta".into()).or_default().insert(key, value);
+        }
+    }
     txn.commit()?;
-    store.checkpoint()?;
-    Ok(())
+    let mut batches = 0;
+    store.checkpoint_unless(|| None, &mut || {
+        batches += 1;
+        matches!(pacing, Pacing::BesideCommits)
+    })?;
+    Ok(batches)
 }
 
 fn read_state(store: &PageStore) -> State {
@@ -98,19 +126,47 @@ fn read_state(store: &PageStore) -> State {
 
 #[test]
 fn every_crash_point_of_a_durable_publish_leaves_old_or_new() {
+    sweep(4096, SMALL_POOL_PAGES, Pacing::Unpaced);
+}
+
+/// The checkpoint beside committing writers writes smaller batches at larger pages
+/// (`batch_bounds`): 64 pages in 4 runs at 8 KiB, 8 pages in one run at 64 KiB.
+#[test]
+fn every_crash_point_of_a_paced_publish_at_larger_pages_leaves_old_or_new() {
+    // A pool that keeps B's pages dirty until the checkpoint, so it has several batches.
+    for page_size in [8192, 65536] {
+        sweep(page_size, 512, Pacing::BesideCommits);
+    }
+}
+
+/// Publish B crashed at every write point of it, each crash image reopened: exactly A or
+/// exactly B, a file the checker passes, and a store that keeps working.
+fn sweep(page_size: u32, pool_pages: u64, pacing: Pacing) {
     // Reference run: count the write points of publishing B.
     let vfs = SimVfs::new();
-    let store = open(&vfs).expect("open");
+    let store = open_sized(&vfs, page_size, pool_pages).expect("open");
     let mut old = State::new();
     version_a(&store, &mut old);
     let start = vfs.write_points();
     let mut new = old.clone();
-    version_b(&store, &mut new).expect("reference publish");
+    let batches = version_b(&store, &mut new, pacing).expect("reference publish");
     let end = vfs.write_points();
     drop(store);
+    if matches!(pacing, Pacing::BesideCommits) {
+        assert!(
+            batches > 1,
+            "{page_size}-byte pages: the paced checkpoint wrote {batches} batch(es)"
+        );
+    }
+    // The unpaced publish's small pool writes back during the commit too; the paced one's
+    // large pool leaves every page to the checkpoint: a write a batch, the data sync, the meta.
+    let least = match pacing {
+        Pacing::Unpaced => 10,
+        Pacing::BesideCommits => u64::from(batches) + 2,
+    };
     assert!(
-        end - start > 10,
-        "the publish should have many write points, got {}",
+        end - start > least,
+        "the publish should have more than {least} write points, got {}",
         end - start
     );
 
@@ -118,12 +174,12 @@ fn every_crash_point_of_a_durable_publish_leaves_old_or_new() {
     let (mut saw_old, mut saw_new) = (0u64, 0u64);
     for point in start..=end {
         let vfs = SimVfs::new();
-        let store = open(&vfs).expect("open");
+        let store = open_sized(&vfs, page_size, pool_pages).expect("open");
         let mut a = State::new();
         version_a(&store, &mut a);
         vfs.crash_at(point);
         let mut b = a.clone();
-        let published = version_b(&store, &mut b);
+        let published = version_b(&store, &mut b, pacing);
         if point < end {
             assert!(
                 published.is_err(),
@@ -140,7 +196,7 @@ fn every_crash_point_of_a_durable_publish_leaves_old_or_new() {
             for seed in 0..seeds {
                 images += 1;
                 let image = vfs.crash_image(mode, point * 31 + seed);
-                let store = open(&image).unwrap_or_else(|e| {
+                let store = open_sized(&image, page_size, pool_pages).unwrap_or_else(|e| {
                     panic!("point {point} {mode:?} seed {seed}: reopen failed: {e}")
                 });
                 let state = read_state(&store);
@@ -175,7 +231,7 @@ fn every_crash_point_of_a_durable_publish_leaves_old_or_new() {
         }
     }
     println!(
-        "crash sweep: {} crash points x images = {images} images; old {saw_old}, new {saw_new}, mixed 0",
+        "crash sweep ({page_size}-byte pages, {batches} checkpoint batches): {} crash points x images = {images} images; old {saw_old}, new {saw_new}, mixed 0",
         end - start + 1
     );
     assert!(
